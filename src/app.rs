@@ -1,0 +1,94 @@
+//! A running Muster: the HTTP server and the background workers, started
+//! from a configuration. Tests build one on port 0.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use poem::listener::{Acceptor, Listener, TcpListener};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::service::{Clock, Muster, ServiceError, SystemClock};
+
+pub struct App {
+    pub muster: Arc<Muster>,
+    /// The address the server listens on (useful with port 0).
+    pub addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+impl App {
+    pub async fn build(config: Config) -> Result<Self, AppError> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
+        let config = Arc::new(config);
+        let muster = Arc::new(Muster::open(config.clone(), clock)?);
+        let acceptor = TcpListener::bind(config.listen.clone())
+            .into_acceptor()
+            .await
+            .map_err(|source| AppError::Listen {
+                addr: config.listen.clone(),
+                source,
+            })?;
+        let addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .ok_or_else(|| AppError::Listen {
+                addr: config.listen.clone(),
+                source: std::io::Error::other("no local address"),
+            })?;
+        let (shutdown, mut stop) = watch::channel(false);
+        let routes = crate::http::routes(muster.clone());
+        let server = tokio::spawn(async move {
+            let signal = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = poem::Server::new_with_acceptor(acceptor)
+                .run_with_graceful_shutdown(
+                    routes,
+                    signal,
+                    Some(std::time::Duration::from_secs(10)),
+                )
+                .await
+            {
+                tracing::error!(error = %e, "the HTTP server stopped");
+            }
+        });
+        tracing::info!(%addr, public_url = %config.public_url, "Muster is listening");
+        Ok(Self {
+            muster,
+            addr,
+            shutdown,
+            tasks: vec![server],
+        })
+    }
+
+    /// Stops taking requests, lets work in flight finish, and waits.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// The base URL of the running server.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}

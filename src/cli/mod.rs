@@ -1,0 +1,112 @@
+//! The `muster` command line. `src/main.rs` only calls [`main`].
+
+mod output;
+mod preview;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::service::{Muster, ServiceError, SystemClock};
+use crate::store::{Store, StoreError};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "muster",
+    version,
+    about = "Invite a whole team to new mailboxes on your own Dovecot and Postfix"
+)]
+pub struct Cli {
+    /// Configuration file (default: config/muster.toml when present, else built-in defaults).
+    #[arg(long, global = true, env = "MUSTER_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the HTTP server and the delivery worker.
+    Serve,
+    /// Show what a roster would become, and every problem with it.
+    Preview(preview::PreviewArgs),
+}
+
+/// Exit codes: 0 fine, 1 the work found problems (flagged rows, failed
+/// invites), 2 the command could not run (bad input or configuration).
+pub const EXIT_PROBLEMS: u8 = 1;
+pub const EXIT_UNUSABLE: u8 = 2;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref(), std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_UNUSABLE);
+        }
+    };
+    init_logging(&config, matches!(cli.command, Command::Serve));
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_UNUSABLE);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => serve::run(config).await,
+            Command::Preview(args) => preview::run(config, args),
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_UNUSABLE)
+        }
+    }
+}
+
+fn init_logging(config: &Config, serving: bool) {
+    use tracing_subscriber::EnvFilter;
+    // Commands other than serve print their own results; keep logs to warnings.
+    let default = if serving {
+        config.log.level.as_str()
+    } else {
+        "warn"
+    };
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log.format {
+        crate::config::LogFormat::Json => builder.json().try_init(),
+        crate::config::LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// Muster for commands that only read: the store opened for writing when
+/// free (which also repairs it after a crash), else read-only beside a
+/// running server; the link key is not needed to read.
+fn muster_for_reading(config: Config) -> Result<Muster, ServiceError> {
+    let path = config.store_path();
+    let store = if path.exists() {
+        match Store::open(&path) {
+            Ok(s) => s,
+            Err(StoreError::Locked(_)) => Store::open_read_only(&path)?,
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        Store::in_memory()?
+    };
+    let config = Arc::new(config);
+    let host = crate::provision::from_config(&config);
+    let key = crate::domain::token::LinkKey::from_bytes([0; 32]);
+    Ok(Muster::new(config, store, host, Arc::new(SystemClock), key))
+}

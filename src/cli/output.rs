@@ -1,0 +1,42 @@
+//! Reading roster files for commands, with the upload size limit.
+
+use std::io::Read;
+use std::path::Path;
+
+/// Reads FILE (or stdin for `-`) without taking in more than `limit` bytes.
+pub fn read_limited(path: &Path, limit: usize) -> anyhow::Result<Vec<u8>> {
+    let mut reader: Box<dyn Read> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(
+            std::fs::File::open(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?,
+        )
+    };
+    let mut bytes = Vec::new();
+    reader
+        .by_ref()
+        .take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    if bytes.len() > limit {
+        anyhow::bail!(
+            "{} is larger than {} bytes (invites.upload_limit_bytes); split the list",
+            path.display(),
+            limit
+        );
+    }
+    Ok(bytes)
+}
+
+/// Pads or cuts `s` to `width` characters.
+pub fn cell(s: &str, width: usize) -> String {
+    let n = s.chars().count();
+    if n > width {
+        let mut out: String = s.chars().take(width.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    } else {
+        format!("{s}{}", " ".repeat(width - n))
+    }
+}

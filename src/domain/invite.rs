@@ -1,0 +1,296 @@
+//! The invite life cycle: link state and delivery state, and the
+//! transitions between them. Time is always a parameter.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// What the link can do. `Expired` is also derived from the expiry time,
+/// so an invite past its expiry reads as expired before any sweep runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    Live,
+    /// A redemption is provisioning the mailbox right now.
+    Redeeming,
+    Redeemed,
+    Revoked,
+    Expired,
+    /// The allocation no longer fit at redemption (R7); the link stays valid.
+    Blocked,
+}
+
+impl LinkState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Live => "live",
+            Self::Redeeming => "redeeming",
+            Self::Redeemed => "redeemed",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+            Self::Blocked => "blocked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Live,
+            Self::Redeeming,
+            Self::Redeemed,
+            Self::Revoked,
+            Self::Expired,
+            Self::Blocked,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+}
+
+/// Where the invite email is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Delivery {
+    Queued,
+    Sending,
+    Sent {
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+        reply: String,
+    },
+    Deferred {
+        #[serde(with = "time::serde::rfc3339")]
+        next_attempt_at: OffsetDateTime,
+        last_error: String,
+    },
+    Failed {
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+        reply: String,
+    },
+}
+
+impl Delivery {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Sent { .. } => "sent",
+            Self::Deferred { .. } => "deferred",
+            Self::Failed { .. } => "failed",
+        }
+    }
+
+    /// Sent or failed: the worker has nothing more to do.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Self::Sent { .. } | Self::Failed { .. })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invite {
+    pub id: String,
+    pub batch_id: String,
+    pub recipient_email: String,
+    /// `local@domain` of the mailbox to create.
+    pub mailbox: String,
+    pub domain: String,
+    pub storage_allocation_mb: Option<u64>,
+    pub display_name: Option<String>,
+    pub locale: Option<String>,
+    /// Bumped by every resend; part of the token derivation.
+    pub generation: u32,
+    /// Hex SHA-256 of the current generation's token.
+    pub token_hash: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    pub link: LinkState,
+    pub delivery: Delivery,
+    /// Send attempts of the current generation.
+    pub attempts: u32,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub redeemed_at: Option<OffsetDateTime>,
+    /// Why the last redemption attempt could not provision (shown to admins).
+    pub last_error: Option<String>,
+    /// Set when the recipient asked for a new link from the expired page.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub new_link_requested_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("the invite was already redeemed")]
+    Redeemed,
+    #[error("the invite was revoked")]
+    Revoked,
+    #[error("the invite has expired")]
+    Expired,
+    #[error("the mailbox is being set up right now; try again in a moment")]
+    Busy,
+}
+
+impl Invite {
+    /// The state as the recipient and the admin see it at `now`.
+    pub fn link_state(&self, now: OffsetDateTime) -> LinkState {
+        match self.link {
+            LinkState::Live | LinkState::Blocked if now >= self.expires_at => LinkState::Expired,
+            other => other,
+        }
+    }
+
+    /// Holds a place under the domain's cap (R5).
+    pub fn counts_as_pending(&self, now: OffsetDateTime) -> bool {
+        matches!(
+            self.link,
+            LinkState::Live | LinkState::Blocked | LinkState::Redeeming
+        ) && now < self.expires_at
+    }
+
+    fn ensure_open(&self, now: OffsetDateTime) -> Result<(), TransitionError> {
+        match self.link_state(now) {
+            LinkState::Redeemed => Err(TransitionError::Redeemed),
+            LinkState::Revoked => Err(TransitionError::Revoked),
+            LinkState::Redeeming => Err(TransitionError::Busy),
+            _ => Ok(()),
+        }
+    }
+
+    /// Live → redeeming: the first half of an atomic redemption (R9).
+    pub fn begin_redeem(&mut self, now: OffsetDateTime) -> Result<(), TransitionError> {
+        match self.link_state(now) {
+            LinkState::Live | LinkState::Blocked => {
+                self.link = LinkState::Redeeming;
+                Ok(())
+            }
+            LinkState::Expired => Err(TransitionError::Expired),
+            _ => self.ensure_open(now),
+        }
+    }
+
+    pub fn finish_redeem(&mut self, now: OffsetDateTime) {
+        self.link = LinkState::Redeemed;
+        self.redeemed_at = Some(now);
+        self.last_error = None;
+    }
+
+    /// Provisioning failed: the link works again (R7 when `blocked`).
+    pub fn abort_redeem(&mut self, error: String, blocked: bool) {
+        self.link = if blocked {
+            LinkState::Blocked
+        } else {
+            LinkState::Live
+        };
+        self.last_error = Some(error);
+    }
+
+    /// A fresh link and expiry; the old token dies because its hash is
+    /// replaced (R10). Expired invites may be resent too (R8).
+    pub fn resend(
+        &mut self,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+        token_hash: String,
+    ) -> Result<(), TransitionError> {
+        self.ensure_open(now)?;
+        self.generation += 1;
+        self.token_hash = token_hash;
+        self.expires_at = expires_at;
+        if self.link == LinkState::Expired {
+            self.link = LinkState::Live;
+        }
+        self.delivery = Delivery::Queued;
+        self.attempts = 0;
+        self.new_link_requested_at = None;
+        Ok(())
+    }
+
+    pub fn revoke(&mut self, now: OffsetDateTime) -> Result<(), TransitionError> {
+        self.ensure_open(now)?;
+        self.link = LinkState::Revoked;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::{Duration, macros::datetime};
+
+    const T0: OffsetDateTime = datetime!(2026-11-30 12:00 UTC);
+
+    fn invite() -> Invite {
+        Invite {
+            id: "i1".into(),
+            batch_id: "b1".into(),
+            recipient_email: "jane@x.org".into(),
+            mailbox: "jane@team.example".into(),
+            domain: "team.example".into(),
+            storage_allocation_mb: None,
+            display_name: None,
+            locale: None,
+            generation: 0,
+            token_hash: "h0".into(),
+            created_at: T0,
+            expires_at: T0 + Duration::days(30),
+            link: LinkState::Live,
+            delivery: Delivery::Queued,
+            attempts: 0,
+            redeemed_at: None,
+            last_error: None,
+            new_link_requested_at: None,
+        }
+    }
+
+    #[test]
+    fn expiry_is_derived_from_time() {
+        let i = invite();
+        assert_eq!(i.link_state(T0), LinkState::Live);
+        assert!(i.counts_as_pending(T0));
+        let later = T0 + Duration::days(30);
+        assert_eq!(i.link_state(later), LinkState::Expired);
+        assert!(!i.counts_as_pending(later));
+    }
+
+    #[test]
+    fn redeem_once() {
+        let mut i = invite();
+        i.begin_redeem(T0).unwrap();
+        assert!(i.counts_as_pending(T0));
+        assert_eq!(i.begin_redeem(T0), Err(TransitionError::Busy));
+        i.finish_redeem(T0);
+        assert_eq!(i.begin_redeem(T0), Err(TransitionError::Redeemed));
+        assert!(!i.counts_as_pending(T0));
+    }
+
+    #[test]
+    fn blocked_keeps_the_link_valid() {
+        let mut i = invite();
+        i.begin_redeem(T0).unwrap();
+        i.abort_redeem("pool full".into(), true);
+        assert_eq!(i.link_state(T0), LinkState::Blocked);
+        assert!(i.counts_as_pending(T0));
+        i.begin_redeem(T0).unwrap();
+    }
+
+    #[test]
+    fn expired_links_cannot_be_redeemed_but_can_be_resent() {
+        let mut i = invite();
+        let later = T0 + Duration::days(31);
+        assert_eq!(i.begin_redeem(later), Err(TransitionError::Expired));
+        i.resend(later, later + Duration::days(7), "h1".into())
+            .unwrap();
+        assert_eq!(i.generation, 1);
+        assert_eq!(i.link_state(later), LinkState::Live);
+        assert_eq!(i.delivery, Delivery::Queued);
+    }
+
+    #[test]
+    fn revoked_is_final() {
+        let mut i = invite();
+        i.revoke(T0).unwrap();
+        assert!(!i.counts_as_pending(T0));
+        assert_eq!(i.revoke(T0), Err(TransitionError::Revoked));
+        assert_eq!(i.resend(T0, T0, "h".into()), Err(TransitionError::Revoked));
+        assert_eq!(i.begin_redeem(T0), Err(TransitionError::Revoked));
+    }
+}

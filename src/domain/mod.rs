@@ -1,0 +1,10 @@
+//! Pure rules: no I/O, and the current time is always a parameter.
+
+pub mod address;
+pub mod duration;
+pub mod invite;
+pub mod password;
+pub mod preview;
+pub mod roster;
+pub mod table;
+pub mod token;

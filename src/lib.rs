@@ -1,0 +1,13 @@
+//! Muster: invite a whole team to new mailboxes on your own Dovecot and
+//! Postfix. The library holds everything; `src/main.rs` is a thin CLI.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod provision;
+pub mod service;
+pub mod store;
+
+pub use app::App;

@@ -1,0 +1,75 @@
+//! A snapshot of the host's mailboxes: what exists, how many per domain,
+//! and the dedicated allocations they hold. Built from a listing and kept
+//! until the listing changes, so previews do not re-read the host.
+
+use std::collections::HashMap;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostMailbox {
+    /// `local@domain`, lower case.
+    pub address: String,
+    /// The quota in MB, when the host sets one.
+    pub quota_mb: Option<u64>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct HostIndex {
+    quota: HashMap<String, Option<u64>>,
+    per_domain: HashMap<String, u64>,
+    allocated_mb: u64,
+}
+
+impl HostIndex {
+    pub fn new(mailboxes: impl IntoIterator<Item = HostMailbox>) -> Self {
+        let mut index = Self::default();
+        for m in mailboxes {
+            if index.quota.contains_key(&m.address) {
+                // Dovecot uses the first line for a user; so do we.
+                continue;
+            }
+            if let Some((_, domain)) = m.address.rsplit_once('@') {
+                *index.per_domain.entry(domain.to_string()).or_default() += 1;
+            }
+            index.allocated_mb += m.quota_mb.unwrap_or(0);
+            index.quota.insert(m.address, m.quota_mb);
+        }
+        index
+    }
+
+    pub fn contains(&self, address: &str) -> bool {
+        self.quota.contains_key(address)
+    }
+
+    pub fn count_in(&self, domain: &str) -> u64 {
+        self.per_domain.get(domain).copied().unwrap_or(0)
+    }
+
+    /// The sum of every mailbox's quota, in MB.
+    pub fn allocated_mb(&self) -> u64 {
+        self.allocated_mb
+    }
+
+    pub fn len(&self) -> usize {
+        self.quota.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.quota.is_empty()
+    }
+
+    /// Mailboxes of `domain`, sorted by address.
+    pub fn mailboxes_in(&self, domain: &str) -> Vec<HostMailbox> {
+        let suffix = format!("@{domain}");
+        let mut out: Vec<HostMailbox> = self
+            .quota
+            .iter()
+            .filter(|(a, _)| a.ends_with(&suffix))
+            .map(|(a, q)| HostMailbox {
+                address: a.clone(),
+                quota_mb: *q,
+            })
+            .collect();
+        out.sort_by(|a, b| a.address.cmp(&b.address));
+        out
+    }
+}

@@ -1,0 +1,83 @@
+//! Provisioning on the host mail server: the [`MailHost`] trait and its
+//! backends (Dovecot passwd-file with a Postfix map, or an operator's
+//! command), plus password hashing in the schemes Dovecot reads.
+
+mod command;
+mod files;
+pub mod hash;
+mod index;
+mod passwd_file;
+
+use std::sync::Arc;
+
+pub use command::CommandHost;
+pub use index::{HostIndex, HostMailbox};
+pub use passwd_file::{PasswdFileHost, parse_passwd_file};
+
+use crate::config::{Config, MailHostBackend};
+
+/// A mailbox to create. The password is already hashed, with its scheme
+/// prefix (e.g. `{ARGON2ID}$argon2id$…`).
+#[derive(Debug, Clone)]
+pub struct NewMailbox {
+    pub address: String,
+    pub password_hash: String,
+    pub quota_mb: Option<u64>,
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    Created,
+    /// The address was already on the host; nothing was written.
+    AlreadyExists,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}; check that Muster may write it and its folder")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is locked by another writer (lock file {lock}); try again when it is done")]
+    Locked { path: String, lock: String },
+    #[error("the reload command `{command}` failed ({status}): {stderr}")]
+    Reload {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("the mail host command failed ({status}): {stderr}")]
+    Command { status: String, stderr: String },
+    #[error("the mail host command answered something unreadable: {0}")]
+    CommandOutput(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The host mail server as Muster sees it.
+pub trait MailHost: Send + Sync {
+    /// The mailboxes on the host, cached until the host changes.
+    fn list(&self) -> Result<Arc<HostIndex>, ProvisionError>;
+    /// Creates one mailbox, or reports that it already exists. Leaves
+    /// nothing behind when it fails.
+    fn create(&self, mailbox: &NewMailbox) -> Result<Created, ProvisionError>;
+    /// A line for logs and `muster check`.
+    fn describe(&self) -> String;
+}
+
+/// The backend the configuration asks for.
+pub fn from_config(config: &Config) -> Arc<dyn MailHost> {
+    match config.mail_host.backend {
+        MailHostBackend::PasswdFile => Arc::new(PasswdFileHost::from_config(config)),
+        MailHostBackend::Command => Arc::new(CommandHost::new(
+            config.mail_host.command.clone().unwrap_or_default(),
+        )),
+    }
+}

@@ -1,0 +1,211 @@
+//! Previews and batch creation (R1–R6, R8): one write transaction holds
+//! the batch, its invites and their delivery tasks, all or nothing.
+
+use crate::domain::address::DomainName;
+use crate::domain::duration::HumanDuration;
+use crate::domain::invite::{Delivery, Invite, LinkState};
+use crate::domain::preview::{InvitePreview, preview_invites};
+use crate::domain::roster::{InviteRow, RosterFormat, parse_invite_roster};
+use crate::domain::token::TokenPurpose;
+use crate::store::{Actor, Batch, Task, View, hex_hash};
+
+use super::{Muster, Reads, ServiceError, StoreOccupancy};
+
+/// Where a roster comes from.
+#[derive(Debug, Clone)]
+pub enum RosterInput {
+    Rows(Vec<InviteRow>),
+    Upload {
+        bytes: Vec<u8>,
+        format: RosterFormat,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct BatchRequest {
+    pub domain: Option<String>,
+    pub rows: Vec<InviteRow>,
+    pub expires_in: Option<HumanDuration>,
+    /// Send the clean rows and leave the flagged ones out (R4).
+    pub only_clean: bool,
+    pub actor: Actor,
+}
+
+#[derive(Debug, Clone)]
+pub struct CreatedBatch {
+    pub batch: Batch,
+    pub invites: Vec<Invite>,
+    pub preview: InvitePreview,
+}
+
+impl Muster {
+    /// Reads an upload or takes rows, refusing more than `max_rows` (R1)
+    /// before anything else is looked at.
+    pub fn roster(
+        &self,
+        input: RosterInput,
+        max_rows: usize,
+    ) -> Result<Vec<InviteRow>, ServiceError> {
+        let rows = match input {
+            RosterInput::Rows(rows) => rows,
+            RosterInput::Upload { bytes, format } => parse_invite_roster(&bytes, format, max_rows)?,
+        };
+        if rows.is_empty() {
+            return Err(ServiceError::NoItems);
+        }
+        if rows.len() > max_rows {
+            return Err(ServiceError::TooManyItems {
+                count: rows.len(),
+                limit: max_rows,
+            });
+        }
+        Ok(rows)
+    }
+
+    /// The link lifetime for a batch: the default, or a shorter one (R8).
+    pub fn batch_expiry(
+        &self,
+        asked: Option<HumanDuration>,
+    ) -> Result<HumanDuration, ServiceError> {
+        let inv = &self.config.invites;
+        let chosen = asked.unwrap_or(inv.default_expiry);
+        if chosen < crate::config::MIN_EXPIRY || chosen > inv.max_expiry {
+            return Err(ServiceError::Expiry {
+                asked: chosen.to_string(),
+                max: inv.max_expiry.to_string(),
+            });
+        }
+        Ok(chosen)
+    }
+
+    /// The preview of `rows` for a domain, against the current store.
+    pub fn preview(
+        &self,
+        domain: Option<&str>,
+        rows: &[InviteRow],
+    ) -> Result<(DomainName, InvitePreview), ServiceError> {
+        let domain = self.resolve_domain(domain)?;
+        let view = self.store.read()?;
+        let (preview, _) = self.checked_rows(&view, &domain, rows)?;
+        Ok((domain, preview))
+    }
+
+    fn checked_rows(
+        &self,
+        view: &dyn Reads,
+        domain: &DomainName,
+        rows: &[InviteRow],
+    ) -> Result<
+        (
+            InvitePreview,
+            Vec<Option<crate::domain::preview::CleanInvite>>,
+        ),
+        ServiceError,
+    > {
+        let now = self.now();
+        let host = self.host_index()?;
+        let facts = self.capacity_facts(view, &host, domain, now)?;
+        let occupancy = StoreOccupancy::new(view, &host);
+        let out = preview_invites(rows, &facts, &occupancy, now);
+        occupancy.finish()?;
+        Ok(out)
+    }
+
+    /// Creates a batch from a clean preview, or from its clean rows when
+    /// `only_clean` is set. The preview is computed again inside the write
+    /// transaction, so two batches racing for the last places under a cap
+    /// cannot both take them.
+    pub fn create_batch(&self, req: BatchRequest) -> Result<CreatedBatch, ServiceError> {
+        let domain = self.resolve_domain(req.domain.as_deref())?;
+        let window = self.batch_expiry(req.expires_in)?;
+        if req.rows.is_empty() {
+            return Err(ServiceError::NoItems);
+        }
+        let created = self.store.write(|w| {
+            let (preview, clean) = self.checked_rows(w, &domain, &req.rows)?;
+            if preview.flagged_rows > 0 && !req.only_clean {
+                return Err(ServiceError::Flagged {
+                    flagged: preview.flagged_rows,
+                    total: preview.rows.len(),
+                    preview: Box::new(preview),
+                });
+            }
+            if preview.clean_rows == 0 {
+                return Err(ServiceError::NothingClean {
+                    preview: Box::new(preview),
+                });
+            }
+            let now = self.now();
+            let batch = Batch {
+                id: self.new_id(),
+                domain: domain.to_string(),
+                created_at: now,
+                created_by: req.actor.clone(),
+                expires_in_secs: window.as_secs(),
+                invite_count: preview.clean_rows,
+            };
+            w.put_batch(&batch)?;
+            let mut invites = Vec::with_capacity(preview.clean_rows);
+            for row in clean.into_iter().flatten() {
+                let id = self.new_id();
+                let token = self.token(TokenPurpose::Invite, &id, 0);
+                let invite = Invite {
+                    id: id.clone(),
+                    batch_id: batch.id.clone(),
+                    recipient_email: row.recipient.to_string(),
+                    mailbox: row.mailbox.to_string(),
+                    domain: domain.to_string(),
+                    storage_allocation_mb: row.storage_allocation_mb,
+                    display_name: row.display_name,
+                    locale: row.locale,
+                    generation: 0,
+                    token_hash: hex_hash(&token.hash().0),
+                    created_at: now,
+                    expires_at: now + window.to_time(),
+                    link: LinkState::Live,
+                    delivery: Delivery::Queued,
+                    attempts: 0,
+                    redeemed_at: None,
+                    last_error: None,
+                    new_link_requested_at: None,
+                };
+                w.put_invite(None, &invite)?;
+                w.put_task(&Task::invite(&id, now), now)?;
+                invites.push(invite);
+            }
+            w.bump("invites_created", invites.len() as u64)?;
+            self.audit(
+                w,
+                &req.actor,
+                "batch.create",
+                &batch.id,
+                format!(
+                    "{} invites for {} (expiry {}, {} flagged rows left out)",
+                    invites.len(),
+                    domain,
+                    window,
+                    preview.flagged_rows
+                ),
+            )?;
+            Ok(CreatedBatch {
+                batch,
+                invites,
+                preview,
+            })
+        })?;
+        self.queue_changed.notify_one();
+        tracing::info!(
+            batch = %created.batch.id,
+            domain = %created.batch.domain,
+            invites = created.invites.len(),
+            actor = %req.actor,
+            "batch created"
+        );
+        Ok(created)
+    }
+
+    /// A read view, for callers that list or count.
+    pub fn view(&self) -> Result<View, ServiceError> {
+        Ok(self.store.read()?)
+    }
+}

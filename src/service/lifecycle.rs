@@ -1,0 +1,258 @@
+//! After a batch: listing invites, resend, revoke, copying a link, the
+//! expiry sweep and recipients' requests for a new link (R8, R10).
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::domain::invite::{Delivery, Invite, LinkState};
+use crate::domain::token::{LinkToken, TokenPurpose};
+use crate::store::view::{InviteFilter, InvitePage};
+use crate::store::{Actor, Task, hex_hash};
+
+use super::{Muster, ServiceError};
+
+/// An invite as the admin, the API and MCP see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InviteView {
+    pub id: String,
+    pub batch_id: String,
+    pub recipient_email: String,
+    pub mailbox: String,
+    pub display_name: Option<String>,
+    pub storage_allocation_mb: Option<u64>,
+    /// live, redeeming, redeemed, revoked, expired or blocked.
+    pub link_state: &'static str,
+    /// queued, sending, sent, deferred or failed.
+    pub delivery_state: &'static str,
+    /// The relay's reply for sent and failed; the last error when deferred.
+    pub delivery_detail: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_attempt_at: Option<OffsetDateTime>,
+    pub attempts: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub redeemed_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub new_link_requested_at: Option<OffsetDateTime>,
+    /// Why the last redemption could not create the mailbox.
+    pub last_error: Option<String>,
+}
+
+impl InviteView {
+    pub fn of(invite: &Invite, now: OffsetDateTime, sending: bool) -> Self {
+        let (detail, next) = match &invite.delivery {
+            Delivery::Sent { reply, .. } | Delivery::Failed { reply, .. } => {
+                (Some(reply.clone()), None)
+            }
+            Delivery::Deferred {
+                next_attempt_at,
+                last_error,
+            } => (Some(last_error.clone()), Some(*next_attempt_at)),
+            Delivery::Queued | Delivery::Sending => (None, None),
+        };
+        Self {
+            id: invite.id.clone(),
+            batch_id: invite.batch_id.clone(),
+            recipient_email: invite.recipient_email.clone(),
+            mailbox: invite.mailbox.clone(),
+            display_name: invite.display_name.clone(),
+            storage_allocation_mb: invite.storage_allocation_mb,
+            link_state: invite.link_state(now).as_str(),
+            delivery_state: if sending && !invite.delivery.is_final() {
+                "sending"
+            } else {
+                invite.delivery.name()
+            },
+            delivery_detail: detail,
+            next_attempt_at: next,
+            attempts: invite.attempts,
+            created_at: invite.created_at,
+            expires_at: invite.expires_at,
+            redeemed_at: invite.redeemed_at,
+            new_link_requested_at: invite.new_link_requested_at,
+            last_error: invite.last_error.clone(),
+        }
+    }
+}
+
+impl Muster {
+    pub fn invite_view(&self, invite: &Invite) -> InviteView {
+        InviteView::of(invite, self.now(), self.is_sending(&invite.id))
+    }
+
+    pub fn is_sending(&self, invite_id: &str) -> bool {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(invite_id)
+    }
+
+    pub fn list_invites(
+        &self,
+        filter: &InviteFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<InviteView>, Option<String>), ServiceError> {
+        let InvitePage {
+            invites,
+            next_cursor,
+        } = self
+            .store
+            .read()?
+            .list_invites(filter, cursor, limit.clamp(1, 500), self.now())?;
+        Ok((
+            invites.iter().map(|i| self.invite_view(i)).collect(),
+            next_cursor,
+        ))
+    }
+
+    pub fn get_invite(&self, id: &str) -> Result<InviteView, ServiceError> {
+        let invite = self
+            .store
+            .read()?
+            .invite(id)?
+            .ok_or_else(|| ServiceError::NoInvite(id.to_string()))?;
+        Ok(self.invite_view(&invite))
+    }
+
+    pub fn batch_invites(
+        &self,
+        batch_id: &str,
+    ) -> Result<(crate::store::Batch, Vec<InviteView>), ServiceError> {
+        let view = self.store.read()?;
+        let batch = view
+            .batch(batch_id)?
+            .ok_or_else(|| ServiceError::NoBatch(batch_id.to_string()))?;
+        let invites = view.invites_of_batch(batch_id)?;
+        Ok((batch, invites.iter().map(|i| self.invite_view(i)).collect()))
+    }
+
+    /// A fresh link and expiry; the old link dies in the same commit (R10).
+    pub fn resend(&self, id: &str, actor: &Actor) -> Result<InviteView, ServiceError> {
+        let invite = self.store.write(|w| {
+            let old = w
+                .invite(id)?
+                .ok_or_else(|| ServiceError::NoInvite(id.to_string()))?;
+            let window = w
+                .batch(&old.batch_id)?
+                .map(|b| b.expires_in_secs)
+                .unwrap_or(self.config.invites.default_expiry.as_secs());
+            let now = self.now();
+            let mut new = old.clone();
+            let token = self.token(TokenPurpose::Invite, id, old.generation + 1);
+            new.resend(
+                now,
+                now + time::Duration::seconds(window as i64),
+                hex_hash(&token.hash().0),
+            )?;
+            w.put_invite(Some(&old), &new)?;
+            w.put_task(&Task::invite(id, now), now)?;
+            self.audit(
+                w,
+                actor,
+                "invite.resend",
+                id,
+                format!("new link for {}", new.mailbox),
+            )?;
+            Ok::<_, ServiceError>(new)
+        })?;
+        self.queue_changed.notify_one();
+        Ok(self.invite_view(&invite))
+    }
+
+    /// Kills the link and frees its place under the cap (R10). An email
+    /// not yet sent is not sent.
+    pub fn revoke(&self, id: &str, actor: &Actor) -> Result<InviteView, ServiceError> {
+        let invite = self.store.write(|w| {
+            let old = w
+                .invite(id)?
+                .ok_or_else(|| ServiceError::NoInvite(id.to_string()))?;
+            let mut new = old.clone();
+            new.revoke(self.now())?;
+            if w.remove_task(&format!("invite:{id}"))? && !new.delivery.is_final() {
+                new.delivery = Delivery::Failed {
+                    at: self.now(),
+                    reply: "not sent: the invite was revoked".into(),
+                };
+            }
+            w.put_invite(Some(&old), &new)?;
+            self.audit(
+                w,
+                actor,
+                "invite.revoke",
+                id,
+                format!("revoked {}", new.mailbox),
+            )?;
+            Ok::<_, ServiceError>(new)
+        })?;
+        Ok(self.invite_view(&invite))
+    }
+
+    /// The current link of an invite, for when the email is lost. Rebuilt
+    /// from the link key; checked against the stored hash.
+    pub fn current_link(&self, id: &str, actor: &Actor) -> Result<String, ServiceError> {
+        let invite = self
+            .store
+            .read()?
+            .invite(id)?
+            .ok_or_else(|| ServiceError::NoInvite(id.to_string()))?;
+        match invite.link_state(self.now()) {
+            LinkState::Redeemed => {
+                return Err(crate::domain::invite::TransitionError::Redeemed.into());
+            }
+            LinkState::Revoked => {
+                return Err(crate::domain::invite::TransitionError::Revoked.into());
+            }
+            _ => {}
+        }
+        let token = self.invite_token(&invite)?;
+        self.store.write(|w| {
+            self.audit(
+                w,
+                actor,
+                "invite.copy_link",
+                id,
+                format!("link of {} copied", invite.mailbox),
+            )
+        })?;
+        Ok(self.invite_link(&token))
+    }
+
+    /// The token of the invite's current generation.
+    pub fn invite_token(&self, invite: &Invite) -> Result<LinkToken, ServiceError> {
+        let token = self.token(TokenPurpose::Invite, &invite.id, invite.generation);
+        if hex_hash(&token.hash().0) != invite.token_hash {
+            return Err(ServiceError::Io(std::io::Error::other(
+                "the link key changed since this invite was made; resend it for a new link",
+            )));
+        }
+        Ok(token)
+    }
+
+    /// Marks invites past their expiry as expired, so they stop holding
+    /// places (they already stop counting at expiry; this keeps indexes small).
+    pub fn sweep_expired(&self) -> Result<usize, ServiceError> {
+        let now = self.now();
+        let mut swept = 0;
+        for (domain, _) in self.config.hosted_domains() {
+            swept += self.store.write(|w| -> Result<usize, ServiceError> {
+                let ids = w.expired_open_invites(domain.as_str(), now, 1000)?;
+                for id in &ids {
+                    if let Some(old) = w.invite(id)? {
+                        if old.link == LinkState::Redeeming {
+                            continue;
+                        }
+                        let mut new = old.clone();
+                        new.link = LinkState::Expired;
+                        w.put_invite(Some(&old), &new)?;
+                    }
+                }
+                Ok(ids.len())
+            })?;
+        }
+        Ok(swept)
+    }
+}

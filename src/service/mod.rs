@@ -1,0 +1,309 @@
+//! Muster's operations: the rules of `domain` applied to the store and the
+//! mail host. The HTTP API, MCP, the web app and the CLI all call these,
+//! so every surface gets the same checks and the same errors.
+
+mod batches;
+mod clock;
+mod lifecycle;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+
+pub use batches::{BatchRequest, CreatedBatch, RosterInput};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use lifecycle::InviteView;
+
+use crate::config::Config;
+use crate::domain::address::{DomainName, MailboxAddress};
+use crate::domain::invite::TransitionError;
+use crate::domain::preview::{CapacityFacts, InvitePreview, Occupancy};
+use crate::domain::table::TableError;
+use crate::domain::token::{LinkKey, LinkToken, TokenPurpose};
+use crate::provision::{HostIndex, MailHost, ProvisionError};
+use crate::store::{Actor, AuditEvent, Store, StoreError, View, WriteView};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the mail host: {0}")]
+    Host(#[from] ProvisionError),
+    #[error(transparent)]
+    Roster(#[from] TableError),
+    #[error("{given:?} is not a domain Muster hosts; hosted: {hosted}")]
+    UnknownDomain { given: String, hosted: String },
+    #[error("choose a domain: Muster hosts {0}")]
+    DomainRequired(String),
+    #[error("{count} items in one call; at most {limit} are taken: send the rest in another call")]
+    TooManyItems { count: usize, limit: usize },
+    #[error("the list is empty")]
+    NoItems,
+    #[error("{flagged} of {total} rows are flagged; fix or drop them, or send only the clean rows")]
+    Flagged {
+        flagged: usize,
+        total: usize,
+        preview: Box<InvitePreview>,
+    },
+    #[error("no row is clean, so nothing would be sent")]
+    NothingClean { preview: Box<InvitePreview> },
+    #[error("the expiry {asked} is outside what is allowed: at least 1h and at most {max}")]
+    Expiry { asked: String, max: String },
+    #[error("no invite {0}")]
+    NoInvite(String),
+    #[error("no batch {0}")]
+    NoBatch(String),
+    #[error("{0}")]
+    Transition(#[from] TransitionError),
+    #[error("the data folder: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Everything the operations need, shared by every surface.
+pub struct Muster {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub host: Arc<dyn MailHost>,
+    pub clock: Arc<dyn Clock>,
+    link_key: LinkKey,
+    /// Wakes the delivery worker when new tasks are queued.
+    pub queue_changed: Arc<Notify>,
+    /// Invites whose email is on the wire right now ("sending").
+    pub in_flight: Mutex<std::collections::HashSet<String>>,
+    ids: Mutex<ulid::Generator>,
+}
+
+impl std::fmt::Debug for Muster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Muster")
+            .field("store", &self.store)
+            .finish()
+    }
+}
+
+/// Loads the link key from `<data>/link.key`, creating it (mode 0600) on
+/// first start. It never enters the store, so a copy of the store alone
+/// cannot rebuild a single link.
+pub fn load_link_key(data_dir: &Path) -> std::io::Result<LinkKey> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join("link.key");
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let key: [u8; 32] = bytes.try_into().map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{} must hold exactly 32 bytes", path.display()),
+                )
+            })?;
+            Ok(LinkKey::from_bytes(key))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(data_dir)?;
+            let key: [u8; 32] = rand::random();
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)?;
+            f.write_all(&key)?;
+            f.sync_all()?;
+            Ok(LinkKey::from_bytes(key))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+impl Muster {
+    pub fn new(
+        config: Arc<Config>,
+        store: Store,
+        host: Arc<dyn MailHost>,
+        clock: Arc<dyn Clock>,
+        link_key: LinkKey,
+    ) -> Self {
+        Self {
+            config,
+            store,
+            host,
+            clock,
+            link_key,
+            queue_changed: Arc::new(Notify::new()),
+            in_flight: Mutex::new(Default::default()),
+            ids: Mutex::new(ulid::Generator::new()),
+        }
+    }
+
+    /// Opens the store and the link key from the configuration.
+    pub fn open(config: Arc<Config>, clock: Arc<dyn Clock>) -> Result<Self, ServiceError> {
+        let store = Store::open(&config.store_path())?;
+        let key = load_link_key(&config.data_dir)?;
+        let host = crate::provision::from_config(&config);
+        Ok(Self::new(config, store, host, clock, key))
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    /// A new sortable id (ULID, monotonic within this process).
+    pub fn new_id(&self) -> String {
+        let mut generator = self.ids.lock().unwrap_or_else(|p| p.into_inner());
+        generator
+            .generate()
+            .unwrap_or_else(|_| ulid::Ulid::new())
+            .to_string()
+    }
+
+    pub fn token(&self, purpose: TokenPurpose, id: &str, generation: u32) -> LinkToken {
+        LinkToken::derive(&self.link_key, purpose, id, generation)
+    }
+
+    pub fn invite_link(&self, token: &LinkToken) -> String {
+        format!("{}/invite/{}", self.config.public_url(), token.as_str())
+    }
+
+    /// The hosted domain asked for, or the only one when none is named.
+    pub fn resolve_domain(&self, asked: Option<&str>) -> Result<DomainName, ServiceError> {
+        let hosted = self.config.hosted_domains();
+        let list = || {
+            hosted
+                .iter()
+                .map(|(d, _)| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match asked.map(str::trim).filter(|s| !s.is_empty()) {
+            Some(raw) => DomainName::parse(raw)
+                .ok()
+                .filter(|d| hosted.iter().any(|(h, _)| h == d))
+                .ok_or_else(|| ServiceError::UnknownDomain {
+                    given: raw.to_string(),
+                    hosted: list(),
+                }),
+            None if hosted.len() == 1 => Ok(hosted[0].0.clone()),
+            None => Err(ServiceError::DomainRequired(list())),
+        }
+    }
+
+    pub fn host_index(&self) -> Result<Arc<HostIndex>, ServiceError> {
+        Ok(self.host.list()?)
+    }
+
+    /// Cap, existing, pending and pool for `domain`, as seen by `view`.
+    pub fn capacity_facts(
+        &self,
+        view: &dyn Reads,
+        host: &HostIndex,
+        domain: &DomainName,
+        now: OffsetDateTime,
+    ) -> Result<CapacityFacts, ServiceError> {
+        let shared = view.counter(SHARED_QUOTA_COUNTER)?;
+        Ok(CapacityFacts {
+            domain: domain.clone(),
+            cap: self.config.domain_cap(domain).unwrap_or(0),
+            existing: host.count_in(domain.as_str()),
+            pending: view.pending_count(domain.as_str(), now)?,
+            pool_mb: self.config.storage_pool_mb,
+            pool_allocated_mb: host.allocated_mb().saturating_sub(shared),
+        })
+    }
+
+    pub fn audit(
+        &self,
+        w: &WriteView,
+        actor: &Actor,
+        action: &str,
+        subject: &str,
+        detail: impl Into<String>,
+    ) -> Result<(), StoreError> {
+        w.audit_event(&AuditEvent {
+            id: self.new_id(),
+            at: self.now(),
+            actor: actor.clone(),
+            action: action.to_string(),
+            subject: subject.to_string(),
+            detail: detail.into(),
+        })
+    }
+}
+
+/// Default quotas Muster wrote for shared-pool mailboxes, in MB: the host
+/// sees them as quotas, but they are not dedicated allocations (R6).
+pub const SHARED_QUOTA_COUNTER: &str = "shared_default_quota_mb";
+
+/// The reads capacity checks need, from a read or a write transaction.
+pub trait Reads {
+    fn pending_count(&self, domain: &str, now: OffsetDateTime) -> Result<u64, StoreError>;
+    fn open_invite_for(&self, mailbox: &str) -> Result<Option<(String, u64)>, StoreError>;
+    fn has_created_mailbox(&self, mailbox: &str) -> Result<bool, StoreError>;
+    fn counter(&self, name: &str) -> Result<u64, StoreError>;
+}
+
+macro_rules! impl_reads {
+    ($($t:ty),*) => {$(
+        impl Reads for $t {
+            fn pending_count(&self, domain: &str, now: OffsetDateTime) -> Result<u64, StoreError> {
+                <$t>::pending_count(self, domain, now)
+            }
+            fn open_invite_for(&self, mailbox: &str) -> Result<Option<(String, u64)>, StoreError> {
+                <$t>::open_invite_for(self, mailbox)
+            }
+            fn has_created_mailbox(&self, mailbox: &str) -> Result<bool, StoreError> {
+                Ok(<$t>::created_mailbox(self, mailbox)?.is_some())
+            }
+            fn counter(&self, name: &str) -> Result<u64, StoreError> {
+                <$t>::counter(self, name)
+            }
+        }
+    )*};
+}
+impl_reads!(View, WriteView);
+
+/// [`Occupancy`] over a store view and the host's mailboxes. Store errors
+/// are kept and reported after the preview, since the rules cannot fail.
+pub struct StoreOccupancy<'a> {
+    view: &'a dyn Reads,
+    host: &'a HostIndex,
+    error: Mutex<Option<StoreError>>,
+}
+
+impl<'a> StoreOccupancy<'a> {
+    pub fn new(view: &'a dyn Reads, host: &'a HostIndex) -> Self {
+        Self {
+            view,
+            host,
+            error: Mutex::new(None),
+        }
+    }
+
+    fn keep<T: Default>(&self, r: Result<T, StoreError>) -> T {
+        r.unwrap_or_else(|e| {
+            *self.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            T::default()
+        })
+    }
+
+    pub fn finish(self) -> Result<(), StoreError> {
+        match self.error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Occupancy for StoreOccupancy<'_> {
+    fn mailbox_exists(&self, mailbox: &MailboxAddress) -> bool {
+        let key = mailbox.to_string();
+        self.host.contains(&key) || self.keep(self.view.has_created_mailbox(&key))
+    }
+
+    fn pending_invite_expiry(&self, mailbox: &MailboxAddress) -> Option<OffsetDateTime> {
+        let found = self.keep(self.view.open_invite_for(&mailbox.to_string()));
+        found.and_then(|(_, ms)| {
+            OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).ok()
+        })
+    }
+}

@@ -1,0 +1,240 @@
+//! The store: one redb file in the data folder. Table definitions live in
+//! [`tables`]; this module opens the file, checks its schema version, and
+//! offers read and write views with the lookups the rest of Muster uses.
+
+mod records;
+pub mod tables;
+pub mod view;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable};
+use serde::{Serialize, de::DeserializeOwned};
+
+pub use records::*;
+pub use view::{View, WriteView, hex_hash};
+
+/// Bumped when a table's layout changes in a way older builds cannot read.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the store {0} is in use by another Muster process (is `muster serve` running?); stop it first, or use the HTTP API"
+    )]
+    Locked(PathBuf),
+    #[error(
+        "the store {path} was written by a newer Muster (schema {found}, this build reads up to {supported}); run the newer version or restore a backup"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("cannot create the data folder {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the store {path} cannot be opened: {message}")]
+    Open { path: PathBuf, message: String },
+    #[error("the store {0} is open read-only here")]
+    ReadOnly(PathBuf),
+    #[error("the store failed: {0}")]
+    Db(#[from] redb::Error),
+    #[error("a stored record is unreadable ({table}/{key}): {message}")]
+    Corrupt {
+        table: &'static str,
+        key: String,
+        message: String,
+    },
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Db>,
+    path: PathBuf,
+}
+
+enum Db {
+    ReadWrite(Database),
+    /// Opened beside a running writer, for previews and backups.
+    ReadOnly(redb::ReadOnlyDatabase),
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path`. Fails at once, without
+    /// waiting, when another process has it open.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        // SingleWriter: one writer; `muster backup` may read alongside it.
+        let db = Database::builder()
+            .set_concurrency_mode(redb::ConcurrencyMode::SingleWriter)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen
+                | redb::DatabaseError::LockProtocolMismatch => {
+                    StoreError::Locked(path.to_path_buf())
+                }
+                other => StoreError::Open {
+                    path: path.to_path_buf(),
+                    message: other.to_string(),
+                },
+            })?;
+        Self::init(db, path.to_path_buf())
+    }
+
+    /// Opens an existing store for reading only; works while `muster serve`
+    /// has it open. A store that needs recovery after a crash is refused
+    /// until the writer has opened it once.
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        let db = Database::builder()
+            .set_concurrency_mode(redb::ConcurrencyMode::SingleWriter)
+            .open_read_only(path)
+            .map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        let store = Self {
+            db: Arc::new(Db::ReadOnly(db)),
+            path: path.to_path_buf(),
+        };
+        let found = store.read()?.schema_version()?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.to_path_buf(),
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Ok(store)
+    }
+
+    /// An in-memory store, for unit tests and benchmarks.
+    pub fn in_memory() -> Result<Self> {
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|e| StoreError::Open {
+                path: PathBuf::from(":memory:"),
+                message: e.to_string(),
+            })?;
+        Self::init(db, PathBuf::from(":memory:"))
+    }
+
+    fn init(db: Database, path: PathBuf) -> Result<Self> {
+        let txn = db.begin_write()?;
+        {
+            let mut meta = txn.open_table(tables::META)?;
+            let found = meta
+                .get("schema_version")?
+                .and_then(|v| v.value().try_into().ok().map(u32::from_be_bytes));
+            match found {
+                Some(v) if v > SCHEMA_VERSION => {
+                    return Err(StoreError::NewerSchema {
+                        path,
+                        found: v,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert("schema_version", SCHEMA_VERSION.to_be_bytes().as_slice())?;
+                }
+            }
+        }
+        view::create_tables(&txn)?;
+        txn.commit()?;
+        Ok(Self {
+            db: Arc::new(Db::ReadWrite(db)),
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn read(&self) -> Result<View> {
+        let txn = match &*self.db {
+            Db::ReadWrite(db) => db.begin_read()?,
+            Db::ReadOnly(db) => db.begin_read()?,
+        };
+        Ok(View::new(txn))
+    }
+
+    /// Runs `f` in one write transaction: committed durably when it returns
+    /// Ok, rolled back entirely when it returns Err.
+    pub fn write<T, E>(&self, f: impl FnOnce(&WriteView) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let Db::ReadWrite(db) = &*self.db else {
+            return Err(StoreError::ReadOnly(self.path.clone()).into());
+        };
+        let txn = db.begin_write().map_err(StoreError::from)?;
+        let view = WriteView::new(txn);
+        let out = f(&view)?;
+        view.commit().map_err(E::from)?;
+        Ok(out)
+    }
+
+    /// Copies every table into a new store file at `dest`, from one
+    /// consistent snapshot.
+    pub fn backup_to(&self, dest: &Path) -> Result<()> {
+        view::copy_all(self.read()?.txn(), dest)
+    }
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("records serialise to JSON")
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(
+    table: &'static str,
+    key: &str,
+    bytes: &[u8],
+) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        table,
+        key: key.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Milliseconds since the epoch, the time unit of keys.
+pub fn millis(t: time::OffsetDateTime) -> u64 {
+    (t.unix_timestamp_nanos() / 1_000_000).max(0) as u64
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,67 @@
+//! Every redb table, in one place. Values are JSON documents unless a
+//! table says otherwise; keys that start with a time sort by it.
+
+use redb::TableDefinition;
+
+/// `schema_version` → u32 big-endian.
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// batch id → [`crate::store::Batch`].
+pub const BATCHES: TableDefinition<&str, &[u8]> = TableDefinition::new("batches");
+
+/// invite id → [`crate::domain::invite::Invite`].
+pub const INVITES: TableDefinition<&str, &[u8]> = TableDefinition::new("invites");
+
+/// (batch id, invite id) → ().
+pub const INVITES_BY_BATCH: TableDefinition<(&str, &str), ()> =
+    TableDefinition::new("invites_by_batch");
+
+/// SHA-256 of the current token → invite id. Only live generations are here.
+pub const INVITE_BY_TOKEN: TableDefinition<&[u8], &str> = TableDefinition::new("invite_by_token");
+
+/// mailbox → (invite id, expiry in ms) for invites that hold a place:
+/// live, blocked or redeeming.
+pub const OPEN_BY_MAILBOX: TableDefinition<&str, (&str, u64)> =
+    TableDefinition::new("open_by_mailbox");
+
+/// (domain, expiry ms, invite id) → () for the same invites, so the live
+/// count of a domain is its counter minus the few already past expiry.
+pub const OPEN_BY_EXPIRY: TableDefinition<(&str, u64, &str), ()> =
+    TableDefinition::new("open_by_expiry");
+
+/// domain → number of entries in [`OPEN_BY_EXPIRY`] for it.
+pub const OPEN_COUNT: TableDefinition<&str, u64> = TableDefinition::new("open_count");
+
+/// (due ms, task id) → [`crate::store::Task`]: the delivery queue.
+pub const TASKS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("tasks");
+
+/// task id → due ms, to find and replace a task.
+pub const TASK_DUE: TableDefinition<&str, u64> = TableDefinition::new("task_due");
+
+/// mailbox → [`crate::store::MailboxRecord`]: mailboxes Muster created.
+pub const MAILBOXES: TableDefinition<&str, &[u8]> = TableDefinition::new("mailboxes");
+
+/// (time ms, event id) → [`crate::store::AuditEvent`].
+pub const AUDIT: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("audit");
+
+/// counter name → value (sends, failures, redemptions), for metrics.
+pub const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
+
+/// admin email → [`crate::store::Admin`].
+pub const ADMINS: TableDefinition<&str, &[u8]> = TableDefinition::new("admins");
+
+/// SHA-256 of the session id → [`crate::store::Session`].
+pub const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
+
+/// SHA-256 of a one-time token (admin setup, password reset) → record.
+pub const ONE_TIME_TOKENS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("one_time_tokens");
+
+/// API token id → [`crate::store::ApiToken`].
+pub const API_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_tokens");
+
+/// SHA-256 of the API token secret → token id.
+pub const API_TOKEN_BY_HASH: TableDefinition<&[u8], &str> =
+    TableDefinition::new("api_token_by_hash");
+
+/// (principal, idempotency key) → stored response.
+pub const IDEMPOTENCY: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("idempotency");

@@ -1,0 +1,156 @@
+use time::{Duration, macros::datetime};
+
+use super::*;
+use crate::domain::invite::{Delivery, Invite, LinkState};
+
+const T0: time::OffsetDateTime = datetime!(2026-11-30 12:00 UTC);
+
+fn invite(id: &str, mailbox: &str, expires_in_days: i64) -> Invite {
+    Invite {
+        id: id.into(),
+        batch_id: "b1".into(),
+        recipient_email: format!("{id}@elsewhere.org"),
+        mailbox: mailbox.into(),
+        domain: "team.example".into(),
+        storage_allocation_mb: None,
+        display_name: None,
+        locale: None,
+        generation: 0,
+        token_hash: format!("{:064x}", id.len()),
+        created_at: T0,
+        expires_at: T0 + Duration::days(expires_in_days),
+        link: LinkState::Live,
+        delivery: Delivery::Queued,
+        attempts: 0,
+        redeemed_at: None,
+        last_error: None,
+        new_link_requested_at: None,
+    }
+}
+
+#[test]
+fn pending_count_follows_state_and_expiry() {
+    let store = Store::in_memory().unwrap();
+    let a = invite("a", "a@team.example", 30);
+    let b = invite("bb", "b@team.example", 1);
+    store
+        .write(|w| -> Result<()> {
+            w.put_invite(None, &a)?;
+            w.put_invite(None, &b)
+        })
+        .unwrap();
+    let r = store.read().unwrap();
+    assert_eq!(r.pending_count("team.example", T0).unwrap(), 2);
+    // b expires after a day and stops counting without any sweep.
+    assert_eq!(
+        r.pending_count("team.example", T0 + Duration::days(2))
+            .unwrap(),
+        1
+    );
+    assert_eq!(r.open_invite_for("a@team.example").unwrap().unwrap().0, "a");
+    let hash: [u8; 32] = view::unhex(&a.token_hash).unwrap().try_into().unwrap();
+    assert_eq!(r.invite_by_token(&hash).unwrap().unwrap().id, "a");
+    drop(r);
+
+    let mut revoked = a.clone();
+    revoked.link = LinkState::Revoked;
+    store.write(|w| w.put_invite(Some(&a), &revoked)).unwrap();
+    let r = store.read().unwrap();
+    assert_eq!(r.pending_count("team.example", T0).unwrap(), 1);
+    assert!(r.open_invite_for("a@team.example").unwrap().is_none());
+    assert!(r.invite_by_token(&hash).unwrap().is_none());
+}
+
+#[test]
+fn a_failed_write_leaves_nothing() {
+    let store = Store::in_memory().unwrap();
+    let res: Result<(), StoreError> = store.write(|w| {
+        w.put_invite(None, &invite("a", "a@team.example", 30))?;
+        Err(StoreError::ReadOnly("test".into()))
+    });
+    assert!(res.is_err());
+    assert_eq!(store.read().unwrap().invite_count().unwrap(), 0);
+}
+
+#[test]
+fn tasks_come_out_in_due_order_and_are_replaced_by_id() {
+    let store = Store::in_memory().unwrap();
+    store
+        .write(|w| -> Result<()> {
+            w.put_task(&Task::invite("late", T0), T0 + Duration::minutes(5))?;
+            w.put_task(&Task::invite("early", T0), T0)?;
+            // Re-queueing replaces the earlier entry.
+            w.put_task(&Task::invite("late", T0), T0 + Duration::minutes(1))
+        })
+        .unwrap();
+    let r = store.read().unwrap();
+    assert_eq!(r.task_count().unwrap(), 2);
+    let due = r.due_tasks(T0 + Duration::minutes(2), 10).unwrap();
+    let ids: Vec<&str> = due.iter().map(|(_, t)| t.id.as_str()).collect();
+    assert_eq!(ids, ["invite:early", "invite:late"]);
+    assert_eq!(r.due_tasks(T0, 10).unwrap().len(), 1);
+}
+
+#[test]
+fn a_second_open_fails_at_once_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("muster.redb");
+    let _first = Store::open(&path).unwrap();
+    let err = Store::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::Locked(_)), "{err}");
+    assert!(err.to_string().contains("in use by another Muster process"));
+    // Reading alongside the writer works.
+    let ro = Store::open_read_only(&path).unwrap();
+    assert_eq!(ro.read().unwrap().invite_count().unwrap(), 0);
+}
+
+#[test]
+fn a_store_from_a_newer_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("muster.redb");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let w = db.begin_write().unwrap();
+        w.open_table(tables::META)
+            .unwrap()
+            .insert(
+                "schema_version",
+                (SCHEMA_VERSION + 1).to_be_bytes().as_slice(),
+            )
+            .unwrap();
+        w.commit().unwrap();
+    }
+    let err = Store::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::NewerSchema { .. }), "{err}");
+    assert!(err.to_string().contains("newer Muster"));
+}
+
+#[test]
+fn backup_copies_a_consistent_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("a.redb")).unwrap();
+    store
+        .write(|w| w.put_invite(None, &invite("a", "a@team.example", 30)))
+        .unwrap();
+    let copy = dir.path().join("copy.redb");
+    store.backup_to(&copy).unwrap();
+    let restored = Store::open(&copy).unwrap();
+    assert_eq!(
+        restored
+            .read()
+            .unwrap()
+            .invite("a")
+            .unwrap()
+            .unwrap()
+            .mailbox,
+        "a@team.example"
+    );
+    assert_eq!(
+        restored
+            .read()
+            .unwrap()
+            .pending_count("team.example", T0)
+            .unwrap(),
+        1
+    );
+}

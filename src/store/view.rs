@@ -1,0 +1,521 @@
+//! Read and write views over one transaction. Reads are shared by both
+//! (generated once by `read_methods!`); writes keep every index in step
+//! with the invite they describe.
+
+use std::path::Path;
+
+use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use time::OffsetDateTime;
+
+use super::tables::*;
+use super::{AuditEvent, Batch, MailboxRecord, Result, StoreError, Task, decode, encode, millis};
+use crate::domain::invite::{Invite, LinkState};
+
+pub struct View {
+    txn: ReadTransaction,
+}
+
+pub struct WriteView {
+    txn: WriteTransaction,
+}
+
+/// A page of invites and the cursor for the next one.
+#[derive(Debug, Clone, Default)]
+pub struct InvitePage {
+    pub invites: Vec<Invite>,
+    pub next_cursor: Option<String>,
+}
+
+/// What to list.
+#[derive(Debug, Clone, Default)]
+pub struct InviteFilter {
+    pub batch_id: Option<String>,
+    pub state: Option<String>,
+    pub text: Option<String>,
+}
+
+impl InviteFilter {
+    fn matches(&self, i: &Invite, now: OffsetDateTime) -> bool {
+        if let Some(state) = &self.state {
+            let link = i.link_state(now).as_str();
+            let delivery = i.delivery.name();
+            let asked = state.as_str();
+            let ok = match asked {
+                "pending" => i.counts_as_pending(now),
+                "new_link_requested" => i.new_link_requested_at.is_some(),
+                _ => link == asked || delivery == asked,
+            };
+            if !ok {
+                return false;
+            }
+        }
+        if let Some(text) = &self.text {
+            let t = text.to_lowercase();
+            if !(i.recipient_email.to_lowercase().contains(&t)
+                || i.mailbox.contains(&t)
+                || i.display_name
+                    .as_deref()
+                    .is_some_and(|d| d.to_lowercase().contains(&t)))
+            {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+pub(super) fn create_tables(txn: &WriteTransaction) -> Result<()> {
+    txn.open_table(BATCHES)?;
+    txn.open_table(INVITES)?;
+    txn.open_table(INVITES_BY_BATCH)?;
+    txn.open_table(INVITE_BY_TOKEN)?;
+    txn.open_table(OPEN_BY_MAILBOX)?;
+    txn.open_table(OPEN_BY_EXPIRY)?;
+    txn.open_table(OPEN_COUNT)?;
+    txn.open_table(TASKS)?;
+    txn.open_table(TASK_DUE)?;
+    txn.open_table(MAILBOXES)?;
+    txn.open_table(AUDIT)?;
+    txn.open_table(COUNTERS)?;
+    txn.open_table(ADMINS)?;
+    txn.open_table(SESSIONS)?;
+    txn.open_table(ONE_TIME_TOKENS)?;
+    txn.open_table(API_TOKENS)?;
+    txn.open_table(API_TOKEN_BY_HASH)?;
+    txn.open_table(IDEMPOTENCY)?;
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+pub fn hex_hash(hash: &[u8; 32]) -> String {
+    hex(hash)
+}
+
+macro_rules! read_methods {
+    () => {
+        pub fn batch(&self, id: &str) -> Result<Option<Batch>> {
+            let t = self.txn.open_table(BATCHES)?;
+            t.get(id)?
+                .map(|v| decode("batches", id, v.value()))
+                .transpose()
+        }
+
+        pub fn invite(&self, id: &str) -> Result<Option<Invite>> {
+            let t = self.txn.open_table(INVITES)?;
+            t.get(id)?
+                .map(|v| decode("invites", id, v.value()))
+                .transpose()
+        }
+
+        /// The invite whose current token hashes to `hash`, unless revoked.
+        pub fn invite_by_token(&self, hash: &[u8; 32]) -> Result<Option<Invite>> {
+            let id = {
+                let t = self.txn.open_table(INVITE_BY_TOKEN)?;
+                t.get(hash.as_slice())?.map(|v| v.value().to_string())
+            };
+            match id {
+                Some(id) => self.invite(&id),
+                None => Ok(None),
+            }
+        }
+
+        /// The invite holding a place for `mailbox`, with its expiry in ms.
+        pub fn open_invite_for(&self, mailbox: &str) -> Result<Option<(String, u64)>> {
+            let t = self.txn.open_table(OPEN_BY_MAILBOX)?;
+            Ok(t.get(mailbox)?.map(|v| {
+                let (id, exp) = v.value();
+                (id.to_string(), exp)
+            }))
+        }
+
+        /// Invites holding a place under `domain`'s cap at `now`: the
+        /// counter minus those already past expiry but not yet swept.
+        pub fn pending_count(&self, domain: &str, now: OffsetDateTime) -> Result<u64> {
+            let total = self
+                .txn
+                .open_table(OPEN_COUNT)?
+                .get(domain)?
+                .map(|v| v.value())
+                .unwrap_or(0);
+            let by_expiry = self.txn.open_table(OPEN_BY_EXPIRY)?;
+            let now_ms = millis(now);
+            let mut expired = 0u64;
+            for entry in by_expiry.range((domain, 0u64, "")..=(domain, now_ms, "\u{10ffff}"))? {
+                entry?;
+                expired += 1;
+            }
+            Ok(total.saturating_sub(expired))
+        }
+
+        pub fn invites_of_batch(&self, batch_id: &str) -> Result<Vec<Invite>> {
+            let ids: Vec<String> = {
+                let t = self.txn.open_table(INVITES_BY_BATCH)?;
+                let mut ids = Vec::new();
+                for entry in t.range((batch_id, "")..(batch_id, "\u{10ffff}"))? {
+                    ids.push(entry?.0.value().1.to_string());
+                }
+                ids
+            };
+            let t = self.txn.open_table(INVITES)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(v) = t.get(id.as_str())? {
+                    out.push(decode("invites", &id, v.value())?);
+                }
+            }
+            Ok(out)
+        }
+
+        /// Invites newest first (ids are ULIDs), filtered, `limit` per page.
+        /// The cursor is the id of the last invite of the previous page.
+        pub fn list_invites(
+            &self,
+            filter: &InviteFilter,
+            cursor: Option<&str>,
+            limit: usize,
+            now: OffsetDateTime,
+        ) -> Result<InvitePage> {
+            let t = self.txn.open_table(INVITES)?;
+            let iter = match cursor {
+                Some(c) => t.range::<&str>(..c)?,
+                None => t.range::<&str>(..)?,
+            };
+            let mut page = InvitePage::default();
+            for entry in iter.rev() {
+                let (k, v) = entry?;
+                let invite: Invite = decode("invites", k.value(), v.value())?;
+                if !filter.matches(&invite, now) {
+                    continue;
+                }
+                if page.invites.len() == limit {
+                    page.next_cursor = page.invites.last().map(|i| i.id.clone());
+                    break;
+                }
+                page.invites.push(invite);
+            }
+            Ok(page)
+        }
+
+        pub fn invite_count(&self) -> Result<u64> {
+            Ok(self.txn.open_table(INVITES)?.len()?)
+        }
+
+        pub fn batches(&self) -> Result<Vec<Batch>> {
+            let t = self.txn.open_table(BATCHES)?;
+            let mut out = Vec::new();
+            for entry in t.iter()?.rev() {
+                let (k, v) = entry?;
+                out.push(decode("batches", k.value(), v.value())?);
+            }
+            Ok(out)
+        }
+
+        pub fn created_mailbox(&self, address: &str) -> Result<Option<MailboxRecord>> {
+            let t = self.txn.open_table(MAILBOXES)?;
+            t.get(address)?
+                .map(|v| decode("mailboxes", address, v.value()))
+                .transpose()
+        }
+
+        pub fn created_mailboxes(&self) -> Result<Vec<MailboxRecord>> {
+            let t = self.txn.open_table(MAILBOXES)?;
+            let mut out = Vec::new();
+            for entry in t.iter()? {
+                let (k, v) = entry?;
+                out.push(decode("mailboxes", k.value(), v.value())?);
+            }
+            Ok(out)
+        }
+
+        /// Up to `limit` tasks due at or before `now`, earliest first.
+        pub fn due_tasks(&self, now: OffsetDateTime, limit: usize) -> Result<Vec<(u64, Task)>> {
+            let t = self.txn.open_table(TASKS)?;
+            let mut out = Vec::new();
+            for entry in t
+                .range((0u64, "")..=(millis(now), "\u{10ffff}"))?
+                .take(limit)
+            {
+                let (k, v) = entry?;
+                let (due, id) = k.value();
+                out.push((due, decode("tasks", id, v.value())?));
+            }
+            Ok(out)
+        }
+
+        pub fn task_count(&self) -> Result<u64> {
+            Ok(self.txn.open_table(TASKS)?.len()?)
+        }
+
+        /// The earliest due time in the queue.
+        pub fn next_due(&self) -> Result<Option<u64>> {
+            Ok(self
+                .txn
+                .open_table(TASKS)?
+                .first()?
+                .map(|(k, _)| k.value().0))
+        }
+
+        pub fn counter(&self, name: &str) -> Result<u64> {
+            Ok(self
+                .txn
+                .open_table(COUNTERS)?
+                .get(name)?
+                .map(|v| v.value())
+                .unwrap_or(0))
+        }
+
+        pub fn counters(&self) -> Result<Vec<(String, u64)>> {
+            let t = self.txn.open_table(COUNTERS)?;
+            let mut out = Vec::new();
+            for entry in t.iter()? {
+                let (k, v) = entry?;
+                out.push((k.value().to_string(), v.value()));
+            }
+            Ok(out)
+        }
+
+        /// Audit events newest first, before `cursor` (an event's `at` ms and id).
+        pub fn audit(&self, before: Option<(u64, &str)>, limit: usize) -> Result<Vec<AuditEvent>> {
+            let t = self.txn.open_table(AUDIT)?;
+            let iter = match before {
+                Some(c) => t.range(..c)?,
+                None => t.range::<(u64, &str)>(..)?,
+            };
+            let mut out = Vec::new();
+            for entry in iter.rev().take(limit) {
+                let (k, v) = entry?;
+                out.push(decode("audit", k.value().1, v.value())?);
+            }
+            Ok(out)
+        }
+    };
+}
+
+impl View {
+    pub(super) fn new(txn: ReadTransaction) -> Self {
+        Self { txn }
+    }
+
+    pub(super) fn txn(&self) -> &ReadTransaction {
+        &self.txn
+    }
+
+    pub fn schema_version(&self) -> Result<u32> {
+        Ok(self
+            .txn
+            .open_table(META)?
+            .get("schema_version")?
+            .and_then(|v| v.value().try_into().ok().map(u32::from_be_bytes))
+            .unwrap_or(0))
+    }
+
+    read_methods!();
+}
+
+impl WriteView {
+    pub(super) fn new(txn: WriteTransaction) -> Self {
+        Self { txn }
+    }
+
+    read_methods!();
+
+    pub(super) fn commit(self) -> Result<()> {
+        self.txn.commit()?;
+        Ok(())
+    }
+
+    pub fn put_batch(&self, batch: &Batch) -> Result<()> {
+        self.txn
+            .open_table(BATCHES)?
+            .insert(batch.id.as_str(), encode(batch).as_slice())?;
+        Ok(())
+    }
+
+    /// Writes `new` and brings every index in line with it; `old` is what
+    /// the store held before (None for a new invite).
+    pub fn put_invite(&self, old: Option<&Invite>, new: &Invite) -> Result<()> {
+        self.txn
+            .open_table(INVITES)?
+            .insert(new.id.as_str(), encode(new).as_slice())?;
+        if old.is_none() {
+            self.txn
+                .open_table(INVITES_BY_BATCH)?
+                .insert((new.batch_id.as_str(), new.id.as_str()), ())?;
+        }
+        // The token index holds the current hash unless the link was revoked.
+        let token_key = |i: &Invite| -> Option<Vec<u8>> {
+            (i.link != LinkState::Revoked)
+                .then(|| unhex(&i.token_hash))
+                .flatten()
+        };
+        let (old_key, new_key) = (old.and_then(token_key), token_key(new));
+        if old_key != new_key {
+            let mut t = self.txn.open_table(INVITE_BY_TOKEN)?;
+            if let Some(k) = old_key {
+                t.remove(k.as_slice())?;
+            }
+            if let Some(k) = new_key {
+                t.insert(k.as_slice(), new.id.as_str())?;
+            }
+        }
+        // Places under the cap: live, blocked or redeeming, until expiry.
+        let holds = |i: &Invite| {
+            matches!(
+                i.link,
+                LinkState::Live | LinkState::Blocked | LinkState::Redeeming
+            )
+        };
+        let old_place = old
+            .filter(|i| holds(i))
+            .map(|i| (i.domain.clone(), i.mailbox.clone(), millis(i.expires_at)));
+        let new_place = holds(new).then(|| {
+            (
+                new.domain.clone(),
+                new.mailbox.clone(),
+                millis(new.expires_at),
+            )
+        });
+        if old_place != new_place {
+            let mut by_mailbox = self.txn.open_table(OPEN_BY_MAILBOX)?;
+            let mut by_expiry = self.txn.open_table(OPEN_BY_EXPIRY)?;
+            let mut counts = self.txn.open_table(OPEN_COUNT)?;
+            if let Some((domain, mailbox, exp)) = &old_place {
+                by_mailbox.remove(mailbox.as_str())?;
+                by_expiry.remove((domain.as_str(), *exp, new.id.as_str()))?;
+                let n = counts.get(domain.as_str())?.map(|v| v.value()).unwrap_or(0);
+                counts.insert(domain.as_str(), n.saturating_sub(1))?;
+            }
+            if let Some((domain, mailbox, exp)) = &new_place {
+                by_mailbox.insert(mailbox.as_str(), (new.id.as_str(), *exp))?;
+                by_expiry.insert((domain.as_str(), *exp, new.id.as_str()), ())?;
+                let n = counts.get(domain.as_str())?.map(|v| v.value()).unwrap_or(0);
+                counts.insert(domain.as_str(), n + 1)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Invites of `domain` whose place has expired by `now` (for the sweep).
+    pub fn expired_open_invites(
+        &self,
+        domain: &str,
+        now: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<String>> {
+        let t = self.txn.open_table(OPEN_BY_EXPIRY)?;
+        let mut out = Vec::new();
+        for entry in t
+            .range((domain, 0u64, "")..=(domain, millis(now), "\u{10ffff}"))?
+            .take(limit)
+        {
+            out.push(entry?.0.value().2.to_string());
+        }
+        Ok(out)
+    }
+
+    /// Queues `task` at `due`, replacing any queued task with the same id.
+    pub fn put_task(&self, task: &Task, due: OffsetDateTime) -> Result<()> {
+        self.remove_task(&task.id)?;
+        let due = millis(due);
+        self.txn
+            .open_table(TASKS)?
+            .insert((due, task.id.as_str()), encode(task).as_slice())?;
+        self.txn
+            .open_table(TASK_DUE)?
+            .insert(task.id.as_str(), due)?;
+        Ok(())
+    }
+
+    pub fn remove_task(&self, id: &str) -> Result<bool> {
+        let due = self
+            .txn
+            .open_table(TASK_DUE)?
+            .remove(id)?
+            .map(|v| v.value());
+        if let Some(due) = due {
+            self.txn.open_table(TASKS)?.remove((due, id))?;
+        }
+        Ok(due.is_some())
+    }
+
+    pub fn task_due(&self, id: &str) -> Result<Option<u64>> {
+        Ok(self.txn.open_table(TASK_DUE)?.get(id)?.map(|v| v.value()))
+    }
+
+    pub fn put_mailbox(&self, record: &MailboxRecord) -> Result<()> {
+        self.txn
+            .open_table(MAILBOXES)?
+            .insert(record.address.as_str(), encode(record).as_slice())?;
+        Ok(())
+    }
+
+    pub fn audit_event(&self, event: &AuditEvent) -> Result<()> {
+        self.txn.open_table(AUDIT)?.insert(
+            (millis(event.at), event.id.as_str()),
+            encode(event).as_slice(),
+        )?;
+        Ok(())
+    }
+
+    pub fn bump(&self, counter: &str, by: u64) -> Result<()> {
+        let mut t = self.txn.open_table(COUNTERS)?;
+        let n = t.get(counter)?.map(|v| v.value()).unwrap_or(0);
+        t.insert(counter, n + by)?;
+        Ok(())
+    }
+}
+
+/// Copies every table of `src` into a fresh store file at `dest`.
+pub(super) fn copy_all(src: &ReadTransaction, dest: &Path) -> Result<()> {
+    let db = redb::Database::create(dest).map_err(|e| StoreError::Open {
+        path: dest.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let dst = db.begin_write()?;
+    macro_rules! copy {
+        ($($def:expr),*) => {$({
+            let from = src.open_table($def)?;
+            let mut to = dst.open_table($def)?;
+            for entry in from.iter()? {
+                let (k, v) = entry?;
+                to.insert(k.value(), v.value())?;
+            }
+        })*};
+    }
+    copy!(
+        META,
+        BATCHES,
+        INVITES,
+        INVITES_BY_BATCH,
+        INVITE_BY_TOKEN,
+        OPEN_BY_MAILBOX,
+        OPEN_BY_EXPIRY,
+        OPEN_COUNT,
+        TASKS,
+        TASK_DUE,
+        MAILBOXES,
+        AUDIT,
+        COUNTERS,
+        ADMINS,
+        SESSIONS,
+        ONE_TIME_TOKENS,
+        API_TOKENS,
+        API_TOKEN_BY_HASH,
+        IDEMPOTENCY
+    );
+    dst.commit()?;
+    Ok(())
+}
