@@ -68,7 +68,8 @@ pub struct DomainConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InviteSettings {
-    pub default_expiry: HumanDuration,
+    /// Unset: the same as `max_expiry`.
+    pub default_expiry: Option<HumanDuration>,
     pub max_expiry: HumanDuration,
     pub batch_limit: usize,
     pub api_call_limit: usize,
@@ -208,7 +209,7 @@ impl Default for Config {
 impl Default for InviteSettings {
     fn default() -> Self {
         Self {
-            default_expiry: MAX_EXPIRY,
+            default_expiry: None,
             max_expiry: MAX_EXPIRY,
             batch_limit: 500,
             api_call_limit: 100,
@@ -537,12 +538,14 @@ impl Config {
                 ),
             ));
         }
-        if inv.default_expiry > inv.max_expiry || inv.default_expiry < MIN_EXPIRY {
+        if let Some(default) = inv.default_expiry
+            && (default > inv.max_expiry || default < MIN_EXPIRY)
+        {
             return Err(Self::invalid(
                 "invites.default_expiry",
                 format!(
-                    "{} must be between 1h and invites.max_expiry ({})",
-                    inv.default_expiry, inv.max_expiry
+                    "{default} must be between 1h and invites.max_expiry ({})",
+                    inv.max_expiry
                 ),
             ));
         }
@@ -686,6 +689,13 @@ impl Config {
 
     pub fn store_path(&self) -> PathBuf {
         self.data_dir.join("muster.redb")
+    }
+
+    /// The link lifetime a batch gets unless it asks for less.
+    pub fn default_expiry(&self) -> HumanDuration {
+        self.invites
+            .default_expiry
+            .unwrap_or(self.invites.max_expiry)
     }
 
     pub fn public_url(&self) -> &str {

@@ -63,7 +63,7 @@ fn environment_overrides_every_kind_of_key() {
     assert!(c.smtp.allow_invalid_certs);
     assert_eq!(c.domains.len(), 2);
     assert_eq!(c.domains[1].mailbox_cap, 7);
-    assert_eq!(c.invites.default_expiry, HumanDuration::days(7));
+    assert_eq!(c.default_expiry(), HumanDuration::days(7));
     assert_eq!(c.mail_host.hash_scheme, HashScheme::BlfCrypt);
 }
 

@@ -68,7 +68,7 @@ impl Muster {
         asked: Option<HumanDuration>,
     ) -> Result<HumanDuration, ServiceError> {
         let inv = &self.config.invites;
-        let chosen = asked.unwrap_or(inv.default_expiry);
+        let chosen = asked.unwrap_or(self.config.default_expiry());
         if chosen < crate::config::MIN_EXPIRY || chosen > inv.max_expiry {
             return Err(ServiceError::Expiry {
                 asked: chosen.to_string(),

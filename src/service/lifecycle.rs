@@ -139,7 +139,7 @@ impl Muster {
             let window = w
                 .batch(&old.batch_id)?
                 .map(|b| b.expires_in_secs)
-                .unwrap_or(self.config.invites.default_expiry.as_secs());
+                .unwrap_or(self.config.default_expiry().as_secs());
             let now = self.now();
             let mut new = old.clone();
             let token = self.token(TokenPurpose::Invite, id, old.generation + 1);

@@ -1,0 +1,142 @@
+//! Preview of 500 rows against a store holding 100,000 existing mailboxes
+//! and 100,000 pending invites, next to the same preview against an empty
+//! store. Goal: at most 2x (work per row must not grow with the store).
+//!
+//! Run: `cargo bench --bench preview`. Prints both medians and the ratio.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::Criterion;
+use muster::config::Config;
+use muster::domain::invite::{Delivery, Invite, LinkState};
+use muster::domain::roster::InviteRow;
+use muster::provision::PasswdFileHost;
+use muster::service::{Muster, SystemClock};
+use muster::store::Store;
+
+const DOMAIN: &str = "team.example";
+const BIG: usize = 100_000;
+
+fn muster(dir: &std::path::Path, populated: bool) -> Muster {
+    let mut config = Config {
+        data_dir: dir.to_path_buf(),
+        storage_pool_mb: u64::MAX / 4,
+        ..Config::default()
+    };
+    config.domains[0].name = DOMAIN.into();
+    config.domains[0].mailbox_cap = 1_000_000;
+    let store = Store::in_memory().unwrap();
+    let passwd = config.passwd_file();
+    std::fs::create_dir_all(passwd.parent().unwrap()).unwrap();
+    let mut text = String::new();
+    if populated {
+        for i in 0..BIG {
+            text.push_str(&format!(
+                "existing{i}@{DOMAIN}:{{PLAIN}}x:5000:5000::/h::userdb_quota_rule=*:storage=10M\n"
+            ));
+        }
+        let now = time::OffsetDateTime::now_utc();
+        store
+            .write(|w| -> Result<(), muster::store::StoreError> {
+                for i in 0..BIG {
+                    let invite = Invite {
+                        id: format!("inv{i:08}"),
+                        batch_id: "b".into(),
+                        recipient_email: format!("p{i}@else.org"),
+                        mailbox: format!("pending{i}@{DOMAIN}"),
+                        domain: DOMAIN.into(),
+                        storage_allocation_mb: None,
+                        display_name: None,
+                        locale: None,
+                        generation: 0,
+                        token_hash: format!("{i:064x}"),
+                        created_at: now,
+                        expires_at: now + time::Duration::days(30),
+                        link: LinkState::Live,
+                        delivery: Delivery::Sent {
+                            at: now,
+                            reply: "250".into(),
+                        },
+                        attempts: 1,
+                        redeemed_at: None,
+                        last_error: None,
+                        new_link_requested_at: None,
+                    };
+                    w.put_invite(None, &invite)?;
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+    std::fs::write(&passwd, text).unwrap();
+    let config = Arc::new(config);
+    let host = Arc::new(PasswdFileHost::from_config(&config));
+    let key = muster::domain::token::LinkKey::from_bytes([1; 32]);
+    Muster::new(config, store, host, Arc::new(SystemClock), key)
+}
+
+fn rows() -> Vec<InviteRow> {
+    (0..500)
+        .map(|i| InviteRow {
+            line: Some(i + 2),
+            // Half collide with pending invites or existing mailboxes, so
+            // every lookup path runs.
+            recipient_email: match i % 4 {
+                0 => format!("pending{i}@else.org"),
+                1 => format!("existing{i}@else.org"),
+                _ => format!("new.person{i}@else.org"),
+            },
+            storage_allocation_mb: (i % 3 == 0).then(|| "100".to_string()),
+            ..InviteRow::default()
+        })
+        .collect()
+}
+
+fn main() {
+    let mut c = Criterion::default()
+        .measurement_time(Duration::from_secs(5))
+        .configure_from_args();
+    let rows = rows();
+    let empty_dir = tempfile::tempdir().unwrap();
+    let big_dir = tempfile::tempdir().unwrap();
+    let empty = muster(empty_dir.path(), false);
+    let big = muster(big_dir.path(), true);
+    // Sanity: the big store is what it claims to be.
+    let (_, p) = big.preview(Some(DOMAIN), &rows).unwrap();
+    assert_eq!(p.capacity.existing, BIG as u64);
+    assert_eq!(p.capacity.pending, BIG as u64);
+    assert!(p.rows.iter().any(|r| !r.flags.is_empty()));
+
+    let mut group = c.benchmark_group("preview_500_rows");
+    group.bench_function("empty_store", |b| {
+        b.iter(|| empty.preview(Some(DOMAIN), &rows).unwrap())
+    });
+    group.bench_function("100k_mailboxes_100k_pending", |b| {
+        b.iter(|| big.preview(Some(DOMAIN), &rows).unwrap())
+    });
+    group.finish();
+    c.final_summary();
+    report_ratio();
+}
+
+/// Reads criterion's estimates and prints the ratio of the two medians.
+fn report_ratio() {
+    let base = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("criterion/preview_500_rows");
+    let median = |name: &str| -> Option<f64> {
+        let text = std::fs::read_to_string(base.join(name).join("new/estimates.json")).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        v["median"]["point_estimate"].as_f64()
+    };
+    if let (Some(e), Some(b)) = (median("empty_store"), median("100k_mailboxes_100k_pending")) {
+        println!(
+            "preview 500 rows: empty store {:.3} ms, 100k+100k store {:.3} ms, ratio {:.2} (goal <= 2.0)",
+            e / 1e6,
+            b / 1e6,
+            b / e
+        );
+    }
+}

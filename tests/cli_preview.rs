@@ -1,0 +1,195 @@
+//! `muster preview` and `muster serve` as a user runs them.
+
+mod support;
+
+use std::time::Duration;
+
+use support::*;
+
+fn setup() -> (TestDir, std::path::PathBuf) {
+    let t = TestDir::new();
+    let config = t.config();
+    let path = t.write_config(&config);
+    (t, path)
+}
+
+#[test]
+fn preview_prints_rows_flags_and_capacity() {
+    let (t, config) = setup();
+    // A mailbox that exists on the host before Muster ever ran.
+    std::fs::create_dir_all(t.data().join("dovecot")).unwrap();
+    t.write(
+        "data/dovecot/passwd",
+        "taken@team.example:{PLAIN}x:5000:5000::/h::userdb_quota_rule=*:storage=300M\n",
+    );
+    let csv = t.write(
+        "team.csv",
+        "email,storage_mb\nJane.Doe@elsewhere.org,200\nnot-an-address,\ntaken@else.org,\nbig@else.org,900\n",
+    );
+    let out = run(
+        muster(&[
+            "--config",
+            config.to_str().unwrap(),
+            "preview",
+            "--domain",
+            "team.example",
+        ])
+        .arg(&csv),
+        None,
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("4 rows, 1 clean, 3 flagged"), "{stdout}");
+    assert!(stdout.contains("jane.doe@team.example"), "{stdout}");
+    assert!(stdout.contains("invalid_recipient_email"), "{stdout}");
+    assert!(
+        stdout.contains("mailbox_exists: the mailbox taken@team.example already exists"),
+        "{stdout}"
+    );
+    // 1000 MB pool, 300 MB held by the existing mailbox: 200 fits, 900 does not.
+    assert!(stdout.contains("allocation_over_pool"), "{stdout}");
+    assert!(
+        stdout.contains("cap 10, existing 1, pending 0, this batch 2, left after 7"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Storage pool: 1000 MB, allocated 300 MB"),
+        "{stdout}"
+    );
+
+    let out = run(
+        muster(&[
+            "--config",
+            config.to_str().unwrap(),
+            "preview",
+            "--json",
+            "-",
+        ]),
+        Some(b"jane@elsewhere.org\nbob@elsewhere.org\n"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["clean_rows"], 2);
+    assert_eq!(json["rows"][1]["mailbox"], "bob@team.example");
+    assert_eq!(json["capacity"]["left_after"], 7);
+}
+
+#[test]
+fn unusable_input_is_refused_with_the_reason() {
+    let (t, config) = setup();
+    let cfg = config.to_str().unwrap();
+    let rows: String = (0..501).map(|i| format!("u{i}@else.org\n")).collect();
+    let big = t.write("big.txt", rows);
+    let out = run(muster(&["--config", cfg, "preview"]).arg(&big), None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("501 rows; one batch holds at most 500"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let header = t.write("header.csv", "email,quota\n");
+    let out = run(muster(&["--config", cfg, "preview"]).arg(&header), None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("header row (line 1) but no rows"));
+
+    let out = run(
+        muster(&["--config", cfg, "preview", "--domain", "other.example", "-"]),
+        Some(b"a@b.org\n"),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("not a domain Muster hosts"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Over the upload limit: refused without reading it all.
+    let mut config = t.config();
+    config.invites.upload_limit_bytes = 1024;
+    let small = t.write_config(&config);
+    let huge = t.write("huge.csv", "a@else.org\n".repeat(200));
+    let out = run(
+        muster(&["--config", small.to_str().unwrap(), "preview"]).arg(&huge),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("larger than 1024 bytes"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn bad_configuration_names_the_setting() {
+    let t = TestDir::new();
+    let cfg = t.write("bad.toml", "[invites]\nmax_expiry = \"40d\"\n");
+    let out = run(
+        muster(&["--config", cfg.to_str().unwrap(), "preview", "-"]),
+        Some(b"a@b.org\n"),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("invites.max_expiry") && err.contains("MUSTER_INVITES_MAX_EXPIRY"),
+        "{err}"
+    );
+
+    let out = run(
+        muster(&["--config", cfg.to_str().unwrap(), "preview", "-"])
+            .env("MUSTER_INVITES_MAX_EXPIRY", "7d"),
+        Some(b"a@b.org\n"),
+    );
+    assert_ne!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+#[tokio::test]
+async fn serve_answers_healthz_and_a_second_server_fails_clearly() {
+    let t = TestDir::new();
+    let mut config = t.config();
+    let port = free_port();
+    config.listen = format!("127.0.0.1:{port}");
+    let path = t.write_config(&config);
+    let mut server = muster(&["--config", path.to_str().unwrap(), "serve"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = http();
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let body = wait_for_async("healthz", Duration::from_secs(20), || async {
+        let r = client.get(&url).send().await.ok()?;
+        r.status().is_success().then_some(r.text().await.ok()?)
+    })
+    .await;
+    assert_eq!(body, "ok\n");
+
+    // Same data folder, another port: the store is in use, said at once.
+    config.listen = format!("127.0.0.1:{}", free_port());
+    let second = t.write("second.toml", toml::to_string(&config).unwrap());
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::task::spawn_blocking(move || {
+            run(
+                muster(&["--config", second.to_str().unwrap(), "serve"]),
+                None,
+            )
+        }),
+    )
+    .await
+    .expect("the second server does not hang")
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("in use by another Muster process"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // SIGTERM stops the first one cleanly.
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let status = wait_for("server exit", Duration::from_secs(20), || {
+        server.try_wait().unwrap()
+    });
+    assert!(status.success());
+}

@@ -1,0 +1,167 @@
+//! Shared test helpers: temporary data folders, configurations, the
+//! `muster` binary, an in-process app on port 0, and polling with deadlines.
+#![allow(dead_code)]
+
+pub mod mailstack;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use muster::config::Config;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_muster");
+
+/// Under `CI=true` a missing component fails the test; elsewhere the test
+/// is skipped with a note.
+pub fn require(what: &str, present: bool) -> bool {
+    if present {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{what} is missing; run scripts/install-test-deps");
+    }
+    eprintln!("skipping: {what} is not installed (scripts/install-test-deps installs it)");
+    false
+}
+
+pub fn have_command(cmd: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Polls `f` until it returns Some or the deadline passes.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub async fn wait_for_async<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A free loopback port (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A data folder and a configuration for one test.
+pub struct TestDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestDir {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The base configuration: one domain, the data folder here, port 0.
+    pub fn config(&self) -> Config {
+        let text = format!(
+            r#"
+listen = "127.0.0.1:0"
+public_url = "http://muster.test"
+data_dir = "{data}"
+organisation = "Example Team"
+storage_pool_mb = 1000
+
+[[domains]]
+name = "team.example"
+mailbox_cap = 10
+"#,
+            data = self.data().display()
+        );
+        Config::from_toml(&text, "test", std::iter::empty()).unwrap()
+    }
+
+    /// Writes `config` as TOML and returns its path.
+    pub fn write_config(&self, config: &Config) -> PathBuf {
+        let path = self.path().join("muster.toml");
+        std::fs::write(&path, toml::to_string(config).unwrap()).unwrap();
+        path
+    }
+
+    pub fn write(&self, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+}
+
+/// Runs `muster` with a clean MUSTER_* environment.
+pub fn muster(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("MUSTER_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+pub fn run(mut cmd: impl std::borrow::BorrowMut<Command>, stdin: Option<&[u8]>) -> Output {
+    use std::io::Write;
+    let cmd = cmd.borrow_mut();
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("muster runs");
+    if let Some(input) = stdin {
+        child.stdin.take().unwrap().write_all(input).unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    child.wait_with_output().unwrap()
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
