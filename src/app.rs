@@ -23,6 +23,8 @@ pub struct App {
 pub enum AppError {
     #[error(transparent)]
     Service(#[from] ServiceError),
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -54,6 +56,7 @@ impl App {
                 source: std::io::Error::other("no local address"),
             })?;
         let (shutdown, mut stop) = watch::channel(false);
+        let worker = crate::mail::worker::spawn(muster.clone(), stop.clone())?;
         let routes = crate::http::routes(muster.clone());
         let server = tokio::spawn(async move {
             let signal = async move {
@@ -75,7 +78,7 @@ impl App {
             muster,
             addr,
             shutdown,
-            tasks: vec![server],
+            tasks: vec![server, worker],
         })
     }
 

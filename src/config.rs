@@ -144,6 +144,9 @@ pub struct SmtpSettings {
     pub burst: u32,
     pub connections: usize,
     pub give_up_after: HumanDuration,
+    /// First retry delay after a temporary failure; doubles up to `retry_max_secs`.
+    pub retry_initial_secs: u64,
+    pub retry_max_secs: u64,
     /// Accept self-signed relay certificates (a relay on a private network).
     pub allow_invalid_certs: bool,
 }
@@ -253,6 +256,8 @@ impl Default for SmtpSettings {
             burst: 10,
             connections: 1,
             give_up_after: HumanDuration::from_secs(24 * 3_600),
+            retry_initial_secs: 60,
+            retry_max_secs: 3_600,
             allow_invalid_certs: false,
         }
     }
@@ -343,6 +348,8 @@ const KEYS: &[(&str, Kind)] = &[
     ("smtp.burst", Kind::Int),
     ("smtp.connections", Kind::Int),
     ("smtp.give_up_after", Kind::Str),
+    ("smtp.retry_initial_secs", Kind::Int),
+    ("smtp.retry_max_secs", Kind::Int),
     ("smtp.allow_invalid_certs", Kind::Bool),
     ("client.webmail_url", Kind::Str),
     ("client.imap_host", Kind::Str),
@@ -619,6 +626,12 @@ impl Config {
         }
         if !(1..=64).contains(&smtp.connections) {
             return Err(Self::invalid("smtp.connections", "must be 1 to 64"));
+        }
+        if smtp.retry_initial_secs == 0 || smtp.retry_max_secs < smtp.retry_initial_secs {
+            return Err(Self::invalid(
+                "smtp.retry_initial_secs",
+                "must be at least 1 and at most smtp.retry_max_secs",
+            ));
         }
         if smtp.rate_per_minute > 0 && smtp.burst == 0 {
             return Err(Self::invalid("smtp.burst", "must be at least 1"));

@@ -1,5 +1,6 @@
 //! The `muster` command line. `src/main.rs` only calls [`main`].
 
+mod invite;
 mod output;
 mod preview;
 mod serve;
@@ -34,6 +35,8 @@ enum Command {
     Serve,
     /// Show what a roster would become, and every problem with it.
     Preview(preview::PreviewArgs),
+    /// Create a batch of invites from a roster and send it.
+    Invite(invite::InviteArgs),
 }
 
 /// Exit codes: 0 fine, 1 the work found problems (flagged rows, failed
@@ -42,6 +45,8 @@ pub const EXIT_PROBLEMS: u8 = 1;
 pub const EXIT_UNUSABLE: u8 = 2;
 
 pub fn main() -> ExitCode {
+    // One TLS provider for the SMTP relay and the API client.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let config = match Config::load(cli.config.as_deref(), std::env::vars()) {
         Ok(c) => c,
@@ -62,6 +67,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve => serve::run(config).await,
             Command::Preview(args) => preview::run(config, args),
+            Command::Invite(args) => invite::run(config, args).await,
         }
     });
     match result {

@@ -49,7 +49,12 @@ pub enum TaskKind {
     /// Send (or re-send) the invite email of the invite's current generation.
     Invite { invite_id: String },
     /// Send an admin their password-reset link.
-    PasswordReset { token_id: String, email: String },
+    PasswordReset {
+        token_id: String,
+        email: String,
+        #[serde(with = "time::serde::rfc3339")]
+        expires_at: OffsetDateTime,
+    },
 }
 
 /// A delivery task. Its key in the queue starts with the time it is due.

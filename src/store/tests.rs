@@ -85,10 +85,16 @@ fn tasks_come_out_in_due_order_and_are_replaced_by_id() {
         .unwrap();
     let r = store.read().unwrap();
     assert_eq!(r.task_count().unwrap(), 2);
-    let due = r.due_tasks(T0 + Duration::minutes(2), 10).unwrap();
+    let due = r
+        .due_tasks(T0 + Duration::minutes(2), 10, &|_| false)
+        .unwrap();
     let ids: Vec<&str> = due.iter().map(|(_, t)| t.id.as_str()).collect();
     assert_eq!(ids, ["invite:early", "invite:late"]);
-    assert_eq!(r.due_tasks(T0, 10).unwrap().len(), 1);
+    assert_eq!(r.due_tasks(T0, 10, &|_| false).unwrap().len(), 1);
+    let skipped = r
+        .due_tasks(T0 + Duration::minutes(2), 10, &|id| id == "invite:early")
+        .unwrap();
+    assert_eq!(skipped[0].1.id, "invite:late");
 }
 
 #[test]

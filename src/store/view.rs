@@ -240,16 +240,25 @@ macro_rules! read_methods {
             Ok(out)
         }
 
-        /// Up to `limit` tasks due at or before `now`, earliest first.
-        pub fn due_tasks(&self, now: OffsetDateTime, limit: usize) -> Result<Vec<(u64, Task)>> {
+        /// Up to `limit` tasks due at or before `now`, earliest first,
+        /// passing over (without decoding) those `skip` names.
+        pub fn due_tasks(
+            &self,
+            now: OffsetDateTime,
+            limit: usize,
+            skip: &dyn Fn(&str) -> bool,
+        ) -> Result<Vec<(u64, Task)>> {
             let t = self.txn.open_table(TASKS)?;
             let mut out = Vec::new();
-            for entry in t
-                .range((0u64, "")..=(millis(now), "\u{10ffff}"))?
-                .take(limit)
-            {
+            for entry in t.range((0u64, "")..=(millis(now), "\u{10ffff}"))? {
+                if out.len() == limit {
+                    break;
+                }
                 let (k, v) = entry?;
                 let (due, id) = k.value();
+                if skip(id) {
+                    continue;
+                }
                 out.push((due, decode("tasks", id, v.value())?));
             }
             Ok(out)

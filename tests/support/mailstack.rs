@@ -1,1 +1,404 @@
-//! Filled in by the send issue.
+//! A real Postfix and Dovecot, started by hand on loopback ports with their
+//! own configuration in a temporary state folder (see notes/mail-stack.md).
+//!
+//! Postfix delivers the hosted domain to Dovecot over LMTP and captures
+//! every other domain (the invites themselves) into one maildir, where the
+//! `X-Original-To:` header names the recipient.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use super::{free_port, have_command, require, wait_for};
+
+/// The uid and gid that own delivered mail (Muster's default too).
+pub const VMAIL: u32 = 5000;
+
+fn sh(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().expect("command runs");
+    if !out.status.success() {
+        panic!(
+            "{cmd:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+fn chown(path: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+}
+
+/// A folder other users (postfix, dovecot, vmail) may traverse.
+pub fn open_dir(path: &Path) {
+    std::fs::create_dir_all(path).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The numeric id of a user (`passwd`) or group (`group`).
+fn id_of(database: &str, name: &str) -> u32 {
+    let out = sh(Command::new("getent").args([database, name]));
+    String::from_utf8_lossy(&out.stdout)
+        .split(':')
+        .nth(2)
+        .and_then(|g| g.trim().parse().ok())
+        .expect("numeric id")
+}
+
+/// Whether Postfix and Dovecot are installed; under CI a missing one fails.
+pub fn available() -> bool {
+    require(
+        "postfix and dovecot (apt packages postfix dovecot-core dovecot-imapd dovecot-lmtpd)",
+        have_command("postfix")
+            && have_command("dovecot")
+            && Path::new("/usr/lib/dovecot/lmtp").exists(),
+    )
+}
+
+pub struct Postfix {
+    state: PathBuf,
+    pub port: u16,
+    captured: PathBuf,
+}
+
+/// The hosted-domain side of Postfix, for provisioning tests.
+pub struct Hosted<'a> {
+    pub domain: &'a str,
+    /// Muster's virtual mailbox map (read as `texthash:`; reload after changes).
+    pub map: &'a Path,
+    pub lmtp_socket: &'a Path,
+}
+
+impl Postfix {
+    pub fn start(state: &Path, hosted: Option<Hosted<'_>>) -> Self {
+        let state = state.join("postfix");
+        let etc = state.join("etc");
+        for d in [&state, &etc, &state.join("spool"), &state.join("log")] {
+            open_dir(d);
+        }
+        let data = state.join("data");
+        open_dir(&data);
+        chown(&data, id_of("passwd", "postfix"), 0);
+        let captured = state.join("captured");
+        open_dir(&captured);
+        chown(&captured, VMAIL, VMAIL);
+        let port = free_port();
+        let s = state.display();
+        let mut main = format!(
+            "compatibility_level = 3.6
+queue_directory = {s}/spool
+data_directory = {s}/data
+mail_owner = postfix
+myhostname = mx.muster.test
+mydomain = muster.test
+inet_interfaces = loopback-only
+inet_protocols = ipv4
+mydestination =
+local_recipient_maps =
+relay_domains =
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject
+smtpd_recipient_restrictions = permit_mynetworks, reject
+maillog_file = {s}/log/postfix.log
+maillog_file_prefixes = {s}
+default_transport = capture
+relay_transport = capture
+message_size_limit = 10240000
+virtual_mailbox_limit = 51200000
+smtputf8_enable = no
+biff = no
+"
+        );
+        if let Some(h) = &hosted {
+            main.push_str(&format!(
+                "virtual_mailbox_domains = {}\nvirtual_mailbox_maps = texthash:{}\nvirtual_transport = lmtp:unix:{}\n",
+                h.domain,
+                h.map.display(),
+                h.lmtp_socket.display()
+            ));
+        }
+        std::fs::write(etc.join("main.cf"), main).unwrap();
+        let master = format!(
+            "127.0.0.1:{port} inet n - n - - smtpd
+pickup unix n - n 60 1 pickup
+cleanup unix n - n - 0 cleanup
+qmgr unix n - n 300 1 qmgr
+rewrite unix - - n - - trivial-rewrite
+bounce unix - - n - 0 bounce
+defer unix - - n - 0 bounce
+trace unix - - n - 0 bounce
+verify unix - - n - 1 verify
+flush unix n - n 1000? 0 flush
+proxymap unix - - n - - proxymap
+proxywrite unix - - n - 1 proxymap
+smtp unix - - n - - smtp
+relay unix - - n - - smtp
+showq unix n - n - - showq
+error unix - - n - - error
+retry unix - - n - - error
+discard unix - - n - - discard
+local unix - n n - - local
+virtual unix - n n - - virtual
+lmtp unix - - n - - lmtp
+anvil unix - - n - 1 anvil
+scache unix - - n - 1 scache
+postlog unix-dgram n - n - 1 postlogd
+capture unix - n n - - virtual -o virtual_mailbox_base={s}/captured -o virtual_mailbox_maps=regexp:{s}/etc/capture_map -o virtual_uid_maps=static:{VMAIL} -o virtual_gid_maps=static:{VMAIL}
+"
+        );
+        std::fs::write(etc.join("master.cf"), master).unwrap();
+        std::fs::write(etc.join("capture_map"), "/./ inbox/\n").unwrap();
+        sh(Command::new("postfix").arg("-c").arg(&etc).arg("start"));
+        let pf = Self {
+            state,
+            port,
+            captured,
+        };
+        wait_for("postfix to listen", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        pf
+    }
+
+    pub fn etc(&self) -> PathBuf {
+        self.state.join("etc")
+    }
+
+    /// The command Muster runs after changing the map.
+    pub fn reload_command(&self) -> String {
+        format!("postfix -c {} reload", self.etc().display())
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.state.join("log/postfix.log")).unwrap_or_default()
+    }
+
+    /// Captured messages to outside domains, as raw bytes.
+    pub fn captured(&self) -> Vec<Vec<u8>> {
+        let dir = self.captured.join("inbox/new");
+        let mut out = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                if let Ok(bytes) = std::fs::read(e.path()) {
+                    out.push(bytes);
+                }
+            }
+        }
+        out
+    }
+
+    pub fn wait_for_captured(&self, n: usize, timeout: Duration) -> Vec<Vec<u8>> {
+        wait_for(&format!("{n} captured messages"), timeout, || {
+            let got = self.captured();
+            (got.len() >= n).then_some(got)
+        })
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let _ = Command::new("postfix")
+            .arg("-c")
+            .arg(self.etc())
+            .arg("stop")
+            .output();
+    }
+}
+
+pub struct Dovecot {
+    state: PathBuf,
+    pub imap_port: u16,
+    pid: Option<u32>,
+}
+
+impl Dovecot {
+    /// Starts Dovecot with `passwd` as its passdb and userdb; mail homes
+    /// live under `<state>/vmail`.
+    pub fn start(state: &Path, passwd: &Path) -> Self {
+        let state = state.join("dovecot");
+        open_dir(&state);
+        open_dir(&state.join("run"));
+        let vmail = state.join("vmail");
+        open_dir(&vmail);
+        chown(&vmail, VMAIL, VMAIL);
+        if let Some(dir) = passwd.parent() {
+            open_dir(dir);
+        }
+        let imap_port = free_port();
+        let s = state.display();
+        let conf = format!(
+            "base_dir = {s}/run
+log_path = {s}/dovecot.log
+info_log_path = {s}/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_failure_delay = 0
+mail_location = maildir:~/Maildir
+first_valid_uid = 500
+protocols = imap lmtp
+listen = 127.0.0.1
+default_login_user = dovenull
+default_internal_user = dovecot
+mail_plugins = $mail_plugins quota
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+}}
+service lmtp {{
+  unix_listener lmtp {{
+    mode = 0666
+  }}
+}}
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+protocol imap {{
+  mail_plugins = $mail_plugins imap_quota
+}}
+passdb {{
+  driver = passwd-file
+  args = {passwd}
+}}
+userdb {{
+  driver = passwd-file
+  args = {passwd}
+}}
+plugin {{
+  quota = count:User quota
+  quota_vsizes = yes
+}}
+",
+            passwd = passwd.display()
+        );
+        std::fs::write(state.join("dovecot.conf"), conf).unwrap();
+        sh(Command::new("dovecot")
+            .arg("-c")
+            .arg(state.join("dovecot.conf")));
+        let pid = wait_for("dovecot to start", Duration::from_secs(20), || {
+            std::fs::read_to_string(state.join("run/master.pid"))
+                .ok()
+                .and_then(|p| p.trim().parse::<u32>().ok())
+        });
+        wait_for("dovecot to listen", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", imap_port)).ok()
+        });
+        Self {
+            state,
+            imap_port,
+            pid: Some(pid),
+        }
+    }
+
+    /// Where mail homes go: use it as Muster's `mail_host.home` with `%d/%n`.
+    pub fn vmail(&self) -> PathBuf {
+        self.state.join("vmail")
+    }
+
+    pub fn lmtp_socket(&self) -> PathBuf {
+        self.state.join("run/lmtp")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.state.join("dovecot.log")).unwrap_or_default()
+    }
+
+    /// Group id of `dovecot`, which must be able to read the passwd-file.
+    pub fn group() -> u32 {
+        id_of("group", "dovecot")
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid.take() {
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+            // The master needs over a second to exit; wait for it.
+            let _ = std::panic::catch_unwind(|| {
+                wait_for("dovecot to stop", Duration::from_secs(10), || {
+                    (unsafe { libc::kill(pid as i32, 0) } != 0).then_some(())
+                })
+            });
+        }
+    }
+}
+
+/// A minimal IMAP client: enough to log in, read quota and count mail.
+pub struct Imap {
+    stream: std::io::BufReader<std::net::TcpStream>,
+    tag: u32,
+}
+
+impl Imap {
+    pub fn connect(port: u16) -> Self {
+        let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut imap = Self {
+            stream: std::io::BufReader::new(stream),
+            tag: 0,
+        };
+        imap.line();
+        imap
+    }
+
+    fn line(&mut self) -> String {
+        use std::io::BufRead;
+        let mut l = String::new();
+        self.stream.read_line(&mut l).unwrap();
+        l
+    }
+
+    /// Sends a command; returns (untagged lines, tagged status line).
+    pub fn cmd(&mut self, cmd: &str) -> (Vec<String>, String) {
+        use std::io::Write;
+        self.tag += 1;
+        let tag = format!("a{}", self.tag);
+        self.stream
+            .get_mut()
+            .write_all(format!("{tag} {cmd}\r\n").as_bytes())
+            .unwrap();
+        let mut lines = Vec::new();
+        loop {
+            let l = self.line();
+            if l.is_empty() {
+                return (lines, "connection closed".into());
+            }
+            if l.starts_with(&format!("{tag} ")) {
+                return (lines, l);
+            }
+            lines.push(l);
+        }
+    }
+
+    pub fn login(&mut self, user: &str, password: &str) -> bool {
+        let (_, status) = self.cmd(&format!("LOGIN \"{user}\" \"{password}\""));
+        status.contains(" OK")
+    }
+}
+
+/// Logs in, retrying for a few seconds: Dovecot notices a changed
+/// passwd-file by its mtime, at most once a second.
+pub fn login_eventually(port: u16, user: &str, password: &str) -> Option<Imap> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut imap = Imap::connect(port);
+        if imap.login(user, password) {
+            return Some(imap);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod mailstack;
+pub mod smtp_peer;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

@@ -1,0 +1,172 @@
+//! `muster invite --domain D FILE`: creates a batch in the local store and
+//! sends it, showing progress until every invite is sent or failed.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::output::read_limited;
+use super::preview::render;
+use super::{EXIT_PROBLEMS, EXIT_UNUSABLE};
+use crate::config::Config;
+use crate::domain::duration::HumanDuration;
+use crate::domain::roster::RosterFormat;
+use crate::service::{BatchRequest, Muster, RosterInput, ServiceError, SystemClock};
+use crate::store::Actor;
+
+#[derive(Args, Debug)]
+pub struct InviteArgs {
+    /// The hosted domain for the new mailboxes (may be left out when only one is hosted).
+    #[arg(long)]
+    domain: Option<String>,
+    /// Link lifetime, shorter than the default if wanted (e.g. 7d, 48h; at most 30d).
+    #[arg(long)]
+    expires: Option<String>,
+    /// Send the clean rows and leave the flagged ones out.
+    #[arg(long)]
+    only_clean: bool,
+    /// Read FILE as a pasted list (one email per line) instead of CSV.
+    #[arg(long)]
+    lines: bool,
+    /// The roster: CSV or a list of emails; `-` reads standard input.
+    file: PathBuf,
+}
+
+pub async fn run(config: Config, args: InviteArgs) -> anyhow::Result<u8> {
+    let expires_in = match args.expires.as_deref().map(HumanDuration::parse) {
+        Some(Ok(d)) => Some(d),
+        Some(Err(e)) => {
+            eprintln!("error: --expires: {e}");
+            return Ok(EXIT_UNUSABLE);
+        }
+        None => None,
+    };
+    let bytes = read_limited(&args.file, config.invites.upload_limit_bytes)?;
+    let format = if args.lines {
+        RosterFormat::Lines
+    } else {
+        RosterFormat::Csv
+    };
+    let limit = config.invites.batch_limit;
+    let muster = Arc::new(Muster::open(Arc::new(config), Arc::new(SystemClock))?);
+    let rows = match muster.roster(RosterInput::Upload { bytes, format }, limit) {
+        Ok(rows) => rows,
+        Err(ServiceError::Roster(e)) => {
+            eprintln!("error: {}: {e}", args.file.display());
+            return Ok(EXIT_UNUSABLE);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let created = match muster.create_batch(BatchRequest {
+        domain: args.domain.clone(),
+        rows,
+        expires_in,
+        only_clean: args.only_clean,
+        actor: Actor::cli(),
+    }) {
+        Ok(c) => c,
+        Err(ServiceError::Flagged { preview, .. }) => {
+            print!("{}", render(&preview));
+            eprintln!(
+                "\nNothing was sent: {} rows are flagged. Fix them, or pass --only-clean to send the {} clean rows.",
+                preview.flagged_rows, preview.clean_rows
+            );
+            return Ok(EXIT_PROBLEMS);
+        }
+        Err(ServiceError::NothingClean { preview }) => {
+            print!("{}", render(&preview));
+            eprintln!("\nNothing was sent: no row is clean.");
+            return Ok(EXIT_PROBLEMS);
+        }
+        Err(
+            e @ (ServiceError::UnknownDomain { .. }
+            | ServiceError::DomainRequired(_)
+            | ServiceError::Expiry { .. }),
+        ) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_UNUSABLE);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let batch_id = created.batch.id.clone();
+    let total = created.invites.len() as u64;
+    println!(
+        "Batch {batch_id}: {total} invites for {} (links expire after {}).",
+        created.batch.domain,
+        HumanDuration::from_secs(created.batch.expires_in_secs)
+    );
+    if created.preview.flagged_rows > 0 {
+        println!(
+            "{} flagged rows were left out.",
+            created.preview.flagged_rows
+        );
+    }
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker = crate::mail::worker::spawn(muster.clone(), stop_rx)?;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let mut last_line = String::new();
+    let interrupted = loop {
+        let (_, invites) = muster.batch_invites(&batch_id)?;
+        let count = |s: &str| invites.iter().filter(|i| i.delivery_state == s).count() as u64;
+        let (sent, failed, deferred) = (count("sent"), count("failed"), count("deferred"));
+        let line = format!("sent {sent} of {total}, {failed} failed, {deferred} deferred");
+        match &bar {
+            Some(bar) => {
+                bar.set_position(sent + failed);
+                bar.set_message(format!("{failed} failed, {deferred} deferred"));
+            }
+            None if line != last_line => println!("{line}"),
+            None => {}
+        }
+        last_line = line;
+        if sent + failed == total {
+            break false;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = tokio::signal::ctrl_c() => break true,
+        }
+    };
+    if let Some(bar) = &bar {
+        bar.finish();
+    }
+    let _ = stop_tx.send(true);
+    let _ = worker.await;
+
+    let (_, invites) = muster.batch_invites(&batch_id)?;
+    let failed: Vec<_> = invites
+        .iter()
+        .filter(|i| i.delivery_state == "failed")
+        .collect();
+    let sent = invites
+        .iter()
+        .filter(|i| i.delivery_state == "sent")
+        .count();
+    println!("{sent} sent, {} failed.", failed.len());
+    for f in &failed {
+        println!(
+            "  failed: {} ({}): {}",
+            f.recipient_email,
+            f.mailbox,
+            f.delivery_detail.as_deref().unwrap_or("")
+        );
+    }
+    if interrupted {
+        println!(
+            "Stopped before every invite was sent; the rest stay queued and `muster serve` sends them."
+        );
+        return Ok(EXIT_PROBLEMS);
+    }
+    Ok(if failed.is_empty() { 0 } else { EXIT_PROBLEMS })
+}

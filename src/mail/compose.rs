@@ -1,0 +1,243 @@
+//! Composing the emails Muster sends: text and HTML alternatives with the
+//! same content, a text link, a correct Date in UTC and a Message-ID on the
+//! sender's domain (see the notes on what makes invites look like spam).
+
+use mail_builder::MessageBuilder;
+use mail_builder::headers::address::Address;
+use time::OffsetDateTime;
+
+use super::templates::{Kind, TemplateError, Templates};
+use crate::config::Config;
+use crate::domain::invite::Invite;
+
+/// A message ready for the wire or the outbox.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub from: String,
+    pub to: String,
+    pub message_id: String,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Composer {
+    templates: Templates,
+    organisation: String,
+    from_address: String,
+    from_name: String,
+    reply_to: Option<String>,
+    webmail_url: String,
+    id_domain: String,
+}
+
+const EN_MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const DE_MONTHS: [&str; 12] = [
+    "Januar",
+    "Februar",
+    "März",
+    "April",
+    "Mai",
+    "Juni",
+    "Juli",
+    "August",
+    "September",
+    "Oktober",
+    "November",
+    "Dezember",
+];
+const EN_DAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+const DE_DAYS: [&str; 7] = [
+    "Montag",
+    "Dienstag",
+    "Mittwoch",
+    "Donnerstag",
+    "Freitag",
+    "Samstag",
+    "Sonntag",
+];
+
+/// A date and time in plain words, in UTC: "Wednesday, 30 December 2026 at
+/// 12:00 UTC" or "Mittwoch, 30. Dezember 2026 um 12:00 UTC".
+pub fn plain_date(t: OffsetDateTime, locale: &str) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let day = t.weekday().number_days_from_monday() as usize;
+    let month = t.month() as usize - 1;
+    if locale.starts_with("de") {
+        format!(
+            "{}, {}. {} {} um {:02}:{:02} UTC",
+            DE_DAYS[day],
+            t.day(),
+            DE_MONTHS[month],
+            t.year(),
+            t.hour(),
+            t.minute()
+        )
+    } else {
+        format!(
+            "{}, {} {} {} at {:02}:{:02} UTC",
+            EN_DAYS[day],
+            t.day(),
+            EN_MONTHS[month],
+            t.year(),
+            t.hour(),
+            t.minute()
+        )
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+impl Composer {
+    pub fn new(config: &Config) -> Result<Self, TemplateError> {
+        let from_address = config.from_address();
+        let id_domain = from_address
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_string())
+            .unwrap_or_else(|| config.public_host());
+        Ok(Self {
+            templates: Templates::load(config.invites.templates_dir.as_deref())?,
+            organisation: one_line(&config.organisation),
+            from_address,
+            from_name: one_line(&config.from_name()),
+            reply_to: config.smtp.reply_to.clone(),
+            webmail_url: config.client.webmail_url.clone().unwrap_or_default(),
+            id_domain,
+        })
+    }
+
+    fn build(
+        &self,
+        to_name: Option<&str>,
+        to: &str,
+        id: &str,
+        rendered: super::templates::Rendered,
+        now: OffsetDateTime,
+    ) -> Outgoing {
+        let message_id = format!("{id}@{}", self.id_domain);
+        let to_address: Address<'_> = match to_name {
+            Some(name) => (one_line(name), to.to_string()).into(),
+            None => to.to_string().into(),
+        };
+        let mut builder = MessageBuilder::new()
+            .from((self.from_name.clone(), self.from_address.clone()))
+            .to(to_address)
+            .subject(rendered.subject)
+            .date(now.unix_timestamp())
+            .message_id(message_id.clone())
+            .text_body(rendered.text)
+            .html_body(rendered.html);
+        if let Some(reply_to) = &self.reply_to {
+            builder = builder.reply_to(reply_to.clone());
+        }
+        Outgoing {
+            from: self.from_address.clone(),
+            to: to.to_string(),
+            message_id,
+            bytes: builder.write_to_vec().unwrap_or_default(),
+        }
+    }
+
+    /// The invite email for the invite's current link.
+    pub fn invite(
+        &self,
+        invite: &Invite,
+        link: &str,
+        now: OffsetDateTime,
+    ) -> Result<Outgoing, TemplateError> {
+        let locale = self
+            .templates
+            .locale_for(Kind::Invite, invite.locale.as_deref());
+        let expires = plain_date(invite.expires_at, &locale);
+        let greeting = invite
+            .display_name
+            .clone()
+            .unwrap_or_else(|| invite.recipient_email.clone());
+        let rendered = self.templates.render(
+            Kind::Invite,
+            &locale,
+            &[
+                ("organisation", &self.organisation),
+                ("greeting_name", &greeting),
+                ("mailbox", &invite.mailbox),
+                ("recipient_email", &invite.recipient_email),
+                ("link", link),
+                ("expires", &expires),
+                ("webmail_url", &self.webmail_url),
+            ],
+        )?;
+        let id = format!("invite.{}.{}", invite.id, invite.generation);
+        Ok(self.build(
+            invite.display_name.as_deref(),
+            &invite.recipient_email,
+            &id,
+            rendered,
+            now,
+        ))
+    }
+
+    /// The admin password-reset email.
+    pub fn reset(
+        &self,
+        email: &str,
+        token_id: &str,
+        link: &str,
+        expires: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Outgoing, TemplateError> {
+        let rendered = self.templates.render(
+            Kind::Reset,
+            "en",
+            &[
+                ("organisation", &self.organisation),
+                ("account", email),
+                ("link", link),
+                ("expires", &plain_date(expires, "en")),
+            ],
+        )?;
+        Ok(self.build(None, email, &format!("reset.{token_id}"), rendered, now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn dates_in_plain_words() {
+        let t = datetime!(2026-12-30 09:05 UTC);
+        assert_eq!(
+            plain_date(t, "en"),
+            "Wednesday, 30 December 2026 at 09:05 UTC"
+        );
+        assert_eq!(
+            plain_date(t, "de"),
+            "Mittwoch, 30. Dezember 2026 um 09:05 UTC"
+        );
+    }
+}

@@ -1,0 +1,16 @@
+//! Outgoing mail: composing invite and reset emails, and the delivery
+//! worker that sends them through the SMTP relay or into the outbox folder.
+
+pub mod compose;
+pub mod outbox;
+pub mod smtp;
+pub mod templates;
+pub mod worker;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error(transparent)]
+    Template(#[from] templates::TemplateError),
+    #[error("the SMTP relay settings: {0}")]
+    Relay(String),
+}

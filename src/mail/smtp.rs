@@ -1,0 +1,328 @@
+//! The SMTP relay: mail-send opens the connection (TLS, STARTTLS, AUTH);
+//! the transaction itself is split in two so the final dot of one message
+//! can wait for the previous message's record to be durable (see the
+//! delivery worker), with MAIL, RCPT and DATA pipelined when offered.
+
+use std::time::Duration;
+
+use mail_send::{Credentials, SmtpClient, SmtpClientBuilder};
+use smtp_proto::{EXT_CHUNKING, EXT_PIPELINING, Response};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use super::compose::Outgoing;
+use crate::config::{Config, SmtpTls};
+
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The relay took it; its reply.
+    Accepted(String),
+    /// Try again later: a 4xx reply, or the connection failed.
+    Temporary(String),
+    /// Do not retry: a 5xx reply, kept for the admin.
+    Permanent(String),
+}
+
+fn reply_text(r: &Response<String>) -> String {
+    let esc = if r.esc[0] > 0 {
+        format!(" {}.{}.{}", r.esc[0], r.esc[1], r.esc[2])
+    } else {
+        String::new()
+    };
+    format!("{}{} {}", r.code, esc, r.message.trim())
+}
+
+fn classify(r: &Response<String>) -> Outcome {
+    let text = reply_text(r);
+    match r.code {
+        200..=399 => Outcome::Accepted(text),
+        400..=499 => Outcome::Temporary(text),
+        _ => Outcome::Permanent(text),
+    }
+}
+
+fn io_error(context: &str, e: impl std::fmt::Display) -> Outcome {
+    Outcome::Temporary(format!("{context}: {e}"))
+}
+
+/// Escapes lines that start with a dot and ends the body with CRLF; the
+/// terminating dot is sent separately.
+pub fn dot_stuff(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 64);
+    for line in body.split_inclusive(|b| *b == b'\n') {
+        if line.first() == Some(&b'.') {
+            out.push(b'.');
+        }
+        out.extend_from_slice(line);
+    }
+    if !out.ends_with(b"\r\n") {
+        if out.ends_with(b"\n") {
+            out.pop();
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+#[derive(Clone)]
+pub struct Relay {
+    builder: SmtpClientBuilder<String>,
+    tls: SmtpTls,
+    helo: String,
+    credentials: Option<Credentials<String>>,
+    timeout: Duration,
+    pub address: String,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("address", &self.address)
+            .finish()
+    }
+}
+
+impl Relay {
+    /// The relay from the configuration, or None when mail goes to the outbox.
+    pub fn from_config(config: &Config) -> Result<Option<Self>, String> {
+        let smtp = &config.smtp;
+        let Some(host) = smtp.host.clone() else {
+            return Ok(None);
+        };
+        let timeout = Duration::from_secs(smtp.timeout_secs);
+        let helo = smtp
+            .helo_name
+            .clone()
+            .unwrap_or_else(|| config.public_host());
+        let mut builder = SmtpClientBuilder::new(host.clone(), smtp.port)?
+            .implicit_tls(smtp.tls == SmtpTls::Implicit)
+            .helo_host(helo.clone())
+            .timeout(timeout)
+            // EHLO after TLS is ours, to learn the extensions.
+            .say_ehlo(false);
+        if smtp.allow_invalid_certs {
+            builder = builder.allow_invalid_certs();
+        }
+        let credentials = match (&smtp.username, &smtp.password) {
+            (Some(u), Some(p)) => Some(Credentials::Plain {
+                username: u.clone(),
+                secret: p.clone(),
+            }),
+            _ => None,
+        };
+        Ok(Some(Self {
+            builder,
+            tls: smtp.tls,
+            helo,
+            credentials,
+            timeout,
+            address: format!("{host}:{}", smtp.port),
+        }))
+    }
+
+    pub async fn connect(&self) -> Result<Connection, Outcome> {
+        let client: SmtpClient<Box<dyn Stream>> = match self.tls {
+            SmtpTls::None => {
+                let c = self
+                    .builder
+                    .connect_plain()
+                    .await
+                    .map_err(|e| self.connect_error(e))?;
+                // The final dot goes out alone after the body: without
+                // NODELAY, Nagle holds it for the delayed ACK (~40 ms).
+                let _ = c.stream.set_nodelay(true);
+                SmtpClient {
+                    stream: Box::new(c.stream),
+                    timeout: c.timeout,
+                }
+            }
+            SmtpTls::Starttls | SmtpTls::Implicit => {
+                let c = self
+                    .builder
+                    .connect()
+                    .await
+                    .map_err(|e| self.connect_error(e))?;
+                let _ = c.stream.get_ref().0.set_nodelay(true);
+                SmtpClient {
+                    stream: Box::new(c.stream),
+                    timeout: c.timeout,
+                }
+            }
+        };
+        let mut client = client;
+        let caps = client
+            .capabilities(&self.helo, false)
+            .await
+            .map_err(|e| self.connect_error(e))?;
+        if let Some(credentials) = &self.credentials {
+            client
+                .authenticate(credentials, &caps)
+                .await
+                .map_err(|e| self.connect_error(e))?;
+        }
+        Ok(Connection {
+            client,
+            pipelining: caps.has_capability(EXT_PIPELINING),
+            chunking: caps.has_capability(EXT_CHUNKING),
+            timeout: self.timeout,
+            ending: b".\r\n",
+        })
+    }
+
+    fn connect_error(&self, e: mail_send::Error) -> Outcome {
+        match e {
+            mail_send::Error::UnexpectedReply(r) | mail_send::Error::AuthenticationFailed(r)
+                if r.code >= 500 =>
+            {
+                Outcome::Permanent(format!("relay {}: {}", self.address, reply_text(&r)))
+            }
+            other => Outcome::Temporary(format!("relay {}: {other}", self.address)),
+        }
+    }
+}
+
+pub struct Connection {
+    client: SmtpClient<Box<dyn Stream>>,
+    pipelining: bool,
+    /// BDAT lets the body ride with the envelope and the end of the
+    /// message be one short command ("BDAT 0 LAST").
+    chunking: bool,
+    timeout: Duration,
+    /// How the message begun by `begin` is ended.
+    ending: &'static [u8],
+}
+
+/// A failure inside a transaction, and whether the connection survived it.
+pub struct Failed {
+    pub outcome: Outcome,
+    pub connection_usable: bool,
+}
+
+fn broken(o: Outcome) -> Failed {
+    Failed {
+        outcome: o,
+        connection_usable: false,
+    }
+}
+
+impl Connection {
+    /// Sends the envelope and the body, all but the end of the message.
+    pub async fn begin(&mut self, msg: &Outgoing) -> Result<(), Failed> {
+        let mut head = format!("MAIL FROM:<{}>\r\nRCPT TO:<{}>\r\n", msg.from, msg.to).into_bytes();
+        if self.pipelining && self.chunking {
+            head.extend_from_slice(format!("BDAT {}\r\n", msg.bytes.len()).as_bytes());
+            head.extend_from_slice(&msg.bytes);
+            self.write(&head).await.map_err(broken)?;
+            let replies = self.read_many(3).await.map_err(broken)?;
+            self.ending = b"BDAT 0 LAST\r\n";
+            return match replies.iter().find(|r| r.code >= 300) {
+                None => Ok(()),
+                Some(bad) => Err(self.refused(bad).await),
+            };
+        }
+        head.extend_from_slice(b"DATA\r\n");
+        let replies = if self.pipelining {
+            self.write(&head).await.map_err(broken)?;
+            self.read_many(3).await.map_err(broken)?
+        } else {
+            let mut replies = Vec::with_capacity(3);
+            for line in head.split_inclusive(|b| *b == b'\n') {
+                self.write(line).await.map_err(broken)?;
+                let r = self.read().await.map_err(broken)?;
+                let stop = r.code >= 400;
+                replies.push(r);
+                if stop {
+                    break;
+                }
+            }
+            replies
+        };
+        if let Some(bad) = replies.iter().take(2).find(|r| r.code >= 400) {
+            if replies.get(2).is_some_and(|r| r.code == 354) {
+                // A server that opened DATA anyway gets an empty message ended at once.
+                self.write(b".\r\n").await.map_err(broken)?;
+                let _ = self.read().await;
+            }
+            return Err(self.refused(bad).await);
+        }
+        match replies.get(2) {
+            Some(r) if r.code == 354 => {}
+            Some(r) if r.code >= 400 => return Err(self.refused(r).await),
+            other => {
+                let what = other.map(reply_text).unwrap_or_else(|| "nothing".into());
+                return Err(broken(Outcome::Temporary(format!(
+                    "unexpected reply to DATA: {what}"
+                ))));
+            }
+        }
+        self.ending = b".\r\n";
+        self.write(&dot_stuff(&msg.bytes)).await.map_err(broken)
+    }
+
+    /// A refusal: 421 closes the connection; others leave it usable after RSET.
+    async fn refused(&mut self, reply: &Response<String>) -> Failed {
+        let outcome = classify(reply);
+        let outcome = match outcome {
+            Outcome::Accepted(r) => Outcome::Temporary(format!("unexpected reply: {r}")),
+            other => other,
+        };
+        if reply.code == 421 {
+            return broken(outcome);
+        }
+        Failed {
+            outcome,
+            connection_usable: self.client.rset().await.is_ok(),
+        }
+    }
+
+    /// Ends the message and reads the relay's verdict. A 421 reply means
+    /// the relay is closing the connection.
+    pub async fn finish(&mut self) -> Result<Outcome, Failed> {
+        self.write(self.ending).await.map_err(broken)?;
+        let reply = self.read().await.map_err(broken)?;
+        if reply.code == 421 {
+            return Err(broken(classify(&reply)));
+        }
+        Ok(classify(&reply))
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), Outcome> {
+        tokio::time::timeout(self.timeout, async {
+            self.client.stream.write_all(bytes).await?;
+            self.client.stream.flush().await
+        })
+        .await
+        .map_err(|_| Outcome::Temporary("the relay timed out while receiving".into()))?
+        .map_err(|e| io_error("while sending", e))
+    }
+
+    async fn read(&mut self) -> Result<Response<String>, Outcome> {
+        Ok(self.read_many(1).await?.remove(0))
+    }
+
+    async fn read_many(&mut self, n: usize) -> Result<Vec<Response<String>>, Outcome> {
+        tokio::time::timeout(self.timeout, self.client.read_many(n))
+            .await
+            .map_err(|_| Outcome::Temporary("the relay did not answer in time".into()))?
+            .map_err(|e| io_error("reading the reply", e))
+    }
+
+    pub async fn quit(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.client.cmd(b"QUIT\r\n")).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_stuffing() {
+        assert_eq!(dot_stuff(b"a\r\n.b\r\n"), b"a\r\n..b\r\n");
+        assert_eq!(dot_stuff(b".start"), b"..start\r\n");
+        assert_eq!(dot_stuff(b"x\n"), b"x\r\n");
+    }
+}

@@ -1,0 +1,469 @@
+//! The delivery worker. A dispatcher takes due tasks from the queue (a range
+//! scan over keys that start with the due time); connection tasks send them,
+//! each over one reused SMTP connection; a committer records the outcomes in
+//! group commits.
+//!
+//! Restart safety: the store changes only when an outcome is committed, so
+//! after a kill every task not recorded is sent again. A connection sends
+//! the final dot of a message only once the previous message's outcome is
+//! durable, so at most one message per connection can have been accepted by
+//! the relay without being recorded: that one is sent again after a restart.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use rand::Rng;
+use time::OffsetDateTime;
+use tokio::sync::{Mutex as AsyncMutex, mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::MailError;
+use super::compose::{Composer, Outgoing};
+use super::outbox::Outbox;
+use super::smtp::{Connection, Outcome, Relay};
+use crate::domain::invite::{Delivery, Invite, LinkState};
+use crate::domain::token::TokenPurpose;
+use crate::service::Muster;
+use crate::store::{Actor, StoreError, Task, TaskKind, WriteView};
+
+/// Idle connections are closed after this long without work.
+const IDLE: Duration = Duration::from_secs(5);
+/// The dispatcher looks at the queue at least this often.
+const POLL: Duration = Duration::from_secs(1);
+
+/// What a connection needs to send one task.
+struct Job {
+    task: Task,
+    payload: Payload,
+}
+
+enum Payload {
+    Invite(Box<Invite>),
+    Reset {
+        email: String,
+        token_id: String,
+        expires_at: OffsetDateTime,
+    },
+    /// The task's subject is gone (deleted invite): drop the task.
+    Gone,
+}
+
+struct Done {
+    task: Task,
+    /// The invite generation the message carried, if any.
+    generation: Option<u32>,
+    outcome: Outcome,
+    ack: Option<oneshot::Sender<()>>,
+}
+
+#[derive(Clone)]
+enum Transport {
+    Relay(Box<Relay>),
+    Outbox(Outbox),
+}
+
+/// Starts the worker; it runs until `stop` turns true, then finishes the
+/// transactions in flight and records their outcomes.
+pub fn spawn(
+    muster: Arc<Muster>,
+    stop: watch::Receiver<bool>,
+) -> Result<JoinHandle<()>, MailError> {
+    let config = muster.config.clone();
+    let composer = Arc::new(Composer::new(&config)?);
+    let transport = match Relay::from_config(&config).map_err(MailError::Relay)? {
+        Some(relay) => {
+            tracing::info!(relay = %relay.address, connections = config.smtp.connections, "sending invites through the SMTP relay");
+            Transport::Relay(Box::new(relay))
+        }
+        None => {
+            let outbox = Outbox::new(config.outbox_dir());
+            tracing::info!(outbox = %outbox.dir().display(), "no SMTP relay configured: invites are written as .eml files to the outbox folder");
+            Transport::Outbox(outbox)
+        }
+    };
+    let limiter = NonZeroU32::new(config.smtp.rate_per_minute).map(|rate| {
+        let burst = NonZeroU32::new(config.smtp.burst).unwrap_or(NonZeroU32::MIN);
+        Arc::new(RateLimiter::direct(
+            Quota::per_minute(rate).allow_burst(burst),
+        ))
+    });
+    let connections = match transport {
+        Transport::Relay(_) => config.smtp.connections,
+        Transport::Outbox(_) => 1,
+    };
+    Ok(tokio::spawn(async move {
+        let (job_tx, job_rx) = mpsc::channel::<Job>(connections * 2);
+        let (done_tx, done_rx) = mpsc::unbounded_channel::<Done>();
+        let job_rx = Arc::new(AsyncMutex::new(job_rx));
+        // Commits block on the disk: keep them off the runtime's threads.
+        let m = muster.clone();
+        let committer = tokio::task::spawn_blocking(move || commit_loop(m, done_rx));
+        let mut senders = Vec::new();
+        for _ in 0..connections {
+            senders.push(tokio::spawn(send_loop(
+                muster.clone(),
+                composer.clone(),
+                transport.clone(),
+                limiter.clone(),
+                job_rx.clone(),
+                done_tx.clone(),
+                stop.clone(),
+            )));
+        }
+        drop(done_tx);
+        dispatch_loop(muster.clone(), job_tx, stop).await;
+        for s in senders {
+            let _ = s.await;
+        }
+        let _ = committer.await;
+        // Whatever was handed out but not sent stays queued for next time.
+        muster
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        tracing::info!("delivery worker stopped");
+    }))
+}
+
+async fn dispatch_loop(
+    muster: Arc<Muster>,
+    jobs: mpsc::Sender<Job>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        // Only as many as the connections can take soon: the rest may be
+        // handed out later, and reading fewer keeps each pass cheap.
+        let room = jobs.capacity().max(1);
+        let fresh = match next_jobs(&muster, room) {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the delivery queue");
+                Vec::new()
+            }
+        };
+        if fresh.is_empty() {
+            tokio::select! {
+                _ = muster.queue_changed.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        for job in fresh {
+            tokio::select! {
+                sent = jobs.send(job) => if sent.is_err() { return },
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
+
+/// Due tasks not already handed out, with what is needed to send them.
+fn next_jobs(muster: &Muster, room: usize) -> Result<Vec<Job>, StoreError> {
+    // Lock before the snapshot: the committer removes a task from the set
+    // only after its commit, so a task missing from the set is either not
+    // yet handed out or already gone from this snapshot.
+    let mut in_flight = muster.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+    let view = muster.store.read()?;
+    let due = view.due_tasks(muster.now(), room, &|id| in_flight.contains(id))?;
+    let mut out = Vec::new();
+    for (_, task) in due {
+        let payload = match &task.kind {
+            TaskKind::Invite { invite_id } => match view.invite(invite_id)? {
+                Some(i) => Payload::Invite(Box::new(i)),
+                None => Payload::Gone,
+            },
+            TaskKind::PasswordReset {
+                token_id,
+                email,
+                expires_at,
+            } => Payload::Reset {
+                email: email.clone(),
+                token_id: token_id.clone(),
+                expires_at: *expires_at,
+            },
+        };
+        in_flight.insert(task.id.clone());
+        out.push(Job { task, payload });
+    }
+    Ok(out)
+}
+
+fn compose(
+    muster: &Muster,
+    composer: &Composer,
+    job: &Job,
+) -> Result<(Outgoing, Option<u32>, String), Outcome> {
+    let now = muster.now();
+    match &job.payload {
+        Payload::Invite(invite) => {
+            let token = muster
+                .invite_token(invite)
+                .map_err(|e| Outcome::Permanent(e.to_string()))?;
+            let msg = composer
+                .invite(invite, &muster.invite_link(&token), now)
+                .map_err(|e| Outcome::Permanent(e.to_string()))?;
+            let name = if invite.generation == 0 {
+                invite.id.clone()
+            } else {
+                format!("{}-r{}", invite.id, invite.generation)
+            };
+            Ok((msg, Some(invite.generation), name))
+        }
+        Payload::Reset {
+            email,
+            token_id,
+            expires_at,
+        } => {
+            let token = muster.token(TokenPurpose::PasswordReset, token_id, 0);
+            let link = format!(
+                "{}/admin/reset/{}",
+                muster.config.public_url(),
+                token.as_str()
+            );
+            let msg = composer
+                .reset(email, token_id, &link, *expires_at, now)
+                .map_err(|e| Outcome::Permanent(e.to_string()))?;
+            Ok((msg, None, format!("reset-{token_id}")))
+        }
+        Payload::Gone => Err(Outcome::Permanent("the invite no longer exists".into())),
+    }
+}
+
+async fn send_loop(
+    muster: Arc<Muster>,
+    composer: Arc<Composer>,
+    transport: Transport,
+    limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    jobs: Arc<AsyncMutex<mpsc::Receiver<Job>>>,
+    done: mpsc::UnboundedSender<Done>,
+    stop: watch::Receiver<bool>,
+) {
+    let mut conn: Option<Connection> = None;
+    // The commit of the previous message sent on this connection.
+    let mut previous: Option<oneshot::Receiver<()>> = None;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let next = {
+            let mut rx = jobs.lock().await;
+            tokio::time::timeout(IDLE, rx.recv()).await
+        };
+        let job = match next {
+            Ok(Some(job)) => job,
+            Ok(None) => break,
+            Err(_) => {
+                if let Some(c) = conn.take() {
+                    c.quit().await;
+                }
+                continue;
+            }
+        };
+        let report = |outcome: Outcome,
+                      generation: Option<u32>,
+                      ack: Option<oneshot::Sender<()>>,
+                      task: Task| {
+            let _ = done.send(Done {
+                task,
+                generation,
+                outcome,
+                ack,
+            });
+        };
+        let (msg, generation, name) = match compose(&muster, &composer, &job) {
+            Ok(m) => m,
+            Err(outcome) => {
+                report(outcome, None, None, job.task);
+                continue;
+            }
+        };
+        if let Some(l) = &limiter {
+            l.until_ready().await;
+        }
+        match &transport {
+            Transport::Outbox(outbox) => {
+                let outcome = outbox.write(&name, &msg);
+                report(outcome, generation, None, job.task);
+            }
+            Transport::Relay(relay) => {
+                if conn.is_none() {
+                    match relay.connect().await {
+                        Ok(c) => conn = Some(c),
+                        Err(outcome) => {
+                            report(outcome, generation, None, job.task);
+                            continue;
+                        }
+                    }
+                }
+                let Some(c) = conn.as_mut() else { continue };
+                if let Err(f) = c.begin(&msg).await {
+                    if !f.connection_usable {
+                        conn = None;
+                    }
+                    report(f.outcome, generation, None, job.task);
+                    continue;
+                }
+                if let Some(prev) = previous.take() {
+                    let _ = prev.await;
+                }
+                match c.finish().await {
+                    Ok(outcome) => {
+                        let (ack, wait) = oneshot::channel();
+                        previous = Some(wait);
+                        report(outcome, generation, Some(ack), job.task);
+                    }
+                    Err(f) => {
+                        conn = None;
+                        report(f.outcome, generation, None, job.task);
+                    }
+                }
+            }
+        }
+    }
+    if let Some(prev) = previous.take() {
+        let _ = prev.await;
+    }
+    if let Some(c) = conn.take() {
+        c.quit().await;
+    }
+}
+
+fn commit_loop(muster: Arc<Muster>, mut done: mpsc::UnboundedReceiver<Done>) {
+    while let Some(first) = done.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < 512 {
+            match done.try_recv() {
+                Ok(d) => batch.push(d),
+                Err(_) => break,
+            }
+        }
+        let mut delay = Duration::from_millis(200);
+        loop {
+            let result = muster.store.write(|w| -> Result<(), StoreError> {
+                for d in &batch {
+                    record(&muster, w, d)?;
+                }
+                Ok(())
+            });
+            match result {
+                Ok(()) => break,
+                Err(e) => {
+                    // Nothing is lost: the tasks stay queued until recorded.
+                    tracing::error!(error = %e, "cannot record delivery outcomes; retrying");
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        {
+            let mut in_flight = muster.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            for d in &batch {
+                in_flight.remove(&d.task.id);
+            }
+        }
+        for d in batch {
+            if let Some(ack) = d.ack {
+                let _ = ack.send(());
+            }
+        }
+        muster.queue_changed.notify_one();
+    }
+}
+
+/// The delay before retry `attempt` (1-based): doubling from the initial
+/// delay up to the maximum, with ±25% jitter so retries spread out.
+fn backoff(muster: &Muster, attempt: u32) -> time::Duration {
+    let smtp = &muster.config.smtp;
+    let base = smtp
+        .retry_initial_secs
+        .saturating_mul(1u64 << attempt.saturating_sub(1).min(20))
+        .min(smtp.retry_max_secs) as f64;
+    let jitter = rand::rng().random_range(0.75..1.25);
+    time::Duration::milliseconds((base * jitter * 1000.0) as i64)
+}
+
+/// Applies one outcome: the invite's delivery state, the queue, counters
+/// and the audit trail.
+fn record(muster: &Muster, w: &WriteView, d: &Done) -> Result<(), StoreError> {
+    let now = muster.now();
+    let mut task = d.task.clone();
+    task.attempts += 1;
+    let give_up = now - task.queued_at >= muster.config.smtp.give_up_after.to_time();
+    let invite = match &task.kind {
+        TaskKind::Invite { invite_id } => w.invite(invite_id)?,
+        TaskKind::PasswordReset { .. } => None,
+    };
+    // A resend during sending made a new generation with its own task.
+    if let (Some(i), Some(generation)) = (&invite, d.generation)
+        && i.generation != generation
+    {
+        return Ok(());
+    }
+    let revoked = invite
+        .as_ref()
+        .is_some_and(|i| i.link == LinkState::Revoked);
+    let (subject, action) = match &task.kind {
+        TaskKind::Invite { invite_id } => (invite_id.clone(), "invite"),
+        TaskKind::PasswordReset { email, .. } => (email.clone(), "admin.reset_email"),
+    };
+    let delivery = match &d.outcome {
+        Outcome::Accepted(reply) => {
+            w.remove_task(&task.id)?;
+            w.bump("sends", 1)?;
+            muster.audit(
+                w,
+                &Actor::system(),
+                &format!("{action}.send"),
+                &subject,
+                format!("accepted: {reply}"),
+            )?;
+            Delivery::Sent {
+                at: now,
+                reply: reply.clone(),
+            }
+        }
+        Outcome::Temporary(error) if !give_up && !revoked => {
+            let next = now + backoff(muster, task.attempts);
+            w.put_task(&task, next)?;
+            w.bump("send_deferrals", 1)?;
+            Delivery::Deferred {
+                next_attempt_at: next,
+                last_error: error.clone(),
+            }
+        }
+        Outcome::Temporary(error) | Outcome::Permanent(error) => {
+            w.remove_task(&task.id)?;
+            w.bump("send_failures", 1)?;
+            let reply = if matches!(d.outcome, Outcome::Temporary(_)) && give_up {
+                format!(
+                    "gave up after {} of temporary failures: {error}",
+                    muster.config.smtp.give_up_after
+                )
+            } else {
+                error.clone()
+            };
+            muster.audit(
+                w,
+                &Actor::system(),
+                &format!("{action}.send_failed"),
+                &subject,
+                reply.clone(),
+            )?;
+            Delivery::Failed { at: now, reply }
+        }
+    };
+    if let Some(old) = invite {
+        let mut new = old.clone();
+        new.attempts = task.attempts;
+        new.delivery = delivery;
+        w.put_invite(Some(&old), &new)?;
+    }
+    Ok(())
+}

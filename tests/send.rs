@@ -1,0 +1,421 @@
+//! Sending invites: through a real Postfix, against a scripted SMTP peer
+//! for temporary and permanent failures, and across a kill -9.
+
+mod support;
+
+use std::time::Duration;
+
+use mail_parser::MessageParser;
+use muster::App;
+use muster::domain::duration::HumanDuration;
+use muster::domain::roster::InviteRow;
+use muster::domain::token::LinkToken;
+use muster::service::{BatchRequest, InviteView};
+use muster::store::{Actor, Store};
+use support::mailstack::{self, Postfix};
+use support::smtp_peer::{Peer, Step};
+use support::*;
+
+fn row(email: &str, name: Option<&str>, locale: Option<&str>) -> InviteRow {
+    InviteRow {
+        recipient_email: email.into(),
+        display_name: name.map(str::to_string),
+        locale: locale.map(str::to_string),
+        ..InviteRow::default()
+    }
+}
+
+fn relay_config(t: &TestDir, port: u16) -> muster::config::Config {
+    let mut c = t.config();
+    c.smtp.host = Some("127.0.0.1".into());
+    c.smtp.port = port;
+    c.smtp.tls = muster::config::SmtpTls::None;
+    c.smtp.rate_per_minute = 0;
+    c.smtp.from_address = Some("it@team.example".into());
+    c.smtp.reply_to = Some("help@team.example".into());
+    c.smtp.retry_initial_secs = 1;
+    c.smtp.retry_max_secs = 2;
+    c
+}
+
+fn batch(rows: Vec<InviteRow>, expires: Option<&str>) -> BatchRequest {
+    BatchRequest {
+        domain: None,
+        rows,
+        expires_in: expires.map(|e| HumanDuration::parse(e).unwrap()),
+        only_clean: false,
+        actor: Actor::cli(),
+    }
+}
+
+async fn invite_state(app: &App, id: &str) -> InviteView {
+    app.muster.get_invite(id).unwrap()
+}
+
+async fn wait_until_final(app: &App, ids: &[String]) -> Vec<InviteView> {
+    wait_for_async(
+        "every invite sent or failed",
+        Duration::from_secs(60),
+        || async {
+            let views: Vec<InviteView> = ids
+                .iter()
+                .map(|id| app.muster.get_invite(id).unwrap())
+                .collect();
+            views
+                .iter()
+                .all(|v| v.delivery_state == "sent" || v.delivery_state == "failed")
+                .then_some(views)
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invites_arrive_through_a_real_postfix() {
+    if !mailstack::available() {
+        return;
+    }
+    let t = TestDir::new();
+    mailstack::open_dir(t.path());
+    let postfix = Postfix::start(t.path(), None);
+    let app = App::build(relay_config(&t, postfix.port)).await.unwrap();
+    let created = app
+        .muster
+        .create_batch(batch(
+            vec![
+                row("Jane.Doe@elsewhere.org", Some("Jane <Doe>"), None),
+                row("anna@beispiel.de", Some("Anna Müller"), Some("de")),
+                row("bob@elsewhere.org", None, None),
+            ],
+            Some("7d"),
+        ))
+        .unwrap();
+    let ids: Vec<String> = created.invites.iter().map(|i| i.id.clone()).collect();
+    let mails = postfix.wait_for_captured(3, Duration::from_secs(60));
+    let views = wait_until_final(&app, &ids).await;
+    for v in &views {
+        assert_eq!(v.delivery_state, "sent", "{v:?}");
+        assert!(
+            v.delivery_detail.as_deref().unwrap().starts_with("250"),
+            "{v:?}"
+        );
+    }
+    let store_view = app.muster.store.read().unwrap();
+    for raw in &mails {
+        let msg = MessageParser::default().parse(raw).unwrap();
+        let to = msg.header_raw("X-Original-To").unwrap().trim().to_string();
+        let invite = created
+            .invites
+            .iter()
+            .find(|i| i.recipient_email.eq_ignore_ascii_case(&to))
+            .unwrap_or_else(|| panic!("no invite for {to}"));
+        let from = msg.from().unwrap().first().unwrap();
+        assert_eq!(from.address().unwrap(), "it@team.example");
+        assert_eq!(from.name().unwrap(), "Example Team");
+        assert_eq!(
+            msg.reply_to().unwrap().first().unwrap().address().unwrap(),
+            "help@team.example"
+        );
+        assert!(msg.message_id().unwrap().ends_with("@team.example"));
+        let date = msg.date().unwrap();
+        assert_eq!((date.tz_hour, date.tz_minute), (0, 0), "Date is in UTC");
+        let sent_at = date.to_timestamp();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        assert!(
+            (now - sent_at).abs() < 600,
+            "Date is now: {sent_at} vs {now}"
+        );
+        assert_eq!(msg.text_body.len(), 1, "one text part");
+        assert_eq!(msg.html_body.len(), 1, "one html part");
+        let text = msg.body_text(0).unwrap().to_string();
+        let html = msg.body_html(0).unwrap().to_string();
+        // The link carries only the token and leads to this invite.
+        let start = text
+            .find("http://muster.test/invite/")
+            .expect("link in the text part");
+        let link: String = text[start..].split_whitespace().next().unwrap().to_string();
+        let token = link.rsplit('/').next().unwrap();
+        assert!(!link.contains('@') && !link.contains('?'), "{link}");
+        assert!(
+            html.contains(&format!("href=\"{link}\"")),
+            "the HTML part links the same URL"
+        );
+        let hash = LinkToken::parse(token)
+            .expect("a 43-character token")
+            .hash();
+        assert_eq!(
+            store_view.invite_by_token(&hash.0).unwrap().unwrap().id,
+            invite.id
+        );
+        // Seven days, in plain words, in the recipient's language.
+        let expires = invite.expires_at;
+        assert!(expires - time::OffsetDateTime::now_utc() > time::Duration::days(6));
+        let subject = msg.subject().unwrap();
+        if invite.locale.as_deref() == Some("de") {
+            assert_eq!(
+                subject,
+                format!("Richten Sie Ihr neues Postfach {} ein", invite.mailbox)
+            );
+            let words = muster::mail::compose::plain_date(expires, "de");
+            assert!(
+                text.replace('\n', " ").contains(&words),
+                "{words} in {text}"
+            );
+            assert!(text.contains("Hallo Anna Müller"));
+        } else {
+            assert_eq!(
+                subject,
+                format!("Set up your new mailbox {}", invite.mailbox)
+            );
+            let words = muster::mail::compose::plain_date(expires, "en");
+            assert!(
+                text.replace('\n', " ").contains(&words),
+                "{words} in {text}"
+            );
+            assert!(html.contains(&words));
+        }
+        // Display names are escaped in HTML.
+        if invite.display_name.as_deref() == Some("Jane <Doe>") {
+            assert!(html.contains("Jane &lt;Doe&gt;") && !html.contains("<Doe>"));
+            assert!(text.contains("Hello Jane <Doe>"));
+        }
+    }
+    app.shutdown().await;
+}
+
+async fn one_invite_against(script: Vec<Step>) -> (App, Peer, InviteView, TestDir) {
+    let peer = Peer::start(script).await;
+    let t = TestDir::new();
+    let app = App::build(relay_config(&t, peer.port)).await.unwrap();
+    let created = app
+        .muster
+        .create_batch(batch(vec![row("jane@elsewhere.org", None, None)], None))
+        .unwrap();
+    let id = created.invites[0].id.clone();
+    let view = wait_until_final(&app, std::slice::from_ref(&id))
+        .await
+        .remove(0);
+    (app, peer, view, t)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporary_failures_are_retried_and_sent_once() {
+    let (app, peer, view, _t) = one_invite_against(vec![
+        Step::Reply("421 4.3.2 shutting down"),
+        Step::Reply("451 4.3.0 try again later"),
+        Step::Accept,
+    ])
+    .await;
+    assert_eq!(view.delivery_state, "sent");
+    assert_eq!(view.attempts, 3);
+    assert_eq!(peer.received().len(), 1);
+    assert_eq!(
+        peer.log(),
+        [
+            "421 4.3.2 shutting down",
+            "451 4.3.0 try again later",
+            "accept"
+        ]
+    );
+    assert_eq!(app.muster.store.read().unwrap().task_count().unwrap(), 0);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deferred_invites_show_the_last_error_and_next_try() {
+    let peer = Peer::start(vec![Step::Reply("451 4.7.1 greylisted")]).await;
+    // A long first delay keeps the invite deferred while we look.
+    let t = TestDir::new();
+    let mut config = relay_config(&t, peer.port);
+    config.smtp.retry_initial_secs = 600;
+    config.smtp.retry_max_secs = 600;
+    let app = App::build(config).await.unwrap();
+    let created = app
+        .muster
+        .create_batch(batch(vec![row("jane@elsewhere.org", None, None)], None))
+        .unwrap();
+    let id = created.invites[0].id.clone();
+    let view = wait_for_async("deferred", Duration::from_secs(30), || async {
+        let v = invite_state(&app, &id).await;
+        (v.delivery_state == "deferred").then_some(v)
+    })
+    .await;
+    assert_eq!(
+        view.delivery_detail.as_deref(),
+        Some("451 4.7.1 greylisted")
+    );
+    let next = view.next_attempt_at.unwrap() - time::OffsetDateTime::now_utc();
+    assert!(
+        next > time::Duration::minutes(7) && next < time::Duration::minutes(13),
+        "{next}"
+    );
+    assert_eq!(view.attempts, 1);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_failures_are_not_retried_and_keep_the_reply() {
+    let (app, peer, view, _t) =
+        one_invite_against(vec![Step::Reply("550 5.1.1 no such user here")]).await;
+    assert_eq!(view.delivery_state, "failed");
+    assert_eq!(
+        view.delivery_detail.as_deref(),
+        Some("550 5.1.1 no such user here")
+    );
+    assert_eq!(view.attempts, 1);
+    assert!(peer.received().is_empty());
+    // Nothing is left in the queue to be tried again.
+    assert_eq!(app.muster.store.read().unwrap().task_count().unwrap(), 0);
+    assert_eq!(peer.log().len(), 1, "no retry: {:?}", peer.log());
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_dropped_mid_data_is_retried() {
+    let (app, peer, view, _t) = one_invite_against(vec![Step::DropInData, Step::Accept]).await;
+    assert_eq!(view.delivery_state, "sent");
+    assert_eq!(view.attempts, 2);
+    assert_eq!(peer.received().len(), 1);
+    assert_eq!(peer.log(), ["drop", "accept"]);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_writes_the_outbox_without_a_relay() {
+    let t = TestDir::new();
+    let config = t.write_config(&t.config());
+    let roster = t.write(
+        "team.csv",
+        "email,locale\njane@elsewhere.org,de\nbob@elsewhere.org,\n",
+    );
+    let out = tokio::task::spawn_blocking(move || {
+        run(
+            muster(&[
+                "--config",
+                config.to_str().unwrap(),
+                "invite",
+                "--expires",
+                "48h",
+            ])
+            .arg(&roster),
+            None,
+        )
+    })
+    .await
+    .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("2 invites for team.example (links expire after 2d)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("2 sent, 0 failed."), "{stdout}");
+    let files: Vec<_> = std::fs::read_dir(t.data().join("outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 2);
+    assert!(files.iter().all(|f| f.extension().unwrap() == "eml"));
+    let german = files
+        .iter()
+        .map(|f| std::fs::read(f).unwrap())
+        .find(|b| String::from_utf8_lossy(b).contains("Postfach"))
+        .expect("the German invite");
+    let msg = MessageParser::default().parse(&german).unwrap();
+    assert!(msg.body_text(0).unwrap().contains("/invite/"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_reports_failed_invites_with_a_non_zero_exit() {
+    let peer = Peer::start(vec![Step::Reply("554 5.7.1 relay refused")]).await;
+    let t = TestDir::new();
+    let config = t.write_config(&relay_config(&t, peer.port));
+    let roster = t.write("team.txt", "jane@elsewhere.org\nbob@elsewhere.org\n");
+    let out = tokio::task::spawn_blocking(move || {
+        run(
+            muster(&["--config", config.to_str().unwrap(), "invite"]).arg(&roster),
+            None,
+        )
+    })
+    .await
+    .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("1 sent, 1 failed."), "{stdout}");
+    assert!(stdout.contains("554 5.7.1 relay refused"), "{stdout}");
+}
+
+/// kill -9 while a 200-invite batch goes to a slow peer; a restart resumes
+/// every task, and nothing the peer accepted is sent twice beyond one
+/// message per connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kill_during_sending_loses_nothing_and_repeats_at_most_one_per_connection() {
+    let peer = Peer::start(vec![]).await;
+    peer.set_delay(Duration::from_millis(15));
+    let t = TestDir::new();
+    let mut config = relay_config(&t, peer.port);
+    config.smtp.connections = 2;
+    config.domains[0].mailbox_cap = 500;
+    config.listen = format!("127.0.0.1:{}", free_port());
+    let config_path = t.write_config(&config);
+    let roster: String = (0..200)
+        .map(|i| format!("person{i}@elsewhere.org\n"))
+        .collect();
+    let roster = t.write("team.txt", roster);
+
+    let mut first = muster(&["--config", config_path.to_str().unwrap(), "invite"])
+        .arg(&roster)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let p = peer.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_for("40 accepted", Duration::from_secs(60), || {
+            (p.received().len() >= 40).then_some(())
+        })
+    })
+    .await
+    .unwrap();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let accepted_before = peer.received().len();
+    assert!(accepted_before < 200, "the kill came mid-batch");
+
+    let mut server = muster(&["--config", config_path.to_str().unwrap(), "serve"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let p = peer.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_for("all 200 accepted", Duration::from_secs(120), || {
+            let ids: std::collections::HashSet<String> =
+                p.received().into_iter().map(|r| r.message_id).collect();
+            (ids.len() >= 200).then_some(())
+        })
+    })
+    .await
+    .unwrap();
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    tokio::task::spawn_blocking(move || server.wait().unwrap())
+        .await
+        .unwrap();
+
+    let received = peer.received();
+    let distinct: std::collections::HashSet<&str> =
+        received.iter().map(|r| r.message_id.as_str()).collect();
+    assert_eq!(distinct.len(), 200);
+    let repeats = received.len() - distinct.len();
+    assert!(
+        repeats <= config.smtp.connections,
+        "{repeats} messages were sent twice"
+    );
+
+    let store = Store::open(&config.store_path()).unwrap();
+    let view = store.read().unwrap();
+    let batches = view.batches().unwrap();
+    let invites = view.invites_of_batch(&batches[0].id).unwrap();
+    assert_eq!(invites.len(), 200);
+    assert!(invites.iter().all(|i| i.delivery.name() == "sent"));
+    assert_eq!(view.task_count().unwrap(), 0);
+}
