@@ -40,6 +40,7 @@ impl App {
     pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
         let config = Arc::new(config);
         let muster = Arc::new(Muster::open(config.clone(), clock)?);
+        muster.recover_redemptions()?;
         let acceptor = TcpListener::bind(config.listen.clone())
             .into_acceptor()
             .await
@@ -57,7 +58,9 @@ impl App {
             })?;
         let (shutdown, mut stop) = watch::channel(false);
         let worker = crate::mail::worker::spawn(muster.clone(), stop.clone())?;
-        let routes = crate::http::routes(muster.clone());
+        let http_state = Arc::new(crate::http::HttpState::new(muster.clone()));
+        let routes = crate::http::routes(http_state.clone());
+        let upkeep = tokio::spawn(upkeep(muster.clone(), http_state, stop.clone()));
         let server = tokio::spawn(async move {
             let signal = async move {
                 let _ = stop.wait_for(|s| *s).await;
@@ -78,7 +81,7 @@ impl App {
             muster,
             addr,
             shutdown,
-            tasks: vec![server, worker],
+            tasks: vec![server, worker, upkeep],
         })
     }
 
@@ -93,5 +96,26 @@ impl App {
     /// The base URL of the running server.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+}
+
+/// Once a minute: mark expired invites and forget idle rate-limit keys.
+async fn upkeep(
+    muster: Arc<Muster>,
+    http: Arc<crate::http::HttpState>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let m = muster.clone();
+        match tokio::task::spawn_blocking(move || m.sweep_expired()).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(expired = n, "marked expired invites"),
+            Ok(Err(e)) => tracing::error!(error = %e, "the expiry sweep failed"),
+            _ => {}
+        }
+        http.tidy();
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
     }
 }

@@ -167,6 +167,9 @@ pub struct ClientSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSettings {
     pub body_limit_bytes: usize,
+    /// Muster sits behind a reverse proxy: take the client address from the
+    /// last X-Forwarded-For entry (for rate limits and the audit trail).
+    pub behind_proxy: bool,
     pub link_rate_per_minute: u32,
     pub signin_rate_per_minute: u32,
     pub api_rate_per_minute: u32,
@@ -281,6 +284,7 @@ impl Default for HttpSettings {
     fn default() -> Self {
         Self {
             body_limit_bytes: 1024 * 1024,
+            behind_proxy: false,
             link_rate_per_minute: 30,
             signin_rate_per_minute: 10,
             api_rate_per_minute: 600,
@@ -359,6 +363,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("client.smtp_port", Kind::Int),
     ("client.smtp_security", Kind::Str),
     ("http.body_limit_bytes", Kind::Int),
+    ("http.behind_proxy", Kind::Bool),
     ("http.link_rate_per_minute", Kind::Int),
     ("http.signin_rate_per_minute", Kind::Int),
     ("http.api_rate_per_minute", Kind::Int),

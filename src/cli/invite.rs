@@ -105,6 +105,24 @@ pub async fn run(config: Config, args: InviteArgs) -> anyhow::Result<u8> {
         );
     }
 
+    let ids: Vec<String> = created.invites.iter().map(|i| i.id.clone()).collect();
+    let interrupted = send_and_wait(&muster, &ids).await?;
+    let (_, invites) = muster.batch_invites(&batch_id)?;
+    let failed = summarise(&invites);
+    if interrupted {
+        println!(
+            "Stopped before every invite was sent; the rest stay queued and `muster serve` sends them."
+        );
+        return Ok(EXIT_PROBLEMS);
+    }
+    Ok(if failed == 0 { 0 } else { EXIT_PROBLEMS })
+}
+
+/// Runs the delivery worker until every invite in `ids` is sent or failed,
+/// with a progress bar on a terminal and plain lines otherwise. True when
+/// interrupted with Ctrl-C (the rest stay queued).
+pub async fn send_and_wait(muster: &Arc<Muster>, ids: &[String]) -> anyhow::Result<bool> {
+    let total = ids.len() as u64;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker = crate::mail::worker::spawn(muster.clone(), stop_rx)?;
     let bar = std::io::stderr().is_terminal().then(|| {
@@ -117,8 +135,11 @@ pub async fn run(config: Config, args: InviteArgs) -> anyhow::Result<u8> {
     });
     let mut last_line = String::new();
     let interrupted = loop {
-        let (_, invites) = muster.batch_invites(&batch_id)?;
-        let count = |s: &str| invites.iter().filter(|i| i.delivery_state == s).count() as u64;
+        let states: Vec<&'static str> = ids
+            .iter()
+            .map(|id| muster.get_invite(id).map(|v| v.delivery_state))
+            .collect::<Result<_, _>>()?;
+        let count = |s: &str| states.iter().filter(|x| **x == s).count() as u64;
         let (sent, failed, deferred) = (count("sent"), count("failed"), count("deferred"));
         let line = format!("sent {sent} of {total}, {failed} failed, {deferred} deferred");
         match &bar {
@@ -143,8 +164,11 @@ pub async fn run(config: Config, args: InviteArgs) -> anyhow::Result<u8> {
     }
     let _ = stop_tx.send(true);
     let _ = worker.await;
+    Ok(interrupted)
+}
 
-    let (_, invites) = muster.batch_invites(&batch_id)?;
+/// Prints "N sent, M failed." and each failure; returns the failures.
+pub fn summarise(invites: &[crate::service::InviteView]) -> usize {
     let failed: Vec<_> = invites
         .iter()
         .filter(|i| i.delivery_state == "failed")
@@ -162,11 +186,5 @@ pub async fn run(config: Config, args: InviteArgs) -> anyhow::Result<u8> {
             f.delivery_detail.as_deref().unwrap_or("")
         );
     }
-    if interrupted {
-        println!(
-            "Stopped before every invite was sent; the rest stay queued and `muster serve` sends them."
-        );
-        return Ok(EXIT_PROBLEMS);
-    }
-    Ok(if failed.is_empty() { 0 } else { EXIT_PROBLEMS })
+    failed.len()
 }

@@ -1,6 +1,7 @@
 //! The `muster` command line. `src/main.rs` only calls [`main`].
 
 mod invite;
+mod invites;
 mod output;
 mod preview;
 mod serve;
@@ -37,6 +38,9 @@ enum Command {
     Preview(preview::PreviewArgs),
     /// Create a batch of invites from a roster and send it.
     Invite(invite::InviteArgs),
+    /// List, resend or revoke invites.
+    #[command(subcommand)]
+    Invites(invites::InvitesCommand),
 }
 
 /// Exit codes: 0 fine, 1 the work found problems (flagged rows, failed
@@ -68,6 +72,7 @@ pub fn main() -> ExitCode {
             Command::Serve => serve::run(config).await,
             Command::Preview(args) => preview::run(config, args),
             Command::Invite(args) => invite::run(config, args).await,
+            Command::Invites(cmd) => invites::run(config, cmd).await,
         }
     });
     match result {

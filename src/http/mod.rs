@@ -1,16 +1,92 @@
-//! HTTP: the JSON API, the setup-link pages, the admin web app and MCP.
+//! HTTP: the setup-link pages, assets, and (with later modules) the JSON
+//! API, the admin web app and MCP.
+
+mod assets;
+mod headers;
+mod link;
+pub mod pages;
+mod ratelimit;
 
 use std::sync::Arc;
 
-use poem::{EndpointExt, Route, get, handler};
+use poem::http::StatusCode;
+use poem::{EndpointExt, Request, Response, Route, get, handler, post};
 
+use crate::config::Config;
 use crate::service::Muster;
+pub use ratelimit::Limiter;
+
+/// What handlers share.
+pub struct HttpState {
+    pub muster: Arc<Muster>,
+    pub link_limiter: Limiter,
+}
+
+impl HttpState {
+    pub fn new(muster: Arc<Muster>) -> Self {
+        let http = &muster.config.http;
+        Self {
+            link_limiter: Limiter::per_minute(http.link_rate_per_minute),
+            muster,
+        }
+    }
+
+    /// Periodic upkeep: forget idle rate-limit keys.
+    pub fn tidy(&self) {
+        self.link_limiter.forget_idle();
+    }
+}
+
+pub fn html(status: StatusCode, body: String) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body)
+}
+
+/// A state-changing request from a page must come from Muster's own
+/// origin: the public URL's, or the one the browser used to reach it.
+pub fn same_origin(req: &Request, config: &Config) -> bool {
+    let Some(origin) = req.headers().get("origin").and_then(|v| v.to_str().ok()) else {
+        // Browsers send Origin on cross-site POSTs; without one it is not a browser form post from elsewhere.
+        return true;
+    };
+    let public = config.public_url();
+    let public_origin = public
+        .split_once("://")
+        .map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or("")))
+        .unwrap_or_default();
+    if origin == public_origin {
+        return true;
+    }
+    let host = req
+        .headers()
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    origin == format!("http://{host}") || origin == format!("https://{host}")
+}
 
 #[handler]
 fn healthz() -> &'static str {
     "ok\n"
 }
 
-pub fn routes(_muster: Arc<Muster>) -> impl poem::Endpoint {
-    Route::new().at("/healthz", get(healthz)).boxed()
+pub fn routes(state: Arc<HttpState>) -> impl poem::Endpoint {
+    let https = state.muster.config.is_https();
+    let config = &state.muster.config;
+    // Roster uploads may be larger than JSON bodies.
+    let body_limit = config
+        .http
+        .body_limit_bytes
+        .max(config.invites.upload_limit_bytes + 64 * 1024);
+    Route::new()
+        .at("/healthz", get(healthz))
+        .at("/invite/:token", get(link::show).post(link::submit))
+        .at("/invite/:token/new-link", post(link::new_link))
+        .at("/assets/*path", get(assets::asset))
+        .with(headers::BodyLimit { limit: body_limit })
+        .with(headers::SecurityHeaders { https })
+        .data(state)
+        .boxed()
 }

@@ -5,6 +5,7 @@
 mod batches;
 mod clock;
 mod lifecycle;
+mod redeem;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,7 @@ use tokio::sync::Notify;
 pub use batches::{BatchRequest, CreatedBatch, RosterInput};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use lifecycle::InviteView;
+pub use redeem::{LinkStatus, RedeemError};
 
 use crate::config::Config;
 use crate::domain::address::{DomainName, MailboxAddress};
@@ -72,6 +74,8 @@ pub struct Muster {
     pub queue_changed: Arc<Notify>,
     /// Invites whose email is on the wire right now ("sending").
     pub in_flight: Mutex<std::collections::HashSet<String>>,
+    /// Serialises the pool check and the mailbox creation (R7).
+    provision_lock: Mutex<()>,
     ids: Mutex<ulid::Generator>,
 }
 
@@ -132,6 +136,7 @@ impl Muster {
             link_key,
             queue_changed: Arc::new(Notify::new()),
             in_flight: Mutex::new(Default::default()),
+            provision_lock: Mutex::new(()),
             ids: Mutex::new(ulid::Generator::new()),
         }
     }

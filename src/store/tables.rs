@@ -32,6 +32,10 @@ pub const OPEN_BY_EXPIRY: TableDefinition<(&str, u64, &str), ()> =
 /// domain → number of entries in [`OPEN_BY_EXPIRY`] for it.
 pub const OPEN_COUNT: TableDefinition<&str, u64> = TableDefinition::new("open_count");
 
+/// invite id → ms when its redemption began: redemptions to finish or
+/// undo after a crash.
+pub const REDEEMING: TableDefinition<&str, u64> = TableDefinition::new("redeeming");
+
 /// (due ms, task id) → [`crate::store::Task`]: the delivery queue.
 pub const TASKS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("tasks");
 
@@ -65,3 +69,32 @@ pub const API_TOKEN_BY_HASH: TableDefinition<&[u8], &str> =
 
 /// (principal, idempotency key) → stored response.
 pub const IDEMPOTENCY: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("idempotency");
+
+/// Calls `$m!` with every table, so creating and copying them cannot miss one.
+macro_rules! all_tables {
+    ($m:ident) => {
+        $m!(
+            META,
+            BATCHES,
+            INVITES,
+            INVITES_BY_BATCH,
+            INVITE_BY_TOKEN,
+            OPEN_BY_MAILBOX,
+            OPEN_BY_EXPIRY,
+            OPEN_COUNT,
+            REDEEMING,
+            TASKS,
+            TASK_DUE,
+            MAILBOXES,
+            AUDIT,
+            COUNTERS,
+            ADMINS,
+            SESSIONS,
+            ONE_TIME_TOKENS,
+            API_TOKENS,
+            API_TOKEN_BY_HASH,
+            IDEMPOTENCY
+        )
+    };
+}
+pub(crate) use all_tables;

@@ -65,24 +65,12 @@ impl InviteFilter {
 }
 
 pub(super) fn create_tables(txn: &WriteTransaction) -> Result<()> {
-    txn.open_table(BATCHES)?;
-    txn.open_table(INVITES)?;
-    txn.open_table(INVITES_BY_BATCH)?;
-    txn.open_table(INVITE_BY_TOKEN)?;
-    txn.open_table(OPEN_BY_MAILBOX)?;
-    txn.open_table(OPEN_BY_EXPIRY)?;
-    txn.open_table(OPEN_COUNT)?;
-    txn.open_table(TASKS)?;
-    txn.open_table(TASK_DUE)?;
-    txn.open_table(MAILBOXES)?;
-    txn.open_table(AUDIT)?;
-    txn.open_table(COUNTERS)?;
-    txn.open_table(ADMINS)?;
-    txn.open_table(SESSIONS)?;
-    txn.open_table(ONE_TIME_TOKENS)?;
-    txn.open_table(API_TOKENS)?;
-    txn.open_table(API_TOKEN_BY_HASH)?;
-    txn.open_table(IDEMPOTENCY)?;
+    macro_rules! create {
+        ($($def:expr),*) => {$(
+            txn.open_table($def)?;
+        )*};
+    }
+    all_tables!(create);
     Ok(())
 }
 
@@ -277,6 +265,16 @@ macro_rules! read_methods {
                 .map(|(k, _)| k.value().0))
         }
 
+        /// Invites whose redemption began and did not finish.
+        pub fn redeeming(&self) -> Result<Vec<String>> {
+            let t = self.txn.open_table(REDEEMING)?;
+            let mut out = Vec::new();
+            for entry in t.iter()? {
+                out.push(entry?.0.value().to_string());
+            }
+            Ok(out)
+        }
+
         pub fn counter(&self, name: &str) -> Result<u64> {
             Ok(self
                 .txn
@@ -378,6 +376,15 @@ impl WriteView {
             }
             if let Some(k) = new_key {
                 t.insert(k.as_slice(), new.id.as_str())?;
+            }
+        }
+        let was_redeeming = old.is_some_and(|i| i.link == LinkState::Redeeming);
+        if was_redeeming != (new.link == LinkState::Redeeming) {
+            let mut t = self.txn.open_table(REDEEMING)?;
+            if was_redeeming {
+                t.remove(new.id.as_str())?;
+            } else {
+                t.insert(new.id.as_str(), millis(OffsetDateTime::now_utc()))?;
             }
         }
         // Places under the cap: live, blocked or redeeming, until expiry.
@@ -504,27 +511,7 @@ pub(super) fn copy_all(src: &ReadTransaction, dest: &Path) -> Result<()> {
             }
         })*};
     }
-    copy!(
-        META,
-        BATCHES,
-        INVITES,
-        INVITES_BY_BATCH,
-        INVITE_BY_TOKEN,
-        OPEN_BY_MAILBOX,
-        OPEN_BY_EXPIRY,
-        OPEN_COUNT,
-        TASKS,
-        TASK_DUE,
-        MAILBOXES,
-        AUDIT,
-        COUNTERS,
-        ADMINS,
-        SESSIONS,
-        ONE_TIME_TOKENS,
-        API_TOKENS,
-        API_TOKEN_BY_HASH,
-        IDEMPOTENCY
-    );
+    all_tables!(copy);
     dst.commit()?;
     Ok(())
 }

@@ -281,9 +281,20 @@ plugin {{
             passwd = passwd.display()
         );
         std::fs::write(state.join("dovecot.conf"), conf).unwrap();
-        sh(Command::new("dovecot")
+        // The daemon keeps inherited pipes open: give it none, so starting returns.
+        let status = Command::new("dovecot")
             .arg("-c")
-            .arg(state.join("dovecot.conf")));
+            .arg(state.join("dovecot.conf"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("dovecot runs");
+        assert!(
+            status.success(),
+            "dovecot did not start: {}",
+            std::fs::read_to_string(state.join("dovecot.log")).unwrap_or_default()
+        );
         let pid = wait_for("dovecot to start", Duration::from_secs(20), || {
             std::fs::read_to_string(state.join("run/master.pid"))
                 .ok()
@@ -400,5 +411,101 @@ pub fn login_eventually(port: u16, user: &str, password: &str) -> Option<Imap> {
             return None;
         }
         std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Postfix and Dovecot wired to Muster's files: Dovecot reads Muster's
+/// passwd-file, Postfix reads Muster's map and delivers the hosted domain
+/// to Dovecot; Muster reloads Postfix after each map change and sends its
+/// invites through the same Postfix.
+pub struct Stack {
+    pub postfix: Postfix,
+    pub dovecot: Dovecot,
+    pub passwd: PathBuf,
+    pub map: PathBuf,
+}
+
+impl Stack {
+    pub fn start(state: &Path, domain: &str) -> Self {
+        open_dir(state);
+        let mail = state.join("mail");
+        open_dir(&mail);
+        let passwd = mail.join("passwd");
+        let map = mail.join("vmailbox");
+        // As a packaged Dovecot expects: root:dovecot 0640. Muster keeps it so.
+        std::fs::write(&passwd, "").unwrap();
+        std::os::unix::fs::chown(&passwd, Some(0), Some(Dovecot::group())).unwrap();
+        std::fs::set_permissions(&passwd, std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::fs::write(&map, "").unwrap();
+        let dovecot = Dovecot::start(state, &passwd);
+        let postfix = Postfix::start(
+            state,
+            Some(Hosted {
+                domain,
+                map: &map,
+                lmtp_socket: &dovecot.lmtp_socket(),
+            }),
+        );
+        Self {
+            postfix,
+            dovecot,
+            passwd,
+            map,
+        }
+    }
+
+    /// Points a Muster configuration at this stack.
+    pub fn configure(&self, c: &mut muster::config::Config) {
+        c.mail_host.passwd_file = Some(self.passwd.clone());
+        c.mail_host.postfix_map = Some(self.map.clone());
+        c.mail_host.reload_command = Some(self.postfix.reload_command());
+        c.mail_host.home = format!("{}/%d/%n", self.dovecot.vmail().display());
+        c.mail_host.uid = VMAIL;
+        c.mail_host.gid = VMAIL;
+        c.smtp.host = Some("127.0.0.1".into());
+        c.smtp.port = self.postfix.port;
+        c.smtp.tls = muster::config::SmtpTls::None;
+        c.smtp.rate_per_minute = 0;
+        c.smtp.retry_initial_secs = 1;
+        c.smtp.retry_max_secs = 2;
+    }
+
+    /// Sends a plain message through Postfix's SMTP port.
+    pub fn send_mail(&self, to: &str, subject: &str) -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let stream = std::net::TcpStream::connect(("127.0.0.1", self.postfix.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut r = BufReader::new(stream.try_clone().unwrap());
+        let mut w = stream;
+        let mut last = String::new();
+        let read_reply = |r: &mut BufReader<std::net::TcpStream>| {
+            loop {
+                let mut l = String::new();
+                r.read_line(&mut l).unwrap();
+                if l.len() < 4 || l.as_bytes()[3] != b'-' {
+                    return l;
+                }
+            }
+        };
+        read_reply(&mut r);
+        for cmd in [
+            "EHLO test.local\r\n".to_string(),
+            "MAIL FROM:<sender@elsewhere.org>\r\n".to_string(),
+            format!("RCPT TO:<{to}>\r\n"),
+            "DATA\r\n".to_string(),
+            format!(
+                "Subject: {subject}\r\nFrom: sender@elsewhere.org\r\nTo: {to}\r\n\r\nHello.\r\n.\r\n"
+            ),
+        ] {
+            w.write_all(cmd.as_bytes()).unwrap();
+            last = read_reply(&mut r);
+            if !(last.starts_with('2') || last.starts_with('3')) {
+                break;
+            }
+        }
+        let _ = w.write_all(b"QUIT\r\n");
+        last
     }
 }

@@ -1,0 +1,139 @@
+//! `muster invites list | resend | revoke`: the pending list from the
+//! command line.
+
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+
+use super::invite::{send_and_wait, summarise};
+use super::output::cell;
+use super::{EXIT_PROBLEMS, muster_for_reading};
+use crate::config::Config;
+use crate::service::{Muster, ServiceError, SystemClock};
+use crate::store::Actor;
+use crate::store::view::InviteFilter;
+
+#[derive(Subcommand, Debug)]
+pub enum InvitesCommand {
+    /// List invites, newest first.
+    List(ListArgs),
+    /// Send a fresh link (new token, new expiry); the old link dies at once.
+    Resend { ids: Vec<String> },
+    /// Withdraw invites: the links die and their places under the cap free up.
+    Revoke { ids: Vec<String> },
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[arg(long)]
+    batch: Option<String>,
+    /// A link state (live, redeemed, revoked, expired, blocked), a delivery
+    /// state (queued, sent, deferred, failed), `pending`, or `new_link_requested`.
+    #[arg(long)]
+    state: Option<String>,
+    /// Text to find in the recipient, mailbox or display name.
+    #[arg(long)]
+    search: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(config: Config, cmd: InvitesCommand) -> anyhow::Result<u8> {
+    match cmd {
+        InvitesCommand::List(args) => list(config, args),
+        InvitesCommand::Resend { ids } => change(config, ids, true).await,
+        InvitesCommand::Revoke { ids } => change(config, ids, false).await,
+    }
+}
+
+fn list(config: Config, args: ListArgs) -> anyhow::Result<u8> {
+    let muster = muster_for_reading(config)?;
+    let filter = InviteFilter {
+        batch_id: args.batch,
+        state: args.state,
+        text: args.search,
+    };
+    let (invites, _) = muster.list_invites(&filter, None, args.limit)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&invites)?);
+        return Ok(0);
+    }
+    println!(
+        "{} {} {} {} {} {} NOTE",
+        cell("ID", 26),
+        cell("RECIPIENT", 28),
+        cell("MAILBOX", 28),
+        cell("LINK", 9),
+        cell("DELIVERY", 9),
+        cell("EXPIRES (UTC)", 16)
+    );
+    for i in &invites {
+        let note = if let Some(at) = i.new_link_requested_at {
+            format!("new link requested {}", at.date())
+        } else {
+            i.last_error
+                .clone()
+                .or_else(|| i.delivery_detail.clone())
+                .unwrap_or_default()
+        };
+        let expires = format!(
+            "{} {:02}:{:02}",
+            i.expires_at.date(),
+            i.expires_at.hour(),
+            i.expires_at.minute()
+        );
+        println!(
+            "{} {} {} {} {} {} {}",
+            cell(&i.id, 26),
+            cell(&i.recipient_email, 28),
+            cell(&i.mailbox, 28),
+            cell(i.link_state, 9),
+            cell(i.delivery_state, 9),
+            cell(&expires, 16),
+            note
+        );
+    }
+    Ok(0)
+}
+
+async fn change(config: Config, ids: Vec<String>, resend: bool) -> anyhow::Result<u8> {
+    if ids.is_empty() {
+        anyhow::bail!("name at least one invite id (see `muster invites list`)");
+    }
+    let muster = Arc::new(Muster::open(Arc::new(config), Arc::new(SystemClock))?);
+    let mut problems = 0;
+    let mut resent = Vec::new();
+    for id in &ids {
+        let result = if resend {
+            muster.resend(id, &Actor::cli())
+        } else {
+            muster.revoke(id, &Actor::cli())
+        };
+        match result {
+            Ok(v) if resend => {
+                println!(
+                    "{}: new link for {}, expires {}",
+                    v.id, v.mailbox, v.expires_at
+                );
+                resent.push(v.id);
+            }
+            Ok(v) => println!("{}: revoked {}", v.id, v.mailbox),
+            Err(e @ (ServiceError::NoInvite(_) | ServiceError::Transition(_))) => {
+                println!("{id}: {e}");
+                problems += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if !resent.is_empty() {
+        send_and_wait(&muster, &resent).await?;
+        let views: Vec<_> = resent
+            .iter()
+            .map(|id| muster.get_invite(id))
+            .collect::<Result<_, _>>()?;
+        problems += summarise(&views);
+    }
+    Ok(if problems == 0 { 0 } else { EXIT_PROBLEMS })
+}

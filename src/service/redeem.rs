@@ -1,0 +1,296 @@
+//! Redeeming a setup link (R7, R9, R11, R12): opening it changes nothing;
+//! submitting a valid password takes the invite live → redeeming in one
+//! transaction, provisions the mailbox, then marks it redeemed.
+
+use crate::domain::invite::{Invite, LinkState, TransitionError};
+use crate::domain::password::PasswordProblem;
+use crate::domain::token::LinkToken;
+use crate::provision::{Created, NewMailbox, ProvisionError, hash::dovecot_hash};
+use crate::store::{Actor, MailboxOrigin, MailboxRecord, StoreError};
+
+use super::{Muster, SHARED_QUOTA_COUNTER, ServiceError};
+
+/// What the link page shows.
+#[derive(Debug, Clone)]
+pub enum LinkStatus {
+    /// Unknown, malformed, revoked or replaced by a resend.
+    Invalid,
+    Live(Box<Invite>),
+    Redeemed(Box<Invite>),
+    Expired(Box<Invite>),
+    /// The allocation did not fit the pool at the last try (R7).
+    Blocked(Box<Invite>),
+    /// Another submission is creating the mailbox right now.
+    Busy(Box<Invite>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RedeemError {
+    #[error("this link is not valid")]
+    Invalid,
+    #[error("this link has expired")]
+    Expired,
+    #[error("this link was already used")]
+    AlreadyRedeemed,
+    #[error("the mailbox is being set up right now")]
+    Busy,
+    #[error("the password does not meet the policy")]
+    Policy(Vec<PasswordProblem>),
+    /// R7: nothing created; the link stays valid.
+    #[error("the storage pool has no room for this mailbox's allocation")]
+    PoolFull,
+    /// Provisioning failed; the link works again.
+    #[error("the mailbox could not be created: {0}")]
+    Provision(String),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+impl From<StoreError> for RedeemError {
+    fn from(e: StoreError) -> Self {
+        RedeemError::Service(e.into())
+    }
+}
+
+impl Muster {
+    fn invite_for_token(&self, raw: &str) -> Result<Option<Invite>, ServiceError> {
+        let Some(token) = LinkToken::parse(raw) else {
+            return Ok(None);
+        };
+        let hash = token.hash();
+        let invite = self.store.read()?.invite_by_token(&hash.0)?;
+        // The index is keyed by the hash; compare again in constant time.
+        Ok(invite.filter(|i| {
+            crate::store::view::unhex(&i.token_hash)
+                .and_then(|h| <[u8; 32]>::try_from(h).ok())
+                .is_some_and(|h| crate::domain::token::TokenHash(h).matches(&hash))
+        }))
+    }
+
+    /// What a GET of the link shows. Never changes anything (R9).
+    pub fn link_status(&self, raw: &str) -> Result<LinkStatus, ServiceError> {
+        let Some(invite) = self.invite_for_token(raw)? else {
+            return Ok(LinkStatus::Invalid);
+        };
+        let invite = Box::new(invite);
+        Ok(match invite.link_state(self.now()) {
+            LinkState::Live => LinkStatus::Live(invite),
+            LinkState::Redeemed => LinkStatus::Redeemed(invite),
+            LinkState::Expired => LinkStatus::Expired(invite),
+            LinkState::Blocked => LinkStatus::Blocked(invite),
+            LinkState::Redeeming => LinkStatus::Busy(invite),
+            LinkState::Revoked => LinkStatus::Invalid,
+        })
+    }
+
+    /// Records the recipient's request for a new link from the expired
+    /// page; it shows in the admin's pending list.
+    pub fn request_new_link(&self, raw: &str) -> Result<bool, ServiceError> {
+        let Some(invite) = self.invite_for_token(raw)? else {
+            return Ok(false);
+        };
+        if invite.link_state(self.now()) != LinkState::Expired {
+            return Ok(false);
+        }
+        self.store.write(|w| {
+            let Some(old) = w.invite(&invite.id)? else {
+                return Ok::<_, ServiceError>(false);
+            };
+            if old.new_link_requested_at.is_none() {
+                let mut new = old.clone();
+                new.new_link_requested_at = Some(self.now());
+                w.put_invite(Some(&old), &new)?;
+                self.audit(
+                    w,
+                    &Actor::recipient(&old.recipient_email),
+                    "invite.new_link_requested",
+                    &old.id,
+                    format!("{} asked for a new link", old.mailbox),
+                )?;
+            }
+            Ok(true)
+        })
+    }
+
+    /// Redeems the link with the recipient's password. Exactly one of any
+    /// number of concurrent submissions creates the mailbox.
+    pub fn redeem(
+        &self,
+        raw: &str,
+        password: &str,
+        confirmation: &str,
+    ) -> Result<Invite, RedeemError> {
+        let invite = self.invite_for_token(raw)?.ok_or(RedeemError::Invalid)?;
+        let (local, domain) = invite
+            .mailbox
+            .rsplit_once('@')
+            .ok_or(RedeemError::Invalid)?;
+        match invite.link_state(self.now()) {
+            LinkState::Live | LinkState::Blocked => {}
+            LinkState::Redeemed => return Err(RedeemError::AlreadyRedeemed),
+            LinkState::Expired => return Err(RedeemError::Expired),
+            LinkState::Redeeming => return Err(RedeemError::Busy),
+            LinkState::Revoked => return Err(RedeemError::Invalid),
+        }
+        self.config
+            .password_policy
+            .check(password, Some(confirmation), local, domain)
+            .map_err(RedeemError::Policy)?;
+
+        // Live → redeeming: the one transaction that lets a single submission through.
+        let token_hash = invite.token_hash.clone();
+        let taken = self.store.write(|w| {
+            let old = w.invite(&invite.id)?.ok_or(RedeemError::Invalid)?;
+            if old.token_hash != token_hash {
+                return Err(RedeemError::Invalid);
+            }
+            let mut new = old.clone();
+            new.begin_redeem(self.now()).map_err(|e| match e {
+                TransitionError::Redeemed => RedeemError::AlreadyRedeemed,
+                TransitionError::Revoked => RedeemError::Invalid,
+                TransitionError::Expired => RedeemError::Expired,
+                TransitionError::Busy => RedeemError::Busy,
+            })?;
+            w.put_invite(Some(&old), &new)?;
+            Ok(new)
+        })?;
+
+        match self.provision_invite(&taken, password) {
+            Ok(()) => self.finish_redemption(&taken.id).map_err(RedeemError::from),
+            Err(e) => {
+                let blocked = matches!(e, RedeemError::PoolFull);
+                let message = match &e {
+                    RedeemError::PoolFull => format!(
+                        "the storage pool has no room for {} MB; free space or raise storage_pool_mb, then the recipient can use the same link",
+                        taken.storage_allocation_mb.unwrap_or(0)
+                    ),
+                    other => other.to_string(),
+                };
+                tracing::error!(invite = %taken.id, mailbox = %taken.mailbox, error = %message, "redemption could not create the mailbox");
+                self.store.write(|w| -> Result<(), ServiceError> {
+                    if let Some(old) = w.invite(&taken.id)? {
+                        let mut new = old.clone();
+                        new.abort_redeem(message.clone(), blocked);
+                        w.put_invite(Some(&old), &new)?;
+                        self.audit(
+                            w,
+                            &Actor::recipient(&old.recipient_email),
+                            if blocked {
+                                "invite.blocked"
+                            } else {
+                                "invite.redeem_failed"
+                            },
+                            &old.id,
+                            message.clone(),
+                        )?;
+                    }
+                    Ok(())
+                })?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Checks the pool again (R7), hashes the password and creates the
+    /// mailbox. Serialised, so two redemptions cannot both take the last
+    /// of the pool.
+    fn provision_invite(&self, invite: &Invite, password: &str) -> Result<(), RedeemError> {
+        // Hashing is the slow part: done before taking the lock.
+        let password_hash = dovecot_hash(self.config.mail_host.hash_scheme, password)
+            .map_err(|e| RedeemError::Provision(e.to_string()))?;
+        let _guard = self
+            .provision_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(mb) = invite.storage_allocation_mb {
+            let host = self.host_index()?;
+            let shared = self.store.read()?.counter(SHARED_QUOTA_COUNTER)?;
+            let allocated = host.allocated_mb().saturating_sub(shared);
+            if allocated.saturating_add(mb) > self.config.storage_pool_mb {
+                return Err(RedeemError::PoolFull);
+            }
+        }
+        let created = self
+            .host
+            .create(&NewMailbox {
+                address: invite.mailbox.clone(),
+                password_hash,
+                quota_mb: invite.storage_allocation_mb,
+                display_name: invite.display_name.clone(),
+            })
+            .map_err(|e: ProvisionError| RedeemError::Provision(e.to_string()))?;
+        match created {
+            Created::Created => Ok(()),
+            Created::AlreadyExists => Err(RedeemError::Provision(format!(
+                "the mailbox {} already exists on the mail server",
+                invite.mailbox
+            ))),
+        }
+    }
+
+    /// Redeeming → redeemed, with the mailbox record and the audit entry.
+    fn finish_redemption(&self, id: &str) -> Result<Invite, ServiceError> {
+        let shared_quota = self.config.mail_host.default_quota_mb;
+        self.store.write(|w| {
+            let old = w
+                .invite(id)?
+                .ok_or_else(|| ServiceError::NoInvite(id.to_string()))?;
+            let mut new = old.clone();
+            new.finish_redeem(self.now());
+            w.put_invite(Some(&old), &new)?;
+            w.put_mailbox(&MailboxRecord {
+                address: new.mailbox.clone(),
+                created_at: self.now(),
+                storage_allocation_mb: new.storage_allocation_mb,
+                display_name: new.display_name.clone(),
+                origin: MailboxOrigin::Invite {
+                    invite_id: new.id.clone(),
+                },
+            })?;
+            if new.storage_allocation_mb.is_none()
+                && let Some(q) = shared_quota
+            {
+                w.bump(SHARED_QUOTA_COUNTER, q)?;
+            }
+            w.bump("redemptions", 1)?;
+            self.audit(
+                w,
+                &Actor::recipient(&new.recipient_email),
+                "invite.redeem",
+                &new.id,
+                format!("mailbox {} created", new.mailbox),
+            )?;
+            Ok(new)
+        })
+    }
+
+    /// After a crash: redemptions that created their mailbox are finished,
+    /// the others return to live. Run at start, before serving.
+    pub fn recover_redemptions(&self) -> Result<usize, ServiceError> {
+        let ids = self.store.read()?.redeeming()?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let host = self.host_index()?;
+        for id in &ids {
+            let Some(invite) = self.store.read()?.invite(id)? else {
+                continue;
+            };
+            if host.contains(&invite.mailbox) {
+                self.finish_redemption(id)?;
+                tracing::warn!(invite = %id, mailbox = %invite.mailbox, "finished a redemption interrupted after the mailbox was created");
+            } else {
+                self.store.write(|w| -> Result<(), ServiceError> {
+                    if let Some(old) = w.invite(id)? {
+                        let mut new = old.clone();
+                        new.abort_redeem("interrupted; the link works again".into(), false);
+                        w.put_invite(Some(&old), &new)?;
+                    }
+                    Ok(())
+                })?;
+                tracing::warn!(invite = %id, "an interrupted redemption was undone; the link works again");
+            }
+        }
+        Ok(ids.len())
+    }
+}

@@ -1,0 +1,545 @@
+//! Redeeming setup links against a real Dovecot and Postfix: the link page,
+//! the password, the mailbox on the host, IMAP logins, quota, delivery,
+//! resend, expiry, races, a read-only passwd-file and the pool re-check.
+
+mod support;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::sync::Arc;
+use std::time::Duration;
+
+use muster::App;
+use muster::domain::duration::HumanDuration;
+use muster::domain::roster::InviteRow;
+use muster::service::{BatchRequest, Clock, ManualClock};
+use muster::store::Actor;
+use support::mailstack::{self, Stack, login_eventually};
+use support::*;
+
+const GOOD: &str = "plinth-ferry-quartz-77";
+
+fn row(email: &str, mb: Option<u64>) -> InviteRow {
+    InviteRow {
+        recipient_email: email.into(),
+        storage_allocation_mb: mb.map(|m| m.to_string()),
+        ..InviteRow::default()
+    }
+}
+
+struct Fixture {
+    _t: TestDir,
+    stack: Stack,
+    app: App,
+    client: reqwest::Client,
+}
+
+async fn fixture(tweak: impl FnOnce(&mut muster::config::Config)) -> Option<Fixture> {
+    fixture_with_clock(tweak, None).await
+}
+
+async fn fixture_with_clock(
+    tweak: impl FnOnce(&mut muster::config::Config),
+    clock: Option<Arc<ManualClock>>,
+) -> Option<Fixture> {
+    if !mailstack::available() {
+        return None;
+    }
+    let t = TestDir::new();
+    let stack = Stack::start(t.path(), "team.example");
+    let mut config = t.config();
+    stack.configure(&mut config);
+    config.client.webmail_url = Some("https://webmail.team.example/".into());
+    config.client.imap_host = Some("imap.team.example".into());
+    tweak(&mut config);
+    let app = match clock {
+        Some(c) => App::build_with_clock(config, c).await.unwrap(),
+        None => App::build(config).await.unwrap(),
+    };
+    Some(Fixture {
+        _t: t,
+        stack,
+        app,
+        client: http(),
+    })
+}
+
+impl Fixture {
+    /// Creates one invite and returns (invite id, link path).
+    fn invite(&self, email: &str, mb: Option<u64>, expires: Option<&str>) -> (String, String) {
+        let created = self
+            .app
+            .muster
+            .create_batch(BatchRequest {
+                domain: None,
+                rows: vec![row(email, mb)],
+                expires_in: expires.map(|e| HumanDuration::parse(e).unwrap()),
+                only_clean: false,
+                actor: Actor::cli(),
+            })
+            .unwrap();
+        let invite = &created.invites[0];
+        let token = self.app.muster.invite_token(invite).unwrap();
+        (invite.id.clone(), format!("/invite/{}", token.as_str()))
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.app.url()))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    async fn post(&self, path: &str, password: &str, confirmation: &str) -> (u16, String) {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.app.url()))
+            .form(&[("password", password), ("confirmation", confirmation)])
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    fn passwd_lines(&self, address: &str) -> usize {
+        std::fs::read_to_string(&self.stack.passwd)
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with(&format!("{address}:")))
+            .count()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redeem_log_in_read_quota_and_receive_mail() {
+    let Some(f) = fixture(|_| {}).await else {
+        return;
+    };
+    let (id, link) = f.invite("Jane.Doe@elsewhere.org", Some(77), None);
+
+    // Opening the link twice changes nothing.
+    for _ in 0..2 {
+        let (status, page) = f.get(&link).await;
+        assert_eq!(status, 200);
+        assert!(page.contains("jane.doe@team.example"));
+        assert!(page.contains("<form method=\"post\""));
+    }
+    assert_eq!(f.app.muster.get_invite(&id).unwrap().link_state, "live");
+
+    // Weak, mismatched and name-containing passwords are refused with the reason.
+    let (status, page) = f.post(&link, "password1234", "password1234").await;
+    assert_eq!(status, 422);
+    assert!(page.contains("too easy to guess"), "{page}");
+    let (status, page) = f.post(&link, GOOD, "something-else-entirely").await;
+    assert_eq!(status, 422);
+    assert!(page.contains("do not match"));
+    let (status, page) = f
+        .post(&link, "jane.doe-quartz-ferry", "jane.doe-quartz-ferry")
+        .await;
+    assert_eq!(status, 422);
+    assert!(page.contains("must not contain the mailbox name"));
+    assert_eq!(f.passwd_lines("jane.doe@team.example"), 0);
+
+    let (status, page) = f.post(&link, GOOD, GOOD).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Your mailbox is ready"));
+    assert!(page.contains("imap.team.example, port 993"));
+    assert!(
+        page.contains("url=https://webmail.team.example/"),
+        "moves on to webmail"
+    );
+    let v = f.app.muster.get_invite(&id).unwrap();
+    assert_eq!(v.link_state, "redeemed");
+
+    // The password-file line: scheme prefix, quota, and its owner and mode kept.
+    let passwd = std::fs::read_to_string(&f.stack.passwd).unwrap();
+    assert!(
+        passwd.contains("jane.doe@team.example:{ARGON2ID}$argon2id$"),
+        "{passwd}"
+    );
+    assert!(passwd.contains("userdb_quota_rule=*:storage=77M"));
+    let meta = std::fs::metadata(&f.stack.passwd).unwrap();
+    assert_eq!(meta.gid(), mailstack::Dovecot::group());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+
+    // IMAP with the chosen password; the quota shows the allocation.
+    let mut imap = login_eventually(f.stack.dovecot.imap_port, "jane.doe@team.example", GOOD)
+        .expect("login with the chosen password");
+    let (lines, status) = imap.cmd("GETQUOTAROOT INBOX");
+    assert!(status.contains("OK"), "{status}");
+    assert!(
+        lines.iter().any(|l| l.contains("STORAGE 0 78848")),
+        "{lines:?}"
+    );
+
+    // Mail to the new address through Postfix lands in its INBOX.
+    let reply = wait_for(
+        "Postfix to accept the new address",
+        Duration::from_secs(20),
+        || {
+            let r = f.stack.send_mail("jane.doe@team.example", "first mail");
+            r.starts_with("250").then_some(r)
+        },
+    );
+    assert!(reply.starts_with("250"));
+    wait_for("the mail in INBOX", Duration::from_secs(20), || {
+        let (lines, _) = imap.cmd("STATUS INBOX (MESSAGES)");
+        lines.iter().any(|l| l.contains("MESSAGES 1")).then_some(())
+    });
+
+    // A wrong password fails; the used link says so.
+    let mut other = mailstack::Imap::connect(f.stack.dovecot.imap_port);
+    assert!(!other.login("jane.doe@team.example", "not-the-password-at-all"));
+    let (status, page) = f.get(&link).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("already set up"));
+    f.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resent_link_replaces_the_old_one_at_once() {
+    let Some(f) = fixture(|_| {}).await else {
+        return;
+    };
+    let (id, old_link) = f.invite("sam@elsewhere.org", None, None);
+    let resent = f.app.muster.resend(&id, &Actor::cli()).unwrap();
+    assert_eq!(resent.link_state, "live");
+    let invite = f
+        .app
+        .muster
+        .store
+        .read()
+        .unwrap()
+        .invite(&id)
+        .unwrap()
+        .unwrap();
+    let new_link = format!(
+        "/invite/{}",
+        f.app.muster.invite_token(&invite).unwrap().as_str()
+    );
+    assert_ne!(new_link, old_link);
+    let (status, page) = f.get(&old_link).await;
+    assert_eq!(status, 404);
+    assert!(page.contains("This link is not valid"));
+    let (status, _) = f.post(&old_link, GOOD, GOOD).await;
+    assert_eq!(status, 404);
+    let (status, page) = f.post(&new_link, GOOD, GOOD).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(login_eventually(f.stack.dovecot.imap_port, "sam@team.example", GOOD).is_some());
+    f.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_link_shows_its_page_and_records_a_new_link_request() {
+    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+    let Some(f) = fixture_with_clock(|_| {}, Some(clock.clone())).await else {
+        return;
+    };
+    let (id, link) = f.invite("late@elsewhere.org", None, Some("1h"));
+    assert_eq!(
+        f.app
+            .muster
+            .view()
+            .unwrap()
+            .pending_count("team.example", clock.now())
+            .unwrap(),
+        1
+    );
+    clock.advance(time::Duration::hours(2));
+
+    let (status, page) = f.get(&link).await;
+    assert_eq!(status, 410);
+    assert!(page.contains("This link has expired"));
+    assert!(page.contains("/new-link"));
+    let (status, _) = f.post(&link, GOOD, GOOD).await;
+    assert_eq!(status, 410, "an expired link cannot be redeemed");
+    // Expired invites no longer hold a place under the cap.
+    assert_eq!(
+        f.app
+            .muster
+            .view()
+            .unwrap()
+            .pending_count("team.example", clock.now())
+            .unwrap(),
+        0
+    );
+
+    let r = f
+        .client
+        .post(format!("{}{link}/new-link", f.app.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.text().await.unwrap().contains("Your request was sent"));
+    let v = f.app.muster.get_invite(&id).unwrap();
+    assert!(v.new_link_requested_at.is_some());
+    let filter = muster::store::view::InviteFilter {
+        state: Some("new_link_requested".into()),
+        ..Default::default()
+    };
+    let (listed, _) = f.app.muster.list_invites(&filter, None, 10).unwrap();
+    assert_eq!(listed.len(), 1);
+    let (_, page) = f.get(&link).await;
+    assert!(page.contains("You asked for a new link"));
+
+    // The admin resends: a fresh link works again.
+    f.app.muster.resend(&id, &Actor::cli()).unwrap();
+    assert!(
+        f.app
+            .muster
+            .get_invite(&id)
+            .unwrap()
+            .new_link_requested_at
+            .is_none()
+    );
+    f.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_submissions_create_one_mailbox() {
+    let Some(f) = fixture(|c| c.http.link_rate_per_minute = 1000).await else {
+        return;
+    };
+    let (_, link) = f.invite("race@elsewhere.org", Some(5), None);
+    let url = format!("{}{link}", f.app.url());
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let client = f.client.clone();
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(&url)
+                .form(&[("password", GOOD), ("confirmation", GOOD)])
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }));
+    }
+    let mut ready = 0;
+    for t in tasks {
+        let (status, page) = t.await.unwrap();
+        if page.contains("Your mailbox is ready") {
+            ready += 1;
+        } else {
+            assert!(
+                page.contains("already set up") || page.contains("being set up"),
+                "{status}: {page}"
+            );
+        }
+    }
+    assert_eq!(ready, 1);
+    assert_eq!(f.passwd_lines("race@team.example"), 1);
+    let map = std::fs::read_to_string(&f.stack.map).unwrap();
+    assert_eq!(
+        map.lines()
+            .filter(|l| l.starts_with("race@team.example "))
+            .count(),
+        1
+    );
+    assert!(login_eventually(f.stack.dovecot.imap_port, "race@team.example", GOOD).is_some());
+    f.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_passwd_file_fails_cleanly_and_the_link_works_once_fixed() {
+    let Some(f) = fixture(|_| {}).await else {
+        return;
+    };
+    let (id, link) = f.invite("ro@elsewhere.org", None, None);
+    std::fs::set_permissions(&f.stack.passwd, std::fs::Permissions::from_mode(0o440)).unwrap();
+    let (status, page) = f.post(&link, GOOD, GOOD).await;
+    assert_eq!(status, 503);
+    assert!(page.contains("your link still works"), "{page}");
+    let v = f.app.muster.get_invite(&id).unwrap();
+    assert_eq!(v.link_state, "live");
+    assert!(
+        v.last_error.as_deref().unwrap().contains("cannot write"),
+        "{v:?}"
+    );
+    assert_eq!(f.passwd_lines("ro@team.example"), 0);
+    assert!(
+        !std::fs::read_to_string(&f.stack.map)
+            .unwrap()
+            .contains("ro@team.example")
+    );
+
+    std::fs::set_permissions(&f.stack.passwd, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let (status, page) = f.post(&link, GOOD, GOOD).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(login_eventually(f.stack.dovecot.imap_port, "ro@team.example", GOOD).is_some());
+    f.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_is_checked_again_at_redemption() {
+    let Some(f) = fixture(|_| {}).await else {
+        return;
+    };
+    // Pool 1000 MB: 600 fits when invited...
+    let (id, link) = f.invite("big@elsewhere.org", Some(600), None);
+    // ...but before redemption another mailbox takes 500 MB on the host.
+    let original = std::fs::read_to_string(&f.stack.passwd).unwrap();
+    let with_other = format!(
+        "{original}other@team.example:{{PLAIN}}x:5000:5000::/tmp::userdb_quota_rule=*:storage=500M\n"
+    );
+    std::fs::write(&f.stack.passwd, &with_other).unwrap();
+
+    let (status, page) = f.post(&link, GOOD, GOOD).await;
+    assert_eq!(status, 503);
+    assert!(page.contains("not enough storage"), "{page}");
+    assert_eq!(f.passwd_lines("big@team.example"), 0);
+    let v = f.app.muster.get_invite(&id).unwrap();
+    assert_eq!(v.link_state, "blocked");
+    assert!(v.last_error.as_deref().unwrap().contains("free space"));
+    // The link stays valid and says why.
+    let (status, page) = f.get(&link).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("not enough storage") && page.contains("<form"));
+
+    // The admin frees space: the same link now works.
+    std::fs::write(&f.stack.passwd, &original).unwrap();
+    let (status, page) = f.post(&link, GOOD, GOOD).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(f.app.muster.get_invite(&id).unwrap().link_state, "redeemed");
+    f.app.shutdown().await;
+}
+
+#[tokio::test]
+async fn link_requests_are_rate_limited_per_client() {
+    let t = TestDir::new();
+    let mut config = t.config();
+    config.http.link_rate_per_minute = 5;
+    let app = App::build(config).await.unwrap();
+    let client = http();
+    let url = format!("{}/invite/{}", app.url(), "A".repeat(43));
+    for _ in 0..5 {
+        let r = client.get(&url).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 404);
+    }
+    let r = client.get(&url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn link_pages_carry_strict_headers_and_escape_values() {
+    let t = TestDir::new();
+    let app = App::build(t.config()).await.unwrap();
+    let created = app
+        .muster
+        .create_batch(BatchRequest {
+            domain: None,
+            rows: vec![InviteRow {
+                recipient_email: "x@elsewhere.org".into(),
+                display_name: Some("<script>alert(1)</script>".into()),
+                ..InviteRow::default()
+            }],
+            expires_in: None,
+            only_clean: false,
+            actor: Actor::cli(),
+        })
+        .unwrap();
+    let token = app.muster.invite_token(&created.invites[0]).unwrap();
+    let r = http()
+        .get(format!("{}/invite/{}", app.url(), token.as_str()))
+        .send()
+        .await
+        .unwrap();
+    let h = r.headers().clone();
+    assert!(
+        h["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["cache-control"], "no-store");
+    assert!(!r.text().await.unwrap().contains("<script>"));
+    // A cross-site form post is refused.
+    let r = http()
+        .post(format!("{}/invite/{}", app.url(), token.as_str()))
+        .header("origin", "https://evil.example")
+        .form(&[("password", GOOD), ("confirmation", GOOD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_lists_resends_and_revokes() {
+    let t = TestDir::new();
+    let config = t.write_config(&t.config());
+    let cfg = config.to_str().unwrap().to_string();
+    let roster = t.write("team.txt", "ann@elsewhere.org\nbob@elsewhere.org\n");
+    let c = cfg.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        run(muster(&["--config", &c, "invite"]).arg(&roster), None)
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let list = |args: &[&str]| {
+        let mut all = vec!["--config", cfg.as_str(), "invites", "list", "--json"];
+        all.extend_from_slice(args);
+        let out = run(muster(&all), None);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap()
+    };
+    let invites = list(&[]);
+    assert_eq!(invites.len(), 2);
+    let ann = invites
+        .iter()
+        .find(|i| i["mailbox"] == "ann@team.example")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bob = invites
+        .iter()
+        .find(|i| i["mailbox"] == "bob@team.example")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let out = run(muster(&["--config", &cfg, "invites", "revoke", &ann]), None);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("revoked ann@team.example"));
+    let c = cfg.clone();
+    let b = bob.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        run(muster(&["--config", &c, "invites", "resend", &b]), None)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("1 sent, 0 failed."));
+    assert!(t.data().join(format!("outbox/{bob}-r1.eml")).exists());
+
+    let revoked = list(&["--state", "revoked"]);
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0]["id"], ann.as_str());
+    // A revoked invite cannot be resent; the command says why.
+    let out = run(muster(&["--config", &cfg, "invites", "resend", &ann]), None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("revoked"));
+}
