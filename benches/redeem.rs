@@ -66,6 +66,7 @@ fn setup(dir: &std::path::Path, existing: usize) -> (Arc<Muster>, Vec<String>) {
             expires_in: None,
             only_clean: false,
             actor: Actor::cli(),
+            idempotency: None,
         })
         .unwrap();
     let tokens = created

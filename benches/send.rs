@@ -76,6 +76,7 @@ async fn muster_run(port: u16, sessions: usize) -> (Duration, usize) {
                 expires_in: None,
                 only_clean: false,
                 actor: Actor::cli(),
+                idempotency: None,
             })
             .unwrap();
     }

@@ -41,6 +41,15 @@ impl App {
         let config = Arc::new(config);
         let muster = Arc::new(Muster::open(config.clone(), clock)?);
         muster.recover_redemptions()?;
+        if let Some(link) = muster.setup_link()? {
+            // Printed where the operator looks at first start; valid 24 hours, once.
+            tracing::warn!(
+                "no admin account yet: open {link} to create the first one (or run `muster admin add EMAIL`)"
+            );
+            eprintln!(
+                "\nNo admin account yet. Create the first one here (valid 24 hours, once):\n  {link}\n"
+            );
+        }
         let acceptor = TcpListener::bind(config.listen.clone())
             .into_acceptor()
             .await
@@ -107,7 +116,12 @@ async fn upkeep(
 ) {
     loop {
         let m = muster.clone();
-        match tokio::task::spawn_blocking(move || m.sweep_expired()).await {
+        match tokio::task::spawn_blocking(move || {
+            m.purge_expired()?;
+            m.sweep_expired()
+        })
+        .await
+        {
             Ok(Ok(n)) if n > 0 => tracing::info!(expired = n, "marked expired invites"),
             Ok(Err(e)) => tracing::error!(error = %e, "the expiry sweep failed"),
             _ => {}

@@ -75,6 +75,7 @@ impl Fixture {
                 expires_in: expires.map(|e| HumanDuration::parse(e).unwrap()),
                 only_clean: false,
                 actor: Actor::cli(),
+                idempotency: None,
             })
             .unwrap();
         let invite = &created.invites[0];
@@ -447,6 +448,7 @@ async fn link_pages_carry_strict_headers_and_escape_values() {
             expires_in: None,
             only_clean: false,
             actor: Actor::cli(),
+            idempotency: None,
         })
         .unwrap();
     let token = app.muster.invite_token(&created.invites[0]).unwrap();

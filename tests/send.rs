@@ -45,6 +45,7 @@ fn batch(rows: Vec<InviteRow>, expires: Option<&str>) -> BatchRequest {
         expires_in: expires.map(|e| HumanDuration::parse(e).unwrap()),
         only_clean: false,
         actor: Actor::cli(),
+        idempotency: None,
     }
 }
 

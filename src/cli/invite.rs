@@ -66,6 +66,7 @@ pub async fn run(config: Config, args: InviteArgs) -> anyhow::Result<u8> {
         expires_in,
         only_clean: args.only_clean,
         actor: Actor::cli(),
+        idempotency: None,
     }) {
         Ok(c) => c,
         Err(ServiceError::Flagged { preview, .. }) => {

@@ -1,5 +1,6 @@
 //! The `muster` command line. `src/main.rs` only calls [`main`].
 
+mod accounts;
 mod invite;
 mod invites;
 mod output;
@@ -41,6 +42,12 @@ enum Command {
     /// List, resend or revoke invites.
     #[command(subcommand)]
     Invites(invites::InvitesCommand),
+    /// Admin accounts for the web app.
+    #[command(subcommand)]
+    Admin(accounts::AdminCommand),
+    /// API tokens for automation.
+    #[command(subcommand)]
+    Token(accounts::TokenCommand),
 }
 
 /// Exit codes: 0 fine, 1 the work found problems (flagged rows, failed
@@ -73,6 +80,8 @@ pub fn main() -> ExitCode {
             Command::Preview(args) => preview::run(config, args),
             Command::Invite(args) => invite::run(config, args).await,
             Command::Invites(cmd) => invites::run(config, cmd).await,
+            Command::Admin(cmd) => accounts::admin(config, cmd),
+            Command::Token(cmd) => accounts::token(config, cmd),
         }
     });
     match result {

@@ -68,3 +68,15 @@ pub fn asset(Path(path): Path<String>, req: &poem::Request) -> Response {
         .and_then(|v| v.to_str().ok());
     file(&format!("assets/{path}"), inm)
 }
+
+/// An endpoint serving one page of the web app.
+pub fn page(name: &'static str) -> impl poem::Endpoint {
+    poem::endpoint::make_sync(move |req: poem::Request| {
+        let inm = req
+            .headers()
+            .get(header::IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        file(name, inm.as_deref())
+    })
+}

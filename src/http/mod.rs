@@ -1,6 +1,7 @@
 //! HTTP: the setup-link pages, assets, and (with later modules) the JSON
 //! API, the admin web app and MCP.
 
+pub mod api;
 mod assets;
 mod headers;
 mod link;
@@ -19,7 +20,13 @@ pub use ratelimit::Limiter;
 /// What handlers share.
 pub struct HttpState {
     pub muster: Arc<Muster>,
+    /// Setup-link requests per client address.
     pub link_limiter: Limiter,
+    /// Sign-in (and reset) attempts per client address, and per account.
+    pub signin_ip_limiter: Limiter,
+    pub signin_account_limiter: Limiter,
+    /// API requests per token.
+    pub api_limiter: Limiter,
 }
 
 impl HttpState {
@@ -27,15 +34,38 @@ impl HttpState {
         let http = &muster.config.http;
         Self {
             link_limiter: Limiter::per_minute(http.link_rate_per_minute),
+            signin_ip_limiter: Limiter::per_minute(http.signin_rate_per_minute),
+            signin_account_limiter: Limiter::per_minute(http.signin_rate_per_minute),
+            api_limiter: Limiter::per_minute(http.api_rate_per_minute),
             muster,
         }
     }
 
     /// Periodic upkeep: forget idle rate-limit keys.
     pub fn tidy(&self) {
-        self.link_limiter.forget_idle();
+        for l in [
+            &self.link_limiter,
+            &self.signin_ip_limiter,
+            &self.signin_account_limiter,
+            &self.api_limiter,
+        ] {
+            l.forget_idle();
+        }
     }
 }
+
+/// The admin web app's pages: static files that talk to the JSON API.
+const PAGES: &[(&str, &str)] = &[
+    ("/", "index.html"),
+    ("/login", "login.html"),
+    ("/setup", "setup.html"),
+    ("/admin/reset/:token", "reset.html"),
+    ("/invites", "pending.html"),
+    ("/invites/new", "bulk-invites.html"),
+    ("/mailboxes/new", "bulk-create.html"),
+    ("/tokens", "tokens.html"),
+    ("/audit", "audit.html"),
+];
 
 pub fn html(status: StatusCode, body: String) -> Response {
     Response::builder()
@@ -72,6 +102,11 @@ fn healthz() -> &'static str {
     "ok\n"
 }
 
+#[handler]
+fn docs() -> Response {
+    api::docs_page()
+}
+
 pub fn routes(state: Arc<HttpState>) -> impl poem::Endpoint {
     let https = state.muster.config.is_https();
     let config = &state.muster.config;
@@ -80,11 +115,23 @@ pub fn routes(state: Arc<HttpState>) -> impl poem::Endpoint {
         .http
         .body_limit_bytes
         .max(config.invites.upload_limit_bytes + 64 * 1024);
-    Route::new()
+    let mut route = Route::new()
         .at("/healthz", get(healthz))
         .at("/invite/:token", get(link::show).post(link::submit))
         .at("/invite/:token/new-link", post(link::new_link))
         .at("/assets/*path", get(assets::asset))
+        .at("/api/docs", get(docs))
+        .nest("/api/v1", api::endpoint(state.clone()));
+    for (path, file) in PAGES {
+        route = route.at(*path, get(assets::page(file)));
+    }
+    route
+        .before(|mut req: Request| async move {
+            match api::route_literal_paths(&mut req) {
+                None => Ok(req),
+                Some(resp) => Err(poem::Error::from_response(resp)),
+            }
+        })
         .with(headers::BodyLimit { limit: body_limit })
         .with(headers::SecurityHeaders { https })
         .data(state)

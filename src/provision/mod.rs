@@ -68,6 +68,36 @@ pub trait MailHost: Send + Sync {
     /// Creates one mailbox, or reports that it already exists. Leaves
     /// nothing behind when it fails.
     fn create(&self, mailbox: &NewMailbox) -> Result<Created, ProvisionError>;
+    /// Creates all of them, refusing if any exists. The default creates
+    /// them one by one and stops at the first failure (saying which were
+    /// made); backends that can do it atomically override it.
+    fn create_many(&self, boxes: &[NewMailbox]) -> Result<(), ProvisionError> {
+        let mut done = Vec::new();
+        for m in boxes {
+            match self.create(m) {
+                Ok(Created::Created) => done.push(m.address.clone()),
+                Ok(Created::AlreadyExists) => {
+                    return Err(ProvisionError::Invalid(format!(
+                        "the mailbox {} already exists; created before it: {}",
+                        m.address,
+                        if done.is_empty() {
+                            "none".into()
+                        } else {
+                            done.join(", ")
+                        }
+                    )));
+                }
+                Err(e) if done.is_empty() => return Err(e),
+                Err(e) => {
+                    return Err(ProvisionError::Invalid(format!(
+                        "{e}; created before the failure: {}",
+                        done.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
     /// A line for logs and `muster check`.
     fn describe(&self) -> String;
 }

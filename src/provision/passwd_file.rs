@@ -187,6 +187,55 @@ impl PasswdFileHost {
         })
     }
 
+    /// Adds the mailboxes to the map (then reloads) and to the passwd-file,
+    /// each in one atomic rewrite. The passwd-file comes last: a mailbox is
+    /// usable only once it is there, and a failure before undoes the map.
+    fn append(
+        &self,
+        passwd: Option<(String, std::fs::Metadata)>,
+        boxes: &[NewMailbox],
+    ) -> Result<(), ProvisionError> {
+        let lines = boxes
+            .iter()
+            .map(|m| self.line_for(m))
+            .collect::<Result<Vec<_>, _>>()?;
+        let map = read_optional(&self.map)?;
+        let map_text = map.as_ref().map(|(t, _)| t.as_str()).unwrap_or("");
+        let mut new_map = map_text.to_string();
+        for m in boxes {
+            if !map_has(&new_map, &m.address) {
+                new_map = with_line(&new_map, &format!("{} OK", m.address));
+            }
+        }
+        let map_changed = new_map != map_text;
+        if map_changed {
+            replace(
+                &self.map,
+                new_map.as_bytes(),
+                map.as_ref().map(|(_, meta)| meta),
+            )?;
+            if let Err(e) = self.run_reload() {
+                self.restore_map(map.as_ref());
+                return Err(e);
+            }
+        }
+        let mut text = passwd.as_ref().map(|(t, _)| t.clone()).unwrap_or_default();
+        for line in &lines {
+            text = with_line(&text, line);
+        }
+        if let Err(e) = replace(
+            &self.passwd,
+            text.as_bytes(),
+            passwd.as_ref().map(|(_, meta)| meta),
+        ) {
+            if map_changed {
+                self.restore_map(map.as_ref());
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// Puts the map back as it was after a later step failed.
     fn restore_map(&self, old: Option<&(String, std::fs::Metadata)>) {
         let restored = match old {
@@ -231,7 +280,6 @@ impl MailHost for PasswdFileHost {
     }
 
     fn create(&self, m: &NewMailbox) -> Result<Created, ProvisionError> {
-        let line = self.line_for(m)?;
         let _lock = files::lock(&self.passwd, LOCK_WAIT)?;
         let passwd = read_optional(&self.passwd)?;
         if passwd
@@ -240,34 +288,22 @@ impl MailHost for PasswdFileHost {
         {
             return Ok(Created::AlreadyExists);
         }
-        // The map first: a mailbox is usable only once the passwd-file has
-        // it, so that write comes last and failures before it undo the map.
-        let map = read_optional(&self.map)?;
-        let map_changed = !map.as_ref().is_some_and(|(t, _)| map_has(t, &m.address));
-        if map_changed {
-            let text = map.as_ref().map(|(t, _)| t.as_str()).unwrap_or("");
-            replace(
-                &self.map,
-                with_line(text, &format!("{} OK", m.address)).as_bytes(),
-                map.as_ref().map(|(_, meta)| meta),
-            )?;
-            if let Err(e) = self.run_reload() {
-                self.restore_map(map.as_ref());
-                return Err(e);
-            }
-        }
-        let text = passwd.as_ref().map(|(t, _)| t.as_str()).unwrap_or("");
-        if let Err(e) = replace(
-            &self.passwd,
-            with_line(text, &line).as_bytes(),
-            passwd.as_ref().map(|(_, meta)| meta),
-        ) {
-            if map_changed {
-                self.restore_map(map.as_ref());
-            }
-            return Err(e);
-        }
+        self.append(passwd, std::slice::from_ref(m))?;
         Ok(Created::Created)
+    }
+
+    fn create_many(&self, boxes: &[NewMailbox]) -> Result<(), ProvisionError> {
+        let _lock = files::lock(&self.passwd, LOCK_WAIT)?;
+        let passwd = read_optional(&self.passwd)?;
+        if let Some((text, _)) = &passwd
+            && let Some(m) = boxes.iter().find(|m| passwd_has(text, &m.address))
+        {
+            return Err(ProvisionError::Invalid(format!(
+                "the mailbox {} already exists; nothing was created",
+                m.address
+            )));
+        }
+        self.append(passwd, boxes)
     }
 
     fn describe(&self) -> String {

@@ -29,6 +29,7 @@ pub struct BatchRequest {
     /// Send the clean rows and leave the flagged ones out (R4).
     pub only_clean: bool,
     pub actor: Actor,
+    pub idempotency: Option<super::IdempotencyClaim>,
 }
 
 #[derive(Debug, Clone)]
@@ -122,6 +123,9 @@ impl Muster {
             return Err(ServiceError::NoItems);
         }
         let created = self.store.write(|w| {
+            if let Some(claim) = &req.idempotency {
+                claim.check(w)?;
+            }
             let (preview, clean) = self.checked_rows(w, &domain, &req.rows)?;
             if preview.flagged_rows > 0 && !req.only_clean {
                 return Err(ServiceError::Flagged {
@@ -145,6 +149,9 @@ impl Muster {
                 invite_count: preview.clean_rows,
             };
             w.put_batch(&batch)?;
+            if let Some(claim) = &req.idempotency {
+                claim.claim(w, &batch.id, now)?;
+            }
             let mut invites = Vec::with_capacity(preview.clean_rows);
             for row in clean.into_iter().flatten() {
                 let id = self.new_id();

@@ -232,6 +232,15 @@ impl Muster {
         Ok(token)
     }
 
+    /// Drops expired sessions and one-time links, and idempotency keys
+    /// older than two days (they live at least 24 hours).
+    pub fn purge_expired(&self) -> Result<(), ServiceError> {
+        let now = self.now();
+        self.store
+            .write(|w| w.purge(now, now - time::Duration::hours(48)))?;
+        Ok(())
+    }
+
     /// Marks invites past their expiry as expired, so they stop holding
     /// places (they already stop counting at expiry; this keeps indexes small).
     pub fn sweep_expired(&self) -> Result<usize, ServiceError> {

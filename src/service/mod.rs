@@ -2,8 +2,10 @@
 //! mail host. The HTTP API, MCP, the web app and the CLI all call these,
 //! so every surface gets the same checks and the same errors.
 
+mod admins;
 mod batches;
 mod clock;
+mod creation;
 mod lifecycle;
 mod redeem;
 
@@ -13,8 +15,10 @@ use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
+pub use admins::{AdminError, SESSION_HOURS, SignedIn, TokenCheck};
 pub use batches::{BatchRequest, CreatedBatch, RosterInput};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use creation::{CreatedMailbox, CreatedMailboxes, generate_password};
 pub use lifecycle::InviteView;
 pub use redeem::{LinkStatus, RedeemError};
 
@@ -49,6 +53,8 @@ pub enum ServiceError {
         total: usize,
         preview: Box<InvitePreview>,
     },
+    #[error("{} of {} rows are flagged; fix or drop them, or create only the clean rows", .0.flagged_rows, .0.rows.len())]
+    CreationFlagged(Box<crate::domain::preview::CreationPreview>),
     #[error("no row is clean, so nothing would be sent")]
     NothingClean { preview: Box<InvitePreview> },
     #[error("the expiry {asked} is outside what is allowed: at least 1h and at most {max}")]
@@ -61,6 +67,54 @@ pub enum ServiceError {
     Transition(#[from] TransitionError),
     #[error("the data folder: {0}")]
     Io(#[from] std::io::Error),
+    #[error(
+        "this Idempotency-Key was used with another request body; use a new key for a new request"
+    )]
+    IdempotencyMismatch,
+    /// The request was made before with this key: here is what it answered.
+    #[error("a replay of an earlier request")]
+    Replay(Box<crate::store::IdempotencyRecord>),
+}
+
+/// An Idempotency-Key, scoped to the caller, with the request's hash.
+#[derive(Debug, Clone)]
+pub struct IdempotencyClaim {
+    pub principal: String,
+    pub key: String,
+    pub request_hash: String,
+}
+
+impl IdempotencyClaim {
+    /// Inside a creating transaction: a replay or a mismatch ends it here.
+    pub fn check(&self, w: &WriteView) -> Result<(), ServiceError> {
+        match w.idempotency(&self.principal, &self.key)? {
+            None => Ok(()),
+            Some(r) if r.request_hash != self.request_hash => {
+                Err(ServiceError::IdempotencyMismatch)
+            }
+            Some(r) => Err(ServiceError::Replay(Box::new(r))),
+        }
+    }
+
+    /// Records that the key was used, pointing at what it made (`subject`);
+    /// the full response follows with [`Muster::remember_response`].
+    pub fn claim(
+        &self,
+        w: &WriteView,
+        subject: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        w.put_idempotency(
+            &self.principal,
+            &self.key,
+            &crate::store::IdempotencyRecord {
+                request_hash: self.request_hash.clone(),
+                status: 0,
+                body: subject.to_string(),
+                created_at: now,
+            },
+        )
+    }
 }
 
 /// Everything the operations need, shared by every surface.
@@ -214,6 +268,29 @@ impl Muster {
             pool_mb: self.config.storage_pool_mb,
             pool_allocated_mb: host.allocated_mb().saturating_sub(shared),
         })
+    }
+
+    /// Keeps the response to a creating call for replays with its key.
+    pub fn remember_response(
+        &self,
+        claim: &IdempotencyClaim,
+        status: u16,
+        body: String,
+    ) -> Result<(), ServiceError> {
+        let now = self.now();
+        self.store.write(|w| {
+            w.put_idempotency(
+                &claim.principal,
+                &claim.key,
+                &crate::store::IdempotencyRecord {
+                    request_hash: claim.request_hash.clone(),
+                    status,
+                    body,
+                    created_at: now,
+                },
+            )
+        })?;
+        Ok(())
     }
 
     pub fn audit(

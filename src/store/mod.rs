@@ -2,6 +2,7 @@
 //! [`tables`]; this module opens the file, checks its schema version, and
 //! offers read and write views with the lookups the rest of Muster uses.
 
+pub mod accounts;
 mod records;
 pub mod tables;
 pub mod view;

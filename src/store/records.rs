@@ -164,3 +164,15 @@ pub struct ApiToken {
     #[serde(with = "time::serde::rfc3339::option")]
     pub revoked_at: Option<OffsetDateTime>,
 }
+
+/// The first response to a creating call, kept for replays with the same
+/// Idempotency-Key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    /// Hex SHA-256 of the request body: another body with the same key is refused.
+    pub request_hash: String,
+    pub status: u16,
+    pub body: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}

@@ -12,11 +12,11 @@ use super::{AuditEvent, Batch, MailboxRecord, Result, StoreError, Task, decode, 
 use crate::domain::invite::{Invite, LinkState};
 
 pub struct View {
-    txn: ReadTransaction,
+    pub(super) txn: ReadTransaction,
 }
 
 pub struct WriteView {
-    txn: WriteTransaction,
+    pub(super) txn: WriteTransaction,
 }
 
 /// A page of invites and the cursor for the next one.

@@ -1,0 +1,510 @@
+//! Invites: `mailboxes/invites:bulk`, previews, the wizard's batches, the
+//! pending list, resend, revoke and copying a link.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::{Header, Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::types::{ParseFromJSON, ToJSON};
+use poem_openapi::{ApiResponse, OpenApi, Tags};
+
+use super::auth::{AdminAuth, Auth, Principal};
+use super::types::*;
+use super::{ApiError, idempotency_key, request_hash};
+use crate::domain::duration::HumanDuration;
+use crate::domain::roster::{InviteRow, RosterFormat};
+use crate::http::HttpState;
+use crate::service::{
+    BatchRequest, CreatedBatch, IdempotencyClaim, Muster, RosterInput, ServiceError,
+};
+use crate::store::view::InviteFilter;
+
+#[derive(Tags)]
+enum Tag {
+    /// Bulk invites, the pending list and its actions.
+    Invites,
+}
+
+pub struct InvitesApi;
+
+#[derive(ApiResponse)]
+pub enum BulkResponse {
+    /// The batch was created; each item's invite is queued for sending.
+    #[oai(status = 201)]
+    Created(Json<BatchCreated>),
+    /// `validate_only=true`: the preview; nothing was created.
+    #[oai(status = 200)]
+    Preview(Json<PreviewBody>),
+}
+
+#[derive(ApiResponse)]
+pub enum CreatedResponse {
+    #[oai(status = 201)]
+    Created(Json<BatchCreated>),
+}
+
+/// Runs blocking service work off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    state: &Arc<HttpState>,
+    f: impl FnOnce(&Muster) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let muster = state.muster.clone();
+    tokio::task::spawn_blocking(move || f(&muster))
+        .await
+        .map_err(ApiError::internal)?
+}
+
+fn expiry(raw: Option<&str>) -> Result<Option<HumanDuration>, ApiError> {
+    raw.map(HumanDuration::parse)
+        .transpose()
+        .map_err(|e| ApiError::unprocessable("invalid_expiry", e.to_string(), None))
+}
+
+fn created_body(c: &CreatedBatch, muster: &Muster) -> BatchCreated {
+    BatchCreated {
+        batch_id: c.batch.id.clone(),
+        expires_at: c
+            .invites
+            .first()
+            .map(|i| rfc3339(i.expires_at))
+            .unwrap_or_default(),
+        invites: c
+            .invites
+            .iter()
+            .zip(c.preview.rows.iter().filter(|r| r.flags.is_empty()))
+            .map(|(i, row)| {
+                let v = muster.invite_view(i);
+                CreatedInvite {
+                    index: row.index as u32,
+                    invite_id: i.id.clone(),
+                    mailbox: i.mailbox.clone(),
+                    recipient_email: i.recipient_email.clone(),
+                    link_state: v.link_state.to_string(),
+                    delivery_state: v.delivery_state.to_string(),
+                }
+            })
+            .collect(),
+        skipped_rows: c.preview.flagged_rows as u32,
+    }
+}
+
+/// The answer to a request repeated with its Idempotency-Key.
+fn replayed(
+    muster: &Muster,
+    record: &crate::store::IdempotencyRecord,
+) -> Result<BatchCreated, ApiError> {
+    if record.status == 201
+        && let Ok(value) = serde_json::from_str::<serde_json::Value>(&record.body)
+        && let Ok(body) = BatchCreated::parse_from_json(Some(value))
+    {
+        return Ok(body);
+    }
+    // The first call's response was not stored yet: rebuild it from the batch.
+    let (batch, invites) = muster.batch_invites(&record.body)?;
+    Ok(BatchCreated {
+        batch_id: batch.id,
+        expires_at: invites
+            .first()
+            .map(|i| rfc3339(i.expires_at))
+            .unwrap_or_default(),
+        invites: invites
+            .iter()
+            .enumerate()
+            .map(|(n, v)| CreatedInvite {
+                index: n as u32,
+                invite_id: v.id.clone(),
+                mailbox: v.mailbox.clone(),
+                recipient_email: v.recipient_email.clone(),
+                link_state: v.link_state.to_string(),
+                delivery_state: v.delivery_state.to_string(),
+            })
+            .collect(),
+        skipped_rows: 0,
+    })
+}
+
+/// Creates a batch with idempotency, returning the body to send.
+fn create(
+    muster: &Muster,
+    principal: &Principal,
+    domain: Option<String>,
+    rows: Vec<InviteRow>,
+    expires_in: Option<HumanDuration>,
+    only_clean: bool,
+    claim: Option<IdempotencyClaim>,
+) -> Result<BatchCreated, ApiError> {
+    let result = muster.create_batch(BatchRequest {
+        domain,
+        rows,
+        expires_in,
+        only_clean,
+        actor: principal.actor(),
+        idempotency: claim.clone(),
+    });
+    match result {
+        Ok(created) => {
+            let body = created_body(&created, muster);
+            if let Some(claim) = &claim {
+                let json = body.to_json().map(|v| v.to_string()).unwrap_or_default();
+                muster.remember_response(claim, 201, json)?;
+            }
+            Ok(body)
+        }
+        Err(ServiceError::Replay(record)) => replayed(muster, &record),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn claim_for(principal: &Principal, key: Option<String>, hash: String) -> Option<IdempotencyClaim> {
+    key.map(|key| IdempotencyClaim {
+        principal: principal.key(),
+        key,
+        request_hash: hash,
+    })
+}
+
+#[OpenApi(tag = "Tag::Invites")]
+impl InvitesApi {
+    /// Invite up to 100 recipients in one call.
+    ///
+    /// All or nothing: if any item is flagged (invalid address, duplicate,
+    /// existing mailbox, pending invite, bad allocation, over the pool or the
+    /// cap), the answer is 422 with every item's errors and nothing is created.
+    /// `validate_only=true` returns the preview and creates nothing.
+    #[oai(
+        path = "/mailboxes/invites__bulk",
+        method = "post",
+        operation_id = "create_invites_bulk"
+    )]
+    async fn invites_bulk(
+        &self,
+        auth: Auth,
+        state: Data<&Arc<HttpState>>,
+        body: Json<InvitesBulkRequest>,
+        /// Return the preview only; create nothing.
+        #[oai(default)]
+        validate_only: Query<bool>,
+        /// Repeat-safe key: the same key and body return the first response.
+        #[oai(name = "Idempotency-Key")]
+        idempotency: Header<Option<String>>,
+    ) -> Result<BulkResponse, ApiError> {
+        let key = idempotency_key(idempotency.0.as_deref())?;
+        let hash = request_hash(&body.0);
+        let state = state.0.clone();
+        let limit = state.muster.config.invites.api_call_limit;
+        let req = body.0;
+        blocking(&state, move |muster| {
+            if req.items.len() > limit {
+                return Err(ServiceError::TooManyItems {
+                    count: req.items.len(),
+                    limit,
+                }
+                .into());
+            }
+            let rows: Vec<InviteRow> = req.items.iter().map(InviteItem::to_row).collect();
+            let expires_in = expiry(req.expires_in.as_deref())?;
+            if validate_only.0 {
+                muster.batch_expiry(expires_in)?;
+                let (_, preview) = muster.preview(req.domain.as_deref(), &rows)?;
+                return Ok(BulkResponse::Preview(Json(PreviewBody::of(
+                    &preview, &rows,
+                ))));
+            }
+            let claim = claim_for(&auth.0, key, hash);
+            create(muster, &auth.0, req.domain, rows, expires_in, false, claim)
+                .map(|b| BulkResponse::Created(Json(b)))
+        })
+        .await
+    }
+
+    /// Preview a pasted list, a CSV, or rows (up to 500): what each row
+    /// becomes, every problem, and the capacity left. Creates nothing.
+    #[oai(
+        path = "/previews/invites",
+        method = "post",
+        operation_id = "preview_invites"
+    )]
+    async fn preview(
+        &self,
+        _auth: Auth,
+        state: Data<&Arc<HttpState>>,
+        body: Json<InvitePreviewRequest>,
+    ) -> Result<Json<PreviewBody>, ApiError> {
+        let state = state.0.clone();
+        let req = body.0;
+        blocking(&state, move |muster| {
+            let limit = muster.config.invites.batch_limit;
+            let rows = match (&req.text, &req.rows) {
+                (Some(text), None) => {
+                    if text.len() > muster.config.invites.upload_limit_bytes {
+                        return Err(ApiError::PayloadTooLarge(Json(ErrorBody {
+                            code: "payload_too_large".into(),
+                            message: format!(
+                                "the list is larger than {} bytes (invites.upload_limit_bytes)",
+                                muster.config.invites.upload_limit_bytes
+                            ),
+                            errors: None,
+                        })));
+                    }
+                    let format = match req.format {
+                        Some(RosterFormatBody::Lines) => RosterFormat::Lines,
+                        _ => RosterFormat::Csv,
+                    };
+                    muster.roster(
+                        RosterInput::Upload {
+                            bytes: text.as_bytes().to_vec(),
+                            format,
+                        },
+                        limit,
+                    )?
+                }
+                (None, Some(rows)) => muster.roster(
+                    RosterInput::Rows(rows.iter().map(RosterRowBody::to_row).collect()),
+                    limit,
+                )?,
+                _ => {
+                    return Err(ApiError::unprocessable(
+                        "text_or_rows",
+                        "send either `text` (a list or CSV) or `rows`",
+                        None,
+                    ));
+                }
+            };
+            let (_, preview) = muster.preview(req.domain.as_deref(), &rows)?;
+            Ok(Json(PreviewBody::of(&preview, &rows)))
+        })
+        .await
+    }
+
+    /// Send a batch from the web wizard (up to 500 rows; admin session).
+    #[oai(path = "/batches", method = "post", operation_id = "create_batch")]
+    async fn create_batch(
+        &self,
+        auth: AdminAuth,
+        state: Data<&Arc<HttpState>>,
+        body: Json<BatchRequestBody>,
+        #[oai(name = "Idempotency-Key")] idempotency: Header<Option<String>>,
+    ) -> Result<CreatedResponse, ApiError> {
+        let key = idempotency_key(idempotency.0.as_deref())?;
+        let hash = request_hash(&body.0);
+        let state = state.0.clone();
+        let req = body.0;
+        blocking(&state, move |muster| {
+            let limit = muster.config.invites.batch_limit;
+            let rows = muster.roster(
+                RosterInput::Rows(req.rows.iter().map(RosterRowBody::to_row).collect()),
+                limit,
+            )?;
+            let expires_in = expiry(req.expires_in.as_deref())?;
+            let claim = claim_for(&auth.0, key, hash);
+            create(
+                muster,
+                &auth.0,
+                req.domain,
+                rows,
+                expires_in,
+                req.only_clean,
+                claim,
+            )
+            .map(|b| CreatedResponse::Created(Json(b)))
+        })
+        .await
+    }
+
+    /// Recent batches, newest first.
+    #[oai(path = "/batches", method = "get", operation_id = "list_batches")]
+    async fn batches(
+        &self,
+        _auth: Auth,
+        state: Data<&Arc<HttpState>>,
+    ) -> Result<Json<Vec<BatchSummary>>, ApiError> {
+        let state = state.0.clone();
+        blocking(&state, |muster| {
+            let batches = muster.view()?.batches().map_err(ServiceError::from)?;
+            Ok(Json(batches.iter().take(200).map(batch_summary).collect()))
+        })
+        .await
+    }
+
+    /// A batch's status: counts by delivery and link state, and its invites.
+    #[oai(
+        path = "/batches/:id",
+        method = "get",
+        operation_id = "get_batch_status"
+    )]
+    async fn batch(
+        &self,
+        _auth: Auth,
+        state: Data<&Arc<HttpState>>,
+        id: Path<String>,
+    ) -> Result<Json<BatchStatus>, ApiError> {
+        let state = state.0.clone();
+        blocking(&state, move |muster| {
+            let (batch, invites) = muster.batch_invites(&id.0)?;
+            Ok(Json(batch_status(&batch, &invites)))
+        })
+        .await
+    }
+
+    /// The pending list: filter by batch, state and text; newest first.
+    #[oai(path = "/invites", method = "get", operation_id = "list_invites")]
+    #[allow(clippy::too_many_arguments)]
+    async fn list(
+        &self,
+        _auth: Auth,
+        state: Data<&Arc<HttpState>>,
+        batch_id: Query<Option<String>>,
+        /// A link state, a delivery state, `pending` or `new_link_requested`.
+        #[oai(name = "state")]
+        state_filter: Query<Option<String>>,
+        /// Text to find in the recipient, mailbox or display name.
+        q: Query<Option<String>>,
+        /// From `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+        /// 1 to 500 (default 100).
+        #[oai(
+            default = "default_limit",
+            validator(minimum(value = "1"), maximum(value = "500"))
+        )]
+        limit: Query<u32>,
+    ) -> Result<Json<InvitePage>, ApiError> {
+        let state = state.0.clone();
+        blocking(&state, move |muster| {
+            let filter = InviteFilter {
+                batch_id: batch_id.0,
+                state: state_filter.0,
+                text: q.0,
+            };
+            let (invites, next) =
+                muster.list_invites(&filter, cursor.0.as_deref(), limit.0 as usize)?;
+            Ok(Json(InvitePage {
+                invites: invites.iter().map(InviteBody::from).collect(),
+                next_cursor: next,
+            }))
+        })
+        .await
+    }
+
+    #[oai(path = "/invites/:id", method = "get", operation_id = "get_invite")]
+    async fn get(
+        &self,
+        _auth: Auth,
+        state: Data<&Arc<HttpState>>,
+        id: Path<String>,
+    ) -> Result<Json<InviteBody>, ApiError> {
+        let state = state.0.clone();
+        blocking(&state, move |muster| {
+            Ok(Json((&muster.get_invite(&id.0)?).into()))
+        })
+        .await
+    }
+
+    /// A fresh link and expiry; the old link dies at once.
+    #[oai(
+        path = "/invites/:id/resend",
+        method = "post",
+        operation_id = "resend_invite"
+    )]
+    async fn resend(
+        &self,
+        auth: Auth,
+        state: Data<&Arc<HttpState>>,
+        id: Path<String>,
+    ) -> Result<Json<InviteBody>, ApiError> {
+        let state = state.0.clone();
+        blocking(&state, move |muster| {
+            Ok(Json((&muster.resend(&id.0, &auth.0.actor())?).into()))
+        })
+        .await
+    }
+
+    /// The link dies and the invite's place under the cap frees up.
+    #[oai(
+        path = "/invites/:id/revoke",
+        method = "post",
+        operation_id = "revoke_invite"
+    )]
+    async fn revoke(
+        &self,
+        auth: Auth,
+        state: Data<&Arc<HttpState>>,
+        id: Path<String>,
+    ) -> Result<Json<InviteBody>, ApiError> {
+        let state = state.0.clone();
+        blocking(&state, move |muster| {
+            Ok(Json((&muster.revoke(&id.0, &auth.0.actor())?).into()))
+        })
+        .await
+    }
+
+    /// The invite's current link, for when the email is lost (admin session).
+    #[oai(
+        path = "/invites/:id/link",
+        method = "post",
+        operation_id = "copy_invite_link"
+    )]
+    async fn link(
+        &self,
+        auth: AdminAuth,
+        state: Data<&Arc<HttpState>>,
+        id: Path<String>,
+    ) -> Result<Json<LinkBody>, ApiError> {
+        let state = state.0.clone();
+        blocking(&state, move |muster| {
+            Ok(Json(LinkBody {
+                url: muster.current_link(&id.0, &auth.0.actor())?,
+            }))
+        })
+        .await
+    }
+}
+
+fn default_limit() -> u32 {
+    100
+}
+
+pub fn batch_summary(b: &crate::store::Batch) -> BatchSummary {
+    BatchSummary {
+        id: b.id.clone(),
+        domain: b.domain.clone(),
+        created_at: rfc3339(b.created_at),
+        created_by: b.created_by.to_string(),
+        expires_in: HumanDuration::from_secs(b.expires_in_secs).to_string(),
+        invite_count: b.invite_count as u32,
+    }
+}
+
+pub fn batch_status(
+    batch: &crate::store::Batch,
+    invites: &[crate::service::InviteView],
+) -> BatchStatus {
+    let count = |pick: &dyn Fn(&crate::service::InviteView) -> &str, states: &[&str]| {
+        states
+            .iter()
+            .map(|s| StateCount {
+                state: s.to_string(),
+                count: invites.iter().filter(|i| pick(i) == *s).count() as u32,
+            })
+            .collect()
+    };
+    BatchStatus {
+        batch: batch_summary(batch),
+        delivery: count(
+            &|i| i.delivery_state,
+            &["queued", "sending", "sent", "deferred", "failed"],
+        ),
+        links: count(
+            &|i| i.link_state,
+            &[
+                "live",
+                "redeeming",
+                "redeemed",
+                "revoked",
+                "expired",
+                "blocked",
+            ],
+        ),
+        invites: invites.iter().map(InviteBody::from).collect(),
+    }
+}

@@ -1,0 +1,336 @@
+//! Mailboxes: the list, capacity, settings for the wizard, and bulk
+//! creation (`mailboxes:bulk` for automation, `creations` for the wizard).
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::param::{Header, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::types::{ParseFromJSON, ToJSON};
+use poem_openapi::{ApiResponse, OpenApi, Tags};
+
+use super::auth::{AdminAuth, Auth, Principal};
+use super::invites::blocking;
+use super::types::*;
+use super::{ApiError, idempotency_key, request_hash};
+use crate::domain::roster::{CreationRow, parse_creation_roster};
+use crate::http::HttpState;
+use crate::service::{CreatedMailboxes, IdempotencyClaim, Muster, Reads, ServiceError};
+
+#[derive(Tags)]
+enum Tag {
+    /// Mailboxes, capacity and bulk creation.
+    Mailboxes,
+}
+
+pub struct MailboxesApi;
+
+#[derive(ApiResponse)]
+pub enum CreationResponse {
+    /// Created; generated passwords are in this response only.
+    #[oai(status = 201)]
+    Created(Json<MailboxesCreated>),
+    /// `validate_only=true`: the preview; nothing was created.
+    #[oai(status = 200)]
+    Preview(Json<CreationPreviewBody>),
+}
+
+fn created_body(c: &CreatedMailboxes) -> MailboxesCreated {
+    MailboxesCreated {
+        batch_id: c.batch_id.clone(),
+        mailboxes: c
+            .mailboxes
+            .iter()
+            .map(|m| CreatedMailboxBody {
+                index: m.index as u32,
+                mailbox: m.mailbox.clone(),
+                storage_allocation_mb: m.storage_allocation_mb,
+                generated_password: m.generated_password.clone(),
+            })
+            .collect(),
+        skipped_rows: c.preview.flagged_rows as u32,
+    }
+}
+
+fn create(
+    muster: &Muster,
+    principal: &Principal,
+    domain: Option<&str>,
+    rows: &[CreationRow],
+    only_clean: bool,
+    claim: Option<IdempotencyClaim>,
+) -> Result<MailboxesCreated, ApiError> {
+    match muster.create_mailboxes(domain, rows, only_clean, &principal.actor(), claim.as_ref()) {
+        Ok(created) => {
+            let body = created_body(&created);
+            if let Some(claim) = &claim {
+                // Generated passwords are shown once and never stored.
+                let mut kept = body.clone();
+                for m in &mut kept.mailboxes {
+                    m.generated_password = None;
+                }
+                let json = kept.to_json().map(|v| v.to_string()).unwrap_or_default();
+                muster.remember_response(claim, 201, json)?;
+            }
+            Ok(body)
+        }
+        Err(ServiceError::Replay(record)) => {
+            let value = serde_json::from_str::<serde_json::Value>(&record.body).ok();
+            match value.and_then(|v| MailboxesCreated::parse_from_json(Some(v)).ok()) {
+                Some(body) if record.status == 201 => Ok(body),
+                _ => Err(ApiError::conflict(
+                    "already_created",
+                    format!("this Idempotency-Key already created batch {}", record.body),
+                )),
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn claim_for(principal: &Principal, key: Option<String>, hash: String) -> Option<IdempotencyClaim> {
+    key.map(|key| IdempotencyClaim {
+        principal: principal.key(),
+        key,
+        request_hash: hash,
+    })
+}
+
+#[OpenApi(tag = "Tag::Mailboxes")]
+impl MailboxesApi {
+    /// The domain's mailboxes on the mail server, with their allocations.
+    #[oai(path = "/mailboxes", method = "get", operation_id = "list_mailboxes")]
+    async fn list(
+        &self,
+        _auth: Auth,
+        state: Data<&Arc<HttpState>>,
+        /// A hosted domain; may be left out when only one is hosted.
+        domain: Query<Option<String>>,
+    ) -> Result<Json<MailboxList>, ApiError> {
+        let state = state.0.clone();
+        blocking(&state, move |muster| {
+            let domain = muster.resolve_domain(domain.0.as_deref())?;
+            let host = muster.host_index()?;
+            let view = muster.view()?;
+            let mut mailboxes = Vec::new();
+            for m in host.mailboxes_in(domain.as_str()) {
+                let record = view
+                    .created_mailbox(&m.address)
+                    .map_err(ServiceError::from)?;
+                mailboxes.push(MailboxBody {
+                    address: m.address,
+                    storage_allocation_mb: m.quota_mb,
+                    created_by_muster: record.is_some(),
+                    created_at: record.as_ref().map(|r| rfc3339(r.created_at)),
+                    display_name: record.and_then(|r| r.display_name),
+                });
+            }
+            Ok(Json(MailboxList {
+                domain: domain.to_string(),
+                mailboxes,
+            }))
+        })
+        .await
+    }
+
+    /// Caps and the storage pool: what is used and what is left.
+    #[oai(path = "/capacity", method = "get", operation_id = "get_capacity")]
+    async fn capacity(
+        &self,
+        _auth: Auth,
+        state: Data<&Arc<HttpState>>,
+    ) -> Result<Json<CapacityOverview>, ApiError> {
+        let state = state.0.clone();
+        blocking(&state, |muster| {
+            let host = muster.host_index()?;
+            let view = muster.view()?;
+            let now = muster.now();
+            let mut domains = Vec::new();
+            let mut pool = None;
+            for (domain, _) in muster.config.hosted_domains() {
+                let f = muster.capacity_facts(&view as &dyn Reads, &host, &domain, now)?;
+                domains.push(DomainCapacity {
+                    domain: domain.to_string(),
+                    cap: f.cap,
+                    existing: f.existing,
+                    pending: f.pending,
+                    left: f.cap as i64 - f.existing as i64 - f.pending as i64,
+                });
+                pool = Some(PoolBody {
+                    pool_mb: f.pool_mb,
+                    allocated_mb: f.pool_allocated_mb,
+                    available_mb: f.pool_mb as i64 - f.pool_allocated_mb as i64,
+                });
+            }
+            Ok(Json(CapacityOverview {
+                domains,
+                pool: pool.unwrap_or(PoolBody {
+                    pool_mb: muster.config.storage_pool_mb,
+                    allocated_mb: 0,
+                    available_mb: muster.config.storage_pool_mb as i64,
+                }),
+            }))
+        })
+        .await
+    }
+
+    /// Domains, limits and expiry choices, for forms.
+    #[oai(path = "/settings", method = "get", operation_id = "get_settings")]
+    async fn settings(&self, _auth: Auth, state: Data<&Arc<HttpState>>) -> Json<Settings> {
+        let c = &state.0.muster.config;
+        Json(Settings {
+            organisation: c.organisation.clone(),
+            domains: c
+                .hosted_domains()
+                .iter()
+                .map(|(d, _)| d.to_string())
+                .collect(),
+            default_expiry: c.default_expiry().to_string(),
+            max_expiry: c.invites.max_expiry.to_string(),
+            batch_limit: c.invites.batch_limit as u32,
+            api_call_limit: c.invites.api_call_limit as u32,
+            upload_limit_bytes: c.invites.upload_limit_bytes as u64,
+            password_min_length: c.password_policy.min_length as u32,
+        })
+    }
+
+    /// Create up to 100 mailboxes with passwords (given or generated), all
+    /// or nothing; flagged items give 422 and nothing is created.
+    #[oai(
+        path = "/mailboxes__bulk",
+        method = "post",
+        operation_id = "create_mailboxes_bulk"
+    )]
+    async fn bulk(
+        &self,
+        auth: Auth,
+        state: Data<&Arc<HttpState>>,
+        body: Json<MailboxesBulkRequest>,
+        #[oai(default)] validate_only: Query<bool>,
+        #[oai(name = "Idempotency-Key")] idempotency: Header<Option<String>>,
+    ) -> Result<CreationResponse, ApiError> {
+        let key = idempotency_key(idempotency.0.as_deref())?;
+        let hash = request_hash(&body.0);
+        let state = state.0.clone();
+        let req = body.0;
+        blocking(&state, move |muster| {
+            let limit = muster.config.invites.api_call_limit;
+            if req.items.len() > limit {
+                return Err(ServiceError::TooManyItems {
+                    count: req.items.len(),
+                    limit,
+                }
+                .into());
+            }
+            if req.items.is_empty() {
+                return Err(ServiceError::NoItems.into());
+            }
+            let rows: Vec<CreationRow> = req.items.iter().map(CreationItem::to_row).collect();
+            if validate_only.0 {
+                let preview = muster.preview_creation(req.domain.as_deref(), &rows)?;
+                return Ok(CreationResponse::Preview(Json(CreationPreviewBody::of(
+                    &preview, &rows,
+                ))));
+            }
+            let claim = claim_for(&auth.0, key, hash);
+            create(muster, &auth.0, req.domain.as_deref(), &rows, false, claim)
+                .map(|b| CreationResponse::Created(Json(b)))
+        })
+        .await
+    }
+
+    /// Preview a bulk-creation CSV or rows (up to 500). Creates nothing.
+    #[oai(
+        path = "/previews/creations",
+        method = "post",
+        operation_id = "preview_creation"
+    )]
+    async fn preview(
+        &self,
+        _auth: Auth,
+        state: Data<&Arc<HttpState>>,
+        body: Json<CreationPreviewRequest>,
+    ) -> Result<Json<CreationPreviewBody>, ApiError> {
+        let state = state.0.clone();
+        let req = body.0;
+        blocking(&state, move |muster| {
+            let limit = muster.config.invites.batch_limit;
+            let rows = match (&req.text, &req.rows) {
+                (Some(text), None) => {
+                    if text.len() > muster.config.invites.upload_limit_bytes {
+                        return Err(ApiError::unprocessable(
+                            "too_large",
+                            "the CSV is larger than the upload limit",
+                            None,
+                        ));
+                    }
+                    parse_creation_roster(text.as_bytes(), limit).map_err(ServiceError::from)?
+                }
+                (None, Some(rows)) => {
+                    if rows.len() > limit {
+                        return Err(ServiceError::TooManyItems {
+                            count: rows.len(),
+                            limit,
+                        }
+                        .into());
+                    }
+                    rows.iter().map(CreationRowBody::to_row).collect()
+                }
+                _ => {
+                    return Err(ApiError::unprocessable(
+                        "text_or_rows",
+                        "send either `text` (CSV) or `rows`",
+                        None,
+                    ));
+                }
+            };
+            if rows.is_empty() {
+                return Err(ServiceError::NoItems.into());
+            }
+            let preview = muster.preview_creation(req.domain.as_deref(), &rows)?;
+            Ok(Json(CreationPreviewBody::of(&preview, &rows)))
+        })
+        .await
+    }
+
+    /// Create mailboxes from the web wizard (up to 500 rows; admin session).
+    #[oai(
+        path = "/creations",
+        method = "post",
+        operation_id = "create_mailboxes"
+    )]
+    async fn creations(
+        &self,
+        auth: AdminAuth,
+        state: Data<&Arc<HttpState>>,
+        body: Json<CreationRequestBody>,
+        #[oai(name = "Idempotency-Key")] idempotency: Header<Option<String>>,
+    ) -> Result<CreationResponse, ApiError> {
+        let key = idempotency_key(idempotency.0.as_deref())?;
+        let hash = request_hash(&body.0);
+        let state = state.0.clone();
+        let req = body.0;
+        blocking(&state, move |muster| {
+            let limit = muster.config.invites.batch_limit;
+            if req.rows.len() > limit {
+                return Err(ServiceError::TooManyItems {
+                    count: req.rows.len(),
+                    limit,
+                }
+                .into());
+            }
+            let rows: Vec<CreationRow> = req.rows.iter().map(CreationRowBody::to_row).collect();
+            let claim = claim_for(&auth.0, key, hash);
+            create(
+                muster,
+                &auth.0,
+                req.domain.as_deref(),
+                &rows,
+                req.only_clean,
+                claim,
+            )
+            .map(|b| CreationResponse::Created(Json(b)))
+        })
+        .await
+    }
+}

@@ -1,0 +1,358 @@
+//! The JSON API under `/api/v1` (poem-openapi), its OpenAPI document at
+//! `/api/v1/openapi.json`, and Swagger UI at `/api/docs`.
+//!
+//! poem reads `:name` inside a path segment as a parameter, so the literal
+//! paths `mailboxes/invites:bulk` and `mailboxes:bulk` are routed by hand:
+//! exactly those raw paths are rewritten to internal names, the internal
+//! names answer 404 from outside, and the OpenAPI document shows the
+//! literal paths.
+
+mod account;
+pub mod auth;
+mod invites;
+mod mailboxes;
+pub mod types;
+
+use std::sync::Arc;
+
+use poem::http::{StatusCode, Uri};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApiService};
+
+use super::HttpState;
+use crate::service::{AdminError, ServiceError};
+use types::{ErrorBody, ItemError};
+
+/// The literal paths and the internal names they are served under.
+pub const LITERAL_PATHS: &[(&str, &str)] = &[
+    (
+        "/api/v1/mailboxes/invites:bulk",
+        "/api/v1/mailboxes/invites__bulk",
+    ),
+    ("/api/v1/mailboxes:bulk", "/api/v1/mailboxes__bulk"),
+];
+
+/// Every API error: one JSON shape with a stable code.
+#[derive(ApiResponse, Debug)]
+pub enum ApiError {
+    /// The request could not be read.
+    #[oai(status = 400)]
+    BadRequest(Json<ErrorBody>),
+    /// No session and no API token.
+    #[oai(status = 401)]
+    Unauthorized(Json<ErrorBody>),
+    /// A revoked or unknown token, a missing CSRF token, or not allowed.
+    #[oai(status = 403)]
+    Forbidden(Json<ErrorBody>),
+    #[oai(status = 404)]
+    NotFound(Json<ErrorBody>),
+    /// The invite's state does not allow this.
+    #[oai(status = 409)]
+    Conflict(Json<ErrorBody>),
+    #[oai(status = 413)]
+    PayloadTooLarge(Json<ErrorBody>),
+    #[oai(status = 415)]
+    UnsupportedMediaType(Json<ErrorBody>),
+    /// Flagged items or invalid values; nothing was created.
+    #[oai(status = 422)]
+    Unprocessable(Json<ErrorBody>),
+    #[oai(status = 429)]
+    TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
+    #[oai(status = 500)]
+    Internal(Json<ErrorBody>),
+    /// The mail server could not be updated.
+    #[oai(status = 503)]
+    Unavailable(Json<ErrorBody>),
+}
+
+fn body(code: &str, message: impl Into<String>, errors: Option<Vec<ItemError>>) -> Json<ErrorBody> {
+    Json(ErrorBody {
+        code: code.to_string(),
+        message: message.into(),
+        errors,
+    })
+}
+
+impl ApiError {
+    pub fn bad_request(code: &str, m: impl Into<String>) -> Self {
+        Self::BadRequest(body(code, m, None))
+    }
+    pub fn not_found(code: &str, m: impl Into<String>) -> Self {
+        Self::NotFound(body(code, m, None))
+    }
+    pub fn conflict(code: &str, m: impl Into<String>) -> Self {
+        Self::Conflict(body(code, m, None))
+    }
+    pub fn unprocessable(code: &str, m: impl Into<String>, errors: Option<Vec<ItemError>>) -> Self {
+        Self::Unprocessable(body(code, m, errors))
+    }
+    pub fn forbidden(code: &str, m: impl Into<String>) -> Self {
+        Self::Forbidden(body(code, m, None))
+    }
+    pub fn too_many(m: impl Into<String>, retry_after: u64) -> Self {
+        Self::TooManyRequests(body("rate_limited", m, None), retry_after)
+    }
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %e, "API request failed");
+        Self::Internal(body(
+            "internal",
+            "internal error; the server log has the details",
+            None,
+        ))
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        use ServiceError as S;
+        match e {
+            S::Roster(t) => ApiError::unprocessable(t.code(), t.to_string(), None),
+            S::UnknownDomain { .. } => {
+                ApiError::unprocessable("unknown_domain", e.to_string(), None)
+            }
+            S::DomainRequired(_) => ApiError::unprocessable("domain_required", e.to_string(), None),
+            S::TooManyItems { .. } => {
+                ApiError::unprocessable("too_many_items", e.to_string(), None)
+            }
+            S::NoItems => ApiError::unprocessable("no_items", "give at least one item", None),
+            S::Expiry { .. } => ApiError::unprocessable("invalid_expiry", e.to_string(), None),
+            S::Flagged { ref preview, .. } => {
+                let errors = types::invite_item_errors(preview);
+                ApiError::unprocessable("flagged_items", e.to_string(), Some(errors))
+            }
+            S::NothingClean { ref preview } => {
+                let errors = types::invite_item_errors(preview);
+                ApiError::unprocessable("nothing_clean", e.to_string(), Some(errors))
+            }
+            S::CreationFlagged(ref preview) => {
+                let errors = types::creation_item_errors(preview);
+                ApiError::unprocessable("flagged_items", e.to_string(), Some(errors))
+            }
+            S::NoInvite(_) => ApiError::not_found("no_such_invite", e.to_string()),
+            S::NoBatch(_) => ApiError::not_found("no_such_batch", e.to_string()),
+            S::Transition(_) => ApiError::conflict("invite_state", e.to_string()),
+            S::IdempotencyMismatch => {
+                ApiError::unprocessable("idempotency_key_reused", e.to_string(), None)
+            }
+            S::Host(h) => {
+                tracing::error!(error = %h, "the mail host failed");
+                ApiError::Unavailable(body(
+                    "mail_host_failed",
+                    "the mail server could not be updated; nothing was created; the server log has the details",
+                    None,
+                ))
+            }
+            S::Store(_) | S::Io(_) | S::Replay(_) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> Self {
+        use AdminError as A;
+        match e {
+            A::BadEmail(..) => ApiError::unprocessable("invalid_email", e.to_string(), None),
+            A::Policy(_) => ApiError::unprocessable("weak_password", e.to_string(), None),
+            A::Exists(_) => ApiError::conflict("admin_exists", e.to_string()),
+            A::NoSuchAdmin(_) => ApiError::not_found("no_such_admin", e.to_string()),
+            A::WrongCredentials => {
+                ApiError::Unauthorized(body("wrong_credentials", e.to_string(), None))
+            }
+            A::LinkInvalid => ApiError::unprocessable("link_invalid", e.to_string(), None),
+            A::NoSuchToken(_) => ApiError::not_found("no_such_token", e.to_string()),
+            A::BadTokenName => ApiError::unprocessable("invalid_name", e.to_string(), None),
+            A::Service(s) => s.into(),
+        }
+    }
+}
+
+/// A JSON error response outside poem-openapi (auth, limits, routing).
+pub fn error_response(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    errors: Option<Vec<ItemError>>,
+) -> Response {
+    let body = serde_json::json!({
+        "code": code,
+        "message": message,
+        "errors": errors.map(|es| es.iter().map(|e| serde_json::json!({
+            "index": e.index, "field": e.field, "code": e.code, "message": e.message,
+        })).collect::<Vec<_>>()),
+    });
+    let mut body = body;
+    if body["errors"].is_null() {
+        body.as_object_mut().map(|o| o.remove("errors"));
+    }
+    Response::builder()
+        .status(status)
+        .content_type("application/json; charset=utf-8")
+        .body(body.to_string())
+}
+
+fn code_for(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        409 => "conflict",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        422 => "unprocessable",
+        429 => "rate_limited",
+        _ => "internal",
+    }
+}
+
+/// Turns errors that are not JSON yet (poem's own: unparsable bodies,
+/// wrong content types, unknown routes) into the API's error shape, and
+/// keeps internals out of 5xx bodies.
+async fn json_errors<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    let resp = match next.call(req).await {
+        Ok(r) => r.into_response(),
+        Err(e) => e.into_response(),
+    };
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(poem::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if status.as_u16() < 400 || is_json {
+        return Ok(resp);
+    }
+    let retry_after = resp.headers().get("retry-after").cloned();
+    let message = if status.is_server_error() {
+        "internal error; the server log has the details".to_string()
+    } else {
+        let text = resp.into_body().into_string().await.unwrap_or_default();
+        if text.trim().is_empty() {
+            status.canonical_reason().unwrap_or("error").to_string()
+        } else {
+            text.trim().chars().take(500).collect()
+        }
+    };
+    let mut out = error_response(status, code_for(status), &message, None);
+    if let Some(r) = retry_after {
+        out.headers_mut().insert("retry-after", r);
+    }
+    Ok(out)
+}
+
+pub type Apis = (
+    invites::InvitesApi,
+    mailboxes::MailboxesApi,
+    account::AccountApi,
+);
+
+pub fn service(public_url: &str) -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (invites::InvitesApi, mailboxes::MailboxesApi, account::AccountApi),
+        "Muster API",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Bulk mailbox invites for Dovecot and Postfix. Authenticate with `Authorization: Bearer <API token>` \
+(tokens come from the web app or `muster token create`), or with the web app's session cookie plus the \
+X-CSRF-Token header. Errors are `{code, message, errors?}` with stable codes. Creating calls accept an \
+Idempotency-Key header: the same key and body return the first response; another body is refused with 422.",
+    )
+    .server(format!("{}/api/v1", public_url.trim_end_matches('/')))
+}
+
+/// The OpenAPI document with the literal paths.
+pub fn spec_json(public_url: &str) -> String {
+    let mut spec = service(public_url).spec();
+    for (literal, internal) in LITERAL_PATHS {
+        let (l, i) = (
+            literal.trim_start_matches("/api/v1"),
+            internal.trim_start_matches("/api/v1"),
+        );
+        spec = spec.replace(&format!("\"{i}\""), &format!("\"{l}\""));
+    }
+    spec
+}
+
+/// `/api/v1/*`: the API with its literal paths and JSON errors.
+pub fn endpoint(state: Arc<HttpState>) -> impl Endpoint {
+    let public_url = state.muster.config.public_url().to_string();
+    let spec = Arc::new(spec_json(&public_url));
+    let api = service(&public_url);
+    poem::Route::new()
+        .at(
+            "/openapi.json",
+            poem::endpoint::make_sync(move |_| {
+                Response::builder()
+                    .content_type("application/json")
+                    .body(spec.as_str().to_string())
+            }),
+        )
+        .nest("/", api)
+        .around(json_errors)
+}
+
+/// Rewrites the literal paths to their internal names; the internal names
+/// themselves are not reachable from outside.
+pub fn route_literal_paths(req: &mut Request) -> Option<Response> {
+    let path = req.uri().path();
+    if LITERAL_PATHS.iter().any(|(_, internal)| path == *internal) {
+        return Some(error_response(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such endpoint",
+            None,
+        ));
+    }
+    if let Some((_, internal)) = LITERAL_PATHS.iter().find(|(literal, _)| path == *literal) {
+        let pq = match req.uri().query() {
+            Some(q) => format!("{internal}?{q}"),
+            None => internal.to_string(),
+        };
+        if let Ok(uri) = pq.parse::<Uri>() {
+            *req.uri_mut() = uri;
+        }
+    }
+    None
+}
+
+/// Swagger UI, served from embedded files under a CSP that allows no
+/// inline script (its inline styles are allowed on this page only).
+pub fn docs_page() -> Response {
+    let html = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Muster API</title>\
+<link rel=\"stylesheet\" href=\"/assets/swagger/swagger-ui.css\"></head>\
+<body><div id=\"ui\"></div><script src=\"/assets/swagger/swagger-ui-bundle.js\"></script>\
+<script src=\"/assets/swagger/init.js\"></script></body></html>\n";
+    Response::builder()
+        .content_type("text/html; charset=utf-8")
+        .header(
+            "content-security-policy",
+            "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; font-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+        )
+        .body(html)
+}
+
+/// Parses an Idempotency-Key header value: 1–200 visible ASCII characters.
+pub fn idempotency_key(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    match raw {
+        None => Ok(None),
+        Some(k)
+            if !k.is_empty() && k.len() <= 200 && k.bytes().all(|b| (0x21..0x7f).contains(&b)) =>
+        {
+            Ok(Some(k.to_string()))
+        }
+        Some(_) => Err(ApiError::bad_request(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 200 visible ASCII characters",
+        )),
+    }
+}
+
+/// Hex SHA-256 of a request body as parsed (same JSON, same hash).
+pub fn request_hash(value: &impl poem_openapi::types::ToJSON) -> String {
+    use sha2::{Digest, Sha256};
+    let json = value.to_json().map(|v| v.to_string()).unwrap_or_default();
+    crate::store::hex_hash(&Sha256::digest(json.as_bytes()).into())
+}

@@ -1,0 +1,205 @@
+//! Bulk creation (R13), the sibling of bulk invites: a roster that carries
+//! passwords (or asks for generated ones) creates the mailboxes at once,
+//! under the same cap and pool rules.
+
+use rand::Rng;
+
+use crate::domain::address::MailboxAddress;
+use crate::domain::preview::{CleanCreation, CreationPreview, PasswordChoice, preview_creation};
+use crate::domain::roster::CreationRow;
+use crate::provision::{NewMailbox, hash::dovecot_hash};
+use crate::store::{Actor, MailboxOrigin, MailboxRecord};
+
+use super::{Muster, Reads, SHARED_QUOTA_COUNTER, ServiceError, StoreOccupancy};
+
+/// A created mailbox; the password is present only when it was generated,
+/// and is shown this once.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CreatedMailbox {
+    pub index: usize,
+    pub mailbox: String,
+    pub storage_allocation_mb: Option<u64>,
+    pub generated_password: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CreatedMailboxes {
+    pub batch_id: String,
+    pub mailboxes: Vec<CreatedMailbox>,
+    pub preview: CreationPreview,
+}
+
+/// 20 characters from an alphabet without look-alikes (no 0/O, 1/l/I):
+/// about 115 bits.
+pub fn generate_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    let raw: String = (0..20)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    // Groups of five read and type more easily.
+    raw.as_bytes()
+        .chunks(5)
+        .map(|c| std::str::from_utf8(c).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+impl Muster {
+    fn creation_preview_in(
+        &self,
+        view: &dyn Reads,
+        domain: &crate::domain::address::DomainName,
+        rows: &[CreationRow],
+    ) -> Result<(CreationPreview, Vec<Option<CleanCreation>>), ServiceError> {
+        let now = self.now();
+        let host = self.host_index()?;
+        let facts = self.capacity_facts(view, &host, domain, now)?;
+        let occupancy = StoreOccupancy::new(view, &host);
+        let policy = self.config.password_policy;
+        let check = |password: &str, m: &MailboxAddress| {
+            policy
+                .check(password, None, m.local().as_str(), m.domain().as_str())
+                .map_err(|ps| {
+                    ps.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+        };
+        let out = preview_creation(rows, &facts, &occupancy, now, &check);
+        occupancy.finish()?;
+        Ok(out)
+    }
+
+    pub fn preview_creation(
+        &self,
+        domain: Option<&str>,
+        rows: &[CreationRow],
+    ) -> Result<CreationPreview, ServiceError> {
+        let domain = self.resolve_domain(domain)?;
+        let view = self.store.read()?;
+        Ok(self.creation_preview_in(&view, &domain, rows)?.0)
+    }
+
+    /// Creates every clean row's mailbox, or none: the passwd-file backend
+    /// writes them all in one atomic rewrite. Flagged rows refuse the whole
+    /// call unless `only_clean`.
+    pub fn create_mailboxes(
+        &self,
+        domain: Option<&str>,
+        rows: &[CreationRow],
+        only_clean: bool,
+        actor: &Actor,
+        idempotency: Option<&super::IdempotencyClaim>,
+    ) -> Result<CreatedMailboxes, ServiceError> {
+        let domain = self.resolve_domain(domain)?;
+        if rows.is_empty() {
+            return Err(ServiceError::NoItems);
+        }
+        // The pool and the host are checked and written under one lock, and
+        // the store's write transaction keeps batches out meanwhile.
+        let _guard = self
+            .provision_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let result = self.store.write(|w| {
+            if let Some(claim) = idempotency {
+                claim.check(w)?;
+            }
+            let (preview, clean) = self.creation_preview_in(w, &domain, rows)?;
+            if preview.flagged_rows > 0 && !only_clean {
+                return Err(ServiceError::CreationFlagged(Box::new(preview)));
+            }
+            if preview.clean_rows == 0 {
+                return Err(ServiceError::CreationFlagged(Box::new(preview)));
+            }
+            let mut created = Vec::new();
+            let mut new_boxes = Vec::new();
+            for row in clean.into_iter().flatten() {
+                let (password, generated) = match &row.password {
+                    PasswordChoice::Given(p) => (p.clone(), None),
+                    PasswordChoice::Generate => {
+                        let p = generate_password();
+                        (p.clone(), Some(p))
+                    }
+                };
+                let hash = dovecot_hash(self.config.mail_host.hash_scheme, &password)
+                    .map_err(|e| ServiceError::Io(std::io::Error::other(e.to_string())))?;
+                new_boxes.push(NewMailbox {
+                    address: row.mailbox.to_string(),
+                    password_hash: hash,
+                    quota_mb: row.storage_allocation_mb,
+                    display_name: row.display_name.clone(),
+                });
+                created.push((row, generated));
+            }
+            self.host.create_many(&new_boxes)?;
+            let batch_id = self.new_id();
+            let now = self.now();
+            if let Some(claim) = idempotency {
+                claim.claim(w, &batch_id, now)?;
+            }
+            let mut out = Vec::with_capacity(created.len());
+            for (row, generated) in created {
+                w.put_mailbox(&MailboxRecord {
+                    address: row.mailbox.to_string(),
+                    created_at: now,
+                    storage_allocation_mb: row.storage_allocation_mb,
+                    display_name: row.display_name.clone(),
+                    origin: MailboxOrigin::BulkCreation {
+                        batch_id: batch_id.clone(),
+                    },
+                })?;
+                if row.storage_allocation_mb.is_none()
+                    && let Some(q) = self.config.mail_host.default_quota_mb
+                {
+                    w.bump(SHARED_QUOTA_COUNTER, q)?;
+                }
+                out.push(CreatedMailbox {
+                    index: row.index,
+                    mailbox: row.mailbox.to_string(),
+                    storage_allocation_mb: row.storage_allocation_mb,
+                    generated_password: generated,
+                });
+            }
+            w.bump("mailboxes_created", out.len() as u64)?;
+            self.audit(
+                w,
+                actor,
+                "mailboxes.bulk_create",
+                &batch_id,
+                format!(
+                    "{} mailboxes created on {} ({} flagged rows left out)",
+                    out.len(),
+                    domain,
+                    preview.flagged_rows
+                ),
+            )?;
+            Ok(CreatedMailboxes {
+                batch_id,
+                mailboxes: out,
+                preview,
+            })
+        });
+        if let Ok(c) = &result {
+            tracing::info!(batch = %c.batch_id, mailboxes = c.mailboxes.len(), actor = %actor, "mailboxes created in bulk");
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_passwords_are_long_and_unambiguous() {
+        let p = generate_password();
+        assert_eq!(p.len(), 23);
+        assert!(!p.contains(['0', 'O', '1', 'l', 'I']));
+        assert_ne!(p, generate_password());
+        let policy = crate::domain::password::PasswordPolicy::default();
+        assert!(policy.check(&p, None, "jane", "team.example").is_ok());
+    }
+}

@@ -1,0 +1,161 @@
+//! Admins, their sessions, one-time links, API tokens and idempotency
+//! records: the reads both views share and the writes.
+
+use redb::{ReadableTable, ReadableTableMetadata};
+use time::OffsetDateTime;
+
+use super::tables::*;
+use super::view::{View, WriteView};
+use super::{
+    Admin, ApiToken, IdempotencyRecord, OneTimeToken, Result, Session, decode, encode, millis,
+};
+
+macro_rules! account_reads {
+    () => {
+        pub fn admin(&self, email: &str) -> Result<Option<Admin>> {
+            let t = self.txn.open_table(ADMINS)?;
+            t.get(email)?
+                .map(|v| decode("admins", email, v.value()))
+                .transpose()
+        }
+
+        pub fn admin_count(&self) -> Result<u64> {
+            Ok(self.txn.open_table(ADMINS)?.len()?)
+        }
+
+        pub fn session(&self, hash: &[u8; 32]) -> Result<Option<Session>> {
+            let t = self.txn.open_table(SESSIONS)?;
+            t.get(hash.as_slice())?
+                .map(|v| decode("sessions", "session", v.value()))
+                .transpose()
+        }
+
+        pub fn one_time_token(&self, hash: &[u8; 32]) -> Result<Option<OneTimeToken>> {
+            let t = self.txn.open_table(ONE_TIME_TOKENS)?;
+            t.get(hash.as_slice())?
+                .map(|v| decode("one_time_tokens", "token", v.value()))
+                .transpose()
+        }
+
+        pub fn api_token(&self, id: &str) -> Result<Option<ApiToken>> {
+            let t = self.txn.open_table(API_TOKENS)?;
+            t.get(id)?
+                .map(|v| decode("api_tokens", id, v.value()))
+                .transpose()
+        }
+
+        pub fn api_token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiToken>> {
+            let id = self
+                .txn
+                .open_table(API_TOKEN_BY_HASH)?
+                .get(hash.as_slice())?
+                .map(|v| v.value().to_string());
+            match id {
+                Some(id) => self.api_token(&id),
+                None => Ok(None),
+            }
+        }
+
+        pub fn api_tokens(&self) -> Result<Vec<ApiToken>> {
+            let t = self.txn.open_table(API_TOKENS)?;
+            let mut out = Vec::new();
+            for entry in t.iter()? {
+                let (k, v) = entry?;
+                out.push(decode("api_tokens", k.value(), v.value())?);
+            }
+            Ok(out)
+        }
+
+        pub fn idempotency(&self, principal: &str, key: &str) -> Result<Option<IdempotencyRecord>> {
+            let t = self.txn.open_table(IDEMPOTENCY)?;
+            t.get((principal, key))?
+                .map(|v| decode("idempotency", key, v.value()))
+                .transpose()
+        }
+    };
+}
+
+impl View {
+    account_reads!();
+}
+
+impl WriteView {
+    account_reads!();
+
+    pub fn put_admin(&self, admin: &Admin) -> Result<()> {
+        self.txn
+            .open_table(ADMINS)?
+            .insert(admin.email.as_str(), encode(admin).as_slice())?;
+        Ok(())
+    }
+
+    pub fn put_session(&self, hash: &[u8; 32], session: &Session) -> Result<()> {
+        self.txn
+            .open_table(SESSIONS)?
+            .insert(hash.as_slice(), encode(session).as_slice())?;
+        Ok(())
+    }
+
+    pub fn remove_session(&self, hash: &[u8; 32]) -> Result<()> {
+        self.txn.open_table(SESSIONS)?.remove(hash.as_slice())?;
+        Ok(())
+    }
+
+    /// Ends every session of `email` (after a password change).
+    pub fn remove_sessions_of(&self, email: &str) -> Result<()> {
+        self.txn.open_table(SESSIONS)?.retain(|_, v| {
+            serde_json::from_slice::<Session>(v)
+                .map(|s| s.admin_email != email)
+                .unwrap_or(false)
+        })?;
+        Ok(())
+    }
+
+    pub fn put_one_time_token(&self, hash: &[u8; 32], token: &OneTimeToken) -> Result<()> {
+        self.txn
+            .open_table(ONE_TIME_TOKENS)?
+            .insert(hash.as_slice(), encode(token).as_slice())?;
+        Ok(())
+    }
+
+    pub fn put_api_token(&self, hash: Option<&[u8; 32]>, token: &ApiToken) -> Result<()> {
+        self.txn
+            .open_table(API_TOKENS)?
+            .insert(token.id.as_str(), encode(token).as_slice())?;
+        if let Some(hash) = hash {
+            self.txn
+                .open_table(API_TOKEN_BY_HASH)?
+                .insert(hash.as_slice(), token.id.as_str())?;
+        }
+        Ok(())
+    }
+
+    pub fn put_idempotency(
+        &self,
+        principal: &str,
+        key: &str,
+        record: &IdempotencyRecord,
+    ) -> Result<()> {
+        self.txn
+            .open_table(IDEMPOTENCY)?
+            .insert((principal, key), encode(record).as_slice())?;
+        Ok(())
+    }
+
+    /// Drops expired sessions and one-time links, and idempotency records
+    /// older than `keep_idempotency_until`.
+    pub fn purge(&self, now: OffsetDateTime, idempotency_before: OffsetDateTime) -> Result<()> {
+        self.txn.open_table(SESSIONS)?.retain(|_, v| {
+            serde_json::from_slice::<Session>(v).is_ok_and(|s| s.expires_at > now)
+        })?;
+        self.txn.open_table(ONE_TIME_TOKENS)?.retain(|_, v| {
+            serde_json::from_slice::<OneTimeToken>(v).is_ok_and(|t| t.expires_at > now)
+        })?;
+        let cutoff = millis(idempotency_before);
+        self.txn.open_table(IDEMPOTENCY)?.retain(|_, v| {
+            serde_json::from_slice::<IdempotencyRecord>(v)
+                .is_ok_and(|r| millis(r.created_at) >= cutoff)
+        })?;
+        Ok(())
+    }
+}

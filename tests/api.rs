@@ -1,0 +1,756 @@
+//! The REST API over HTTP: every endpoint, auth, the literal
+//! `invites:bulk` path, all-or-nothing bulk calls, idempotency and errors.
+
+mod support;
+
+use std::time::Duration;
+
+use muster::App;
+use muster::store::Actor;
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+use support::*;
+
+const ADMIN: &str = "admin@team.example";
+const ADMIN_PW: &str = "plinth-ferry-quartz-77";
+
+struct Api {
+    app: App,
+    client: Client,
+    token: String,
+    _t: TestDir,
+}
+
+impl Api {
+    async fn start(tweak: impl FnOnce(&mut muster::config::Config)) -> Self {
+        let t = TestDir::new();
+        let mut config = t.config();
+        config.domains[0].mailbox_cap = 300;
+        tweak(&mut config);
+        let app = App::build(config).await.unwrap();
+        let (_, token) = app.muster.create_api_token("tests", &Actor::cli()).unwrap();
+        app.muster
+            .add_admin(ADMIN, ADMIN_PW, &Actor::cli())
+            .unwrap();
+        Self {
+            app,
+            client: http(),
+            token,
+            _t: t,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.app.url())
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call_with(method, path, body, &[]).await
+    }
+
+    async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(&self.token);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    fn batch_count(&self) -> usize {
+        self.app.muster.view().unwrap().batches().unwrap().len()
+    }
+
+    /// Signs in as the admin: the session cookie and the CSRF token.
+    async fn sign_in(&self) -> (String, String) {
+        let resp = self
+            .client
+            .post(self.url("/session"))
+            .json(&json!({"email": ADMIN, "password": ADMIN_PW}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+            "{cookie}"
+        );
+        let body: Value = resp.json().await.unwrap();
+        (
+            cookie.split(';').next().unwrap().to_string(),
+            body["csrf_token"].as_str().unwrap().to_string(),
+        )
+    }
+}
+
+fn items(n: usize) -> Value {
+    Value::Array(
+        (0..n)
+            .map(|i| json!({"local_part": format!("user{i}"), "recipient_email": format!("user{i}@elsewhere.org")}))
+            .collect(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invites_bulk_creates_all_or_nothing() {
+    let api = Api::start(|_| {}).await;
+    // Success: 201, the batch and each item's invite.
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/mailboxes/invites:bulk",
+            Some(json!({"domain": "team.example", "expires_in": "7d", "items": [
+                {"local_part": "jane", "recipient_email": "jane@elsewhere.org", "storage_allocation_mb": 100},
+                {"local_part": "sam", "recipient_email": "sam@elsewhere.org"}
+            ]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["invites"].as_array().unwrap().len(), 2);
+    assert_eq!(body["invites"][0]["mailbox"], "jane@team.example");
+    assert_eq!(body["invites"][1]["index"], 1);
+    assert!(body["invites"][0]["invite_id"].is_string());
+    let batch_id = body["batch_id"].as_str().unwrap().to_string();
+
+    // 101 items: 422 and nothing created.
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/mailboxes/invites:bulk",
+            Some(json!({"items": items(101)})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["code"], "too_many_items");
+    assert_eq!(api.batch_count(), 1);
+
+    // One flagged item: 422 with per-item errors and nothing created.
+    let mut list = items(5);
+    list[3]["recipient_email"] = json!("not an address");
+    list[4]["local_part"] = json!("jane");
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/mailboxes/invites:bulk",
+            Some(json!({"items": list})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["code"], "flagged_items");
+    let errors = body["errors"].as_array().unwrap();
+    assert!(errors.iter().any(|e| e["index"] == 3
+        && e["field"] == "recipient_email"
+        && e["code"] == "invalid_recipient_email"));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e["index"] == 4 && e["code"] == "invite_pending"),
+        "{body}"
+    );
+    assert_eq!(api.batch_count(), 1);
+
+    // validate_only returns the preview and creates nothing.
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/mailboxes/invites:bulk?validate_only=true",
+            Some(json!({"items": items(3)})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["clean_rows"], 3);
+    assert_eq!(body["capacity"]["pending"], 2);
+    assert_eq!(api.batch_count(), 1);
+
+    // Bad values get 422 with the reason; wrong types get the JSON error shape.
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/mailboxes/invites:bulk",
+            Some(json!({"expires_in": "40d", "items": items(1)})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_expiry"))
+    );
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/mailboxes/invites:bulk",
+            Some(json!({"items": items(1), "domain": "other.example"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_domain"))
+    );
+    let (status, body) = api
+        .call(
+            Method::POST,
+            "/mailboxes/invites:bulk",
+            Some(json!({"items": [{"local_part": 5}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["code"].is_string() && body["message"].is_string(),
+        "{body}"
+    );
+
+    // Batch status.
+    let (status, body) = api
+        .call(Method::GET, &format!("/batches/{batch_id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["invites"].as_array().unwrap().len(), 2);
+    assert!(
+        body["delivery"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["state"] == "queued" || c["state"] == "sent")
+    );
+    api.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_literal_path_and_its_look_alikes() {
+    let api = Api::start(|_| {}).await;
+    for path in [
+        "/mailboxes/invitesXbulk",
+        "/mailboxes/invites%3Abulk",
+        "/mailboxes/invites__bulk",
+        "/mailboxes/invites:bulk2",
+        "/mailboxesXbulk",
+        "/mailboxes%3Abulk",
+        "/mailboxes__bulk",
+    ] {
+        let (status, body) = api
+            .call(Method::POST, path, Some(json!({"items": items(1)})))
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        assert!(body["code"].is_string(), "{path}: {body}");
+    }
+    assert_eq!(api.batch_count(), 0);
+    let spec: Value = api
+        .client
+        .get(api.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = spec["paths"].as_object().unwrap();
+    assert!(paths.contains_key("/mailboxes/invites:bulk"));
+    assert!(paths.contains_key("/mailboxes:bulk"));
+    assert!(!paths.keys().any(|k| k.contains("__")));
+    assert_eq!(
+        spec["paths"]["/mailboxes/invites:bulk"]["post"]["operationId"],
+        "create_invites_bulk"
+    );
+    // Swagger UI is served from embedded files.
+    let docs = api
+        .client
+        .get(format!("{}/api/docs", api.app.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(docs.status(), 200);
+    assert!(
+        docs.text()
+            .await
+            .unwrap()
+            .contains("/assets/swagger/swagger-ui-bundle.js")
+    );
+    let js = api
+        .client
+        .get(format!(
+            "{}/assets/swagger/swagger-ui-bundle.js",
+            api.app.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(js.status(), 200);
+    api.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_failures() {
+    let api = Api::start(|_| {}).await;
+    let bare = |m: Method, p: &str| api.client.request(m, api.url(p));
+    let r = bare(Method::GET, "/invites").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "unauthorized");
+    let r = bare(Method::GET, "/invites")
+        .bearer_auth("mst_unknown")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "token_unknown");
+    let (revoked, secret) = api
+        .app
+        .muster
+        .create_api_token("old", &Actor::cli())
+        .unwrap();
+    api.app
+        .muster
+        .revoke_api_token(&revoked.id, &Actor::cli())
+        .unwrap();
+    let r = bare(Method::GET, "/invites")
+        .bearer_auth(&secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "token_revoked");
+    // Token management is for admin sessions only.
+    let (status, body) = api.call(Method::GET, "/tokens", None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("admin_session_required"))
+    );
+
+    // A session works with its CSRF token, and a POST without it is refused.
+    let (cookie, csrf) = api.sign_in().await;
+    let with_session =
+        |m: Method, p: &str| api.client.request(m, api.url(p)).header("cookie", &cookie);
+    assert_eq!(
+        with_session(Method::GET, "/tokens")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let r = with_session(Method::POST, "/tokens")
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "csrf");
+    let r = with_session(Method::POST, "/tokens")
+        .header("x-csrf-token", &csrf)
+        .json(&json!({"name": "from the web"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.unwrap();
+    assert!(created["secret"].as_str().unwrap().starts_with("mst_"));
+    // The new token works; listing never shows secrets.
+    let r = bare(Method::GET, "/capacity")
+        .bearer_auth(created["secret"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let list: Value = with_session(Method::GET, "/tokens")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t.get("secret").is_none())
+    );
+    // Revoke it through the API: it now answers 403.
+    let id = created["id"].as_str().unwrap();
+    let r = with_session(Method::DELETE, &format!("/tokens/{id}"))
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = bare(Method::GET, "/capacity")
+        .bearer_auth(created["secret"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // A wrong password is refused; signing out ends the session.
+    let r = api
+        .client
+        .post(api.url("/session"))
+        .json(&json!({"email": ADMIN, "password": "wrong-password-here"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = with_session(Method::DELETE, "/session")
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        with_session(Method::GET, "/session")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    api.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_keys_replay_the_first_response() {
+    let api = Api::start(|_| {}).await;
+    let body = json!({"items": items(3)});
+    // A client that gives up before the answer, then retries with the same key.
+    let timed_out = api
+        .client
+        .post(api.url("/mailboxes/invites:bulk"))
+        .bearer_auth(&api.token)
+        .header("idempotency-key", "hr-run-42-chunk-1")
+        .json(&body)
+        .timeout(Duration::from_millis(1))
+        .send()
+        .await;
+    assert!(
+        timed_out.is_err(),
+        "the first call was cut off by the client"
+    );
+    let (s1, first) = api
+        .call_with(
+            Method::POST,
+            "/mailboxes/invites:bulk",
+            Some(body.clone()),
+            &[("idempotency-key", "hr-run-42-chunk-1")],
+        )
+        .await;
+    let (s2, second) = api
+        .call_with(
+            Method::POST,
+            "/mailboxes/invites:bulk",
+            Some(body.clone()),
+            &[("idempotency-key", "hr-run-42-chunk-1")],
+        )
+        .await;
+    assert_eq!(
+        (s1, s2),
+        (StatusCode::CREATED, StatusCode::CREATED),
+        "{first} {second}"
+    );
+    assert_eq!(first["batch_id"], second["batch_id"]);
+    assert_eq!(first, second, "the same response");
+    assert_eq!(api.batch_count(), 1, "created once");
+    // The same key with another body is refused.
+    let (status, err) = api
+        .call_with(
+            Method::POST,
+            "/mailboxes/invites:bulk",
+            Some(json!({"items": items(4)})),
+            &[("idempotency-key", "hr-run-42-chunk-1")],
+        )
+        .await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("idempotency_key_reused")
+        )
+    );
+    assert_eq!(api.batch_count(), 1);
+    api.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pending_list_and_its_actions() {
+    let api = Api::start(|_| {}).await;
+    let (_, created) = api
+        .call(
+            Method::POST,
+            "/mailboxes/invites:bulk",
+            Some(json!({"items": items(5)})),
+        )
+        .await;
+    let ids: Vec<String> = created["invites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["invite_id"].as_str().unwrap().to_string())
+        .collect();
+    // Cursor paging.
+    let (_, page1) = api.call(Method::GET, "/invites?limit=2", None).await;
+    assert_eq!(page1["invites"].as_array().unwrap().len(), 2);
+    let cursor = page1["next_cursor"].as_str().unwrap();
+    let (_, page2) = api
+        .call(
+            Method::GET,
+            &format!("/invites?limit=2&cursor={cursor}"),
+            None,
+        )
+        .await;
+    assert_eq!(page2["invites"].as_array().unwrap().len(), 2);
+    assert_ne!(page1["invites"][0]["id"], page2["invites"][0]["id"]);
+    // Text and state filters.
+    let (_, found) = api.call(Method::GET, "/invites?q=user3", None).await;
+    assert_eq!(found["invites"].as_array().unwrap().len(), 1);
+    // Resend and revoke.
+    let (status, resent) = api
+        .call(Method::POST, &format!("/invites/{}/resend", ids[0]), None)
+        .await;
+    assert_eq!(status, 200, "{resent}");
+    assert_eq!(resent["link_state"], "live");
+    let (status, revoked) = api
+        .call(Method::POST, &format!("/invites/{}/revoke", ids[1]), None)
+        .await;
+    assert_eq!(
+        (status, revoked["link_state"].as_str()),
+        (StatusCode::OK, Some("revoked"))
+    );
+    let (status, again) = api
+        .call(Method::POST, &format!("/invites/{}/revoke", ids[1]), None)
+        .await;
+    assert_eq!(
+        (status, again["code"].as_str()),
+        (StatusCode::CONFLICT, Some("invite_state"))
+    );
+    let (_, list) = api.call(Method::GET, "/invites?state=revoked", None).await;
+    assert_eq!(list["invites"].as_array().unwrap().len(), 1);
+    let (status, one) = api
+        .call(Method::GET, &format!("/invites/{}", ids[1]), None)
+        .await;
+    assert_eq!(
+        (status, one["id"].as_str()),
+        (StatusCode::OK, Some(ids[1].as_str()))
+    );
+    let (status, _) = api.call(Method::GET, "/invites/nope", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Capacity: 5 sent, 1 revoked frees its place.
+    let (_, cap) = api.call(Method::GET, "/capacity", None).await;
+    assert_eq!(cap["domains"][0]["pending"], 4);
+    assert_eq!(cap["domains"][0]["left"], 296);
+    // Copy link is for admin sessions.
+    let (status, _) = api
+        .call(Method::POST, &format!("/invites/{}/link", ids[2]), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (cookie, csrf) = api.sign_in().await;
+    let r = api
+        .client
+        .post(api.url(&format!("/invites/{}/link", ids[2])))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let link: Value = r.json().await.unwrap();
+    assert!(
+        link["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://muster.test/invite/")
+    );
+    // The audit trail saw it all, and exports as CSV.
+    let (_, audit) = api.call(Method::GET, "/audit?limit=50", None).await;
+    let actions: Vec<&str> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for a in [
+        "batch.create",
+        "invite.resend",
+        "invite.revoke",
+        "invite.copy_link",
+        "admin.sign_in",
+        "token.use",
+    ] {
+        assert!(actions.contains(&a), "{a} in {actions:?}");
+    }
+    let csv = api
+        .client
+        .get(api.url("/audit.csv"))
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        csv.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert!(
+        csv.text()
+            .await
+            .unwrap()
+            .starts_with("at,actor,action,subject,detail\n")
+    );
+    api.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn previews_and_bulk_creation() {
+    let api = Api::start(|c| c.storage_pool_mb = 500).await;
+    let (status, p) = api
+        .call(
+            Method::POST,
+            "/previews/invites",
+            Some(json!({"format": "csv", "text": "email,quota\na@x.org,300\nb@x.org,300\nbad\n"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["flagged_rows"], 2);
+    assert_eq!(p["rows"][1]["flags"][0]["code"], "allocation_over_pool");
+    assert_eq!(p["rows"][2]["input"]["line"], 4);
+    let (status, p) = api
+        .call(
+            Method::POST,
+            "/previews/invites",
+            Some(
+                json!({"rows": [{"recipient_email": "c@x.org", "storage_allocation_mb": "lots"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(p["rows"][0]["flags"][0]["code"], "invalid_allocation");
+
+    let (status, made) = api
+        .call(
+            Method::POST,
+            "/mailboxes:bulk",
+            Some(json!({"items": [
+                {"local_part": "ann", "storage_allocation_mb": 100},
+                {"local_part": "ben", "password": "orbit-lantern-sable-19"}
+            ]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let generated = made["mailboxes"][0]["generated_password"].as_str().unwrap();
+    assert_eq!(generated.len(), 23);
+    assert!(made["mailboxes"][1].get("generated_password").is_none());
+    let passwd = std::fs::read_to_string(api.app.muster.config.passwd_file()).unwrap();
+    assert!(passwd.contains("ann@team.example:{ARGON2ID}") && passwd.contains("storage=100M"));
+    assert!(!passwd.contains(generated));
+    // A weak password or an existing mailbox flags the call; nothing is created.
+    let (status, err) = api
+        .call(Method::POST, "/mailboxes:bulk", Some(json!({"items": [
+            {"local_part": "cat"}, {"local_part": "dan", "password": "password"}, {"local_part": "ann"}
+        ]})))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let codes: Vec<&str> = err["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["invalid_password", "mailbox_exists"]);
+    assert!(
+        !std::fs::read_to_string(api.app.muster.config.passwd_file())
+            .unwrap()
+            .contains("cat@")
+    );
+    // The mailbox list shows them.
+    let (_, list) = api.call(Method::GET, "/mailboxes", None).await;
+    let addrs: Vec<&str> = list["mailboxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(addrs, ["ann@team.example", "ben@team.example"]);
+    assert_eq!(list["mailboxes"][0]["storage_allocation_mb"], 100);
+    let (_, settings) = api.call(Method::GET, "/settings", None).await;
+    assert_eq!(settings["api_call_limit"], 100);
+    api.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_share_one_shape() {
+    let api = Api::start(|c| {
+        c.http.api_rate_per_minute = 2;
+        c.http.body_limit_bytes = 4096;
+        c.invites.upload_limit_bytes = 4096;
+    })
+    .await;
+    let send = |body: reqwest::Body, ctype: &str| {
+        api.client
+            .post(api.url("/mailboxes/invites:bulk"))
+            .bearer_auth(&api.token)
+            .header("content-type", ctype.to_string())
+            .body(body)
+            .send()
+    };
+    let r = send("{not json".into(), "application/json").await.unwrap();
+    assert_eq!(r.status(), 400);
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["code"], "bad_request");
+    let r = send("a,b".into(), "text/csv").await.unwrap();
+    assert_eq!(r.status(), 415);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["code"],
+        "unsupported_media_type"
+    );
+    let r = send(vec![b' '; 200_000].into(), "application/json")
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["code"],
+        "payload_too_large"
+    );
+    // The token's rate limit: 429 with Retry-After.
+    let r = api
+        .client
+        .get(api.url("/capacity"))
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        429,
+        "the two authenticated calls used the quota"
+    );
+    assert!(
+        r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "rate_limited");
+    let r = api
+        .client
+        .get(api.url("/no/such/thing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap()["code"], "not_found");
+    api.app.shutdown().await;
+}

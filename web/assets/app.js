@@ -1,0 +1,176 @@
+// Muster web app: shared helpers. Every page loads this, then its own script.
+// No inline scripts (the CSP forbids them); values reach the page through
+// textContent only, never as HTML.
+'use strict';
+
+const Muster = (() => {
+  let csrf = sessionStorage.getItem('muster.csrf') || '';
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === 'class') node.className = v;
+      else if (k === 'text') node.textContent = v;
+      else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+      else if (v === true) node.setAttribute(k, '');
+      else node.setAttribute(k, String(v));
+    }
+    for (const c of children.flat()) {
+      if (c === null || c === undefined) continue;
+      node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return node;
+  }
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      super((body && body.message) || ('request failed (' + status + ')'));
+      this.status = status;
+      this.body = body || {};
+    }
+  }
+
+  async function api(method, path, body, extraHeaders) {
+    const headers = Object.assign({ 'Accept': 'application/json' }, extraHeaders || {});
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (method !== 'GET' && csrf) headers['X-CSRF-Token'] = csrf;
+    const resp = await fetch('/api/v1' + path, {
+      method, headers, credentials: 'same-origin',
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    let data = null;
+    const type = resp.headers.get('content-type') || '';
+    if (type.startsWith('application/json')) data = await resp.json();
+    else data = await resp.text();
+    if (!resp.ok) {
+      if (resp.status === 401 && !location.pathname.startsWith('/login') && path !== '/session') {
+        location.href = '/login?next=' + encodeURIComponent(location.pathname + location.search);
+      }
+      throw new ApiError(resp.status, data);
+    }
+    return data;
+  }
+
+  function setCsrf(token) {
+    csrf = token || '';
+    sessionStorage.setItem('muster.csrf', csrf);
+  }
+
+  // Shows a message in the page's status area (role=alert for errors).
+  function say(target, kind, message) {
+    const box = typeof target === 'string' ? document.getElementById(target) : target;
+    box.replaceChildren();
+    if (!message) { box.hidden = true; return; }
+    box.hidden = false;
+    box.className = 'alert ' + kind;
+    box.setAttribute('role', kind === 'bad' ? 'alert' : 'status');
+    if (Array.isArray(message)) box.append(el('ul', {}, message.map(m => el('li', { text: m }))));
+    else box.textContent = message;
+  }
+
+  function errorText(e) {
+    if (e instanceof ApiError && e.body && Array.isArray(e.body.errors)) {
+      return [e.message].concat(e.body.errors.slice(0, 20).map(x => 'Row ' + (x.index + 1) + ': ' + x.message));
+    }
+    return e.message || String(e);
+  }
+
+  const NAV = [
+    ['/', 'Mailboxes'],
+    ['/invites', 'Pending invites'],
+    ['/tokens', 'API tokens'],
+    ['/audit', 'Audit'],
+  ];
+
+  function nav(email) {
+    const header = el('header', { class: 'topbar' },
+      el('a', { href: '/', class: 'brand', text: 'Muster' }),
+      el('nav', { 'aria-label': 'Main' },
+        NAV.map(([href, label]) => el('a', {
+          href, text: label, 'aria-current': location.pathname === href ? 'page' : null,
+        })),
+        el('details', { class: 'menu' },
+          el('summary', { text: 'Add mailboxes' }),
+          el('div', { class: 'menu-items' },
+            el('a', { href: '/invites/new', text: 'Bulk invites' }),
+            el('a', { href: '/mailboxes/new', text: 'Bulk creation' })))),
+      el('span', { class: 'who', text: email }),
+      el('button', { type: 'button', class: 'secondary small', id: 'sign-out', text: 'Sign out', onclick: signOut }));
+    document.body.prepend(header);
+    document.body.append(cookieNotice());
+  }
+
+  function cookieNotice() {
+    return el('footer', { class: 'cookies' },
+      'Muster uses one cookie, for sign-in only. No tracking, no ads.');
+  }
+
+  async function signOut() {
+    try { await api('DELETE', '/session'); } catch (e) { /* signed out anyway */ }
+    setCsrf('');
+    location.href = '/login';
+  }
+
+  // Every app page: make sure there is a session, learn its CSRF token.
+  async function requireSession() {
+    const s = await api('GET', '/session');
+    setCsrf(s.csrf_token);
+    nav(s.email);
+    return s;
+  }
+
+  function fmtDate(iso) {
+    if (!iso) return '';
+    const d = new Date(iso);
+    return d.toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
+  }
+
+  function stateBadge(state) {
+    return el('span', { class: 'state ' + state, text: state.replace(/_/g, ' ') });
+  }
+
+  function download(filename, text, type) {
+    const url = URL.createObjectURL(new Blob([text], { type: type || 'text/csv' }));
+    const a = el('a', { href: url, download: filename });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  }
+
+  function csvCell(v) {
+    let s = v === null || v === undefined ? '' : String(v);
+    if (/^[=+\-@]/.test(s)) s = "'" + s;
+    return /[",\n\r]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+  }
+
+  // Reads a dropped or chosen file as text (UTF-8; the server also reads UTF-16 with BOM).
+  function readFile(file) {
+    return new Promise((resolve, reject) => {
+      const r = new FileReader();
+      r.onload = () => resolve(r.result);
+      r.onerror = () => reject(r.error);
+      r.readAsText(file);
+    });
+  }
+
+  function dropZone(zone, onFile) {
+    zone.addEventListener('dragover', e => { e.preventDefault(); zone.classList.add('over'); });
+    zone.addEventListener('dragleave', () => zone.classList.remove('over'));
+    zone.addEventListener('drop', e => {
+      e.preventDefault();
+      zone.classList.remove('over');
+      if (e.dataTransfer.files.length) onFile(e.dataTransfer.files[0]);
+    });
+  }
+
+  function newKey() {
+    const b = new Uint8Array(16);
+    crypto.getRandomValues(b);
+    return Array.from(b, x => x.toString(16).padStart(2, '0')).join('');
+  }
+
+  return { el, api, ApiError, say, errorText, setCsrf, requireSession, fmtDate, stateBadge,
+           download, csvCell, readFile, dropZone, cookieNotice, newKey };
+})();

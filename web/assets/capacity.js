@@ -1,0 +1,22 @@
+'use strict';
+// The capacity panel, shared by the mailboxes page and the wizards.
+const Capacity = (() => {
+  const { el } = Muster;
+  function stat(label, value, over) {
+    return el('div', { class: 'stat' + (over ? ' over' : '') }, el('b', { text: value }), label);
+  }
+  // From a preview's capacity (cap, existing, pending, this batch, left; pool).
+  function preview(box, c) {
+    box.replaceChildren(
+      stat('mailbox cap on ' + c.domain, c.cap),
+      stat('existing', c.existing),
+      stat('pending invites', c.pending),
+      stat('this batch', c.this_batch),
+      stat('left after', c.left_after, c.left_after < 0),
+      stat('storage pool (MB)', c.pool_mb),
+      stat('allocated (MB)', c.pool_allocated_mb),
+      stat('this batch (MB)', c.batch_allocated_mb),
+      stat('pool left after (MB)', c.pool_left_after_mb, c.pool_left_after_mb < 0));
+  }
+  return { stat, preview };
+})();

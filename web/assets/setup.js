@@ -1,0 +1,23 @@
+'use strict';
+(() => {
+  const { api, say, setCsrf, errorText } = Muster;
+  // The token travels in the fragment, which never reaches a server or a log.
+  const token = location.hash.replace(/^#/, '');
+  if (!token) say('status', 'bad', 'This page needs the setup link printed when Muster first started.');
+  document.getElementById('setup').addEventListener('submit', async e => {
+    e.preventDefault();
+    const password = document.getElementById('password').value;
+    if (password !== document.getElementById('confirmation').value) {
+      say('status', 'bad', 'The two passwords do not match.');
+      return;
+    }
+    try {
+      const s = await api('POST', '/setup', { token, email: document.getElementById('email').value, password });
+      setCsrf(s.csrf_token);
+      history.replaceState(null, '', '/setup');
+      location.href = '/';
+    } catch (err) {
+      say('status', 'bad', errorText(err));
+    }
+  });
+})();
