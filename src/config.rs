@@ -372,7 +372,7 @@ const KEYS: &[(&str, Kind)] = &[
 ];
 
 /// Variables with the prefix that are not settings.
-const NON_KEY_VARS: &[&str] = &["MUSTER_CONFIG"];
+const NON_KEY_VARS: &[&str] = &["MUSTER_CONFIG", "MUSTER_API_TOKEN"];
 
 pub fn env_name(key: &str) -> String {
     format!("MUSTER_{}", key.replace('.', "_").to_ascii_uppercase())

@@ -31,6 +31,13 @@ pub struct InviteArgs {
     /// Read FILE as a pasted list (one email per line) instead of CSV.
     #[arg(long)]
     lines: bool,
+    /// Send to a running Muster through its API instead of the local store
+    /// (any number of rows, in calls of at most 100).
+    #[arg(long, requires = "token")]
+    api: Option<String>,
+    /// API token for --api (or MUSTER_API_TOKEN).
+    #[arg(long, env = "MUSTER_API_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// The roster: CSV or a list of emails; `-` reads standard input.
     file: PathBuf,
 }
@@ -44,12 +51,32 @@ pub async fn run(config: Config, args: InviteArgs) -> anyhow::Result<u8> {
         }
         None => None,
     };
-    let bytes = read_limited(&args.file, config.invites.upload_limit_bytes)?;
     let format = if args.lines {
         RosterFormat::Lines
     } else {
         RosterFormat::Csv
     };
+    if let (Some(url), Some(token)) = (args.api.clone(), args.token.clone()) {
+        // Any length: the server takes it 100 rows at a time.
+        let bytes = read_limited(&args.file, 256 * 1024 * 1024)?;
+        let rows = match crate::domain::roster::parse_invite_roster(&bytes, format, usize::MAX) {
+            Ok(rows) => rows,
+            Err(e) => {
+                eprintln!("error: {}: {e}", args.file.display());
+                return Ok(EXIT_UNUSABLE);
+            }
+        };
+        let chunk = config.invites.api_call_limit;
+        return super::api_client::run(
+            super::api_client::ApiTarget { url, token },
+            rows,
+            args.domain,
+            args.expires,
+            chunk,
+        )
+        .await;
+    }
+    let bytes = read_limited(&args.file, config.invites.upload_limit_bytes)?;
     let limit = config.invites.batch_limit;
     let muster = Arc::new(Muster::open(Arc::new(config), Arc::new(SystemClock))?);
     let rows = match muster.roster(RosterInput::Upload { bytes, format }, limit) {

@@ -4,6 +4,7 @@
 
 pub mod mailstack;
 pub mod smtp_peer;
+pub mod webdriver;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

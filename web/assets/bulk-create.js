@@ -15,6 +15,7 @@
   dropZone($('dropzone'), chooseFile);
 
   async function check(body) {
+    $('create').disabled = true;
     try {
       preview = await api('POST', '/previews/creations', Object.assign({ domain: $('domain').value }, body));
       rows = preview.rows.map(r => r.input);

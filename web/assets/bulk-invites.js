@@ -30,14 +30,24 @@
   $('file').addEventListener('change', e => { if (e.target.files.length) chooseFile(e.target.files[0]); });
   dropZone($('dropzone'), chooseFile);
 
-  async function check(body) {
+  // Re-checks never move the wizard; while one runs, nothing can be sent.
+  let checking = false;
+  function busy(on) {
+    checking = on;
+    if (on) { $('continue').disabled = true; $('only-clean').disabled = true; }
+  }
+
+  async function check(body, fromStep1) {
+    busy(true);
     try {
       preview = await api('POST', '/previews/invites', Object.assign({ domain: $('domain').value }, body));
       rows = preview.rows.map(r => r.input);
+      busy(false);
       render();
-      show(2);
+      if (fromStep1) show(2);
       say('status', 'ok', '');
     } catch (err) {
+      busy(false);
       say('status', 'bad', errorText(err));
     }
   }
@@ -46,14 +56,15 @@
     const text = uploaded !== null ? uploaded : $('paste').value;
     if (!text.trim()) { say('status', 'bad', 'Paste at least one address, or choose a CSV file.'); return; }
     const csv = uploaded !== null || /[,;\t]/.test(text);
-    check({ text, format: csv ? 'csv' : 'lines' });
+    check({ text, format: csv ? 'csv' : 'lines' }, true);
   });
 
   let timer = null;
   function recheck() {
     clearTimeout(timer);
+    busy(true);
     timer = setTimeout(() => {
-      if (!rows.length) { preview = null; render(); return; }
+      if (!rows.length) { preview = null; busy(false); render(); return; }
       check({ rows });
     }, 250);
   }
@@ -85,10 +96,10 @@
         el('td', {}, drop)));
     });
     $('summary').textContent = preview.rows.length + ' rows: ' + preview.clean_rows + ' clean, ' + preview.flagged_rows + ' flagged.';
-    $('continue').disabled = preview.flagged_rows > 0 || preview.clean_rows === 0;
+    $('continue').disabled = checking || preview.flagged_rows > 0 || preview.clean_rows === 0;
     $('continue').textContent = 'Continue with ' + preview.clean_rows + ' invites';
     $('only-clean').hidden = preview.flagged_rows === 0;
-    $('only-clean').disabled = preview.clean_rows === 0;
+    $('only-clean').disabled = checking || preview.clean_rows === 0;
     $('only-clean').textContent = 'Send only the clean rows (' + preview.clean_rows + ')';
   }
 

@@ -175,13 +175,16 @@ impl AccountApi {
         tag = "Tag::Session",
         operation_id = "get_session"
     )]
-    async fn session(&self, auth: AdminAuth) -> Json<SessionBody> {
+    async fn session(&self, auth: AdminAuth) -> Result<Json<SessionBody>, ApiError> {
         match auth.0 {
-            Principal::Admin { email, csrf } => Json(SessionBody {
+            Principal::Admin { email, csrf } => Ok(Json(SessionBody {
                 email,
                 csrf_token: csrf,
-            }),
-            Principal::Token { .. } => unreachable!("AdminAuth admits sessions only"),
+            })),
+            Principal::Token { .. } => Err(ApiError::forbidden(
+                "admin_session_required",
+                "this endpoint is for signed-in admins only",
+            )),
         }
     }
 

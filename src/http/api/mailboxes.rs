@@ -176,9 +176,13 @@ impl MailboxesApi {
 
     /// Domains, limits and expiry choices, for forms.
     #[oai(path = "/settings", method = "get", operation_id = "get_settings")]
-    async fn settings(&self, _auth: Auth, state: Data<&Arc<HttpState>>) -> Json<Settings> {
+    async fn settings(
+        &self,
+        _auth: Auth,
+        state: Data<&Arc<HttpState>>,
+    ) -> Result<Json<Settings>, ApiError> {
         let c = &state.0.muster.config;
-        Json(Settings {
+        Ok(Json(Settings {
             organisation: c.organisation.clone(),
             domains: c
                 .hosted_domains()
@@ -191,7 +195,7 @@ impl MailboxesApi {
             api_call_limit: c.invites.api_call_limit as u32,
             upload_limit_bytes: c.invites.upload_limit_bytes as u64,
             password_min_length: c.password_policy.min_length as u32,
-        })
+        }))
     }
 
     /// Create up to 100 mailboxes with passwords (given or generated), all

@@ -263,6 +263,26 @@ Idempotency-Key header: the same key and body return the first response; another
     .server(format!("{}/api/v1", public_url.trim_end_matches('/')))
 }
 
+/// Request objects refuse unknown fields (a misspelt `storage_allocation_mb`
+/// must not silently mean the shared pool); the document says so.
+const CLOSED_OBJECTS: &[&str] = &[
+    "InviteItem",
+    "InvitesBulkRequest",
+    "RosterRowBody",
+    "InvitePreviewRequest",
+    "BatchRequestBody",
+    "CreationItem",
+    "MailboxesBulkRequest",
+    "CreationRowBody",
+    "CreationPreviewRequest",
+    "CreationRequestBody",
+    "SignInBody",
+    "SetupBody",
+    "ForgotBody",
+    "ResetBody",
+    "NewToken",
+];
+
 /// The OpenAPI document with the literal paths.
 pub fn spec_json(public_url: &str) -> String {
     let mut spec = service(public_url).spec();
@@ -273,13 +293,70 @@ pub fn spec_json(public_url: &str) -> String {
         );
         spec = spec.replace(&format!("\"{i}\""), &format!("\"{l}\""));
     }
-    spec
+    let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(&spec) else {
+        return spec;
+    };
+    if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
+        for name in CLOSED_OBJECTS {
+            if let Some(s) = schemas.get_mut(*name).and_then(|s| s.as_object_mut()) {
+                s.insert(
+                    "additionalProperties".into(),
+                    serde_json::Value::Bool(false),
+                );
+            }
+        }
+    }
+    serde_json::to_string_pretty(&doc).unwrap_or(spec)
+}
+
+/// The methods each path answers, from the document, for `Allow` on 405.
+fn allowed_methods(spec: &str) -> Vec<(Vec<String>, String)> {
+    let doc: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+    doc["paths"]
+        .as_object()
+        .map(|paths| {
+            paths
+                .iter()
+                .map(|(path, ops)| {
+                    let segments = format!("/api/v1{path}")
+                        .split('/')
+                        .map(str::to_string)
+                        .collect();
+                    let methods = ops
+                        .as_object()
+                        .map(|o| {
+                            o.keys()
+                                .map(|m| m.to_uppercase())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        })
+                        .unwrap_or_default();
+                    (segments, methods)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn allow_for(table: &[(Vec<String>, String)], path: &str) -> Option<String> {
+    let parts: Vec<&str> = path.split('/').collect();
+    table
+        .iter()
+        .find(|(segs, _)| {
+            segs.len() == parts.len()
+                && segs
+                    .iter()
+                    .zip(&parts)
+                    .all(|(s, p)| s == p || (s.starts_with('{') && s.ends_with('}')))
+        })
+        .map(|(_, m)| m.clone())
 }
 
 /// `/api/v1/*`: the API with its literal paths and JSON errors.
 pub fn endpoint(state: Arc<HttpState>) -> impl Endpoint {
     let public_url = state.muster.config.public_url().to_string();
     let spec = Arc::new(spec_json(&public_url));
+    let allow = Arc::new(allowed_methods(&spec));
     let api = service(&public_url);
     poem::Route::new()
         .at(
@@ -292,6 +369,21 @@ pub fn endpoint(state: Arc<HttpState>) -> impl Endpoint {
         )
         .nest("/", api)
         .around(json_errors)
+        .around(move |next, req| {
+            let allow = allow.clone();
+            async move {
+                // The path as the client wrote it (literal paths were renamed inside).
+                let path = req.original_uri().path().to_string();
+                let mut resp = next.call(req).await?;
+                if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+                    && let Some(methods) = allow_for(&allow, &path)
+                    && let Ok(v) = methods.parse()
+                {
+                    resp.headers_mut().insert(poem::http::header::ALLOW, v);
+                }
+                Ok(resp)
+            }
+        })
 }
 
 /// Rewrites the literal paths to their internal names; the internal names

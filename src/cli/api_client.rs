@@ -1,0 +1,227 @@
+//! `muster invite --api URL --token T FILE`: sends a list of any length to
+//! a running Muster in calls of at most 100 items. Each call's
+//! Idempotency-Key is the hash of its own items, so running the same file
+//! again (after a failure, say) replays what was created instead of
+//! creating it twice, and a fixed chunk is sent anew.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::EXIT_PROBLEMS;
+use crate::domain::roster::{InviteRow, parse_allocation};
+
+pub struct ApiTarget {
+    pub url: String,
+    pub token: String,
+}
+
+/// What happened to one chunk.
+enum ChunkResult {
+    Created {
+        batch_id: String,
+        invites: usize,
+    },
+    Refused {
+        status: u16,
+        message: String,
+        errors: Vec<String>,
+    },
+}
+
+fn chunk_body(
+    rows: &[InviteRow],
+    domain: Option<&str>,
+    expires: Option<&str>,
+) -> Result<Value, String> {
+    let mut items = Vec::with_capacity(rows.len());
+    for r in rows {
+        let local = r.local_part.clone().unwrap_or_else(|| {
+            r.recipient_email
+                .split('@')
+                .next()
+                .unwrap_or("")
+                .to_lowercase()
+        });
+        let mut item = json!({"local_part": local, "recipient_email": r.recipient_email});
+        if let Some(raw) = &r.storage_allocation_mb {
+            let mb = parse_allocation(raw).map_err(|e| {
+                format!(
+                    "line {}: {e}",
+                    r.line.map(|l| l.to_string()).unwrap_or_default()
+                )
+            })?;
+            item["storage_allocation_mb"] = json!(mb);
+        }
+        items.push(item);
+    }
+    let mut body = json!({"items": items});
+    if let Some(d) = domain {
+        body["domain"] = json!(d);
+    }
+    if let Some(e) = expires {
+        body["expires_in"] = json!(e);
+    }
+    Ok(body)
+}
+
+fn key_for(body: &Value) -> String {
+    let digest = Sha256::digest(body.to_string().as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("muster-cli-{hex}")
+}
+
+async fn send(
+    client: &reqwest::Client,
+    target: &ApiTarget,
+    body: &Value,
+    rows: &[InviteRow],
+) -> ChunkResult {
+    let url = format!(
+        "{}/api/v1/mailboxes/invites:bulk",
+        target.url.trim_end_matches('/')
+    );
+    let resp = client
+        .post(url)
+        .bearer_auth(&target.token)
+        .header("idempotency-key", key_for(body))
+        .json(body)
+        .send()
+        .await;
+    let resp = match resp {
+        Ok(r) => r,
+        Err(e) => {
+            return ChunkResult::Refused {
+                status: 0,
+                message: format!("cannot reach Muster: {e}"),
+                errors: vec![],
+            };
+        }
+    };
+    let status = resp.status().as_u16();
+    let data: Value = resp.json().await.unwrap_or(Value::Null);
+    if status == 201 {
+        return ChunkResult::Created {
+            batch_id: data["batch_id"].as_str().unwrap_or("").to_string(),
+            invites: data["invites"].as_array().map(Vec::len).unwrap_or(0),
+        };
+    }
+    let errors = data["errors"]
+        .as_array()
+        .map(|es| {
+            es.iter()
+                .map(|e| {
+                    let idx = e["index"].as_u64().unwrap_or(0) as usize;
+                    let line = rows
+                        .get(idx)
+                        .and_then(|r| r.line)
+                        .map(|l| format!("line {l}"))
+                        .unwrap_or_else(|| format!("item {idx}"));
+                    format!(
+                        "{line}: {} ({})",
+                        e["message"].as_str().unwrap_or(""),
+                        e["code"].as_str().unwrap_or("")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ChunkResult::Refused {
+        status,
+        message: data["message"]
+            .as_str()
+            .unwrap_or("the request was refused")
+            .to_string(),
+        errors,
+    }
+}
+
+pub async fn run(
+    target: ApiTarget,
+    rows: Vec<InviteRow>,
+    domain: Option<String>,
+    expires: Option<String>,
+    chunk_size: usize,
+) -> anyhow::Result<u8> {
+    let chunks: Vec<&[InviteRow]> = rows.chunks(chunk_size).collect();
+    let mut bodies = Vec::with_capacity(chunks.len());
+    for c in &chunks {
+        match chunk_body(c, domain.as_deref(), expires.as_deref()) {
+            Ok(b) => bodies.push(b),
+            Err(e) => {
+                eprintln!("error: {e}; nothing was sent");
+                return Ok(super::EXIT_UNUSABLE);
+            }
+        }
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()?;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(rows.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let (mut created, mut failed_chunks, mut done) = (0usize, 0usize, 0usize);
+    for (n, (chunk, body)) in chunks.iter().zip(&bodies).enumerate() {
+        let first = chunk.first().and_then(|r| r.line).unwrap_or(0);
+        let last = chunk.last().and_then(|r| r.line).unwrap_or(0);
+        match send(&client, &target, body, chunk).await {
+            ChunkResult::Created { batch_id, invites } => {
+                created += invites;
+                let line = format!(
+                    "call {}/{}: lines {first}-{last}: {invites} invites in batch {batch_id}",
+                    n + 1,
+                    chunks.len()
+                );
+                match &bar {
+                    Some(b) => b.println(line),
+                    None => println!("{line}"),
+                }
+            }
+            ChunkResult::Refused {
+                status,
+                message,
+                errors,
+            } => {
+                failed_chunks += 1;
+                let mut text = format!(
+                    "call {}/{}: lines {first}-{last}: refused ({status}): {message}",
+                    n + 1,
+                    chunks.len()
+                );
+                for e in errors {
+                    text.push_str(&format!("\n  {e}"));
+                }
+                match &bar {
+                    Some(b) => b.println(text),
+                    None => println!("{text}"),
+                }
+            }
+        }
+        done += chunk.len();
+        if let Some(b) = &bar {
+            b.set_position(done as u64);
+        }
+    }
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    println!(
+        "{} calls: {} accepted, {failed_chunks} refused; {created} invites created or already created.",
+        chunks.len(),
+        chunks.len() - failed_chunks
+    );
+    if failed_chunks > 0 {
+        println!(
+            "Fix the rows above and run the same command again: accepted calls are not repeated."
+        );
+        return Ok(EXIT_PROBLEMS);
+    }
+    Ok(0)
+}

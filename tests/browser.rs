@@ -1,0 +1,385 @@
+//! The admin web app in a real headless Chromium (Debian's chromium and
+//! chromedriver): first-run setup, sign-in, forgot password, the Bulk
+//! invites wizard, the pending list, a CSV over the pool, bulk creation,
+//! and a state-changing request without its CSRF token.
+
+mod support;
+
+use std::path::PathBuf;
+
+use muster::App;
+use muster::store::Actor;
+use support::webdriver::{self, Browser};
+use support::*;
+
+const ADMIN: &str = "admin@team.example";
+const PW: &str = "plinth-ferry-quartz-77";
+
+async fn app(t: &TestDir, tweak: impl FnOnce(&mut muster::config::Config)) -> App {
+    let mut config = t.config();
+    config.public_url = "http://127.0.0.1:1".into();
+    tweak(&mut config);
+    // The public URL is where the browser reaches Muster: learn the port first.
+    let port = free_port();
+    config.listen = format!("127.0.0.1:{port}");
+    config.public_url = format!("http://127.0.0.1:{port}");
+    App::build(config).await.unwrap()
+}
+
+async fn sign_in(b: &mut Browser, app: &App, password: &str) {
+    b.goto(&format!("{}/login", app.url())).await;
+    b.type_in("#email", ADMIN).await;
+    b.type_in("#password", password).await;
+    b.click("#sign-in button[type=submit]").await;
+    b.wait_text("main h1", "Mailboxes").await;
+    b.step("signed-in").await;
+}
+
+fn outbox_files(t: &TestDir) -> Vec<PathBuf> {
+    std::fs::read_dir(t.data().join("outbox"))
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_run_setup_sign_in_and_forgot_password() {
+    if !webdriver::available() {
+        return;
+    }
+    let t = TestDir::new();
+    let app = app(&t, |_| {}).await;
+    let mut b = Browser::start("first_run_setup_sign_in_and_forgot_password").await;
+
+    // First run: the setup link creates the first admin and signs them in.
+    let link = app.muster.setup_link().unwrap().expect("no admin yet");
+    b.goto(&link).await;
+    b.step("setup").await;
+    b.type_in("#email", ADMIN).await;
+    b.type_in("#password", PW).await;
+    b.type_in("#confirmation", PW).await;
+    b.click("#setup button[type=submit]").await;
+    b.wait_text("main h1", "Mailboxes").await;
+    assert!(b.text(".topbar").await.contains(ADMIN));
+    b.step("signed-in-after-setup").await;
+    // The setup link is used up.
+    b.click("#sign-out").await;
+    b.wait("#sign-in").await;
+    assert!(b.text(".cookies").await.contains("sign-in only"));
+    b.goto(&link).await;
+    b.type_in("#email", "second@team.example").await;
+    b.type_in("#password", PW).await;
+    b.type_in("#confirmation", PW).await;
+    b.click("#setup button[type=submit]").await;
+    b.wait_text("#status", "not valid").await;
+
+    // A wrong password is refused.
+    b.goto(&format!("{}/login", app.url())).await;
+    b.type_in("#email", ADMIN).await;
+    b.type_in("#password", "not-the-password").await;
+    b.click("#sign-in button[type=submit]").await;
+    b.wait_text("#status", "wrong").await;
+    b.step("wrong-password").await;
+
+    // Forgot password: the same answer for a known and an unknown address.
+    let answer = "If an account exists for this email, we've sent password reset instructions.";
+    for email in ["nobody@team.example", ADMIN] {
+        b.goto(&format!("{}/login", app.url())).await;
+        b.click("#forgot-link").await;
+        b.type_in("#forgot-email", email).await;
+        b.click("#forgot button[type=submit]").await;
+        assert_eq!(b.wait_text("#status", "If an account").await, answer);
+    }
+    b.step("forgot-sent").await;
+    // Only the real account got an email.
+    let resets: Vec<PathBuf> = wait_for(
+        "the reset email",
+        std::time::Duration::from_secs(20),
+        || {
+            let files: Vec<PathBuf> = outbox_files(&t)
+                .into_iter()
+                .filter(|p| {
+                    p.file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .starts_with("reset-")
+                })
+                .collect();
+            (!files.is_empty()).then_some(files)
+        },
+    );
+    assert_eq!(resets.len(), 1);
+    let mail = std::fs::read(&resets[0]).unwrap();
+    let msg = mail_parser::MessageParser::default().parse(&mail).unwrap();
+    assert_eq!(msg.to().unwrap().first().unwrap().address().unwrap(), ADMIN);
+    let text = msg.body_text(0).unwrap().to_string();
+    let reset_link = text
+        .split_whitespace()
+        .find(|w| w.contains("/admin/reset/"))
+        .unwrap()
+        .to_string();
+
+    let new_pw = "orbit-lantern-sable-19";
+    b.goto(&reset_link).await;
+    b.type_in("#password", new_pw).await;
+    b.type_in("#confirmation", new_pw).await;
+    b.click("#reset button[type=submit]").await;
+    b.wait_text("#status", "was changed").await;
+    b.step("reset-done").await;
+    // The link works once.
+    b.goto(&reset_link).await;
+    b.type_in("#password", "another-sable-lantern-7").await;
+    b.type_in("#confirmation", "another-sable-lantern-7").await;
+    b.click("#reset button[type=submit]").await;
+    b.wait_text("#status", "not valid").await;
+    sign_in(&mut b, &app, new_pw).await;
+    b.quit().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bulk_invites_wizard_and_the_pending_list() {
+    if !webdriver::available() {
+        return;
+    }
+    let t = TestDir::new();
+    let app = app(&t, |_| {}).await;
+    app.muster.add_admin(ADMIN, PW, &Actor::cli()).unwrap();
+    let mut b = Browser::start("the_bulk_invites_wizard_and_the_pending_list").await;
+    sign_in(&mut b, &app, PW).await;
+
+    // The Add mailboxes menu leads to the wizard.
+    b.click(".menu summary").await;
+    b.click(".menu-items a[href='/invites/new']").await;
+    b.wait_text("main h1", "Bulk invites").await;
+    b.type_in(
+        "#paste",
+        "jane@elsewhere.org\nnot-an-address\nJANE@elsewhere.org\nsam@elsewhere.org\n",
+    )
+    .await;
+    b.step("pasted").await;
+    b.click("#to-preview").await;
+    b.wait("#step2").await;
+    b.wait_text("#summary", "4 rows: 2 clean, 2 flagged").await;
+    assert_eq!(b.count("[data-code=invalid_recipient_email]").await, 1);
+    assert_eq!(b.count("[data-code=duplicate_recipient]").await, 1);
+    assert!(
+        b.text("#preview")
+            .await
+            .contains("is not a valid email address")
+    );
+    assert_eq!(
+        b.attribute("#continue", "disabled").await.as_deref(),
+        Some("true")
+    );
+    assert!(
+        b.text("#capacity")
+            .await
+            .contains("mailbox cap on team.example")
+    );
+    b.step("flags").await;
+
+    // Drop both flagged rows: the preview re-checks at once.
+    b.click("tr[data-row='2'] button").await;
+    b.wait_text("#summary", "3 rows: 2 clean, 1 flagged").await;
+    b.click("tr[data-row='1'] button").await;
+    b.wait_text("#summary", "2 rows: 2 clean, 0 flagged").await;
+    // Edit a local part in place.
+    b.edit("tr[data-row='1'] td:nth-child(3) input", "samuel")
+        .await;
+    b.run("document.querySelector('#expiry').value = '7d'")
+        .await;
+    b.step("clean").await;
+    // Continue is enabled once the edit has been checked.
+    b.until("the re-checked preview", || async {
+        let disabled = b
+            .run("return document.querySelector('#continue').disabled")
+            .await;
+        (disabled == serde_json::Value::Bool(false)).then_some(())
+    })
+    .await;
+    b.click("#continue").await;
+    b.wait_text("#confirm-text", "Send 2 invites for team.example")
+        .await;
+    b.click("#send").await;
+    let progress = b.wait_text("#progress", "Done").await;
+    assert!(progress.starts_with("2 sent, 0 failed"), "{progress}");
+    b.step("sent").await;
+    assert_eq!(outbox_files(&t).len(), 2);
+    // The local part edited in place is the mailbox that was invited.
+    let filter = muster::store::view::InviteFilter::default();
+    let (invites, _) = app.muster.list_invites(&filter, None, 10).unwrap();
+    let mut mailboxes: Vec<&str> = invites.iter().map(|i| i.mailbox.as_str()).collect();
+    mailboxes.sort();
+    assert_eq!(mailboxes, ["jane@team.example", "samuel@team.example"]);
+    assert!(
+        invites
+            .iter()
+            .all(|i| i.expires_at - i.created_at == time::Duration::days(7))
+    );
+
+    // The pending list: resend one, revoke the other.
+    b.goto(&format!("{}/invites", app.url())).await;
+    b.wait("tr[data-id]").await;
+    assert_eq!(b.count("tr[data-id]").await, 2);
+    let jane = b
+        .run("return document.querySelector('tr[data-id]:nth-child(2)').dataset.id")
+        .await;
+    let jane = jane.as_str().unwrap().to_string();
+    let sam = b
+        .run("return document.querySelector('tr[data-id]:nth-child(1)').dataset.id")
+        .await;
+    let sam = sam.as_str().unwrap().to_string();
+    b.click(&format!("tr[data-id='{jane}'] button[data-action=resend]"))
+        .await;
+    b.wait_text("#status", "Resend").await;
+    b.click(&format!("tr[data-id='{sam}'] button[data-action=revoke]"))
+        .await;
+    b.wait_text("#status", "Revoke").await;
+    b.until("the revoked state", || async {
+        let v = b
+            .run(&format!(
+                "return document.querySelector(\"tr[data-id='{sam}']\")?.dataset.link"
+            ))
+            .await;
+        (v.as_str() == Some("revoked")).then_some(())
+    })
+    .await;
+    b.step("resent-and-revoked").await;
+    wait_for(
+        "the resent invite's email",
+        std::time::Duration::from_secs(20),
+        || {
+            t.data()
+                .join(format!("outbox/{jane}-r1.eml"))
+                .exists()
+                .then_some(())
+        },
+    );
+    assert_eq!(app.muster.get_invite(&sam).unwrap().link_state, "revoked");
+    // Copy link shows the current link.
+    b.click(&format!("tr[data-id='{jane}'] button[data-action=link]"))
+        .await;
+    let url = b.attribute("#copied-url", "value").await.unwrap();
+    assert!(url.contains("/invite/"), "{url}");
+
+    // Usable on a phone: nothing wider than the screen.
+    b.set_size(390, 844).await;
+    b.goto(&format!("{}/invites", app.url())).await;
+    b.wait("tr[data-id]").await;
+    let overflow = b
+        .run("return document.documentElement.scrollWidth - window.innerWidth")
+        .await;
+    assert!(
+        overflow.as_i64().unwrap() <= 0,
+        "horizontal overflow on a phone: {overflow}"
+    );
+    b.step("phone").await;
+    b.quit().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csv_over_the_pool_is_flagged() {
+    if !webdriver::available() {
+        return;
+    }
+    let t = TestDir::new();
+    let app = app(&t, |c| c.storage_pool_mb = 1000).await;
+    app.muster.add_admin(ADMIN, PW, &Actor::cli()).unwrap();
+    let mut b = Browser::start("a_csv_over_the_pool_is_flagged").await;
+    sign_in(&mut b, &app, PW).await;
+    let csv = t.write(
+        "team.csv",
+        "email,storage_allocation_mb,display_name\nceo@elsewhere.org,600,The CEO\ncto@elsewhere.org,600,\n",
+    );
+    b.goto(&format!("{}/invites/new", app.url())).await;
+    b.upload("#file", &csv).await;
+    b.wait_text("#status", "Read team.csv").await;
+    b.click("#to-preview").await;
+    b.wait_text("#summary", "2 rows: 1 clean, 1 flagged").await;
+    assert_eq!(b.count("[data-code=allocation_over_pool]").await, 1);
+    assert!(
+        b.text("#capacity").await.contains("-200"),
+        "pool left after shows the overrun"
+    );
+    b.step("over-pool").await;
+    // Lower the allocation in place: the flag goes.
+    b.edit("tr[data-row='1'] td:nth-child(4) input", "400")
+        .await;
+    b.wait_text("#summary", "2 rows: 2 clean, 0 flagged").await;
+    b.quit().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_creation_shows_a_generated_password_once() {
+    if !webdriver::available() {
+        return;
+    }
+    let t = TestDir::new();
+    let app = app(&t, |_| {}).await;
+    app.muster.add_admin(ADMIN, PW, &Actor::cli()).unwrap();
+    let mut b = Browser::start("bulk_creation_shows_a_generated_password_once").await;
+    sign_in(&mut b, &app, PW).await;
+    b.click(".menu summary").await;
+    b.click(".menu-items a[href='/mailboxes/new']").await;
+    b.wait_text("main h1", "Bulk creation").await;
+    b.type_in(
+        "#paste",
+        "local_part,password,storage_allocation_mb\njane,generate,100\nbob,short,\n",
+    )
+    .await;
+    b.click("#to-preview").await;
+    b.wait_text("#summary", "2 rows: 1 clean, 1 flagged").await;
+    assert_eq!(b.count("[data-code=invalid_password]").await, 1);
+    b.step("creation-preview").await;
+    b.click("#only-clean").await;
+    b.wait("#result").await;
+    let password = b.text("#created .secret").await;
+    assert_eq!(password.len(), 23, "{password}");
+    b.step("created").await;
+    let passwd = std::fs::read_to_string(app.muster.config.passwd_file()).unwrap();
+    assert!(passwd.contains("jane@team.example:{ARGON2ID}"));
+    assert!(!passwd.contains("bob@"));
+    assert!(!passwd.contains(&password), "only the hash is stored");
+    // The mailboxes page shows it.
+    b.goto(&format!("{}/", app.url())).await;
+    b.wait_text("#mailboxes", "jane@team.example").await;
+    assert!(b.text("#mailboxes").await.contains("100 MB"));
+    b.quit().await;
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_changing_request_without_the_csrf_token_is_refused() {
+    if !webdriver::available() {
+        return;
+    }
+    let t = TestDir::new();
+    let app = app(&t, |_| {}).await;
+    app.muster.add_admin(ADMIN, PW, &Actor::cli()).unwrap();
+    let mut b = Browser::start("a_state_changing_request_without_the_csrf_token_is_refused").await;
+    sign_in(&mut b, &app, PW).await;
+    // The page's own session cookie goes along; the CSRF header does not.
+    let status = b
+        .run_async(
+            "const done = arguments[arguments.length - 1];
+             fetch('/api/v1/tokens', {method: 'POST', credentials: 'same-origin',
+               headers: {'Content-Type': 'application/json'}, body: JSON.stringify({name: 'sneaky'})})
+               .then(r => done(r.status));",
+        )
+        .await;
+    assert_eq!(status, 403);
+    let with = b
+        .run_async(
+            "const done = arguments[arguments.length - 1];
+             fetch('/api/v1/tokens', {method: 'POST', credentials: 'same-origin',
+               headers: {'Content-Type': 'application/json', 'X-CSRF-Token': sessionStorage.getItem('muster.csrf')},
+               body: JSON.stringify({name: 'proper'})}).then(r => done(r.status));",
+        )
+        .await;
+    assert_eq!(with, 201);
+    assert_eq!(app.muster.api_tokens().unwrap().len(), 1);
+    b.quit().await;
+    app.shutdown().await;
+}

@@ -1,0 +1,93 @@
+//! `muster invite --api`: a list of any length sent in calls of at most
+//! 100, safe to run again.
+
+mod support;
+
+use muster::App;
+use muster::store::Actor;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_sends_250_rows_in_three_calls_and_reruns_safely() {
+    let t = TestDir::new();
+    let mut config = t.config();
+    config.domains[0].mailbox_cap = 1000;
+    let app = App::build(config).await.unwrap();
+    let (_, token) = app.muster.create_api_token("hr", &Actor::cli()).unwrap();
+    let mut rows: String = "email,storage_allocation_mb\n".into();
+    for i in 0..250 {
+        rows.push_str(&format!("person{i}@elsewhere.org,\n"));
+    }
+    let file = t.write("people.csv", rows);
+    let url = app.url();
+    // No local configuration is needed to talk to a running Muster.
+    let run_cli = |file: std::path::PathBuf, url: String, token: String| {
+        tokio::task::spawn_blocking(move || {
+            run(
+                muster(&["invite", "--api", &url, "--token", &token])
+                    .arg(&file)
+                    .current_dir(std::env::temp_dir()),
+                None,
+            )
+        })
+    };
+    let out = run_cli(file.clone(), url.clone(), token.clone())
+        .await
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("3 calls: 3 accepted, 0 refused; 250 invites"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("call 3/3: lines 202-251: 50 invites"),
+        "{stdout}"
+    );
+    let batches = app.muster.view().unwrap().batches().unwrap();
+    assert_eq!(batches.len(), 3);
+    let mut sizes: Vec<usize> = batches.iter().map(|b| b.invite_count).collect();
+    sizes.sort();
+    assert_eq!(sizes, [50, 100, 100]);
+
+    // Run again: the same calls replay; nothing new is created.
+    let out = run_cli(file.clone(), url.clone(), token.clone())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_eq!(app.muster.view().unwrap().batches().unwrap().len(), 3);
+    assert_eq!(app.muster.view().unwrap().invite_count().unwrap(), 250);
+
+    // A file with one bad row: that call is refused with the file's line,
+    // the others go through, and the exit status says so.
+    let mut rows: String = String::new();
+    for i in 0..150 {
+        if i == 120 {
+            rows.push_str("not-an-address\n");
+        } else {
+            rows.push_str(&format!("new{i}@elsewhere.org\n"));
+        }
+    }
+    let bad = t.write("bad.txt", rows);
+    let out = run_cli(bad.clone(), url.clone(), token.clone())
+        .await
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("line 121: "), "{stdout}");
+    assert!(
+        stdout.contains("2 calls: 1 accepted, 1 refused"),
+        "{stdout}"
+    );
+    assert_eq!(app.muster.view().unwrap().batches().unwrap().len(), 4);
+    // Fix the row and run again: the accepted call replays, the fixed one is sent.
+    let fixed = std::fs::read_to_string(&bad)
+        .unwrap()
+        .replace("not-an-address", "new120@elsewhere.org");
+    std::fs::write(&bad, fixed).unwrap();
+    let out = run_cli(bad, url, token).await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_eq!(app.muster.view().unwrap().batches().unwrap().len(), 5);
+    assert_eq!(app.muster.view().unwrap().invite_count().unwrap(), 400);
+    app.shutdown().await;
+}

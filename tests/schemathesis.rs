@@ -1,0 +1,77 @@
+//! Schemathesis (from PyPI) against the OpenAPI document: no 5xx, only
+//! documented status codes and content types, and every response matches
+//! its schema.
+
+mod support;
+
+use muster::App;
+use muster::domain::roster::InviteRow;
+use muster::service::BatchRequest;
+use muster::store::Actor;
+use support::*;
+
+fn schemathesis() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/schemathesis")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_server_errors_and_no_schema_mismatches() {
+    if !require(
+        "schemathesis (scripts/install-test-deps puts it in target/pyenv)",
+        schemathesis().exists(),
+    ) {
+        return;
+    }
+    let t = TestDir::new();
+    let mut config = t.config();
+    let port = free_port();
+    config.listen = format!("127.0.0.1:{port}");
+    config.public_url = format!("http://127.0.0.1:{port}");
+    config.http.api_rate_per_minute = 1_000_000;
+    config.domains[0].mailbox_cap = 100_000;
+    let app = App::build(config).await.unwrap();
+    let (_, token) = app
+        .muster
+        .create_api_token("schemathesis", &Actor::cli())
+        .unwrap();
+    // Some data, so lists and lookups have something to return.
+    app.muster
+        .create_batch(BatchRequest {
+            domain: None,
+            rows: (0..3)
+                .map(|i| InviteRow {
+                    recipient_email: format!("seed{i}@elsewhere.org"),
+                    ..InviteRow::default()
+                })
+                .collect(),
+            expires_in: None,
+            only_clean: false,
+            actor: Actor::cli(),
+            idempotency: None,
+        })
+        .unwrap();
+    let spec = format!("{}/api/v1/openapi.json", app.url());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(schemathesis())
+            .args(["run", &spec])
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .args([
+                "--checks",
+                "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance",
+            ])
+            .args(["--max-examples", "25", "--seed", "20261130", "--workers", "2"])
+            .env("SCHEMATHESIS_TELEMETRY", "false")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis found problems:\n{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("generated"), "{stdout}");
+    app.shutdown().await;
+}
