@@ -49,6 +49,8 @@ enum Command {
     /// API tokens for automation.
     #[command(subcommand)]
     Token(accounts::TokenCommand),
+    /// Serve the MCP tools over stdio against the local store (for desktop MCP clients).
+    Mcp,
 }
 
 /// Exit codes: 0 fine, 1 the work found problems (flagged rows, failed
@@ -83,6 +85,7 @@ pub fn main() -> ExitCode {
             Command::Invites(cmd) => invites::run(config, cmd).await,
             Command::Admin(cmd) => accounts::admin(config, cmd),
             Command::Token(cmd) => accounts::token(config, cmd),
+            Command::Mcp => mcp(config).await,
         }
     });
     match result {
@@ -130,4 +133,17 @@ fn muster_for_reading(config: Config) -> Result<Muster, ServiceError> {
     let host = crate::provision::from_config(&config);
     let key = crate::domain::token::LinkKey::from_bytes([0; 32]);
     Ok(Muster::new(config, store, host, Arc::new(SystemClock), key))
+}
+
+/// `muster mcp`: MCP over stdio. Invites created here are sent by a
+/// delivery worker running for as long as the client keeps the process.
+async fn mcp(config: Config) -> anyhow::Result<u8> {
+    let muster = Arc::new(Muster::open(Arc::new(config), Arc::new(SystemClock))?);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker = crate::mail::worker::spawn(muster.clone(), stop_rx)?;
+    let served = crate::http::mcp::serve_stdio(muster).await;
+    let _ = stop_tx.send(true);
+    let _ = worker.await;
+    served?;
+    Ok(0)
 }

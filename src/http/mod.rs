@@ -5,6 +5,7 @@ pub mod api;
 mod assets;
 mod headers;
 mod link;
+pub mod mcp;
 pub mod pages;
 mod ratelimit;
 
@@ -121,7 +122,8 @@ pub fn routes(state: Arc<HttpState>) -> impl poem::Endpoint {
         .at("/invite/:token/new-link", post(link::new_link))
         .at("/assets/*path", get(assets::asset))
         .at("/api/docs", get(docs))
-        .nest("/api/v1", api::endpoint(state.clone()));
+        .nest("/api/v1", api::endpoint(state.clone()))
+        .at("/mcp", mcp::endpoint(state.clone()));
     for (path, file) in PAGES {
         route = route.at(*path, get(assets::page(file)));
     }

@@ -1,0 +1,735 @@
+//! MCP: `create_invites_bulk` and its companion tools, over streamable HTTP
+//! at `/mcp` (behind the API's bearer tokens) and over stdio (`muster mcp`).
+//! The same rules and per-item errors as the REST API.
+
+use std::sync::Arc;
+
+use poem::http::StatusCode;
+use poem::{Endpoint, EndpointExt, Request, Response};
+use rmcp::RoleServer;
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::service::RequestContext;
+use rmcp::{ServerHandler, schemars, tool, tool_handler, tool_router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::domain::duration::HumanDuration;
+use crate::domain::preview::InvitePreview;
+use crate::domain::roster::InviteRow;
+use crate::service::{BatchRequest, IdempotencyClaim, Muster, ServiceError, TokenCheck};
+use crate::store::Actor;
+use crate::store::view::InviteFilter;
+
+/// Who called, set by the HTTP layer after checking the bearer token.
+#[derive(Debug, Clone)]
+pub struct McpCaller {
+    pub actor: Actor,
+    pub principal: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InviteItemArg {
+    /// The mailbox name on the domain, e.g. `jane.doe`: lower case letters, digits, dot, hyphen, underscore.
+    #[schemars(length(min = 1, max = 64))]
+    pub local_part: String,
+    /// The recipient's current email address, where the invite is sent.
+    #[schemars(length(min = 3, max = 254))]
+    pub recipient_email: String,
+    /// Dedicated storage in MB (a positive whole number); leave out for the shared pool.
+    #[schemars(range(min = 1))]
+    pub storage_allocation_mb: Option<i64>,
+}
+
+impl InviteItemArg {
+    fn row(&self) -> InviteRow {
+        InviteRow {
+            recipient_email: self.recipient_email.clone(),
+            local_part: Some(self.local_part.clone()),
+            storage_allocation_mb: self.storage_allocation_mb.map(|n| n.to_string()),
+            ..InviteRow::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInvitesArgs {
+    /// 1 to 100 invites; chunk longer lists into several calls.
+    #[schemars(length(min = 1, max = 100))]
+    pub items: Vec<InviteItemArg>,
+    /// A hosted domain; may be left out when only one is hosted.
+    pub domain: Option<String>,
+    /// Link lifetime such as `7d` or `48h`: at least 1h, at most 30d (the default).
+    pub expires_in: Option<String>,
+    /// Repeat-safe key: calling again with the same key and items returns the first result and creates nothing.
+    #[schemars(length(min = 1, max = 200))]
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewArgs {
+    /// 1 to 100 items to check.
+    #[schemars(length(min = 1, max = 100))]
+    pub items: Vec<InviteItemArg>,
+    /// A hosted domain; may be left out when only one is hosted.
+    pub domain: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListArgs {
+    /// Only this batch.
+    pub batch_id: Option<String>,
+    /// A link state (live, redeemed, revoked, expired, blocked), a delivery state
+    /// (queued, sent, deferred, failed), `pending` or `new_link_requested`.
+    pub state: Option<String>,
+    /// Text to find in the recipient, mailbox or display name.
+    pub query: Option<String>,
+    /// `next_cursor` from the previous call.
+    pub cursor: Option<String>,
+    /// 1 to 200 (default 50).
+    #[schemars(range(min = 1, max = 200))]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchArgs {
+    /// The batch id returned by create_invites_bulk.
+    pub batch_id: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InviteArgs {
+    /// The invite id.
+    pub invite_id: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
+#[derive(Clone)]
+pub struct MusterMcp {
+    muster: Arc<Muster>,
+    /// Used when no HTTP caller is known (stdio).
+    default_caller: McpCaller,
+    tool_router: ToolRouter<Self>,
+}
+
+/// A readable line plus the same facts as structured content.
+fn result(text: impl Into<String>, value: Value, is_error: bool) -> CallToolResult {
+    let mut r = if is_error {
+        CallToolResult::structured_error(value)
+    } else {
+        CallToolResult::structured(value)
+    };
+    r.content = vec![ContentBlock::text(text.into())];
+    r
+}
+
+fn item_errors(p: &InvitePreview) -> Value {
+    Value::Array(
+        p.rows
+            .iter()
+            .flat_map(|r| {
+                r.flags.iter().map(move |f| {
+                    json!({"index": r.index, "field": f.field, "code": f.code.as_str(), "message": f.message})
+                })
+            })
+            .collect(),
+    )
+}
+
+/// A service error as a tool error with the API's code.
+fn failure(e: ServiceError) -> CallToolResult {
+    let (code, errors) = match &e {
+        ServiceError::Flagged { preview, .. } => ("flagged_items", Some(item_errors(preview))),
+        ServiceError::NothingClean { preview } => ("nothing_clean", Some(item_errors(preview))),
+        ServiceError::TooManyItems { .. } => ("too_many_items", None),
+        ServiceError::NoItems => ("no_items", None),
+        ServiceError::UnknownDomain { .. } => ("unknown_domain", None),
+        ServiceError::DomainRequired(_) => ("domain_required", None),
+        ServiceError::Expiry { .. } => ("invalid_expiry", None),
+        ServiceError::NoInvite(_) => ("no_such_invite", None),
+        ServiceError::NoBatch(_) => ("no_such_batch", None),
+        ServiceError::Transition(_) => ("invite_state", None),
+        ServiceError::IdempotencyMismatch => ("idempotency_key_reused", None),
+        _ => {
+            tracing::error!(error = %e, "MCP tool failed");
+            return result(
+                "internal error; the server log has the details",
+                json!({"code": "internal", "message": "internal error"}),
+                true,
+            );
+        }
+    };
+    let mut value = json!({"code": code, "message": e.to_string()});
+    let mut text = format!("Refused ({code}): {e}");
+    if let Some(errors) = errors {
+        for err in errors.as_array().into_iter().flatten().take(20) {
+            text.push_str(&format!(
+                "\n- item {}: {} ({})",
+                err["index"],
+                err["message"].as_str().unwrap_or(""),
+                err["code"].as_str().unwrap_or("")
+            ));
+        }
+        value["errors"] = errors;
+    }
+    result(text, value, true)
+}
+
+fn invite_json(v: &crate::service::InviteView) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+impl MusterMcp {
+    pub fn new(muster: Arc<Muster>, default_caller: McpCaller) -> Self {
+        Self {
+            muster,
+            default_caller,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// The HTTP caller checked by `/mcp`, or the stdio default.
+    fn caller(&self, ctx: &RequestContext<RoleServer>) -> McpCaller {
+        ctx.extensions
+            .get::<poem::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<McpCaller>().cloned())
+            .unwrap_or_else(|| self.default_caller.clone())
+    }
+
+    /// Runs blocking service work off the async threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Muster) -> Result<T, ServiceError> + Send + 'static,
+    ) -> Result<T, ServiceError> {
+        let muster = self.muster.clone();
+        tokio::task::spawn_blocking(move || f(&muster))
+            .await
+            .map_err(|e| ServiceError::Io(std::io::Error::other(e.to_string())))?
+    }
+}
+
+#[tool_router]
+impl MusterMcp {
+    /// Invite up to 100 people to new mailboxes in one call, all or nothing.
+    #[tool(
+        description = "Invite up to 100 recipients to new mailboxes. Each gets one email with a single-use setup link and chooses their own password; the mailbox is created only then. All or nothing: if any item is flagged (invalid address, duplicate, existing mailbox, pending invite, bad allocation, over the storage pool or the mailbox cap), nothing is created and every item's errors are returned. Use preview_invites first to check.",
+        annotations(
+            title = "Create invites in bulk",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn create_invites_bulk(
+        &self,
+        Parameters(args): Parameters<CreateInvitesArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let caller = self.caller(&ctx);
+        let limit = self.muster.config.invites.api_call_limit;
+        if args.items.len() > limit {
+            return failure(ServiceError::TooManyItems {
+                count: args.items.len(),
+                limit,
+            });
+        }
+        let expires_in = match args
+            .expires_in
+            .as_deref()
+            .map(HumanDuration::parse)
+            .transpose()
+        {
+            Ok(e) => e,
+            Err(e) => {
+                return result(
+                    format!("Refused (invalid_expiry): {e}"),
+                    json!({"code": "invalid_expiry", "message": e.to_string()}),
+                    true,
+                );
+            }
+        };
+        let rows: Vec<InviteRow> = args.items.iter().map(InviteItemArg::row).collect();
+        let claim = args.idempotency_key.clone().map(|key| IdempotencyClaim {
+            principal: format!("mcp:{}", caller.principal),
+            key,
+            request_hash: {
+                use sha2::{Digest, Sha256};
+                let body = serde_json::to_string(&(&args.items, &args.domain, &args.expires_in))
+                    .unwrap_or_default();
+                crate::store::hex_hash(&Sha256::digest(body.as_bytes()).into())
+            },
+        });
+        let domain = args.domain.clone();
+        let outcome = self
+            .blocking(move |m| {
+                match m.create_batch(BatchRequest {
+                    domain,
+                    rows,
+                    expires_in,
+                    only_clean: false,
+                    actor: caller.actor.clone(),
+                    idempotency: claim.clone(),
+                }) {
+                    Ok(created) => {
+                        let invites: Vec<Value> = created
+                            .invites
+                            .iter()
+                            .enumerate()
+                            .map(|(index, i)| {
+                                let v = m.invite_view(i);
+                                json!({"index": index, "invite_id": v.id, "mailbox": v.mailbox,
+                                       "recipient_email": v.recipient_email, "link_state": v.link_state,
+                                       "delivery_state": v.delivery_state})
+                            })
+                            .collect();
+                        let value = json!({"batch_id": created.batch.id, "expires_in": HumanDuration::from_secs(created.batch.expires_in_secs).to_string(), "invites": invites});
+                        if let Some(claim) = &claim {
+                            m.remember_response(claim, 201, value.to_string())?;
+                        }
+                        Ok(value)
+                    }
+                    Err(ServiceError::Replay(record)) if record.status == 201 => {
+                        Ok(serde_json::from_str(&record.body).unwrap_or(Value::Null))
+                    }
+                    Err(ServiceError::Replay(record)) => {
+                        let (batch, invites) = m.batch_invites(&record.body)?;
+                        Ok(json!({"batch_id": batch.id, "invites": invites.iter().map(invite_json).collect::<Vec<_>>()}))
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .await;
+        match outcome {
+            Ok(value) => {
+                let n = value["invites"].as_array().map(Vec::len).unwrap_or(0);
+                let text = format!(
+                    "Created batch {} with {n} invites; each recipient gets an email with their setup link.",
+                    value["batch_id"].as_str().unwrap_or("")
+                );
+                result(text, value, false)
+            }
+            Err(e) => failure(e),
+        }
+    }
+
+    #[tool(
+        description = "Check up to 100 invite items without creating anything: what each becomes (recipient -> mailbox, allocation), every problem with a stable code, and the capacity left (domain cap, existing, pending, this batch; storage pool).",
+        annotations(
+            title = "Preview invites",
+            read_only_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn preview_invites(&self, Parameters(args): Parameters<PreviewArgs>) -> CallToolResult {
+        let limit = self.muster.config.invites.api_call_limit;
+        if args.items.len() > limit {
+            return failure(ServiceError::TooManyItems {
+                count: args.items.len(),
+                limit,
+            });
+        }
+        let rows: Vec<InviteRow> = args.items.iter().map(InviteItemArg::row).collect();
+        let domain = args.domain.clone();
+        match self
+            .blocking(move |m| m.preview(domain.as_deref(), &rows))
+            .await
+        {
+            Ok((_, p)) => {
+                let text = format!(
+                    "{} items: {} clean, {} flagged. {} left under the cap of {} on {} after this batch; {} MB left in the pool.",
+                    p.rows.len(),
+                    p.clean_rows,
+                    p.flagged_rows,
+                    p.capacity.left_after,
+                    p.capacity.cap,
+                    p.capacity.domain,
+                    p.capacity.pool_left_after_mb
+                );
+                result(text, serde_json::to_value(&p).unwrap_or(Value::Null), false)
+            }
+            Err(e) => failure(e),
+        }
+    }
+
+    #[tool(
+        description = "List invites, newest first: recipient, mailbox, link state, delivery state with the last error, expiry. Filter by batch, state or text; page with the returned next_cursor.",
+        annotations(
+            title = "List pending invites",
+            read_only_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn list_pending_invites(&self, Parameters(args): Parameters<ListArgs>) -> CallToolResult {
+        let filter = InviteFilter {
+            batch_id: args.batch_id,
+            state: args.state,
+            text: args.query,
+        };
+        let limit = args.limit.unwrap_or(50).clamp(1, 200) as usize;
+        let cursor = args.cursor;
+        match self
+            .blocking(move |m| m.list_invites(&filter, cursor.as_deref(), limit))
+            .await
+        {
+            Ok((invites, next)) => {
+                let mut text = format!("{} invites", invites.len());
+                for i in invites.iter().take(50) {
+                    text.push_str(&format!(
+                        "\n- {} -> {}: link {}, delivery {}",
+                        i.recipient_email, i.mailbox, i.link_state, i.delivery_state
+                    ));
+                }
+                if next.is_some() {
+                    text.push_str("\n(more: pass next_cursor)");
+                }
+                result(
+                    text,
+                    json!({"invites": invites.iter().map(invite_json).collect::<Vec<_>>(), "next_cursor": next}),
+                    false,
+                )
+            }
+            Err(e) => failure(e),
+        }
+    }
+
+    #[tool(
+        description = "A batch's status: how many invites are queued, sent, deferred or failed, how many links are live or redeemed, and each invite.",
+        annotations(title = "Batch status", read_only_hint = true, open_world_hint = false)
+    )]
+    async fn get_batch_status(&self, Parameters(args): Parameters<BatchArgs>) -> CallToolResult {
+        match self
+            .blocking(move |m| m.batch_invites(&args.batch_id))
+            .await
+        {
+            Ok((batch, invites)) => {
+                let count = |f: &dyn Fn(&crate::service::InviteView) -> bool| {
+                    invites.iter().filter(|i| f(i)).count()
+                };
+                let delivery: Value = ["queued", "sending", "sent", "deferred", "failed"]
+                    .iter()
+                    .map(|s| (s.to_string(), json!(count(&|i| i.delivery_state == *s))))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into();
+                let links: Value = [
+                    "live",
+                    "redeeming",
+                    "redeemed",
+                    "revoked",
+                    "expired",
+                    "blocked",
+                ]
+                .iter()
+                .map(|s| (s.to_string(), json!(count(&|i| i.link_state == *s))))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
+                let text = format!(
+                    "Batch {} on {}: {} invites; sent {}, failed {}, deferred {}, queued {}; redeemed {}.",
+                    batch.id,
+                    batch.domain,
+                    invites.len(),
+                    delivery["sent"],
+                    delivery["failed"],
+                    delivery["deferred"],
+                    delivery["queued"],
+                    links["redeemed"]
+                );
+                result(
+                    text,
+                    json!({"batch_id": batch.id, "domain": batch.domain, "delivery": delivery, "links": links,
+                           "invites": invites.iter().map(invite_json).collect::<Vec<_>>()}),
+                    false,
+                )
+            }
+            Err(e) => failure(e),
+        }
+    }
+
+    #[tool(
+        description = "Send an unredeemed invite again with a fresh link and a fresh expiry; the old link stops working at once.",
+        annotations(
+            title = "Resend an invite",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn resend_invite(
+        &self,
+        Parameters(args): Parameters<InviteArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let actor = self.caller(&ctx).actor;
+        match self
+            .blocking(move |m| m.resend(&args.invite_id, &actor))
+            .await
+        {
+            Ok(v) => result(
+                format!(
+                    "Sent a new link to {} for {}; it expires {}.",
+                    v.recipient_email,
+                    v.mailbox,
+                    crate::mail::compose::plain_date(v.expires_at, "en")
+                ),
+                invite_json(&v),
+                false,
+            ),
+            Err(e) => failure(e),
+        }
+    }
+
+    #[tool(
+        description = "Withdraw an invite: its link stops working and its place under the mailbox cap is freed. Cannot be undone; send a new invite instead.",
+        annotations(
+            title = "Revoke an invite",
+            read_only_hint = false,
+            destructive_hint = true,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn revoke_invite(
+        &self,
+        Parameters(args): Parameters<InviteArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let actor = self.caller(&ctx).actor;
+        match self
+            .blocking(move |m| m.revoke(&args.invite_id, &actor))
+            .await
+        {
+            Ok(v) => result(
+                format!("Revoked the invite for {}.", v.mailbox),
+                invite_json(&v),
+                false,
+            ),
+            Err(e) => failure(e),
+        }
+    }
+
+    #[tool(
+        description = "Mailbox caps per domain (cap, existing, pending invites, left) and the storage pool (size, allocated, available).",
+        annotations(title = "Capacity", read_only_hint = true, open_world_hint = false)
+    )]
+    async fn get_capacity(&self, Parameters(_): Parameters<NoArgs>) -> CallToolResult {
+        let outcome = self
+            .blocking(|m| {
+                let host = m.host_index()?;
+                let view = m.view()?;
+                let now = m.now();
+                let mut domains = Vec::new();
+                let mut pool = json!({});
+                for (d, _) in m.config.hosted_domains() {
+                    let f = m.capacity_facts(&view as &dyn crate::service::Reads, &host, &d, now)?;
+                    domains.push(json!({"domain": d.as_str(), "cap": f.cap, "existing": f.existing, "pending": f.pending,
+                                        "left": f.cap as i64 - f.existing as i64 - f.pending as i64}));
+                    pool = json!({"pool_mb": f.pool_mb, "allocated_mb": f.pool_allocated_mb,
+                                  "available_mb": f.pool_mb as i64 - f.pool_allocated_mb as i64});
+                }
+                Ok(json!({"domains": domains, "pool": pool}))
+            })
+            .await;
+        match outcome {
+            Ok(v) => {
+                let mut text = String::new();
+                for d in v["domains"].as_array().into_iter().flatten() {
+                    text.push_str(&format!(
+                        "{}: {} of {} places left ({} mailboxes, {} pending invites).\n",
+                        d["domain"].as_str().unwrap_or(""),
+                        d["left"],
+                        d["cap"],
+                        d["existing"],
+                        d["pending"]
+                    ));
+                }
+                text.push_str(&format!(
+                    "Storage pool: {} MB available of {} MB.",
+                    v["pool"]["available_mb"], v["pool"]["pool_mb"]
+                ));
+                result(text, v, false)
+            }
+            Err(e) => failure(e),
+        }
+    }
+}
+
+#[tool_handler(
+    router = self.tool_router,
+    name = "muster",
+    instructions = "Muster invites people to new mailboxes on this organisation's mail server. Use preview_invites to check a list, create_invites_bulk to send up to 100 invites per call (chunk longer lists), then get_batch_status, list_pending_invites, resend_invite and revoke_invite to follow up. get_capacity shows caps and the storage pool."
+)]
+impl ServerHandler for MusterMcp {}
+
+/// `/mcp`: streamable HTTP behind the API's bearer tokens (401 without,
+/// 403 for a revoked or unknown token), with the allowed Host headers from
+/// the public URL.
+pub fn endpoint(state: Arc<super::HttpState>) -> impl Endpoint {
+    use poem::endpoint::TowerCompatExt;
+    use rmcp::transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+    };
+    let muster = state.muster.clone();
+    let public = muster.config.public_host();
+    let port = muster
+        .config
+        .public_url()
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .and_then(|a| a.rsplit_once(':').map(|(_, p)| p.to_string()));
+    let mut hosts = vec![
+        public.clone(),
+        "localhost".into(),
+        "127.0.0.1".into(),
+        "::1".into(),
+    ];
+    if let Some(p) = &port {
+        hosts.push(format!("{public}:{p}"));
+    }
+    let listen_port = muster
+        .config
+        .listen
+        .rsplit_once(':')
+        .map(|(_, p)| p.to_string());
+    if let Some(p) = listen_port {
+        hosts.push(format!("localhost:{p}"));
+        hosts.push(format!("127.0.0.1:{p}"));
+    }
+    let config = StreamableHttpServerConfig::default().with_allowed_hosts(hosts);
+    let m = muster.clone();
+    let service = StreamableHttpService::new(
+        move || {
+            Ok(MusterMcp::new(
+                m.clone(),
+                McpCaller {
+                    actor: Actor("mcp".into()),
+                    principal: "mcp".into(),
+                },
+            ))
+        },
+        Arc::new(LocalSessionManager::default()),
+        config,
+    )
+    .compat();
+    McpEndpoint {
+        state,
+        inner: service.boxed(),
+    }
+}
+
+struct McpEndpoint {
+    state: Arc<super::HttpState>,
+    inner: poem::endpoint::BoxEndpoint<'static>,
+}
+
+impl Endpoint for McpEndpoint {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        match authenticate(&self.state, &req).await {
+            Ok(caller) => {
+                req.extensions_mut().insert(caller);
+                Ok(match self.inner.call(req).await {
+                    Ok(r) => r,
+                    Err(e) => e.into_response(),
+                })
+            }
+            Err(resp) => Ok(resp),
+        }
+    }
+}
+
+async fn authenticate(state: &super::HttpState, req: &Request) -> Result<McpCaller, Response> {
+    let deny = |status: StatusCode, code: &str, message: &str| {
+        let mut r = super::api::error_response(status, code, message, None);
+        if status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                "www-authenticate",
+                poem::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        r
+    };
+    let secret = req
+        .headers()
+        .get(poem::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|s| s.trim().to_string())
+        .ok_or_else(|| {
+            deny(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "send an API token as `Authorization: Bearer <token>`",
+            )
+        })?;
+    let muster = state.muster.clone();
+    let check = tokio::task::spawn_blocking(move || muster.check_api_token(&secret))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| {
+            deny(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            )
+        })?;
+    match check {
+        TokenCheck::Valid(t) => {
+            if let Err(wait) = state.api_limiter.check(&t.id) {
+                let secs = wait.as_secs().max(1);
+                let mut r = deny(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "too many requests for this token",
+                );
+                r.headers_mut().insert("retry-after", secs.into());
+                return Err(r);
+            }
+            Ok(McpCaller {
+                actor: Actor::token(&t.name, &t.id),
+                principal: format!("token:{}", t.id),
+            })
+        }
+        TokenCheck::Revoked => Err(deny(
+            StatusCode::FORBIDDEN,
+            "token_revoked",
+            "this API token was revoked",
+        )),
+        TokenCheck::Unknown => Err(deny(
+            StatusCode::FORBIDDEN,
+            "token_unknown",
+            "this API token is not known",
+        )),
+    }
+}
+
+/// `muster mcp`: the same tools over stdio, against the local store.
+pub async fn serve_stdio(muster: Arc<Muster>) -> anyhow::Result<()> {
+    use rmcp::ServiceExt;
+    let server = MusterMcp::new(
+        muster,
+        McpCaller {
+            actor: Actor("mcp:stdio".into()),
+            principal: "stdio".into(),
+        },
+    );
+    let running = server.serve(rmcp::transport::stdio()).await?;
+    running.waiting().await?;
+    Ok(())
+}
