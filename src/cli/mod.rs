@@ -4,6 +4,7 @@ mod accounts;
 mod api_client;
 mod invite;
 mod invites;
+mod ops;
 mod output;
 mod preview;
 mod serve;
@@ -51,6 +52,23 @@ enum Command {
     Token(accounts::TokenCommand),
     /// Serve the MCP tools over stdio against the local store (for desktop MCP clients).
     Mcp,
+    /// Check the configuration, the SMTP relay, the mail host files and the public URL.
+    Check,
+    /// Exit 0 when the local server answers /healthz (for container health checks).
+    Health {
+        /// The server's base URL (default: from `listen`).
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Write a consistent copy of the store, also while Muster runs.
+    Backup {
+        file: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Put a backup in place of the store (Muster must be stopped).
+    Restore { file: PathBuf },
 }
 
 /// Exit codes: 0 fine, 1 the work found problems (flagged rows, failed
@@ -62,7 +80,23 @@ pub fn main() -> ExitCode {
     // One TLS provider for the SMTP relay and the API client.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
-    let config = match Config::load(cli.config.as_deref(), std::env::vars()) {
+    let loaded = Config::load(cli.config.as_deref(), std::env::vars());
+    if let Command::Check = cli.command {
+        let source = cli
+            .config
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| crate::config::DEFAULT_CONFIG_PATH.to_string());
+        let runtime = tokio::runtime::Runtime::new().expect("the runtime starts");
+        return match runtime.block_on(ops::check(loaded, &source)) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(EXIT_UNUSABLE)
+            }
+        };
+    }
+    let config = match loaded {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
@@ -86,6 +120,10 @@ pub fn main() -> ExitCode {
             Command::Admin(cmd) => accounts::admin(config, cmd),
             Command::Token(cmd) => accounts::token(config, cmd),
             Command::Mcp => mcp(config).await,
+            Command::Check => unreachable!("handled above"),
+            Command::Health { url } => ops::health(config, url).await,
+            Command::Backup { file, force } => ops::backup(config, file, force),
+            Command::Restore { file } => ops::restore(config, file),
         }
     });
     match result {

@@ -6,6 +6,7 @@ mod assets;
 mod headers;
 mod link;
 pub mod mcp;
+mod ops;
 pub mod pages;
 mod ratelimit;
 
@@ -99,11 +100,6 @@ pub fn same_origin(req: &Request, config: &Config) -> bool {
 }
 
 #[handler]
-fn healthz() -> &'static str {
-    "ok\n"
-}
-
-#[handler]
 fn docs() -> Response {
     api::docs_page()
 }
@@ -117,7 +113,9 @@ pub fn routes(state: Arc<HttpState>) -> impl poem::Endpoint {
         .body_limit_bytes
         .max(config.invites.upload_limit_bytes + 64 * 1024);
     let mut route = Route::new()
-        .at("/healthz", get(healthz))
+        .at("/healthz", get(ops::healthz))
+        .at("/readyz", get(ops::readyz))
+        .at("/metrics", get(ops::metrics))
         .at("/invite/:token", get(link::show).post(link::submit))
         .at("/invite/:token/new-link", post(link::new_link))
         .at("/assets/*path", get(assets::asset))

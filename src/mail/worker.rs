@@ -137,6 +137,7 @@ async fn dispatch_loop(
         if *stop.borrow() {
             return;
         }
+        muster.metrics.beat();
         // Only as many as the connections can take soon: the rest may be
         // handed out later, and reading fewer keeps each pass cheap.
         let room = jobs.capacity().max(1);
@@ -417,6 +418,9 @@ fn record(muster: &Muster, w: &WriteView, d: &Done) -> Result<(), StoreError> {
         Outcome::Accepted(reply) => {
             w.remove_task(&task.id)?;
             w.bump("sends", 1)?;
+            muster
+                .metrics
+                .observe_delivery((now - task.queued_at).as_seconds_f64());
             muster.audit(
                 w,
                 &Actor::system(),

@@ -7,6 +7,7 @@ mod batches;
 mod clock;
 mod creation;
 mod lifecycle;
+pub mod metrics;
 mod redeem;
 
 use std::path::Path;
@@ -130,6 +131,7 @@ pub struct Muster {
     pub in_flight: Mutex<std::collections::HashSet<String>>,
     /// Serialises the pool check and the mailbox creation (R7).
     provision_lock: Mutex<()>,
+    pub metrics: metrics::Metrics,
     ids: Mutex<ulid::Generator>,
 }
 
@@ -191,6 +193,7 @@ impl Muster {
             queue_changed: Arc::new(Notify::new()),
             in_flight: Mutex::new(Default::default()),
             provision_lock: Mutex::new(()),
+            metrics: metrics::Metrics::default(),
             ids: Mutex::new(ulid::Generator::new()),
         }
     }

@@ -197,6 +197,28 @@ macro_rules! read_methods {
             Ok(page)
         }
 
+        /// Invites by link state and by delivery state at `now` (reads every invite).
+        pub fn invite_state_counts(
+            &self,
+            now: OffsetDateTime,
+        ) -> Result<(
+            std::collections::BTreeMap<&'static str, u64>,
+            std::collections::BTreeMap<&'static str, u64>,
+        )> {
+            let t = self.txn.open_table(INVITES)?;
+            let (mut links, mut deliveries) = (
+                std::collections::BTreeMap::new(),
+                std::collections::BTreeMap::new(),
+            );
+            for entry in t.iter()? {
+                let (k, v) = entry?;
+                let invite: Invite = decode("invites", k.value(), v.value())?;
+                *links.entry(invite.link_state(now).as_str()).or_insert(0) += 1;
+                *deliveries.entry(invite.delivery.name()).or_insert(0) += 1;
+            }
+            Ok((links, deliveries))
+        }
+
         pub fn invite_count(&self) -> Result<u64> {
             Ok(self.txn.open_table(INVITES)?.len()?)
         }

@@ -1,0 +1,400 @@
+//! Operations commands: `muster health`, `muster check`, `muster backup`
+//! and `muster restore`.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{EXIT_PROBLEMS, EXIT_UNUSABLE};
+use crate::config::{Config, MailHostBackend};
+use crate::mail::smtp::Relay;
+use crate::store::{Store, StoreError};
+
+/// The URL of this configuration's own server, for `health`.
+fn local_url(config: &Config) -> String {
+    let listen = config
+        .listen
+        .replace("0.0.0.0", "127.0.0.1")
+        .replace("[::]", "[::1]");
+    format!("http://{listen}")
+}
+
+/// `muster health`: exit 0 when the local server answers /healthz (for the
+/// container HEALTHCHECK).
+pub async fn health(config: Config, url: Option<String>) -> anyhow::Result<u8> {
+    let base = url.unwrap_or_else(|| local_url(&config));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    match client
+        .get(format!("{}/healthz", base.trim_end_matches('/')))
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => {
+            println!("healthy");
+            Ok(0)
+        }
+        Ok(r) => {
+            println!("unhealthy: /healthz answered {}", r.status());
+            Ok(EXIT_PROBLEMS)
+        }
+        Err(e) => {
+            println!("unhealthy: {e}");
+            Ok(EXIT_PROBLEMS)
+        }
+    }
+}
+
+struct Report {
+    failures: usize,
+}
+
+impl Report {
+    fn ok(&mut self, what: &str) {
+        println!("ok    {what}");
+    }
+
+    fn fail(&mut self, what: &str, fix: &str) {
+        self.failures += 1;
+        println!("FAIL  {what}\n      fix: {fix}");
+    }
+}
+
+fn can_write(path: &Path, meta: &std::fs::Metadata) -> bool {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap_or_default();
+    // SAFETY: access(2) and geteuid(2) on valid arguments.
+    let ok = unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0;
+    let root = unsafe { libc::geteuid() } == 0;
+    ok && (!root || meta.permissions().mode() & 0o222 != 0)
+}
+
+fn group_name(gid: u32) -> String {
+    std::fs::read_to_string("/etc/group")
+        .ok()
+        .and_then(|g| {
+            g.lines()
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    (f.len() > 2 && f[2] == gid.to_string()).then(|| f[0].to_string())
+                })
+                .next()
+        })
+        .unwrap_or_else(|| gid.to_string())
+}
+
+fn dovecot_gid() -> Option<u32> {
+    std::fs::read_to_string("/etc/group").ok().and_then(|g| {
+        g.lines()
+            .find(|l| l.starts_with("dovecot:"))
+            .and_then(|l| l.split(':').nth(2))
+            .and_then(|n| n.parse().ok())
+    })
+}
+
+/// One mail host file: present (or creatable), writable, and with the
+/// owner and mode Dovecot needs.
+fn check_file(r: &mut Report, label: &str, path: &Path, explicit: bool, secret: bool, key: &str) {
+    let Ok(meta) = std::fs::metadata(path) else {
+        if explicit {
+            r.fail(
+                &format!("{label} {} does not exist", path.display()),
+                &format!(
+                    "create it (touch {p}; chown root:dovecot {p}; chmod 640 {p}), or correct {key}",
+                    p = path.display()
+                ),
+            );
+        } else {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            let dir_ok = std::fs::create_dir_all(dir).is_ok()
+                && std::fs::metadata(dir).is_ok_and(|m| can_write(dir, &m));
+            if dir_ok {
+                r.ok(&format!(
+                    "{label} {} will be created with the first mailbox",
+                    path.display()
+                ));
+            } else {
+                r.fail(
+                    &format!("{label}: cannot create {}", path.display()),
+                    &format!("make {} writable by Muster, or set {key}", dir.display()),
+                );
+            }
+        }
+        return;
+    };
+    if !can_write(path, &meta) {
+        r.fail(
+            &format!("{label} {} is not writable by Muster", path.display()),
+            &format!(
+                "give Muster's user write access (e.g. chown muster:dovecot {p}; chmod 640 {p})",
+                p = path.display()
+            ),
+        );
+        return;
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if secret && mode & 0o004 != 0 {
+        r.fail(
+            &format!(
+                "{label} {} is readable by everyone (mode {mode:o}) and holds password hashes",
+                path.display()
+            ),
+            &format!("chmod 640 {}", path.display()),
+        );
+        return;
+    }
+    if secret
+        && let Some(gid) = dovecot_gid()
+        && meta.gid() != gid
+        && mode & 0o004 == 0
+    {
+        r.fail(
+            &format!(
+                "{label} {} belongs to group {}, so Dovecot cannot read it",
+                path.display(),
+                group_name(meta.gid())
+            ),
+            &format!("chgrp dovecot {}; chmod 640 {0}", path.display()),
+        );
+        return;
+    }
+    r.ok(&format!(
+        "{label} {} is writable (group {}, mode {mode:o})",
+        path.display(),
+        group_name(meta.gid())
+    ));
+}
+
+/// `muster check`: the configuration, the relay, the mail host files and
+/// the public URL, one line each with a fix for each failure.
+pub async fn check(
+    config: Result<Config, crate::config::ConfigError>,
+    source: &str,
+) -> anyhow::Result<u8> {
+    let mut r = Report { failures: 0 };
+    let config = match config {
+        Ok(c) => {
+            r.ok(&format!("configuration ({source}) is valid"));
+            c
+        }
+        Err(e) => {
+            r.fail(
+                &format!("configuration ({source}): {e}"),
+                "correct the setting named above; see config/muster.example.toml",
+            );
+            return Ok(EXIT_PROBLEMS);
+        }
+    };
+
+    // The data folder and the store.
+    let data = &config.data_dir;
+    if std::fs::create_dir_all(data).is_ok()
+        && std::fs::metadata(data).is_ok_and(|m| can_write(data, &m))
+    {
+        r.ok(&format!("data folder {} is writable", data.display()));
+    } else {
+        r.fail(
+            &format!("data folder {} is not writable", data.display()),
+            "create it and give Muster's user write access, or set data_dir",
+        );
+    }
+
+    // The relay: connect, EHLO, STARTTLS and AUTH, then QUIT without sending.
+    match Relay::from_config(&config) {
+        Ok(None) => r.ok(&format!(
+            "no SMTP relay configured: invites are written to {}",
+            config.outbox_dir().display()
+        )),
+        Ok(Some(relay)) => match relay.connect().await {
+            Ok(conn) => {
+                conn.quit().await;
+                r.ok(&format!(
+                    "SMTP relay {} accepted the connection (tls = {:?}{})",
+                    relay.address,
+                    config.smtp.tls,
+                    if config.smtp.username.is_some() {
+                        ", AUTH"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            Err(outcome) => {
+                let why = match outcome {
+                    crate::mail::smtp::Outcome::Temporary(m)
+                    | crate::mail::smtp::Outcome::Permanent(m) => m,
+                    crate::mail::smtp::Outcome::Accepted(m) => m,
+                };
+                r.fail(
+                    &format!("SMTP relay {}: {why}", relay.address),
+                    "check smtp.host, smtp.port (MUSTER_SMTP_PORT) and smtp.tls, that the relay runs, and smtp.username/password",
+                );
+            }
+        },
+        Err(e) => r.fail(&format!("SMTP relay: {e}"), "check the smtp settings"),
+    }
+
+    // The mail host.
+    match config.mail_host.backend {
+        MailHostBackend::PasswdFile => {
+            check_file(
+                &mut r,
+                "Dovecot passwd-file",
+                &config.passwd_file(),
+                config.mail_host.passwd_file.is_some(),
+                true,
+                "mail_host.passwd_file",
+            );
+            check_file(
+                &mut r,
+                "Postfix map",
+                &config.postfix_map(),
+                config.mail_host.postfix_map.is_some(),
+                false,
+                "mail_host.postfix_map",
+            );
+            if let Some(cmd) = &config.mail_host.reload_command {
+                let program = cmd.split_whitespace().next().unwrap_or("");
+                let found = std::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(format!("command -v {program}"))
+                    .output()
+                    .is_ok_and(|o| o.status.success());
+                if found {
+                    r.ok(&format!("reload command `{cmd}`: {program} is installed"));
+                } else {
+                    r.fail(
+                        &format!("reload command `{cmd}`: {program} is not found"),
+                        "install it or correct mail_host.reload_command",
+                    );
+                }
+            }
+        }
+        MailHostBackend::Command => {
+            let host = crate::provision::from_config(&config);
+            match tokio::task::spawn_blocking(move || host.list()).await {
+                Ok(Ok(index)) => r.ok(&format!(
+                    "mail host command lists {} mailboxes",
+                    index.len()
+                )),
+                Ok(Err(e)) => r.fail(
+                    &format!("mail host command: {e}"),
+                    "fix the program in mail_host.command",
+                ),
+                Err(e) => r.fail(
+                    &format!("mail host command: {e}"),
+                    "fix the program in mail_host.command",
+                ),
+            }
+        }
+    }
+
+    // The public URL: where links point.
+    let url = format!("{}/healthz", config.public_url());
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let answer = match client.get(&url).send().await {
+        Ok(resp) => {
+            let status = resp.status();
+            Ok((status, resp.text().await.unwrap_or_default()))
+        }
+        Err(e) => Err(e),
+    };
+    match answer {
+        Ok((status, body)) if status.is_success() && body.trim() == "ok" => r.ok(&format!(
+            "public URL {} reaches Muster",
+            config.public_url()
+        )),
+        Ok((status, _)) => r.fail(
+            &format!(
+                "public URL {}: /healthz answered {status}, not Muster",
+                config.public_url()
+            ),
+            "point the reverse proxy at Muster's listen address, or correct public_url",
+        ),
+        Err(e) => r.fail(
+            &format!("public URL {} is not reachable: {e}", config.public_url()),
+            "start `muster serve`, check DNS and the reverse proxy, or correct public_url",
+        ),
+    }
+
+    if r.failures == 0 {
+        println!("\nAll checks passed.");
+        Ok(0)
+    } else {
+        println!("\n{} check(s) failed.", r.failures);
+        Ok(EXIT_PROBLEMS)
+    }
+}
+
+/// `muster backup FILE`: a consistent copy of the store, also while
+/// `muster serve` runs.
+pub fn backup(config: Config, dest: PathBuf, force: bool) -> anyhow::Result<u8> {
+    if dest.exists() && !force {
+        eprintln!(
+            "error: {} exists; choose another name or pass --force",
+            dest.display()
+        );
+        return Ok(EXIT_UNUSABLE);
+    }
+    let path = config.store_path();
+    let store = match Store::open(&path) {
+        Ok(s) => s,
+        Err(StoreError::Locked(_)) => Store::open_read_only(&path)?,
+        Err(e) => return Err(e.into()),
+    };
+    let tmp = dest.with_extension("muster-partial");
+    let _ = std::fs::remove_file(&tmp);
+    store.backup_to(&tmp)?;
+    let copy = Store::open(&tmp)?;
+    let invites = copy.read()?.invite_count()?;
+    let batches = copy.read()?.batches()?.len();
+    drop(copy);
+    std::fs::rename(&tmp, &dest)?;
+    println!(
+        "Backup written to {}: {invites} invites in {batches} batches.",
+        dest.display()
+    );
+    println!(
+        "Keep {} with it: links cannot be rebuilt without that key.",
+        config.data_dir.join("link.key").display()
+    );
+    Ok(0)
+}
+
+/// `muster restore FILE`: puts a backup in place of the store; Muster must
+/// be stopped. The replaced store is kept beside it.
+pub fn restore(config: Config, src: PathBuf) -> anyhow::Result<u8> {
+    let live = config.store_path();
+    // Holding the live store open proves no server runs, and keeps one from starting.
+    let guard = match Store::open(&live) {
+        Ok(s) => s,
+        Err(e @ StoreError::Locked(_)) => {
+            eprintln!("error: {e}");
+            return Ok(EXIT_UNUSABLE);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (invites, batches) = {
+        let backup = Store::open(&src)
+            .map_err(|e| anyhow::anyhow!("{} is not a usable backup: {e}", src.display()))?;
+        let view = backup.read()?;
+        (view.invite_count()?, view.batches()?.len())
+    };
+    let staged = live.with_extension("redb.restoring");
+    std::fs::copy(&src, &staged)?;
+    std::fs::File::open(&staged)?.sync_all()?;
+    let stamp = time::OffsetDateTime::now_utc().unix_timestamp();
+    let kept = live.with_extension(format!("redb.before-restore-{stamp}"));
+    std::fs::rename(&live, &kept)?;
+    std::fs::rename(&staged, &live)?;
+    drop(guard);
+    Store::open(&live)?;
+    println!(
+        "Restored {} ({invites} invites in {batches} batches). The previous store is kept as {}.",
+        src.display(),
+        kept.display()
+    );
+    Ok(0)
+}

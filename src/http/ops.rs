@@ -1,0 +1,200 @@
+//! Operations endpoints: `/healthz` (alive), `/readyz` (store open and the
+//! delivery worker running) and `/metrics` (Prometheus text format).
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use poem::http::StatusCode;
+use poem::web::Data;
+use poem::{Response, handler};
+
+use super::HttpState;
+use crate::service::Muster;
+use crate::service::metrics::LATENCY_BUCKETS;
+
+#[handler]
+pub fn healthz() -> &'static str {
+    "ok\n"
+}
+
+#[handler]
+pub async fn readyz(state: Data<&Arc<HttpState>>) -> Response {
+    let muster = state.muster.clone();
+    let store_ok = tokio::task::spawn_blocking(move || muster.store.read().is_ok())
+        .await
+        .unwrap_or(false);
+    let worker_ok = state.muster.metrics.worker_alive();
+    let (status, body) = match (store_ok, worker_ok) {
+        (true, true) => (StatusCode::OK, "ready\n".to_string()),
+        (s, w) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not ready:{}{}\n",
+                if s { "" } else { " the store cannot be read;" },
+                if w {
+                    ""
+                } else {
+                    " the delivery worker is not running;"
+                }
+            ),
+        ),
+    };
+    Response::builder()
+        .status(status)
+        .content_type("text/plain; charset=utf-8")
+        .body(body)
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// The metrics in Prometheus text format.
+pub fn render(muster: &Muster) -> Result<String, crate::store::StoreError> {
+    let view = muster.store.read()?;
+    let now = muster.now();
+    let (links, deliveries) = view.invite_state_counts(now)?;
+    let mut out = String::new();
+    family(
+        &mut out,
+        "muster_invites",
+        "gauge",
+        "Invites by link state.",
+    );
+    for s in [
+        "live",
+        "redeeming",
+        "redeemed",
+        "revoked",
+        "expired",
+        "blocked",
+    ] {
+        let _ = writeln!(
+            out,
+            "muster_invites{{link_state=\"{s}\"}} {}",
+            links.get(s).copied().unwrap_or(0)
+        );
+    }
+    family(
+        &mut out,
+        "muster_invite_deliveries",
+        "gauge",
+        "Invites by delivery state.",
+    );
+    for s in ["queued", "sending", "sent", "deferred", "failed"] {
+        let _ = writeln!(
+            out,
+            "muster_invite_deliveries{{state=\"{s}\"}} {}",
+            deliveries.get(s).copied().unwrap_or(0)
+        );
+    }
+    for (name, counter, help) in [
+        (
+            "muster_invites_created_total",
+            "invites_created",
+            "Invites created in batches.",
+        ),
+        (
+            "muster_sends_total",
+            "sends",
+            "Emails accepted by the relay or written to the outbox.",
+        ),
+        (
+            "muster_send_failures_total",
+            "send_failures",
+            "Emails that failed for good.",
+        ),
+        (
+            "muster_send_deferrals_total",
+            "send_deferrals",
+            "Temporary failures, retried later.",
+        ),
+        (
+            "muster_redemptions_total",
+            "redemptions",
+            "Setup links redeemed: mailboxes created by invite.",
+        ),
+        (
+            "muster_mailboxes_created_total",
+            "mailboxes_created",
+            "Mailboxes created by bulk creation.",
+        ),
+    ] {
+        family(&mut out, name, "counter", help);
+        let _ = writeln!(out, "{name} {}", view.counter(counter)?);
+    }
+    family(
+        &mut out,
+        "muster_queue_depth",
+        "gauge",
+        "Delivery tasks waiting (including deferred ones).",
+    );
+    let _ = writeln!(out, "muster_queue_depth {}", view.task_count()?);
+    let h = muster
+        .metrics
+        .delivery_latency
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    family(
+        &mut out,
+        "muster_delivery_latency_seconds",
+        "histogram",
+        "From queued to accepted, since this process started.",
+    );
+    let mut cumulative = 0;
+    for (bound, n) in LATENCY_BUCKETS.iter().zip(h.counts) {
+        cumulative += n;
+        let _ = writeln!(
+            out,
+            "muster_delivery_latency_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "muster_delivery_latency_seconds_bucket{{le=\"+Inf\"}} {}",
+        cumulative + h.over
+    );
+    let _ = writeln!(out, "muster_delivery_latency_seconds_sum {}", h.sum);
+    let _ = writeln!(out, "muster_delivery_latency_seconds_count {}", h.count);
+    family(
+        &mut out,
+        "muster_worker_up",
+        "gauge",
+        "1 when the delivery worker passed over the queue in the last 30 s.",
+    );
+    let _ = writeln!(
+        out,
+        "muster_worker_up {}",
+        u8::from(muster.metrics.worker_alive())
+    );
+    family(
+        &mut out,
+        "muster_build_info",
+        "gauge",
+        "The running version.",
+    );
+    let _ = writeln!(
+        out,
+        "muster_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    Ok(out)
+}
+
+#[handler]
+pub async fn metrics(state: Data<&Arc<HttpState>>) -> Response {
+    let muster = state.muster.clone();
+    match tokio::task::spawn_blocking(move || render(&muster)).await {
+        Ok(Ok(text)) => Response::builder()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(text),
+        other => {
+            tracing::error!(?other, "cannot render metrics");
+            Response::builder()
+                .status(StatusCode::SERVICE_UNAVAILABLE)
+                .body("metrics unavailable\n")
+        }
+    }
+}

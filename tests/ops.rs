@@ -1,0 +1,602 @@
+//! Operations: `muster check` against the real stack, SIGTERM during a
+//! batch, backup under load and restore, `/metrics` and `/readyz`, the
+//! systemd unit and the static binary the container ships.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use muster::App;
+use muster::store::{Actor, Store};
+use serde_json::json;
+use support::mailstack::{self, Stack};
+use support::smtp_peer::Peer;
+use support::*;
+
+fn spawn_serve(config: &Path) -> Child {
+    muster(&["--config", config.to_str().unwrap(), "serve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn wait_healthy(url: &str) {
+    let client = http();
+    wait_for_async("the server", Duration::from_secs(30), || async {
+        client
+            .get(format!("{url}/healthz"))
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status().is_success())
+    })
+    .await;
+}
+
+async fn stop(mut child: Child) -> std::process::ExitStatus {
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap()
+}
+
+fn cli(args: Vec<String>) -> tokio::task::JoinHandle<std::process::Output> {
+    tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(muster(&refs), None)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_against_the_real_stack() {
+    if !mailstack::available() {
+        return;
+    }
+    let t = TestDir::new();
+    let stack = Stack::start(t.path(), "team.example");
+    let mut config = t.config();
+    stack.configure(&mut config);
+    let port = free_port();
+    config.listen = format!("127.0.0.1:{port}");
+    config.public_url = format!("http://127.0.0.1:{port}");
+    let app = App::build(config.clone()).await.unwrap();
+    let good = t.write_config(&config);
+
+    let out = cli(vec![
+        "--config".into(),
+        good.display().to_string(),
+        "check".into(),
+    ])
+    .await
+    .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    for line in [
+        "ok    configuration",
+        "ok    data folder",
+        &format!(
+            "ok    SMTP relay 127.0.0.1:{} accepted the connection",
+            stack.postfix.port
+        ),
+        "ok    Dovecot passwd-file",
+        "ok    Postfix map",
+        "ok    reload command `postfix -c",
+        "ok    public URL",
+        "All checks passed.",
+    ] {
+        assert!(stdout.contains(line), "{line:?} in\n{stdout}");
+    }
+
+    // A wrong relay port, and a passwd-file Muster cannot write: each named, with its fix.
+    let mut bad = config.clone();
+    bad.smtp.port = free_port();
+    let bad_path = t.write("bad.toml", toml::to_string(&bad).unwrap());
+    std::fs::set_permissions(&stack.passwd, std::fs::Permissions::from_mode(0o440)).unwrap();
+    let out = cli(vec![
+        "--config".into(),
+        bad_path.display().to_string(),
+        "check".into(),
+    ])
+    .await
+    .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!("FAIL  SMTP relay 127.0.0.1:{}", bad.smtp.port)),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("fix: check smtp.host, smtp.port (MUSTER_SMTP_PORT)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("is not writable by Muster"), "{stdout}");
+    assert!(
+        stdout.contains("fix: give Muster's user write access"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("2 check(s) failed."), "{stdout}");
+
+    // A bad setting is reported as a failed check too.
+    let broken = t.write("broken.toml", "[smtp]\nport = \"twenty-five\"\n");
+    let out = cli(vec![
+        "--config".into(),
+        broken.display().to_string(),
+        "check".into(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("FAIL  configuration"),
+        "{}",
+        text(&out.stdout)
+    );
+    app.shutdown().await;
+}
+
+/// SIGTERM while a batch goes out to a slow relay: the transaction in
+/// flight finishes, nothing is lost, and the next start sends the rest,
+/// each exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_during_a_batch_loses_nothing() {
+    let peer = Peer::start(vec![]).await;
+    peer.set_delay(Duration::from_millis(20));
+    let t = TestDir::new();
+    let mut config = t.config();
+    let port = free_port();
+    config.listen = format!("127.0.0.1:{port}");
+    config.public_url = format!("http://127.0.0.1:{port}");
+    config.domains[0].mailbox_cap = 500;
+    config.smtp.host = Some("127.0.0.1".into());
+    config.smtp.port = peer.port;
+    config.smtp.tls = muster::config::SmtpTls::None;
+    config.smtp.rate_per_minute = 0;
+    config.smtp.connections = 2;
+    let path = t.write_config(&config);
+    let token = text(
+        &cli(vec![
+            "--config".into(),
+            path.display().to_string(),
+            "token".into(),
+            "create".into(),
+            "--name".into(),
+            "t".into(),
+        ])
+        .await
+        .unwrap()
+        .stdout,
+    )
+    .trim()
+    .to_string();
+    let url = format!("http://127.0.0.1:{port}");
+
+    let server = spawn_serve(&path);
+    wait_healthy(&url).await;
+    let items: Vec<_> = (0..100).map(|i| json!({"local_part": format!("p{i}"), "recipient_email": format!("p{i}@elsewhere.org")})).collect();
+    let r = http()
+        .post(format!("{url}/api/v1/mailboxes/invites:bulk"))
+        .bearer_auth(&token)
+        .json(&json!({"items": items}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let p = peer.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_for("20 sent", Duration::from_secs(60), || {
+            (p.received().len() >= 20).then_some(())
+        })
+    })
+    .await
+    .unwrap();
+    let status = stop(server).await;
+    assert!(status.success(), "a clean exit on SIGTERM: {status}");
+    let before = peer.received().len();
+    assert!(before < 100, "stopped mid-batch");
+
+    let server = spawn_serve(&path);
+    let p = peer.clone();
+    tokio::task::spawn_blocking(move || {
+        wait_for("all 100", Duration::from_secs(120), || {
+            (p.received().len() >= 100).then_some(())
+        })
+    })
+    .await
+    .unwrap();
+    stop(server).await;
+    let received = peer.received();
+    let distinct: std::collections::HashSet<&str> =
+        received.iter().map(|r| r.message_id.as_str()).collect();
+    assert_eq!(distinct.len(), 100);
+    assert_eq!(received.len(), 100, "a graceful stop sends nothing twice");
+    let store = Store::open(&config.store_path()).unwrap();
+    assert_eq!(store.read().unwrap().task_count().unwrap(), 0);
+}
+
+/// Backups taken while the server is busy are consistent; a restore puts
+/// the same invites back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn backup_under_load_restore_and_compare() {
+    let t = TestDir::new();
+    let mut config = t.config();
+    let port = free_port();
+    config.listen = format!("127.0.0.1:{port}");
+    config.public_url = format!("http://127.0.0.1:{port}");
+    config.domains[0].mailbox_cap = 100_000;
+    config.http.api_rate_per_minute = 100_000;
+    let path = t.write_config(&config);
+    let cfg = path.display().to_string();
+    let token = text(
+        &cli(vec![
+            "--config".into(),
+            cfg.clone(),
+            "token".into(),
+            "create".into(),
+            "--name".into(),
+            "load".into(),
+        ])
+        .await
+        .unwrap()
+        .stdout,
+    )
+    .trim()
+    .to_string();
+    let url = format!("http://127.0.0.1:{port}");
+    let server = spawn_serve(&path);
+    wait_healthy(&url).await;
+
+    // Load: batches of 50 as fast as the server takes them.
+    let stop_load = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (url, token, stop_load) = (url.clone(), token.clone(), stop_load.clone());
+        tokio::spawn(async move {
+            let client = http();
+            let mut n = 0;
+            while !stop_load.load(std::sync::atomic::Ordering::SeqCst) {
+                let items: Vec<_> = (0..50).map(|i| json!({"local_part": format!("b{n}u{i}"), "recipient_email": format!("b{n}u{i}@elsewhere.org")})).collect();
+                let r = client
+                    .post(format!("{url}/api/v1/mailboxes/invites:bulk"))
+                    .bearer_auth(&token)
+                    .json(&json!({"items": items}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 201);
+                n += 1;
+            }
+            n
+        })
+    };
+    let backup = t.path().join("during.redb");
+    let out = cli(vec![
+        "--config".into(),
+        cfg.clone(),
+        "backup".into(),
+        backup.display().to_string(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(text(&out.stdout).contains("Backup written to"));
+    stop_load.store(true, std::sync::atomic::Ordering::SeqCst);
+    let batches_made = load.await.unwrap();
+    assert!(batches_made > 0);
+
+    // The copy taken under load is consistent: every batch whole, counts right.
+    {
+        let copy = Store::open(&backup).unwrap();
+        let view = copy.read().unwrap();
+        for b in view.batches().unwrap() {
+            assert_eq!(
+                view.invites_of_batch(&b.id).unwrap().len(),
+                b.invite_count,
+                "batch {} is whole",
+                b.id
+            );
+        }
+        let total = view.invite_count().unwrap();
+        assert_eq!(
+            view.pending_count("team.example", time::OffsetDateTime::now_utc())
+                .unwrap(),
+            total
+        );
+    }
+
+    // After the load: a backup equals the live store; restore it into a
+    // fresh installation and compare.
+    let final_backup = t.path().join("final.redb");
+    let out = cli(vec![
+        "--config".into(),
+        cfg.clone(),
+        "backup".into(),
+        final_backup.display().to_string(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(stop(server).await.code(), Some(0));
+    let ids = |p: &Path| -> Vec<(String, String)> {
+        let s = Store::open(p).unwrap();
+        let view = s.read().unwrap();
+        let page = view
+            .list_invites(
+                &Default::default(),
+                None,
+                100_000,
+                time::OffsetDateTime::now_utc(),
+            )
+            .unwrap();
+        page.invites
+            .iter()
+            .map(|i| (i.id.clone(), i.mailbox.clone()))
+            .collect()
+    };
+    let live = ids(&config.store_path());
+    assert_eq!(live.len(), batches_made * 50);
+
+    let t2 = TestDir::new();
+    let mut fresh = t2.config();
+    fresh.domains[0].mailbox_cap = 100_000;
+    let fresh_port = free_port();
+    fresh.listen = format!("127.0.0.1:{fresh_port}");
+    let fresh_path = t2.write_config(&fresh);
+    std::fs::create_dir_all(t2.data()).unwrap();
+    std::fs::copy(config.data_dir.join("link.key"), t2.data().join("link.key")).unwrap();
+    // Refused while a server holds the store.
+    let running = spawn_serve(&fresh_path);
+    wait_healthy(&format!("http://127.0.0.1:{fresh_port}")).await;
+    let out = cli(vec![
+        "--config".into(),
+        fresh_path.display().to_string(),
+        "restore".into(),
+        final_backup.display().to_string(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("in use by another Muster process"));
+    stop(running).await;
+    let out = cli(vec![
+        "--config".into(),
+        fresh_path.display().to_string(),
+        "restore".into(),
+        final_backup.display().to_string(),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(
+        ids(&fresh.store_path()),
+        live,
+        "the restored store holds the same invites"
+    );
+}
+
+fn parse_metrics(text: &str) -> std::collections::HashMap<String, f64> {
+    let mut out = std::collections::HashMap::new();
+    let mut typed = std::collections::HashSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split_whitespace();
+            let name = parts.next().unwrap();
+            let kind = parts.next().unwrap();
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+            typed.insert(name.to_string());
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let (key, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad sample line {line:?}"));
+        let name = key.split('{').next().unwrap();
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "bad metric name in {line:?}"
+        );
+        let family = name
+            .trim_end_matches("_bucket")
+            .trim_end_matches("_sum")
+            .trim_end_matches("_count");
+        assert!(
+            typed.contains(name) || typed.contains(family),
+            "{name} has no TYPE line before it"
+        );
+        if key.contains('{') {
+            assert!(
+                key.ends_with('}') && key.contains("=\""),
+                "bad labels in {line:?}"
+            );
+        }
+        let v: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        out.insert(key.to_string(), v);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_as_prometheus_text_and_move() {
+    let t = TestDir::new();
+    let app = App::build(t.config()).await.unwrap();
+    let client = http();
+    let get = |p: &'static str| {
+        let client = client.clone();
+        let url = app.url();
+        async move { client.get(format!("{url}{p}")).send().await.unwrap() }
+    };
+    let r = get("/metrics").await;
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let before = parse_metrics(&r.text().await.unwrap());
+    assert_eq!(before["muster_sends_total"], 0.0);
+    assert_eq!(before["muster_queue_depth"], 0.0);
+
+    let created = app
+        .muster
+        .create_batch(muster::service::BatchRequest {
+            domain: None,
+            rows: (0..3)
+                .map(|i| muster::domain::roster::InviteRow {
+                    recipient_email: format!("m{i}@elsewhere.org"),
+                    ..Default::default()
+                })
+                .collect(),
+            expires_in: None,
+            only_clean: false,
+            actor: Actor::cli(),
+            idempotency: None,
+        })
+        .unwrap();
+    let sent = wait_for_async(
+        "three sends in the metrics",
+        Duration::from_secs(20),
+        || async {
+            let m = parse_metrics(&get("/metrics").await.text().await.unwrap());
+            (m["muster_sends_total"] == 3.0).then_some(m)
+        },
+    )
+    .await;
+    assert_eq!(sent["muster_invites{link_state=\"live\"}"], 3.0);
+    assert_eq!(sent["muster_invite_deliveries{state=\"sent\"}"], 3.0);
+    assert_eq!(sent["muster_invites_created_total"], 3.0);
+    assert_eq!(sent["muster_delivery_latency_seconds_count"], 3.0);
+    assert_eq!(
+        sent["muster_delivery_latency_seconds_bucket{le=\"+Inf\"}"],
+        3.0
+    );
+    assert_eq!(sent["muster_worker_up"], 1.0);
+
+    // A redemption moves its counter and the states.
+    let token = app.muster.invite_token(&created.invites[0]).unwrap();
+    let r = client
+        .post(format!("{}/invite/{}", app.url(), token.as_str()))
+        .form(&[
+            ("password", "plinth-ferry-quartz-77"),
+            ("confirmation", "plinth-ferry-quartz-77"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let after = parse_metrics(&get("/metrics").await.text().await.unwrap());
+    assert_eq!(after["muster_redemptions_total"], 1.0);
+    assert_eq!(after["muster_invites{link_state=\"redeemed\"}"], 1.0);
+    assert_eq!(after["muster_invites{link_state=\"live\"}"], 2.0);
+
+    let ready = get("/readyz").await;
+    assert_eq!(ready.status(), 200);
+    assert_eq!(ready.text().await.unwrap(), "ready\n");
+    app.shutdown().await;
+}
+
+#[test]
+fn the_systemd_unit_verifies() {
+    if !require(
+        "systemd-analyze (apt package systemd)",
+        have_command("systemd-analyze"),
+    ) {
+        return;
+    }
+    let t = TestDir::new();
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/muster.service"),
+    )
+    .unwrap();
+    for must in [
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "PrivateTmp=yes",
+        "SupplementaryGroups=dovecot",
+        "ReadWritePaths=",
+    ] {
+        assert!(unit.contains(must), "{must}");
+    }
+    // Verify it with the binary where the unit expects one.
+    let unit = unit.replace("/usr/local/bin/muster", BIN);
+    let path = t.write("muster.service", unit);
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr).trim(), "", "no warnings");
+}
+
+fn static_binary() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/x86_64-unknown-linux-musl/static-check/muster")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_static_binary_builds_and_runs() {
+    if !require(
+        "the static musl build (scripts/test builds it: cargo build --profile static-check --target x86_64-unknown-linux-musl)",
+        static_binary().exists(),
+    ) {
+        return;
+    }
+    let ldd = std::process::Command::new("ldd")
+        .arg(static_binary())
+        .output()
+        .unwrap();
+    let said = format!("{}{}", text(&ldd.stdout), text(&ldd.stderr));
+    assert!(
+        said.contains("statically linked") || said.contains("not a dynamic executable"),
+        "{said}"
+    );
+    let out = std::process::Command::new(static_binary())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(text(&out.stdout).starts_with("muster "));
+    // As the container runs it: configured by environment only, then its own health check.
+    let t = TestDir::new();
+    let port = free_port();
+    let env = [
+        ("MUSTER_DATA_DIR", t.data().display().to_string()),
+        ("MUSTER_LISTEN", format!("0.0.0.0:{port}")),
+        ("MUSTER_PUBLIC_URL", format!("http://127.0.0.1:{port}")),
+    ];
+    let mut server = std::process::Command::new(static_binary())
+        .arg("serve")
+        .envs(env.clone())
+        .current_dir(t.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_healthy(&format!("http://127.0.0.1:{port}")).await;
+    let health = std::process::Command::new(static_binary())
+        .arg("health")
+        .envs(env)
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    assert!(health.status.success(), "{}", text(&health.stdout));
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    assert!(server.wait().unwrap().success());
+}
