@@ -70,9 +70,14 @@ impl App {
         let http_state = Arc::new(crate::http::HttpState::new(muster.clone()));
         let routes = crate::http::routes(http_state.clone());
         let upkeep = tokio::spawn(upkeep(muster.clone(), http_state, stop.clone()));
+        let idle = config.http.idle_timeout_secs;
         let server = tokio::spawn(async move {
             let signal = async move {
                 let _ = stop.wait_for(|s| *s).await;
+            };
+            let acceptor = crate::http::timeout::TimeoutAcceptor {
+                inner: acceptor,
+                timeout: std::time::Duration::from_secs(idle),
             };
             if let Err(e) = poem::Server::new_with_acceptor(acceptor)
                 .run_with_graceful_shutdown(

@@ -170,6 +170,9 @@ pub struct HttpSettings {
     /// Muster sits behind a reverse proxy: take the client address from the
     /// last X-Forwarded-For entry (for rate limits and the audit trail).
     pub behind_proxy: bool,
+    /// Connections with no activity for this long are closed (stalled or
+    /// slow clients).
+    pub idle_timeout_secs: u64,
     pub link_rate_per_minute: u32,
     pub signin_rate_per_minute: u32,
     pub api_rate_per_minute: u32,
@@ -285,6 +288,7 @@ impl Default for HttpSettings {
         Self {
             body_limit_bytes: 1024 * 1024,
             behind_proxy: false,
+            idle_timeout_secs: 30,
             link_rate_per_minute: 30,
             signin_rate_per_minute: 10,
             api_rate_per_minute: 600,
@@ -364,6 +368,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("client.smtp_security", Kind::Str),
     ("http.body_limit_bytes", Kind::Int),
     ("http.behind_proxy", Kind::Bool),
+    ("http.idle_timeout_secs", Kind::Int),
     ("http.link_rate_per_minute", Kind::Int),
     ("http.signin_rate_per_minute", Kind::Int),
     ("http.api_rate_per_minute", Kind::Int),
@@ -661,6 +666,12 @@ impl Config {
             return Err(Self::invalid(
                 "http.body_limit_bytes",
                 "must be at least 1024",
+            ));
+        }
+        if self.http.idle_timeout_secs == 0 {
+            return Err(Self::invalid(
+                "http.idle_timeout_secs",
+                "must be at least 1",
             ));
         }
         if self.http.link_rate_per_minute == 0 || self.http.signin_rate_per_minute == 0 {

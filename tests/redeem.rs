@@ -300,14 +300,14 @@ async fn an_expired_link_shows_its_page_and_records_a_new_link_request() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn twenty_concurrent_submissions_create_one_mailbox() {
+async fn fifty_concurrent_submissions_create_one_mailbox() {
     let Some(f) = fixture(|c| c.http.link_rate_per_minute = 1000).await else {
         return;
     };
     let (_, link) = f.invite("race@elsewhere.org", Some(5), None);
     let url = format!("{}{link}", f.app.url());
     let mut tasks = Vec::new();
-    for _ in 0..20 {
+    for _ in 0..50 {
         let client = f.client.clone();
         let url = url.clone();
         tasks.push(tokio::spawn(async move {

@@ -346,20 +346,20 @@ async fn the_cli_reports_failed_invites_with_a_non_zero_exit() {
     assert!(stdout.contains("554 5.7.1 relay refused"), "{stdout}");
 }
 
-/// kill -9 while a 200-invite batch goes to a slow peer; a restart resumes
+/// kill -9 while a 500-invite batch goes to a slow peer; a restart resumes
 /// every task, and nothing the peer accepted is sent twice beyond one
 /// message per connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_kill_during_sending_loses_nothing_and_repeats_at_most_one_per_connection() {
+async fn a_kill_during_a_500_invite_send_loses_nothing_and_repeats_at_most_one_per_connection() {
     let peer = Peer::start(vec![]).await;
-    peer.set_delay(Duration::from_millis(15));
+    peer.set_delay(Duration::from_millis(6));
     let t = TestDir::new();
     let mut config = relay_config(&t, peer.port);
     config.smtp.connections = 2;
     config.domains[0].mailbox_cap = 500;
     config.listen = format!("127.0.0.1:{}", free_port());
     let config_path = t.write_config(&config);
-    let roster: String = (0..200)
+    let roster: String = (0..500)
         .map(|i| format!("person{i}@elsewhere.org\n"))
         .collect();
     let roster = t.write("team.txt", roster);
@@ -372,8 +372,8 @@ async fn a_kill_during_sending_loses_nothing_and_repeats_at_most_one_per_connect
         .unwrap();
     let p = peer.clone();
     tokio::task::spawn_blocking(move || {
-        wait_for("40 accepted", Duration::from_secs(60), || {
-            (p.received().len() >= 40).then_some(())
+        wait_for("100 accepted", Duration::from_secs(60), || {
+            (p.received().len() >= 100).then_some(())
         })
     })
     .await
@@ -381,7 +381,7 @@ async fn a_kill_during_sending_loses_nothing_and_repeats_at_most_one_per_connect
     first.kill().unwrap();
     first.wait().unwrap();
     let accepted_before = peer.received().len();
-    assert!(accepted_before < 200, "the kill came mid-batch");
+    assert!(accepted_before < 500, "the kill came mid-batch");
 
     let mut server = muster(&["--config", config_path.to_str().unwrap(), "serve"])
         .stderr(std::process::Stdio::null())
@@ -389,10 +389,10 @@ async fn a_kill_during_sending_loses_nothing_and_repeats_at_most_one_per_connect
         .unwrap();
     let p = peer.clone();
     tokio::task::spawn_blocking(move || {
-        wait_for("all 200 accepted", Duration::from_secs(120), || {
+        wait_for("all 500 accepted", Duration::from_secs(120), || {
             let ids: std::collections::HashSet<String> =
                 p.received().into_iter().map(|r| r.message_id).collect();
-            (ids.len() >= 200).then_some(())
+            (ids.len() >= 500).then_some(())
         })
     })
     .await
@@ -405,7 +405,7 @@ async fn a_kill_during_sending_loses_nothing_and_repeats_at_most_one_per_connect
     let received = peer.received();
     let distinct: std::collections::HashSet<&str> =
         received.iter().map(|r| r.message_id.as_str()).collect();
-    assert_eq!(distinct.len(), 200);
+    assert_eq!(distinct.len(), 500);
     let repeats = received.len() - distinct.len();
     assert!(
         repeats <= config.smtp.connections,
@@ -416,7 +416,7 @@ async fn a_kill_during_sending_loses_nothing_and_repeats_at_most_one_per_connect
     let view = store.read().unwrap();
     let batches = view.batches().unwrap();
     let invites = view.invites_of_batch(&batches[0].id).unwrap();
-    assert_eq!(invites.len(), 200);
+    assert_eq!(invites.len(), 500);
     assert!(invites.iter().all(|i| i.delivery.name() == "sent"));
     assert_eq!(view.task_count().unwrap(), 0);
 }

@@ -5,10 +5,26 @@ use crate::config::Config;
 
 pub async fn run(config: Config) -> anyhow::Result<u8> {
     let app = App::build(config).await?;
-    wait_for_signal().await;
+    let code = tokio::select! {
+        _ = wait_for_signal() => 0,
+        _ = store_broken(&app) => {
+            tracing::error!("a write to the store failed (is the disk full?); exiting so the supervisor restarts Muster once there is space");
+            1
+        }
+    };
     tracing::info!("stopping: finishing work in flight");
     app.shutdown().await;
-    Ok(0)
+    Ok(code)
+}
+
+/// Resolves when the store refuses writes until reopened.
+async fn store_broken(app: &App) {
+    loop {
+        if app.muster.store.needs_restart() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
 }
 
 async fn wait_for_signal() {

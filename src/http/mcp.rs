@@ -706,6 +706,15 @@ async fn authenticate(state: &super::HttpState, req: &Request) -> Result<McpCall
                 principal: format!("token:{}", t.id),
             })
         }
+        TokenCheck::Revoked | TokenCheck::Unknown if state.wrong_token(req).is_some() => {
+            let mut r = deny(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many wrong API tokens from this address",
+            );
+            r.headers_mut().insert("retry-after", 60.into());
+            Err(r)
+        }
         TokenCheck::Revoked => Err(deny(
             StatusCode::FORBIDDEN,
             "token_revoked",

@@ -9,6 +9,7 @@ pub mod mcp;
 mod ops;
 pub mod pages;
 mod ratelimit;
+pub mod timeout;
 
 use std::sync::Arc;
 
@@ -41,6 +42,13 @@ impl HttpState {
             api_limiter: Limiter::per_minute(http.api_rate_per_minute),
             muster,
         }
+    }
+
+    /// A wrong API token from this client: counted like a failed sign-in.
+    /// Some(wait) when the client has used up its allowance.
+    pub fn wrong_token(&self, req: &Request) -> Option<std::time::Duration> {
+        let ip = ratelimit::client_ip(req, self.muster.config.http.behind_proxy);
+        self.signin_ip_limiter.check(&format!("token:{ip}")).err()
     }
 
     /// Periodic upkeep: forget idle rate-limit keys.

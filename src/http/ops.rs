@@ -20,9 +20,11 @@ pub fn healthz() -> &'static str {
 #[handler]
 pub async fn readyz(state: Data<&Arc<HttpState>>) -> Response {
     let muster = state.muster.clone();
-    let store_ok = tokio::task::spawn_blocking(move || muster.store.read().is_ok())
-        .await
-        .unwrap_or(false);
+    let store_ok = tokio::task::spawn_blocking(move || {
+        muster.store.read().is_ok() && !muster.store.needs_restart()
+    })
+    .await
+    .unwrap_or(false);
     let worker_ok = state.muster.metrics.worker_alive();
     let (status, body) = match (store_ok, worker_ok) {
         (true, true) => (StatusCode::OK, "ready\n".to_string()),
@@ -30,7 +32,11 @@ pub async fn readyz(state: Data<&Arc<HttpState>>) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
                 "not ready:{}{}\n",
-                if s { "" } else { " the store cannot be read;" },
+                if s {
+                    ""
+                } else {
+                    " the store cannot be used (a write failed: is the disk full?), restart Muster;"
+                },
                 if w {
                     ""
                 } else {

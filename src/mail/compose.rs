@@ -173,10 +173,12 @@ impl Composer {
             .templates
             .locale_for(Kind::Invite, invite.locale.as_deref());
         let expires = plain_date(invite.expires_at, &locale);
-        let greeting = invite
-            .display_name
-            .clone()
-            .unwrap_or_else(|| invite.recipient_email.clone());
+        let greeting = one_line(
+            invite
+                .display_name
+                .as_deref()
+                .unwrap_or(&invite.recipient_email),
+        );
         let rendered = self.templates.render(
             Kind::Invite,
             &locale,

@@ -99,7 +99,9 @@ pub fn spawn(
         let job_rx = Arc::new(AsyncMutex::new(job_rx));
         // Commits block on the disk: keep them off the runtime's threads.
         let m = muster.clone();
-        let committer = tokio::task::spawn_blocking(move || commit_loop(m, done_rx));
+        let committer_stop = stop.clone();
+        let committer =
+            tokio::task::spawn_blocking(move || commit_loop(m, done_rx, committer_stop));
         let mut senders = Vec::new();
         for _ in 0..connections {
             senders.push(tokio::spawn(send_loop(
@@ -336,7 +338,11 @@ async fn send_loop(
     }
 }
 
-fn commit_loop(muster: Arc<Muster>, mut done: mpsc::UnboundedReceiver<Done>) {
+fn commit_loop(
+    muster: Arc<Muster>,
+    mut done: mpsc::UnboundedReceiver<Done>,
+    stop: watch::Receiver<bool>,
+) {
     while let Some(first) = done.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < 512 {
@@ -355,6 +361,13 @@ fn commit_loop(muster: Arc<Muster>, mut done: mpsc::UnboundedReceiver<Done>) {
             });
             match result {
                 Ok(()) => break,
+                Err(e) if *stop.borrow() => {
+                    // Shutting down with a store that takes no writes (a full
+                    // disk): the tasks stay queued and are tried again at the
+                    // next start.
+                    tracing::error!(error = %e, outcomes = batch.len(), "cannot record delivery outcomes; stopping without them");
+                    break;
+                }
                 Err(e) => {
                     // Nothing is lost: the tasks stay queued until recorded.
                     tracing::error!(error = %e, "cannot record delivery outcomes; retrying");

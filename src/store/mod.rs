@@ -43,7 +43,12 @@ pub enum StoreError {
     #[error("the store {0} is open read-only here")]
     ReadOnly(PathBuf),
     #[error("the store failed: {0}")]
-    Db(#[from] redb::Error),
+    Db(redb::Error),
+    /// redb refuses all writes after a failed one until it is reopened.
+    #[error(
+        "an earlier write to the store failed (is the disk full?); free space, then restart Muster"
+    )]
+    NeedsRestart,
     #[error("a stored record is unreadable ({table}/{key}): {message}")]
     Corrupt {
         table: &'static str,
@@ -56,12 +61,16 @@ macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
             fn from(e: $t) -> Self {
-                StoreError::Db(e.into())
+                match e.into() {
+                    redb::Error::PreviousIo => StoreError::NeedsRestart,
+                    other => StoreError::Db(other),
+                }
             }
         }
     )*};
 }
 from_redb!(
+    redb::Error,
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
@@ -74,6 +83,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     db: Arc<Db>,
     path: PathBuf,
+    /// Set once a write fails in a way only a restart cures.
+    broken: Arc<std::sync::atomic::AtomicBool>,
 }
 
 enum Db {
@@ -129,6 +140,7 @@ impl Store {
         let store = Self {
             db: Arc::new(Db::ReadOnly(db)),
             path: path.to_path_buf(),
+            broken: Default::default(),
         };
         let found = store.read()?.schema_version()?;
         if found > SCHEMA_VERSION {
@@ -178,6 +190,7 @@ impl Store {
         Ok(Self {
             db: Arc::new(Db::ReadWrite(db)),
             path,
+            broken: Default::default(),
         })
     }
 
@@ -202,11 +215,27 @@ impl Store {
         let Db::ReadWrite(db) = &*self.db else {
             return Err(StoreError::ReadOnly(self.path.clone()).into());
         };
-        let txn = db.begin_write().map_err(StoreError::from)?;
+        let txn = db.begin_write().map_err(|e| self.note(e.into()))?;
         let view = WriteView::new(txn);
         let out = f(&view)?;
-        view.commit().map_err(E::from)?;
+        view.commit().map_err(|e| E::from(self.note(e)))?;
         Ok(out)
+    }
+
+    fn note(&self, e: StoreError) -> StoreError {
+        if matches!(
+            e,
+            StoreError::NeedsRestart | StoreError::Db(redb::Error::Io(_))
+        ) {
+            self.broken.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        e
+    }
+
+    /// True after a write failure only a restart cures (redb then refuses
+    /// every write); `muster serve` exits so its supervisor restarts it.
+    pub fn needs_restart(&self) -> bool {
+        self.broken.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Copies every table into a new store file at `dest`, from one

@@ -38,7 +38,12 @@ pub struct Peer {
 impl Peer {
     /// Starts the peer; steps run in order, then every message is accepted.
     pub async fn start(script: Vec<Step>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(0, script).await
+    }
+
+    /// The same on a chosen port (0: any).
+    pub async fn start_on(port: u16, script: Vec<Step>) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let peer = Self {
             port: listener.local_addr().unwrap().port(),
             script: Arc::new(Mutex::new(script.into())),

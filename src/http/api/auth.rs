@@ -185,6 +185,16 @@ async fn token_principal(req: &Request, state: &Arc<HttpState>) -> poem::Result<
                 name: t.name,
             }))
         }
+        TokenCheck::Revoked | TokenCheck::Unknown if state.wrong_token(req).is_some() => {
+            let mut resp = error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many wrong API tokens from this address; try again later",
+                None,
+            );
+            resp.headers_mut().insert("retry-after", 60.into());
+            Err(poem::Error::from_response(resp))
+        }
         TokenCheck::Revoked => Err(deny(
             StatusCode::FORBIDDEN,
             "token_revoked",

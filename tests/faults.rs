@@ -1,0 +1,341 @@
+//! Faults: the relay down and back, a full data folder, a passwd-file locked
+//! by another writer, a failing reload command, and kill -9 during
+//! redemptions. (kill -9 during a 500-invite send is in tests/send.rs.)
+
+mod support;
+
+use std::os::unix::io::AsRawFd;
+use std::time::Duration;
+
+use muster::App;
+use muster::domain::roster::InviteRow;
+use muster::service::{BatchRequest, ServiceError};
+use muster::store::{Actor, Store};
+use support::smtp_peer::Peer;
+use support::*;
+
+const GOOD: &str = "plinth-ferry-quartz-77";
+
+fn batch(n: usize, prefix: &str) -> BatchRequest {
+    BatchRequest {
+        domain: None,
+        rows: (0..n)
+            .map(|i| InviteRow {
+                recipient_email: format!("{prefix}{i}@elsewhere.org"),
+                ..InviteRow::default()
+            })
+            .collect(),
+        expires_in: None,
+        only_clean: false,
+        actor: Actor::cli(),
+        idempotency: None,
+    }
+}
+
+async fn redeem(client: &reqwest::Client, url: &str, link: &str) -> (u16, String) {
+    let r = client
+        .post(format!("{url}{link}"))
+        .form(&[("password", GOOD), ("confirmation", GOOD)])
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_down_for_the_whole_run_then_back() {
+    let t = TestDir::new();
+    let port = free_port();
+    let mut config = t.config();
+    config.smtp.host = Some("127.0.0.1".into());
+    config.smtp.port = port;
+    config.smtp.tls = muster::config::SmtpTls::None;
+    config.smtp.rate_per_minute = 0;
+    config.smtp.retry_initial_secs = 1;
+    config.smtp.retry_max_secs = 2;
+    let app = App::build(config).await.unwrap();
+    let created = app.muster.create_batch(batch(5, "down")).unwrap();
+    let ids: Vec<String> = created.invites.iter().map(|i| i.id.clone()).collect();
+    // Nothing listens: every invite is deferred with the reason, none lost.
+    let deferred = wait_for_async("all deferred", Duration::from_secs(30), || async {
+        let views: Vec<_> = ids
+            .iter()
+            .map(|id| app.muster.get_invite(id).unwrap())
+            .collect();
+        views
+            .iter()
+            .all(|v| v.delivery_state == "deferred" && v.attempts >= 2)
+            .then_some(views)
+    })
+    .await;
+    assert!(
+        deferred[0]
+            .delivery_detail
+            .as_deref()
+            .unwrap()
+            .contains(&format!("127.0.0.1:{port}")),
+        "{:?}",
+        deferred[0]
+    );
+    assert_eq!(app.muster.store.read().unwrap().task_count().unwrap(), 5);
+    // The relay comes back: every invite goes out, once.
+    let peer = Peer::start_on(port, vec![]).await;
+    wait_for_async("all sent", Duration::from_secs(30), || async {
+        ids.iter()
+            .all(|id| app.muster.get_invite(id).unwrap().delivery_state == "sent")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(peer.received().len(), 5);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_data_folder_gives_a_clear_error_and_no_corrupt_store() {
+    let t = TestDir::new();
+    std::fs::create_dir_all(t.data()).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(t.data())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !require("a tmpfs mount for the data folder (needs root)", mounted) {
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(t.data());
+    let mut config = t.config();
+    config.domains[0].mailbox_cap = 10_000;
+    {
+        let app = App::build(config.clone()).await.unwrap();
+        app.muster.create_batch(batch(20, "before")).unwrap();
+        // Fill the folder, leaving too little for a batch of 500.
+        let filler = t.data().join("filler");
+        let mut size = 4 * 1024 * 1024;
+        loop {
+            if std::fs::write(&filler, vec![0u8; size]).is_ok() {
+                break;
+            }
+            size -= 64 * 1024;
+        }
+        let err = app.muster.create_batch(batch(500, "full")).unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, ServiceError::Store(_)), "{message}");
+        assert!(message.contains("No space left on device"), "{message}");
+        std::fs::remove_file(&filler).unwrap();
+        // redb takes no writes after a failed one until reopened: the server
+        // says so (and `muster serve` exits for its supervisor to restart it).
+        assert!(app.muster.store.needs_restart());
+        let ready = http()
+            .get(format!("{}/readyz", app.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), 503);
+        assert!(ready.text().await.unwrap().contains("is the disk full?"));
+        app.shutdown().await;
+    }
+    // Reopened, the store is whole: the first batch, nothing of the refused one.
+    let app = App::build(config).await.unwrap();
+    let view = app.muster.view().unwrap();
+    let batches = view.batches().unwrap();
+    assert_eq!(batches.len(), 1);
+    assert_eq!(view.invites_of_batch(&batches[0].id).unwrap().len(), 20);
+    assert_eq!(
+        view.invite_count().unwrap(),
+        20,
+        "nothing of the refused batch"
+    );
+    drop(view);
+    app.muster.create_batch(batch(5, "after")).unwrap();
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passwd_file_locked_by_another_writer_fails_cleanly() {
+    let t = TestDir::new();
+    let app = App::build(t.config()).await.unwrap();
+    let created = app.muster.create_batch(batch(1, "locked")).unwrap();
+    let link = format!(
+        "/invite/{}",
+        app.muster
+            .invite_token(&created.invites[0])
+            .unwrap()
+            .as_str()
+    );
+    let passwd = app.muster.config.passwd_file();
+    std::fs::create_dir_all(passwd.parent().unwrap()).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(passwd.with_file_name("passwd.lock"))
+        .unwrap();
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let client = http();
+    let (status, page) = redeem(&client, &app.url(), &link).await;
+    assert_eq!(status, 503, "{page}");
+    let v = app.muster.get_invite(&created.invites[0].id).unwrap();
+    assert_eq!(v.link_state, "live");
+    assert!(
+        v.last_error
+            .as_deref()
+            .unwrap()
+            .contains("locked by another writer"),
+        "{v:?}"
+    );
+    // The other writer finishes: the same link works.
+    drop(lock);
+    let (status, page) = redeem(&client, &app.url(), &link).await;
+    assert_eq!(status, 200, "{page}");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_reload_command_fails_cleanly() {
+    let t = TestDir::new();
+    let mut config = t.config();
+    config.mail_host.reload_command = Some("echo 'postfix: fatal: no config' >&2; exit 7".into());
+    let app = App::build(config).await.unwrap();
+    let created = app.muster.create_batch(batch(1, "reload")).unwrap();
+    let link = format!(
+        "/invite/{}",
+        app.muster
+            .invite_token(&created.invites[0])
+            .unwrap()
+            .as_str()
+    );
+    let (status, _) = redeem(&http(), &app.url(), &link).await;
+    assert_eq!(status, 503);
+    let v = app.muster.get_invite(&created.invites[0].id).unwrap();
+    assert_eq!(v.link_state, "live");
+    let err = v.last_error.unwrap();
+    assert!(
+        err.contains("exit status: 7") && err.contains("no config"),
+        "{err}"
+    );
+    // Nothing half-done: neither the map line nor the passwd-file line.
+    let map = std::fs::read_to_string(app.muster.config.postfix_map()).unwrap_or_default();
+    assert!(!map.contains("reload0@"), "{map}");
+    let passwd = std::fs::read_to_string(app.muster.config.passwd_file()).unwrap_or_default();
+    assert!(!passwd.contains("reload0@"));
+    app.shutdown().await;
+}
+
+/// kill -9 while redemptions run: afterwards each invite is either redeemed
+/// with exactly one passwd-file line, or live with none, and every live
+/// link still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kill_during_redemptions_provisions_each_mailbox_once_or_not_at_all() {
+    let t = TestDir::new();
+    let mut config = t.config();
+    let port = free_port();
+    config.listen = format!("127.0.0.1:{port}");
+    config.public_url = format!("http://127.0.0.1:{port}");
+    config.domains[0].mailbox_cap = 100;
+    config.http.link_rate_per_minute = 10_000;
+    let path = t.write_config(&config);
+    let roster: String = (0..30).map(|i| format!("k{i}@elsewhere.org\n")).collect();
+    let roster = t.write("team.txt", roster);
+    let cfg = path.display().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        run(muster(&["--config", &cfg, "invite"]).arg(&roster), None)
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    // The links, from the emails in the outbox.
+    let links: Vec<String> = std::fs::read_dir(t.data().join("outbox"))
+        .unwrap()
+        .map(|e| {
+            let text =
+                String::from_utf8_lossy(&std::fs::read(e.unwrap().path()).unwrap()).into_owned();
+            let start = text.find("/invite/").unwrap();
+            text[start..start + "/invite/".len() + 43].to_string()
+        })
+        .collect();
+    assert_eq!(links.len(), 30);
+
+    let url = format!("http://127.0.0.1:{port}");
+    let spawn = || {
+        muster(&["--config", path.to_str().unwrap(), "serve"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut server = spawn();
+    let client = http();
+    wait_for_async("the server", Duration::from_secs(20), || async {
+        client.get(format!("{url}/healthz")).send().await.ok()
+    })
+    .await;
+    let mut tasks = Vec::new();
+    for link in links.clone() {
+        let (client, url) = (client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let _ = client
+                .post(format!("{url}{link}"))
+                .form(&[("password", GOOD), ("confirmation", GOOD)])
+                .send()
+                .await;
+        }));
+    }
+    // Kill as soon as some redemptions have written the passwd-file.
+    let passwd = config.passwd_file();
+    wait_for("a few redemptions", Duration::from_secs(60), || {
+        let n = std::fs::read_to_string(&passwd)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        (n >= 3).then_some(())
+    });
+    server.kill().unwrap();
+    server.wait().unwrap();
+    for t in tasks {
+        let _ = t.await;
+    }
+
+    // The restart finishes or undoes interrupted redemptions.
+    let mut server = spawn();
+    wait_for_async("the restarted server", Duration::from_secs(20), || async {
+        client.get(format!("{url}/healthz")).send().await.ok()
+    })
+    .await;
+    let lines = |addr: &str| {
+        std::fs::read_to_string(&passwd)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with(&format!("{addr}:")))
+            .count()
+    };
+    let mut redeemed = 0;
+    for link in &links {
+        let (status, page) = redeem(&client, &url, link).await;
+        assert_eq!(status, 200, "{page}");
+        if page.contains("already set up") {
+            redeemed += 1;
+        } else {
+            assert!(page.contains("Your mailbox is ready"), "{page}");
+        }
+    }
+    assert!(redeemed >= 3, "the ones done before the kill stayed done");
+    for i in 0..30 {
+        assert_eq!(
+            lines(&format!("k{i}@team.example")),
+            1,
+            "k{i} is provisioned exactly once"
+        );
+    }
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    server.wait().unwrap();
+    let store = Store::open(&config.store_path()).expect("the store opens cleanly");
+    assert!(store.read().unwrap().redeeming().unwrap().is_empty());
+}

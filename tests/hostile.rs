@@ -1,0 +1,360 @@
+//! Hostile input: markup and header injection in every value that reaches
+//! a page, a preview or an email; oversized and stalled requests; token
+//! guessing; CSRF on every state-changing call; path tricks.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use muster::App;
+use muster::domain::invite::{Delivery, Invite, LinkState};
+use muster::mail::compose::Composer;
+use muster::store::Actor;
+use reqwest::Method;
+use serde_json::{Value, json};
+use support::*;
+
+const ADMIN: &str = "admin@team.example";
+const PW: &str = "plinth-ferry-quartz-77";
+
+async fn app(tweak: impl FnOnce(&mut muster::config::Config)) -> (App, String, TestDir) {
+    let t = TestDir::new();
+    let mut config = t.config();
+    tweak(&mut config);
+    let app = App::build(config).await.unwrap();
+    let (_, token) = app.muster.create_api_token("t", &Actor::cli()).unwrap();
+    (app, token, t)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn markup_and_header_injection_are_refused_or_escaped() {
+    let (app, token, _t) = app(|_| {}).await;
+    let api = |body: Value| {
+        let (client, url, token) = (http(), app.url(), token.clone());
+        async move {
+            let r = client
+                .post(format!("{url}/api/v1/mailboxes/invites:bulk"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    // Markup and line breaks in addresses and mailbox names are refused, per item.
+    let (status, body) = api(json!({"items": [
+        {"local_part": "<script>", "recipient_email": "a@elsewhere.org"},
+        {"local_part": "bob", "recipient_email": "bob@elsewhere.org\r\nBcc: all@elsewhere.org"},
+        {"local_part": "eve", "recipient_email": "\"><img src=x onerror=alert(1)>@x.org"}
+    ]}))
+    .await;
+    assert_eq!(status, 422);
+    let codes: Vec<(u64, &str)> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["index"].as_u64().unwrap(), e["code"].as_str().unwrap()))
+        .collect();
+    assert!(codes.contains(&(0, "invalid_local_part")), "{body}");
+    assert!(codes.contains(&(1, "invalid_recipient_email")), "{body}");
+    assert!(codes.contains(&(2, "invalid_recipient_email")), "{body}");
+
+    // Display names with line breaks are flagged in the preview.
+    let r = http()
+        .post(format!("{}/api/v1/previews/invites", app.url()))
+        .bearer_auth(&token)
+        .json(&json!({"format": "csv", "text": "email,display_name\nx@elsewhere.org,\"Eve\r\nBcc: all@x.org\"\n"}))
+        .send()
+        .await
+        .unwrap();
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(p["rows"][0]["flags"][0]["code"], "invalid_display_name");
+
+    // Markup in a display name is escaped in the setup page and the email.
+    let created = app
+        .muster
+        .create_batch(muster::service::BatchRequest {
+            domain: None,
+            rows: vec![muster::domain::roster::InviteRow {
+                recipient_email: "x@elsewhere.org".into(),
+                display_name: Some("<b onmouseover=alert(1)>Eve</b>".into()),
+                ..Default::default()
+            }],
+            expires_in: None,
+            only_clean: false,
+            actor: Actor::cli(),
+            idempotency: None,
+        })
+        .unwrap();
+    let link = app
+        .muster
+        .invite_link(&app.muster.invite_token(&created.invites[0]).unwrap());
+    let local = link.replace(app.muster.config.public_url(), &app.url());
+    let page = http()
+        .get(&local)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!page.contains("<b onmouseover"), "{page}");
+    let outbox = wait_for("the email", Duration::from_secs(20), || {
+        std::fs::read_dir(app.muster.config.outbox_dir())
+            .ok()?
+            .next()
+            .map(|e| e.unwrap().path())
+    });
+    let mail = std::fs::read(outbox).unwrap();
+    let msg = mail_parser::MessageParser::default().parse(&mail).unwrap();
+    let html = msg.body_html(0).unwrap();
+    assert!(
+        html.contains("&lt;b onmouseover=alert(1)&gt;Eve&lt;/b&gt;")
+            && !html.contains("<b onmouseover")
+    );
+
+    // Even a value that slipped past every check cannot add a header.
+    let composer = Composer::new(&app.muster.config).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let sly = Invite {
+        id: "01TEST".into(),
+        batch_id: "b".into(),
+        recipient_email: "x@elsewhere.org".into(),
+        mailbox: "x@team.example".into(),
+        domain: "team.example".into(),
+        storage_allocation_mb: None,
+        display_name: Some("Eve\r\nBcc: all@elsewhere.org".into()),
+        locale: None,
+        generation: 0,
+        token_hash: String::new(),
+        created_at: now,
+        expires_at: now + time::Duration::days(1),
+        link: LinkState::Live,
+        delivery: Delivery::Queued,
+        attempts: 0,
+        redeemed_at: None,
+        last_error: None,
+        new_link_requested_at: None,
+    };
+    let out = composer
+        .invite(&sly, "http://muster.test/invite/x", now)
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.bytes);
+    let headers = text.split("\r\n\r\n").next().unwrap();
+    assert!(!headers.lines().any(|l| l.starts_with("Bcc:")), "{headers}");
+    assert!(!text.contains("\nBcc:"), "not in the body either: {text}");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_stalled_requests() {
+    let (app, token, _t) = app(|c| {
+        c.http.idle_timeout_secs = 2;
+        c.invites.upload_limit_bytes = 2048;
+        c.http.body_limit_bytes = 4096;
+    })
+    .await;
+    // A roster over the upload limit.
+    let text = "a@elsewhere.org\n".repeat(200);
+    let r = http()
+        .post(format!("{}/api/v1/previews/invites", app.url()))
+        .bearer_auth(&token)
+        .json(&json!({"text": text}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    // A body that claims to be huge is refused before it is read.
+    let mut s = std::net::TcpStream::connect(app.addr).unwrap();
+    s.write_all(b"POST /api/v1/session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 999999999\r\n\r\n{").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 512];
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 413"));
+    // A client that stops mid-request is disconnected.
+    let mut s = std::net::TcpStream::connect(app.addr).unwrap();
+    s.write_all(b"POST /api/v1/session HTTP/1.1\r\nHost: x\r\nContent-Le")
+        .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let started = Instant::now();
+    let closed = matches!(s.read(&mut buf), Ok(0) | Err(_));
+    assert!(closed, "the stalled connection was closed");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_tokens_is_rate_limited() {
+    let (app, _token, _t) = app(|c| {
+        c.http.link_rate_per_minute = 20;
+        c.http.signin_rate_per_minute = 5;
+    })
+    .await;
+    let client = http();
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        let guess = format!("{:0>43}", i);
+        statuses.push(
+            client
+                .get(format!("{}/invite/{guess}", app.url()))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    assert!(statuses[..20].iter().all(|s| *s == 404));
+    assert!(statuses[20..].iter().all(|s| *s == 429), "{statuses:?}");
+    // Guessing API tokens is limited too.
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let r = client
+            .get(format!("{}/api/v1/capacity", app.url()))
+            .bearer_auth(format!("mst_guess{i}"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(&statuses[..5], &[403; 5]);
+    assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_state_changing_call_needs_the_csrf_token() {
+    let (app, _token, _t) = app(|_| {}).await;
+    app.muster.add_admin(ADMIN, PW, &Actor::cli()).unwrap();
+    let client = http();
+    let url = |p: &str| format!("{}/api/v1{p}", app.url());
+    // Sign-in from another site is refused (login CSRF).
+    let r = client
+        .post(url("/session"))
+        .header("origin", "https://evil.example")
+        .json(&json!({"email": ADMIN, "password": PW}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = client
+        .post(url("/session"))
+        .json(&json!({"email": ADMIN, "password": PW}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let csrf = r.json::<Value>().await.unwrap()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let items = json!({"items": [{"local_part": "a", "recipient_email": "a@elsewhere.org"}]});
+    let calls: Vec<(Method, &str, Value)> = vec![
+        (Method::POST, "/mailboxes/invites:bulk", items.clone()),
+        (
+            Method::POST,
+            "/mailboxes:bulk",
+            json!({"items": [{"local_part": "a"}]}),
+        ),
+        (
+            Method::POST,
+            "/batches",
+            json!({"rows": [{"recipient_email": "a@elsewhere.org"}]}),
+        ),
+        (
+            Method::POST,
+            "/creations",
+            json!({"rows": [{"local_part": "a"}]}),
+        ),
+        (
+            Method::POST,
+            "/previews/invites",
+            json!({"text": "a@elsewhere.org"}),
+        ),
+        (Method::POST, "/tokens", json!({"name": "x"})),
+        (Method::DELETE, "/tokens/x", Value::Null),
+        (Method::POST, "/invites/x/resend", Value::Null),
+        (Method::POST, "/invites/x/revoke", Value::Null),
+        (Method::POST, "/invites/x/link", Value::Null),
+        (Method::DELETE, "/session", Value::Null),
+    ];
+    for (method, path, body) in &calls {
+        let mut req = client
+            .request(method.clone(), url(path))
+            .header("cookie", &cookie);
+        if !body.is_null() {
+            req = req.json(body);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 403, "{method} {path}");
+        assert_eq!(
+            r.json::<Value>().await.unwrap()["code"],
+            "csrf",
+            "{method} {path}"
+        );
+        // With the token but from another site: refused as well.
+        let mut req = client
+            .request(method.clone(), url(path))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf)
+            .header("origin", "https://evil.example");
+        if !body.is_null() {
+            req = req.json(body);
+        }
+        assert_eq!(
+            req.send().await.unwrap().status(),
+            403,
+            "{method} {path} cross-site"
+        );
+    }
+    assert_eq!(app.muster.view().unwrap().batches().unwrap().len(), 0);
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_tricks_on_links_and_assets() {
+    let (app, _token, _t) = app(|c| c.http.link_rate_per_minute = 1000).await;
+    let base = app.url();
+    for path in [
+        "/assets/../Cargo.toml",
+        "/assets/%2e%2e/Cargo.toml",
+        "/assets/..%2fCargo.toml",
+        "/assets/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "/assets//etc/passwd",
+        "/assets/swagger/../../../src/main.rs",
+        "/invite/..%2f..%2fetc%2fpasswd",
+        "/invite/%00",
+        "/invite/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa%2f",
+        "/invite/../assets/muster.css",
+        "/admin/reset/../../Cargo.toml",
+    ] {
+        let mut s = std::net::TcpStream::connect(app.addr).unwrap();
+        // Raw, so no client normalises the path first.
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        let status: u16 = resp[9..12].parse().unwrap();
+        assert!(
+            !resp.contains("[package]") && !resp.contains("root:") && !resp.contains("fn main"),
+            "{path} leaked a file"
+        );
+        assert!(
+            matches!(status, 400 | 404) || (status == 200 && resp.contains("<html")),
+            "{path}: {status}"
+        );
+    }
+    let _ = base;
+    app.shutdown().await;
+}
