@@ -3,9 +3,9 @@
 //! same number of sessions (reusing each connection, as Muster does), in
 //! the same run. Goal: Muster >= 0.8 x smtp-source.
 //!
-//! Run: `cargo bench --bench send [-- SESSIONS]` (default 16). Needs the
-//! postfix package (smtp-sink, smtp-source). Muster's store is a real file,
-//! so every outcome is a durable commit.
+//! Run: `cargo bench --bench send [-- SESSIONS]` (default: 16, 32 and 64
+//! sessions in turn). Needs the postfix package (smtp-sink, smtp-source).
+//! Muster's store is a real file, so every outcome is a durable commit.
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -98,10 +98,13 @@ async fn muster_run(port: u16, sessions: usize) -> (Duration, usize) {
 }
 
 fn main() {
-    let sessions: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(16);
+    // One session count from the command line, or a sweep: with few
+    // sessions Muster waits on its durable commits (one unrecorded message
+    // per connection at most), with more it is bound by CPU.
+    let counts: Vec<usize> = match std::env::args().skip(1).find_map(|a| a.parse().ok()) {
+        Some(n) => vec![n],
+        None => vec![16, 32, 64],
+    };
     if Command::new("smtp-sink")
         .arg("-h")
         .stderr(Stdio::null())
@@ -123,25 +126,31 @@ fn main() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let mut source_best = Duration::MAX;
-    let mut muster_best = Duration::MAX;
-    for round in 1..=3 {
-        let s = smtp_source(port, sessions);
-        let (m, _) = rt.block_on(muster_run(port, sessions));
-        println!(
-            "round {round}: smtp-source {:.0} msg/s, Muster {:.0} msg/s",
-            MESSAGES as f64 / s.as_secs_f64(),
-            MESSAGES as f64 / m.as_secs_f64()
-        );
-        source_best = source_best.min(s);
-        muster_best = muster_best.min(m);
+    let mut summary = Vec::new();
+    for sessions in counts {
+        let mut source_best = Duration::MAX;
+        let mut muster_best = Duration::MAX;
+        for round in 1..=3 {
+            let s = smtp_source(port, sessions);
+            let (m, _) = rt.block_on(muster_run(port, sessions));
+            println!(
+                "{sessions} sessions, round {round}: smtp-source {:.0} msg/s, Muster {:.0} msg/s",
+                MESSAGES as f64 / s.as_secs_f64(),
+                MESSAGES as f64 / m.as_secs_f64()
+            );
+            source_best = source_best.min(s);
+            muster_best = muster_best.min(m);
+        }
+        let source_rate = MESSAGES as f64 / source_best.as_secs_f64();
+        let muster_rate = MESSAGES as f64 / muster_best.as_secs_f64();
+        summary.push(format!(
+            "send {MESSAGES} messages over {sessions} sessions: smtp-source {source_rate:.0} msg/s, Muster {muster_rate:.0} msg/s, ratio {:.2} (goal >= 0.8)",
+            muster_rate / source_rate
+        ));
     }
-    let source_rate = MESSAGES as f64 / source_best.as_secs_f64();
-    let muster_rate = MESSAGES as f64 / muster_best.as_secs_f64();
-    println!(
-        "send {MESSAGES} messages over {sessions} sessions: smtp-source {source_rate:.0} msg/s, Muster {muster_rate:.0} msg/s, ratio {:.2} (goal >= 0.8)",
-        muster_rate / source_rate
-    );
+    for line in summary {
+        println!("{line}");
+    }
     let _ = sink.kill();
     let _ = sink.wait();
 }

@@ -140,10 +140,17 @@ async fn dispatch_loop(
             return;
         }
         muster.metrics.beat();
-        // Only as many as the connections can take soon: the rest may be
-        // handed out later, and reading fewer keeps each pass cheap.
-        let room = jobs.capacity().max(1);
-        let fresh = match next_jobs(&muster, room) {
+        // Wait for room for a handful of jobs, then fetch them in one pass:
+        // a pass per job would rescan the tasks already handed out.
+        let want = jobs.max_capacity().div_ceil(2);
+        let permits = tokio::select! {
+            permits = jobs.reserve_many(want) => match permits {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+            _ = stop.changed() => return,
+        };
+        let fresh = match next_jobs(&muster, want) {
             Ok(jobs) => jobs,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the delivery queue");
@@ -151,6 +158,7 @@ async fn dispatch_loop(
             }
         };
         if fresh.is_empty() {
+            drop(permits);
             tokio::select! {
                 _ = muster.queue_changed.notified() => {}
                 _ = tokio::time::sleep(POLL) => {}
@@ -158,11 +166,8 @@ async fn dispatch_loop(
             }
             continue;
         }
-        for job in fresh {
-            tokio::select! {
-                sent = jobs.send(job) => if sent.is_err() { return },
-                _ = stop.changed() => return,
-            }
+        for (job, permit) in fresh.into_iter().zip(permits) {
+            permit.send(job);
         }
     }
 }
