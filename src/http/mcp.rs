@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::domain::duration::HumanDuration;
 use crate::domain::preview::InvitePreview;
 use crate::domain::roster::InviteRow;
-use crate::service::{BatchRequest, IdempotencyClaim, Muster, ServiceError, TokenCheck};
+use crate::service::{BatchRequest, IdempotencyClaim, Muster, ServiceError};
 use crate::store::Actor;
 use crate::store::view::InviteFilter;
 
@@ -651,81 +651,29 @@ impl Endpoint for McpEndpoint {
 }
 
 async fn authenticate(state: &super::HttpState, req: &Request) -> Result<McpCaller, Response> {
-    let deny = |status: StatusCode, code: &str, message: &str| {
-        let mut r = super::api::error_response(status, code, message, None);
-        if status == StatusCode::UNAUTHORIZED {
-            r.headers_mut().insert(
-                "www-authenticate",
-                poem::http::HeaderValue::from_static("Bearer"),
-            );
-        }
-        r
-    };
     let secret = req
         .headers()
         .get(poem::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|s| s.trim().to_string())
+        .and_then(super::api::auth::bearer_secret)
         .ok_or_else(|| {
-            deny(
+            let mut r = super::api::error_response(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "send an API token as `Authorization: Bearer <token>`",
-            )
-        })?;
-    let muster = state.muster.clone();
-    let check = tokio::task::spawn_blocking(move || muster.check_api_token(&secret))
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .ok_or_else(|| {
-            deny(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-            )
-        })?;
-    match check {
-        TokenCheck::Valid(t) => {
-            if let Err(wait) = state.api_limiter.check(&t.id) {
-                let secs = wait.as_secs().max(1);
-                let mut r = deny(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    "too many requests for this token",
-                );
-                r.headers_mut().insert("retry-after", secs.into());
-                return Err(r);
-            }
-            Ok(McpCaller {
-                actor: Actor::token(&t.name, &t.id),
-                principal: format!("token:{}", t.id),
-            })
-        }
-        TokenCheck::Revoked | TokenCheck::Unknown if state.wrong_token(req).is_some() => {
-            let mut r = deny(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "too many wrong API tokens from this address",
+                None,
             );
-            r.headers_mut().insert("retry-after", 60.into());
-            Err(r)
-        }
-        TokenCheck::Revoked => Err(deny(
-            StatusCode::FORBIDDEN,
-            "token_revoked",
-            "this API token was revoked",
-        )),
-        TokenCheck::Unknown => Err(deny(
-            StatusCode::FORBIDDEN,
-            "token_unknown",
-            "this API token is not known",
-        )),
-    }
+            r.headers_mut().insert(
+                "www-authenticate",
+                poem::http::HeaderValue::from_static("Bearer"),
+            );
+            r
+        })?;
+    let t = super::api::auth::verify_api_token(state, req, secret).await?;
+    Ok(McpCaller {
+        actor: Actor::token(&t.name, &t.id),
+        principal: format!("token:{}", t.id),
+    })
 }
 
 /// `muster mcp`: the same tools over stdio, against the local store.

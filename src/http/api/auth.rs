@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 use super::super::HttpState;
 use super::error_response;
 use crate::service::TokenCheck;
-use crate::store::Actor;
+use crate::store::{Actor, ApiToken};
 
 pub const SESSION_COOKIE: &str = "muster_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -139,71 +139,91 @@ async fn token_principal(req: &Request, state: &Arc<HttpState>) -> poem::Result<
     else {
         return Ok(None);
     };
-    let Some(secret) = header
-        .strip_prefix("Bearer ")
-        .or_else(|| header.strip_prefix("bearer "))
-    else {
+    let Some(secret) = bearer_secret(header) else {
         return Err(deny(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "use `Authorization: Bearer <API token>`",
         ));
     };
+    let token = verify_api_token(state, req, secret)
+        .await
+        .map_err(poem::Error::from_response)?;
+    Ok(Some(Principal::Token {
+        id: token.id,
+        name: token.name,
+    }))
+}
+
+/// The secret of an `Authorization: Bearer <secret>` header value.
+pub(crate) fn bearer_secret(header: &str) -> Option<String> {
+    header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(|s| s.trim().to_string())
+}
+
+/// Checks an API token for the REST API and MCP alike: a live token within
+/// its rate limit, or the response to send (403 for an unknown or revoked
+/// token, 429 with Retry-After when the token or the client's address made
+/// too many requests).
+pub(crate) async fn verify_api_token(
+    state: &HttpState,
+    req: &Request,
+    secret: String,
+) -> Result<ApiToken, poem::Response> {
+    let answer = |status: StatusCode, code: &str, message: &str, retry_after: Option<u64>| {
+        let mut resp = error_response(status, code, message, None);
+        if let Some(secs) = retry_after {
+            resp.headers_mut().insert("retry-after", secs.into());
+        }
+        resp
+    };
     let muster = state.muster.clone();
-    let secret = secret.trim().to_string();
     let check = tokio::task::spawn_blocking(move || muster.check_api_token(&secret))
         .await
-        .map_err(|_| {
-            deny(
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| {
+            answer(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "internal error",
-            )
-        })?
-        .map_err(|_| {
-            deny(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
+                None,
             )
         })?;
     match check {
-        TokenCheck::Valid(t) => {
-            if let Err(wait) = state.api_limiter.check(&t.id) {
+        TokenCheck::Valid(t) => match state.api_limiter.check(&t.id) {
+            Ok(()) => Ok(t),
+            Err(wait) => {
                 let secs = wait.as_secs().max(1);
-                let mut resp = error_response(
+                Err(answer(
                     StatusCode::TOO_MANY_REQUESTS,
                     "rate_limited",
                     &format!("this token made too many requests; try again in {secs} s"),
-                    None,
-                );
-                resp.headers_mut().insert("retry-after", secs.into());
-                return Err(poem::Error::from_response(resp));
+                    Some(secs),
+                ))
             }
-            Ok(Some(Principal::Token {
-                id: t.id,
-                name: t.name,
-            }))
-        }
+        },
         TokenCheck::Revoked | TokenCheck::Unknown if state.wrong_token(req).is_some() => {
-            let mut resp = error_response(
+            Err(answer(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 "too many wrong API tokens from this address; try again later",
-                None,
-            );
-            resp.headers_mut().insert("retry-after", 60.into());
-            Err(poem::Error::from_response(resp))
+                Some(60),
+            ))
         }
-        TokenCheck::Revoked => Err(deny(
+        TokenCheck::Revoked => Err(answer(
             StatusCode::FORBIDDEN,
             "token_revoked",
             "this API token was revoked",
+            None,
         )),
-        TokenCheck::Unknown => Err(deny(
+        TokenCheck::Unknown => Err(answer(
             StatusCode::FORBIDDEN,
             "token_unknown",
             "this API token is not known",
+            None,
         )),
     }
 }
