@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 use support::*;
 
 const ADMIN: &str = "admin@team.example";
-const ADMIN_PW: &str = "plinth-ferry-quartz-77";
 
 struct Api {
     app: App,
@@ -30,7 +29,7 @@ impl Api {
         let app = App::build(config).await.unwrap();
         let (_, token) = app.muster.create_api_token("tests", &Actor::cli()).unwrap();
         app.muster
-            .add_admin(ADMIN, ADMIN_PW, &Actor::cli())
+            .add_admin(ADMIN, PASSWORD, &Actor::cli())
             .unwrap();
         Self {
             app,
@@ -83,7 +82,7 @@ impl Api {
         let resp = self
             .client
             .post(self.url("/session"))
-            .json(&json!({"email": ADMIN, "password": ADMIN_PW}))
+            .json(&json!({"email": ADMIN, "password": PASSWORD}))
             .send()
             .await
             .unwrap();

@@ -13,7 +13,6 @@ use support::webdriver::{self, Browser};
 use support::*;
 
 const ADMIN: &str = "admin@team.example";
-const PW: &str = "plinth-ferry-quartz-77";
 
 async fn app(t: &TestDir, tweak: impl FnOnce(&mut muster::config::Config)) -> App {
     let mut config = t.config();
@@ -55,8 +54,8 @@ async fn first_run_setup_sign_in_and_forgot_password() {
     b.goto(&link).await;
     b.step("setup").await;
     b.type_in("#email", ADMIN).await;
-    b.type_in("#password", PW).await;
-    b.type_in("#confirmation", PW).await;
+    b.type_in("#password", PASSWORD).await;
+    b.type_in("#confirmation", PASSWORD).await;
     b.click("#setup button[type=submit]").await;
     b.wait_text("main h1", "Mailboxes").await;
     assert!(b.text(".topbar").await.contains(ADMIN));
@@ -67,8 +66,8 @@ async fn first_run_setup_sign_in_and_forgot_password() {
     assert!(b.text(".cookies").await.contains("sign-in only"));
     b.goto(&link).await;
     b.type_in("#email", "second@team.example").await;
-    b.type_in("#password", PW).await;
-    b.type_in("#confirmation", PW).await;
+    b.type_in("#password", PASSWORD).await;
+    b.type_in("#confirmation", PASSWORD).await;
     b.click("#setup button[type=submit]").await;
     b.wait_text("#status", "not valid").await;
 
@@ -143,9 +142,11 @@ async fn the_bulk_invites_wizard_and_the_pending_list() {
     }
     let t = TestDir::new();
     let app = app(&t, |_| {}).await;
-    app.muster.add_admin(ADMIN, PW, &Actor::cli()).unwrap();
+    app.muster
+        .add_admin(ADMIN, PASSWORD, &Actor::cli())
+        .unwrap();
     let mut b = Browser::start("the_bulk_invites_wizard_and_the_pending_list").await;
-    sign_in(&mut b, &app, PW).await;
+    sign_in(&mut b, &app, PASSWORD).await;
 
     // The Add mailboxes menu leads to the wizard.
     b.click(".menu summary").await;
@@ -285,9 +286,11 @@ async fn a_csv_over_the_pool_is_flagged() {
     }
     let t = TestDir::new();
     let app = app(&t, |c| c.storage_pool_mb = 1000).await;
-    app.muster.add_admin(ADMIN, PW, &Actor::cli()).unwrap();
+    app.muster
+        .add_admin(ADMIN, PASSWORD, &Actor::cli())
+        .unwrap();
     let mut b = Browser::start("a_csv_over_the_pool_is_flagged").await;
-    sign_in(&mut b, &app, PW).await;
+    sign_in(&mut b, &app, PASSWORD).await;
     let csv = t.write(
         "team.csv",
         "email,storage_allocation_mb,display_name\nceo@elsewhere.org,600,The CEO\ncto@elsewhere.org,600,\n",
@@ -318,9 +321,11 @@ async fn bulk_creation_shows_a_generated_password_once() {
     }
     let t = TestDir::new();
     let app = app(&t, |_| {}).await;
-    app.muster.add_admin(ADMIN, PW, &Actor::cli()).unwrap();
+    app.muster
+        .add_admin(ADMIN, PASSWORD, &Actor::cli())
+        .unwrap();
     let mut b = Browser::start("bulk_creation_shows_a_generated_password_once").await;
-    sign_in(&mut b, &app, PW).await;
+    sign_in(&mut b, &app, PASSWORD).await;
     b.click(".menu summary").await;
     b.click(".menu-items a[href='/mailboxes/new']").await;
     b.wait_text("main h1", "Bulk creation").await;
@@ -357,9 +362,11 @@ async fn a_state_changing_request_without_the_csrf_token_is_refused() {
     }
     let t = TestDir::new();
     let app = app(&t, |_| {}).await;
-    app.muster.add_admin(ADMIN, PW, &Actor::cli()).unwrap();
+    app.muster
+        .add_admin(ADMIN, PASSWORD, &Actor::cli())
+        .unwrap();
     let mut b = Browser::start("a_state_changing_request_without_the_csrf_token_is_refused").await;
-    sign_in(&mut b, &app, PW).await;
+    sign_in(&mut b, &app, PASSWORD).await;
     // The page's own session cookie goes along; the CSRF header does not.
     let status = b
         .run_async(

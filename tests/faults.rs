@@ -8,34 +8,15 @@ use std::os::unix::io::AsRawFd;
 use std::time::Duration;
 
 use muster::App;
-use muster::domain::roster::InviteRow;
-use muster::service::{BatchRequest, ServiceError};
-use muster::store::{Actor, Store};
+use muster::service::ServiceError;
+use muster::store::Store;
 use support::smtp_peer::Peer;
 use support::*;
-
-const GOOD: &str = "plinth-ferry-quartz-77";
-
-fn batch(n: usize, prefix: &str) -> BatchRequest {
-    BatchRequest {
-        domain: None,
-        rows: (0..n)
-            .map(|i| InviteRow {
-                recipient_email: format!("{prefix}{i}@elsewhere.org"),
-                ..InviteRow::default()
-            })
-            .collect(),
-        expires_in: None,
-        only_clean: false,
-        actor: Actor::cli(),
-        idempotency: None,
-    }
-}
 
 async fn redeem(client: &reqwest::Client, url: &str, link: &str) -> (u16, String) {
     let r = client
         .post(format!("{url}{link}"))
-        .form(&[("password", GOOD), ("confirmation", GOOD)])
+        .form(&[("password", PASSWORD), ("confirmation", PASSWORD)])
         .send()
         .await
         .unwrap();
@@ -54,7 +35,7 @@ async fn the_relay_down_for_the_whole_run_then_back() {
     config.smtp.retry_initial_secs = 1;
     config.smtp.retry_max_secs = 2;
     let app = App::build(config).await.unwrap();
-    let created = app.muster.create_batch(batch(5, "down")).unwrap();
+    let created = app.muster.create_batch(invite_batch(5, "down")).unwrap();
     let ids: Vec<String> = created.invites.iter().map(|i| i.id.clone()).collect();
     // Nothing listens: every invite is deferred with the reason, none lost.
     let deferred = wait_for_async("all deferred", Duration::from_secs(30), || async {
@@ -116,7 +97,7 @@ async fn a_full_data_folder_gives_a_clear_error_and_no_corrupt_store() {
     config.domains[0].mailbox_cap = 10_000;
     {
         let app = App::build(config.clone()).await.unwrap();
-        app.muster.create_batch(batch(20, "before")).unwrap();
+        app.muster.create_batch(invite_batch(20, "before")).unwrap();
         // Fill the folder, leaving too little for a batch of 500.
         let filler = t.data().join("filler");
         let mut size = 4 * 1024 * 1024;
@@ -126,7 +107,10 @@ async fn a_full_data_folder_gives_a_clear_error_and_no_corrupt_store() {
             }
             size -= 64 * 1024;
         }
-        let err = app.muster.create_batch(batch(500, "full")).unwrap_err();
+        let err = app
+            .muster
+            .create_batch(invite_batch(500, "full"))
+            .unwrap_err();
         let message = err.to_string();
         assert!(matches!(err, ServiceError::Store(_)), "{message}");
         assert!(message.contains("No space left on device"), "{message}");
@@ -155,7 +139,7 @@ async fn a_full_data_folder_gives_a_clear_error_and_no_corrupt_store() {
         "nothing of the refused batch"
     );
     drop(view);
-    app.muster.create_batch(batch(5, "after")).unwrap();
+    app.muster.create_batch(invite_batch(5, "after")).unwrap();
     app.shutdown().await;
 }
 
@@ -163,7 +147,7 @@ async fn a_full_data_folder_gives_a_clear_error_and_no_corrupt_store() {
 async fn a_passwd_file_locked_by_another_writer_fails_cleanly() {
     let t = TestDir::new();
     let app = App::build(t.config()).await.unwrap();
-    let created = app.muster.create_batch(batch(1, "locked")).unwrap();
+    let created = app.muster.create_batch(invite_batch(1, "locked")).unwrap();
     let link = format!(
         "/invite/{}",
         app.muster
@@ -205,7 +189,7 @@ async fn a_failing_reload_command_fails_cleanly() {
     let mut config = t.config();
     config.mail_host.reload_command = Some("echo 'postfix: fatal: no config' >&2; exit 7".into());
     let app = App::build(config).await.unwrap();
-    let created = app.muster.create_batch(batch(1, "reload")).unwrap();
+    let created = app.muster.create_batch(invite_batch(1, "reload")).unwrap();
     let link = format!(
         "/invite/{}",
         app.muster
@@ -284,7 +268,7 @@ async fn a_kill_during_redemptions_provisions_each_mailbox_once_or_not_at_all() 
         tasks.push(tokio::spawn(async move {
             let _ = client
                 .post(format!("{url}{link}"))
-                .form(&[("password", GOOD), ("confirmation", GOOD)])
+                .form(&[("password", PASSWORD), ("confirmation", PASSWORD)])
                 .send()
                 .await;
         }));

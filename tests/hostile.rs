@@ -16,7 +16,6 @@ use serde_json::{Value, json};
 use support::*;
 
 const ADMIN: &str = "admin@team.example";
-const PW: &str = "plinth-ferry-quartz-77";
 
 async fn app(tweak: impl FnOnce(&mut muster::config::Config)) -> (App, String, TestDir) {
     let t = TestDir::new();
@@ -227,21 +226,23 @@ async fn guessing_tokens_is_rate_limited() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_state_changing_call_needs_the_csrf_token() {
     let (app, _token, _t) = app(|_| {}).await;
-    app.muster.add_admin(ADMIN, PW, &Actor::cli()).unwrap();
+    app.muster
+        .add_admin(ADMIN, PASSWORD, &Actor::cli())
+        .unwrap();
     let client = http();
     let url = |p: &str| format!("{}/api/v1{p}", app.url());
     // Sign-in from another site is refused (login CSRF).
     let r = client
         .post(url("/session"))
         .header("origin", "https://evil.example")
-        .json(&json!({"email": ADMIN, "password": PW}))
+        .json(&json!({"email": ADMIN, "password": PASSWORD}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
     let r = client
         .post(url("/session"))
-        .json(&json!({"email": ADMIN, "password": PW}))
+        .json(&json!({"email": ADMIN, "password": PASSWORD}))
         .send()
         .await
         .unwrap();

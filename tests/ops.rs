@@ -493,10 +493,7 @@ async fn metrics_parse_as_prometheus_text_and_move() {
     let token = app.muster.invite_token(&created.invites[0]).unwrap();
     let r = client
         .post(format!("{}/invite/{}", app.url(), token.as_str()))
-        .form(&[
-            ("password", "plinth-ferry-quartz-77"),
-            ("confirmation", "plinth-ferry-quartz-77"),
-        ])
+        .form(&[("password", PASSWORD), ("confirmation", PASSWORD)])
         .send()
         .await
         .unwrap();

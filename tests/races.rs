@@ -8,30 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use muster::App;
-use muster::domain::roster::InviteRow;
-use muster::service::{BatchRequest, ServiceError};
+use muster::service::ServiceError;
 use muster::store::Actor;
 use serde_json::json;
 use support::smtp_peer::Peer;
 use support::*;
-
-const GOOD: &str = "plinth-ferry-quartz-77";
-
-fn batch(n: usize, prefix: &str) -> BatchRequest {
-    BatchRequest {
-        domain: None,
-        rows: (0..n)
-            .map(|i| InviteRow {
-                recipient_email: format!("{prefix}{i}@elsewhere.org"),
-                ..InviteRow::default()
-            })
-            .collect(),
-        expires_in: None,
-        only_clean: false,
-        actor: Actor::cli(),
-        idempotency: None,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn resend_and_redeem_of_one_invite_at_the_same_time() {
@@ -45,7 +26,7 @@ async fn resend_and_redeem_of_one_invite_at_the_same_time() {
     for round in 0..12 {
         let created = app
             .muster
-            .create_batch(batch(1, &format!("r{round}x")))
+            .create_batch(invite_batch(1, &format!("r{round}x")))
             .unwrap();
         let invite = created.invites[0].clone();
         let link = format!(
@@ -60,7 +41,7 @@ async fn resend_and_redeem_of_one_invite_at_the_same_time() {
         let redeem = tokio::spawn(async move {
             let r = c
                 .post(&link)
-                .form(&[("password", GOOD), ("confirmation", GOOD)])
+                .form(&[("password", PASSWORD), ("confirmation", PASSWORD)])
                 .send()
                 .await
                 .unwrap();
@@ -103,7 +84,7 @@ async fn two_batches_competing_for_the_last_places_never_exceed_the_cap() {
     config.http.api_rate_per_minute = 10_000;
     let app = App::build(config).await.unwrap();
     let (_, token) = app.muster.create_api_token("race", &Actor::cli()).unwrap();
-    app.muster.create_batch(batch(4, "seed")).unwrap();
+    app.muster.create_batch(invite_batch(4, "seed")).unwrap();
     // Six places left; two calls of four race for them.
     let client = http();
     let call = |prefix: &'static str| {
@@ -152,7 +133,7 @@ async fn two_batches_competing_for_the_last_places_never_exceed_the_cap() {
     let threads: Vec<_> = (0..8)
         .map(|n| {
             let m = muster.clone();
-            std::thread::spawn(move || m.create_batch(batch(1, &format!("t{n}x"))).is_ok())
+            std::thread::spawn(move || m.create_batch(invite_batch(1, &format!("t{n}x"))).is_ok())
         })
         .collect();
     let won = threads
@@ -183,7 +164,7 @@ async fn revoke_during_sending() {
     config.smtp.tls = muster::config::SmtpTls::None;
     config.smtp.rate_per_minute = 0;
     let app = App::build(config).await.unwrap();
-    let created = app.muster.create_batch(batch(20, "rv")).unwrap();
+    let created = app.muster.create_batch(invite_batch(20, "rv")).unwrap();
     let p = peer.clone();
     tokio::task::spawn_blocking(move || {
         wait_for("a few sent", Duration::from_secs(30), || {

@@ -16,8 +16,6 @@ use muster::store::Actor;
 use support::mailstack::{self, Stack, login_eventually};
 use support::*;
 
-const GOOD: &str = "plinth-ferry-quartz-77";
-
 fn row(email: &str, mb: Option<u64>) -> InviteRow {
     InviteRow {
         recipient_email: email.into(),
@@ -133,7 +131,7 @@ async fn redeem_log_in_read_quota_and_receive_mail() {
     let (status, page) = f.post(&link, "password1234", "password1234").await;
     assert_eq!(status, 422);
     assert!(page.contains("too easy to guess"), "{page}");
-    let (status, page) = f.post(&link, GOOD, "something-else-entirely").await;
+    let (status, page) = f.post(&link, PASSWORD, "something-else-entirely").await;
     assert_eq!(status, 422);
     assert!(page.contains("do not match"));
     let (status, page) = f
@@ -143,7 +141,7 @@ async fn redeem_log_in_read_quota_and_receive_mail() {
     assert!(page.contains("must not contain the mailbox name"));
     assert_eq!(f.passwd_lines("jane.doe@team.example"), 0);
 
-    let (status, page) = f.post(&link, GOOD, GOOD).await;
+    let (status, page) = f.post(&link, PASSWORD, PASSWORD).await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("Your mailbox is ready"));
     assert!(page.contains("imap.team.example, port 993"));
@@ -166,7 +164,7 @@ async fn redeem_log_in_read_quota_and_receive_mail() {
     assert_eq!(meta.permissions().mode() & 0o777, 0o640);
 
     // IMAP with the chosen password; the quota shows the allocation.
-    let mut imap = login_eventually(f.stack.dovecot.imap_port, "jane.doe@team.example", GOOD)
+    let mut imap = login_eventually(f.stack.dovecot.imap_port, "jane.doe@team.example", PASSWORD)
         .expect("login with the chosen password");
     let (lines, status) = imap.cmd("GETQUOTAROOT INBOX");
     assert!(status.contains("OK"), "{status}");
@@ -224,11 +222,11 @@ async fn a_resent_link_replaces_the_old_one_at_once() {
     let (status, page) = f.get(&old_link).await;
     assert_eq!(status, 404);
     assert!(page.contains("This link is not valid"));
-    let (status, _) = f.post(&old_link, GOOD, GOOD).await;
+    let (status, _) = f.post(&old_link, PASSWORD, PASSWORD).await;
     assert_eq!(status, 404);
-    let (status, page) = f.post(&new_link, GOOD, GOOD).await;
+    let (status, page) = f.post(&new_link, PASSWORD, PASSWORD).await;
     assert_eq!(status, 200, "{page}");
-    assert!(login_eventually(f.stack.dovecot.imap_port, "sam@team.example", GOOD).is_some());
+    assert!(login_eventually(f.stack.dovecot.imap_port, "sam@team.example", PASSWORD).is_some());
     f.app.shutdown().await;
 }
 
@@ -254,7 +252,7 @@ async fn an_expired_link_shows_its_page_and_records_a_new_link_request() {
     assert_eq!(status, 410);
     assert!(page.contains("This link has expired"));
     assert!(page.contains("/new-link"));
-    let (status, _) = f.post(&link, GOOD, GOOD).await;
+    let (status, _) = f.post(&link, PASSWORD, PASSWORD).await;
     assert_eq!(status, 410, "an expired link cannot be redeemed");
     // Expired invites no longer hold a place under the cap.
     assert_eq!(
@@ -313,7 +311,7 @@ async fn fifty_concurrent_submissions_create_one_mailbox() {
         tasks.push(tokio::spawn(async move {
             let r = client
                 .post(&url)
-                .form(&[("password", GOOD), ("confirmation", GOOD)])
+                .form(&[("password", PASSWORD), ("confirmation", PASSWORD)])
                 .send()
                 .await
                 .unwrap();
@@ -341,7 +339,7 @@ async fn fifty_concurrent_submissions_create_one_mailbox() {
             .count(),
         1
     );
-    assert!(login_eventually(f.stack.dovecot.imap_port, "race@team.example", GOOD).is_some());
+    assert!(login_eventually(f.stack.dovecot.imap_port, "race@team.example", PASSWORD).is_some());
     f.app.shutdown().await;
 }
 
@@ -352,7 +350,7 @@ async fn a_read_only_passwd_file_fails_cleanly_and_the_link_works_once_fixed() {
     };
     let (id, link) = f.invite("ro@elsewhere.org", None, None);
     std::fs::set_permissions(&f.stack.passwd, std::fs::Permissions::from_mode(0o440)).unwrap();
-    let (status, page) = f.post(&link, GOOD, GOOD).await;
+    let (status, page) = f.post(&link, PASSWORD, PASSWORD).await;
     assert_eq!(status, 503);
     assert!(page.contains("your link still works"), "{page}");
     let v = f.app.muster.get_invite(&id).unwrap();
@@ -369,9 +367,9 @@ async fn a_read_only_passwd_file_fails_cleanly_and_the_link_works_once_fixed() {
     );
 
     std::fs::set_permissions(&f.stack.passwd, std::fs::Permissions::from_mode(0o640)).unwrap();
-    let (status, page) = f.post(&link, GOOD, GOOD).await;
+    let (status, page) = f.post(&link, PASSWORD, PASSWORD).await;
     assert_eq!(status, 200, "{page}");
-    assert!(login_eventually(f.stack.dovecot.imap_port, "ro@team.example", GOOD).is_some());
+    assert!(login_eventually(f.stack.dovecot.imap_port, "ro@team.example", PASSWORD).is_some());
     f.app.shutdown().await;
 }
 
@@ -389,7 +387,7 @@ async fn the_pool_is_checked_again_at_redemption() {
     );
     std::fs::write(&f.stack.passwd, &with_other).unwrap();
 
-    let (status, page) = f.post(&link, GOOD, GOOD).await;
+    let (status, page) = f.post(&link, PASSWORD, PASSWORD).await;
     assert_eq!(status, 503);
     assert!(page.contains("not enough storage"), "{page}");
     assert_eq!(f.passwd_lines("big@team.example"), 0);
@@ -403,7 +401,7 @@ async fn the_pool_is_checked_again_at_redemption() {
 
     // The admin frees space: the same link now works.
     std::fs::write(&f.stack.passwd, &original).unwrap();
-    let (status, page) = f.post(&link, GOOD, GOOD).await;
+    let (status, page) = f.post(&link, PASSWORD, PASSWORD).await;
     assert_eq!(status, 200, "{page}");
     assert_eq!(f.app.muster.get_invite(&id).unwrap().link_state, "redeemed");
     f.app.shutdown().await;
@@ -472,7 +470,7 @@ async fn link_pages_carry_strict_headers_and_escape_values() {
     let r = http()
         .post(format!("{}/invite/{}", app.url(), token.as_str()))
         .header("origin", "https://evil.example")
-        .form(&[("password", GOOD), ("confirmation", GOOD)])
+        .form(&[("password", PASSWORD), ("confirmation", PASSWORD)])
         .send()
         .await
         .unwrap();

@@ -14,6 +14,26 @@ use muster::config::Config;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_muster");
 
+/// A password the policy accepts (long, zxcvbn score 4).
+pub const PASSWORD: &str = "plinth-ferry-quartz-77";
+
+/// A batch request for `n` recipients `<prefix><i>@elsewhere.org`.
+pub fn invite_batch(n: usize, prefix: &str) -> muster::service::BatchRequest {
+    muster::service::BatchRequest {
+        domain: None,
+        rows: (0..n)
+            .map(|i| muster::domain::roster::InviteRow {
+                recipient_email: format!("{prefix}{i}@elsewhere.org"),
+                ..Default::default()
+            })
+            .collect(),
+        expires_in: None,
+        only_clean: false,
+        actor: muster::store::Actor::cli(),
+        idempotency: None,
+    }
+}
+
 /// Under `CI=true` a missing component fails the test; elsewhere the test
 /// is skipped with a note.
 pub fn require(what: &str, present: bool) -> bool {
