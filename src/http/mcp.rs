@@ -238,11 +238,8 @@ impl MusterMcp {
     ) -> CallToolResult {
         let caller = self.caller(&ctx);
         let limit = self.muster.config.invites.api_call_limit;
-        if args.items.len() > limit {
-            return failure(ServiceError::TooManyItems {
-                count: args.items.len(),
-                limit,
-            });
+        if let Err(e) = ServiceError::check_count(args.items.len(), limit) {
+            return failure(e);
         }
         let expires_in = match args
             .expires_in
@@ -333,11 +330,8 @@ impl MusterMcp {
     )]
     async fn preview_invites(&self, Parameters(args): Parameters<PreviewArgs>) -> CallToolResult {
         let limit = self.muster.config.invites.api_call_limit;
-        if args.items.len() > limit {
-            return failure(ServiceError::TooManyItems {
-                count: args.items.len(),
-                limit,
-            });
+        if let Err(e) = ServiceError::check_count(args.items.len(), limit) {
+            return failure(e);
         }
         let rows: Vec<InviteRow> = args.items.iter().map(InviteItemArg::row).collect();
         let domain = args.domain.clone();

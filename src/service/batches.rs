@@ -54,12 +54,7 @@ impl Muster {
         if rows.is_empty() {
             return Err(ServiceError::NoItems);
         }
-        if rows.len() > max_rows {
-            return Err(ServiceError::TooManyItems {
-                count: rows.len(),
-                limit: max_rows,
-            });
-        }
+        ServiceError::check_count(rows.len(), max_rows)?;
         Ok(rows)
     }
 

@@ -77,6 +77,16 @@ pub enum ServiceError {
     Replay(Box<crate::store::IdempotencyRecord>),
 }
 
+impl ServiceError {
+    /// Refuses a call or a list with more than `limit` items.
+    pub fn check_count(count: usize, limit: usize) -> Result<(), ServiceError> {
+        if count > limit {
+            return Err(ServiceError::TooManyItems { count, limit });
+        }
+        Ok(())
+    }
+}
+
 /// An Idempotency-Key, scoped to the caller, with the request's hash.
 #[derive(Debug, Clone)]
 pub struct IdempotencyClaim {

@@ -195,13 +195,7 @@ impl InvitesApi {
         let limit = state.muster.config.invites.api_call_limit;
         let req = body.0;
         blocking(&state, move |muster| {
-            if req.items.len() > limit {
-                return Err(ServiceError::TooManyItems {
-                    count: req.items.len(),
-                    limit,
-                }
-                .into());
-            }
+            ServiceError::check_count(req.items.len(), limit)?;
             let rows: Vec<InviteRow> = req.items.iter().map(InviteItem::to_row).collect();
             let expires_in = expiry(req.expires_in.as_deref())?;
             if validate_only.0 {

@@ -219,13 +219,7 @@ impl MailboxesApi {
         let req = body.0;
         blocking(&state, move |muster| {
             let limit = muster.config.invites.api_call_limit;
-            if req.items.len() > limit {
-                return Err(ServiceError::TooManyItems {
-                    count: req.items.len(),
-                    limit,
-                }
-                .into());
-            }
+            ServiceError::check_count(req.items.len(), limit)?;
             if req.items.is_empty() {
                 return Err(ServiceError::NoItems.into());
             }
@@ -271,13 +265,7 @@ impl MailboxesApi {
                     parse_creation_roster(text.as_bytes(), limit).map_err(ServiceError::from)?
                 }
                 (None, Some(rows)) => {
-                    if rows.len() > limit {
-                        return Err(ServiceError::TooManyItems {
-                            count: rows.len(),
-                            limit,
-                        }
-                        .into());
-                    }
+                    ServiceError::check_count(rows.len(), limit)?;
                     rows.iter().map(CreationRowBody::to_row).collect()
                 }
                 _ => {
@@ -316,13 +304,7 @@ impl MailboxesApi {
         let req = body.0;
         blocking(&state, move |muster| {
             let limit = muster.config.invites.batch_limit;
-            if req.rows.len() > limit {
-                return Err(ServiceError::TooManyItems {
-                    count: req.rows.len(),
-                    limit,
-                }
-                .into());
-            }
+            ServiceError::check_count(req.rows.len(), limit)?;
             let rows: Vec<CreationRow> = req.rows.iter().map(CreationRowBody::to_row).collect();
             let claim = claim_for(&auth.0, key, hash);
             create(
