@@ -42,9 +42,10 @@ impl App {
         let muster = Arc::new(Muster::open(config.clone(), clock)?);
         muster.recover_redemptions()?;
         if let Some(link) = muster.setup_link()? {
-            // Printed where the operator looks at first start; valid 24 hours, once.
+            // Printed where the operator looks at first start; valid 24 hours,
+            // once. The log record leaves the token out: logs get shipped.
             tracing::warn!(
-                "no admin account yet: open {link} to create the first one (or run `muster admin add EMAIL`)"
+                "no admin account yet: open the setup link printed at start (valid 24 hours, once) or run `muster admin add EMAIL`"
             );
             eprintln!(
                 "\nNo admin account yet. Create the first one here (valid 24 hours, once):\n  {link}\n"

@@ -193,3 +193,46 @@ async fn serve_answers_healthz_and_a_second_server_fails_clearly() {
     });
     assert!(status.success());
 }
+
+#[tokio::test]
+async fn the_first_start_prints_a_setup_link_and_keeps_it_out_of_the_log() {
+    let t = TestDir::new();
+    let mut config = t.config();
+    let port = free_port();
+    config.listen = format!("127.0.0.1:{port}");
+    config.log.format = muster::config::LogFormat::Json;
+    let path = t.write_config(&config);
+    let server = muster(&["--config", path.to_str().unwrap(), "serve"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = http();
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    wait_for_async("healthz", Duration::from_secs(20), || async {
+        let r = client.get(&url).send().await.ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let out = tokio::task::spawn_blocking(move || server.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    let links: Vec<&str> = stderr
+        .split_whitespace()
+        .filter(|w| w.contains("/setup#"))
+        .collect();
+    assert_eq!(links.len(), 1, "the link is printed once: {stderr}");
+    let token = links[0].rsplit('#').next().unwrap();
+    assert!(token.len() >= 40, "{token}");
+    let records: Vec<&str> = stderr.lines().filter(|l| l.starts_with('{')).collect();
+    assert!(
+        records.iter().any(|l| l.contains("no admin account yet")),
+        "{stderr}"
+    );
+    assert!(
+        records.iter().all(|l| !l.contains(token)),
+        "a log record carries the setup token: {stderr}"
+    );
+}
