@@ -61,6 +61,8 @@ pub struct Postfix {
     state: PathBuf,
     pub port: u16,
     captured: PathBuf,
+    /// The master's pid, to stop it even when its folder is gone first.
+    master: Option<i32>,
 }
 
 /// The hosted-domain side of Postfix, for provisioning tests.
@@ -151,10 +153,14 @@ capture unix - n n - - virtual -o virtual_mailbox_base={s}/captured -o virtual_m
         std::fs::write(etc.join("master.cf"), master).unwrap();
         std::fs::write(etc.join("capture_map"), "/./ inbox/\n").unwrap();
         sh(Command::new("postfix").arg("-c").arg(&etc).arg("start"));
+        let master = std::fs::read_to_string(state.join("spool/pid/master.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse().ok());
         let pf = Self {
             state,
             port,
             captured,
+            master,
         };
         wait_for("postfix to listen", Duration::from_secs(20), || {
             std::net::TcpStream::connect(("127.0.0.1", port)).ok()
@@ -204,6 +210,19 @@ impl Drop for Postfix {
             .arg(self.etc())
             .arg("stop")
             .output();
+        // `postfix stop` needs the configuration folder; when a test's
+        // temporary folder went first, SIGTERM stops the master and its
+        // children instead.
+        if let Some(pid) = self.master.take()
+            && unsafe { libc::kill(pid, 0) } == 0
+        {
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let _ = std::panic::catch_unwind(|| {
+                wait_for("postfix to stop", Duration::from_secs(10), || {
+                    (unsafe { libc::kill(pid, 0) } != 0).then_some(())
+                })
+            });
+        }
     }
 }
 
