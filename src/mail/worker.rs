@@ -318,8 +318,15 @@ async fn send_loop(
                     report(f.outcome, generation, None, job.task);
                     continue;
                 }
-                if let Some(prev) = previous.take() {
-                    let _ = prev.await;
+                if let Some(prev) = previous.take()
+                    && prev.await.is_err()
+                {
+                    // The previous outcome was not recorded (the store takes
+                    // no writes): ending this message, or any later one,
+                    // could send it twice after a restart. The relay
+                    // discards a message left without its end.
+                    conn = None;
+                    break;
                 }
                 match c.finish().await {
                     Ok(outcome) => {
@@ -357,7 +364,7 @@ fn commit_loop(
             }
         }
         let mut delay = Duration::from_millis(200);
-        loop {
+        let recorded = loop {
             let result = muster.store.write(|w| -> Result<(), StoreError> {
                 for d in &batch {
                     record(&muster, w, d)?;
@@ -365,13 +372,13 @@ fn commit_loop(
                 Ok(())
             });
             match result {
-                Ok(()) => break,
-                Err(e) if *stop.borrow() => {
-                    // Shutting down with a store that takes no writes (a full
-                    // disk): the tasks stay queued and are tried again at the
-                    // next start.
-                    tracing::error!(error = %e, outcomes = batch.len(), "cannot record delivery outcomes; stopping without them");
-                    break;
+                Ok(()) => break true,
+                Err(e) if stopping(&stop) || matches!(e, StoreError::NeedsRestart) => {
+                    // Shutting down, or a store that takes no writes until
+                    // Muster restarts (a full disk): the tasks stay queued
+                    // and are tried again at the next start.
+                    tracing::error!(error = %e, outcomes = batch.len(), "cannot record delivery outcomes; leaving them queued");
+                    break false;
                 }
                 Err(e) => {
                     // Nothing is lost: the tasks stay queued until recorded.
@@ -380,6 +387,12 @@ fn commit_loop(
                     delay = (delay * 2).min(Duration::from_secs(10));
                 }
             }
+        };
+        if !recorded {
+            // No acks: each connection drops its next message before the
+            // end and stops (see send_loop); the tasks stay out of the
+            // dispatcher until the next start.
+            continue;
         }
         {
             let mut in_flight = muster.in_flight.lock().unwrap_or_else(|p| p.into_inner());
@@ -394,6 +407,11 @@ fn commit_loop(
         }
         muster.queue_changed.notify_one();
     }
+}
+
+/// True once the worker is told to stop, or its owner is gone.
+fn stopping(stop: &watch::Receiver<bool>) -> bool {
+    *stop.borrow() || stop.has_changed().is_err()
 }
 
 /// The delay before retry `attempt` (1-based): doubling from the initial
