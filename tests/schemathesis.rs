@@ -59,7 +59,10 @@ async fn schemathesis_finds_no_server_errors_and_no_schema_mismatches() {
                 "--checks",
                 "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance",
             ])
-            .args(["--max-examples", "25", "--seed", "20261130", "--workers", "2"])
+            // One worker: with two threads, Python 3.11.7's `ast.parse` (which
+            // Hypothesis calls) can fail with "AST constructor recursion depth
+            // mismatch" (CPython gh-106905), a harness error, not a finding.
+            .args(["--max-examples", "25", "--seed", "20261130", "--workers", "1"])
             .env("SCHEMATHESIS_TELEMETRY", "false")
             .output()
             .unwrap()
