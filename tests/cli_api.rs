@@ -35,7 +35,7 @@ async fn the_cli_sends_250_rows_in_three_calls_and_reruns_safely() {
         .await
         .unwrap();
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert_exit(&out, 0);
     assert!(
         stdout.contains("3 calls: 3 accepted, 0 refused; 250 invites"),
         "{stdout}"
@@ -54,7 +54,7 @@ async fn the_cli_sends_250_rows_in_three_calls_and_reruns_safely() {
     let out = run_cli(file.clone(), url.clone(), token.clone())
         .await
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_exit(&out, 0);
     assert_eq!(app.muster.view().unwrap().batches().unwrap().len(), 3);
     assert_eq!(app.muster.view().unwrap().invite_count().unwrap(), 250);
 
@@ -73,7 +73,7 @@ async fn the_cli_sends_250_rows_in_three_calls_and_reruns_safely() {
         .await
         .unwrap();
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert_exit(&out, 1);
     assert!(stdout.contains("line 121: "), "{stdout}");
     assert!(
         stdout.contains("2 calls: 1 accepted, 1 refused"),
@@ -86,7 +86,7 @@ async fn the_cli_sends_250_rows_in_three_calls_and_reruns_safely() {
         .replace("not-an-address", "new120@elsewhere.org");
     std::fs::write(&bad, fixed).unwrap();
     let out = run_cli(bad, url, token).await.unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert_exit(&out, 0);
     assert_eq!(app.muster.view().unwrap().batches().unwrap().len(), 5);
     assert_eq!(app.muster.view().unwrap().invite_count().unwrap(), 400);
     app.shutdown().await;

@@ -38,7 +38,7 @@ fn preview_prints_rows_flags_and_capacity() {
         None,
     );
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}{}", text(&out.stderr));
+    assert_exit(&out, 1);
     assert!(stdout.contains("4 rows, 1 clean, 3 flagged"), "{stdout}");
     assert!(stdout.contains("jane.doe@team.example"), "{stdout}");
     assert!(stdout.contains("invalid_recipient_email"), "{stdout}");
@@ -67,7 +67,7 @@ fn preview_prints_rows_flags_and_capacity() {
         ]),
         Some(b"jane@elsewhere.org\nbob@elsewhere.org\n"),
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_exit(&out, 0);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["clean_rows"], 2);
     assert_eq!(json["rows"][1]["mailbox"], "bob@team.example");
@@ -81,7 +81,7 @@ fn unusable_input_is_refused_with_the_reason() {
     let rows: String = (0..501).map(|i| format!("u{i}@else.org\n")).collect();
     let big = t.write("big.txt", rows);
     let out = run(muster(&["--config", cfg, "preview"]).arg(&big), None);
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     assert!(
         text(&out.stderr).contains("501 rows; one batch holds at most 500"),
         "{}",
@@ -90,14 +90,14 @@ fn unusable_input_is_refused_with_the_reason() {
 
     let header = t.write("header.csv", "email,quota\n");
     let out = run(muster(&["--config", cfg, "preview"]).arg(&header), None);
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     assert!(text(&out.stderr).contains("header row (line 1) but no rows"));
 
     let out = run(
         muster(&["--config", cfg, "preview", "--domain", "other.example", "-"]),
         Some(b"a@b.org\n"),
     );
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     assert!(
         text(&out.stderr).contains("not a domain Muster hosts"),
         "{}",
@@ -113,7 +113,7 @@ fn unusable_input_is_refused_with_the_reason() {
         muster(&["--config", small.to_str().unwrap(), "preview"]).arg(&huge),
         None,
     );
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     assert!(
         text(&out.stderr).contains("larger than 1024 bytes"),
         "{}",
@@ -129,7 +129,7 @@ fn bad_configuration_names_the_setting() {
         muster(&["--config", cfg.to_str().unwrap(), "preview", "-"]),
         Some(b"a@b.org\n"),
     );
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     let err = text(&out.stderr);
     assert!(
         err.contains("invites.max_expiry") && err.contains("MUSTER_INVITES_MAX_EXPIRY"),
@@ -179,7 +179,7 @@ async fn serve_answers_healthz_and_a_second_server_fails_clearly() {
     .await
     .expect("the second server does not hang")
     .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     assert!(
         text(&out.stderr).contains("in use by another Muster process"),
         "{}",

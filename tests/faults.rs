@@ -235,7 +235,7 @@ async fn a_kill_during_redemptions_provisions_each_mailbox_once_or_not_at_all() 
     })
     .await
     .unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    assert_exit(&out, 0);
     // The links, from the emails in the outbox.
     let links: Vec<String> = std::fs::read_dir(t.data().join("outbox"))
         .unwrap()

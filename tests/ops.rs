@@ -74,7 +74,7 @@ async fn check_against_the_real_stack() {
     .await
     .unwrap();
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert_exit(&out, 0);
     for line in [
         "ok    configuration",
         "ok    data folder",
@@ -104,7 +104,7 @@ async fn check_against_the_real_stack() {
     .await
     .unwrap();
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert_exit(&out, 1);
     assert!(
         stdout.contains(&format!("FAIL  SMTP relay 127.0.0.1:{}", bad.smtp.port)),
         "{stdout}"
@@ -129,7 +129,7 @@ async fn check_against_the_real_stack() {
     ])
     .await
     .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_exit(&out, 1);
     assert!(
         text(&out.stdout).contains("FAIL  configuration"),
         "{}",
@@ -280,13 +280,7 @@ async fn backup_under_load_restore_and_compare() {
     ])
     .await
     .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    assert_exit(&out, 0);
     assert!(text(&out.stdout).contains("Backup written to"));
     stop_load.store(true, std::sync::atomic::Ordering::SeqCst);
     let batches_made = load.await.unwrap();
@@ -323,7 +317,7 @@ async fn backup_under_load_restore_and_compare() {
     ])
     .await
     .unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    assert_exit(&out, 0);
     assert_eq!(stop(server).await.code(), Some(0));
     let ids = |p: &Path| -> Vec<(String, String)> {
         let s = Store::open(p).unwrap();
@@ -363,7 +357,7 @@ async fn backup_under_load_restore_and_compare() {
     ])
     .await
     .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert_exit(&out, 2);
     assert!(text(&out.stderr).contains("in use by another Muster process"));
     stop(running).await;
     let out = cli(vec![
@@ -374,13 +368,7 @@ async fn backup_under_load_restore_and_compare() {
     ])
     .await
     .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    assert_exit(&out, 0);
     assert_eq!(
         ids(&fresh.store_path()),
         live,

@@ -490,12 +490,12 @@ async fn the_cli_lists_resends_and_revokes() {
     })
     .await
     .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_exit(&out, 0);
     let list = |args: &[&str]| {
         let mut all = vec!["--config", cfg.as_str(), "invites", "list", "--json"];
         all.extend_from_slice(args);
         let out = run(muster(&all), None);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_exit(&out, 0);
         serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap()
     };
     let invites = list(&[]);
@@ -516,7 +516,7 @@ async fn the_cli_lists_resends_and_revokes() {
         .to_string();
 
     let out = run(muster(&["--config", &cfg, "invites", "revoke", &ann]), None);
-    assert_eq!(out.status.code(), Some(0));
+    assert_exit(&out, 0);
     assert!(text(&out.stdout).contains("revoked ann@team.example"));
     let c = cfg.clone();
     let b = bob.clone();
@@ -525,13 +525,7 @@ async fn the_cli_lists_resends_and_revokes() {
     })
     .await
     .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    assert_exit(&out, 0);
     assert!(text(&out.stdout).contains("1 sent, 0 failed."));
     assert!(t.data().join(format!("outbox/{bob}-r1.eml")).exists());
 
@@ -540,6 +534,6 @@ async fn the_cli_lists_resends_and_revokes() {
     assert_eq!(revoked[0]["id"], ann.as_str());
     // A revoked invite cannot be resent; the command says why.
     let out = run(muster(&["--config", &cfg, "invites", "resend", &ann]), None);
-    assert_eq!(out.status.code(), Some(1));
+    assert_exit(&out, 1);
     assert!(text(&out.stdout).contains("revoked"));
 }

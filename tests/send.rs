@@ -305,7 +305,7 @@ async fn the_cli_writes_the_outbox_without_a_relay() {
     .await
     .unwrap();
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert_exit(&out, 0);
     assert!(
         stdout.contains("2 invites for team.example (links expire after 2d)"),
         "{stdout}"
@@ -341,7 +341,7 @@ async fn the_cli_reports_failed_invites_with_a_non_zero_exit() {
     .await
     .unwrap();
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert_exit(&out, 1);
     assert!(stdout.contains("1 sent, 1 failed."), "{stdout}");
     assert!(stdout.contains("554 5.7.1 relay refused"), "{stdout}");
 }
