@@ -54,20 +54,10 @@ fn setup(dir: &std::path::Path, existing: usize) -> (Arc<Muster>, Vec<String>) {
     std::fs::write(&passwd, lines).unwrap();
     let muster = Arc::new(Muster::open(Arc::new(config), Arc::new(SystemClock)).unwrap());
     let rows = (0..REDEMPTIONS)
-        .map(|i| InviteRow {
-            recipient_email: format!("person{i}@elsewhere.org"),
-            ..InviteRow::default()
-        })
+        .map(|i| InviteRow::to(format!("person{i}@elsewhere.org")))
         .collect();
     let created = muster
-        .create_batch(BatchRequest {
-            domain: None,
-            rows,
-            expires_in: None,
-            only_clean: false,
-            actor: Actor::cli(),
-            idempotency: None,
-        })
+        .create_batch(BatchRequest::new(rows, Actor::cli()))
         .unwrap();
     let tokens = created
         .invites

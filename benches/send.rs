@@ -64,20 +64,10 @@ async fn muster_run(port: u16, sessions: usize) -> (Duration, usize) {
     let muster = Arc::new(Muster::open(Arc::new(config), Arc::new(SystemClock)).unwrap());
     for b in 0..MESSAGES / 500 {
         let rows = (0..500)
-            .map(|i| InviteRow {
-                recipient_email: format!("person{b}x{i}@elsewhere.org"),
-                ..InviteRow::default()
-            })
+            .map(|i| InviteRow::to(format!("person{b}x{i}@elsewhere.org")))
             .collect();
         muster
-            .create_batch(BatchRequest {
-                domain: None,
-                rows,
-                expires_in: None,
-                only_clean: false,
-                actor: Actor::cli(),
-                idempotency: None,
-            })
+            .create_batch(BatchRequest::new(rows, Actor::cli()))
             .unwrap();
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -74,18 +74,13 @@ async fn markup_and_header_injection_are_refused_or_escaped() {
     // Markup in a display name is escaped in the setup page and the email.
     let created = app
         .muster
-        .create_batch(muster::service::BatchRequest {
-            domain: None,
-            rows: vec![muster::domain::roster::InviteRow {
-                recipient_email: "x@elsewhere.org".into(),
+        .create_batch(muster::service::BatchRequest::new(
+            vec![muster::domain::roster::InviteRow {
                 display_name: Some("<b onmouseover=alert(1)>Eve</b>".into()),
-                ..Default::default()
+                ..muster::domain::roster::InviteRow::to("x@elsewhere.org")
             }],
-            expires_in: None,
-            only_clean: false,
-            actor: Actor::cli(),
-            idempotency: None,
-        })
+            Actor::cli(),
+        ))
         .unwrap();
     let link = app
         .muster

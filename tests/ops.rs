@@ -10,7 +10,7 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use muster::App;
-use muster::store::{Actor, Store};
+use muster::store::Store;
 use serde_json::json;
 use support::mailstack::{self, Stack};
 use support::smtp_peer::Peer;
@@ -442,22 +442,7 @@ async fn metrics_parse_as_prometheus_text_and_move() {
     assert_eq!(before["muster_sends_total"], 0.0);
     assert_eq!(before["muster_queue_depth"], 0.0);
 
-    let created = app
-        .muster
-        .create_batch(muster::service::BatchRequest {
-            domain: None,
-            rows: (0..3)
-                .map(|i| muster::domain::roster::InviteRow {
-                    recipient_email: format!("m{i}@elsewhere.org"),
-                    ..Default::default()
-                })
-                .collect(),
-            expires_in: None,
-            only_clean: false,
-            actor: Actor::cli(),
-            idempotency: None,
-        })
-        .unwrap();
+    let created = app.muster.create_batch(invite_batch(3, "m")).unwrap();
     let sent = wait_for_async(
         "three sends in the metrics",
         Duration::from_secs(20),

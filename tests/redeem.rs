@@ -18,9 +18,8 @@ use support::*;
 
 fn row(email: &str, mb: Option<u64>) -> InviteRow {
     InviteRow {
-        recipient_email: email.into(),
         storage_allocation_mb: mb.map(|m| m.to_string()),
-        ..InviteRow::default()
+        ..InviteRow::to(email)
     }
 }
 
@@ -68,12 +67,8 @@ impl Fixture {
             .app
             .muster
             .create_batch(BatchRequest {
-                domain: None,
-                rows: vec![row(email, mb)],
                 expires_in: expires.map(|e| HumanDuration::parse(e).unwrap()),
-                only_clean: false,
-                actor: Actor::cli(),
-                idempotency: None,
+                ..BatchRequest::new(vec![row(email, mb)], Actor::cli())
             })
             .unwrap();
         let invite = &created.invites[0];
@@ -436,18 +431,13 @@ async fn link_pages_carry_strict_headers_and_escape_values() {
     let app = App::build(t.config()).await.unwrap();
     let created = app
         .muster
-        .create_batch(BatchRequest {
-            domain: None,
-            rows: vec![InviteRow {
-                recipient_email: "x@elsewhere.org".into(),
+        .create_batch(BatchRequest::new(
+            vec![InviteRow {
                 display_name: Some("<script>alert(1)</script>".into()),
-                ..InviteRow::default()
+                ..InviteRow::to("x@elsewhere.org")
             }],
-            expires_in: None,
-            only_clean: false,
-            actor: Actor::cli(),
-            idempotency: None,
-        })
+            Actor::cli(),
+        ))
         .unwrap();
     let token = app.muster.invite_token(&created.invites[0]).unwrap();
     let r = http()

@@ -5,8 +5,6 @@
 mod support;
 
 use muster::App;
-use muster::domain::roster::InviteRow;
-use muster::service::BatchRequest;
 use muster::store::Actor;
 use support::*;
 
@@ -35,21 +33,7 @@ async fn schemathesis_finds_no_server_errors_and_no_schema_mismatches() {
         .create_api_token("schemathesis", &Actor::cli())
         .unwrap();
     // Some data, so lists and lookups have something to return.
-    app.muster
-        .create_batch(BatchRequest {
-            domain: None,
-            rows: (0..3)
-                .map(|i| InviteRow {
-                    recipient_email: format!("seed{i}@elsewhere.org"),
-                    ..InviteRow::default()
-                })
-                .collect(),
-            expires_in: None,
-            only_clean: false,
-            actor: Actor::cli(),
-            idempotency: None,
-        })
-        .unwrap();
+    app.muster.create_batch(invite_batch(3, "seed")).unwrap();
     let spec = format!("{}/api/v1/openapi.json", app.url());
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(schemathesis())

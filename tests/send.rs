@@ -40,12 +40,8 @@ fn relay_config(t: &TestDir, port: u16) -> muster::config::Config {
 
 fn batch(rows: Vec<InviteRow>, expires: Option<&str>) -> BatchRequest {
     BatchRequest {
-        domain: None,
-        rows,
         expires_in: expires.map(|e| HumanDuration::parse(e).unwrap()),
-        only_clean: false,
-        actor: Actor::cli(),
-        idempotency: None,
+        ..BatchRequest::new(rows, Actor::cli())
     }
 }
 

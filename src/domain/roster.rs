@@ -94,6 +94,16 @@ pub struct InviteRow {
     pub problem: Option<String>,
 }
 
+impl InviteRow {
+    /// A row with only the recipient filled in (the rest take the defaults).
+    pub fn to(recipient_email: impl Into<String>) -> Self {
+        Self {
+            recipient_email: recipient_email.into(),
+            ..Self::default()
+        }
+    }
+}
+
 /// One row of a bulk-creation roster (R13).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CreationRow {

@@ -32,6 +32,21 @@ pub struct BatchRequest {
     pub idempotency: Option<super::IdempotencyClaim>,
 }
 
+impl BatchRequest {
+    /// Every row, on the only hosted domain, with the default expiry and no
+    /// idempotency key; set the other fields with struct update syntax.
+    pub fn new(rows: Vec<InviteRow>, actor: Actor) -> Self {
+        Self {
+            domain: None,
+            rows,
+            expires_in: None,
+            only_clean: false,
+            actor,
+            idempotency: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct CreatedBatch {
     pub batch: Batch,

@@ -19,19 +19,12 @@ pub const PASSWORD: &str = "plinth-ferry-quartz-77";
 
 /// A batch request for `n` recipients `<prefix><i>@elsewhere.org`.
 pub fn invite_batch(n: usize, prefix: &str) -> muster::service::BatchRequest {
-    muster::service::BatchRequest {
-        domain: None,
-        rows: (0..n)
-            .map(|i| muster::domain::roster::InviteRow {
-                recipient_email: format!("{prefix}{i}@elsewhere.org"),
-                ..Default::default()
-            })
+    muster::service::BatchRequest::new(
+        (0..n)
+            .map(|i| muster::domain::roster::InviteRow::to(format!("{prefix}{i}@elsewhere.org")))
             .collect(),
-        expires_in: None,
-        only_clean: false,
-        actor: muster::store::Actor::cli(),
-        idempotency: None,
-    }
+        muster::store::Actor::cli(),
+    )
 }
 
 /// Under `CI=true` a missing component fails the test; elsewhere the test
