@@ -151,17 +151,17 @@ async fn serve_answers_healthz_and_a_second_server_fails_clearly() {
     let port = free_port();
     config.listen = format!("127.0.0.1:{port}");
     let path = t.write_config(&config);
-    let mut server = muster(&["--config", path.to_str().unwrap(), "serve"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
+    let mut server = spawn_serve(&path);
+    let url = format!("http://127.0.0.1:{port}");
+    wait_healthy(&url, Duration::from_secs(20)).await;
+    let body = http()
+        .get(format!("{url}/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
         .unwrap();
-    let client = http();
-    let url = format!("http://127.0.0.1:{port}/healthz");
-    let body = wait_for_async("healthz", Duration::from_secs(20), || async {
-        let r = client.get(&url).send().await.ok()?;
-        r.status().is_success().then_some(r.text().await.ok()?)
-    })
-    .await;
     assert_eq!(body, "ok\n");
 
     // Same data folder, another port: the store is in use, said at once.
@@ -206,13 +206,7 @@ async fn the_first_start_prints_a_setup_link_and_keeps_it_out_of_the_log() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let client = http();
-    let url = format!("http://127.0.0.1:{port}/healthz");
-    wait_for_async("healthz", Duration::from_secs(20), || async {
-        let r = client.get(&url).send().await.ok()?;
-        r.status().is_success().then_some(())
-    })
-    .await;
+    wait_healthy(&format!("http://127.0.0.1:{port}"), Duration::from_secs(20)).await;
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
     let out = tokio::task::spawn_blocking(move || server.wait_with_output())
         .await

@@ -249,19 +249,9 @@ async fn a_kill_during_redemptions_provisions_each_mailbox_once_or_not_at_all() 
     assert_eq!(links.len(), 30);
 
     let url = format!("http://127.0.0.1:{port}");
-    let spawn = || {
-        muster(&["--config", path.to_str().unwrap(), "serve"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let mut server = spawn();
+    let mut server = spawn_serve(&path);
     let client = http();
-    wait_for_async("the server", Duration::from_secs(20), || async {
-        client.get(format!("{url}/healthz")).send().await.ok()
-    })
-    .await;
+    wait_healthy(&url, Duration::from_secs(20)).await;
     let mut tasks = Vec::new();
     for link in links.clone() {
         let (client, url) = (client.clone(), url.clone());
@@ -288,11 +278,8 @@ async fn a_kill_during_redemptions_provisions_each_mailbox_once_or_not_at_all() 
     }
 
     // The restart finishes or undoes interrupted redemptions.
-    let mut server = spawn();
-    wait_for_async("the restarted server", Duration::from_secs(20), || async {
-        client.get(format!("{url}/healthz")).send().await.ok()
-    })
-    .await;
+    let mut server = spawn_serve(&path);
+    wait_healthy(&url, Duration::from_secs(20)).await;
     let lines = |addr: &str| {
         std::fs::read_to_string(&passwd)
             .unwrap_or_default()

@@ -16,27 +16,6 @@ use support::mailstack::{self, Stack};
 use support::smtp_peer::Peer;
 use support::*;
 
-fn spawn_serve(config: &Path) -> Child {
-    muster(&["--config", config.to_str().unwrap(), "serve"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-async fn wait_healthy(url: &str) {
-    let client = http();
-    wait_for_async("the server", Duration::from_secs(30), || async {
-        client
-            .get(format!("{url}/healthz"))
-            .send()
-            .await
-            .ok()
-            .filter(|r| r.status().is_success())
-    })
-    .await;
-}
-
 async fn stop(mut child: Child) -> std::process::ExitStatus {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     tokio::task::spawn_blocking(move || child.wait().unwrap())
@@ -175,7 +154,7 @@ async fn sigterm_during_a_batch_loses_nothing() {
     let url = format!("http://127.0.0.1:{port}");
 
     let server = spawn_serve(&path);
-    wait_healthy(&url).await;
+    wait_healthy(&url, Duration::from_secs(30)).await;
     let items: Vec<_> = (0..100).map(|i| json!({"local_part": format!("p{i}"), "recipient_email": format!("p{i}@elsewhere.org")})).collect();
     let r = http()
         .post(format!("{url}/api/v1/mailboxes/invites:bulk"))
@@ -247,7 +226,7 @@ async fn backup_under_load_restore_and_compare() {
     .to_string();
     let url = format!("http://127.0.0.1:{port}");
     let server = spawn_serve(&path);
-    wait_healthy(&url).await;
+    wait_healthy(&url, Duration::from_secs(30)).await;
 
     // Load: batches of 50 as fast as the server takes them.
     let stop_load = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -348,7 +327,11 @@ async fn backup_under_load_restore_and_compare() {
     std::fs::copy(config.data_dir.join("link.key"), t2.data().join("link.key")).unwrap();
     // Refused while a server holds the store.
     let running = spawn_serve(&fresh_path);
-    wait_healthy(&format!("http://127.0.0.1:{fresh_port}")).await;
+    wait_healthy(
+        &format!("http://127.0.0.1:{fresh_port}"),
+        Duration::from_secs(30),
+    )
+    .await;
     let out = cli(vec![
         "--config".into(),
         fresh_path.display().to_string(),
@@ -559,7 +542,7 @@ async fn the_static_binary_builds_and_runs() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_healthy(&format!("http://127.0.0.1:{port}")).await;
+    wait_healthy(&format!("http://127.0.0.1:{port}"), Duration::from_secs(30)).await;
     let health = std::process::Command::new(static_binary())
         .arg("health")
         .envs(env)

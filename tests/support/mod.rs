@@ -173,6 +173,29 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// `muster serve` with this configuration file, its output discarded.
+pub fn spawn_serve(config: &Path) -> std::process::Child {
+    muster(&["--config", config.to_str().unwrap(), "serve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the server at `url` answers `/healthz` with success.
+pub async fn wait_healthy(url: &str, deadline: Duration) {
+    let client = http();
+    wait_for_async("the server", deadline, || async {
+        client
+            .get(format!("{url}/healthz"))
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status().is_success())
+    })
+    .await;
+}
+
 /// Asserts how a command exited, showing what it printed when that differs.
 #[track_caller]
 pub fn assert_exit(out: &std::process::Output, code: i32) {
