@@ -717,6 +717,8 @@ async fn errors_share_one_shape() {
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
+    // The unread body makes the connection unusable; the client is told so.
+    assert_eq!(r.headers()["connection"], "close");
     assert_eq!(
         r.json::<Value>().await.unwrap()["code"],
         "payload_too_large"

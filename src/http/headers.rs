@@ -83,10 +83,15 @@ pub struct BodyLimitEndpoint<E> {
     limit: usize,
 }
 
+/// The rest of the body stays unread, so the connection cannot carry
+/// another request: `Connection: close` tells the client not to reuse it
+/// (without it a pooled client may send its next request into a closing
+/// socket).
 fn too_large(limit: usize) -> Response {
     Response::builder()
         .status(poem::http::StatusCode::PAYLOAD_TOO_LARGE)
         .content_type("application/json")
+        .header(poem::http::header::CONNECTION, "close")
         .body(format!(
             "{{\"code\":\"payload_too_large\",\"message\":\"the request body is larger than {limit} bytes\"}}"
         ))
