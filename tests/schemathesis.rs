@@ -35,8 +35,13 @@ async fn schemathesis_finds_no_server_errors_and_no_schema_mismatches() {
     // Some data, so lists and lookups have something to return.
     app.muster.create_batch(invite_batch(3, "seed")).unwrap();
     let spec = format!("{}/api/v1/openapi.json", app.url());
+    // Schemathesis keeps a cache (`.schemathesis/`, replayed failures) in its
+    // working folder: the test's own folder keeps runs independent and the
+    // checkout untouched.
+    let workdir = t.path().to_path_buf();
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(schemathesis())
+            .current_dir(workdir)
             .args(["run", &spec])
             .args(["-H", &format!("Authorization: Bearer {token}")])
             .args([
