@@ -132,9 +132,18 @@ fn main() {
                     let invite = muster.store.read().unwrap().invite(&id).unwrap().unwrap();
                     let token = muster.invite_token(&invite).unwrap();
                     let t = Instant::now();
+                    // As a person does: the page, then the form with its proof.
+                    let link = format!("{url}/invite/{}", token.as_str());
+                    let page = client.get(&link).send().await.unwrap().text().await.unwrap();
+                    let proof = page
+                        .split("name=\"form_token\" value=\"")
+                        .nth(1)
+                        .and_then(|rest| rest.split('"').next())
+                        .expect("the setup page carries a form proof")
+                        .to_string();
                     let r = client
-                        .post(format!("{url}/invite/{}", token.as_str()))
-                        .form(&[("password", PW), ("confirmation", PW)])
+                        .post(&link)
+                        .form(&[("password", PW), ("confirmation", PW), ("form_token", &proof)])
                         .send()
                         .await
                         .unwrap();

@@ -365,3 +365,106 @@ async fn path_tricks_on_links_and_assets() {
     let _ = base;
     app.shutdown().await;
 }
+
+/// The setup-link forms: a post from another site, or without the page's
+/// own proof, or with a proof replayed or made for another link, is
+/// refused with a page that says what to do, and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_link_forms_need_the_pages_own_proof() {
+    let (app, _, _t) = app(|c| c.http.link_rate_per_minute = 1000).await;
+    let created = app.muster.create_batch(invite_batch(2, "p")).unwrap();
+    let link = |i: usize| {
+        format!(
+            "{}/invite/{}",
+            app.url(),
+            app.muster
+                .invite_token(&created.invites[i])
+                .unwrap()
+                .as_str()
+        )
+    };
+    let (mine, other) = (link(0), link(1));
+    let client = http();
+    let post = |url: String, proof: String, headers: Vec<(&'static str, &'static str)>| {
+        let client = client.clone();
+        async move {
+            let mut req = client.post(&url).form(&[
+                ("password", PASSWORD),
+                ("confirmation", PASSWORD),
+                ("form_token", proof.as_str()),
+            ]);
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let refused = |(status, page): (u16, String)| {
+        assert_eq!(status, 403, "{page}");
+        assert!(page.contains("Open the setup link again"), "{page}");
+        assert!(page.contains("Nothing was changed"), "{page}");
+    };
+    let null = vec![("origin", "null")];
+    // Origin: null without the page's proof, or with garbage.
+    refused(post(mine.clone(), String::new(), null.clone()).await);
+    refused(post(mine.clone(), "!!!not-a-proof!!!".into(), null.clone()).await);
+    // A proof made for another link.
+    let foreign = fetch_form_token(&client, &other).await;
+    refused(post(mine.clone(), foreign, null.clone()).await);
+    // Another site, even with a good proof: by Origin, or by Sec-Fetch-Site.
+    let proof = fetch_form_token(&client, &mine).await;
+    refused(
+        post(
+            mine.clone(),
+            proof.clone(),
+            vec![("origin", "https://evil.example")],
+        )
+        .await,
+    );
+    let proof2 = fetch_form_token(&client, &mine).await;
+    refused(
+        post(
+            mine.clone(),
+            proof2,
+            vec![("origin", "null"), ("sec-fetch-site", "cross-site")],
+        )
+        .await,
+    );
+    // The page's script may ask about a password, but not from elsewhere.
+    let r = client
+        .post(format!("{mine}/check"))
+        .header("origin", "https://evil.example")
+        .form(&[("password", "x"), ("form_token", proof.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert!(
+        app.muster
+            .get_invite(&created.invites[0].id)
+            .unwrap()
+            .link_state
+            == "live",
+        "nothing was redeemed"
+    );
+
+    // A weak password takes the proof; sending the same form again is refused.
+    let proof = fetch_form_token(&client, &mine).await;
+    let (status, _) = post_password(&client, &mine, &proof, "password1234", "password1234").await;
+    assert_eq!(status, 422);
+    refused(post(mine.clone(), proof, null.clone()).await);
+
+    // The real thing: Origin null, as browsers send it, with a fresh proof.
+    let proof = fetch_form_token(&client, &mine).await;
+    let (status, page) = post(mine.clone(), proof.clone(), null.clone()).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Your mailbox is ready"));
+    // A double click: the second post shows what the link is now.
+    let (status, page) = post(mine.clone(), proof, null.clone()).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("already set up"), "{page}");
+    let passwd = std::fs::read_to_string(app.muster.config.passwd_file()).unwrap();
+    assert_eq!(passwd.lines().count(), 1);
+    app.shutdown().await;
+}

@@ -447,13 +447,14 @@ async fn metrics_parse_as_prometheus_text_and_move() {
 
     // A redemption moves its counter and the states.
     let token = app.muster.invite_token(&created.invites[0]).unwrap();
-    let r = client
-        .post(format!("{}/invite/{}", app.url(), token.as_str()))
-        .form(&[("password", PASSWORD), ("confirmation", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let (status, _) = submit_password(
+        &client,
+        &format!("{}/invite/{}", app.url(), token.as_str()),
+        PASSWORD,
+        PASSWORD,
+    )
+    .await;
+    assert_eq!(status, 200);
     let after = parse_metrics(&get("/metrics").await.text().await.unwrap());
     assert_eq!(after["muster_redemptions_total"], 1.0);
     assert_eq!(after["muster_invites{link_state=\"redeemed\"}"], 1.0);

@@ -37,16 +37,10 @@ async fn resend_and_redeem_of_one_invite_at_the_same_time() {
         let m = app.muster.clone();
         let id = invite.id.clone();
         let resend = tokio::task::spawn_blocking(move || m.resend(&id, &Actor::cli()));
+        let proof = fetch_form_token(&client, &link).await;
         let c = client.clone();
-        let redeem = tokio::spawn(async move {
-            let r = c
-                .post(&link)
-                .form(&[("password", PASSWORD), ("confirmation", PASSWORD)])
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.text().await.unwrap())
-        });
+        let redeem =
+            tokio::spawn(async move { post_password(&c, &link, &proof, PASSWORD, PASSWORD).await });
         let (resend, (status, page)) = (resend.await.unwrap(), redeem.await.unwrap());
         let state = app.muster.get_invite(&invite.id).unwrap();
         let passwd = std::fs::read_to_string(app.muster.config.passwd_file()).unwrap_or_default();

@@ -87,14 +87,8 @@ impl Fixture {
     }
 
     async fn post(&self, path: &str, password: &str, confirmation: &str) -> (u16, String) {
-        let r = self
-            .client
-            .post(format!("{}{path}", self.app.url()))
-            .form(&[("password", password), ("confirmation", confirmation)])
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
+        let url = format!("{}{path}", self.app.url());
+        submit_password(&self.client, &url, password, confirmation).await
     }
 
     fn passwd_lines(&self, address: &str) -> usize {
@@ -141,8 +135,8 @@ async fn redeem_log_in_read_quota_and_receive_mail() {
     assert!(page.contains("Your mailbox is ready"));
     assert!(page.contains("imap.team.example, port 993"));
     assert!(
-        page.contains("url=https://webmail.team.example/"),
-        "moves on to webmail"
+        page.contains("id=\"webmail\" href=\"https://webmail.team.example/\""),
+        "a button to webmail"
     );
     let v = f.app.muster.get_invite(&id).unwrap();
     assert_eq!(v.link_state, "redeemed");
@@ -217,7 +211,9 @@ async fn a_resent_link_replaces_the_old_one_at_once() {
     let (status, page) = f.get(&old_link).await;
     assert_eq!(status, 404);
     assert!(page.contains("This link is not valid"));
-    let (status, _) = f.post(&old_link, PASSWORD, PASSWORD).await;
+    // The old page's form, had it been open, no longer works either.
+    let url = format!("{}{old_link}", f.app.url());
+    let (status, _) = post_password(&f.client, &url, "", PASSWORD, PASSWORD).await;
     assert_eq!(status, 404);
     let (status, page) = f.post(&new_link, PASSWORD, PASSWORD).await;
     assert_eq!(status, 200, "{page}");
@@ -247,7 +243,9 @@ async fn an_expired_link_shows_its_page_and_records_a_new_link_request() {
     assert_eq!(status, 410);
     assert!(page.contains("This link has expired"));
     assert!(page.contains("/new-link"));
-    let (status, _) = f.post(&link, PASSWORD, PASSWORD).await;
+    // Even a password posted with the page's own proof does not redeem it.
+    let url = format!("{}{link}", f.app.url());
+    let (status, _) = post_password(&f.client, &url, &form_token(&page), PASSWORD, PASSWORD).await;
     assert_eq!(status, 410, "an expired link cannot be redeemed");
     // Expired invites no longer hold a place under the cap.
     assert_eq!(
@@ -260,9 +258,34 @@ async fn an_expired_link_shows_its_page_and_records_a_new_link_request() {
         0
     );
 
+    // Without the page's proof (a post from elsewhere), nothing is recorded.
     let r = f
         .client
         .post(format!("{}{link}/new-link", f.app.url()))
+        .header("origin", "null")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("Open the setup link again")
+    );
+    assert!(
+        f.app
+            .muster
+            .get_invite(&id)
+            .unwrap()
+            .new_link_requested_at
+            .is_none()
+    );
+    let (_, page) = f.get(&link).await;
+    let r = f
+        .client
+        .post(format!("{}{link}/new-link", f.app.url()))
+        .form(&[("form_token", form_token(&page))])
         .send()
         .await
         .unwrap();
@@ -299,18 +322,17 @@ async fn fifty_concurrent_submissions_create_one_mailbox() {
     };
     let (_, link) = f.invite("race@elsewhere.org", Some(5), None);
     let url = format!("{}{link}", f.app.url());
-    let mut tasks = Vec::new();
+    // Fifty pages open at once, then all submitted together.
+    let mut proofs = Vec::new();
     for _ in 0..50 {
+        proofs.push(fetch_form_token(&f.client, &url).await);
+    }
+    let mut tasks = Vec::new();
+    for proof in proofs {
         let client = f.client.clone();
         let url = url.clone();
         tasks.push(tokio::spawn(async move {
-            let r = client
-                .post(&url)
-                .form(&[("password", PASSWORD), ("confirmation", PASSWORD)])
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.text().await.unwrap())
+            post_password(&client, &url, &proof, PASSWORD, PASSWORD).await
         }));
     }
     let mut ready = 0;

@@ -2,6 +2,7 @@
 
 pub mod address;
 pub mod duration;
+pub mod form_proof;
 pub mod invite;
 pub mod password;
 pub mod preview;

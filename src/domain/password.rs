@@ -65,7 +65,10 @@ impl PasswordPolicy {
             if (estimate.score() as u8) < self.min_score {
                 let hint = estimate
                     .feedback()
-                    .and_then(|f| f.warning().map(|w| format!(" {w}.")))
+                    .and_then(|f| {
+                        f.warning()
+                            .map(|w| format!(" {}.", w.to_string().trim_end_matches('.')))
+                    })
                     .unwrap_or_else(|| " Add more words or characters.".to_string());
                 problems.push(PasswordProblem::Weak(hint));
             }
@@ -111,6 +114,9 @@ mod tests {
             check("plinth-ferry-quartz-77", Some("plinth-ferry-quartz-77")),
             Ok(())
         );
+        // zxcvbn's warning ends with its own full stop: one is enough.
+        let weak = check("password1234", None).unwrap_err()[0].to_string();
+        assert!(weak.ends_with('.') && !weak.contains(".."), "{weak}");
         assert_eq!(
             check(&"x".repeat(200), None),
             Err(vec![PasswordProblem::TooLong])

@@ -24,6 +24,17 @@ impl LinkKey {
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
     }
+
+    /// HMAC-SHA256 over `parts`, each followed by a zero byte so no two
+    /// lists of parts give the same input.
+    pub(crate) fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        for p in parts {
+            mac.update(p);
+            mac.update(&[0]);
+        }
+        mac.finalize().into_bytes().into()
+    }
 }
 
 impl std::fmt::Debug for LinkKey {

@@ -1,23 +1,85 @@
 //! The setup link: `GET /invite/{token}` shows a page and changes nothing
 //! (mail scanners follow links); `POST` with a valid password redeems it;
-//! `POST /invite/{token}/new-link` records a request from the expired page.
+//! `POST /invite/{token}/check` answers the page's script with the password
+//! policy's verdict; `POST /invite/{token}/new-link` records a request from
+//! the expired page.
+//!
+//! The pages send no referrer, so browsers post their forms with
+//! `Origin: null`. Each form carries a proof Muster made for this link
+//! (`domain::form_proof`), taken once; a post from another site (by
+//! `Origin` or `Sec-Fetch-Site`) is refused before anything else.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use poem::http::StatusCode;
 use poem::web::{Data, Form, Path};
 use poem::{Request, Response, handler};
 use serde::Deserialize;
+use time::OffsetDateTime;
 
-use super::{HttpState, html, pages, same_origin};
+use super::{HttpState, html, pages};
+use crate::config::Config;
+use crate::domain::form_proof::{ProofNonce, ValidProof};
 use crate::service::{LinkStatus, RedeemError};
 
 #[derive(Deserialize)]
-pub struct RedeemForm {
+pub struct LinkForm {
     #[serde(default)]
     password: String,
     #[serde(default)]
     confirmation: String,
+    #[serde(default)]
+    form_token: String,
+}
+
+/// Form proofs already taken, kept until they expire: each works once.
+#[derive(Default)]
+pub struct UsedProofs {
+    taken: Mutex<HashMap<ProofNonce, OffsetDateTime>>,
+}
+
+impl UsedProofs {
+    /// More than this many live proofs taken at once means something is
+    /// wrong; refuse rather than grow.
+    const MAX: usize = 200_000;
+
+    /// Takes the proof; false when it was taken before.
+    pub fn take(&self, proof: &ValidProof, now: OffsetDateTime) -> bool {
+        let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
+        if taken.len() >= Self::MAX {
+            taken.retain(|_, expires| *expires > now);
+            if taken.len() >= Self::MAX {
+                return false;
+            }
+        }
+        taken.insert(proof.nonce, proof.expires).is_none()
+    }
+
+    pub fn forget_expired(&self, now: OffsetDateTime) {
+        self.taken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, expires| *expires > now);
+    }
+}
+
+/// Whether the browser says this post comes from another site: a real
+/// `Origin` that is not Muster's, or `Sec-Fetch-Site` other than
+/// same-origin. `Origin: null` says nothing either way; the form proof
+/// decides then.
+fn from_another_site(req: &Request, config: &Config) -> bool {
+    let fetch_site = req
+        .headers()
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok());
+    if matches!(fetch_site, Some("cross-site" | "same-site")) {
+        return true;
+    }
+    match req.headers().get("origin").and_then(|v| v.to_str().ok()) {
+        None | Some("null") => false,
+        Some(_) => !super::same_origin(req, config),
+    }
 }
 
 /// Rate limit per client address on every link request (against guessing).
@@ -47,6 +109,51 @@ fn internal(e: impl std::fmt::Display) -> Response {
     )
 }
 
+async fn status_of(state: &HttpState, token: &str) -> Result<LinkStatus, Response> {
+    let muster = state.muster.clone();
+    let t = token.to_string();
+    match tokio::task::spawn_blocking(move || muster.link_status(&t)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(internal(e)),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+/// Checks where a post came from and takes its form proof. On refusal,
+/// the answer: what the link shows now when the form was simply sent twice
+/// (a double click), else a page that says to open the link again.
+async fn accept_post(
+    state: &HttpState,
+    req: &Request,
+    token: &str,
+    posted_proof: &str,
+) -> Result<(), Response> {
+    let muster = &state.muster;
+    let refusal = if from_another_site(req, &muster.config) {
+        Some("another site".to_string())
+    } else {
+        match muster.check_form_proof(token, posted_proof) {
+            Ok(proof) if state.used_proofs.take(&proof, muster.now()) => None,
+            Ok(_) => Some("a form proof used before".into()),
+            Err(e) => Some(e.to_string()),
+        }
+    };
+    let Some(reason) = refusal else {
+        return Ok(());
+    };
+    tracing::info!(reason = %reason, "refused a setup-link form post");
+    let config = &muster.config;
+    Err(match status_of(state, token).await? {
+        LinkStatus::Redeemed(i) => html(StatusCode::OK, pages::already_redeemed(config, &i)),
+        LinkStatus::Busy(i) => html(StatusCode::CONFLICT, pages::busy(&i)),
+        LinkStatus::Live(i) | LinkStatus::Blocked(i) | LinkStatus::Expired(i) => html(
+            StatusCode::FORBIDDEN,
+            pages::form_refused(pages::Lang::of(Some(&i)), token),
+        ),
+        LinkStatus::Invalid => html(StatusCode::NOT_FOUND, pages::invalid()),
+    })
+}
+
 #[handler]
 pub async fn show(
     Path(token): Path<String>,
@@ -56,26 +163,27 @@ pub async fn show(
     if let Some(r) = limited(&state, req) {
         return r;
     }
-    let muster = state.muster.clone();
-    let t = token.clone();
-    let status = match tokio::task::spawn_blocking(move || muster.link_status(&t)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return internal(e),
-        Err(e) => return internal(e),
+    let status = match status_of(&state, &token).await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
-    let config = &state.muster.config;
+    let muster = &state.muster;
+    let config = &muster.config;
     match status {
         LinkStatus::Invalid => html(StatusCode::NOT_FOUND, pages::invalid()),
         LinkStatus::Live(i) => html(
             StatusCode::OK,
-            pages::password_form(config, &i, &token, &[], false),
+            pages::password_form(config, &i, &token, &muster.form_proof(&token), &[], false),
         ),
         LinkStatus::Blocked(i) => html(
             StatusCode::OK,
-            pages::password_form(config, &i, &token, &[], true),
+            pages::password_form(config, &i, &token, &muster.form_proof(&token), &[], true),
         ),
         LinkStatus::Redeemed(i) => html(StatusCode::OK, pages::already_redeemed(config, &i)),
-        LinkStatus::Expired(i) => html(StatusCode::GONE, pages::expired(&i, &token)),
+        LinkStatus::Expired(i) => html(
+            StatusCode::GONE,
+            pages::expired(&i, &token, &muster.form_proof(&token)),
+        ),
         LinkStatus::Busy(i) => html(StatusCode::CONFLICT, pages::busy(&i)),
     }
 }
@@ -84,18 +192,18 @@ pub async fn show(
 pub async fn submit(
     Path(token): Path<String>,
     req: &Request,
-    form: Option<Form<RedeemForm>>,
+    form: Option<Form<LinkForm>>,
     state: Data<&Arc<HttpState>>,
 ) -> Response {
     if let Some(r) = limited(&state, req) {
         return r;
     }
-    if !same_origin(req, &state.muster.config) {
-        return html(StatusCode::FORBIDDEN, pages::invalid());
-    }
     let Some(Form(form)) = form else {
         return html(StatusCode::BAD_REQUEST, pages::invalid());
     };
+    if let Err(r) = accept_post(&state, req, &token, &form.form_token).await {
+        return r;
+    }
     let muster = state.muster.clone();
     let t = token.clone();
     let result = tokio::task::spawn_blocking(move || {
@@ -109,7 +217,8 @@ pub async fn submit(
         Ok(r) => r,
         Err(e) => return internal(e),
     };
-    let config = &state.muster.config;
+    let muster = &state.muster;
+    let config = &muster.config;
     let invite = match status {
         Ok(
             LinkStatus::Live(i)
@@ -120,22 +229,25 @@ pub async fn submit(
         ) => Some(i),
         _ => None,
     };
+    let form_again = |i: &crate::domain::invite::Invite, problems, blocked| {
+        pages::password_form(
+            config,
+            i,
+            &token,
+            &muster.form_proof(&token),
+            problems,
+            blocked,
+        )
+    };
     match (outcome, invite) {
         (Ok(redeemed), _) => html(StatusCode::OK, pages::ready(config, &redeemed)),
-        (Err(RedeemError::Policy(problems)), Some(i)) => {
-            let errors: Vec<String> = problems
-                .iter()
-                .map(|p| crate::http::pages::policy_message(p, pages::Lang::of(Some(&i))))
-                .collect();
-            html(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                pages::password_form(config, &i, &token, &errors, false),
-            )
-        }
-        (Err(RedeemError::PoolFull), Some(i)) => html(
-            StatusCode::SERVICE_UNAVAILABLE,
-            pages::password_form(config, &i, &token, &[], true),
+        (Err(RedeemError::Policy(problems)), Some(i)) => html(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            form_again(&i, &problems, false),
         ),
+        (Err(RedeemError::PoolFull), Some(i)) => {
+            html(StatusCode::SERVICE_UNAVAILABLE, form_again(&i, &[], true))
+        }
         (Err(RedeemError::Provision(_)), Some(i)) => {
             html(StatusCode::SERVICE_UNAVAILABLE, pages::provision_failed(&i))
         }
@@ -143,23 +255,87 @@ pub async fn submit(
             html(StatusCode::OK, pages::already_redeemed(config, &i))
         }
         (Err(RedeemError::Busy), Some(i)) => html(StatusCode::CONFLICT, pages::busy(&i)),
-        (Err(RedeemError::Expired), Some(i)) => html(StatusCode::GONE, pages::expired(&i, &token)),
+        (Err(RedeemError::Expired), Some(i)) => html(
+            StatusCode::GONE,
+            pages::expired(&i, &token, &muster.form_proof(&token)),
+        ),
         (Err(RedeemError::Service(e)), _) => internal(e),
         (Err(_), _) => html(StatusCode::NOT_FOUND, pages::invalid()),
     }
+}
+
+/// The setup page's script asks before it submits, so a weak password is
+/// explained next to its field without the page reloading and losing what
+/// was typed. Takes no proof (the submission does) and changes nothing.
+#[handler]
+pub async fn check(
+    Path(token): Path<String>,
+    req: &Request,
+    form: Option<Form<LinkForm>>,
+    state: Data<&Arc<HttpState>>,
+) -> Response {
+    let json = |status: StatusCode, body: serde_json::Value| {
+        Response::builder()
+            .status(status)
+            .content_type("application/json")
+            .body(body.to_string())
+    };
+    if let Some(r) = limited(&state, req) {
+        return r;
+    }
+    let muster = state.muster.clone();
+    // Anything but a policy verdict is left to the submission to answer.
+    let pass = json(StatusCode::OK, serde_json::json!({"ok": true}));
+    let Some(Form(form)) = form else {
+        return pass;
+    };
+    if from_another_site(req, &muster.config)
+        || muster.check_form_proof(&token, &form.form_token).is_err()
+    {
+        return json(StatusCode::FORBIDDEN, serde_json::json!({"ok": true}));
+    }
+    let t = token.clone();
+    let verdict = tokio::task::spawn_blocking(move || {
+        muster.password_problems(&t, &form.password, &form.confirmation)
+    })
+    .await;
+    let crate::service::PasswordVerdict { invite, problems } = match verdict {
+        Ok(Ok(Some(v))) => v,
+        Ok(Ok(None)) => return pass,
+        Ok(Err(e)) => return internal(e),
+        Err(e) => return internal(e),
+    };
+    let lang = pages::Lang::of(Some(&invite));
+    let messages = |field: &str| -> Vec<String> {
+        problems
+            .iter()
+            .filter(|p| pages::problem_field(p) == field)
+            .map(|p| pages::policy_message(p, lang))
+            .collect()
+    };
+    json(
+        StatusCode::OK,
+        serde_json::json!({
+            "ok": problems.is_empty(),
+            "password": messages("password"),
+            "confirmation": messages("confirmation"),
+        }),
+    )
 }
 
 #[handler]
 pub async fn new_link(
     Path(token): Path<String>,
     req: &Request,
+    form: Option<Form<LinkForm>>,
     state: Data<&Arc<HttpState>>,
 ) -> Response {
     if let Some(r) = limited(&state, req) {
         return r;
     }
-    if !same_origin(req, &state.muster.config) {
-        return html(StatusCode::FORBIDDEN, pages::invalid());
+    let proof = form.map(|Form(f)| f.form_token).unwrap_or_default();
+    if let Err(r) = accept_post(&state, req, &token, &proof).await {
+        return r;
     }
     let muster = state.muster.clone();
     let t = token.clone();

@@ -1,5 +1,5 @@
-//! HTTP: the setup-link pages, assets, and (with later modules) the JSON
-//! API, the admin web app and MCP.
+//! HTTP: the setup-link pages, the admin web app's pages and assets, the
+//! JSON API, MCP, and the operational endpoints.
 
 pub mod api;
 mod assets;
@@ -30,6 +30,8 @@ pub struct HttpState {
     pub signin_account_limiter: Limiter,
     /// API requests per token.
     pub api_limiter: Limiter,
+    /// Setup-link form proofs already taken.
+    pub used_proofs: link::UsedProofs,
 }
 
 impl HttpState {
@@ -40,6 +42,7 @@ impl HttpState {
             signin_ip_limiter: Limiter::per_minute(http.signin_rate_per_minute),
             signin_account_limiter: Limiter::per_minute(http.signin_rate_per_minute),
             api_limiter: Limiter::per_minute(http.api_rate_per_minute),
+            used_proofs: link::UsedProofs::default(),
             muster,
         }
     }
@@ -51,8 +54,9 @@ impl HttpState {
         self.signin_ip_limiter.check(&format!("token:{ip}")).err()
     }
 
-    /// Periodic upkeep: forget idle rate-limit keys.
+    /// Periodic upkeep: forget idle rate-limit keys and expired form proofs.
     pub fn tidy(&self) {
+        self.used_proofs.forget_expired(self.muster.now());
         for l in [
             &self.link_limiter,
             &self.signin_ip_limiter,
@@ -125,6 +129,7 @@ pub fn routes(state: Arc<HttpState>) -> impl poem::Endpoint {
         .at("/readyz", get(ops::readyz))
         .at("/metrics", get(ops::metrics))
         .at("/invite/:token", get(link::show).post(link::submit))
+        .at("/invite/:token/check", post(link::check))
         .at("/invite/:token/new-link", post(link::new_link))
         .at("/assets/*path", get(assets::asset))
         .at("/api/docs", get(docs))

@@ -4,21 +4,11 @@
 
 use crate::config::Config;
 use crate::domain::invite::Invite;
+use crate::domain::password::PasswordProblem;
 use crate::mail::compose::plain_date;
 
 pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::mail::templates::escape_html(s)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +41,17 @@ impl Lang {
     }
 }
 
-/// The page frame. `head_extra` is for a meta refresh.
+/// The page frame with one script (deferred; the page works without it).
+fn layout_with_script(lang: Lang, title: &str, body: &str, script: &str) -> String {
+    layout(
+        lang,
+        title,
+        body,
+        &format!("<script src=\"{}\" defer></script>\n", esc(script)),
+    )
+}
+
+/// The page frame. `head_extra` goes into the head (a script tag).
 pub fn layout(lang: Lang, title: &str, body: &str, head_extra: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"{lang}\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -90,11 +90,32 @@ pub fn too_many(retry_after_secs: u64) -> String {
     )
 }
 
+/// Which field a password problem belongs next to.
+pub fn problem_field(p: &PasswordProblem) -> &'static str {
+    match p {
+        PasswordProblem::Mismatch => "confirmation",
+        _ => "password",
+    }
+}
+
+/// The problems shown under one field (hidden when there are none); the
+/// setup page's script fills the same list before it submits.
+fn field_errors(id: &str, messages: &[String]) -> String {
+    let items: String = messages
+        .iter()
+        .map(|m| format!("<li>{}</li>", esc(m)))
+        .collect();
+    let hidden = if messages.is_empty() { " hidden" } else { "" };
+    format!("<ul class=\"field-error\" id=\"{id}-error\"{hidden}>{items}</ul>\n")
+}
+
+/// The setup form. `proof` is the form's [`crate::domain::form_proof`].
 pub fn password_form(
     config: &Config,
     invite: &Invite,
     token: &str,
-    errors: &[String],
+    proof: &str,
+    problems: &[PasswordProblem],
     blocked: bool,
 ) -> String {
     let lang = Lang::of(Some(invite));
@@ -109,25 +130,38 @@ pub fn password_form(
             ))
         ));
     }
-    if !errors.is_empty() {
-        let items: String = errors
+    let messages = |field: &str| -> Vec<String> {
+        problems
             .iter()
-            .map(|e| format!("<li>{}</li>", esc(e)))
-            .collect();
-        body.push_str(&format!(
-            "<div class=\"alert bad\" role=\"alert\" id=\"errors\"><ul>{items}</ul></div>\n"
-        ));
-    }
+            .filter(|p| problem_field(p) == field)
+            .map(|p| policy_message(p, lang))
+            .collect()
+    };
+    let (password_errors, confirmation_errors) = (messages("password"), messages("confirmation"));
+    let invalid = |errors: &[String]| {
+        if errors.is_empty() {
+            ""
+        } else {
+            " aria-invalid=\"true\""
+        }
+    };
+    // The field at fault takes the focus, so the reason is read out first.
+    let focus = |field: &str| {
+        if problems.first().map(problem_field) == Some(field) {
+            " autofocus"
+        } else {
+            ""
+        }
+    };
     body.push_str(&format!(
-        "<p>{}</p>\n<p class=\"address\">{}</p>\n",
-        esc(lang.t(
-            &format!("{} invites you to your new mailbox:", config.organisation),
-            &format!(
-                "{} lädt Sie zu Ihrem neuen Postfach ein:",
+        "<p>{}</p>\n",
+        esc(&match lang {
+            Lang::En => format!("{} invites you to your new mailbox.", config.organisation),
+            Lang::De => format!(
+                "{} lädt Sie zu Ihrem neuen Postfach ein.",
                 config.organisation
             ),
-        )),
-        esc(&invite.mailbox)
+        }),
     ));
     let min = config.password_policy.min_length;
     let hint = match lang {
@@ -138,32 +172,62 @@ pub fn password_form(
             "Mindestens {min} Zeichen, schwer zu erraten und ohne den Postfachnamen. Einige zusammenhanglose Wörter eignen sich gut."
         ),
     };
-    let described = if errors.is_empty() {
-        "hint"
-    } else {
-        "hint errors"
-    };
     body.push_str(&format!(
-        "<form method=\"post\" action=\"/invite/{token}\">\n\
-<input type=\"text\" name=\"username\" value=\"{mailbox}\" autocomplete=\"username\" class=\"sr-only\" tabindex=\"-1\" aria-hidden=\"true\" readonly>\n\
+        "<form method=\"post\" action=\"/invite/{token}\" id=\"setup\">\n\
+<input type=\"hidden\" name=\"form_token\" value=\"{proof}\">\n\
+<label for=\"username\">{address_label}</label>\n\
+<input type=\"text\" id=\"username\" name=\"username\" class=\"address\" value=\"{mailbox}\" autocomplete=\"username\" readonly>\n\
 <label for=\"password\">{pw}</label>\n\
-<input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"new-password\" required minlength=\"{min}\" maxlength=\"128\" aria-describedby=\"{described}\">\n\
-<p class=\"muted\" id=\"hint\">{hint}</p>\n\
+<input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"new-password\" required minlength=\"{min}\" maxlength=\"128\" aria-describedby=\"password-error hint\"{pw_invalid}{pw_focus}>\n\
+{pw_errors}<p class=\"muted\" id=\"hint\">{hint}</p>\n\
 <label for=\"confirmation\">{again}</label>\n\
-<input type=\"password\" id=\"confirmation\" name=\"confirmation\" autocomplete=\"new-password\" required maxlength=\"128\">\n\
-<button type=\"submit\">{submit}</button>\n</form>\n",
+<input type=\"password\" id=\"confirmation\" name=\"confirmation\" autocomplete=\"new-password\" required maxlength=\"128\" aria-describedby=\"confirmation-error\"{c_invalid}{c_focus}>\n\
+{c_errors}<div class=\"actions\">\n\
+<button type=\"submit\">{submit}</button>\n\
+<button type=\"button\" class=\"secondary\" id=\"reveal\" aria-pressed=\"false\" aria-controls=\"password confirmation\" data-show=\"{show}\" data-hide=\"{hide}\" hidden>{show}</button>\n\
+</div>\n</form>\n",
         token = esc(token),
+        proof = esc(proof),
+        address_label = esc(lang.t("Your new address", "Ihre neue Adresse")),
         mailbox = esc(&invite.mailbox),
         pw = esc(lang.t("Choose a password", "Passwort wählen")),
+        pw_invalid = invalid(&password_errors),
+        pw_focus = focus("password"),
+        pw_errors = field_errors("password", &password_errors),
         again = esc(lang.t("Type it again", "Passwort wiederholen")),
+        c_invalid = invalid(&confirmation_errors),
+        c_focus = focus("confirmation"),
+        c_errors = field_errors("confirmation", &confirmation_errors),
         hint = esc(&hint),
         submit = esc(lang.t("Create my mailbox", "Postfach anlegen")),
+        show = esc(lang.t("Show password", "Passwort anzeigen")),
+        hide = esc(lang.t("Hide password", "Passwort verbergen")),
     ));
     body.push_str(&format!(
         "<p class=\"muted\">{} {}</p>\n",
         esc(lang.t("This link expires on", "Dieser Link läuft ab am")),
         esc(&plain_date(invite.expires_at, lang.code()))
     ));
+    layout_with_script(lang, title, &body, "/assets/setup-link.js")
+}
+
+/// A form post Muster did not accept: from another site, served too long
+/// ago, or sent twice. Nothing changed; the link itself still works.
+pub fn form_refused(lang: Lang, token: &str) -> String {
+    let title = lang.t(
+        "Please open your link again",
+        "Bitte öffnen Sie Ihren Link erneut",
+    );
+    let body = format!(
+        "<h1>{}</h1>\n<p>{}</p>\n<p><a class=\"button\" href=\"/invite/{}\">{}</a></p>\n",
+        esc(title),
+        esc(lang.t(
+            "This page was open for too long, was sent twice, or did not come from Muster, so it was not accepted. Nothing was changed. Open your setup link again and repeat the step.",
+            "Diese Seite war zu lange geöffnet, wurde zweimal gesendet oder stammt nicht von Muster und wurde deshalb nicht angenommen. Es wurde nichts geändert. Öffnen Sie Ihren Link erneut und wiederholen Sie den Schritt.",
+        )),
+        esc(token),
+        esc(lang.t("Open the setup link again", "Link erneut öffnen")),
+    );
     layout(lang, title, &body, "")
 }
 
@@ -197,7 +261,7 @@ pub fn already_redeemed(config: &Config, invite: &Invite) -> String {
     layout(lang, title, &body, "")
 }
 
-pub fn expired(invite: &Invite, token: &str) -> String {
+pub fn expired(invite: &Invite, token: &str, proof: &str) -> String {
     let lang = Lang::of(Some(invite));
     let title = lang.t("This link has expired", "Dieser Link ist abgelaufen");
     let action = match invite.new_link_requested_at {
@@ -210,8 +274,11 @@ pub fn expired(invite: &Invite, token: &str) -> String {
             esc(&plain_date(at, lang.code()))
         ),
         None => format!(
-            "<form method=\"post\" action=\"/invite/{}/new-link\"><button type=\"submit\">{}</button></form>",
+            "<form method=\"post\" action=\"/invite/{}/new-link\" id=\"new-link\">\
+<input type=\"hidden\" name=\"form_token\" value=\"{}\">\
+<button type=\"submit\">{}</button></form>",
             esc(token),
+            esc(proof),
             esc(lang.t("Ask for a new link", "Neuen Link anfordern"))
         ),
     };
@@ -290,25 +357,22 @@ pub fn ready(config: &Config, invite: &Invite) -> String {
     if let Some(mb) = invite.storage_allocation_mb {
         rows.push_str(&row(lang.t("Storage", "Speicher"), &format!("{mb} MB")));
     }
-    let (refresh, onward) = match &c.webmail_url {
-        Some(url) => (
-            format!(
-                "<meta http-equiv=\"refresh\" content=\"8; url={}\">\n",
-                esc(url)
-            ),
-            format!(
-                "<p>{}</p>\n{}",
-                esc(lang.t(
-                    "You will be taken to webmail in a few seconds.",
-                    "Sie werden in ein paar Sekunden zum Webmail weitergeleitet.",
-                )),
-                webmail_link(config, lang)
-            ),
+    // The email promised webmail: a prominent button, not a timed
+    // redirect that would take the settings below away mid-read.
+    let onward = match &c.webmail_url {
+        Some(url) => format!(
+            "<p><a class=\"button big\" id=\"webmail\" href=\"{}\">{}</a></p>\n<p class=\"muted\">{}</p>\n",
+            esc(url),
+            esc(lang.t("Go to webmail", "Zum Webmail")),
+            esc(lang.t(
+                "Sign in there with your address and the password you just chose.",
+                "Melden Sie sich dort mit Ihrer Adresse und dem eben gewählten Passwort an.",
+            )),
         ),
-        None => (String::new(), String::new()),
+        None => String::new(),
     };
     let body = format!(
-        "<h1>{}</h1>\n<div class=\"alert ok\" role=\"status\">{}</div>\n<p class=\"address\">{}</p>\n{onward}\n\
+        "<h1>{}</h1>\n<div class=\"alert ok\" role=\"status\">{}</div>\n<p class=\"address\">{}</p>\n{onward}\
 <h2>{}</h2>\n<table class=\"settings\">\n{rows}</table>\n",
         esc(title),
         esc(lang.t(
@@ -321,7 +385,7 @@ pub fn ready(config: &Config, invite: &Invite) -> String {
             "Einstellungen für ein Mailprogramm"
         )),
     );
-    layout(lang, title, &body, &refresh)
+    layout(lang, title, &body, "")
 }
 
 /// A password-policy problem in the page's language.

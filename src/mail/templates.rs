@@ -27,6 +27,10 @@ pub enum TemplateError {
     },
     #[error("template {file}: a {{{{ has no closing }}}}")]
     Unclosed { file: String },
+    #[error(
+        "template {file}: the section {{{{#{name}}}}} (or {{{{^{name}}}}}) and its {{{{/{name}}}}} do not pair up"
+    )]
+    Section { file: String, name: String },
     #[error("template {file} is not UTF-8")]
     NotUtf8 { file: String },
     #[error("no template {0} (neither built in nor in the template folder)")]
@@ -76,6 +80,13 @@ impl Kind {
 enum Segment {
     Literal(String),
     Value(usize),
+    /// `{{#name}}…{{/name}}` (shown when the value is not empty) or
+    /// `{{^name}}…{{/name}}` (shown when it is).
+    Section {
+        index: usize,
+        inverted: bool,
+        body: Vec<Segment>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -89,7 +100,9 @@ pub enum Escape {
     Text,
 }
 
-fn escape_html(s: &str, out: &mut String) {
+/// Escapes text for HTML content and quoted attribute values; the one
+/// escaper for emails and pages.
+pub fn escape_html_into(s: &str, out: &mut String) {
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -102,8 +115,26 @@ fn escape_html(s: &str, out: &mut String) {
     }
 }
 
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    escape_html_into(s, &mut out);
+    out
+}
+
 impl Compiled {
     fn parse(file: &str, text: &str, known: &[&str]) -> Result<Self, TemplateError> {
+        let index_of = |name: &str| {
+            known
+                .iter()
+                .position(|k| *k == name)
+                .ok_or_else(|| TemplateError::UnknownPlaceholder {
+                    file: file.to_string(),
+                    name: name.to_string(),
+                    known: known.join(", "),
+                })
+        };
+        // Open sections: (index, inverted, name, the segments before it).
+        let mut open: Vec<(usize, bool, String, Vec<Segment>)> = Vec::new();
         let mut segments = Vec::new();
         let mut rest = text;
         while let Some(start) = rest.find("{{") {
@@ -114,16 +145,38 @@ impl Compiled {
             let end = after.find("}}").ok_or_else(|| TemplateError::Unclosed {
                 file: file.to_string(),
             })?;
-            let name = after[..end].trim();
-            let index = known.iter().position(|k| *k == name).ok_or_else(|| {
-                TemplateError::UnknownPlaceholder {
-                    file: file.to_string(),
-                    name: name.to_string(),
-                    known: known.join(", "),
-                }
-            })?;
-            segments.push(Segment::Value(index));
+            let tag = after[..end].trim();
+            if let Some(name) = tag.strip_prefix('#').or_else(|| tag.strip_prefix('^')) {
+                let name = name.trim();
+                let index = index_of(name)?;
+                let outer = std::mem::take(&mut segments);
+                open.push((index, tag.starts_with('^'), name.to_string(), outer));
+            } else if let Some(name) = tag.strip_prefix('/') {
+                let name = name.trim();
+                let (index, inverted, opened, outer) = open
+                    .pop()
+                    .filter(|(_, _, n, _)| n == name)
+                    .ok_or_else(|| TemplateError::Section {
+                        file: file.to_string(),
+                        name: name.to_string(),
+                    })?;
+                debug_assert_eq!(opened, name);
+                let body = std::mem::replace(&mut segments, outer);
+                segments.push(Segment::Section {
+                    index,
+                    inverted,
+                    body,
+                });
+            } else {
+                segments.push(Segment::Value(index_of(tag)?));
+            }
             rest = &after[end + 2..];
+        }
+        if let Some((_, _, name, _)) = open.pop() {
+            return Err(TemplateError::Section {
+                file: file.to_string(),
+                name,
+            });
         }
         if !rest.is_empty() {
             segments.push(Segment::Literal(rest.to_string()));
@@ -133,22 +186,36 @@ impl Compiled {
 
     fn render(&self, values: &[&str], escape: Escape) -> String {
         let mut out = String::with_capacity(2048);
-        for s in &self.0 {
-            match s {
-                Segment::Literal(l) => out.push_str(l),
-                Segment::Value(i) => {
-                    let v = values.get(*i).copied().unwrap_or("");
-                    match escape {
-                        Escape::Html => escape_html(v, &mut out),
-                        Escape::Header => {
-                            out.extend(v.chars().map(|c| if c.is_control() { ' ' } else { c }))
-                        }
-                        Escape::Text => out.push_str(v),
+        render_into(&self.0, values, escape, &mut out);
+        out
+    }
+}
+
+fn render_into(segments: &[Segment], values: &[&str], escape: Escape, out: &mut String) {
+    let value = |i: usize| values.get(i).copied().unwrap_or("");
+    for s in segments {
+        match s {
+            Segment::Literal(l) => out.push_str(l),
+            Segment::Value(i) => {
+                let v = value(*i);
+                match escape {
+                    Escape::Html => escape_html_into(v, out),
+                    Escape::Header => {
+                        out.extend(v.chars().map(|c| if c.is_control() { ' ' } else { c }))
                     }
+                    Escape::Text => out.push_str(v),
+                }
+            }
+            Segment::Section {
+                index,
+                inverted,
+                body,
+            } => {
+                if value(*index).is_empty() == *inverted {
+                    render_into(body, values, escape, out);
                 }
             }
         }
-        out
     }
 }
 
@@ -306,6 +373,37 @@ mod tests {
         assert!(r.html.contains("&lt;script&gt;"));
         assert!(!r.html.contains("<script>"));
         assert!(r.text.contains("https://m.example/invite/abc"));
+    }
+
+    #[test]
+    fn sections_show_on_a_value_or_its_absence() {
+        let c = Compiled::parse(
+            "t",
+            "a{{#webmail_url}} go to {{webmail_url}}{{/webmail_url}}{{^webmail_url}} no webmail{{/webmail_url}}.",
+            Kind::Invite.placeholders(),
+        )
+        .unwrap();
+        let index = Kind::Invite
+            .placeholders()
+            .iter()
+            .position(|p| *p == "webmail_url")
+            .unwrap();
+        let mut values = vec![""; Kind::Invite.placeholders().len()];
+        assert_eq!(c.render(&values, Escape::Text), "a no webmail.");
+        values[index] = "https://w.example/";
+        assert_eq!(
+            c.render(&values, Escape::Text),
+            "a go to https://w.example/."
+        );
+        for bad in ["{{#mailbox}}x", "x{{/mailbox}}", "{{#mailbox}}{{/link}}"] {
+            assert!(
+                matches!(
+                    Compiled::parse("t", bad, Kind::Invite.placeholders()),
+                    Err(TemplateError::Section { .. })
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

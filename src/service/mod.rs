@@ -21,7 +21,7 @@ pub use batches::{BatchRequest, CreatedBatch, RosterInput};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use creation::{CreatedMailbox, CreatedMailboxes, generate_password};
 pub use lifecycle::InviteView;
-pub use redeem::{LinkStatus, RedeemError};
+pub use redeem::{LinkStatus, PasswordVerdict, RedeemError};
 
 use crate::config::Config;
 use crate::domain::address::{DomainName, MailboxAddress};

@@ -2,9 +2,10 @@
 //! submitting a valid password takes the invite live → redeeming in one
 //! transaction, provisions the mailbox, then marks it redeemed.
 
+use crate::domain::form_proof::{self, ProofError, ValidProof};
 use crate::domain::invite::{Invite, LinkState, TransitionError};
 use crate::domain::password::PasswordProblem;
-use crate::domain::token::LinkToken;
+use crate::domain::token::{LinkToken, TokenHash};
 use crate::provision::{Created, NewMailbox, ProvisionError, hash::dovecot_hash};
 use crate::store::{Actor, MailboxOrigin, MailboxRecord, StoreError};
 
@@ -22,6 +23,13 @@ pub enum LinkStatus {
     Blocked(Box<Invite>),
     /// Another submission is creating the mailbox right now.
     Busy(Box<Invite>),
+}
+
+/// The policy's verdict on a password for a live link's mailbox.
+#[derive(Debug)]
+pub struct PasswordVerdict {
+    pub invite: Box<Invite>,
+    pub problems: Vec<PasswordProblem>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +73,65 @@ impl Muster {
                 .and_then(|h| <[u8; 32]>::try_from(h).ok())
                 .is_some_and(|h| crate::domain::token::TokenHash(h).matches(&hash))
         }))
+    }
+
+    /// The proof for the form of a page served now for the link `raw`
+    /// (see [`form_proof`]). A malformed token gets a proof too, so the
+    /// answer does not tell which tokens parse.
+    pub fn form_proof(&self, raw: &str) -> String {
+        let link = LinkToken::parse(raw)
+            .map(|t| t.hash())
+            .unwrap_or(TokenHash([0; 32]));
+        form_proof::issue(&self.link_key, &link, self.now(), rand::random())
+    }
+
+    /// Checks the proof a form posted to the link `raw` carries.
+    pub fn check_form_proof(&self, raw: &str, posted: &str) -> Result<ValidProof, ProofError> {
+        let link = LinkToken::parse(raw).ok_or(ProofError::Foreign)?;
+        form_proof::verify(&self.link_key, &link.hash(), posted, self.now())
+    }
+
+    /// The password policy's verdict for a live link's mailbox, without
+    /// redeeming: the setup page asks before it submits. None when the
+    /// link cannot take a password (unknown, used, expired...).
+    pub fn password_problems(
+        &self,
+        raw: &str,
+        password: &str,
+        confirmation: &str,
+    ) -> Result<Option<PasswordVerdict>, ServiceError> {
+        let Some(invite) = self.invite_for_token(raw)? else {
+            return Ok(None);
+        };
+        if !matches!(
+            invite.link_state(self.now()),
+            LinkState::Live | LinkState::Blocked
+        ) {
+            return Ok(None);
+        }
+        let problems = self
+            .check_password(&invite, password, confirmation)
+            .err()
+            .unwrap_or_default();
+        Ok(Some(PasswordVerdict {
+            invite: Box::new(invite),
+            problems,
+        }))
+    }
+
+    fn check_password(
+        &self,
+        invite: &Invite,
+        password: &str,
+        confirmation: &str,
+    ) -> Result<(), Vec<PasswordProblem>> {
+        let (local, domain) = invite
+            .mailbox
+            .rsplit_once('@')
+            .unwrap_or((&invite.mailbox, ""));
+        self.config
+            .password_policy
+            .check(password, Some(confirmation), local, domain)
     }
 
     /// What a GET of the link shows. Never changes anything (R9).
@@ -121,10 +188,6 @@ impl Muster {
         confirmation: &str,
     ) -> Result<Invite, RedeemError> {
         let invite = self.invite_for_token(raw)?.ok_or(RedeemError::Invalid)?;
-        let (local, domain) = invite
-            .mailbox
-            .rsplit_once('@')
-            .ok_or(RedeemError::Invalid)?;
         match invite.link_state(self.now()) {
             LinkState::Live | LinkState::Blocked => {}
             LinkState::Redeemed => return Err(RedeemError::AlreadyRedeemed),
@@ -132,9 +195,7 @@ impl Muster {
             LinkState::Redeeming => return Err(RedeemError::Busy),
             LinkState::Revoked => return Err(RedeemError::Invalid),
         }
-        self.config
-            .password_policy
-            .check(password, Some(confirmation), local, domain)
+        self.check_password(&invite, password, confirmation)
             .map_err(RedeemError::Policy)?;
 
         // Live → redeeming: the one transaction that lets a single submission through.

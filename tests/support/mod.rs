@@ -208,6 +208,61 @@ pub fn assert_exit(out: &std::process::Output, code: i32) {
     );
 }
 
+/// The form proof (`form_token`) in a setup-link page, as a browser sends it back.
+pub fn form_token(page: &str) -> String {
+    let start = page
+        .find("name=\"form_token\" value=\"")
+        .map(|i| i + "name=\"form_token\" value=\"".len())
+        .unwrap_or_else(|| panic!("no form proof in the page: {page}"));
+    let end = page[start..].find('"').unwrap() + start;
+    page[start..end].to_string()
+}
+
+/// Opens the setup-link page at `url` and returns its form proof.
+pub async fn fetch_form_token(client: &reqwest::Client, url: &str) -> String {
+    let page = client.get(url).send().await.unwrap().text().await.unwrap();
+    form_token(&page)
+}
+
+/// Submits a password on the setup link at `url` as a person does: the
+/// page first, then its form with the page's proof. A page without a form
+/// (used, expired, invalid) is the answer itself.
+pub async fn submit_password(
+    client: &reqwest::Client,
+    url: &str,
+    password: &str,
+    confirmation: &str,
+) -> (u16, String) {
+    let r = client.get(url).send().await.unwrap();
+    let status = r.status().as_u16();
+    let page = r.text().await.unwrap();
+    if !page.contains("id=\"setup\"") {
+        return (status, page);
+    }
+    post_password(client, url, &form_token(&page), password, confirmation).await
+}
+
+/// Posts the setup form with a given proof.
+pub async fn post_password(
+    client: &reqwest::Client,
+    url: &str,
+    proof: &str,
+    password: &str,
+    confirmation: &str,
+) -> (u16, String) {
+    let r = client
+        .post(url)
+        .form(&[
+            ("password", password),
+            ("confirmation", confirmation),
+            ("form_token", proof),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
 pub fn http() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()

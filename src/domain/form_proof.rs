@@ -1,0 +1,162 @@
+//! The proof a recipient page's form carries that Muster served it, for
+//! this link, recently.
+//!
+//! The setup-link pages send no referrer, so the token in their URL never
+//! leaves in a `Referer`; under that policy browsers post their forms with
+//! `Origin: null`, which cannot tell Muster's own page from another site.
+//! The page therefore carries this proof in a hidden field:
+//! `HMAC(link key, "form-proof", link token hash, issued, nonce)`. Only a
+//! page fetched with the link's token can hold a valid one; each is taken
+//! once (the caller remembers used nonces until they expire).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use subtle::ConstantTimeEq;
+use time::{Duration, OffsetDateTime};
+
+use super::token::{LinkKey, TokenHash};
+
+/// How long a served form stays good: a recipient may leave the page open
+/// for a while before typing a password.
+pub const FORM_PROOF_LIFETIME: Duration = Duration::hours(24);
+/// Clock skew tolerated for a proof issued "in the future" (several servers).
+const SKEW: Duration = Duration::minutes(5);
+
+const NONCE_BYTES: usize = 16;
+const RAW_BYTES: usize = 8 + NONCE_BYTES + 32;
+
+/// The single-use part of a proof: remember it until `expires`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProofNonce(pub [u8; NONCE_BYTES]);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ProofError {
+    #[error("the form carries no proof that it came from this page")]
+    Missing,
+    #[error("the form's proof is not one Muster made for this link")]
+    Foreign,
+    #[error("the form was served too long ago")]
+    Expired,
+}
+
+/// A checked proof.
+#[derive(Debug, Clone, Copy)]
+pub struct ValidProof {
+    pub nonce: ProofNonce,
+    pub expires: OffsetDateTime,
+}
+
+fn mac(key: &LinkKey, link: &TokenHash, issued: i64, nonce: &[u8; NONCE_BYTES]) -> [u8; 32] {
+    key.mac(&[b"form-proof", &link.0, &issued.to_be_bytes(), nonce])
+}
+
+/// A fresh proof for a page served now for `link`.
+pub fn issue(
+    key: &LinkKey,
+    link: &TokenHash,
+    now: OffsetDateTime,
+    nonce: [u8; NONCE_BYTES],
+) -> String {
+    let issued = now.unix_timestamp();
+    let mut raw = Vec::with_capacity(RAW_BYTES);
+    raw.extend_from_slice(&issued.to_be_bytes());
+    raw.extend_from_slice(&nonce);
+    raw.extend_from_slice(&mac(key, link, issued, &nonce));
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// Checks a proof posted for `link` at `now`. Replays are the caller's to
+/// refuse, by the nonce.
+pub fn verify(
+    key: &LinkKey,
+    link: &TokenHash,
+    posted: &str,
+    now: OffsetDateTime,
+) -> Result<ValidProof, ProofError> {
+    if posted.is_empty() {
+        return Err(ProofError::Missing);
+    }
+    let raw = URL_SAFE_NO_PAD
+        .decode(posted.trim())
+        .ok()
+        .filter(|r| r.len() == RAW_BYTES)
+        .ok_or(ProofError::Foreign)?;
+    let issued = i64::from_be_bytes(raw[..8].try_into().expect("8 bytes"));
+    let nonce: [u8; NONCE_BYTES] = raw[8..8 + NONCE_BYTES].try_into().expect("16 bytes");
+    let expected = mac(key, link, issued, &nonce);
+    if !bool::from(expected.ct_eq(&raw[8 + NONCE_BYTES..])) {
+        return Err(ProofError::Foreign);
+    }
+    let issued = OffsetDateTime::from_unix_timestamp(issued).map_err(|_| ProofError::Foreign)?;
+    let expires = issued + FORM_PROOF_LIFETIME;
+    if issued > now + SKEW || now >= expires {
+        return Err(ProofError::Expired);
+    }
+    Ok(ValidProof {
+        nonce: ProofNonce(nonce),
+        expires,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::token::{LinkToken, TokenPurpose};
+    use time::macros::datetime;
+
+    fn key() -> LinkKey {
+        LinkKey::from_bytes([9; 32])
+    }
+
+    fn link(id: &str) -> TokenHash {
+        LinkToken::derive(&key(), TokenPurpose::Invite, id, 0).hash()
+    }
+
+    #[test]
+    fn a_proof_holds_for_its_link_within_its_life() {
+        let now = datetime!(2026-12-01 10:00 UTC);
+        let proof = issue(&key(), &link("a"), now, [1; 16]);
+        let ok = verify(&key(), &link("a"), &proof, now + Duration::hours(23)).unwrap();
+        assert_eq!(ok.nonce, ProofNonce([1; 16]));
+        assert_eq!(ok.expires, now + FORM_PROOF_LIFETIME);
+        assert_eq!(
+            verify(&key(), &link("a"), &proof, now + Duration::hours(24)).unwrap_err(),
+            ProofError::Expired
+        );
+        assert_eq!(
+            verify(&key(), &link("a"), &proof, now - Duration::hours(1)).unwrap_err(),
+            ProofError::Expired
+        );
+    }
+
+    #[test]
+    fn another_links_or_a_forged_proof_is_foreign() {
+        let now = datetime!(2026-12-01 10:00 UTC);
+        let proof = issue(&key(), &link("a"), now, [1; 16]);
+        assert_eq!(
+            verify(&key(), &link("b"), &proof, now).unwrap_err(),
+            ProofError::Foreign
+        );
+        let other_key = LinkKey::from_bytes([8; 32]);
+        assert_eq!(
+            verify(&other_key, &link("a"), &proof, now).unwrap_err(),
+            ProofError::Foreign
+        );
+        for bad in [
+            "x",
+            "!!!!",
+            &proof[..proof.len() - 1],
+            &format!("{proof}AA"),
+        ] {
+            assert_eq!(
+                verify(&key(), &link("a"), bad, now).unwrap_err(),
+                ProofError::Foreign,
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            verify(&key(), &link("a"), "", now).unwrap_err(),
+            ProofError::Missing
+        );
+    }
+}
