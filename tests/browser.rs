@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use muster::App;
 use muster::store::Actor;
-use support::webdriver::{self, Browser};
+use support::webdriver::{Browser, Engine};
 use support::*;
 
 const ADMIN: &str = "admin@team.example";
@@ -40,14 +40,13 @@ fn outbox_files(t: &TestDir) -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn first_run_setup_sign_in_and_forgot_password() {
-    if !webdriver::available() {
+async fn first_run_setup_sign_in_and_forgot_password(engine: Engine) {
+    if !engine.available() {
         return;
     }
     let t = TestDir::new();
     let app = app(&t, |_| {}).await;
-    let mut b = Browser::start("first_run_setup_sign_in_and_forgot_password").await;
+    let mut b = Browser::start(engine, "first_run_setup_sign_in_and_forgot_password").await;
 
     // First run: the setup link creates the first admin and signs them in.
     let link = app.muster.setup_link().unwrap().expect("no admin yet");
@@ -135,9 +134,8 @@ async fn first_run_setup_sign_in_and_forgot_password() {
     app.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_bulk_invites_wizard_and_the_pending_list() {
-    if !webdriver::available() {
+async fn the_bulk_invites_wizard_and_the_pending_list(engine: Engine) {
+    if !engine.available() {
         return;
     }
     let t = TestDir::new();
@@ -145,7 +143,7 @@ async fn the_bulk_invites_wizard_and_the_pending_list() {
     app.muster
         .add_admin(ADMIN, PASSWORD, &Actor::cli())
         .unwrap();
-    let mut b = Browser::start("the_bulk_invites_wizard_and_the_pending_list").await;
+    let mut b = Browser::start(engine, "the_bulk_invites_wizard_and_the_pending_list").await;
     sign_in(&mut b, &app, PASSWORD).await;
 
     // The Add mailboxes menu leads to the wizard.
@@ -279,9 +277,8 @@ async fn the_bulk_invites_wizard_and_the_pending_list() {
     app.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_csv_over_the_pool_is_flagged() {
-    if !webdriver::available() {
+async fn a_csv_over_the_pool_is_flagged(engine: Engine) {
+    if !engine.available() {
         return;
     }
     let t = TestDir::new();
@@ -289,7 +286,7 @@ async fn a_csv_over_the_pool_is_flagged() {
     app.muster
         .add_admin(ADMIN, PASSWORD, &Actor::cli())
         .unwrap();
-    let mut b = Browser::start("a_csv_over_the_pool_is_flagged").await;
+    let mut b = Browser::start(engine, "a_csv_over_the_pool_is_flagged").await;
     sign_in(&mut b, &app, PASSWORD).await;
     let csv = t.write(
         "team.csv",
@@ -314,9 +311,8 @@ async fn a_csv_over_the_pool_is_flagged() {
     app.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bulk_creation_shows_a_generated_password_once() {
-    if !webdriver::available() {
+async fn bulk_creation_shows_a_generated_password_once(engine: Engine) {
+    if !engine.available() {
         return;
     }
     let t = TestDir::new();
@@ -324,7 +320,7 @@ async fn bulk_creation_shows_a_generated_password_once() {
     app.muster
         .add_admin(ADMIN, PASSWORD, &Actor::cli())
         .unwrap();
-    let mut b = Browser::start("bulk_creation_shows_a_generated_password_once").await;
+    let mut b = Browser::start(engine, "bulk_creation_shows_a_generated_password_once").await;
     sign_in(&mut b, &app, PASSWORD).await;
     b.click(".menu summary").await;
     b.click(".menu-items a[href='/mailboxes/new']").await;
@@ -355,9 +351,8 @@ async fn bulk_creation_shows_a_generated_password_once() {
     app.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_state_changing_request_without_the_csrf_token_is_refused() {
-    if !webdriver::available() {
+async fn a_state_changing_request_without_the_csrf_token_is_refused(engine: Engine) {
+    if !engine.available() {
         return;
     }
     let t = TestDir::new();
@@ -365,7 +360,11 @@ async fn a_state_changing_request_without_the_csrf_token_is_refused() {
     app.muster
         .add_admin(ADMIN, PASSWORD, &Actor::cli())
         .unwrap();
-    let mut b = Browser::start("a_state_changing_request_without_the_csrf_token_is_refused").await;
+    let mut b = Browser::start(
+        engine,
+        "a_state_changing_request_without_the_csrf_token_is_refused",
+    )
+    .await;
     sign_in(&mut b, &app, PASSWORD).await;
     // The page's own session cookie goes along; the CSRF header does not.
     let status = b
@@ -390,3 +389,43 @@ async fn a_state_changing_request_without_the_csrf_token_is_refused() {
     b.quit().await;
     app.shutdown().await;
 }
+
+/// The harness itself: a console error, an uncaught exception and a CSP
+/// violation are all heard, so a clean step means a clean page.
+async fn the_console_watch_hears_errors_and_csp_violations(engine: Engine) {
+    if !engine.available() {
+        return;
+    }
+    let t = TestDir::new();
+    let app = app(&t, |_| {}).await;
+    let b = Browser::start(engine, "the_console_watch_hears_errors_and_csp_violations").await;
+    b.goto(&format!("{}/login", app.url())).await;
+    b.wait("#sign-in").await;
+    assert_eq!(b.take_console(), Vec::<String>::new());
+    b.run(
+        "console.error('planted error');
+         setTimeout(() => { throw new Error('planted exception'); }, 0);
+         const s = document.createElement('script'); s.textContent = 'window.x = 1'; document.body.append(s);",
+    )
+    .await;
+    let mut heard = Vec::new();
+    b.until("all three in the console", || {
+        heard.extend(b.take_console());
+        let all = ["planted error", "planted exception", "CSP violation"]
+            .iter()
+            .all(|w| heard.iter().any(|h| h.contains(w)));
+        async move { all.then_some(()) }
+    })
+    .await;
+    b.quit().await;
+    app.shutdown().await;
+}
+
+in_both_browsers!(
+    the_console_watch_hears_errors_and_csp_violations,
+    first_run_setup_sign_in_and_forgot_password,
+    the_bulk_invites_wizard_and_the_pending_list,
+    a_csv_over_the_pool_is_flagged,
+    bulk_creation_shows_a_generated_password_once,
+    a_state_changing_request_without_the_csrf_token_is_refused,
+);

@@ -1,42 +1,196 @@
-//! A small W3C WebDriver client for Debian's chromium and chromedriver.
-//! Each step can be photographed; when a test fails, its photos are kept
-//! under `target/browser-failures/<test>/`.
+//! A small W3C WebDriver client for two real browsers: Debian's Chromium
+//! (chromedriver) and Firefox ESR (geckodriver). Each session also opens
+//! WebDriver BiDi to hear the console: every error, uncaught exception and
+//! Content-Security-Policy violation fails the test at its next step.
+//!
+//! Each step is checked at 1280x900 and 390x844 (no sideways scroll) and
+//! photographed; when a test fails, its photos are kept under
+//! `target/browser-failures/<engine>-<test>/` (with `KEEP_SCREENSHOTS=1`,
+//! under `target/screenshots/` for passing tests too).
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 
 use super::{free_port, have_command, require};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-pub fn available() -> bool {
-    require(
-        "chromium and chromedriver (apt packages chromium chromium-driver)",
-        have_command("chromium") && have_command("chromedriver"),
-    )
+/// The window sizes every page must fit: a laptop and a phone.
+pub const SIZES: [(u32, u32); 2] = [(1280, 900), (390, 844)];
+
+/// Runs each named `async fn name(engine: Engine)` once per browser, as
+/// the tests `chromium::name` and `firefox::name`.
+#[macro_export]
+macro_rules! in_both_browsers {
+    ($($name:ident),* $(,)?) => {
+        mod chromium {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::webdriver::Engine::Chromium).await
+                }
+            )*
+        }
+        mod firefox {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::webdriver::Engine::Firefox).await
+                }
+            )*
+        }
+    };
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Chromium,
+    Firefox,
+}
+
+impl Engine {
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Chromium => "chromium",
+            Engine::Firefox => "firefox",
+        }
+    }
+
+    /// Whether the browser and its driver are installed; under CI a
+    /// missing one fails the test.
+    pub fn available(self) -> bool {
+        match self {
+            Engine::Chromium => require(
+                "chromium and chromedriver (apt packages chromium chromium-driver)",
+                have_command("chromium") && have_command("chromedriver"),
+            ),
+            Engine::Firefox => require(
+                "firefox-esr and geckodriver (apt package firefox-esr; cargo install geckodriver)",
+                have_command("firefox-esr") && have_command("geckodriver"),
+            ),
+        }
+    }
+
+    fn driver(self, port: u16, log: &std::path::Path) -> Child {
+        let log = std::fs::File::create(log).unwrap();
+        let mut cmd = match self {
+            Engine::Chromium => {
+                let mut c = Command::new("chromedriver");
+                c.arg(format!("--port={port}"));
+                c
+            }
+            Engine::Firefox => {
+                let mut c = Command::new("geckodriver");
+                c.arg("--port")
+                    .arg(port.to_string())
+                    .arg("--websocket-port")
+                    .arg(free_port().to_string());
+                c
+            }
+        };
+        cmd.stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{} driver starts: {e}", self.name()))
+    }
+
+    fn capabilities(self, profile: &std::path::Path) -> Value {
+        match self {
+            Engine::Chromium => json!({
+                "browserName": "chrome",
+                "webSocketUrl": true,
+                "goog:chromeOptions": {
+                    "binary": "/usr/bin/chromium",
+                    "args": [
+                        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                        "--disable-quic", "--no-first-run", "--disable-background-networking",
+                        "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                        format!("--user-data-dir={}", profile.display()),
+                    ],
+                },
+            }),
+            // The prefs keep a test run from sending anything off the machine.
+            Engine::Firefox => json!({
+                "browserName": "firefox",
+                "webSocketUrl": true,
+                "moz:firefoxOptions": {
+                    "binary": "/usr/bin/firefox-esr",
+                    "args": ["-headless", "-profile", profile.display().to_string()],
+                    "prefs": {
+                        "app.update.enabled": false,
+                        "app.update.auto": false,
+                        "browser.safebrowsing.malware.enabled": false,
+                        "browser.safebrowsing.phishing.enabled": false,
+                        "browser.safebrowsing.downloads.enabled": false,
+                        "browser.safebrowsing.blockedURIs.enabled": false,
+                        "toolkit.telemetry.enabled": false,
+                        "toolkit.telemetry.unified": false,
+                        "datareporting.healthreport.uploadEnabled": false,
+                        "datareporting.policy.dataSubmissionEnabled": false,
+                        "network.captive-portal-service.enabled": false,
+                        "network.connectivity-service.enabled": false,
+                        "browser.shell.checkDefaultBrowser": false,
+                        "extensions.update.enabled": false,
+                        "extensions.getAddons.cache.enabled": false,
+                        "browser.newtabpage.enabled": false,
+                        "browser.startup.homepage": "about:blank",
+                        "services.settings.server": "http://127.0.0.1:1/",
+                        "browser.region.network.url": "",
+                        "geo.provider.network.url": "",
+                        "media.gmp-manager.url": "http://127.0.0.1:1/",
+                        "network.dns.disablePrefetch": true,
+                        "network.prefetch-next": false,
+                        "signon.rememberSignons": false,
+                        "toolkit.legacyUserProfileCustomizations.stylesheets": true,
+                    },
+                },
+            }),
+        }
+    }
+}
+
+/// What the console said that a page must never say.
+type Heard = Arc<Mutex<Vec<String>>>;
+
 pub struct Browser {
+    pub engine: Engine,
     http: reqwest::Client,
     base: String,
     driver: Child,
     name: String,
     shots: Vec<(String, Vec<u8>)>,
-    _profile: tempfile::TempDir,
+    heard: Heard,
+    listener: tokio::task::JoinHandle<()>,
+    size: (u32, u32),
+    profile: tempfile::TempDir,
 }
 
+/// Hooks CSP violations into the console before any page script runs.
+const PRELOAD: &str = "() => { window.addEventListener('securitypolicyviolation', e => \
+console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline') + \
+' in ' + e.sourceFile + ':' + e.lineNumber), true); }";
+
 impl Browser {
-    pub async fn start(name: &str) -> Self {
+    pub async fn start(engine: Engine, name: &str) -> Self {
+        let profile = tempfile::tempdir().unwrap();
+        if engine == Engine::Firefox {
+            // The browser's own toolbars hold its window at 500 px or more;
+            // a phone is narrower.
+            std::fs::create_dir_all(profile.path().join("chrome")).unwrap();
+            std::fs::write(
+                profile.path().join("chrome/userChrome.css"),
+                ":root, #main-window, #navigator-toolbox, toolbar, #nav-bar, #TabsToolbar { min-width: 0 !important; }\n",
+            )
+            .unwrap();
+        }
         let port = free_port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts");
+        let driver_log = profile.path().with_extension("driver.log");
+        let driver = engine.driver(port, &driver_log);
         let http = super::http();
         let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -46,22 +200,14 @@ impl Browser {
             {
                 break;
             }
-            assert!(Instant::now() < deadline, "chromedriver did not start");
+            assert!(
+                Instant::now() < deadline,
+                "{} driver did not start",
+                engine.name()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let profile = tempfile::tempdir().unwrap();
-        let caps = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-quic", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--window-size=1280,1000",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ],
-            },
-        }}});
+        let caps = json!({"capabilities": {"alwaysMatch": engine.capabilities(profile.path())}});
         let resp: Value = http
             .post(format!("{base}/session"))
             .json(&caps)
@@ -73,16 +219,28 @@ impl Browser {
             .unwrap();
         let session = resp["value"]["sessionId"]
             .as_str()
-            .unwrap_or_else(|| panic!("no session: {resp}"))
+            .unwrap_or_else(|| panic!("no {} session: {resp}", engine.name()))
             .to_string();
-        Self {
+        let ws = resp["value"]["capabilities"]["webSocketUrl"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no BiDi in the {} session: {resp}", engine.name()))
+            .to_string();
+        let heard: Heard = Arc::default();
+        let listener = listen(&ws, heard.clone()).await;
+        let b = Self {
+            engine,
             http,
             base: format!("{base}/session/{session}"),
             driver,
-            name: name.to_string(),
+            name: format!("{}-{name}", engine.name()),
             shots: Vec::new(),
-            _profile: profile,
-        }
+            heard,
+            listener,
+            size: SIZES[0],
+            profile,
+        };
+        b.resize(SIZES[0]).await;
+        b
     }
 
     async fn cmd(
@@ -113,19 +271,15 @@ impl Browser {
     }
 
     async fn get(&self, path: &str) -> Result<Value, String> {
-        self.http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json::<Value>()
-            .await
-            .map(|v| v["value"].clone())
-            .map_err(|e| e.to_string())
+        self.cmd(reqwest::Method::GET, path, None).await
     }
 
     pub async fn goto(&self, url: &str) {
         self.post("/url", json!({"url": url})).await.unwrap();
+    }
+
+    pub async fn back(&self) {
+        self.post("/back", json!({})).await.unwrap();
     }
 
     pub async fn url(&self) -> String {
@@ -137,10 +291,30 @@ impl Browser {
             .to_string()
     }
 
-    pub async fn set_size(&self, width: u32, height: u32) {
+    /// Sets the window to `width` x `height` until the page sees that width.
+    async fn resize(&self, (width, height): (u32, u32)) {
         self.post("/window/rect", json!({"width": width, "height": height}))
             .await
             .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let inner = self.run("return window.innerWidth").await;
+            if inner.as_u64() == Some(width as u64) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the {} window stays {inner} px wide, not {width}",
+                self.engine.name()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sets the size the test works at (steps still check both sizes).
+    pub async fn set_size(&mut self, width: u32, height: u32) {
+        self.size = (width, height);
+        self.resize(self.size).await;
     }
 
     async fn try_find(&self, css: &str) -> Option<String> {
@@ -181,7 +355,10 @@ impl Browser {
                 }
             }
             if Instant::now() > deadline {
-                panic!("timed out waiting for {want:?} in {css}; it says {last:?}");
+                panic!(
+                    "timed out waiting for {want:?} in {css} on {}; it says {last:?}",
+                    self.url().await
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -191,7 +368,7 @@ impl Browser {
         let id = self.wait(css).await;
         self.post(&format!("/element/{id}/click"), json!({}))
             .await
-            .unwrap();
+            .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
     }
 
     /// Clears the field and types `text`.
@@ -200,7 +377,7 @@ impl Browser {
         let _ = self.post(&format!("/element/{id}/clear"), json!({})).await;
         self.post(&format!("/element/{id}/value"), json!({"text": text}))
             .await
-            .unwrap();
+            .unwrap_or_else(|e| panic!("typing into {css}: {e}"));
     }
 
     /// Sets a field's value and fires `change`, as leaving the field does.
@@ -245,6 +422,7 @@ impl Browser {
             .unwrap_or(0)
     }
 
+    /// A DOM property of the first element matching `css`.
     pub async fn attribute(&self, css: &str, name: &str) -> Option<String> {
         let id = self.wait(css).await;
         self.get(&format!("/element/{id}/property/{name}"))
@@ -256,6 +434,16 @@ impl Browser {
                 Value::Null => None,
                 other => Some(other.to_string()),
             })
+    }
+
+    /// The property of an element that may be hidden (no wait for display).
+    pub async fn property(&self, css: &str, name: &str) -> Value {
+        self.run(&format!(
+            "const e = document.querySelector({}); return e ? e[{}] : null;",
+            serde_json::to_string(css).unwrap(),
+            serde_json::to_string(name).unwrap()
+        ))
+        .await
     }
 
     /// Runs an async script; `done` is the last argument it must call.
@@ -271,14 +459,82 @@ impl Browser {
             .unwrap()
     }
 
-    /// Takes a photo of this step; kept only if the test fails.
-    pub async fn step(&mut self, name: &str) {
+    async fn photo(&mut self, name: &str) {
         if let Ok(v) = self.get("/screenshot").await
             && let Some(b64) = v.as_str()
             && let Ok(png) = base64::engine::general_purpose::STANDARD.decode(b64)
         {
             self.shots.push((name.to_string(), png));
         }
+    }
+
+    /// What the console said since the last call (errors, exceptions,
+    /// CSP violations).
+    pub fn take_console(&self) -> Vec<String> {
+        std::mem::take(&mut *self.heard.lock().unwrap())
+    }
+
+    /// One step of a test: the console is clean, and the page fits both
+    /// a laptop and a phone without sideways scrolling. Each size is
+    /// photographed; the photos are kept if the test fails.
+    pub async fn step(&mut self, name: &str) {
+        // Let the page finish what it is doing (its scripts and fetches).
+        self.settle().await;
+        for size in SIZES {
+            self.resize(size).await;
+            let (scroll, inner) = self.widths().await;
+            self.photo(&format!("{name}-{}x{}", size.0, size.1)).await;
+            assert!(
+                scroll <= inner,
+                "{name}: the page at {} is {scroll} px wide in a {inner} px window ({}x{}): it scrolls sideways",
+                self.url().await,
+                size.0,
+                size.1
+            );
+        }
+        self.resize(self.size).await;
+        let heard = self.take_console();
+        assert!(
+            heard.is_empty(),
+            "{name}: the console of {} reported: {heard:#?}",
+            self.url().await
+        );
+    }
+
+    async fn widths(&self) -> (i64, i64) {
+        let v = self
+            .run("return [document.documentElement.scrollWidth, window.innerWidth]")
+            .await;
+        (
+            v[0].as_i64().unwrap_or(i64::MAX),
+            v[1].as_i64().unwrap_or(0),
+        )
+    }
+
+    /// Waits until the document has loaded and no fetch is in flight for
+    /// a moment.
+    async fn settle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let state = self.run("return document.readyState").await;
+            if state == "complete" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // A page may still fetch after load: wait for the network to be idle.
+        let _ = self
+            .run_async(
+                "const done = arguments[arguments.length - 1];
+                 let last = performance.getEntriesByType('resource').length, quiet = 0;
+                 const tick = () => {
+                   const now = performance.getEntriesByType('resource').length;
+                   quiet = now === last ? quiet + 1 : 0; last = now;
+                   if (quiet >= 3) done(true); else setTimeout(tick, 50);
+                 };
+                 setTimeout(tick, 50);",
+            )
+            .await;
     }
 
     /// Polls `f` until it returns Some.
@@ -289,33 +545,95 @@ impl Browser {
     {
         super::wait_for_async(what, Duration::from_secs(20), &mut f).await
     }
-}
 
-impl Browser {
     /// Ends the session, closing the browser.
     pub async fn quit(&self) {
         let _ = self.http.delete(&self.base).send().await;
     }
 }
 
+/// Subscribes to the console over WebDriver BiDi and keeps what must not
+/// be there.
+async fn listen(ws: &str, heard: Heard) -> tokio::task::JoinHandle<()> {
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws)
+        .await
+        .unwrap_or_else(|e| panic!("BiDi at {ws}: {e}"));
+    let commands = [
+        json!({"id": 1, "method": "session.subscribe", "params": {"events": ["log.entryAdded"]}}),
+        json!({"id": 2, "method": "script.addPreloadScript", "params": {"functionDeclaration": PRELOAD}}),
+    ];
+    for c in &commands {
+        socket
+            .send(tokio_tungstenite::tungstenite::Message::text(c.to_string()))
+            .await
+            .unwrap();
+    }
+    // Both commands answered before the test goes on, so nothing is missed.
+    let mut answered = 0;
+    while answered < commands.len() {
+        let msg = tokio::time::timeout(Duration::from_secs(20), socket.next())
+            .await
+            .expect("BiDi answers")
+            .expect("BiDi stays open")
+            .expect("BiDi message");
+        if let Ok(text) = msg.to_text()
+            && let Ok(v) = serde_json::from_str::<Value>(text)
+            && v.get("id").is_some()
+        {
+            assert!(v["type"] != "error", "BiDi refused a command: {v}");
+            answered += 1;
+        }
+    }
+    tokio::spawn(async move {
+        while let Some(Ok(msg)) = socket.next().await {
+            let Ok(text) = msg.to_text() else { continue };
+            let Ok(v) = serde_json::from_str::<Value>(text) else {
+                continue;
+            };
+            if v["method"] == "log.entryAdded" && v["params"]["level"] == "error" {
+                let p = &v["params"];
+                heard.lock().unwrap().push(format!(
+                    "{} {}: {}",
+                    p["type"].as_str().unwrap_or("?"),
+                    p["source"]["context"].as_str().unwrap_or(""),
+                    p["text"].as_str().unwrap_or("")
+                ));
+            }
+        }
+    })
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        self.listener.abort();
+        // KEEP_SCREENSHOTS=1 keeps them for a passing test too, to look at.
+        let keep = std::env::var_os("KEEP_SCREENSHOTS").is_some();
+        if std::thread::panicking() || keep {
+            let folder = if std::thread::panicking() {
+                "target/browser-failures"
+            } else {
+                "target/screenshots"
+            };
             let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("target/browser-failures")
+                .join(folder)
                 .join(&self.name);
             let _ = std::fs::create_dir_all(&dir);
             for (n, (name, png)) in self.shots.iter().enumerate() {
                 let _ = std::fs::write(dir.join(format!("{n:02}-{name}.png")), png);
             }
+            let _ = std::fs::copy(
+                self.profile.path().with_extension("driver.log"),
+                dir.join("driver.log"),
+            );
             eprintln!("screenshots of each step: {}", dir.display());
         }
         unsafe { libc::kill(self.driver.id() as i32, libc::SIGTERM) };
         let _ = self.driver.wait();
-        // Chromium processes left by a failed test: found by their own profile folder.
+        // Browser processes left by a failed test: found by their own profile folder.
         let _ = Command::new("pkill")
             .arg("-f")
-            .arg(self._profile.path())
+            .arg(self.profile.path())
             .status();
+        let _ = std::fs::remove_file(self.profile.path().with_extension("driver.log"));
     }
 }

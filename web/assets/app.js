@@ -35,10 +35,18 @@ const Muster = (() => {
     const headers = Object.assign({ 'Accept': 'application/json' }, extraHeaders || {});
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     if (method !== 'GET' && csrf) headers['X-CSRF-Token'] = csrf;
-    const resp = await fetch('/api/v1' + path, {
-      method, headers, credentials: 'same-origin',
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    let resp;
+    try {
+      resp = await fetch('/api/v1' + path, {
+        method, headers, credentials: 'same-origin',
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (e) {
+      // A page being left has its requests aborted: that page is gone a
+      // moment later and nothing needs saying. Otherwise Muster is unreachable.
+      await new Promise(resolve => setTimeout(resolve, 1000));
+      throw new ApiError(0, { message: 'Muster did not answer. Check the connection, then reload the page.' });
+    }
     let data = null;
     const type = resp.headers.get('content-type') || '';
     if (type.startsWith('application/json')) data = await resp.json();
@@ -50,6 +58,15 @@ const Muster = (() => {
       throw new ApiError(resp.status, data);
     }
     return data;
+  }
+
+  // Runs a page's script: an error it does not handle itself is shown in
+  // the page's status area, not left for the console.
+  function page(main) {
+    main().catch(err => {
+      const box = document.getElementById('status');
+      if (box) say(box, 'bad', errorText(err));
+    });
   }
 
   function setCsrf(token) {
@@ -171,6 +188,6 @@ const Muster = (() => {
     return Array.from(b, x => x.toString(16).padStart(2, '0')).join('');
   }
 
-  return { el, api, ApiError, say, errorText, setCsrf, requireSession, fmtDate, stateBadge,
+  return { el, api, ApiError, page, say, errorText, setCsrf, requireSession, fmtDate, stateBadge,
            download, csvCell, readFile, dropZone, cookieNotice, newKey };
 })();

@@ -1,5 +1,5 @@
 'use strict';
-(async () => {
+Muster.page(async () => {
   const { api, el, say, errorText, requireSession, fmtDate } = Muster;
   await requireSession();
   const $ = id => document.getElementById(id);
@@ -16,4 +16,4 @@
   }
   $('more').addEventListener('click', load);
   load();
-})();
+});

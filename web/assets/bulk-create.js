@@ -1,5 +1,5 @@
 'use strict';
-(async () => {
+Muster.page(async () => {
   const { api, el, say, errorText, requireSession, readFile, dropZone, download, csvCell, newKey } = Muster;
   await requireSession();
   const settings = await api('GET', '/settings');
@@ -67,4 +67,4 @@
     const lines = ['mailbox,password'].concat(created.mailboxes.map(m => csvCell(m.mailbox) + ',' + csvCell(m.generated_password || '')));
     download('muster-mailboxes.csv', lines.join('\n') + '\n');
   });
-})();
+});

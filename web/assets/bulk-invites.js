@@ -1,5 +1,5 @@
 'use strict';
-(async () => {
+Muster.page(async () => {
   const { api, el, say, errorText, requireSession, readFile, dropZone, stateBadge, newKey } = Muster;
   await requireSession();
   const settings = await api('GET', '/settings');
@@ -28,6 +28,8 @@
     say('status', 'ok', 'Read ' + file.name + '. Press Preview.');
   }
   $('file').addEventListener('change', e => { if (e.target.files.length) chooseFile(e.target.files[0]); });
+  // A file chosen while the page was still loading.
+  if ($('file').files.length) chooseFile($('file').files[0]);
   dropZone($('dropzone'), chooseFile);
 
   // Re-checks never move the wizard; while one runs, nothing can be sent.
@@ -141,4 +143,4 @@
       el('td', {}, stateBadge(i.delivery_state)), el('td', { text: i.delivery_detail || '' }))));
     if (open > 0) setTimeout(() => follow(batchId), 1000);
   }
-})();
+});

@@ -1,5 +1,5 @@
 'use strict';
-(async () => {
+Muster.page(async () => {
   const { api, el, say, errorText, requireSession } = Muster;
   await requireSession();
   const settings = await api('GET', '/settings');
@@ -31,4 +31,4 @@
   }
   select.addEventListener('change', load);
   load();
-})();
+});

@@ -1,5 +1,5 @@
 'use strict';
-(async () => {
+Muster.page(async () => {
   const { api, el, say, errorText, requireSession, fmtDate, stateBadge } = Muster;
   await requireSession();
   const $ = id => document.getElementById(id);
@@ -92,4 +92,4 @@
   $('resend-selected').addEventListener('click', () => many('resend', 'Resent'));
   $('revoke-selected').addEventListener('click', () => many('revoke', 'Revoked'));
   reload();
-})();
+});

@@ -1,5 +1,5 @@
 'use strict';
-(async () => {
+Muster.page(async () => {
   const { api, el, say, errorText, requireSession, fmtDate } = Muster;
   await requireSession();
   const $ = id => document.getElementById(id);
@@ -26,4 +26,4 @@
     } catch (err) { say('status', 'bad', errorText(err)); }
   });
   load().catch(err => say('status', 'bad', errorText(err)));
-})();
+});

@@ -1,0 +1,377 @@
+//! The recipient's side in real browsers (Chromium and Firefox ESR), from
+//! the invite as the real Postfix delivered it to the mailbox on the real
+//! Dovecot: the setup form, a weak password, the success page, a used, a
+//! replaced, a revoked and an unknown link, an expired link and its "ask
+//! for a new link", a blocked link (pool full), German, and a phone.
+//! Every step is checked at 1280x900 and 390x844 with a clean console.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use muster::App;
+use muster::domain::duration::HumanDuration;
+use muster::domain::roster::{CreationRow, InviteRow};
+use muster::service::{BatchRequest, ManualClock};
+use muster::store::Actor;
+use support::mailstack::{self, Stack, login_eventually};
+use support::webdriver::{Browser, Engine};
+use support::*;
+
+const ADMIN: &str = "admin@team.example";
+const WEBMAIL: &str = "https://webmail.team.example/";
+
+struct Recipient {
+    t: TestDir,
+    stack: Stack,
+    app: App,
+    clock: Arc<ManualClock>,
+    /// Setup links already taken from delivered emails.
+    seen: std::sync::Mutex<Vec<String>>,
+}
+
+async fn start(engine: Engine, name: &str) -> Option<(Recipient, Browser)> {
+    if !engine.available() || !mailstack::available() {
+        return None;
+    }
+    let t = TestDir::new();
+    let stack = Stack::start(t.path(), "team.example");
+    let mut config = t.config();
+    stack.configure(&mut config);
+    let port = free_port();
+    config.listen = format!("127.0.0.1:{port}");
+    config.public_url = format!("http://127.0.0.1:{port}");
+    config.client.webmail_url = Some(WEBMAIL.into());
+    config.client.imap_host = Some("imap.team.example".into());
+    config.http.link_rate_per_minute = 1000;
+    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+    let app = App::build_with_clock(config, clock.clone()).await.unwrap();
+    let b = Browser::start(engine, name).await;
+    Some((
+        Recipient {
+            t,
+            stack,
+            app,
+            clock,
+            seen: Default::default(),
+        },
+        b,
+    ))
+}
+
+impl Recipient {
+    /// Invites one recipient and returns (invite id, the setup link from
+    /// the email Postfix delivered).
+    fn invite(&self, row: InviteRow, expires: Option<&str>) -> (String, String) {
+        let created = self
+            .app
+            .muster
+            .create_batch(BatchRequest {
+                expires_in: expires.map(|e| HumanDuration::parse(e).unwrap()),
+                ..BatchRequest::new(vec![row], Actor::cli())
+            })
+            .unwrap();
+        (created.invites[0].id.clone(), self.next_link())
+    }
+
+    /// Waits for a delivered email with a setup link not seen before.
+    fn next_link(&self) -> String {
+        let mut seen = self.seen.lock().unwrap();
+        let link = wait_for("a delivered setup link", Duration::from_secs(30), || {
+            self.stack
+                .postfix
+                .captured()
+                .iter()
+                .filter_map(|m| {
+                    let msg = mail_parser::MessageParser::default().parse(m)?;
+                    let text = msg.body_text(0)?.to_string();
+                    text.split_whitespace()
+                        .find(|w| w.contains("/invite/"))
+                        .map(str::to_string)
+                })
+                .find(|l| !seen.contains(l))
+        });
+        seen.push(link.clone());
+        link
+    }
+
+    fn passwd_has(&self, mailbox: &str) -> bool {
+        std::fs::read_to_string(&self.stack.passwd)
+            .unwrap()
+            .lines()
+            .any(|l| l.starts_with(&format!("{mailbox}:")))
+    }
+
+    async fn finish(self, b: Browser) {
+        b.quit().await;
+        self.app.shutdown().await;
+    }
+}
+
+async fn a_recipient_sets_up_their_mailbox(engine: Engine) {
+    let Some((r, mut b)) = start(engine, "a_recipient_sets_up_their_mailbox").await else {
+        return;
+    };
+    let (id, link) = r.invite(
+        InviteRow {
+            display_name: Some("Jane Doe".into()),
+            storage_allocation_mb: Some("77".into()),
+            ..InviteRow::to("Jane.Doe@elsewhere.org")
+        },
+        None,
+    );
+    b.goto(&link).await;
+    b.wait_text("main h1", "Set up your mailbox").await;
+    // A username field password managers read, shown, not off-screen.
+    assert_eq!(
+        b.attribute("#username", "value").await.as_deref(),
+        Some("jane.doe@team.example")
+    );
+    assert_eq!(
+        b.property("#username", "autocomplete").await,
+        "username",
+        "the username field"
+    );
+    for field in ["#password", "#confirmation"] {
+        assert_eq!(b.property(field, "autocomplete").await, "new-password");
+    }
+    b.step("setup-form").await;
+
+    // A weak password: the reason next to the field, nothing typed lost.
+    b.type_in("#password", "password1234").await;
+    b.type_in("#confirmation", "password1234").await;
+    b.click("#setup button[type=submit]").await;
+    let reason = b.wait_text("#password-error", "too easy to guess").await;
+    assert!(!reason.contains(".."), "{reason}");
+    assert_eq!(
+        b.property("#password", "ariaInvalid").await.as_str(),
+        Some("true")
+    );
+    assert_eq!(
+        b.attribute("#confirmation", "value").await.as_deref(),
+        Some("password1234"),
+        "the other field keeps what was typed"
+    );
+    assert!(
+        b.url()
+            .await
+            .ends_with(link.split('/').next_back().unwrap())
+    );
+    b.step("weak-password").await;
+    assert!(!r.passwd_has("jane.doe@team.example"));
+
+    // The show-password toggle.
+    b.click("#reveal").await;
+    assert_eq!(b.property("#password", "type").await, "text");
+    b.click("#reveal").await;
+    assert_eq!(b.property("#password", "type").await, "password");
+
+    // Mismatched: the reason sits by the confirmation.
+    b.type_in("#password", PASSWORD).await;
+    b.type_in("#confirmation", "plinth-ferry-quartz-78").await;
+    b.click("#setup button[type=submit]").await;
+    b.wait_text("#confirmation-error", "do not match").await;
+    b.step("mismatch").await;
+
+    // A strong password and its confirmation: the mailbox is ready.
+    b.type_in("#confirmation", PASSWORD).await;
+    b.click("#setup button[type=submit]").await;
+    b.wait_text("main h1", "Your mailbox is ready").await;
+    assert_eq!(
+        b.attribute("#webmail", "href").await.as_deref(),
+        Some(WEBMAIL),
+        "a button to webmail, as the email promised"
+    );
+    let settings = b.text(".settings").await;
+    assert!(settings.contains("jane.doe@team.example"), "{settings}");
+    assert!(
+        settings.contains("imap.team.example, port 993"),
+        "{settings}"
+    );
+    assert!(settings.contains("77 MB"), "{settings}");
+    b.step("ready").await;
+
+    // The password the recipient typed logs in on the real Dovecot.
+    assert!(
+        login_eventually(r.stack.dovecot.imap_port, "jane.doe@team.example", PASSWORD).is_some()
+    );
+    assert_eq!(r.app.muster.get_invite(&id).unwrap().link_state, "redeemed");
+
+    // The same link again: already set up.
+    b.goto(&link).await;
+    b.wait_text("main h1", "already set up").await;
+    b.step("used").await;
+    r.finish(b).await;
+}
+
+async fn links_that_no_longer_work(engine: Engine) {
+    let Some((r, mut b)) = start(engine, "links_that_no_longer_work").await else {
+        return;
+    };
+    let (resent, first) = r.invite(InviteRow::to("sam@elsewhere.org"), None);
+    let (revoked, revoked_link) = r.invite(InviteRow::to("kim@elsewhere.org"), None);
+
+    // A page opened before the resend: its form no longer works either.
+    b.goto(&first).await;
+    b.wait("#setup").await;
+    r.app.muster.resend(&resent, &Actor::cli()).unwrap();
+    let replacement = r.next_link();
+    assert_ne!(replacement, first);
+    b.type_in("#password", PASSWORD).await;
+    b.type_in("#confirmation", PASSWORD).await;
+    b.click("#setup button[type=submit]").await;
+    b.wait_text("main h1", "This link is not valid").await;
+    b.step("replaced-on-submit").await;
+    b.goto(&first).await;
+    b.wait_text("main h1", "This link is not valid").await;
+    b.step("replaced").await;
+    assert!(!r.passwd_has("sam@team.example"));
+
+    r.app.muster.revoke(&revoked, &Actor::cli()).unwrap();
+    b.goto(&revoked_link).await;
+    b.wait_text("main h1", "This link is not valid").await;
+    b.step("revoked").await;
+
+    let unknown = format!("{}/invite/{}", r.app.url(), "A".repeat(43));
+    b.goto(&unknown).await;
+    b.wait_text("main h1", "This link is not valid").await;
+    b.goto(&format!("{}/invite/nonsense", r.app.url())).await;
+    b.wait_text("main h1", "This link is not valid").await;
+    b.step("invalid").await;
+
+    // The new link works.
+    b.goto(&replacement).await;
+    b.type_in("#password", PASSWORD).await;
+    b.type_in("#confirmation", PASSWORD).await;
+    b.click("#setup button[type=submit]").await;
+    b.wait_text("main h1", "Your mailbox is ready").await;
+    assert!(login_eventually(r.stack.dovecot.imap_port, "sam@team.example", PASSWORD).is_some());
+    r.finish(b).await;
+}
+
+async fn an_expired_link_asks_for_a_new_one(engine: Engine) {
+    let Some((r, mut b)) = start(engine, "an_expired_link_asks_for_a_new_one").await else {
+        return;
+    };
+    r.app
+        .muster
+        .add_admin(ADMIN, PASSWORD, &Actor::cli())
+        .unwrap();
+    let (id, link) = r.invite(InviteRow::to("late@elsewhere.org"), Some("1h"));
+    r.clock.advance(time::Duration::hours(2));
+    b.goto(&link).await;
+    b.wait_text("main h1", "This link has expired").await;
+    b.step("expired").await;
+    b.click("#new-link button[type=submit]").await;
+    b.wait_text("main h1", "Your request was sent").await;
+    b.step("new-link-requested").await;
+    assert!(
+        r.app
+            .muster
+            .get_invite(&id)
+            .unwrap()
+            .new_link_requested_at
+            .is_some()
+    );
+    b.goto(&link).await;
+    b.wait_text(".alert", "You asked for a new link").await;
+
+    // The admin sees the request in the pending list.
+    b.goto(&format!("{}/login", r.app.url())).await;
+    b.type_in("#email", ADMIN).await;
+    b.type_in("#password", PASSWORD).await;
+    b.click("#sign-in button[type=submit]").await;
+    b.wait_text("main h1", "Mailboxes").await;
+    b.goto(&format!("{}/invites?state=new_link_requested", r.app.url()))
+        .await;
+    let row = format!("tr[data-id='{id}']");
+    b.wait_text(&row, "asked for a new link").await;
+    assert_eq!(b.count("tr[data-id]").await, 1);
+    b.step("admin-sees-the-request").await;
+    r.finish(b).await;
+}
+
+async fn a_blocked_link_then_german_on_a_phone(engine: Engine) {
+    let Some((r, mut b)) = start(engine, "a_blocked_link_then_german_on_a_phone").await else {
+        return;
+    };
+    // Pool 1000 MB: 600 fits when invited, then bulk creation takes 500.
+    let (blocked, link) = r.invite(
+        InviteRow {
+            storage_allocation_mb: Some("600".into()),
+            ..InviteRow::to("big@elsewhere.org")
+        },
+        None,
+    );
+    let made = r
+        .app
+        .muster
+        .create_mailboxes(
+            None,
+            &[CreationRow {
+                local_part: "archive".into(),
+                password: None,
+                storage_allocation_mb: Some("500".into()),
+                ..Default::default()
+            }],
+            false,
+            &Actor::cli(),
+            None,
+        )
+        .unwrap();
+    assert_eq!(made.mailboxes.len(), 1);
+    b.goto(&link).await;
+    b.type_in("#password", PASSWORD).await;
+    b.type_in("#confirmation", PASSWORD).await;
+    b.click("#setup button[type=submit]").await;
+    b.wait_text(".alert.warn", "not enough storage").await;
+    b.step("blocked").await;
+    assert_eq!(
+        r.app.muster.get_invite(&blocked).unwrap().link_state,
+        "blocked"
+    );
+    assert!(!r.passwd_has("big@team.example"));
+
+    // German, on a phone, from the first page to the last.
+    b.set_size(390, 844).await;
+    let (_, link) = r.invite(
+        InviteRow {
+            locale: Some("de".into()),
+            ..InviteRow::to("lena@elsewhere.org")
+        },
+        None,
+    );
+    b.goto(&link).await;
+    b.wait_text("main h1", "Postfach einrichten").await;
+    assert_eq!(
+        b.run("return document.documentElement.lang").await,
+        "de",
+        "the page says its language"
+    );
+    b.step("german-form").await;
+    b.type_in("#password", "password1234").await;
+    b.type_in("#confirmation", "password1234").await;
+    b.click("#setup button[type=submit]").await;
+    b.wait_text("#password-error", "zu leicht zu erraten").await;
+    b.click("#reveal").await;
+    assert_eq!(b.text("#reveal").await, "Passwort verbergen");
+    b.step("german-weak").await;
+    b.type_in("#password", PASSWORD).await;
+    b.type_in("#confirmation", PASSWORD).await;
+    b.click("#setup button[type=submit]").await;
+    b.wait_text("main h1", "Ihr Postfach ist bereit").await;
+    assert_eq!(b.text("#webmail").await, "Zum Webmail");
+    b.step("german-ready").await;
+    assert!(login_eventually(r.stack.dovecot.imap_port, "lena@team.example", PASSWORD).is_some());
+    // The outbox is not used: every invite went through Postfix.
+    assert!(!r.t.data().join("outbox").exists());
+    r.finish(b).await;
+}
+
+in_both_browsers!(
+    a_recipient_sets_up_their_mailbox,
+    links_that_no_longer_work,
+    an_expired_link_asks_for_a_new_one,
+    a_blocked_link_then_german_on_a_phone,
+);
