@@ -13,6 +13,8 @@ use crate::service::{Clock, Muster, ServiceError, SystemClock};
 
 pub struct App {
     pub muster: Arc<Muster>,
+    /// What the HTTP handlers share (limits, open connections).
+    pub http: Arc<crate::http::HttpState>,
     /// The address the server listens on (useful with port 0).
     pub addr: SocketAddr,
     shutdown: watch::Sender<bool>,
@@ -32,12 +34,29 @@ pub enum AppError {
     },
 }
 
+/// Makes the allocator give large freed blocks back to the system. glibc
+/// raises its mmap threshold to the size of the first large block freed,
+/// so after one argon2id hash its 19 MiB buffers come from the heap and
+/// stay resident; a fixed threshold keeps every block of 128 KiB or more
+/// its own mapping, unmapped on free. (musl's allocator already does so.)
+pub fn return_freed_memory() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: mallopt only sets an allocator parameter.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        }
+    });
+}
+
 impl App {
     pub async fn build(config: Config) -> Result<Self, AppError> {
         Self::build_with_clock(config, Arc::new(SystemClock)).await
     }
 
     pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Self, AppError> {
+        return_freed_memory();
         let config = Arc::new(config);
         let muster = Arc::new(Muster::open(config.clone(), clock)?);
         muster.recover_redemptions()?;
@@ -70,15 +89,16 @@ impl App {
         let worker = crate::mail::worker::spawn(muster.clone(), stop.clone())?;
         let http_state = Arc::new(crate::http::HttpState::new(muster.clone()));
         let routes = crate::http::routes(http_state.clone());
-        let upkeep = tokio::spawn(upkeep(muster.clone(), http_state, stop.clone()));
-        let idle = config.http.idle_timeout_secs;
+        let upkeep = tokio::spawn(upkeep(muster.clone(), http_state.clone(), stop.clone()));
+        let resets = tokio::spawn(reset_requests(muster.clone(), stop.clone()));
+        let acceptor = crate::http::timeout::TimeoutAcceptor {
+            inner: acceptor,
+            limits: config.http.connection_limits(),
+            connections: http_state.connections.clone(),
+        };
         let server = tokio::spawn(async move {
             let signal = async move {
                 let _ = stop.wait_for(|s| *s).await;
-            };
-            let acceptor = crate::http::timeout::TimeoutAcceptor {
-                inner: acceptor,
-                timeout: std::time::Duration::from_secs(idle),
             };
             if let Err(e) = poem::Server::new_with_acceptor(acceptor)
                 .run_with_graceful_shutdown(
@@ -94,9 +114,10 @@ impl App {
         tracing::info!(%addr, public_url = %config.public_url, "Muster is listening");
         Ok(Self {
             muster,
+            http: http_state,
             addr,
             shutdown,
-            tasks: vec![server, worker, upkeep],
+            tasks: vec![server, worker, upkeep, resets],
         })
     }
 
@@ -134,6 +155,24 @@ async fn upkeep(
         }
         http.tidy();
         tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// The work behind "forgot password", after the answer: looks each request
+/// up, and queues a reset email for a real account.
+async fn reset_requests(muster: Arc<Muster>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let m = muster.clone();
+        match tokio::task::spawn_blocking(move || m.process_reset_requests()).await {
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot process password reset requests"),
+            Err(e) => tracing::error!(error = %e, "the password reset task failed"),
+            Ok(Ok(_)) => {}
+        }
+        tokio::select! {
+            _ = muster.reset_requested.notified() => {}
             _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
             _ = stop.wait_for(|s| *s) => return,
         }

@@ -55,7 +55,41 @@ pub struct Config {
     pub smtp: SmtpSettings,
     pub client: ClientSettings,
     pub http: HttpSettings,
+    pub hashing: HashingSettings,
     pub log: LogSettings,
+}
+
+/// The bounded pool every password hash goes through (sign-in, setup,
+/// reset, redemption, bulk creation): 19 MiB and tens of ms each.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HashingSettings {
+    /// Hashes at once; 0 = one per CPU core.
+    pub workers: usize,
+    /// Hashes that may wait for a worker; beyond that, 503 at once.
+    pub queue: usize,
+    /// The longest a hash waits for a worker before 503.
+    pub wait_secs: u64,
+}
+
+impl Default for HashingSettings {
+    fn default() -> Self {
+        Self {
+            workers: 0,
+            queue: 64,
+            wait_secs: 10,
+        }
+    }
+}
+
+impl HashingSettings {
+    pub fn workers(&self) -> usize {
+        if self.workers > 0 {
+            self.workers
+        } else {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +109,8 @@ pub struct InviteSettings {
     pub api_call_limit: usize,
     pub upload_limit_bytes: usize,
     pub templates_dir: Option<PathBuf>,
+    /// Reserved mailbox names (R15) allowed on purpose, e.g. `["abuse"]`.
+    pub allow_reserved_local_parts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,7 +209,19 @@ pub struct HttpSettings {
     /// Connections with no activity for this long are closed (stalled or
     /// slow clients).
     pub idle_timeout_secs: u64,
+    /// A request head must arrive completely within this long of its first
+    /// byte, however slowly it trickles in.
+    pub header_timeout_secs: u64,
+    /// Open connections at most; at the limit the one idle longest goes.
+    pub max_connections: usize,
+    /// Open connections one client address may hold (not applied behind a
+    /// proxy, where every connection comes from the proxy).
+    pub max_connections_per_client: usize,
+    /// Requests per minute to one setup link (a real one).
     pub link_rate_per_minute: u32,
+    /// Unknown or invalid setup links per minute per client address
+    /// (against guessing).
+    pub link_guesses_per_minute: u32,
     pub signin_rate_per_minute: u32,
     pub api_rate_per_minute: u32,
 }
@@ -210,6 +258,7 @@ impl Default for Config {
             smtp: SmtpSettings::default(),
             client: ClientSettings::default(),
             http: HttpSettings::default(),
+            hashing: HashingSettings::default(),
             log: LogSettings::default(),
         }
     }
@@ -224,6 +273,7 @@ impl Default for InviteSettings {
             api_call_limit: 100,
             upload_limit_bytes: 2 * 1024 * 1024,
             templates_dir: None,
+            allow_reserved_local_parts: Vec::new(),
         }
     }
 }
@@ -289,7 +339,11 @@ impl Default for HttpSettings {
             body_limit_bytes: 1024 * 1024,
             behind_proxy: false,
             idle_timeout_secs: 30,
+            header_timeout_secs: 10,
+            max_connections: 2048,
+            max_connections_per_client: 256,
             link_rate_per_minute: 30,
+            link_guesses_per_minute: 30,
             signin_rate_per_minute: 10,
             api_rate_per_minute: 600,
         }
@@ -313,6 +367,8 @@ enum Kind {
     Bool,
     /// `example.org=100,example.net=20`
     Domains,
+    /// `a,b,c`
+    List,
 }
 
 /// Every key, by its path. The environment variable is `MUSTER_` and the
@@ -330,6 +386,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("invites.api_call_limit", Kind::Int),
     ("invites.upload_limit_bytes", Kind::Int),
     ("invites.templates_dir", Kind::Str),
+    ("invites.allow_reserved_local_parts", Kind::List),
     ("password_policy.min_length", Kind::Int),
     ("password_policy.min_score", Kind::Int),
     ("mail_host.backend", Kind::Str),
@@ -369,9 +426,16 @@ const KEYS: &[(&str, Kind)] = &[
     ("http.body_limit_bytes", Kind::Int),
     ("http.behind_proxy", Kind::Bool),
     ("http.idle_timeout_secs", Kind::Int),
+    ("http.header_timeout_secs", Kind::Int),
+    ("http.max_connections", Kind::Int),
+    ("http.max_connections_per_client", Kind::Int),
     ("http.link_rate_per_minute", Kind::Int),
+    ("http.link_guesses_per_minute", Kind::Int),
     ("http.signin_rate_per_minute", Kind::Int),
     ("http.api_rate_per_minute", Kind::Int),
+    ("hashing.workers", Kind::Int),
+    ("hashing.queue", Kind::Int),
+    ("hashing.wait_secs", Kind::Int),
     ("log.format", Kind::Str),
     ("log.level", Kind::Str),
 ];
@@ -405,6 +469,13 @@ fn env_value(var: &str, raw: &str, kind: Kind) -> Result<toml::Value, ConfigErro
             "false" | "0" | "no" => false,
             _ => return Err(bad(format!("{raw:?} is not true or false"))),
         }),
+        Kind::List => toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_string()))
+                .collect(),
+        ),
         Kind::Domains => {
             let mut list = Vec::new();
             for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -578,6 +649,20 @@ impl Config {
                 "must be at least 1024",
             ));
         }
+        for name in &inv.allow_reserved_local_parts {
+            let name = name.trim().to_lowercase();
+            if !crate::domain::reserved::built_in().any(|r| r == name) {
+                return Err(Self::invalid(
+                    "invites.allow_reserved_local_parts",
+                    format!(
+                        "{name:?} is not a reserved name; the reserved names are {}",
+                        crate::domain::reserved::built_in()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
         let pp = &self.password_policy;
         if !(8..=128).contains(&pp.min_length) {
             return Err(Self::invalid(
@@ -674,11 +759,46 @@ impl Config {
                 "must be at least 1",
             ));
         }
-        if self.http.link_rate_per_minute == 0 || self.http.signin_rate_per_minute == 0 {
+        if self.http.header_timeout_secs == 0 || self.http.header_timeout_secs > 300 {
             return Err(Self::invalid(
-                "http.link_rate_per_minute",
-                "rate limits must be at least 1 per minute",
+                "http.header_timeout_secs",
+                "must be 1 to 300",
             ));
+        }
+        if self.http.max_connections < 16 {
+            return Err(Self::invalid("http.max_connections", "must be at least 16"));
+        }
+        if self.http.max_connections_per_client == 0
+            || self.http.max_connections_per_client > self.http.max_connections
+        {
+            return Err(Self::invalid(
+                "http.max_connections_per_client",
+                "must be 1 to http.max_connections",
+            ));
+        }
+        for (key, value) in [
+            ("http.link_rate_per_minute", self.http.link_rate_per_minute),
+            (
+                "http.link_guesses_per_minute",
+                self.http.link_guesses_per_minute,
+            ),
+            (
+                "http.signin_rate_per_minute",
+                self.http.signin_rate_per_minute,
+            ),
+        ] {
+            if value == 0 {
+                return Err(Self::invalid(key, "must be at least 1 per minute"));
+            }
+        }
+        if self.hashing.workers > 256 {
+            return Err(Self::invalid(
+                "hashing.workers",
+                "at most 256; each running hash holds 19 MiB",
+            ));
+        }
+        if self.hashing.wait_secs == 0 || self.hashing.wait_secs > 120 {
+            return Err(Self::invalid("hashing.wait_secs", "must be 1 to 120"));
         }
         Ok(())
     }
@@ -743,6 +863,14 @@ impl Config {
         })
     }
 
+    /// The reserved mailbox names (R15) as this configuration sets them.
+    pub fn reserved_names(&self) -> crate::domain::reserved::ReservedNames {
+        crate::domain::reserved::ReservedNames::new(
+            &self.invites.allow_reserved_local_parts,
+            Some(&self.from_address()),
+        )
+    }
+
     pub fn from_name(&self) -> String {
         self.smtp
             .from_name
@@ -796,6 +924,18 @@ fn check_url(key: &'static str, url: &str) -> Result<(), ConfigError> {
         ));
     }
     Ok(())
+}
+
+impl HttpSettings {
+    /// The connection limits the server applies.
+    pub fn connection_limits(&self) -> crate::http::timeout::ConnectionLimits {
+        crate::http::timeout::ConnectionLimits {
+            idle: std::time::Duration::from_secs(self.idle_timeout_secs),
+            header: std::time::Duration::from_secs(self.header_timeout_secs),
+            max_connections: self.max_connections,
+            max_per_client: (!self.behind_proxy).then_some(self.max_connections_per_client),
+        }
+    }
 }
 
 #[cfg(test)]

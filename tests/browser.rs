@@ -390,6 +390,94 @@ async fn a_state_changing_request_without_the_csrf_token_is_refused(engine: Engi
     app.shutdown().await;
 }
 
+/// After signing in, `next` may only lead to a page of Muster's own: a
+/// backslash, a tab or a second slash cannot send the admin elsewhere.
+async fn sign_in_never_sends_the_admin_to_another_site(engine: Engine) {
+    if !engine.available() {
+        return;
+    }
+    let t = TestDir::new();
+    let app = app(&t, |c| c.http.signin_rate_per_minute = 1000).await;
+    app.muster
+        .add_admin(ADMIN, PASSWORD, &Actor::cli())
+        .unwrap();
+    let mut b = Browser::start(engine, "sign_in_never_sends_the_admin_to_another_site").await;
+    let payloads = [
+        "/%5Cevil.example/x",
+        "/%09/evil.example",
+        "/%0A/evil.example",
+        "//evil.example/",
+        "%2F%2Fevil.example",
+        "/%5C/evil.example",
+        "https://evil.example/",
+        "javascript:alert(1)",
+        "http:evil.example",
+        "/.//evil.example/",
+        "/..//evil.example/",
+        "/a/..//evil.example/",
+        "/%2E//evil.example/",
+    ];
+    for payload in payloads {
+        b.goto(&format!("{}/login?next={payload}", app.url())).await;
+        b.type_in("#email", ADMIN).await;
+        b.type_in("#password", PASSWORD).await;
+        b.click("#sign-in button[type=submit]").await;
+        let url = b
+            .until("the page after sign-in", || async {
+                let u = b.url().await;
+                (!u.contains("/login")).then_some(u)
+            })
+            .await;
+        assert!(
+            url.starts_with(&format!("{}/", app.url())),
+            "next={payload} led to {url}"
+        );
+        b.wait_text("main h1", "Mailboxes").await;
+    }
+    b.step("stayed-home").await;
+    // A path of Muster's own is where the admin goes.
+    b.goto(&format!(
+        "{}/login?next=%2Finvites%3Fstate%3Dlive",
+        app.url()
+    ))
+    .await;
+    b.type_in("#email", ADMIN).await;
+    b.type_in("#password", PASSWORD).await;
+    b.click("#sign-in button[type=submit]").await;
+    b.wait_text("main h1", "Pending invites").await;
+    assert_eq!(b.url().await, format!("{}/invites?state=live", app.url()));
+    b.quit().await;
+    app.shutdown().await;
+}
+
+/// A column copied from a spreadsheet carries tabs around each address: it
+/// is still one address per line, every row clean.
+async fn a_pasted_spreadsheet_column_reads_as_one_address_per_line(engine: Engine) {
+    if !engine.available() {
+        return;
+    }
+    let t = TestDir::new();
+    let app = app(&t, |_| {}).await;
+    app.muster
+        .add_admin(ADMIN, PASSWORD, &Actor::cli())
+        .unwrap();
+    let mut b = Browser::start(
+        engine,
+        "a_pasted_spreadsheet_column_reads_as_one_address_per_line",
+    )
+    .await;
+    sign_in(&mut b, &app, PASSWORD).await;
+    b.goto(&format!("{}/invites/new", app.url())).await;
+    b.wait(".topbar").await;
+    b.edit("#paste", "\tdave@example.net\t\n\terin@example.net\t\n")
+        .await;
+    b.click("#to-preview").await;
+    b.wait_text("#summary", "2 rows: 2 clean, 0 flagged").await;
+    b.step("spreadsheet-column").await;
+    b.quit().await;
+    app.shutdown().await;
+}
+
 /// The harness itself: a console error, an uncaught exception and a CSP
 /// violation are all heard, so a clean step means a clean page.
 async fn the_console_watch_hears_errors_and_csp_violations(engine: Engine) {
@@ -423,6 +511,8 @@ async fn the_console_watch_hears_errors_and_csp_violations(engine: Engine) {
 
 in_both_browsers!(
     the_console_watch_hears_errors_and_csp_violations,
+    sign_in_never_sends_the_admin_to_another_site,
+    a_pasted_spreadsheet_column_reads_as_one_address_per_line,
     first_run_setup_sign_in_and_forgot_password,
     the_bulk_invites_wizard_and_the_pending_list,
     a_csv_over_the_pool_is_flagged,

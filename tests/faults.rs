@@ -92,6 +92,10 @@ async fn a_full_data_folder_gives_a_clear_error_and_no_corrupt_store() {
     {
         let app = App::build(config.clone()).await.unwrap();
         app.muster.create_batch(invite_batch(20, "before")).unwrap();
+        let (_, token) = app
+            .muster
+            .create_api_token("t", &muster::store::Actor::cli())
+            .unwrap();
         // Fill the folder, leaving too little for a batch of 500.
         let filler = t.data().join("filler");
         let mut size = 4 * 1024 * 1024;
@@ -119,6 +123,18 @@ async fn a_full_data_folder_gives_a_clear_error_and_no_corrupt_store() {
             .unwrap();
         assert_eq!(ready.status(), 503);
         assert!(ready.text().await.unwrap().contains("is the disk full?"));
+        // The API says so too: 503 with a code and what to do, not a bare 500.
+        let r = http()
+            .post(format!("{}/api/v1/mailboxes/invites:bulk", app.url()))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"items": [{"local_part": "a", "recipient_email": "a@elsewhere.org"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 503);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["code"], "store_unavailable", "{body}");
+        assert!(body["message"].as_str().unwrap().contains("Free space"));
         app.shutdown().await;
     }
     // Reopened, the store is whole: the first batch, nothing of the refused one.

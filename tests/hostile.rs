@@ -60,7 +60,8 @@ async fn markup_and_header_injection_are_refused_or_escaped() {
     assert!(codes.contains(&(1, "invalid_recipient_email")), "{body}");
     assert!(codes.contains(&(2, "invalid_recipient_email")), "{body}");
 
-    // Display names with line breaks are flagged in the preview.
+    // A line break inside a quoted CSV name folds into a space: one line,
+    // so no header can be made of it.
     let r = http()
         .post(format!("{}/api/v1/previews/invites", app.url()))
         .bearer_auth(&token)
@@ -69,7 +70,21 @@ async fn markup_and_header_injection_are_refused_or_escaped() {
         .await
         .unwrap();
     let p: Value = r.json().await.unwrap();
-    assert_eq!(p["rows"][0]["flags"][0]["code"], "invalid_display_name");
+    assert_eq!(p["rows"][0]["display_name"], "Eve Bcc: all@x.org");
+    assert_eq!(p["rows"][0]["flags"], json!([]));
+    // Rows sent as values (not a file) with a line break are flagged.
+    let r = http()
+        .post(format!("{}/api/v1/previews/invites", app.url()))
+        .bearer_auth(&token)
+        .json(&json!({"rows": [{"recipient_email": "x@elsewhere.org", "display_name": "Eve\r\nBcc: all@x.org"}]}))
+        .send()
+        .await
+        .unwrap();
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(
+        p["rows"][0]["flags"][0]["code"], "invalid_display_name",
+        "{p}"
+    );
 
     // Markup in a display name is escaped in the setup page and the email.
     let created = app
@@ -193,10 +208,12 @@ async fn oversized_and_stalled_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guessing_tokens_is_rate_limited() {
     let (app, _token, _t) = app(|c| {
-        c.http.link_rate_per_minute = 20;
+        c.http.link_guesses_per_minute = 20;
         c.http.signin_rate_per_minute = 5;
     })
     .await;
+    let created = app.muster.create_batch(invite_batch(1, "g")).unwrap();
+    let real = app.muster.invite_token(&created.invites[0]).unwrap();
     let client = http();
     let mut statuses = Vec::new();
     for i in 0..30 {
@@ -213,6 +230,14 @@ async fn guessing_tokens_is_rate_limited() {
     }
     assert!(statuses[..20].iter().all(|s| *s == 404));
     assert!(statuses[20..].iter().all(|s| *s == 429), "{statuses:?}");
+    // Once over the allowance, a real link from the same address waits too:
+    // a guess that hits looks like one that misses.
+    let r = client
+        .get(format!("{}/invite/{}", app.url(), real.as_str()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
     // Guessing API tokens is limited too.
     let mut statuses = Vec::new();
     for i in 0..8 {

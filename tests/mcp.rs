@@ -4,29 +4,12 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use muster::App;
 use muster::store::Actor;
+use support::mcp_client::{client_script, have_sdk, python};
 use support::*;
-
-fn python() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/python")
-}
-
-fn client_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/client.py")
-}
-
-fn have_sdk() -> bool {
-    require(
-        "the MCP Python SDK (scripts/install-test-deps puts it in target/pyenv)",
-        std::process::Command::new(python())
-            .args(["-c", "import mcp, httpx2"])
-            .status()
-            .is_ok_and(|s| s.success()),
-    )
-}
 
 async fn app(t: &TestDir) -> (App, String) {
     let mut config = t.config();

@@ -428,7 +428,7 @@ async fn the_pool_is_checked_again_at_redemption() {
 async fn link_requests_are_rate_limited_per_client() {
     let t = TestDir::new();
     let mut config = t.config();
-    config.http.link_rate_per_minute = 5;
+    config.http.link_guesses_per_minute = 5;
     let app = App::build(config).await.unwrap();
     let client = http();
     let url = format!("{}/invite/{}", app.url(), "A".repeat(43));

@@ -4,6 +4,7 @@ mod accounts;
 mod api_client;
 mod invite;
 mod invites;
+mod mailboxes;
 mod ops;
 mod output;
 mod preview;
@@ -44,6 +45,9 @@ enum Command {
     /// List, resend or revoke invites.
     #[command(subcommand)]
     Invites(invites::InvitesCommand),
+    /// The mailboxes Muster created.
+    #[command(subcommand)]
+    Mailboxes(mailboxes::MailboxesCommand),
     /// Admin accounts for the web app.
     #[command(subcommand)]
     Admin(accounts::AdminCommand),
@@ -77,6 +81,7 @@ pub const EXIT_PROBLEMS: u8 = 1;
 pub const EXIT_UNUSABLE: u8 = 2;
 
 pub fn main() -> ExitCode {
+    crate::app::return_freed_memory();
     // One TLS provider for the SMTP relay and the API client.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
@@ -117,6 +122,7 @@ pub fn main() -> ExitCode {
             Command::Preview(args) => preview::run(config, args),
             Command::Invite(args) => invite::run(config, args).await,
             Command::Invites(cmd) => invites::run(config, cmd).await,
+            Command::Mailboxes(cmd) => mailboxes::run(config, cmd),
             Command::Admin(cmd) => accounts::admin(config, cmd),
             Command::Token(cmd) => accounts::token(config, cmd),
             Command::Mcp => mcp(config).await,

@@ -289,6 +289,19 @@ pub async fn check(
         }
     }
 
+    // Every mailbox Muster created is still on the host.
+    match super::muster_for_reading(config.clone()).map(|m| m.host_damage()) {
+        Ok(Ok(None)) => r.ok("every mailbox Muster created is on the mail host"),
+        Ok(Ok(Some(damage))) => r.fail(
+            &damage.to_string(),
+            "restore the passwd-file and map from a backup; for mailboxes removed on purpose, `muster mailboxes forget ADDRESS...`",
+        ),
+        Ok(Err(e)) | Err(e) => r.fail(
+            &format!("cannot compare the store with the mail host: {e}"),
+            "check the data folder and the mail host settings",
+        ),
+    }
+
     // The public URL: where links point.
     let url = format!("{}/healthz", config.public_url());
     let client = reqwest::Client::builder()

@@ -6,6 +6,7 @@ pub mod form_proof;
 pub mod invite;
 pub mod password;
 pub mod preview;
+pub mod reserved;
 pub mod roster;
 pub mod table;
 pub mod token;

@@ -7,6 +7,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::address::{DomainName, LocalPart, MailboxAddress, RecipientEmail};
+use super::reserved::ReservedNames;
 use super::roster::{CreationRow, InviteRow, parse_allocation};
 
 /// Stable machine codes for row problems; the API and MCP expose them.
@@ -16,6 +17,7 @@ pub enum FlagCode {
     UnreadableRow,
     InvalidRecipientEmail,
     InvalidLocalPart,
+    ReservedLocalPart,
     InvalidDisplayName,
     InvalidLocale,
     InvalidPassword,
@@ -34,6 +36,7 @@ impl FlagCode {
             Self::UnreadableRow => "unreadable_row",
             Self::InvalidRecipientEmail => "invalid_recipient_email",
             Self::InvalidLocalPart => "invalid_local_part",
+            Self::ReservedLocalPart => "reserved_local_part",
             Self::InvalidDisplayName => "invalid_display_name",
             Self::InvalidLocale => "invalid_locale",
             Self::InvalidPassword => "invalid_password",
@@ -152,7 +155,26 @@ fn check_display_name(name: &str) -> Result<(), String> {
     if name.chars().any(char::is_control) {
         return Err("the display name contains a line break or control character".into());
     }
+    if let Some(c) = name.chars().find(|c| is_spoofing_char(*c)) {
+        return Err(format!(
+            "the display name contains an invisible or direction-changing character (U+{:04X}), which can disguise what it says; remove it",
+            c as u32
+        ));
+    }
     Ok(())
+}
+
+/// Bidirectional controls and invisible characters: they make a name read
+/// differently from what it holds (U+202E turns "gpj.exe" into "exe.jpg").
+/// The zero-width joiner and non-joiner (U+200C, U+200D) stay allowed:
+/// Persian, Indic names and emoji sequences need them.
+fn is_spoofing_char(c: char) -> bool {
+    matches!(c,
+        '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180E}' | '\u{200B}' | '\u{200E}' | '\u{200F}'
+        | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}'
+        | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// `en`, `de`, `de-DE`, `pt_BR`: a language tag Muster can map to a template.
@@ -185,11 +207,16 @@ fn apply_capacity(
     candidates: &mut [Candidate<'_>],
     facts: &CapacityFacts,
     occupancy: &dyn Occupancy,
+    reserved: &ReservedNames,
     now: OffsetDateTime,
 ) -> Capacity {
     let mut first_line_of: HashMap<&MailboxAddress, usize> = HashMap::new();
     for (i, c) in candidates.iter_mut().enumerate() {
         let Some(mailbox) = c.mailbox else { continue };
+        if let Some(why) = reserved.refusal(mailbox) {
+            c.flags
+                .push(Flag::new(FlagCode::ReservedLocalPart, "local_part", why));
+        }
         if let Some(first) = first_line_of.get(mailbox) {
             c.flags.push(Flag::new(
                 FlagCode::DuplicateMailbox,
@@ -285,6 +312,7 @@ pub fn preview_invites(
     rows: &[InviteRow],
     facts: &CapacityFacts,
     occupancy: &dyn Occupancy,
+    reserved: &ReservedNames,
     now: OffsetDateTime,
 ) -> (InvitePreview, Vec<Option<CleanInvite>>) {
     let mut out = Vec::with_capacity(rows.len());
@@ -392,7 +420,7 @@ pub fn preview_invites(
             flags: &mut row.flags,
         })
         .collect();
-    let capacity = apply_capacity(&mut candidates, facts, occupancy, now);
+    let capacity = apply_capacity(&mut candidates, facts, occupancy, reserved, now);
 
     let mut clean = Vec::with_capacity(out.len());
     for (row, (recipient, mailbox, allocation)) in out.iter_mut().zip(parsed) {
@@ -466,6 +494,7 @@ pub fn preview_creation(
     rows: &[CreationRow],
     facts: &CapacityFacts,
     occupancy: &dyn Occupancy,
+    reserved: &ReservedNames,
     now: OffsetDateTime,
     check_password: &dyn Fn(&str, &MailboxAddress) -> Result<(), String>,
 ) -> (CreationPreview, Vec<Option<CleanCreation>>) {
@@ -528,7 +557,7 @@ pub fn preview_creation(
             flags: &mut row.flags,
         })
         .collect();
-    let capacity = apply_capacity(&mut candidates, facts, occupancy, now);
+    let capacity = apply_capacity(&mut candidates, facts, occupancy, reserved, now);
     let clean: Vec<Option<CleanCreation>> = out
         .iter()
         .zip(parsed)

@@ -116,6 +116,20 @@ pub struct CreationRow {
     pub problem: Option<String>,
 }
 
+/// A display name as a person meant it: a line break inside a quoted CSV
+/// field (Excel's Alt+Enter) becomes one space, so the name stays one line
+/// and no header can be made of it.
+fn fold_lines(name: Option<String>) -> Option<String> {
+    name.map(|n| {
+        n.split(['\r', '\n'])
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
+    .filter(|n| !n.is_empty())
+}
+
 fn read(
     spec: &TableSpec,
     bytes: &[u8],
@@ -144,7 +158,7 @@ pub fn parse_invite_roster(
                 recipient_email: email.unwrap_or_default(),
                 storage_allocation_mb: allocation,
                 local_part,
-                display_name,
+                display_name: fold_lines(display_name),
                 locale,
                 problem: r.problem,
             }
@@ -166,7 +180,7 @@ pub fn parse_creation_roster(
                 local_part: local_part.unwrap_or_default(),
                 password,
                 storage_allocation_mb: allocation,
-                display_name,
+                display_name: fold_lines(display_name),
                 problem: r.problem,
             }
         })
@@ -296,9 +310,34 @@ mod tests {
     #[test]
     fn quoted_fields_with_commas_and_newlines_keep_their_line() {
         let rows = csv("email,display_name\n\"a@x.org\",\"Doe,\nJane\"\nb@x.org,Bob\n").unwrap();
-        assert_eq!(rows[0].display_name.as_deref(), Some("Doe,\nJane"));
+        // The line break inside the name (Alt+Enter in Excel) folds into a space.
+        assert_eq!(rows[0].display_name.as_deref(), Some("Doe, Jane"));
         assert_eq!(rows[0].line, Some(2));
         assert_eq!(rows[1].line, Some(4));
+    }
+
+    #[test]
+    fn a_pasted_column_with_tabs_and_odd_spaces_stays_one_column() {
+        // Copied from a spreadsheet: tabs, a no-break space, a zero-width space.
+        let text =
+            "\tdave@example.net\t\n\u{a0}erin@example.net\u{200b}\n  \t\nfrank@example.net \t\n";
+        for format in [RosterFormat::Csv, RosterFormat::Lines] {
+            let rows = parse_invite_roster(text.as_bytes(), format, 500).unwrap();
+            let emails: Vec<&str> = rows.iter().map(|r| r.recipient_email.as_str()).collect();
+            assert_eq!(
+                emails,
+                ["dave@example.net", "erin@example.net", "frank@example.net"],
+                "{format:?}"
+            );
+            assert!(
+                rows.iter()
+                    .all(|r| r.storage_allocation_mb.is_none() && r.problem.is_none())
+            );
+            assert_eq!(rows[2].line, Some(4));
+        }
+        // A real tab-separated file still splits.
+        let rows = csv("dave@example.net\t100\n").unwrap();
+        assert_eq!(rows[0].storage_allocation_mb.as_deref(), Some("100"));
     }
 
     #[test]

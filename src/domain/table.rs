@@ -134,11 +134,29 @@ fn utf8(bytes: &[u8]) -> Result<String, TableError> {
     }
 }
 
+/// Whitespace of any kind, and the invisible characters a copy from a
+/// spreadsheet or a web page leaves around a value.
+pub fn is_blank_char(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '\u{200B}' | '\u{2060}' | '\u{FEFF}')
+}
+
+/// A value without surrounding whitespace of any kind (R2).
+pub fn trim_blank(s: &str) -> &str {
+    s.trim_matches(is_blank_char)
+}
+
 /// Picks `,` `;` or tab: the one found outside quotes on the most of the
-/// first lines. `None` when no line has any (a one-column list).
+/// first lines. `None` when no line has any (a one-column list). Tabs or
+/// spaces around a line's value are not delimiters: a column copied from a
+/// spreadsheet often carries them.
 fn sniff_delimiter(text: &str) -> Option<u8> {
     let mut votes = [(b'\t', 0usize), (b';', 0), (b',', 0)];
-    for line in text.lines().filter(|l| !l.trim().is_empty()).take(20) {
+    for line in text
+        .lines()
+        .map(trim_blank)
+        .filter(|l| !l.is_empty())
+        .take(20)
+    {
         let mut in_quotes = false;
         let mut seen = [false; 3];
         for b in line.bytes() {
@@ -235,7 +253,7 @@ impl TableSpec {
                 break;
             }
             let line = raw.position().map(|p| line_at(p.byte())).unwrap_or(0);
-            if raw.iter().all(|f| f.is_empty()) {
+            if raw.iter().all(|f| trim_blank(f).is_empty()) {
                 continue;
             }
             if mapping.is_none() && header_line.is_none() && records.is_empty() {
@@ -270,10 +288,10 @@ impl TableSpec {
         let records: Vec<Record> = text
             .lines()
             .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
+            .filter(|(_, l)| !trim_blank(l).is_empty())
             .map(|(i, l)| {
                 let mut values = vec![None; self.columns.len()];
-                values[0] = Some(l.trim().to_string());
+                values[0] = Some(trim_blank(l).to_string());
                 Record {
                     line: i + 1,
                     values,
@@ -329,6 +347,7 @@ impl TableSpec {
         let mut values = vec![None; self.columns.len()];
         let mut problem = None;
         for (i, field) in raw.iter().enumerate() {
+            let field = trim_blank(field);
             let col = match mapping {
                 Some(m) => m.get(i).copied(),
                 None => (i < self.columns.len()).then_some(i),

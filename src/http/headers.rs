@@ -61,10 +61,33 @@ impl<E: Endpoint> Endpoint for SecurityHeadersEndpoint<E> {
     }
 }
 
-/// Refuses request bodies over `limit` bytes with 413, without reading
-/// more than that: by Content-Length when given, else while reading.
+/// Refuses request bodies over their limit with 413, without reading
+/// more than that: by Content-Length when given, else while reading. JSON
+/// bodies get `http.body_limit_bytes`; the routes that take a roster's
+/// text get the upload limit.
+#[derive(Debug, Clone, Copy)]
 pub struct BodyLimit {
-    pub limit: usize,
+    pub json: usize,
+    pub upload: usize,
+}
+
+/// Where a roster's text (a pasted list or a CSV) is sent.
+const UPLOAD_ROUTES: &[&str] = &[
+    "/api/v1/previews/invites",
+    "/api/v1/previews/creations",
+    "/api/v1/batches",
+    "/api/v1/creations",
+];
+
+impl BodyLimit {
+    /// The limit for `path` and the setting it comes from.
+    fn for_path(&self, path: &str) -> (usize, &'static str) {
+        if UPLOAD_ROUTES.contains(&path.trim_end_matches('/')) {
+            (self.upload, "invites.upload_limit_bytes")
+        } else {
+            (self.json, "http.body_limit_bytes")
+        }
+    }
 }
 
 impl<E: Endpoint> Middleware<E> for BodyLimit {
@@ -73,41 +96,46 @@ impl<E: Endpoint> Middleware<E> for BodyLimit {
     fn transform(&self, ep: E) -> Self::Output {
         BodyLimitEndpoint {
             inner: ep,
-            limit: self.limit,
+            limits: *self,
         }
     }
 }
 
 pub struct BodyLimitEndpoint<E> {
     inner: E,
-    limit: usize,
+    limits: BodyLimit,
 }
 
 /// The rest of the body stays unread, so the connection cannot carry
 /// another request: `Connection: close` tells the client not to reuse it
 /// (without it a pooled client may send its next request into a closing
 /// socket).
-fn too_large(limit: usize) -> Response {
+fn too_large(limit: usize, setting: &str) -> Response {
     Response::builder()
         .status(poem::http::StatusCode::PAYLOAD_TOO_LARGE)
         .content_type("application/json")
         .header(poem::http::header::CONNECTION, "close")
-        .body(format!(
-            "{{\"code\":\"payload_too_large\",\"message\":\"the request body is larger than {limit} bytes\"}}"
-        ))
+        .body(
+            serde_json::json!({
+                "code": "payload_too_large",
+                "message": format!("the request body is larger than {limit} bytes ({setting}); send less, or raise the setting"),
+            })
+            .to_string(),
+        )
 }
 
 impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> Result<Self::Output> {
+        let (limit, setting) = self.limits.for_path(req.uri().path());
         let declared = req
             .headers()
             .get(poem::http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         match declared {
-            Some(n) if n > self.limit as u64 => return Ok(too_large(self.limit)),
+            Some(n) if n > limit as u64 => return Ok(too_large(limit, setting)),
             Some(_) => {}
             None if req
                 .headers()
@@ -115,17 +143,14 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
             {
                 use tokio::io::AsyncReadExt;
                 let mut bytes = Vec::new();
-                let mut reader = req
-                    .take_body()
-                    .into_async_read()
-                    .take(self.limit as u64 + 1);
+                let mut reader = req.take_body().into_async_read().take(limit as u64 + 1);
                 if reader.read_to_end(&mut bytes).await.is_err() {
                     return Ok(Response::builder()
                         .status(poem::http::StatusCode::BAD_REQUEST)
                         .finish());
                 }
-                if bytes.len() > self.limit {
-                    return Ok(too_large(self.limit));
+                if bytes.len() > limit {
+                    return Ok(too_large(limit, setting));
                 }
                 req.set_body(bytes);
             }

@@ -18,6 +18,7 @@ use poem::{Request, Response, handler};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use super::pages::FormNotice;
 use super::{HttpState, html, pages};
 use crate::config::Config;
 use crate::domain::form_proof::{ProofNonce, ValidProof};
@@ -82,18 +83,32 @@ fn from_another_site(req: &Request, config: &Config) -> bool {
     }
 }
 
-/// Rate limit per client address on every link request (against guessing).
-fn limited(state: &HttpState, req: &Request) -> Option<Response> {
-    let ip = super::ratelimit::client_ip(req, state.muster.config.http.behind_proxy);
-    match state.link_limiter.check(&ip) {
-        Ok(()) => None,
-        Err(wait) => {
-            let secs = wait.as_secs().max(1);
-            let mut resp = html(StatusCode::TOO_MANY_REQUESTS, pages::too_many(secs));
-            resp.headers_mut().insert("retry-after", secs.into());
-            Some(resp)
-        }
+fn too_many(wait: std::time::Duration) -> Response {
+    let secs = wait.as_secs().max(1);
+    let mut resp = html(StatusCode::TOO_MANY_REQUESTS, pages::too_many(secs));
+    resp.headers_mut().insert("retry-after", secs.into());
+    resp
+}
+
+/// Guessing (unknown, withdrawn or malformed tokens) is limited per client
+/// address, and once an address has used its allowance every link request
+/// from it waits, so a guess that hits cannot be told from one that
+/// misses. A real link is limited per link instead, so a whole office
+/// behind one address can set up its mailboxes at once.
+async fn admit(state: &HttpState, req: &Request, token: &str) -> Result<LinkStatus, Response> {
+    let ip = super::ratelimit::client_limit_key(req, state.muster.config.http.behind_proxy);
+    if let Some(wait) = state.link_guesses.waiting(&ip) {
+        return Err(too_many(wait));
     }
+    let status = status_of(state, token).await?;
+    let checked = match (&status, crate::domain::token::LinkToken::parse(token)) {
+        (LinkStatus::Invalid, _) | (_, None) => state.link_guesses.guess(&ip),
+        (_, Some(t)) => state
+            .link_limiter
+            .check(&crate::store::hex_hash(&t.hash().0)),
+    };
+    checked.map_err(too_many)?;
+    Ok(status)
 }
 
 fn internal(e: impl std::fmt::Display) -> Response {
@@ -109,12 +124,24 @@ fn internal(e: impl std::fmt::Display) -> Response {
     )
 }
 
+/// A service failure as a page: a store that takes no writes (a full disk)
+/// is said plainly with 503; anything else is the generic page.
+fn service_failed(e: crate::service::ServiceError) -> Response {
+    match &e {
+        crate::service::ServiceError::Store(s) if s.is_unavailable() => {
+            tracing::error!(error = %e, "setup link request: the store takes no writes");
+            html(StatusCode::SERVICE_UNAVAILABLE, pages::unavailable())
+        }
+        _ => internal(e),
+    }
+}
+
 async fn status_of(state: &HttpState, token: &str) -> Result<LinkStatus, Response> {
     let muster = state.muster.clone();
     let t = token.to_string();
     match tokio::task::spawn_blocking(move || muster.link_status(&t)).await {
         Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(internal(e)),
+        Ok(Err(e)) => Err(service_failed(e)),
         Err(e) => Err(internal(e)),
     }
 }
@@ -160,10 +187,7 @@ pub async fn show(
     req: &Request,
     state: Data<&Arc<HttpState>>,
 ) -> Response {
-    if let Some(r) = limited(&state, req) {
-        return r;
-    }
-    let status = match status_of(&state, &token).await {
+    let status = match admit(&state, req, &token).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -173,11 +197,25 @@ pub async fn show(
         LinkStatus::Invalid => html(StatusCode::NOT_FOUND, pages::invalid()),
         LinkStatus::Live(i) => html(
             StatusCode::OK,
-            pages::password_form(config, &i, &token, &muster.form_proof(&token), &[], false),
+            pages::password_form(
+                config,
+                &i,
+                &token,
+                &muster.form_proof(&token),
+                &[],
+                FormNotice::None,
+            ),
         ),
         LinkStatus::Blocked(i) => html(
             StatusCode::OK,
-            pages::password_form(config, &i, &token, &muster.form_proof(&token), &[], true),
+            pages::password_form(
+                config,
+                &i,
+                &token,
+                &muster.form_proof(&token),
+                &[],
+                FormNotice::Blocked,
+            ),
         ),
         LinkStatus::Redeemed(i) => html(StatusCode::OK, pages::already_redeemed(config, &i)),
         LinkStatus::Expired(i) => html(
@@ -195,7 +233,7 @@ pub async fn submit(
     form: Option<Form<LinkForm>>,
     state: Data<&Arc<HttpState>>,
 ) -> Response {
-    if let Some(r) = limited(&state, req) {
+    if let Err(r) = admit(&state, req, &token).await {
         return r;
     }
     let Some(Form(form)) = form else {
@@ -229,24 +267,34 @@ pub async fn submit(
         ) => Some(i),
         _ => None,
     };
-    let form_again = |i: &crate::domain::invite::Invite, problems, blocked| {
+    let form_again = |i: &crate::domain::invite::Invite, problems, notice| {
         pages::password_form(
             config,
             i,
             &token,
             &muster.form_proof(&token),
             problems,
-            blocked,
+            notice,
         )
     };
     match (outcome, invite) {
         (Ok(redeemed), _) => html(StatusCode::OK, pages::ready(config, &redeemed)),
         (Err(RedeemError::Policy(problems)), Some(i)) => html(
             StatusCode::UNPROCESSABLE_ENTITY,
-            form_again(&i, &problems, false),
+            form_again(&i, &problems, FormNotice::None),
         ),
-        (Err(RedeemError::PoolFull), Some(i)) => {
-            html(StatusCode::SERVICE_UNAVAILABLE, form_again(&i, &[], true))
+        (Err(RedeemError::PoolFull), Some(i)) => html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            form_again(&i, &[], FormNotice::Blocked),
+        ),
+        (Err(RedeemError::Overloaded(busy)), Some(i)) => {
+            let mut resp = html(
+                StatusCode::SERVICE_UNAVAILABLE,
+                form_again(&i, &[], FormNotice::Busy),
+            );
+            resp.headers_mut()
+                .insert("retry-after", busy.retry_after_secs.into());
+            resp
         }
         (Err(RedeemError::Provision(_)), Some(i)) => {
             html(StatusCode::SERVICE_UNAVAILABLE, pages::provision_failed(&i))
@@ -259,7 +307,7 @@ pub async fn submit(
             StatusCode::GONE,
             pages::expired(&i, &token, &muster.form_proof(&token)),
         ),
-        (Err(RedeemError::Service(e)), _) => internal(e),
+        (Err(RedeemError::Service(e)), _) => service_failed(e),
         (Err(_), _) => html(StatusCode::NOT_FOUND, pages::invalid()),
     }
 }
@@ -280,7 +328,7 @@ pub async fn check(
             .content_type("application/json")
             .body(body.to_string())
     };
-    if let Some(r) = limited(&state, req) {
+    if let Err(r) = admit(&state, req, &token).await {
         return r;
     }
     let muster = state.muster.clone();
@@ -302,7 +350,7 @@ pub async fn check(
     let crate::service::PasswordVerdict { invite, problems } = match verdict {
         Ok(Ok(Some(v))) => v,
         Ok(Ok(None)) => return pass,
-        Ok(Err(e)) => return internal(e),
+        Ok(Err(e)) => return service_failed(e),
         Err(e) => return internal(e),
     };
     let lang = pages::Lang::of(Some(&invite));
@@ -330,7 +378,7 @@ pub async fn new_link(
     form: Option<Form<LinkForm>>,
     state: Data<&Arc<HttpState>>,
 ) -> Response {
-    if let Some(r) = limited(&state, req) {
+    if let Err(r) = admit(&state, req, &token).await {
         return r;
     }
     let proof = form.map(|Form(f)| f.form_token).unwrap_or_default();
@@ -363,7 +411,7 @@ pub async fn new_link(
                 ),
             )
             .finish(),
-        Ok(Err(e)) => internal(e),
+        Ok(Err(e)) => service_failed(e),
         Err(e) => internal(e),
     }
 }

@@ -160,6 +160,9 @@ fn failure(e: ServiceError) -> CallToolResult {
         ServiceError::NoBatch(_) => ("no_such_batch", None),
         ServiceError::Transition(_) => ("invite_state", None),
         ServiceError::IdempotencyMismatch => ("idempotency_key_reused", None),
+        ServiceError::Busy(_) => ("busy", None),
+        ServiceError::HostDamaged(_) => ("mail_host_damaged", None),
+        ServiceError::Store(s) if s.is_unavailable() => ("store_unavailable", None),
         _ => {
             tracing::error!(error = %e, "MCP tool failed");
             return result(

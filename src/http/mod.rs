@@ -4,6 +4,7 @@
 pub mod api;
 mod assets;
 mod headers;
+mod json_guard;
 mod link;
 pub mod mcp;
 mod ops;
@@ -23,8 +24,10 @@ pub use ratelimit::Limiter;
 /// What handlers share.
 pub struct HttpState {
     pub muster: Arc<Muster>,
-    /// Setup-link requests per client address.
+    /// Requests per setup link.
     pub link_limiter: Limiter,
+    /// Wrong setup links per client address.
+    pub link_guesses: ratelimit::GuessLimiter,
     /// Sign-in (and reset) attempts per client address, and per account.
     pub signin_ip_limiter: Limiter,
     pub signin_account_limiter: Limiter,
@@ -32,6 +35,8 @@ pub struct HttpState {
     pub api_limiter: Limiter,
     /// Setup-link form proofs already taken.
     pub used_proofs: link::UsedProofs,
+    /// The open connections and their caps.
+    pub connections: Arc<timeout::Connections>,
 }
 
 impl HttpState {
@@ -39,10 +44,12 @@ impl HttpState {
         let http = &muster.config.http;
         Self {
             link_limiter: Limiter::per_minute(http.link_rate_per_minute),
+            link_guesses: ratelimit::GuessLimiter::per_minute(http.link_guesses_per_minute),
             signin_ip_limiter: Limiter::per_minute(http.signin_rate_per_minute),
             signin_account_limiter: Limiter::per_minute(http.signin_rate_per_minute),
             api_limiter: Limiter::per_minute(http.api_rate_per_minute),
             used_proofs: link::UsedProofs::default(),
+            connections: Arc::default(),
             muster,
         }
     }
@@ -50,13 +57,14 @@ impl HttpState {
     /// A wrong API token from this client: counted like a failed sign-in.
     /// Some(wait) when the client has used up its allowance.
     pub fn wrong_token(&self, req: &Request) -> Option<std::time::Duration> {
-        let ip = ratelimit::client_ip(req, self.muster.config.http.behind_proxy);
+        let ip = ratelimit::client_limit_key(req, self.muster.config.http.behind_proxy);
         self.signin_ip_limiter.check(&format!("token:{ip}")).err()
     }
 
     /// Periodic upkeep: forget idle rate-limit keys and expired form proofs.
     pub fn tidy(&self) {
         self.used_proofs.forget_expired(self.muster.now());
+        self.link_guesses.forget_idle();
         for l in [
             &self.link_limiter,
             &self.signin_ip_limiter,
@@ -119,11 +127,11 @@ fn docs() -> Response {
 pub fn routes(state: Arc<HttpState>) -> impl poem::Endpoint {
     let https = state.muster.config.is_https();
     let config = &state.muster.config;
-    // Roster uploads may be larger than JSON bodies.
-    let body_limit = config
-        .http
-        .body_limit_bytes
-        .max(config.invites.upload_limit_bytes + 64 * 1024);
+    let body_limit = headers::BodyLimit {
+        json: config.http.body_limit_bytes,
+        // A roster's text plus the JSON around it.
+        upload: config.invites.upload_limit_bytes + 64 * 1024,
+    };
     let mut route = Route::new()
         .at("/healthz", get(ops::healthz))
         .at("/readyz", get(ops::readyz))
@@ -133,8 +141,16 @@ pub fn routes(state: Arc<HttpState>) -> impl poem::Endpoint {
         .at("/invite/:token/new-link", post(link::new_link))
         .at("/assets/*path", get(assets::asset))
         .at("/api/docs", get(docs))
-        .nest("/api/v1", api::endpoint(state.clone()))
-        .at("/mcp", mcp::endpoint(state.clone()));
+        .nest(
+            "/api/v1",
+            api::endpoint(state.clone())
+                .around(|next, req| json_guard::guard(next, req, json_guard::Shape::Api)),
+        )
+        .at(
+            "/mcp",
+            mcp::endpoint(state.clone())
+                .around(|next, req| json_guard::guard(next, req, json_guard::Shape::JsonRpc)),
+        );
     for (path, file) in PAGES {
         route = route.at(*path, get(assets::page(file)));
     }
@@ -145,7 +161,7 @@ pub fn routes(state: Arc<HttpState>) -> impl poem::Endpoint {
                 Some(resp) => Err(poem::Error::from_response(resp)),
             }
         })
-        .with(headers::BodyLimit { limit: body_limit })
+        .with(body_limit)
         .with(headers::SecurityHeaders { https })
         .data(state)
         .boxed()

@@ -20,30 +20,36 @@ pub fn healthz() -> &'static str {
 #[handler]
 pub async fn readyz(state: Data<&Arc<HttpState>>) -> Response {
     let muster = state.muster.clone();
-    let store_ok = tokio::task::spawn_blocking(move || {
-        muster.store.read().is_ok() && !muster.store.needs_restart()
+    let (store_ok, host) = tokio::task::spawn_blocking(move || {
+        let store_ok = muster.store.read().is_ok() && !muster.store.needs_restart();
+        let host = match muster.host_damage() {
+            Ok(None) => None,
+            Ok(Some(damage)) => Some(damage.to_string()),
+            Err(e) => Some(format!("the mail host cannot be read: {e}")),
+        };
+        (store_ok, host)
     })
     .await
-    .unwrap_or(false);
+    .unwrap_or((false, None));
     let worker_ok = state.muster.metrics.worker_alive();
-    let (status, body) = match (store_ok, worker_ok) {
-        (true, true) => (StatusCode::OK, "ready\n".to_string()),
-        (s, w) => (
+    let mut problems = Vec::new();
+    if !store_ok {
+        problems.push(
+            "the store cannot be used (a write failed: is the disk full?), restart Muster"
+                .to_string(),
+        );
+    }
+    if !worker_ok {
+        problems.push("the delivery worker is not running".to_string());
+    }
+    problems.extend(host);
+    let (status, body) = if problems.is_empty() {
+        (StatusCode::OK, "ready\n".to_string())
+    } else {
+        (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "not ready:{}{}\n",
-                if s {
-                    ""
-                } else {
-                    " the store cannot be used (a write failed: is the disk full?), restart Muster;"
-                },
-                if w {
-                    ""
-                } else {
-                    " the delivery worker is not running;"
-                }
-            ),
-        ),
+            format!("not ready: {}\n", problems.join("; ")),
+        )
     };
     Response::builder()
         .status(status)
@@ -175,6 +181,35 @@ pub fn render(muster: &Muster) -> Result<String, crate::store::StoreError> {
         "muster_worker_up {}",
         u8::from(muster.metrics.worker_alive())
     );
+    let hashing = muster.hasher.stats();
+    for (name, kind, help, value) in [
+        (
+            "muster_password_hashes_running",
+            "gauge",
+            "Password hashes running now (at most muster_password_hash_workers).",
+            hashing.running as u64,
+        ),
+        (
+            "muster_password_hashes_waiting",
+            "gauge",
+            "Password hashes waiting for a worker.",
+            hashing.waiting as u64,
+        ),
+        (
+            "muster_password_hash_workers",
+            "gauge",
+            "Password hashes that may run at once.",
+            hashing.workers as u64,
+        ),
+        (
+            "muster_password_hashes_refused_total",
+            "counter",
+            "Password hashes refused with 503 because the pool was full.",
+            hashing.refused,
+        ),
+    ] {
+        figure(&mut out, name, kind, help, value);
+    }
     family(
         &mut out,
         "muster_build_info",
@@ -189,10 +224,51 @@ pub fn render(muster: &Muster) -> Result<String, crate::store::StoreError> {
     Ok(out)
 }
 
+/// One metric family with a single unlabelled value.
+fn figure(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    family(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// The HTTP server's own figures: open connections and the caps at work.
+fn render_connections(state: &HttpState, out: &mut String) {
+    let c = state.connections.stats();
+    for (name, kind, help, value) in [
+        (
+            "muster_http_connections_open",
+            "gauge",
+            "Open HTTP connections.",
+            c.open as u64,
+        ),
+        (
+            "muster_http_connections_refused_total",
+            "counter",
+            "Connections closed at once: over a client's share, or all busy at the cap.",
+            c.refused,
+        ),
+        (
+            "muster_http_connections_evicted_total",
+            "counter",
+            "Idle connections closed to make room at the cap.",
+            c.evicted,
+        ),
+    ] {
+        figure(out, name, kind, help, value);
+    }
+}
+
 #[handler]
 pub async fn metrics(state: Data<&Arc<HttpState>>) -> Response {
     let muster = state.muster.clone();
-    match tokio::task::spawn_blocking(move || render(&muster)).await {
+    let rendered = tokio::task::spawn_blocking(move || render(&muster))
+        .await
+        .map(|r| {
+            r.map(|mut text| {
+                render_connections(&state, &mut text);
+                text
+            })
+        });
+    match rendered {
         Ok(Ok(text)) => Response::builder()
             .content_type("text/plain; version=0.0.4; charset=utf-8")
             .body(text),

@@ -80,6 +80,18 @@ pub fn invalid() -> String {
     )
 }
 
+/// The store takes no writes (a full disk): nothing changed, try later.
+pub fn unavailable() -> String {
+    simple(
+        Lang::En,
+        "Muster cannot save anything right now",
+        &[
+            "Nothing was changed and your link still works. The administrator has been told; please try again later.".into(),
+            "<span lang=\"de\">Muster kann gerade nichts speichern. Es wurde nichts geändert und Ihr Link funktioniert weiterhin; bitte versuchen Sie es später erneut.</span>".into(),
+        ],
+    )
+}
+
 pub fn too_many(retry_after_secs: u64) -> String {
     simple(
         Lang::En,
@@ -109,6 +121,16 @@ fn field_errors(id: &str, messages: &[String]) -> String {
     format!("<ul class=\"field-error\" id=\"{id}-error\"{hidden}>{items}</ul>\n")
 }
 
+/// Why the setup form is shown again, besides password problems.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormNotice {
+    None,
+    /// The pool has no room for the allocation (R7).
+    Blocked,
+    /// Too many passwords were being checked at once; nothing changed.
+    Busy,
+}
+
 /// The setup form. `proof` is the form's [`crate::domain::form_proof`].
 pub fn password_form(
     config: &Config,
@@ -116,12 +138,21 @@ pub fn password_form(
     token: &str,
     proof: &str,
     problems: &[PasswordProblem],
-    blocked: bool,
+    notice: FormNotice,
 ) -> String {
     let lang = Lang::of(Some(invite));
     let title = lang.t("Set up your mailbox", "Postfach einrichten");
     let mut body = format!("<h1>{}</h1>\n", esc(title));
-    if blocked {
+    if notice == FormNotice::Busy {
+        body.push_str(&format!(
+            "<div class=\"alert warn\" role=\"alert\">{}</div>\n",
+            esc(lang.t(
+                "Many people are setting up their mailboxes right now. Nothing was changed: wait a minute, then enter your password again.",
+                "Gerade richten viele Personen ihr Postfach ein. Es wurde nichts geändert: Warten Sie eine Minute und geben Sie Ihr Passwort dann erneut ein.",
+            ))
+        ));
+    }
+    if notice == FormNotice::Blocked {
         body.push_str(&format!(
             "<div class=\"alert warn\" role=\"status\">{}</div>\n",
             esc(lang.t(

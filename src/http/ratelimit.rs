@@ -34,6 +34,60 @@ impl Limiter {
     }
 }
 
+/// Guesses at setup links per client address. An address over its
+/// allowance waits before any further link request, right or wrong.
+pub struct GuessLimiter {
+    limiter: Limiter,
+    waiting: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+impl GuessLimiter {
+    pub fn per_minute(n: u32) -> Self {
+        Self {
+            limiter: Limiter::per_minute(n),
+            waiting: Default::default(),
+        }
+    }
+
+    /// How long `ip` must still wait, if it used up its allowance.
+    pub fn waiting(&self, ip: &str) -> Option<Duration> {
+        let now = std::time::Instant::now();
+        let w = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        w.get(ip)
+            .and_then(|until| until.checked_duration_since(now))
+            .filter(|d| !d.is_zero())
+    }
+
+    /// Counts one wrong guess from `ip`.
+    pub fn guess(&self, ip: &str) -> Result<(), Duration> {
+        self.limiter.check(ip).inspect_err(|wait| {
+            self.waiting
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(ip.to_string(), std::time::Instant::now() + *wait);
+        })
+    }
+
+    pub fn forget_idle(&self) {
+        self.limiter.forget_idle();
+        let now = std::time::Instant::now();
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, until| *until > now);
+    }
+}
+
+/// The key rate limits count a client by: its address, or for IPv6 its
+/// /64 (one host usually holds a whole /64).
+pub fn client_limit_key(req: &Request, behind_proxy: bool) -> String {
+    let ip = client_ip(req, behind_proxy);
+    match ip.parse::<IpAddr>() {
+        Ok(addr) => crate::http::timeout::client_key(addr).to_string(),
+        Err(_) => ip,
+    }
+}
+
 /// The client address: the peer, or behind a trusted reverse proxy the
 /// address it appended last to X-Forwarded-For.
 pub fn client_ip(req: &Request, behind_proxy: bool) -> String {

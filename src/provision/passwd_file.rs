@@ -25,7 +25,8 @@ pub struct PasswdFileHost {
     gid: u32,
     home: String,
     default_quota_mb: Option<u64>,
-    cache: Mutex<Option<(Stamp, Arc<HostIndex>)>>,
+    /// The index of the file as last read (no stamp: the file is missing).
+    cache: Mutex<Option<(Option<Stamp>, Arc<HostIndex>)>>,
 }
 
 /// What identifies one version of the file.
@@ -253,7 +254,15 @@ impl MailHost for PasswdFileHost {
         let meta = match std::fs::metadata(&self.passwd) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Arc::new(HostIndex::default()));
+                // One empty index while the file is missing, so callers
+                // that key on the index (the host check) see no change.
+                let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some((None, index)) = cache.as_ref() {
+                    return Ok(index.clone());
+                }
+                let index = Arc::new(HostIndex::default());
+                *cache = Some((None, index.clone()));
+                return Ok(index);
             }
             Err(source) => {
                 return Err(ProvisionError::Read {
@@ -262,7 +271,7 @@ impl MailHost for PasswdFileHost {
                 });
             }
         };
-        let stamp = Stamp::of(&meta);
+        let stamp = Some(Stamp::of(&meta));
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((s, index)) = cache.as_ref()
             && *s == stamp

@@ -7,7 +7,6 @@ use time::Duration;
 use crate::domain::address::RecipientEmail;
 use crate::domain::password::PasswordProblem;
 use crate::domain::token::{LinkToken, TokenPurpose};
-use crate::provision::hash::{argon2id, verify_argon2id};
 use crate::store::{
     Actor, Admin, ApiToken, OneTimePurpose, OneTimeToken, Session, StoreError, Task, TaskKind,
     hex_hash,
@@ -18,6 +17,10 @@ use super::{Muster, ServiceError};
 pub const SESSION_HOURS: i64 = 12;
 pub const SETUP_LINK_HOURS: i64 = 24;
 pub const RESET_LINK_HOURS: i64 = 1;
+/// At most one reset email per account in this many minutes.
+pub const RESET_THROTTLE_MINUTES: i64 = 5;
+/// Reset requests waiting to be looked at, at most.
+const MAX_WAITING_RESETS: u64 = 1000;
 /// API tokens carry a prefix so secret scanners and people recognise them.
 pub const API_TOKEN_PREFIX: &str = "mst_";
 
@@ -87,9 +90,7 @@ impl Muster {
             .password_policy
             .check(password, None, local, domain)
             .map_err(AdminError::Policy)?;
-        argon2id(password).map_err(|e| {
-            AdminError::Service(ServiceError::Io(std::io::Error::other(e.to_string())))
-        })
+        Ok(self.hasher.admin(password).map_err(ServiceError::from)?)
     }
 
     pub fn admin_count(&self) -> Result<u64, ServiceError> {
@@ -183,7 +184,11 @@ impl Muster {
             .as_ref()
             .map(|a| a.password_hash.as_str())
             .unwrap_or(DUMMY_HASH);
-        let ok = verify_argon2id(password, hash) && admin.is_some();
+        let ok = self
+            .hasher
+            .verify(password, hash)
+            .map_err(ServiceError::from)?
+            && admin.is_some();
         self.store.write(|w| {
             if !ok {
                 self.audit(
@@ -311,53 +316,117 @@ impl Muster {
         )
     }
 
-    /// Sends a reset link when the account exists; the caller answers the
-    /// same way either way.
+    /// Records a "forgot password" request and returns: one store write,
+    /// the same whether or not the account exists, so neither the answer
+    /// nor its timing tells which addresses have accounts. The lookup, the
+    /// link and the email follow in [`Muster::process_reset_requests`].
     pub fn request_password_reset(&self, email: &str) -> Result<(), ServiceError> {
-        let email = email.trim().to_lowercase();
-        if self.store.read()?.admin(&email)?.is_none() {
-            return Ok(());
-        }
+        // Longer than any address: keep a bounded, one-line value.
+        let email: String = email
+            .trim()
+            .to_lowercase()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(254)
+            .collect();
         let id = self.new_id();
-        let token = self.token(TokenPurpose::PasswordReset, &id, 0);
-        let now = self.now();
-        let expires_at = now + Duration::hours(RESET_LINK_HOURS);
         self.store.write(|w| {
-            w.put_one_time_token(
-                &token.hash().0,
-                &OneTimeToken {
-                    id: id.clone(),
-                    purpose: OneTimePurpose::PasswordReset {
-                        email: email.clone(),
-                    },
-                    expires_at,
-                    used: false,
-                },
-            )?;
-            w.put_task(
-                &Task {
-                    id: format!("reset:{id}"),
-                    kind: TaskKind::PasswordReset {
-                        token_id: id.clone(),
-                        email: email.clone(),
-                        expires_at,
-                    },
-                    queued_at: now,
-                    attempts: 0,
-                },
-                now,
-            )?;
-            self.audit(
+            // A flood from many addresses is not worth keeping: past this
+            // many waiting, a request is answered the same and dropped.
+            if w.reset_requests_waiting()? < MAX_WAITING_RESETS {
+                w.put_reset_request(&id, &email)?;
+            }
+            Ok::<_, StoreError>(())
+        })?;
+        self.reset_requested.notify_one();
+        Ok(())
+    }
+
+    /// Works through recorded reset requests: for an account, a single-use
+    /// link by email, at most one per account every [`RESET_THROTTLE_MINUTES`];
+    /// every request is audited. Returns how many were looked at.
+    pub fn process_reset_requests(&self) -> Result<usize, ServiceError> {
+        let mut done = 0;
+        loop {
+            let now = self.now();
+            let n = self.store.write(|w| -> Result<usize, ServiceError> {
+                let requests = w.take_reset_requests(50)?;
+                for email in &requests {
+                    self.handle_reset_request(w, email, now)?;
+                }
+                Ok(requests.len())
+            })?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        if done > 0 {
+            self.queue_changed.notify_one();
+        }
+        Ok(done)
+    }
+
+    fn handle_reset_request(
+        &self,
+        w: &crate::store::WriteView,
+        email: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<(), ServiceError> {
+        if w.admin(email)?.is_none() {
+            return Ok(self.audit(
                 w,
                 &Actor::system(),
-                "admin.reset_requested",
-                &email,
-                "password reset link queued",
-            )?;
-            Ok::<_, ServiceError>(())
-        })?;
-        self.queue_changed.notify_one();
-        Ok(())
+                "admin.reset_unknown",
+                email,
+                "password reset asked for an address with no account; nothing sent",
+            )?);
+        }
+        let last = w.reset_last_sent(email, None)?;
+        if last.is_some_and(|at| now < at + Duration::minutes(RESET_THROTTLE_MINUTES)) {
+            return Ok(self.audit(
+                w,
+                &Actor::system(),
+                "admin.reset_throttled",
+                email,
+                format!("a reset link was sent less than {RESET_THROTTLE_MINUTES} minutes ago; none sent"),
+            )?);
+        }
+        w.reset_last_sent(email, Some(now))?;
+        let id = self.new_id();
+        let token = self.token(TokenPurpose::PasswordReset, &id, 0);
+        let expires_at = now + Duration::hours(RESET_LINK_HOURS);
+        w.put_one_time_token(
+            &token.hash().0,
+            &OneTimeToken {
+                id: id.clone(),
+                purpose: OneTimePurpose::PasswordReset {
+                    email: email.to_string(),
+                },
+                expires_at,
+                used: false,
+            },
+        )?;
+        w.put_task(
+            &Task {
+                id: format!("reset:{id}"),
+                kind: TaskKind::PasswordReset {
+                    token_id: id.clone(),
+                    email: email.to_string(),
+                    expires_at,
+                },
+                queued_at: now,
+                attempts: 0,
+            },
+            now,
+        )?;
+        Ok(self.audit(
+            w,
+            &Actor::system(),
+            "admin.reset_requested",
+            email,
+            "password reset link queued",
+        )?)
     }
 
     pub fn reset_password(&self, raw: &str, password: &str) -> Result<String, AdminError> {
@@ -505,7 +574,12 @@ mod tests {
 
     #[test]
     fn the_dummy_hash_is_a_real_argon2id_hash() {
-        assert!(!verify_argon2id("anything", DUMMY_HASH));
+        let mut memory = crate::provision::hash::Argon2Memory::default();
+        assert!(!crate::provision::hash::verify_argon2id(
+            &mut memory,
+            "anything",
+            DUMMY_HASH
+        ));
         assert!(argon2::password_hash::phc::PasswordHash::new(DUMMY_HASH).is_ok());
     }
 

@@ -117,7 +117,7 @@ impl Muster {
         let host = self.host_index()?;
         let facts = self.capacity_facts(view, &host, domain, now)?;
         let occupancy = StoreOccupancy::new(view, &host);
-        let out = preview_invites(rows, &facts, &occupancy, now);
+        let out = preview_invites(rows, &facts, &occupancy, &self.config.reserved_names(), now);
         occupancy.finish()?;
         Ok(out)
     }

@@ -7,7 +7,7 @@ use rand::Rng;
 use crate::domain::address::MailboxAddress;
 use crate::domain::preview::{CleanCreation, CreationPreview, PasswordChoice, preview_creation};
 use crate::domain::roster::CreationRow;
-use crate::provision::{NewMailbox, hash::dovecot_hash};
+use crate::provision::NewMailbox;
 use crate::store::{Actor, MailboxOrigin, MailboxRecord};
 
 use super::{Muster, Reads, SHARED_QUOTA_COUNTER, ServiceError, StoreOccupancy};
@@ -46,6 +46,25 @@ pub fn generate_password() -> String {
 }
 
 impl Muster {
+    /// The mailbox host's hash for a row's password, with the password
+    /// itself when it was generated (to show once).
+    fn hash_creation(
+        &self,
+        choice: &PasswordChoice,
+    ) -> Result<(String, Option<String>), ServiceError> {
+        let (password, generated) = match choice {
+            PasswordChoice::Given(p) => (p.clone(), None),
+            PasswordChoice::Generate => {
+                let p = generate_password();
+                (p.clone(), Some(p))
+            }
+        };
+        let hash = self
+            .hasher
+            .dovecot(self.config.mail_host.hash_scheme, &password)?;
+        Ok((hash, generated))
+    }
+
     fn creation_preview_in(
         &self,
         view: &dyn Reads,
@@ -67,7 +86,8 @@ impl Muster {
                         .join(" ")
                 })
         };
-        let out = preview_creation(rows, &facts, &occupancy, now, &check);
+        let reserved = self.config.reserved_names();
+        let out = preview_creation(rows, &facts, &occupancy, &reserved, now, &check);
         occupancy.finish()?;
         Ok(out)
     }
@@ -97,12 +117,34 @@ impl Muster {
         if rows.is_empty() {
             return Err(ServiceError::NoItems);
         }
+        // Hashing is the slow part (and may wait for the hashing pool): done
+        // first, outside the lock and the store's one write transaction, for
+        // the rows that are clean now. The check inside decides what is made.
+        let hashed = 'hash: {
+            let view = self.store.read()?;
+            // A repeated key is answered inside (a replay, or a mismatch).
+            if let Some(claim) = idempotency
+                && view.idempotency(&claim.principal, &claim.key)?.is_some()
+            {
+                break 'hash std::collections::HashMap::new();
+            }
+            let (preview, clean) = self.creation_preview_in(&view, &domain, rows)?;
+            if (preview.flagged_rows > 0 && !only_clean) || preview.clean_rows == 0 {
+                return Err(ServiceError::CreationFlagged(Box::new(preview)));
+            }
+            let mut hashed = std::collections::HashMap::new();
+            for row in clean.into_iter().flatten() {
+                hashed.insert(row.index, self.hash_creation(&row.password)?);
+            }
+            hashed
+        };
         // The pool and the host are checked and written under one lock, and
         // the store's write transaction keeps batches out meanwhile.
         let _guard = self
             .provision_lock
             .lock()
             .unwrap_or_else(|p| p.into_inner());
+        self.ensure_host_whole()?;
         let result = self.store.write(|w| {
             if let Some(claim) = idempotency {
                 claim.check(w)?;
@@ -117,15 +159,11 @@ impl Muster {
             let mut created = Vec::new();
             let mut new_boxes = Vec::new();
             for row in clean.into_iter().flatten() {
-                let (password, generated) = match &row.password {
-                    PasswordChoice::Given(p) => (p.clone(), None),
-                    PasswordChoice::Generate => {
-                        let p = generate_password();
-                        (p.clone(), Some(p))
-                    }
+                let (hash, generated) = match hashed.get(&row.index) {
+                    Some(h) => h.clone(),
+                    // Clean only now (the host changed meanwhile): rare.
+                    None => self.hash_creation(&row.password)?,
                 };
-                let hash = dovecot_hash(self.config.mail_host.hash_scheme, &password)
-                    .map_err(|e| ServiceError::Io(std::io::Error::other(e.to_string())))?;
                 new_boxes.push(NewMailbox {
                     address: row.mailbox.to_string(),
                     password_hash: hash,

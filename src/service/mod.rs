@@ -6,6 +6,8 @@ mod admins;
 mod batches;
 mod clock;
 mod creation;
+pub mod hashing;
+mod host_check;
 mod lifecycle;
 pub mod metrics;
 mod redeem;
@@ -20,6 +22,7 @@ pub use admins::{AdminError, SESSION_HOURS, SignedIn, TokenCheck};
 pub use batches::{BatchRequest, CreatedBatch, RosterInput};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use creation::{CreatedMailbox, CreatedMailboxes, generate_password};
+pub use host_check::HostDamage;
 pub use lifecycle::InviteView;
 pub use redeem::{LinkStatus, PasswordVerdict, RedeemError};
 
@@ -75,6 +78,23 @@ pub enum ServiceError {
     /// The request was made before with this key: here is what it answered.
     #[error("a replay of an earlier request")]
     Replay(Box<crate::store::IdempotencyRecord>),
+    /// Too many passwords are being hashed at once.
+    #[error(transparent)]
+    Busy(#[from] hashing::Busy),
+    #[error(transparent)]
+    Hash(#[from] crate::provision::hash::HashError),
+    /// Mailboxes Muster made are gone from the host: nothing is provisioned.
+    #[error(transparent)]
+    HostDamaged(#[from] HostDamage),
+}
+
+impl From<hashing::HashFailure> for ServiceError {
+    fn from(e: hashing::HashFailure) -> Self {
+        match e {
+            hashing::HashFailure::Busy(b) => ServiceError::Busy(b),
+            hashing::HashFailure::Hash(h) => ServiceError::Hash(h),
+        }
+    }
 }
 
 impl ServiceError {
@@ -137,11 +157,16 @@ pub struct Muster {
     link_key: LinkKey,
     /// Wakes the delivery worker when new tasks are queued.
     pub queue_changed: Arc<Notify>,
+    /// Wakes the work behind "forgot password" requests.
+    pub reset_requested: Arc<Notify>,
     /// Invites whose email is on the wire right now ("sending").
     pub in_flight: Mutex<std::collections::HashSet<String>>,
     /// Serialises the pool check and the mailbox creation (R7).
     provision_lock: Mutex<()>,
     pub metrics: metrics::Metrics,
+    /// Every password hash goes through this bounded pool.
+    pub hasher: hashing::HashPool,
+    host_check: Mutex<host_check::HostCheckCache>,
     ids: Mutex<ulid::Generator>,
 }
 
@@ -194,16 +219,24 @@ impl Muster {
         clock: Arc<dyn Clock>,
         link_key: LinkKey,
     ) -> Self {
+        let hasher = hashing::HashPool::new(
+            config.hashing.workers(),
+            config.hashing.queue,
+            std::time::Duration::from_secs(config.hashing.wait_secs),
+        );
         Self {
+            hasher,
             config,
             store,
             host,
             clock,
             link_key,
             queue_changed: Arc::new(Notify::new()),
+            reset_requested: Arc::new(Notify::new()),
             in_flight: Mutex::new(Default::default()),
             provision_lock: Mutex::new(()),
             metrics: metrics::Metrics::default(),
+            host_check: Mutex::new(None),
             ids: Mutex::new(ulid::Generator::new()),
         }
     }

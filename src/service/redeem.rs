@@ -6,7 +6,8 @@ use crate::domain::form_proof::{self, ProofError, ValidProof};
 use crate::domain::invite::{Invite, LinkState, TransitionError};
 use crate::domain::password::PasswordProblem;
 use crate::domain::token::{LinkToken, TokenHash};
-use crate::provision::{Created, NewMailbox, ProvisionError, hash::dovecot_hash};
+use crate::provision::{Created, NewMailbox, ProvisionError};
+use crate::service::hashing::{Busy, HashFailure};
 use crate::store::{Actor, MailboxOrigin, MailboxRecord, StoreError};
 
 use super::{Muster, SHARED_QUOTA_COUNTER, ServiceError};
@@ -50,6 +51,9 @@ pub enum RedeemError {
     /// Provisioning failed; the link works again.
     #[error("the mailbox could not be created: {0}")]
     Provision(String),
+    /// Too many passwords are being hashed right now; nothing changed.
+    #[error(transparent)]
+    Overloaded(Busy),
     #[error(transparent)]
     Service(#[from] ServiceError),
 }
@@ -200,7 +204,7 @@ impl Muster {
 
         // Live → redeeming: the one transaction that lets a single submission through.
         let token_hash = invite.token_hash.clone();
-        let taken = self.store.write(|w| {
+        let (before, taken) = self.store.write(|w| {
             let old = w.invite(&invite.id)?.ok_or(RedeemError::Invalid)?;
             if old.token_hash != token_hash {
                 return Err(RedeemError::Invalid);
@@ -213,11 +217,23 @@ impl Muster {
                 TransitionError::Busy => RedeemError::Busy,
             })?;
             w.put_invite(Some(&old), &new)?;
-            Ok(new)
+            Ok((old.link, new))
         })?;
 
         match self.provision_invite(&taken, password) {
             Ok(()) => self.finish_redemption(&taken.id).map_err(RedeemError::from),
+            Err(RedeemError::Overloaded(busy)) => {
+                // Nothing was tried: the link is as it was, with no error to report.
+                self.store.write(|w| -> Result<(), ServiceError> {
+                    if let Some(old) = w.invite(&taken.id)? {
+                        let mut new = old.clone();
+                        new.link = before;
+                        w.put_invite(Some(&old), &new)?;
+                    }
+                    Ok(())
+                })?;
+                Err(RedeemError::Overloaded(busy))
+            }
             Err(e) => {
                 let blocked = matches!(e, RedeemError::PoolFull);
                 let message = match &e {
@@ -257,12 +273,21 @@ impl Muster {
     /// of the pool.
     fn provision_invite(&self, invite: &Invite, password: &str) -> Result<(), RedeemError> {
         // Hashing is the slow part: done before taking the lock.
-        let password_hash = dovecot_hash(self.config.mail_host.hash_scheme, password)
-            .map_err(|e| RedeemError::Provision(e.to_string()))?;
+        let password_hash = self
+            .hasher
+            .dovecot(self.config.mail_host.hash_scheme, password)
+            .map_err(|e| match e {
+                HashFailure::Busy(b) => RedeemError::Overloaded(b),
+                HashFailure::Hash(h) => RedeemError::Provision(h.to_string()),
+            })?;
         let _guard = self
             .provision_lock
             .lock()
             .unwrap_or_else(|p| p.into_inner());
+        self.ensure_host_whole().map_err(|e| match e {
+            ServiceError::HostDamaged(d) => RedeemError::Provision(d.to_string()),
+            other => RedeemError::Service(other),
+        })?;
         if let Some(mb) = invite.storage_allocation_mb {
             let host = self.host_index()?;
             let shared = self.store.read()?.counter(SHARED_QUOTA_COUNTER)?;

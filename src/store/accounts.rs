@@ -37,6 +37,11 @@ macro_rules! account_reads {
                 .transpose()
         }
 
+        /// Reset requests not yet looked at.
+        pub fn reset_requests_waiting(&self) -> Result<u64> {
+            Ok(self.txn.open_table(RESET_REQUESTS)?.len()?)
+        }
+
         pub fn api_token(&self, id: &str) -> Result<Option<ApiToken>> {
             let t = self.txn.open_table(API_TOKENS)?;
             t.get(id)?
@@ -109,6 +114,42 @@ impl WriteView {
                 .unwrap_or(false)
         })?;
         Ok(())
+    }
+
+    /// Records a "forgot password" request, known account or not.
+    pub fn put_reset_request(&self, id: &str, email: &str) -> Result<()> {
+        self.txn.open_table(RESET_REQUESTS)?.insert(id, email)?;
+        Ok(())
+    }
+
+    /// When the last reset link for `email` was sent, and records `now` as
+    /// the new time when `now` is given.
+    pub fn reset_last_sent(
+        &self,
+        email: &str,
+        now: Option<OffsetDateTime>,
+    ) -> Result<Option<OffsetDateTime>> {
+        let mut t = self.txn.open_table(RESET_LAST_SENT)?;
+        let last = t
+            .get(email)?
+            .and_then(|v| OffsetDateTime::from_unix_timestamp(v.value() as i64).ok());
+        if let Some(now) = now {
+            t.insert(email, now.unix_timestamp().max(0) as u64)?;
+        }
+        Ok(last)
+    }
+
+    /// Takes up to `limit` reset requests, oldest first.
+    pub fn take_reset_requests(&self, limit: usize) -> Result<Vec<String>> {
+        let mut t = self.txn.open_table(RESET_REQUESTS)?;
+        let mut taken = Vec::new();
+        while taken.len() < limit {
+            match t.pop_first()? {
+                Some((_, email)) => taken.push(email.value().to_string()),
+                None => break,
+            }
+        }
+        Ok(taken)
     }
 
     pub fn put_one_time_token(&self, hash: &[u8; 32], token: &OneTimeToken) -> Result<()> {

@@ -57,6 +57,18 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// The store cannot take writes now (a full disk, a failed write):
+    /// nothing the caller did wrong, and nothing to retry until Muster is
+    /// restarted with space freed.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::NeedsRestart | StoreError::Db(redb::Error::Io(_))
+        )
+    }
+}
+
 macro_rules! from_redb {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {

@@ -67,6 +67,14 @@ pub const API_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("api_t
 pub const API_TOKEN_BY_HASH: TableDefinition<&[u8], &str> =
     TableDefinition::new("api_token_by_hash");
 
+/// request id (sortable) → the email typed into "forgot password", until
+/// the background work looks it up (the answer never waits for that).
+pub const RESET_REQUESTS: TableDefinition<&str, &str> = TableDefinition::new("reset_requests");
+
+/// admin email → when the last reset link was sent (unix seconds), for
+/// the per-account throttle.
+pub const RESET_LAST_SENT: TableDefinition<&str, u64> = TableDefinition::new("reset_last_sent");
+
 /// (principal, idempotency key) → stored response.
 pub const IDEMPOTENCY: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("idempotency");
 
@@ -93,6 +101,8 @@ macro_rules! all_tables {
             ONE_TIME_TOKENS,
             API_TOKENS,
             API_TOKEN_BY_HASH,
+            RESET_REQUESTS,
+            RESET_LAST_SENT,
             IDEMPOTENCY
         )
     };

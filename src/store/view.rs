@@ -240,6 +240,20 @@ macro_rules! read_methods {
                 .transpose()
         }
 
+        /// The addresses of the mailboxes Muster created, sorted.
+        pub fn created_mailbox_addresses(&self) -> Result<Vec<String>> {
+            let t = self.txn.open_table(MAILBOXES)?;
+            let mut out = Vec::new();
+            for entry in t.iter()? {
+                out.push(entry?.0.value().to_string());
+            }
+            Ok(out)
+        }
+
+        pub fn created_mailbox_count(&self) -> Result<u64> {
+            Ok(self.txn.open_table(MAILBOXES)?.len()?)
+        }
+
         pub fn created_mailboxes(&self) -> Result<Vec<MailboxRecord>> {
             let t = self.txn.open_table(MAILBOXES)?;
             let mut out = Vec::new();
@@ -500,11 +514,23 @@ impl WriteView {
         Ok(())
     }
 
+    /// Forgets a mailbox Muster created; true when there was one.
+    pub fn remove_mailbox(&self, address: &str) -> Result<bool> {
+        Ok(self.txn.open_table(MAILBOXES)?.remove(address)?.is_some())
+    }
+
     pub fn audit_event(&self, event: &AuditEvent) -> Result<()> {
         self.txn.open_table(AUDIT)?.insert(
             (millis(event.at), event.id.as_str()),
             encode(event).as_slice(),
         )?;
+        Ok(())
+    }
+
+    pub fn lower(&self, counter: &str, by: u64) -> Result<()> {
+        let mut t = self.txn.open_table(COUNTERS)?;
+        let n = t.get(counter)?.map(|v| v.value()).unwrap_or(0);
+        t.insert(counter, n.saturating_sub(by))?;
         Ok(())
     }
 

@@ -3,6 +3,8 @@
 Usage:
   client.py http URL TOKEN         streamable HTTP at URL (e.g. http://127.0.0.1:8080/mcp)
   client.py stdio COMMAND ARGS...  a server started over stdio
+  client.py call URL TOKEN TOOL ARGS_JSON
+                                   one tool call over HTTP; prints its result as JSON
 
 Lists the tools, calls each, checks results and errors, and prints one
 line per check. Exits non-zero on the first failed check.
@@ -133,8 +135,22 @@ async def over_stdio(command, args):
             await exercise(session, "stdio")
 
 
+async def call_once(url, token, tool, args):
+    client = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    async with client:
+        async with streamable_http_client(url, http_client=client) as streams:
+            read, write = streams[0], streams[1]
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                r = await session.call_tool(tool, json.loads(args))
+                print(json.dumps({"is_error": r.is_error, "structured": r.structured_content, "text": text_of(r)}))
+
+
 def main():
     mode = sys.argv[1]
+    if mode == "call":
+        asyncio.run(call_once(*sys.argv[2:6]))
+        return
     if mode == "http":
         asyncio.run(over_http(sys.argv[2], sys.argv[3]))
     else:

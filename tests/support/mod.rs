@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod mailstack;
+pub mod mcp_client;
 pub mod smtp_peer;
 pub mod webdriver;
 

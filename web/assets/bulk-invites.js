@@ -57,7 +57,9 @@ Muster.page(async () => {
   $('to-preview').addEventListener('click', () => {
     const text = uploaded !== null ? uploaded : $('paste').value;
     if (!text.trim()) { say('status', 'bad', 'Paste at least one address, or choose a CSV file.'); return; }
-    const csv = uploaded !== null || /[,;\t]/.test(text);
+    // Columns only when a line holds a delimiter inside it: a column pasted
+    // from a spreadsheet carries tabs around each address, not between values.
+    const csv = uploaded !== null || text.split(/\r?\n/).some(l => /[,;\t]/.test(l.trim()));
     check({ text, format: csv ? 'csv' : 'lines' }, true);
   });
 

@@ -1,8 +1,23 @@
 'use strict';
 (() => {
   const { api, say, setCsrf, errorText } = Muster;
-  const next = new URLSearchParams(location.search).get('next');
-  const safeNext = next && next.startsWith('/') && !next.startsWith('//') ? next : '/';
+  // Where to go after signing in: only a path on this origin. The value is
+  // resolved against the origin and compared; backslashes and control
+  // characters are refused first, since browsers read "/\\evil" as "//evil"
+  // and drop tabs and line breaks from URLs ("/\t/evil" becomes "//evil").
+  function sameOriginPath(raw) {
+    if (!raw || raw[0] !== '/' || /[\\\u0000-\u001f\u007f]/.test(raw)) return '/';
+    try {
+      const url = new URL(raw, location.origin);
+      // "/.//evil" resolves to the path "//evil", which on its own would
+      // leave the origin: such paths are refused, and the whole URL is kept.
+      if (url.origin !== location.origin || url.pathname.startsWith('//')) return '/';
+      return url.href;
+    } catch (e) {
+      return '/';
+    }
+  }
+  const safeNext = sameOriginPath(new URLSearchParams(location.search).get('next'));
 
   document.getElementById('sign-in').addEventListener('submit', async e => {
     e.preventDefault();

@@ -45,7 +45,7 @@ fn codes(p: &InvitePreview) -> Vec<Vec<&'static str>> {
 }
 
 fn run(text: &str, f: &CapacityFacts, occ: &Fake) -> InvitePreview {
-    preview_invites(&rows(text), f, occ, NOW).0
+    preview_invites(&rows(text), f, occ, &ReservedNames::default(), NOW).0
 }
 
 #[test]
@@ -54,6 +54,7 @@ fn clean_rows_become_mailboxes_on_the_batch_domain() {
         &rows("Jane.Doe@Gmail.com,100\nbob@example.org\n"),
         &facts(10, 0, 0, 1000, 0),
         &Fake::default(),
+        &ReservedNames::default(),
         NOW,
     );
     assert_eq!(p.rows[0].mailbox.as_deref(), Some("jane.doe@team.example"));
@@ -209,15 +210,42 @@ fn live_pending_invites_count_and_expired_ones_do_not() {
 #[test]
 fn display_name_and_locale_are_checked() {
     let p = run(
-        "email,display_name,locale\na@x.org,\"Jane\rBcc: x@y.org\",de_DE\nb@x.org,Bob,klingon!\n",
+        "email,display_name,locale\na@x.org,\"Jane\rBcc: x@y.org\",de_DE\nb@x.org,Bob,klingon!\nc@x.org,\"Ann \u{202e}gpj.exe\",\nd@x.org,\"Zo\u{200b}e\",\ne@x.org,\"\u{645}\u{200c}\u{646} \u{2764}\u{fe0f}\",\n",
         &facts(10, 0, 0, 0, 0),
         &Fake::default(),
     );
     assert_eq!(
         codes(&p),
-        vec![vec!["invalid_display_name"], vec!["invalid_locale"]]
+        vec![
+            vec![],
+            vec!["invalid_locale"],
+            vec!["invalid_display_name"],
+            vec!["invalid_display_name"],
+            // A zero-width non-joiner and an emoji's variation selector are fine.
+            vec![],
+        ]
     );
+    // A line break in a quoted name folds into a space: one line, no header.
+    assert_eq!(p.rows[0].display_name.as_deref(), Some("Jane Bcc: x@y.org"));
     assert_eq!(p.rows[0].locale.as_deref(), Some("de-de"));
+    assert!(
+        p.rows[2].flags[0].message.contains("U+202E"),
+        "{:?}",
+        p.rows[2].flags
+    );
+    // Rows that do not come from a file (API items) keep the control check.
+    let api_row = InviteRow {
+        display_name: Some("Jane\r\nBcc: x@y.org".into()),
+        ..InviteRow::to("e@x.org")
+    };
+    let (p, _) = preview_invites(
+        &[api_row],
+        &facts(10, 0, 0, 0, 0),
+        &Fake::default(),
+        &ReservedNames::default(),
+        NOW,
+    );
+    assert_eq!(codes(&p), vec![vec!["invalid_display_name"]]);
 }
 
 #[test]
@@ -249,6 +277,7 @@ fn creation_preview_applies_the_same_rules() {
         &rows,
         &facts(10, 0, 0, 100, 0),
         &Fake::default(),
+        &ReservedNames::default(),
         NOW,
         &check,
     );
@@ -271,4 +300,43 @@ fn creation_preview_applies_the_same_rules() {
         PasswordChoice::Generate
     );
     assert_eq!(p.rows[0].password, "generate");
+}
+
+#[test]
+fn reserved_names_are_flagged_unless_allowed() {
+    let text = "postmaster@x.org\njane@x.org\nabuse@x.org\nnoreply@x.org\n";
+    let reserved = ReservedNames::new(&["abuse".into()], Some("noreply@team.example"));
+    let (p, clean) = preview_invites(
+        &rows(text),
+        &facts(10, 0, 0, 1000, 0),
+        &Fake::default(),
+        &reserved,
+        NOW,
+    );
+    assert_eq!(
+        codes(&p),
+        [
+            vec!["reserved_local_part"],
+            vec![],
+            vec![],
+            vec!["reserved_local_part"]
+        ]
+    );
+    assert!(p.rows[3].flags[0].message.contains("sender address"));
+    // Flagged rows hold no place under the cap.
+    assert_eq!(p.capacity.this_batch, 2);
+    assert_eq!(clean.iter().flatten().count(), 2);
+    let creation = vec![CreationRow {
+        local_part: "Hostmaster".into(),
+        ..Default::default()
+    }];
+    let (p, _) = preview_creation(
+        &creation,
+        &facts(10, 0, 0, 100, 0),
+        &Fake::default(),
+        &ReservedNames::default(),
+        NOW,
+        &|_, _| Ok(()),
+    );
+    assert_eq!(p.rows[0].flags[0].code, FlagCode::ReservedLocalPart);
 }

@@ -14,7 +14,7 @@ use super::auth::{AdminAuth, Auth, Principal, session_cookie, session_cookie_val
 use super::invites::blocking;
 use super::types::*;
 use crate::http::HttpState;
-use crate::http::ratelimit::client_ip;
+use crate::http::ratelimit::{client_ip, client_limit_key};
 use crate::service::{SESSION_HOURS, ServiceError, SignedIn};
 use crate::store::AuditEvent;
 
@@ -155,7 +155,10 @@ impl AccountApi {
         let state = state.0.clone();
         same_origin(req, &state)?;
         let ip = client_ip(req, state.muster.config.http.behind_proxy);
-        limit(&state.signin_ip_limiter, &ip)?;
+        limit(
+            &state.signin_ip_limiter,
+            &client_limit_key(req, state.muster.config.http.behind_proxy),
+        )?;
         limit(
             &state.signin_account_limiter,
             &body.email.trim().to_lowercase(),
@@ -230,7 +233,7 @@ impl AccountApi {
         same_origin(req, &state)?;
         limit(
             &state.signin_ip_limiter,
-            &client_ip(req, state.muster.config.http.behind_proxy),
+            &client_limit_key(req, state.muster.config.http.behind_proxy),
         )?;
         let st = state.clone();
         let signed = blocking(&state, move |muster| {
@@ -258,7 +261,7 @@ impl AccountApi {
         same_origin(req, &state)?;
         limit(
             &state.signin_ip_limiter,
-            &client_ip(req, state.muster.config.http.behind_proxy),
+            &client_limit_key(req, state.muster.config.http.behind_proxy),
         )?;
         blocking(&state, move |muster| {
             Ok(muster.request_password_reset(&body.email)?)
@@ -286,7 +289,7 @@ impl AccountApi {
         same_origin(req, &state)?;
         limit(
             &state.signin_ip_limiter,
-            &client_ip(req, state.muster.config.http.behind_proxy),
+            &client_limit_key(req, state.muster.config.http.behind_proxy),
         )?;
         let email = blocking(&state, move |muster| {
             Ok(muster.reset_password(&body.token, &body.password)?)

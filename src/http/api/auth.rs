@@ -91,22 +91,19 @@ async fn session_principal(
         return Ok(None);
     };
     let muster = state.muster.clone();
-    let session = tokio::task::spawn_blocking(move || muster.session(&cookie))
-        .await
-        .map_err(|_| {
-            deny(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-            )
-        })?
-        .map_err(|_| {
-            deny(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-            )
-        })?;
+    let session = match tokio::task::spawn_blocking(move || muster.session(&cookie)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            return Err(poem::Error::from_response(
+                poem::IntoResponse::into_response(super::ApiError::from(e)),
+            ));
+        }
+        Err(e) => {
+            return Err(poem::Error::from_response(
+                poem::IntoResponse::into_response(super::ApiError::internal(e)),
+            ));
+        }
+    };
     let Some(session) = session else {
         return Ok(None);
     };
@@ -155,12 +152,14 @@ async fn token_principal(req: &Request, state: &Arc<HttpState>) -> poem::Result<
     }))
 }
 
-/// The secret of an `Authorization: Bearer <secret>` header value.
+/// The secret of an `Authorization: Bearer <secret>` header value. The
+/// scheme is case-insensitive (RFC 9110 11.1).
 pub(crate) fn bearer_secret(header: &str) -> Option<String> {
-    header
-        .strip_prefix("Bearer ")
-        .or_else(|| header.strip_prefix("bearer "))
-        .map(|s| s.trim().to_string())
+    let (scheme, secret) = header.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| secret.trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 /// Checks an API token for the REST API and MCP alike: a live token within
@@ -180,18 +179,16 @@ pub(crate) async fn verify_api_token(
         resp
     };
     let muster = state.muster.clone();
-    let check = tokio::task::spawn_blocking(move || muster.check_api_token(&secret))
-        .await
-        .ok()
-        .and_then(Result::ok)
-        .ok_or_else(|| {
-            answer(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-                None,
-            )
-        })?;
+    let check = match tokio::task::spawn_blocking(move || muster.check_api_token(&secret)).await {
+        Ok(Ok(check)) => check,
+        // A full disk is said as such (503), like everywhere else.
+        Ok(Err(e)) => return Err(poem::IntoResponse::into_response(super::ApiError::from(e))),
+        Err(e) => {
+            return Err(poem::IntoResponse::into_response(
+                super::ApiError::internal(e),
+            ));
+        }
+    };
     match check {
         TokenCheck::Valid(t) => match state.api_limiter.check(&t.id) {
             Ok(()) => Ok(t),

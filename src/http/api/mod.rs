@@ -61,9 +61,9 @@ pub enum ApiError {
     TooManyRequests(Json<ErrorBody>, #[oai(header = "Retry-After")] u64),
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
-    /// The mail server could not be updated.
+    /// The mail server could not be updated, or the server is busy.
     #[oai(status = 503)]
-    Unavailable(Json<ErrorBody>),
+    Unavailable(Json<ErrorBody>, #[oai(header = "Retry-After")] Option<u64>),
 }
 
 fn body(code: &str, message: impl Into<String>, errors: Option<Vec<ItemError>>) -> Json<ErrorBody> {
@@ -137,13 +137,34 @@ impl From<ServiceError> for ApiError {
             }
             S::Host(h) => {
                 tracing::error!(error = %h, "the mail host failed");
-                ApiError::Unavailable(body(
-                    "mail_host_failed",
-                    "the mail server could not be updated; nothing was created; the server log has the details",
+                ApiError::Unavailable(
+                    body(
+                        "mail_host_failed",
+                        "the mail server could not be updated; nothing was created; the server log has the details",
+                        None,
+                    ),
                     None,
-                ))
+                )
             }
-            S::Store(_) | S::Io(_) | S::Replay(_) => ApiError::internal(e),
+            S::HostDamaged(d) => {
+                tracing::error!(error = %d, "the mail host is missing mailboxes Muster created");
+                ApiError::Unavailable(body("mail_host_damaged", d.to_string(), None), None)
+            }
+            S::Busy(b) => {
+                ApiError::Unavailable(body("busy", b.to_string(), None), Some(b.retry_after_secs))
+            }
+            S::Store(ref s) if s.is_unavailable() => {
+                tracing::error!(error = %e, "the store takes no writes");
+                ApiError::Unavailable(
+                    body(
+                        "store_unavailable",
+                        "Muster cannot write its data folder (is the disk full?); nothing was changed. Free space, then restart Muster.",
+                        None,
+                    ),
+                    None,
+                )
+            }
+            S::Store(_) | S::Io(_) | S::Replay(_) | S::Hash(_) => ApiError::internal(e),
         }
     }
 }
