@@ -103,17 +103,26 @@ fn main() {
     let empty = muster(empty_dir.path(), false);
     let big = muster(big_dir.path(), true);
     // Sanity: the big store is what it claims to be.
-    let (_, p) = big.preview(Some(DOMAIN), &rows).unwrap();
+    let (_, p) = big
+        .preview(Some(DOMAIN), &rows, muster::service::RowLimit::Batch)
+        .unwrap();
     assert_eq!(p.capacity.existing, BIG as u64);
     assert_eq!(p.capacity.pending, BIG as u64);
     assert!(p.rows.iter().any(|r| !r.flags.is_empty()));
 
     let mut group = c.benchmark_group("preview_500_rows");
     group.bench_function("empty_store", |b| {
-        b.iter(|| empty.preview(Some(DOMAIN), &rows).unwrap())
+        b.iter(|| {
+            empty
+                .preview(Some(DOMAIN), &rows, muster::service::RowLimit::Batch)
+                .unwrap()
+        })
     });
     group.bench_function("100k_mailboxes_100k_pending", |b| {
-        b.iter(|| big.preview(Some(DOMAIN), &rows).unwrap())
+        b.iter(|| {
+            big.preview(Some(DOMAIN), &rows, muster::service::RowLimit::Batch)
+                .unwrap()
+        })
     });
     group.finish();
     c.final_summary();

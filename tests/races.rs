@@ -34,10 +34,11 @@ async fn resend_and_redeem_of_one_invite_at_the_same_time() {
             app.url(),
             app.muster.invite_token(&invite).unwrap().as_str()
         );
+        // The recipient has the page open; the admin resends as they submit.
+        let proof = fetch_form_token(&client, &link).await;
         let m = app.muster.clone();
         let id = invite.id.clone();
         let resend = tokio::task::spawn_blocking(move || m.resend(&id, &Actor::cli()));
-        let proof = fetch_form_token(&client, &link).await;
         let c = client.clone();
         let redeem =
             tokio::spawn(async move { post_password(&c, &link, &proof, PASSWORD, PASSWORD).await });
@@ -180,9 +181,8 @@ async fn revoke_during_sending() {
     }
     let sent_at_revoke = peer.received().len();
     wait_for_async("the queue to empty", Duration::from_secs(30), || async {
-        (app.muster.store.read().unwrap().task_count().unwrap() == 0
-            && app.muster.in_flight.lock().unwrap().is_empty())
-        .then_some(())
+        (app.muster.store.read().unwrap().task_count().unwrap() == 0 && app.muster.queue.is_idle())
+            .then_some(())
     })
     .await;
     let views: Vec<_> = created

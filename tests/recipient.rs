@@ -13,7 +13,7 @@ use std::time::Duration;
 use muster::App;
 use muster::domain::duration::HumanDuration;
 use muster::domain::roster::{CreationRow, InviteRow};
-use muster::service::{BatchRequest, ManualClock};
+use muster::service::{BatchRequest, CreationRequest, ManualClock, RowLimit};
 use muster::store::Actor;
 use support::mailstack::{self, Stack, login_eventually};
 use support::webdriver::{Browser, Engine};
@@ -307,18 +307,18 @@ async fn a_blocked_link_then_german_on_a_phone(engine: Engine) {
     let made = r
         .app
         .muster
-        .create_mailboxes(
-            None,
-            &[CreationRow {
+        .create_mailboxes(&CreationRequest {
+            domain: None,
+            rows: &[CreationRow {
                 local_part: "archive".into(),
                 password: None,
                 storage_allocation_mb: Some("500".into()),
                 ..Default::default()
             }],
-            false,
-            &Actor::cli(),
-            None,
-        )
+            only_clean: false,
+            actor: &Actor::cli(),
+            limit: RowLimit::Batch,
+        })
         .unwrap();
     assert_eq!(made.mailboxes.len(), 1);
     b.goto(&link).await;

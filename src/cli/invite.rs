@@ -14,7 +14,7 @@ use super::{EXIT_PROBLEMS, EXIT_UNUSABLE};
 use crate::config::Config;
 use crate::domain::duration::HumanDuration;
 use crate::domain::roster::RosterFormat;
-use crate::service::{BatchRequest, Muster, RosterInput, ServiceError, SystemClock};
+use crate::service::{BatchRequest, Muster, RosterInput, RowLimit, ServiceError, SystemClock};
 use crate::store::Actor;
 
 #[derive(Args, Debug)]
@@ -77,9 +77,8 @@ pub async fn run(config: Config, args: InviteArgs) -> anyhow::Result<u8> {
         .await;
     }
     let bytes = read_limited(&args.file, config.invites.upload_limit_bytes)?;
-    let limit = config.invites.batch_limit;
     let muster = Arc::new(Muster::open(Arc::new(config), Arc::new(SystemClock))?);
-    let rows = match muster.roster(RosterInput::Upload { bytes, format }, limit) {
+    let rows = match muster.roster(RosterInput::Upload { bytes, format }, RowLimit::Batch) {
         Ok(rows) => rows,
         Err(ServiceError::Roster(e)) => {
             eprintln!("error: {}: {e}", args.file.display());
@@ -93,7 +92,7 @@ pub async fn run(config: Config, args: InviteArgs) -> anyhow::Result<u8> {
         expires_in,
         only_clean: args.only_clean,
         actor: Actor::cli(),
-        idempotency: None,
+        limit: RowLimit::Batch,
     }) {
         Ok(c) => c,
         Err(ServiceError::Flagged { preview, .. }) => {

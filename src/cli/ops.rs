@@ -220,11 +220,7 @@ pub async fn check(
                 ));
             }
             Err(outcome) => {
-                let why = match outcome {
-                    crate::mail::smtp::Outcome::Temporary(m)
-                    | crate::mail::smtp::Outcome::Permanent(m) => m,
-                    crate::mail::smtp::Outcome::Accepted(m) => m,
-                };
+                let why = outcome.to_string();
                 r.fail(
                     &format!("SMTP relay {}: {why}", relay.address),
                     "check smtp.host, smtp.port (MUSTER_SMTP_PORT) and smtp.tls, that the relay runs, and smtp.username/password",

@@ -9,7 +9,7 @@ use super::{EXIT_PROBLEMS, EXIT_UNUSABLE, muster_for_reading};
 use crate::config::Config;
 use crate::domain::preview::InvitePreview;
 use crate::domain::roster::RosterFormat;
-use crate::service::{RosterInput, ServiceError};
+use crate::service::{RosterInput, RowLimit, ServiceError};
 
 #[derive(Args, Debug)]
 pub struct PreviewArgs {
@@ -33,9 +33,8 @@ pub fn run(config: Config, args: PreviewArgs) -> anyhow::Result<u8> {
     } else {
         RosterFormat::Csv
     };
-    let limit = config.invites.batch_limit;
     let muster = muster_for_reading(config)?;
-    let rows = match muster.roster(RosterInput::Upload { bytes, format }, limit) {
+    let rows = match muster.roster(RosterInput::Upload { bytes, format }, RowLimit::Batch) {
         Ok(rows) => rows,
         Err(ServiceError::Roster(e)) => {
             eprintln!("error: {}: {e}", args.file.display());
@@ -43,7 +42,7 @@ pub fn run(config: Config, args: PreviewArgs) -> anyhow::Result<u8> {
         }
         Err(e) => return Err(e.into()),
     };
-    let (_, preview) = muster.preview(args.domain.as_deref(), &rows)?;
+    let (_, preview) = muster.preview(args.domain.as_deref(), &rows, RowLimit::Batch)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&preview)?);
     } else {

@@ -31,6 +31,12 @@ impl LinkState {
         }
     }
 
+    /// Holds a place under the domain's cap (R5) until it expires: the link
+    /// can still become a mailbox.
+    pub fn holds_place(self) -> bool {
+        matches!(self, Self::Live | Self::Blocked | Self::Redeeming)
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         [
             Self::Live,
@@ -140,10 +146,7 @@ impl Invite {
 
     /// Holds a place under the domain's cap (R5).
     pub fn counts_as_pending(&self, now: OffsetDateTime) -> bool {
-        matches!(
-            self.link,
-            LinkState::Live | LinkState::Blocked | LinkState::Redeeming
-        ) && now < self.expires_at
+        self.link.holds_place() && now < self.expires_at
     }
 
     fn ensure_open(&self, now: OffsetDateTime) -> Result<(), TransitionError> {

@@ -1,6 +1,8 @@
 //! Pure rules: no I/O, and the current time is always a parameter.
 
 pub mod address;
+pub mod capacity;
+pub mod delivery;
 pub mod duration;
 pub mod form_proof;
 pub mod invite;

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::address::{DomainName, LocalPart, MailboxAddress, RecipientEmail};
+use super::address::{LocalPart, MailboxAddress, RecipientEmail};
+use super::capacity::Capacity;
 use super::reserved::ReservedNames;
 use super::roster::{CreationRow, InviteRow, parse_allocation};
 
@@ -69,21 +70,6 @@ impl Flag {
     }
 }
 
-/// What the store and the mail host know about one domain, gathered by
-/// the caller before the preview is computed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CapacityFacts {
-    pub domain: DomainName,
-    pub cap: u64,
-    /// Mailboxes on the host in this domain (made by Muster or not).
-    pub existing: u64,
-    /// Live invites for this domain that have not expired.
-    pub pending: u64,
-    pub pool_mb: u64,
-    /// Dedicated allocations of existing mailboxes (all domains).
-    pub pool_allocated_mb: u64,
-}
-
 /// Per-mailbox lookups the preview needs; answered by the store and the
 /// host's mailbox list, so the rules here stay free of I/O.
 pub trait Occupancy {
@@ -92,8 +78,9 @@ pub trait Occupancy {
     fn pending_invite_expiry(&self, mailbox: &MailboxAddress) -> Option<OffsetDateTime>;
 }
 
+/// The capacity with this batch counted in, as the preview shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Capacity {
+pub struct CapacityAfter {
     pub domain: String,
     pub cap: u64,
     pub existing: u64,
@@ -128,7 +115,7 @@ pub struct InvitePreviewRow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InvitePreview {
     pub rows: Vec<InvitePreviewRow>,
-    pub capacity: Capacity,
+    pub capacity: CapacityAfter,
     pub clean_rows: usize,
     pub flagged_rows: usize,
 }
@@ -205,11 +192,11 @@ struct Candidate<'a> {
 
 fn apply_capacity(
     candidates: &mut [Candidate<'_>],
-    facts: &CapacityFacts,
+    facts: &Capacity,
     occupancy: &dyn Occupancy,
     reserved: &ReservedNames,
     now: OffsetDateTime,
-) -> Capacity {
+) -> CapacityAfter {
     let mut first_line_of: HashMap<&MailboxAddress, usize> = HashMap::new();
     for (i, c) in candidates.iter_mut().enumerate() {
         let Some(mailbox) = c.mailbox else { continue };
@@ -244,8 +231,8 @@ fn apply_capacity(
         }
     }
 
-    let left = facts.cap as i64 - facts.existing as i64 - facts.pending as i64;
-    let available_mb = facts.pool_mb as i64 - facts.pool_allocated_mb as i64;
+    let left = facts.left();
+    let available_mb = facts.pool_available_mb();
     let mut this_batch = 0u64;
     let mut allocated = 0u64;
     for c in candidates.iter_mut() {
@@ -278,7 +265,7 @@ fn apply_capacity(
             }
         }
     }
-    Capacity {
+    CapacityAfter {
         domain: facts.domain.to_string(),
         cap: facts.cap,
         existing: facts.existing,
@@ -310,7 +297,7 @@ fn row_allocation(raw: Option<&str>, flags: &mut Vec<Flag>) -> Option<u64> {
 /// Builds the bulk-invite preview for rows bound for `facts.domain`.
 pub fn preview_invites(
     rows: &[InviteRow],
-    facts: &CapacityFacts,
+    facts: &Capacity,
     occupancy: &dyn Occupancy,
     reserved: &ReservedNames,
     now: OffsetDateTime,
@@ -474,7 +461,7 @@ pub struct CreationPreviewRow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CreationPreview {
     pub rows: Vec<CreationPreviewRow>,
-    pub capacity: Capacity,
+    pub capacity: CapacityAfter,
     pub clean_rows: usize,
     pub flagged_rows: usize,
 }
@@ -492,7 +479,7 @@ pub struct CleanCreation {
 /// password policy to a given password and the mailbox it is for.
 pub fn preview_creation(
     rows: &[CreationRow],
-    facts: &CapacityFacts,
+    facts: &Capacity,
     occupancy: &dyn Occupancy,
     reserved: &ReservedNames,
     now: OffsetDateTime,

@@ -296,9 +296,15 @@ pub async fn submit(
                 .insert("retry-after", busy.retry_after_secs.into());
             resp
         }
-        (Err(RedeemError::Provision(_)), Some(i)) => {
-            html(StatusCode::SERVICE_UNAVAILABLE, pages::provision_failed(&i))
-        }
+        (
+            Err(
+                RedeemError::Provision(_)
+                | RedeemError::HostDamaged(_)
+                | RedeemError::AlreadyOnHost(_)
+                | RedeemError::Hash(_),
+            ),
+            Some(i),
+        ) => html(StatusCode::SERVICE_UNAVAILABLE, pages::provision_failed(&i)),
         (Err(RedeemError::AlreadyRedeemed), Some(i)) => {
             html(StatusCode::OK, pages::already_redeemed(config, &i))
         }

@@ -16,10 +16,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::domain::duration::HumanDuration;
-use crate::domain::preview::InvitePreview;
 use crate::domain::roster::InviteRow;
-use crate::service::{BatchRequest, IdempotencyClaim, Muster, ServiceError};
+use crate::service::{BatchRequest, IdempotencyKey, Muster, RowLimit, ServiceError};
 use crate::store::Actor;
+use crate::store::KeyState;
 use crate::store::view::InviteFilter;
 
 /// Who called, set by the HTTP layer after checking the bearer token.
@@ -133,57 +133,34 @@ fn result(text: impl Into<String>, value: Value, is_error: bool) -> CallToolResu
     r
 }
 
-fn item_errors(p: &InvitePreview) -> Value {
-    Value::Array(
-        p.rows
-            .iter()
-            .flat_map(|r| {
-                r.flags.iter().map(move |f| {
-                    json!({"index": r.index, "field": f.field, "code": f.code.as_str(), "message": f.message})
-                })
-            })
-            .collect(),
-    )
-}
-
-/// A service error as a tool error with the API's code.
+/// A service error as a tool error, with the same code and per-item
+/// errors as the REST API.
 fn failure(e: ServiceError) -> CallToolResult {
-    let (code, errors) = match &e {
-        ServiceError::Flagged { preview, .. } => ("flagged_items", Some(item_errors(preview))),
-        ServiceError::NothingClean { preview } => ("nothing_clean", Some(item_errors(preview))),
-        ServiceError::TooManyItems { .. } => ("too_many_items", None),
-        ServiceError::NoItems => ("no_items", None),
-        ServiceError::UnknownDomain { .. } => ("unknown_domain", None),
-        ServiceError::DomainRequired(_) => ("domain_required", None),
-        ServiceError::Expiry { .. } => ("invalid_expiry", None),
-        ServiceError::NoInvite(_) => ("no_such_invite", None),
-        ServiceError::NoBatch(_) => ("no_such_batch", None),
-        ServiceError::Transition(_) => ("invite_state", None),
-        ServiceError::IdempotencyMismatch => ("idempotency_key_reused", None),
-        ServiceError::Busy(_) => ("busy", None),
-        ServiceError::HostDamaged(_) => ("mail_host_damaged", None),
-        ServiceError::Store(s) if s.is_unavailable() => ("store_unavailable", None),
-        _ => {
-            tracing::error!(error = %e, "MCP tool failed");
-            return result(
-                "internal error; the server log has the details",
-                json!({"code": "internal", "message": "internal error"}),
-                true,
-            );
+    use crate::service::codes::ErrorKind;
+    let code = e.code();
+    if matches!(
+        e.kind(),
+        ErrorKind::Internal | ErrorKind::Unavailable { .. }
+    ) {
+        tracing::error!(error = %e, code, "MCP tool failed");
+    }
+    let message = e.public_message();
+    let mut value = json!({"code": code, "message": message});
+    let mut text = format!("Refused ({code}): {message}");
+    if let ErrorKind::Unavailable {
+        retry_after_secs: Some(secs),
+    } = e.kind()
+    {
+        value["retry_after_secs"] = json!(secs);
+    }
+    if let Some(problems) = e.item_problems() {
+        for p in problems.iter().take(20) {
+            text.push_str(&format!("\n- item {}: {} ({})", p.index, p.message, p.code));
         }
-    };
-    let mut value = json!({"code": code, "message": e.to_string()});
-    let mut text = format!("Refused ({code}): {e}");
-    if let Some(errors) = errors {
-        for err in errors.as_array().into_iter().flatten().take(20) {
-            text.push_str(&format!(
-                "\n- item {}: {} ({})",
-                err["index"],
-                err["message"].as_str().unwrap_or(""),
-                err["code"].as_str().unwrap_or("")
-            ));
-        }
-        value["errors"] = errors;
+        value["errors"] = problems
+            .iter()
+            .map(|p| json!({"index": p.index, "field": p.field, "code": p.code, "message": p.message}))
+            .collect();
     }
     result(text, value, true)
 }
@@ -217,7 +194,7 @@ impl MusterMcp {
         let muster = self.muster.clone();
         tokio::task::spawn_blocking(move || f(&muster))
             .await
-            .map_err(|e| ServiceError::Io(std::io::Error::other(e.to_string())))?
+            .map_err(|_| ServiceError::Stopped)?
     }
 }
 
@@ -240,10 +217,6 @@ impl MusterMcp {
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let caller = self.caller(&ctx);
-        let limit = self.muster.config.invites.api_call_limit;
-        if let Err(e) = ServiceError::check_count(args.items.len(), limit) {
-            return failure(e);
-        }
         let expires_in = match args
             .expires_in
             .as_deref()
@@ -260,28 +233,29 @@ impl MusterMcp {
             }
         };
         let rows: Vec<InviteRow> = args.items.iter().map(InviteItemArg::row).collect();
-        let claim = args.idempotency_key.clone().map(|key| IdempotencyClaim {
-            principal: format!("mcp:{}", caller.principal),
-            key,
-            request_hash: {
-                use sha2::{Digest, Sha256};
-                let body = serde_json::to_string(&(&args.items, &args.domain, &args.expires_in))
-                    .unwrap_or_default();
-                crate::store::hex_hash(&Sha256::digest(body.as_bytes()).into())
-            },
+        let key = args.idempotency_key.clone().map(|key| {
+            use sha2::{Digest, Sha256};
+            let body = serde_json::to_string(&(&args.items, &args.domain, &args.expires_in))
+                .unwrap_or_default();
+            IdempotencyKey::new(
+                format!("mcp:{}", caller.principal),
+                key,
+                crate::store::hex_hash(&Sha256::digest(body.as_bytes()).into()),
+            )
         });
-        let domain = args.domain.clone();
+        let req = BatchRequest {
+            domain: args.domain.clone(),
+            expires_in,
+            limit: RowLimit::Call,
+            ..BatchRequest::new(rows, caller.actor.clone())
+        };
         let outcome = self
             .blocking(move |m| {
-                match m.create_batch(BatchRequest {
-                    domain,
-                    rows,
-                    expires_in,
-                    only_clean: false,
-                    actor: caller.actor.clone(),
-                    idempotency: claim.clone(),
-                }) {
-                    Ok(created) => {
+                let made = m.create_batch_keyed(req, key.as_ref());
+                m.answer_idempotent(
+                    key.as_ref(),
+                    made,
+                    |created| {
                         let invites: Vec<Value> = created
                             .invites
                             .iter()
@@ -294,20 +268,19 @@ impl MusterMcp {
                             })
                             .collect();
                         let value = json!({"batch_id": created.batch.id, "expires_in": HumanDuration::from_secs(created.batch.expires_in_secs).to_string(), "invites": invites});
-                        if let Some(claim) = &claim {
-                            m.remember_response(claim, 201, value.to_string())?;
+                        let kept = value.to_string();
+                        (value, kept)
+                    },
+                    |state| match state {
+                        KeyState::Answered { body } => {
+                            Ok(serde_json::from_str(body).unwrap_or(Value::Null))
                         }
-                        Ok(value)
-                    }
-                    Err(ServiceError::Replay(record)) if record.status == 201 => {
-                        Ok(serde_json::from_str(&record.body).unwrap_or(Value::Null))
-                    }
-                    Err(ServiceError::Replay(record)) => {
-                        let (batch, invites) = m.batch_invites(&record.body)?;
-                        Ok(json!({"batch_id": batch.id, "invites": invites.iter().map(invite_json).collect::<Vec<_>>()}))
-                    }
-                    Err(e) => Err(e),
-                }
+                        KeyState::Claimed { subject } => {
+                            let (batch, invites) = m.batch_invites(subject)?;
+                            Ok(json!({"batch_id": batch.id, "invites": invites.iter().map(invite_json).collect::<Vec<_>>()}))
+                        }
+                    },
+                )
             })
             .await;
         match outcome {
@@ -332,14 +305,10 @@ impl MusterMcp {
         )
     )]
     async fn preview_invites(&self, Parameters(args): Parameters<PreviewArgs>) -> CallToolResult {
-        let limit = self.muster.config.invites.api_call_limit;
-        if let Err(e) = ServiceError::check_count(args.items.len(), limit) {
-            return failure(e);
-        }
         let rows: Vec<InviteRow> = args.items.iter().map(InviteItemArg::row).collect();
         let domain = args.domain.clone();
         match self
-            .blocking(move |m| m.preview(domain.as_deref(), &rows))
+            .blocking(move |m| m.preview(domain.as_deref(), &rows, RowLimit::Call))
             .await
         {
             Ok((_, p)) => {
@@ -522,19 +491,11 @@ impl MusterMcp {
     async fn get_capacity(&self, Parameters(_): Parameters<NoArgs>) -> CallToolResult {
         let outcome = self
             .blocking(|m| {
-                let host = m.host_index()?;
-                let view = m.view()?;
-                let now = m.now();
-                let mut domains = Vec::new();
-                let mut pool = json!({});
-                for (d, _) in m.config.hosted_domains() {
-                    let f = m.capacity_facts(&view as &dyn crate::service::Reads, &host, &d, now)?;
-                    domains.push(json!({"domain": d.as_str(), "cap": f.cap, "existing": f.existing, "pending": f.pending,
-                                        "left": f.cap as i64 - f.existing as i64 - f.pending as i64}));
-                    pool = json!({"pool_mb": f.pool_mb, "allocated_mb": f.pool_allocated_mb,
-                                  "available_mb": f.pool_mb as i64 - f.pool_allocated_mb as i64});
-                }
-                Ok(json!({"domains": domains, "pool": pool}))
+                let overview = crate::http::api::types::CapacityOverview::of(
+                    &m.capacities()?,
+                    m.config.storage_pool_mb,
+                );
+                Ok(poem_openapi::types::ToJSON::to_json(&overview).unwrap_or(Value::Null))
             })
             .await;
         match outcome {

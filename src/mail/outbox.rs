@@ -37,7 +37,10 @@ impl Outbox {
             Ok(()) => Outcome::Accepted(format!("written to {}", path.display())),
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
-                Outcome::Temporary(format!("cannot write {}: {e}", path.display()))
+                Outcome::Trouble(crate::domain::delivery::Trouble::Write(format!(
+                    "cannot write {}: {e}",
+                    path.display()
+                )))
             }
         }
     }

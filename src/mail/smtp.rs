@@ -15,37 +15,23 @@ use crate::config::{Config, SmtpTls};
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
-/// What became of one message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// The relay took it; its reply.
-    Accepted(String),
-    /// Try again later: a 4xx reply, or the connection failed.
-    Temporary(String),
-    /// Do not retry: a 5xx reply, kept for the admin.
-    Permanent(String),
-}
+pub use crate::domain::delivery::Outcome;
+use crate::domain::delivery::{Reply, Trouble};
 
-fn reply_text(r: &Response<String>) -> String {
-    let esc = if r.esc[0] > 0 {
-        format!(" {}.{}.{}", r.esc[0], r.esc[1], r.esc[2])
-    } else {
-        String::new()
-    };
-    format!("{}{} {}", r.code, esc, r.message.trim())
-}
-
-fn classify(r: &Response<String>) -> Outcome {
-    let text = reply_text(r);
-    match r.code {
-        200..=399 => Outcome::Accepted(text),
-        400..=499 => Outcome::Temporary(text),
-        _ => Outcome::Permanent(text),
+fn reply_of(r: &Response<String>) -> Reply {
+    Reply {
+        code: r.code,
+        enhanced: (r.esc[0] > 0).then_some(r.esc),
+        text: r.message.trim().to_string(),
     }
 }
 
+fn classify(r: &Response<String>) -> Outcome {
+    Outcome::of_reply(reply_of(r))
+}
+
 fn io_error(context: &str, e: impl std::fmt::Display) -> Outcome {
-    Outcome::Temporary(format!("{context}: {e}"))
+    Outcome::Trouble(Trouble::Connection(format!("{context}: {e}")))
 }
 
 /// Escapes lines that start with a dot and ends the body with CRLF; the
@@ -177,9 +163,11 @@ impl Relay {
             mail_send::Error::UnexpectedReply(r) | mail_send::Error::AuthenticationFailed(r)
                 if r.code >= 500 =>
             {
-                Outcome::Permanent(format!("relay {}: {}", self.address, reply_text(&r)))
+                let mut reply = reply_of(&r);
+                reply.text = format!("relay {}: {}", self.address, reply.text);
+                Outcome::Refused(reply)
             }
-            other => Outcome::Temporary(format!("relay {}: {other}", self.address)),
+            other => Outcome::Trouble(Trouble::Connect(format!("relay {}: {other}", self.address))),
         }
     }
 }
@@ -252,10 +240,12 @@ impl Connection {
             Some(r) if r.code == 354 => {}
             Some(r) if r.code >= 400 => return Err(self.refused(r).await),
             other => {
-                let what = other.map(reply_text).unwrap_or_else(|| "nothing".into());
-                return Err(broken(Outcome::Temporary(format!(
+                let what = other
+                    .map(|r| reply_of(r).to_string())
+                    .unwrap_or_else(|| "nothing".into());
+                return Err(broken(Outcome::Trouble(Trouble::Connection(format!(
                     "unexpected reply to DATA: {what}"
-                ))));
+                )))));
             }
         }
         self.ending = b".\r\n";
@@ -264,9 +254,10 @@ impl Connection {
 
     /// A refusal: 421 closes the connection; others leave it usable after RSET.
     async fn refused(&mut self, reply: &Response<String>) -> Failed {
-        let outcome = classify(reply);
-        let outcome = match outcome {
-            Outcome::Accepted(r) => Outcome::Temporary(format!("unexpected reply: {r}")),
+        let outcome = match classify(reply) {
+            Outcome::Accepted(r) => {
+                Outcome::Trouble(Trouble::Connection(format!("unexpected reply: {r}")))
+            }
             other => other,
         };
         if reply.code == 421 {
@@ -295,7 +286,7 @@ impl Connection {
             self.client.stream.flush().await
         })
         .await
-        .map_err(|_| Outcome::Temporary("the relay timed out while receiving".into()))?
+        .map_err(|_| Outcome::Trouble(Trouble::Timeout("the relay timed out while receiving")))?
         .map_err(|e| io_error("while sending", e))
     }
 
@@ -306,7 +297,7 @@ impl Connection {
     async fn read_many(&mut self, n: usize) -> Result<Vec<Response<String>>, Outcome> {
         tokio::time::timeout(self.timeout, self.client.read_many(n))
             .await
-            .map_err(|_| Outcome::Temporary("the relay did not answer in time".into()))?
+            .map_err(|_| Outcome::Trouble(Trouble::Timeout("the relay did not answer in time")))?
             .map_err(|e| io_error("reading the reply", e))
     }
 

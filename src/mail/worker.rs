@@ -23,6 +23,7 @@ use super::MailError;
 use super::compose::{Composer, Outgoing};
 use super::outbox::Outbox;
 use super::smtp::{Connection, Outcome, Relay};
+use crate::domain::delivery::{self, Next, RetryPolicy};
 use crate::domain::invite::{Delivery, Invite, LinkState};
 use crate::domain::token::TokenPurpose;
 use crate::service::Muster;
@@ -121,11 +122,7 @@ pub fn spawn(
         }
         let _ = committer.await;
         // Whatever was handed out but not sent stays queued for next time.
-        muster
-            .in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        muster.queue.forget_out();
         tracing::info!("delivery worker stopped");
     }))
 }
@@ -160,7 +157,7 @@ async fn dispatch_loop(
         if fresh.is_empty() {
             drop(permits);
             tokio::select! {
-                _ = muster.queue_changed.notified() => {}
+                _ = muster.queue.woken() => {}
                 _ = tokio::time::sleep(POLL) => {}
                 _ = stop.changed() => {}
             }
@@ -174,33 +171,41 @@ async fn dispatch_loop(
 
 /// Due tasks not already handed out, with what is needed to send them.
 fn next_jobs(muster: &Muster, room: usize) -> Result<Vec<Job>, StoreError> {
-    // Lock before the snapshot: the committer removes a task from the set
-    // only after its commit, so a task missing from the set is either not
-    // yet handed out or already gone from this snapshot.
-    let mut in_flight = muster.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-    let view = muster.store.read()?;
-    let due = view.due_tasks(muster.now(), room, &|id| in_flight.contains(id))?;
-    let mut out = Vec::new();
-    for (_, task) in due {
-        let payload = match &task.kind {
-            TaskKind::Invite { invite_id } => match view.invite(invite_id)? {
-                Some(i) => Payload::Invite(Box::new(i)),
-                None => Payload::Gone,
-            },
-            TaskKind::PasswordReset {
-                token_id,
-                email,
-                expires_at,
-            } => Payload::Reset {
-                email: email.clone(),
-                token_id: token_id.clone(),
-                expires_at: *expires_at,
-            },
+    // The snapshot is taken while the set of handed-out tasks is held: the
+    // committer takes a task out of the set only after its commit, so a
+    // task missing from the set is either not yet handed out or already
+    // gone from this snapshot.
+    muster.queue.hand_out(|out| {
+        let jobs = (|| {
+            let view = muster.store.read()?;
+            let due = view.due_tasks(muster.now(), room, out)?;
+            let mut jobs = Vec::new();
+            for (_, task) in due {
+                let payload = match &task.kind {
+                    TaskKind::Invite { invite_id } => match view.invite(invite_id)? {
+                        Some(i) => Payload::Invite(Box::new(i)),
+                        None => Payload::Gone,
+                    },
+                    TaskKind::PasswordReset {
+                        token_id,
+                        email,
+                        expires_at,
+                    } => Payload::Reset {
+                        email: email.clone(),
+                        token_id: token_id.clone(),
+                        expires_at: *expires_at,
+                    },
+                };
+                jobs.push(Job { task, payload });
+            }
+            Ok(jobs)
+        })();
+        let ids = match &jobs {
+            Ok(jobs) => jobs.iter().map(|j| j.task.id.clone()).collect(),
+            Err(_) => Vec::new(),
         };
-        in_flight.insert(task.id.clone());
-        out.push(Job { task, payload });
-    }
-    Ok(out)
+        (jobs, ids)
+    })
 }
 
 fn compose(
@@ -213,10 +218,10 @@ fn compose(
         Payload::Invite(invite) => {
             let token = muster
                 .invite_token(invite)
-                .map_err(|e| Outcome::Permanent(e.to_string()))?;
+                .map_err(|e| Outcome::Unsendable(e.to_string()))?;
             let msg = composer
                 .invite(invite, &muster.invite_link(&token), now)
-                .map_err(|e| Outcome::Permanent(e.to_string()))?;
+                .map_err(|e| Outcome::Unsendable(e.to_string()))?;
             let name = if invite.generation == 0 {
                 invite.id.clone()
             } else {
@@ -237,10 +242,10 @@ fn compose(
             );
             let msg = composer
                 .reset(email, token_id, &link, *expires_at, now)
-                .map_err(|e| Outcome::Permanent(e.to_string()))?;
+                .map_err(|e| Outcome::Unsendable(e.to_string()))?;
             Ok((msg, None, format!("reset-{token_id}")))
         }
-        Payload::Gone => Err(Outcome::Permanent("the invite no longer exists".into())),
+        Payload::Gone => Err(Outcome::Unsendable("the invite no longer exists".into())),
     }
 }
 
@@ -394,18 +399,15 @@ fn commit_loop(
             // dispatcher until the next start.
             continue;
         }
-        {
-            let mut in_flight = muster.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-            for d in &batch {
-                in_flight.remove(&d.task.id);
-            }
-        }
+        muster
+            .queue
+            .recorded(batch.iter().map(|d| d.task.id.as_str()));
         for d in batch {
             if let Some(ack) = d.ack {
                 let _ = ack.send(());
             }
         }
-        muster.queue_changed.notify_one();
+        muster.queue.wake();
     }
 }
 
@@ -414,25 +416,12 @@ fn stopping(stop: &watch::Receiver<bool>) -> bool {
     *stop.borrow() || stop.has_changed().is_err()
 }
 
-/// The delay before retry `attempt` (1-based): doubling from the initial
-/// delay up to the maximum, with ±25% jitter so retries spread out.
-fn backoff(muster: &Muster, attempt: u32) -> time::Duration {
-    let smtp = &muster.config.smtp;
-    let base = smtp
-        .retry_initial_secs
-        .saturating_mul(1u64 << attempt.saturating_sub(1).min(20))
-        .min(smtp.retry_max_secs) as f64;
-    let jitter = rand::rng().random_range(0.75..1.25);
-    time::Duration::milliseconds((base * jitter * 1000.0) as i64)
-}
-
 /// Applies one outcome: the invite's delivery state, the queue, counters
 /// and the audit trail.
 fn record(muster: &Muster, w: &WriteView, d: &Done) -> Result<(), StoreError> {
     let now = muster.now();
     let mut task = d.task.clone();
     task.attempts += 1;
-    let give_up = now - task.queued_at >= muster.config.smtp.give_up_after.to_time();
     let invite = match &task.kind {
         TaskKind::Invite { invite_id } => w.invite(invite_id)?,
         TaskKind::PasswordReset { .. } => None,
@@ -450,8 +439,24 @@ fn record(muster: &Muster, w: &WriteView, d: &Done) -> Result<(), StoreError> {
         TaskKind::Invite { invite_id } => (invite_id.clone(), "invite"),
         TaskKind::PasswordReset { email, .. } => (email.clone(), "admin.reset_email"),
     };
-    let delivery = match &d.outcome {
-        Outcome::Accepted(reply) => {
+    let smtp = &muster.config.smtp;
+    let policy = RetryPolicy {
+        initial: time::Duration::seconds(smtp.retry_initial_secs as i64),
+        max: time::Duration::seconds(smtp.retry_max_secs as i64),
+        give_up_after: smtp.give_up_after.to_time(),
+    };
+    let jitter = rand::rng().random_range(0.75..1.25);
+    let next = delivery::next(
+        &d.outcome,
+        task.attempts,
+        task.queued_at,
+        now,
+        jitter,
+        &policy,
+        revoked,
+    );
+    let delivery = match next {
+        Next::Sent { reply } => {
             w.remove_task(&task.id)?;
             w.bump("sends", 1)?;
             muster
@@ -464,31 +469,19 @@ fn record(muster: &Muster, w: &WriteView, d: &Done) -> Result<(), StoreError> {
                 &subject,
                 format!("accepted: {reply}"),
             )?;
-            Delivery::Sent {
-                at: now,
-                reply: reply.clone(),
-            }
+            Delivery::Sent { at: now, reply }
         }
-        Outcome::Temporary(error) if !give_up && !revoked => {
-            let next = now + backoff(muster, task.attempts);
-            w.put_task(&task, next)?;
+        Next::Retry { at, error } => {
+            w.put_task(&task, at)?;
             w.bump("send_deferrals", 1)?;
             Delivery::Deferred {
-                next_attempt_at: next,
-                last_error: error.clone(),
+                next_attempt_at: at,
+                last_error: error,
             }
         }
-        Outcome::Temporary(error) | Outcome::Permanent(error) => {
+        Next::Failed { reply } => {
             w.remove_task(&task.id)?;
             w.bump("send_failures", 1)?;
-            let reply = if matches!(d.outcome, Outcome::Temporary(_)) && give_up {
-                format!(
-                    "gave up after {} of temporary failures: {error}",
-                    muster.config.smtp.give_up_after
-                )
-            } else {
-                error.clone()
-            };
             muster.audit(
                 w,
                 &Actor::system(),

@@ -362,7 +362,7 @@ impl Muster {
             done += n;
         }
         if done > 0 {
-            self.queue_changed.notify_one();
+            self.queue.wake();
         }
         Ok(done)
     }
@@ -409,7 +409,7 @@ impl Muster {
         )?;
         w.put_task(
             &Task {
-                id: format!("reset:{id}"),
+                id: Task::reset_task_id(&id),
                 kind: TaskKind::PasswordReset {
                     token_id: id.clone(),
                     email: email.to_string(),

@@ -29,12 +29,13 @@ pub struct BatchRequest {
     /// Send the clean rows and leave the flagged ones out (R4).
     pub only_clean: bool,
     pub actor: Actor,
-    pub idempotency: Option<super::IdempotencyClaim>,
+    /// How many rows this caller may send at once (R1).
+    pub limit: super::RowLimit,
 }
 
 impl BatchRequest {
-    /// Every row, on the only hosted domain, with the default expiry and no
-    /// idempotency key; set the other fields with struct update syntax.
+    /// Every row, on the only hosted domain, with the default expiry and
+    /// the batch limit; set the other fields with struct update syntax.
     pub fn new(rows: Vec<InviteRow>, actor: Actor) -> Self {
         Self {
             domain: None,
@@ -42,7 +43,7 @@ impl BatchRequest {
             expires_in: None,
             only_clean: false,
             actor,
-            idempotency: None,
+            limit: super::RowLimit::Batch,
         }
     }
 }
@@ -55,21 +56,23 @@ pub struct CreatedBatch {
 }
 
 impl Muster {
-    /// Reads an upload or takes rows, refusing more than `max_rows` (R1)
-    /// before anything else is looked at.
+    /// Reads an upload or takes rows, refusing more than `limit` allows
+    /// (R1) before anything else is looked at.
     pub fn roster(
         &self,
         input: RosterInput,
-        max_rows: usize,
+        limit: super::RowLimit,
     ) -> Result<Vec<InviteRow>, ServiceError> {
         let rows = match input {
             RosterInput::Rows(rows) => rows,
-            RosterInput::Upload { bytes, format } => parse_invite_roster(&bytes, format, max_rows)?,
+            RosterInput::Upload { bytes, format } => {
+                parse_invite_roster(&bytes, format, self.row_limit(limit))?
+            }
         };
         if rows.is_empty() {
             return Err(ServiceError::NoItems);
         }
-        ServiceError::check_count(rows.len(), max_rows)?;
+        self.check_rows(rows.len(), limit)?;
         Ok(rows)
     }
 
@@ -94,7 +97,12 @@ impl Muster {
         &self,
         domain: Option<&str>,
         rows: &[InviteRow],
+        limit: super::RowLimit,
     ) -> Result<(DomainName, InvitePreview), ServiceError> {
+        self.check_rows(rows.len(), limit)?;
+        if rows.is_empty() {
+            return Err(ServiceError::NoItems);
+        }
         let domain = self.resolve_domain(domain)?;
         let view = self.store.read()?;
         let (preview, _) = self.checked_rows(&view, &domain, rows)?;
@@ -115,7 +123,7 @@ impl Muster {
     > {
         let now = self.now();
         let host = self.host_index()?;
-        let facts = self.capacity_facts(view, &host, domain, now)?;
+        let facts = self.capacity(view, &host, domain, now)?;
         let occupancy = StoreOccupancy::new(view, &host);
         let out = preview_invites(rows, &facts, &occupancy, &self.config.reserved_names(), now);
         occupancy.finish()?;
@@ -127,14 +135,25 @@ impl Muster {
     /// transaction, so two batches racing for the last places under a cap
     /// cannot both take them.
     pub fn create_batch(&self, req: BatchRequest) -> Result<CreatedBatch, ServiceError> {
+        Ok(self.create_batch_keyed(req, None)?.made())
+    }
+
+    /// [`Muster::create_batch`] with an Idempotency-Key: a repeated call is
+    /// answered from what the first one kept.
+    pub fn create_batch_keyed(
+        &self,
+        req: BatchRequest,
+        key: Option<&super::IdempotencyKey>,
+    ) -> Result<super::Idempotent<CreatedBatch>, ServiceError> {
+        self.check_rows(req.rows.len(), req.limit)?;
         let domain = self.resolve_domain(req.domain.as_deref())?;
         let window = self.batch_expiry(req.expires_in)?;
         if req.rows.is_empty() {
             return Err(ServiceError::NoItems);
         }
         let created = self.store.write(|w| {
-            if let Some(claim) = &req.idempotency {
-                claim.check(w)?;
+            if let Some(earlier) = key.map(|k| k.earlier(w)).transpose()?.flatten() {
+                return Ok(super::Idempotent::Replayed(earlier));
             }
             let (preview, clean) = self.checked_rows(w, &domain, &req.rows)?;
             if preview.flagged_rows > 0 && !req.only_clean {
@@ -159,8 +178,8 @@ impl Muster {
                 invite_count: preview.clean_rows,
             };
             w.put_batch(&batch)?;
-            if let Some(claim) = &req.idempotency {
-                claim.claim(w, &batch.id, now)?;
+            if let Some(key) = key {
+                key.claim(w, &batch.id, now)?;
             }
             let mut invites = Vec::with_capacity(preview.clean_rows);
             for row in clean.into_iter().flatten() {
@@ -204,20 +223,22 @@ impl Muster {
                     preview.flagged_rows
                 ),
             )?;
-            Ok(CreatedBatch {
+            Ok(super::Idempotent::Made(CreatedBatch {
                 batch,
                 invites,
                 preview,
-            })
+            }))
         })?;
-        self.queue_changed.notify_one();
-        tracing::info!(
-            batch = %created.batch.id,
-            domain = %created.batch.domain,
-            invites = created.invites.len(),
-            actor = %req.actor,
-            "batch created"
-        );
+        if let super::Idempotent::Made(created) = &created {
+            self.queue.wake();
+            tracing::info!(
+                batch = %created.batch.id,
+                domain = %created.batch.domain,
+                invites = created.invites.len(),
+                actor = %req.actor,
+                "batch created"
+            );
+        }
         Ok(created)
     }
 

@@ -45,6 +45,18 @@ pub fn generate_password() -> String {
         .join("-")
 }
 
+/// A bulk creation (R13): the rows, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct CreationRequest<'a> {
+    pub domain: Option<&'a str>,
+    pub rows: &'a [CreationRow],
+    /// Create the clean rows and leave the flagged ones out.
+    pub only_clean: bool,
+    pub actor: &'a Actor,
+    /// How many rows this caller may send at once (R1).
+    pub limit: super::RowLimit,
+}
+
 impl Muster {
     /// The mailbox host's hash for a row's password, with the password
     /// itself when it was generated (to show once).
@@ -73,7 +85,7 @@ impl Muster {
     ) -> Result<(CreationPreview, Vec<Option<CleanCreation>>), ServiceError> {
         let now = self.now();
         let host = self.host_index()?;
-        let facts = self.capacity_facts(view, &host, domain, now)?;
+        let facts = self.capacity(view, &host, domain, now)?;
         let occupancy = StoreOccupancy::new(view, &host);
         let policy = self.config.password_policy;
         let check = |password: &str, m: &MailboxAddress| {
@@ -96,7 +108,12 @@ impl Muster {
         &self,
         domain: Option<&str>,
         rows: &[CreationRow],
+        limit: super::RowLimit,
     ) -> Result<CreationPreview, ServiceError> {
+        self.check_rows(rows.len(), limit)?;
+        if rows.is_empty() {
+            return Err(ServiceError::NoItems);
+        }
         let domain = self.resolve_domain(domain)?;
         let view = self.store.read()?;
         Ok(self.creation_preview_in(&view, &domain, rows)?.0)
@@ -107,12 +124,26 @@ impl Muster {
     /// call unless `only_clean`.
     pub fn create_mailboxes(
         &self,
-        domain: Option<&str>,
-        rows: &[CreationRow],
-        only_clean: bool,
-        actor: &Actor,
-        idempotency: Option<&super::IdempotencyClaim>,
+        req: &CreationRequest<'_>,
     ) -> Result<CreatedMailboxes, ServiceError> {
+        Ok(self.create_mailboxes_keyed(req, None)?.made())
+    }
+
+    /// [`Muster::create_mailboxes`] with an Idempotency-Key. A replay does
+    /// not show generated passwords again: they are never kept.
+    pub fn create_mailboxes_keyed(
+        &self,
+        req: &CreationRequest<'_>,
+        key: Option<&super::IdempotencyKey>,
+    ) -> Result<super::Idempotent<CreatedMailboxes>, ServiceError> {
+        let CreationRequest {
+            domain,
+            rows,
+            only_clean,
+            actor,
+            limit,
+        } = *req;
+        self.check_rows(rows.len(), limit)?;
         let domain = self.resolve_domain(domain)?;
         if rows.is_empty() {
             return Err(ServiceError::NoItems);
@@ -123,8 +154,8 @@ impl Muster {
         let hashed = 'hash: {
             let view = self.store.read()?;
             // A repeated key is answered inside (a replay, or a mismatch).
-            if let Some(claim) = idempotency
-                && view.idempotency(&claim.principal, &claim.key)?.is_some()
+            if let Some(key) = key
+                && key.has_record(&view)?
             {
                 break 'hash std::collections::HashMap::new();
             }
@@ -146,8 +177,8 @@ impl Muster {
             .unwrap_or_else(|p| p.into_inner());
         self.ensure_host_whole()?;
         let result = self.store.write(|w| {
-            if let Some(claim) = idempotency {
-                claim.check(w)?;
+            if let Some(earlier) = key.map(|k| k.earlier(w)).transpose()?.flatten() {
+                return Ok(super::Idempotent::Replayed(earlier));
             }
             let (preview, clean) = self.creation_preview_in(w, &domain, rows)?;
             if preview.flagged_rows > 0 && !only_clean {
@@ -175,8 +206,8 @@ impl Muster {
             self.host.create_many(&new_boxes)?;
             let batch_id = self.new_id();
             let now = self.now();
-            if let Some(claim) = idempotency {
-                claim.claim(w, &batch_id, now)?;
+            if let Some(key) = key {
+                key.claim(w, &batch_id, now)?;
             }
             let mut out = Vec::with_capacity(created.len());
             for (row, generated) in created {
@@ -214,13 +245,13 @@ impl Muster {
                     preview.flagged_rows
                 ),
             )?;
-            Ok(CreatedMailboxes {
+            Ok(super::Idempotent::Made(CreatedMailboxes {
                 batch_id,
                 mailboxes: out,
                 preview,
-            })
+            }))
         });
-        if let Ok(c) = &result {
+        if let Ok(super::Idempotent::Made(c)) = &result {
             tracing::info!(batch = %c.batch_id, mailboxes = c.mailboxes.len(), actor = %actor, "mailboxes created in bulk");
         }
         result

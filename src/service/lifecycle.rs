@@ -83,11 +83,10 @@ impl Muster {
         InviteView::of(invite, self.now(), self.is_sending(&invite.id))
     }
 
+    /// Whether the invite's email is on the wire right now.
     pub fn is_sending(&self, invite_id: &str) -> bool {
-        self.in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(invite_id)
+        self.queue
+            .is_out(&crate::store::Task::invite_task_id(invite_id))
     }
 
     pub fn list_invites(
@@ -159,7 +158,7 @@ impl Muster {
             )?;
             Ok::<_, ServiceError>(new)
         })?;
-        self.queue_changed.notify_one();
+        self.queue.wake();
         Ok(self.invite_view(&invite))
     }
 
@@ -171,10 +170,11 @@ impl Muster {
                 .invite(id)?
                 .ok_or_else(|| ServiceError::NoInvite(id.to_string()))?;
             let mut new = old.clone();
-            new.revoke(self.now())?;
-            if w.remove_task(&format!("invite:{id}"))? && !new.delivery.is_final() {
+            let now = self.now();
+            new.revoke(now)?;
+            if w.remove_task(&crate::store::Task::invite_task_id(id))? && !new.delivery.is_final() {
                 new.delivery = Delivery::Failed {
-                    at: self.now(),
+                    at: now,
                     reply: "not sent: the invite was revoked".into(),
                 };
             }
@@ -225,9 +225,7 @@ impl Muster {
     pub fn invite_token(&self, invite: &Invite) -> Result<LinkToken, ServiceError> {
         let token = self.token(TokenPurpose::Invite, &invite.id, invite.generation);
         if hex_hash(&token.hash().0) != invite.token_hash {
-            return Err(ServiceError::Io(std::io::Error::other(
-                "the link key changed since this invite was made; resend it for a new link",
-            )));
+            return Err(ServiceError::LinkKeyChanged);
         }
         Ok(token)
     }

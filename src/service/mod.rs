@@ -5,11 +5,14 @@
 mod admins;
 mod batches;
 mod clock;
+pub mod codes;
 mod creation;
 pub mod hashing;
 mod host_check;
+mod idempotency;
 mod lifecycle;
 pub mod metrics;
+pub mod queue;
 mod redeem;
 
 use std::path::Path;
@@ -20,16 +23,19 @@ use tokio::sync::Notify;
 
 pub use admins::{AdminError, SESSION_HOURS, SignedIn, TokenCheck};
 pub use batches::{BatchRequest, CreatedBatch, RosterInput};
+
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use creation::{CreatedMailbox, CreatedMailboxes, generate_password};
+pub use creation::{CreatedMailbox, CreatedMailboxes, CreationRequest, generate_password};
 pub use host_check::HostDamage;
+pub use idempotency::{IdempotencyKey, Idempotent};
 pub use lifecycle::InviteView;
 pub use redeem::{LinkStatus, PasswordVerdict, RedeemError};
 
 use crate::config::Config;
 use crate::domain::address::{DomainName, MailboxAddress};
+use crate::domain::capacity::Capacity;
 use crate::domain::invite::TransitionError;
-use crate::domain::preview::{CapacityFacts, InvitePreview, Occupancy};
+use crate::domain::preview::{InvitePreview, Occupancy};
 use crate::domain::table::TableError;
 use crate::domain::token::{LinkKey, LinkToken, TokenPurpose};
 use crate::provision::{HostIndex, MailHost, ProvisionError};
@@ -75,9 +81,6 @@ pub enum ServiceError {
         "this Idempotency-Key was used with another request body; use a new key for a new request"
     )]
     IdempotencyMismatch,
-    /// The request was made before with this key: here is what it answered.
-    #[error("a replay of an earlier request")]
-    Replay(Box<crate::store::IdempotencyRecord>),
     /// Too many passwords are being hashed at once.
     #[error(transparent)]
     Busy(#[from] hashing::Busy),
@@ -86,6 +89,12 @@ pub enum ServiceError {
     /// Mailboxes Muster made are gone from the host: nothing is provisioned.
     #[error(transparent)]
     HostDamaged(#[from] HostDamage),
+    /// The invite's token no longer derives from `data/link.key`.
+    #[error("the link key changed since this invite was made; resend it for a new link")]
+    LinkKeyChanged,
+    /// Work handed to a background thread did not come back (shutting down).
+    #[error("Muster is stopping; try again once it is back")]
+    Stopped,
 }
 
 impl From<hashing::HashFailure> for ServiceError {
@@ -97,55 +106,15 @@ impl From<hashing::HashFailure> for ServiceError {
     }
 }
 
-impl ServiceError {
-    /// Refuses a call or a list with more than `limit` items.
-    pub fn check_count(count: usize, limit: usize) -> Result<(), ServiceError> {
-        if count > limit {
-            return Err(ServiceError::TooManyItems { count, limit });
-        }
-        Ok(())
-    }
-}
-
-/// An Idempotency-Key, scoped to the caller, with the request's hash.
-#[derive(Debug, Clone)]
-pub struct IdempotencyClaim {
-    pub principal: String,
-    pub key: String,
-    pub request_hash: String,
-}
-
-impl IdempotencyClaim {
-    /// Inside a creating transaction: a replay or a mismatch ends it here.
-    pub fn check(&self, w: &WriteView) -> Result<(), ServiceError> {
-        match w.idempotency(&self.principal, &self.key)? {
-            None => Ok(()),
-            Some(r) if r.request_hash != self.request_hash => {
-                Err(ServiceError::IdempotencyMismatch)
-            }
-            Some(r) => Err(ServiceError::Replay(Box::new(r))),
-        }
-    }
-
-    /// Records that the key was used, pointing at what it made (`subject`);
-    /// the full response follows with [`Muster::remember_response`].
-    pub fn claim(
-        &self,
-        w: &WriteView,
-        subject: &str,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        w.put_idempotency(
-            &self.principal,
-            &self.key,
-            &crate::store::IdempotencyRecord {
-                request_hash: self.request_hash.clone(),
-                status: 0,
-                body: subject.to_string(),
-                created_at: now,
-            },
-        )
-    }
+/// How many rows one request may carry (R1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RowLimit {
+    /// A batch: `invites.batch_limit` (500).
+    #[default]
+    Batch,
+    /// One API or MCP call: `invites.api_call_limit` (100); longer lists
+    /// are chunked by the caller.
+    Call,
 }
 
 /// Everything the operations need, shared by every surface.
@@ -155,12 +124,10 @@ pub struct Muster {
     pub host: Arc<dyn MailHost>,
     pub clock: Arc<dyn Clock>,
     link_key: LinkKey,
-    /// Wakes the delivery worker when new tasks are queued.
-    pub queue_changed: Arc<Notify>,
+    /// The delivery queue the worker and the operations share.
+    pub queue: queue::DeliveryQueue,
     /// Wakes the work behind "forgot password" requests.
     pub reset_requested: Arc<Notify>,
-    /// Invites whose email is on the wire right now ("sending").
-    pub in_flight: Mutex<std::collections::HashSet<String>>,
     /// Serialises the pool check and the mailbox creation (R7).
     provision_lock: Mutex<()>,
     pub metrics: metrics::Metrics,
@@ -231,9 +198,8 @@ impl Muster {
             host,
             clock,
             link_key,
-            queue_changed: Arc::new(Notify::new()),
+            queue: Default::default(),
             reset_requested: Arc::new(Notify::new()),
-            in_flight: Mutex::new(Default::default()),
             provision_lock: Mutex::new(()),
             metrics: metrics::Metrics::default(),
             host_check: Mutex::new(None),
@@ -251,6 +217,24 @@ impl Muster {
 
     pub fn now(&self) -> OffsetDateTime {
         self.clock.now()
+    }
+
+    /// The most rows `limit` allows.
+    pub fn row_limit(&self, limit: RowLimit) -> usize {
+        let inv = &self.config.invites;
+        match limit {
+            RowLimit::Batch => inv.batch_limit,
+            RowLimit::Call => inv.api_call_limit.min(inv.batch_limit),
+        }
+    }
+
+    /// Refuses more rows than `limit` allows, before anything else.
+    pub fn check_rows(&self, count: usize, limit: RowLimit) -> Result<(), ServiceError> {
+        let limit = self.row_limit(limit);
+        if count > limit {
+            return Err(ServiceError::TooManyItems { count, limit });
+        }
+        Ok(())
     }
 
     /// A new sortable id (ULID, monotonic within this process).
@@ -298,45 +282,34 @@ impl Muster {
     }
 
     /// Cap, existing, pending and pool for `domain`, as seen by `view`.
-    pub fn capacity_facts(
+    pub fn capacity(
         &self,
         view: &dyn Reads,
         host: &HostIndex,
         domain: &DomainName,
         now: OffsetDateTime,
-    ) -> Result<CapacityFacts, ServiceError> {
+    ) -> Result<Capacity, ServiceError> {
         let shared = view.counter(SHARED_QUOTA_COUNTER)?;
-        Ok(CapacityFacts {
+        Ok(Capacity {
             domain: domain.clone(),
             cap: self.config.domain_cap(domain).unwrap_or(0),
             existing: host.count_in(domain.as_str()),
             pending: view.pending_count(domain.as_str(), now)?,
             pool_mb: self.config.storage_pool_mb,
-            pool_allocated_mb: host.allocated_mb().saturating_sub(shared),
+            pool_allocated_mb: Capacity::allocated_mb(host.allocated_mb(), shared),
         })
     }
 
-    /// Keeps the response to a creating call for replays with its key.
-    pub fn remember_response(
-        &self,
-        claim: &IdempotencyClaim,
-        status: u16,
-        body: String,
-    ) -> Result<(), ServiceError> {
+    /// Every hosted domain's capacity now (the pool is the same in each).
+    pub fn capacities(&self) -> Result<Vec<Capacity>, ServiceError> {
+        let host = self.host_index()?;
+        let view = self.store.read()?;
         let now = self.now();
-        self.store.write(|w| {
-            w.put_idempotency(
-                &claim.principal,
-                &claim.key,
-                &crate::store::IdempotencyRecord {
-                    request_hash: claim.request_hash.clone(),
-                    status,
-                    body,
-                    created_at: now,
-                },
-            )
-        })?;
-        Ok(())
+        self.config
+            .hosted_domains()
+            .iter()
+            .map(|(domain, _)| self.capacity(&view, &host, domain, now))
+            .collect()
     }
 
     pub fn audit(

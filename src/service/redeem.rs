@@ -48,9 +48,18 @@ pub enum RedeemError {
     /// R7: nothing created; the link stays valid.
     #[error("the storage pool has no room for this mailbox's allocation")]
     PoolFull,
-    /// Provisioning failed; the link works again.
+    /// The mail host refused or failed; nothing was created and the link
+    /// works again.
     #[error("the mailbox could not be created: {0}")]
-    Provision(String),
+    Provision(#[from] ProvisionError),
+    /// Mailboxes Muster made are missing from the host: nothing is written.
+    #[error("the mailbox could not be created: {0}")]
+    HostDamaged(#[from] crate::service::HostDamage),
+    /// The address is on the host already, made outside Muster.
+    #[error("the mailbox {0} already exists on the mail server")]
+    AlreadyOnHost(String),
+    #[error("the mailbox could not be created: {0}")]
+    Hash(#[from] crate::provision::hash::HashError),
     /// Too many passwords are being hashed right now; nothing changed.
     #[error(transparent)]
     Overloaded(Busy),
@@ -160,7 +169,8 @@ impl Muster {
         let Some(invite) = self.invite_for_token(raw)? else {
             return Ok(false);
         };
-        if invite.link_state(self.now()) != LinkState::Expired {
+        let now = self.now();
+        if invite.link_state(now) != LinkState::Expired {
             return Ok(false);
         }
         self.store.write(|w| {
@@ -169,7 +179,7 @@ impl Muster {
             };
             if old.new_link_requested_at.is_none() {
                 let mut new = old.clone();
-                new.new_link_requested_at = Some(self.now());
+                new.new_link_requested_at = Some(now);
                 w.put_invite(Some(&old), &new)?;
                 self.audit(
                     w,
@@ -192,7 +202,8 @@ impl Muster {
         confirmation: &str,
     ) -> Result<Invite, RedeemError> {
         let invite = self.invite_for_token(raw)?.ok_or(RedeemError::Invalid)?;
-        match invite.link_state(self.now()) {
+        let now = self.now();
+        match invite.link_state(now) {
             LinkState::Live | LinkState::Blocked => {}
             LinkState::Redeemed => return Err(RedeemError::AlreadyRedeemed),
             LinkState::Expired => return Err(RedeemError::Expired),
@@ -210,7 +221,7 @@ impl Muster {
                 return Err(RedeemError::Invalid);
             }
             let mut new = old.clone();
-            new.begin_redeem(self.now()).map_err(|e| match e {
+            new.begin_redeem(now).map_err(|e| match e {
                 TransitionError::Redeemed => RedeemError::AlreadyRedeemed,
                 TransitionError::Revoked => RedeemError::Invalid,
                 TransitionError::Expired => RedeemError::Expired,
@@ -220,8 +231,10 @@ impl Muster {
             Ok((old.link, new))
         })?;
 
-        match self.provision_invite(&taken, password) {
-            Ok(()) => self.finish_redemption(&taken.id).map_err(RedeemError::from),
+        match self.provision_invite(&taken, password, now) {
+            Ok(()) => self
+                .finish_redemption(&taken.id, now)
+                .map_err(RedeemError::from),
             Err(RedeemError::Overloaded(busy)) => {
                 // Nothing was tried: the link is as it was, with no error to report.
                 self.store.write(|w| -> Result<(), ServiceError> {
@@ -271,28 +284,34 @@ impl Muster {
     /// Checks the pool again (R7), hashes the password and creates the
     /// mailbox. Serialised, so two redemptions cannot both take the last
     /// of the pool.
-    fn provision_invite(&self, invite: &Invite, password: &str) -> Result<(), RedeemError> {
+    fn provision_invite(
+        &self,
+        invite: &Invite,
+        password: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<(), RedeemError> {
         // Hashing is the slow part: done before taking the lock.
         let password_hash = self
             .hasher
             .dovecot(self.config.mail_host.hash_scheme, password)
             .map_err(|e| match e {
                 HashFailure::Busy(b) => RedeemError::Overloaded(b),
-                HashFailure::Hash(h) => RedeemError::Provision(h.to_string()),
+                HashFailure::Hash(h) => RedeemError::Hash(h),
             })?;
         let _guard = self
             .provision_lock
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         self.ensure_host_whole().map_err(|e| match e {
-            ServiceError::HostDamaged(d) => RedeemError::Provision(d.to_string()),
+            ServiceError::HostDamaged(d) => RedeemError::HostDamaged(d),
             other => RedeemError::Service(other),
         })?;
         if let Some(mb) = invite.storage_allocation_mb {
             let host = self.host_index()?;
-            let shared = self.store.read()?.counter(SHARED_QUOTA_COUNTER)?;
-            let allocated = host.allocated_mb().saturating_sub(shared);
-            if allocated.saturating_add(mb) > self.config.storage_pool_mb {
+            let view = self.store.read()?;
+            let domain = crate::domain::address::DomainName::parse(&invite.domain)
+                .map_err(|_| RedeemError::Invalid)?;
+            if !self.capacity(&view, &host, &domain, now)?.fits(mb) {
                 return Err(RedeemError::PoolFull);
             }
         }
@@ -304,29 +323,30 @@ impl Muster {
                 quota_mb: invite.storage_allocation_mb,
                 display_name: invite.display_name.clone(),
             })
-            .map_err(|e: ProvisionError| RedeemError::Provision(e.to_string()))?;
+            .map_err(RedeemError::Provision)?;
         match created {
             Created::Created => Ok(()),
-            Created::AlreadyExists => Err(RedeemError::Provision(format!(
-                "the mailbox {} already exists on the mail server",
-                invite.mailbox
-            ))),
+            Created::AlreadyExists => Err(RedeemError::AlreadyOnHost(invite.mailbox.clone())),
         }
     }
 
     /// Redeeming → redeemed, with the mailbox record and the audit entry.
-    fn finish_redemption(&self, id: &str) -> Result<Invite, ServiceError> {
+    fn finish_redemption(
+        &self,
+        id: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<Invite, ServiceError> {
         let shared_quota = self.config.mail_host.default_quota_mb;
         self.store.write(|w| {
             let old = w
                 .invite(id)?
                 .ok_or_else(|| ServiceError::NoInvite(id.to_string()))?;
             let mut new = old.clone();
-            new.finish_redeem(self.now());
+            new.finish_redeem(now);
             w.put_invite(Some(&old), &new)?;
             w.put_mailbox(&MailboxRecord {
                 address: new.mailbox.clone(),
-                created_at: self.now(),
+                created_at: now,
                 storage_allocation_mb: new.storage_allocation_mb,
                 display_name: new.display_name.clone(),
                 origin: MailboxOrigin::Invite {
@@ -363,7 +383,7 @@ impl Muster {
                 continue;
             };
             if host.contains(&invite.mailbox) {
-                self.finish_redemption(id)?;
+                self.finish_redemption(id, self.now())?;
                 tracing::warn!(invite = %id, mailbox = %invite.mailbox, "finished a redemption interrupted after the mailbox was created");
             } else {
                 self.store.write(|w| -> Result<(), ServiceError> {

@@ -70,9 +70,19 @@ pub struct Task {
 }
 
 impl Task {
+    /// The id of an invite's task (one per invite; a resend replaces it).
+    pub fn invite_task_id(invite_id: &str) -> String {
+        format!("invite:{invite_id}")
+    }
+
+    /// The id of a password reset email's task.
+    pub fn reset_task_id(token_id: &str) -> String {
+        format!("reset:{token_id}")
+    }
+
     pub fn invite(invite_id: &str, now: OffsetDateTime) -> Self {
         Self {
-            id: format!("invite:{invite_id}"),
+            id: Self::invite_task_id(invite_id),
             kind: TaskKind::Invite {
                 invite_id: invite_id.to_string(),
             },
@@ -165,14 +175,55 @@ pub struct ApiToken {
     pub revoked_at: Option<OffsetDateTime>,
 }
 
-/// The first response to a creating call, kept for replays with the same
-/// Idempotency-Key.
+/// What a creating call with an Idempotency-Key made and answered, kept
+/// for replays with the same key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "IdempotencyOnDisk")]
 pub struct IdempotencyRecord {
     /// Hex SHA-256 of the request body: another body with the same key is refused.
     pub request_hash: String,
-    pub status: u16,
-    pub body: String,
+    pub state: KeyState,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+/// How far the first call with a key got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyState {
+    /// It made `subject` (a batch id) in the same transaction; its answer
+    /// was not kept yet (the process stopped in between).
+    Claimed { subject: String },
+    /// Its answer, as the surface that made it will send it again.
+    Answered { body: String },
+}
+
+/// The record as written, also by the builds that stored `status` 0 for a
+/// claim and 201 for an answer.
+#[derive(Deserialize)]
+struct IdempotencyOnDisk {
+    request_hash: String,
+    #[serde(default)]
+    state: Option<KeyState>,
+    #[serde(default)]
+    status: Option<u16>,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+}
+
+impl From<IdempotencyOnDisk> for IdempotencyRecord {
+    fn from(d: IdempotencyOnDisk) -> Self {
+        let body = d.body.unwrap_or_default();
+        let state = d.state.unwrap_or(match d.status {
+            Some(0) | None => KeyState::Claimed { subject: body },
+            Some(_) => KeyState::Answered { body },
+        });
+        Self {
+            request_hash: d.request_hash,
+            state,
+            created_at: d.created_at,
+        }
+    }
 }

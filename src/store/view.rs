@@ -424,12 +424,7 @@ impl WriteView {
             }
         }
         // Places under the cap: live, blocked or redeeming, until expiry.
-        let holds = |i: &Invite| {
-            matches!(
-                i.link,
-                LinkState::Live | LinkState::Blocked | LinkState::Redeeming
-            )
-        };
+        let holds = |i: &Invite| i.link.holds_place();
         let old_place = old
             .filter(|i| holds(i))
             .map(|i| (i.domain.clone(), i.mailbox.clone(), millis(i.expires_at)));

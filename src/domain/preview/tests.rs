@@ -3,6 +3,7 @@ use std::collections::{HashMap, HashSet};
 use time::{Duration, OffsetDateTime, macros::datetime};
 
 use super::*;
+use crate::domain::address::DomainName;
 use crate::domain::roster::{RosterFormat, parse_invite_roster};
 
 const NOW: OffsetDateTime = datetime!(2026-11-30 12:00 UTC);
@@ -22,8 +23,8 @@ impl Occupancy for Fake {
     }
 }
 
-fn facts(cap: u64, existing: u64, pending: u64, pool: u64, allocated: u64) -> CapacityFacts {
-    CapacityFacts {
+fn facts(cap: u64, existing: u64, pending: u64, pool: u64, allocated: u64) -> Capacity {
+    Capacity {
         domain: DomainName::parse("team.example").unwrap(),
         cap,
         existing,
@@ -44,7 +45,7 @@ fn codes(p: &InvitePreview) -> Vec<Vec<&'static str>> {
         .collect()
 }
 
-fn run(text: &str, f: &CapacityFacts, occ: &Fake) -> InvitePreview {
+fn run(text: &str, f: &Capacity, occ: &Fake) -> InvitePreview {
     preview_invites(&rows(text), f, occ, &ReservedNames::default(), NOW).0
 }
 

@@ -16,8 +16,9 @@ use crate::domain::duration::HumanDuration;
 use crate::domain::roster::{InviteRow, RosterFormat};
 use crate::http::HttpState;
 use crate::service::{
-    BatchRequest, CreatedBatch, IdempotencyClaim, Muster, RosterInput, ServiceError,
+    BatchRequest, CreatedBatch, IdempotencyKey, Muster, RosterInput, RowLimit, ServiceError,
 };
+use crate::store::KeyState;
 use crate::store::view::InviteFilter;
 
 #[derive(Tags)]
@@ -89,19 +90,19 @@ fn created_body(c: &CreatedBatch, muster: &Muster) -> BatchCreated {
     }
 }
 
-/// The answer to a request repeated with its Idempotency-Key.
-fn replayed(
-    muster: &Muster,
-    record: &crate::store::IdempotencyRecord,
-) -> Result<BatchCreated, ApiError> {
-    if record.status == 201
-        && let Ok(value) = serde_json::from_str::<serde_json::Value>(&record.body)
-        && let Ok(body) = BatchCreated::parse_from_json(Some(value))
-    {
-        return Ok(body);
-    }
-    // The first call's response was not stored yet: rebuild it from the batch.
-    let (batch, invites) = muster.batch_invites(&record.body)?;
+/// The answer to a request repeated with its Idempotency-Key: the kept
+/// answer, or (when the first call stopped before keeping it) one rebuilt
+/// from the batch it made.
+fn replayed(muster: &Muster, state: &KeyState) -> Result<BatchCreated, ApiError> {
+    let subject = match state {
+        KeyState::Answered { body } => {
+            let value = serde_json::from_str::<serde_json::Value>(body).ok();
+            return BatchCreated::parse_from_json(value)
+                .map_err(|e| ApiError::internal(format!("a kept answer is unreadable: {e:?}")));
+        }
+        KeyState::Claimed { subject } => subject,
+    };
+    let (batch, invites) = muster.batch_invites(subject)?;
     Ok(BatchCreated {
         batch_id: batch.id,
         expires_at: invites
@@ -124,44 +125,27 @@ fn replayed(
     })
 }
 
-/// Creates a batch with idempotency, returning the body to send.
+/// Creates a batch, or answers its replay, returning the body to send.
 fn create(
     muster: &Muster,
-    principal: &Principal,
-    domain: Option<String>,
-    rows: Vec<InviteRow>,
-    expires_in: Option<HumanDuration>,
-    only_clean: bool,
-    claim: Option<IdempotencyClaim>,
+    req: BatchRequest,
+    key: Option<IdempotencyKey>,
 ) -> Result<BatchCreated, ApiError> {
-    let result = muster.create_batch(BatchRequest {
-        domain,
-        rows,
-        expires_in,
-        only_clean,
-        actor: principal.actor(),
-        idempotency: claim.clone(),
-    });
-    match result {
-        Ok(created) => {
-            let body = created_body(&created, muster);
-            if let Some(claim) = &claim {
-                let json = body.to_json().map(|v| v.to_string()).unwrap_or_default();
-                muster.remember_response(claim, 201, json)?;
-            }
-            Ok(body)
-        }
-        Err(ServiceError::Replay(record)) => replayed(muster, &record),
-        Err(e) => Err(e.into()),
-    }
+    let outcome = muster.create_batch_keyed(req, key.as_ref());
+    muster.answer_idempotent(
+        key.as_ref(),
+        outcome,
+        |created| {
+            let body = created_body(created, muster);
+            let kept = body.to_json().map(|v| v.to_string()).unwrap_or_default();
+            (body, kept)
+        },
+        |state| replayed(muster, state),
+    )
 }
 
-fn claim_for(principal: &Principal, key: Option<String>, hash: String) -> Option<IdempotencyClaim> {
-    key.map(|key| IdempotencyClaim {
-        principal: principal.key(),
-        key,
-        request_hash: hash,
-    })
+fn key_for(principal: &Principal, key: Option<String>, hash: String) -> Option<IdempotencyKey> {
+    key.map(|key| IdempotencyKey::new(principal.key(), key, hash))
 }
 
 #[OpenApi(tag = "Tag::Invites")]
@@ -192,22 +176,25 @@ impl InvitesApi {
         let key = idempotency_key(idempotency.0.as_deref())?;
         let hash = request_hash(&body.0);
         let state = state.0.clone();
-        let limit = state.muster.config.invites.api_call_limit;
         let req = body.0;
         blocking(&state, move |muster| {
-            ServiceError::check_count(req.items.len(), limit)?;
             let rows: Vec<InviteRow> = req.items.iter().map(InviteItem::to_row).collect();
             let expires_in = expiry(req.expires_in.as_deref())?;
             if validate_only.0 {
                 muster.batch_expiry(expires_in)?;
-                let (_, preview) = muster.preview(req.domain.as_deref(), &rows)?;
+                let (_, preview) = muster.preview(req.domain.as_deref(), &rows, RowLimit::Call)?;
                 return Ok(BulkResponse::Preview(Json(PreviewBody::of(
                     &preview, &rows,
                 ))));
             }
-            let claim = claim_for(&auth.0, key, hash);
-            create(muster, &auth.0, req.domain, rows, expires_in, false, claim)
-                .map(|b| BulkResponse::Created(Json(b)))
+            let key = key_for(&auth.0, key, hash);
+            let batch = BatchRequest {
+                domain: req.domain,
+                expires_in,
+                limit: RowLimit::Call,
+                ..BatchRequest::new(rows, auth.0.actor())
+            };
+            create(muster, batch, key).map(|b| BulkResponse::Created(Json(b)))
         })
         .await
     }
@@ -228,7 +215,7 @@ impl InvitesApi {
         let state = state.0.clone();
         let req = body.0;
         blocking(&state, move |muster| {
-            let limit = muster.config.invites.batch_limit;
+            let limit = RowLimit::Batch;
             let rows = match (&req.text, &req.rows) {
                 (Some(text), None) => {
                     if text.len() > muster.config.invites.upload_limit_bytes {
@@ -265,7 +252,7 @@ impl InvitesApi {
                     ));
                 }
             };
-            let (_, preview) = muster.preview(req.domain.as_deref(), &rows)?;
+            let (_, preview) = muster.preview(req.domain.as_deref(), &rows, limit)?;
             Ok(Json(PreviewBody::of(&preview, &rows)))
         })
         .await
@@ -285,23 +272,19 @@ impl InvitesApi {
         let state = state.0.clone();
         let req = body.0;
         blocking(&state, move |muster| {
-            let limit = muster.config.invites.batch_limit;
             let rows = muster.roster(
                 RosterInput::Rows(req.rows.iter().map(RosterRowBody::to_row).collect()),
-                limit,
+                RowLimit::Batch,
             )?;
             let expires_in = expiry(req.expires_in.as_deref())?;
-            let claim = claim_for(&auth.0, key, hash);
-            create(
-                muster,
-                &auth.0,
-                req.domain,
-                rows,
+            let key = key_for(&auth.0, key, hash);
+            let batch = BatchRequest {
+                domain: req.domain,
                 expires_in,
-                req.only_clean,
-                claim,
-            )
-            .map(|b| CreatedResponse::Created(Json(b)))
+                only_clean: req.only_clean,
+                ..BatchRequest::new(rows, auth.0.actor())
+            };
+            create(muster, batch, key).map(|b| CreatedResponse::Created(Json(b)))
         })
         .await
     }

@@ -15,7 +15,10 @@ use super::types::*;
 use super::{ApiError, idempotency_key, request_hash};
 use crate::domain::roster::{CreationRow, parse_creation_roster};
 use crate::http::HttpState;
-use crate::service::{CreatedMailboxes, IdempotencyClaim, Muster, Reads, ServiceError};
+use crate::service::{
+    CreatedMailboxes, CreationRequest, IdempotencyKey, Muster, RowLimit, ServiceError,
+};
+use crate::store::KeyState;
 
 #[derive(Tags)]
 enum Tag {
@@ -52,48 +55,43 @@ fn created_body(c: &CreatedMailboxes) -> MailboxesCreated {
     }
 }
 
+/// Creates the mailboxes, or answers a replay (without the generated
+/// passwords, which are never kept).
 fn create(
     muster: &Muster,
-    principal: &Principal,
-    domain: Option<&str>,
-    rows: &[CreationRow],
-    only_clean: bool,
-    claim: Option<IdempotencyClaim>,
+    req: &CreationRequest<'_>,
+    key: Option<IdempotencyKey>,
 ) -> Result<MailboxesCreated, ApiError> {
-    match muster.create_mailboxes(domain, rows, only_clean, &principal.actor(), claim.as_ref()) {
-        Ok(created) => {
-            let body = created_body(&created);
-            if let Some(claim) = &claim {
-                // Generated passwords are shown once and never stored.
-                let mut kept = body.clone();
-                for m in &mut kept.mailboxes {
-                    m.generated_password = None;
-                }
-                let json = kept.to_json().map(|v| v.to_string()).unwrap_or_default();
-                muster.remember_response(claim, 201, json)?;
+    let outcome = muster.create_mailboxes_keyed(req, key.as_ref());
+    muster.answer_idempotent(
+        key.as_ref(),
+        outcome,
+        |created| {
+            let body = created_body(created);
+            // Generated passwords are shown once and never stored.
+            let mut kept = body.clone();
+            for m in &mut kept.mailboxes {
+                m.generated_password = None;
             }
-            Ok(body)
-        }
-        Err(ServiceError::Replay(record)) => {
-            let value = serde_json::from_str::<serde_json::Value>(&record.body).ok();
-            match value.and_then(|v| MailboxesCreated::parse_from_json(Some(v)).ok()) {
-                Some(body) if record.status == 201 => Ok(body),
-                _ => Err(ApiError::conflict(
-                    "already_created",
-                    format!("this Idempotency-Key already created batch {}", record.body),
-                )),
+            let kept = kept.to_json().map(|v| v.to_string()).unwrap_or_default();
+            (body, kept)
+        },
+        |state| match state {
+            KeyState::Answered { body } => {
+                let value = serde_json::from_str::<serde_json::Value>(body).ok();
+                MailboxesCreated::parse_from_json(value)
+                    .map_err(|e| ApiError::internal(format!("a kept answer is unreadable: {e:?}")))
             }
-        }
-        Err(e) => Err(e.into()),
-    }
+            KeyState::Claimed { subject } => Err(ApiError::conflict(
+                "already_created",
+                format!("this Idempotency-Key already created batch {subject}"),
+            )),
+        },
+    )
 }
 
-fn claim_for(principal: &Principal, key: Option<String>, hash: String) -> Option<IdempotencyClaim> {
-    key.map(|key| IdempotencyClaim {
-        principal: principal.key(),
-        key,
-        request_hash: hash,
-    })
+fn key_for(principal: &Principal, key: Option<String>, hash: String) -> Option<IdempotencyKey> {
+    key.map(|key| IdempotencyKey::new(principal.key(), key, hash))
 }
 
 #[OpenApi(tag = "Tag::Mailboxes")]
@@ -142,34 +140,10 @@ impl MailboxesApi {
     ) -> Result<Json<CapacityOverview>, ApiError> {
         let state = state.0.clone();
         blocking(&state, |muster| {
-            let host = muster.host_index()?;
-            let view = muster.view()?;
-            let now = muster.now();
-            let mut domains = Vec::new();
-            let mut pool = None;
-            for (domain, _) in muster.config.hosted_domains() {
-                let f = muster.capacity_facts(&view as &dyn Reads, &host, &domain, now)?;
-                domains.push(DomainCapacity {
-                    domain: domain.to_string(),
-                    cap: f.cap,
-                    existing: f.existing,
-                    pending: f.pending,
-                    left: f.cap as i64 - f.existing as i64 - f.pending as i64,
-                });
-                pool = Some(PoolBody {
-                    pool_mb: f.pool_mb,
-                    allocated_mb: f.pool_allocated_mb,
-                    available_mb: f.pool_mb as i64 - f.pool_allocated_mb as i64,
-                });
-            }
-            Ok(Json(CapacityOverview {
-                domains,
-                pool: pool.unwrap_or(PoolBody {
-                    pool_mb: muster.config.storage_pool_mb,
-                    allocated_mb: 0,
-                    available_mb: muster.config.storage_pool_mb as i64,
-                }),
-            }))
+            Ok(Json(CapacityOverview::of(
+                &muster.capacities()?,
+                muster.config.storage_pool_mb,
+            )))
         })
         .await
     }
@@ -218,20 +192,23 @@ impl MailboxesApi {
         let state = state.0.clone();
         let req = body.0;
         blocking(&state, move |muster| {
-            let limit = muster.config.invites.api_call_limit;
-            ServiceError::check_count(req.items.len(), limit)?;
-            if req.items.is_empty() {
-                return Err(ServiceError::NoItems.into());
-            }
             let rows: Vec<CreationRow> = req.items.iter().map(CreationItem::to_row).collect();
             if validate_only.0 {
-                let preview = muster.preview_creation(req.domain.as_deref(), &rows)?;
+                let preview =
+                    muster.preview_creation(req.domain.as_deref(), &rows, RowLimit::Call)?;
                 return Ok(CreationResponse::Preview(Json(CreationPreviewBody::of(
                     &preview, &rows,
                 ))));
             }
-            let claim = claim_for(&auth.0, key, hash);
-            create(muster, &auth.0, req.domain.as_deref(), &rows, false, claim)
+            let actor = auth.0.actor();
+            let creation = CreationRequest {
+                domain: req.domain.as_deref(),
+                rows: &rows,
+                only_clean: false,
+                actor: &actor,
+                limit: RowLimit::Call,
+            };
+            create(muster, &creation, key_for(&auth.0, key, hash))
                 .map(|b| CreationResponse::Created(Json(b)))
         })
         .await
@@ -252,7 +229,7 @@ impl MailboxesApi {
         let state = state.0.clone();
         let req = body.0;
         blocking(&state, move |muster| {
-            let limit = muster.config.invites.batch_limit;
+            let limit = muster.row_limit(RowLimit::Batch);
             let rows = match (&req.text, &req.rows) {
                 (Some(text), None) => {
                     if text.len() > muster.config.invites.upload_limit_bytes {
@@ -264,10 +241,7 @@ impl MailboxesApi {
                     }
                     parse_creation_roster(text.as_bytes(), limit).map_err(ServiceError::from)?
                 }
-                (None, Some(rows)) => {
-                    ServiceError::check_count(rows.len(), limit)?;
-                    rows.iter().map(CreationRowBody::to_row).collect()
-                }
+                (None, Some(rows)) => rows.iter().map(CreationRowBody::to_row).collect(),
                 _ => {
                     return Err(ApiError::unprocessable(
                         "text_or_rows",
@@ -276,10 +250,7 @@ impl MailboxesApi {
                     ));
                 }
             };
-            if rows.is_empty() {
-                return Err(ServiceError::NoItems.into());
-            }
-            let preview = muster.preview_creation(req.domain.as_deref(), &rows)?;
+            let preview = muster.preview_creation(req.domain.as_deref(), &rows, RowLimit::Batch)?;
             Ok(Json(CreationPreviewBody::of(&preview, &rows)))
         })
         .await
@@ -303,19 +274,17 @@ impl MailboxesApi {
         let state = state.0.clone();
         let req = body.0;
         blocking(&state, move |muster| {
-            let limit = muster.config.invites.batch_limit;
-            ServiceError::check_count(req.rows.len(), limit)?;
             let rows: Vec<CreationRow> = req.rows.iter().map(CreationRowBody::to_row).collect();
-            let claim = claim_for(&auth.0, key, hash);
-            create(
-                muster,
-                &auth.0,
-                req.domain.as_deref(),
-                &rows,
-                req.only_clean,
-                claim,
-            )
-            .map(|b| CreationResponse::Created(Json(b)))
+            let actor = auth.0.actor();
+            let creation = CreationRequest {
+                domain: req.domain.as_deref(),
+                rows: &rows,
+                only_clean: req.only_clean,
+                actor: &actor,
+                limit: RowLimit::Batch,
+            };
+            create(muster, &creation, key_for(&auth.0, key, hash))
+                .map(|b| CreationResponse::Created(Json(b)))
         })
         .await
     }

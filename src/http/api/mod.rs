@@ -105,66 +105,23 @@ impl ApiError {
 
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
-        use ServiceError as S;
-        match e {
-            S::Roster(t) => ApiError::unprocessable(t.code(), t.to_string(), None),
-            S::UnknownDomain { .. } => {
-                ApiError::unprocessable("unknown_domain", e.to_string(), None)
+        use crate::service::codes::ErrorKind;
+        let kind = e.kind();
+        if matches!(kind, ErrorKind::Internal | ErrorKind::Unavailable { .. }) {
+            tracing::error!(error = %e, code = e.code(), "API request failed");
+        }
+        let errors = e
+            .item_problems()
+            .map(|ps| ps.iter().map(ItemError::from).collect());
+        let b = body(e.code(), e.public_message(), errors);
+        match kind {
+            ErrorKind::Invalid => ApiError::Unprocessable(b),
+            ErrorKind::NotFound => ApiError::NotFound(b),
+            ErrorKind::Conflict => ApiError::Conflict(b),
+            ErrorKind::Unavailable { retry_after_secs } => {
+                ApiError::Unavailable(b, retry_after_secs)
             }
-            S::DomainRequired(_) => ApiError::unprocessable("domain_required", e.to_string(), None),
-            S::TooManyItems { .. } => {
-                ApiError::unprocessable("too_many_items", e.to_string(), None)
-            }
-            S::NoItems => ApiError::unprocessable("no_items", "give at least one item", None),
-            S::Expiry { .. } => ApiError::unprocessable("invalid_expiry", e.to_string(), None),
-            S::Flagged { ref preview, .. } => {
-                let errors = types::invite_item_errors(preview);
-                ApiError::unprocessable("flagged_items", e.to_string(), Some(errors))
-            }
-            S::NothingClean { ref preview } => {
-                let errors = types::invite_item_errors(preview);
-                ApiError::unprocessable("nothing_clean", e.to_string(), Some(errors))
-            }
-            S::CreationFlagged(ref preview) => {
-                let errors = types::creation_item_errors(preview);
-                ApiError::unprocessable("flagged_items", e.to_string(), Some(errors))
-            }
-            S::NoInvite(_) => ApiError::not_found("no_such_invite", e.to_string()),
-            S::NoBatch(_) => ApiError::not_found("no_such_batch", e.to_string()),
-            S::Transition(_) => ApiError::conflict("invite_state", e.to_string()),
-            S::IdempotencyMismatch => {
-                ApiError::unprocessable("idempotency_key_reused", e.to_string(), None)
-            }
-            S::Host(h) => {
-                tracing::error!(error = %h, "the mail host failed");
-                ApiError::Unavailable(
-                    body(
-                        "mail_host_failed",
-                        "the mail server could not be updated; nothing was created; the server log has the details",
-                        None,
-                    ),
-                    None,
-                )
-            }
-            S::HostDamaged(d) => {
-                tracing::error!(error = %d, "the mail host is missing mailboxes Muster created");
-                ApiError::Unavailable(body("mail_host_damaged", d.to_string(), None), None)
-            }
-            S::Busy(b) => {
-                ApiError::Unavailable(body("busy", b.to_string(), None), Some(b.retry_after_secs))
-            }
-            S::Store(ref s) if s.is_unavailable() => {
-                tracing::error!(error = %e, "the store takes no writes");
-                ApiError::Unavailable(
-                    body(
-                        "store_unavailable",
-                        "Muster cannot write its data folder (is the disk full?); nothing was changed. Free space, then restart Muster.",
-                        None,
-                    ),
-                    None,
-                )
-            }
-            S::Store(_) | S::Io(_) | S::Replay(_) | S::Hash(_) => ApiError::internal(e),
+            ErrorKind::Internal => ApiError::Internal(b),
         }
     }
 }

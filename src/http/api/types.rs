@@ -3,7 +3,7 @@
 
 use poem_openapi::{Enum, Object};
 
-use crate::domain::preview::{Capacity, CreationPreview, Flag, InvitePreview};
+use crate::domain::preview::{CapacityAfter, CreationPreview, Flag, InvitePreview};
 use crate::domain::roster::{CreationRow, InviteRow};
 use crate::service::InviteView;
 
@@ -30,18 +30,6 @@ pub struct ItemError {
     /// A flag code such as `invalid_recipient_email` or `over_cap`.
     pub code: String,
     pub message: String,
-}
-
-impl ItemError {
-    pub fn from_flag(index: usize, line: Option<usize>, f: &Flag) -> Self {
-        Self {
-            index: index as u32,
-            line: line.map(|l| l as u32),
-            field: f.field.to_string(),
-            code: f.code.as_str().to_string(),
-            message: f.message.clone(),
-        }
-    }
 }
 
 /// A bulk-invite item (R14).
@@ -194,8 +182,8 @@ pub struct CapacityBody {
     pub pool_left_after_mb: i64,
 }
 
-impl From<&Capacity> for CapacityBody {
-    fn from(c: &Capacity) -> Self {
+impl From<&CapacityAfter> for CapacityBody {
+    fn from(c: &CapacityAfter) -> Self {
         Self {
             domain: c.domain.clone(),
             cap: c.cap,
@@ -265,26 +253,16 @@ impl PreviewBody {
 }
 
 /// Per-item errors of a flagged invite preview.
-pub fn invite_item_errors(p: &InvitePreview) -> Vec<ItemError> {
-    p.rows
-        .iter()
-        .flat_map(|r| {
-            r.flags
-                .iter()
-                .map(move |f| ItemError::from_flag(r.index, r.line, f))
-        })
-        .collect()
-}
-
-pub fn creation_item_errors(p: &CreationPreview) -> Vec<ItemError> {
-    p.rows
-        .iter()
-        .flat_map(|r| {
-            r.flags
-                .iter()
-                .map(move |f| ItemError::from_flag(r.index, r.line, f))
-        })
-        .collect()
+impl From<&crate::service::codes::ItemProblem> for ItemError {
+    fn from(p: &crate::service::codes::ItemProblem) -> Self {
+        Self {
+            index: p.index as u32,
+            line: p.line.map(|l| l as u32),
+            field: p.field.to_string(),
+            code: p.code.to_string(),
+            message: p.message.clone(),
+        }
+    }
 }
 
 #[derive(Object, Debug, Clone)]
@@ -436,6 +414,37 @@ pub struct PoolBody {
 pub struct CapacityOverview {
     pub domains: Vec<DomainCapacity>,
     pub pool: PoolBody,
+}
+
+impl CapacityOverview {
+    /// Every domain's cap and the pool (the same in each), for REST and MCP.
+    pub fn of(capacities: &[crate::domain::capacity::Capacity], pool_mb: u64) -> Self {
+        let pool = capacities.first().map_or(
+            PoolBody {
+                pool_mb,
+                allocated_mb: 0,
+                available_mb: pool_mb as i64,
+            },
+            |c| PoolBody {
+                pool_mb: c.pool_mb,
+                allocated_mb: c.pool_allocated_mb,
+                available_mb: c.pool_available_mb(),
+            },
+        );
+        Self {
+            domains: capacities
+                .iter()
+                .map(|c| DomainCapacity {
+                    domain: c.domain.to_string(),
+                    cap: c.cap,
+                    existing: c.existing,
+                    pending: c.pending,
+                    left: c.left(),
+                })
+                .collect(),
+            pool,
+        }
+    }
 }
 
 #[derive(Object, Debug, Clone)]

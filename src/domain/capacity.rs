@@ -1,0 +1,69 @@
+//! The mailbox cap per domain (R5) and the storage pool (R6): what is used
+//! and what is left. The previews, the capacity views of every surface and
+//! the redemption's re-check (R7) all ask this type.
+
+use serde::Serialize;
+
+use super::address::DomainName;
+
+/// What the store and the mail host know about one domain and the pool,
+/// gathered by the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Capacity {
+    pub domain: DomainName,
+    pub cap: u64,
+    /// Mailboxes on the host in this domain (made by Muster or not).
+    pub existing: u64,
+    /// Invites for this domain holding a place (see
+    /// [`super::invite::LinkState::holds_place`]) and not expired.
+    pub pending: u64,
+    pub pool_mb: u64,
+    /// Dedicated allocations of existing mailboxes (all domains).
+    pub pool_allocated_mb: u64,
+}
+
+impl Capacity {
+    /// The pool's allocated part: the quotas on the host, less the default
+    /// quotas Muster wrote for shared-pool mailboxes (they are quotas to
+    /// the host, but no dedicated allocation, R6).
+    pub fn allocated_mb(host_quotas_mb: u64, shared_default_quotas_mb: u64) -> u64 {
+        host_quotas_mb.saturating_sub(shared_default_quotas_mb)
+    }
+
+    /// Places left under the cap; negative when over.
+    pub fn left(&self) -> i64 {
+        self.cap as i64 - self.existing as i64 - self.pending as i64
+    }
+
+    /// MB of the pool not yet allocated; negative when over.
+    pub fn pool_available_mb(&self) -> i64 {
+        self.pool_mb as i64 - self.pool_allocated_mb as i64
+    }
+
+    /// Whether a dedicated allocation of `mb` still fits the pool.
+    pub fn fits(&self, mb: u64) -> bool {
+        self.pool_allocated_mb.saturating_add(mb) <= self.pool_mb
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_is_left() {
+        let c = Capacity {
+            domain: DomainName::parse("team.example").unwrap(),
+            cap: 10,
+            existing: 7,
+            pending: 4,
+            pool_mb: 1000,
+            pool_allocated_mb: Capacity::allocated_mb(700, 100),
+        };
+        assert_eq!(c.left(), -1);
+        assert_eq!(c.pool_available_mb(), 400);
+        assert!(c.fits(400));
+        assert!(!c.fits(401));
+        assert_eq!(Capacity::allocated_mb(50, 100), 0);
+    }
+}

@@ -1,0 +1,260 @@
+//! Delivery rules: what an attempt to hand an email over came to, and what
+//! happens next: sent, tried again later (a 4xx reply or a lost connection,
+//! doubling delays with jitter until the give-up age), or failed for good
+//! (a 5xx reply). Pure: the time and the jitter are parameters.
+
+use std::fmt;
+
+use time::{Duration, OffsetDateTime};
+
+/// An SMTP reply as the relay gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    /// The enhanced status code (RFC 3463), e.g. `[5, 1, 1]`.
+    pub enhanced: Option<[u8; 3]>,
+    pub text: String,
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.code)?;
+        if let Some([a, b, c]) = self.enhanced {
+            write!(f, " {a}.{b}.{c}")?;
+        }
+        write!(f, " {}", self.text.trim())
+    }
+}
+
+/// Trouble with no reply to go by: always worth another try.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trouble {
+    /// The relay could not be reached, or TLS or AUTH failed on the way.
+    Connect(String),
+    /// The relay did not answer, or stopped taking data, in time.
+    Timeout(&'static str),
+    /// The connection broke, or the relay answered out of turn.
+    Connection(String),
+    /// A file could not be written (the outbox).
+    Write(String),
+}
+
+impl fmt::Display for Trouble {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Trouble::Connect(m) | Trouble::Connection(m) | Trouble::Write(m) => f.write_str(m),
+            Trouble::Timeout(m) => f.write_str(m),
+        }
+    }
+}
+
+/// What became of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Taken: the relay's reply, or where the outbox file went.
+    Accepted(String),
+    /// The relay answered with a refusal: 4xx temporary, 5xx permanent.
+    Refused(Reply),
+    /// No verdict: try again.
+    Trouble(Trouble),
+    /// It cannot be sent at all (the email could not be made, the invite
+    /// is gone): do not try again.
+    Unsendable(String),
+}
+
+impl Outcome {
+    /// A relay's reply, as the message's verdict.
+    pub fn of_reply(reply: Reply) -> Self {
+        match reply.code {
+            200..=399 => Outcome::Accepted(reply.to_string()),
+            _ => Outcome::Refused(reply),
+        }
+    }
+
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            Outcome::Refused(r) => r.code < 500,
+            Outcome::Trouble(_) => true,
+            Outcome::Accepted(_) | Outcome::Unsendable(_) => false,
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Accepted(m) | Outcome::Unsendable(m) => f.write_str(m),
+            Outcome::Refused(r) => r.fmt(f),
+            Outcome::Trouble(t) => t.fmt(f),
+        }
+    }
+}
+
+/// When to try again and when to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub initial: Duration,
+    pub max: Duration,
+    /// From when the message was queued.
+    pub give_up_after: Duration,
+}
+
+impl RetryPolicy {
+    /// The delay before retry `attempt` (1-based): doubling from the initial
+    /// delay up to the maximum, times `jitter` (0.75 to 1.25 spreads the
+    /// retries out).
+    pub fn backoff(&self, attempt: u32, jitter: f64) -> Duration {
+        let doubled = self
+            .initial
+            .saturating_mul(1i32 << attempt.saturating_sub(1).min(20));
+        doubled.min(self.max) * jitter.clamp(0.5, 1.5)
+    }
+}
+
+/// What to record for a finished attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    Sent {
+        reply: String,
+    },
+    /// Keep the task, due at `at`.
+    Retry {
+        at: OffsetDateTime,
+        error: String,
+    },
+    Failed {
+        reply: String,
+    },
+}
+
+/// Decides what follows `outcome`, the `attempts`th attempt (1-based) of a
+/// message queued at `queued_at`. A withdrawn invite is not tried again.
+pub fn next(
+    outcome: &Outcome,
+    attempts: u32,
+    queued_at: OffsetDateTime,
+    now: OffsetDateTime,
+    jitter: f64,
+    policy: &RetryPolicy,
+    withdrawn: bool,
+) -> Next {
+    let too_old = now - queued_at >= policy.give_up_after;
+    match outcome {
+        Outcome::Accepted(reply) => Next::Sent {
+            reply: reply.clone(),
+        },
+        o if o.is_temporary() && !too_old && !withdrawn => Next::Retry {
+            at: now + policy.backoff(attempts, jitter),
+            error: o.to_string(),
+        },
+        o if o.is_temporary() && too_old => Next::Failed {
+            reply: format!(
+                "gave up after {} of temporary failures: {o}",
+                super::duration::HumanDuration::from_secs(
+                    policy.give_up_after.whole_seconds().max(0) as u64
+                )
+            ),
+        },
+        o => Next::Failed {
+            reply: o.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const T0: OffsetDateTime = datetime!(2026-12-01 09:00 UTC);
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy {
+            initial: Duration::seconds(60),
+            max: Duration::hours(1),
+            give_up_after: Duration::hours(24),
+        }
+    }
+
+    fn reply(code: u16) -> Reply {
+        Reply {
+            code,
+            enhanced: Some([(code / 100) as u8, 1, 1]),
+            text: "no".into(),
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum_with_jitter() {
+        let p = policy();
+        assert_eq!(p.backoff(1, 1.0), Duration::seconds(60));
+        assert_eq!(p.backoff(2, 1.0), Duration::seconds(120));
+        assert_eq!(p.backoff(4, 1.0), Duration::seconds(480));
+        assert_eq!(p.backoff(30, 1.0), Duration::hours(1));
+        assert_eq!(p.backoff(1, 0.75), Duration::seconds(45));
+    }
+
+    #[test]
+    fn each_outcome_leads_where_it_should() {
+        let p = policy();
+        let now = T0 + Duration::minutes(5);
+        assert_eq!(
+            next(
+                &Outcome::Accepted("250 ok".into()),
+                1,
+                T0,
+                now,
+                1.0,
+                &p,
+                false
+            ),
+            Next::Sent {
+                reply: "250 ok".into()
+            }
+        );
+        assert_eq!(
+            next(&Outcome::Refused(reply(451)), 2, T0, now, 1.0, &p, false),
+            Next::Retry {
+                at: now + Duration::seconds(120),
+                error: "451 4.1.1 no".into()
+            }
+        );
+        assert_eq!(
+            next(&Outcome::Refused(reply(550)), 1, T0, now, 1.0, &p, false),
+            Next::Failed {
+                reply: "550 5.1.1 no".into()
+            }
+        );
+        let lost = Outcome::Trouble(Trouble::Timeout("the relay did not answer in time"));
+        assert!(matches!(
+            next(&lost, 1, T0, now, 1.0, &p, false),
+            Next::Retry { .. }
+        ));
+        // Withdrawn meanwhile: no more tries.
+        assert!(matches!(
+            next(&lost, 1, T0, now, 1.0, &p, true),
+            Next::Failed { .. }
+        ));
+        // Past the give-up age: failed, saying why.
+        let Next::Failed { reply } = next(&lost, 9, T0, T0 + Duration::hours(25), 1.0, &p, false)
+        else {
+            panic!("not failed")
+        };
+        assert!(
+            reply.starts_with("gave up after 1d of temporary failures"),
+            "{reply}"
+        );
+        assert!(matches!(
+            next(
+                &Outcome::Unsendable("gone".into()),
+                1,
+                T0,
+                now,
+                1.0,
+                &p,
+                false
+            ),
+            Next::Failed { .. }
+        ));
+    }
+}

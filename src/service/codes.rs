@@ -1,0 +1,133 @@
+//! The stable machine codes of service errors, and what kind of failure
+//! each is. REST maps the kind to a status; MCP reports the same code, so
+//! the same bad call gets the same answer on every surface.
+
+use crate::domain::preview::{CreationPreview, Flag, InvitePreview};
+
+use super::ServiceError;
+
+/// What kind of failure an error is, for a status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request asks for something the rules refuse (422).
+    Invalid,
+    /// Names something that does not exist (404).
+    NotFound,
+    /// The thing's state does not allow this now (409).
+    Conflict,
+    /// Not now: a part Muster depends on cannot serve (503), with when to
+    /// try again when known.
+    Unavailable { retry_after_secs: Option<u64> },
+    /// A fault of Muster's own; its details belong in the log (500).
+    Internal,
+}
+
+/// One problem with one item of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemProblem {
+    /// 0-based position of the item in the request.
+    pub index: usize,
+    /// The file's own line, for uploads.
+    pub line: Option<usize>,
+    pub field: &'static str,
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn problems<'a>(
+    rows: impl Iterator<Item = (usize, Option<usize>, &'a [Flag])>,
+) -> Vec<ItemProblem> {
+    rows.flat_map(|(index, line, flags)| {
+        flags.iter().map(move |f| ItemProblem {
+            index,
+            line,
+            field: f.field,
+            code: f.code.as_str(),
+            message: f.message.clone(),
+        })
+    })
+    .collect()
+}
+
+pub fn invite_problems(p: &InvitePreview) -> Vec<ItemProblem> {
+    problems(p.rows.iter().map(|r| (r.index, r.line, r.flags.as_slice())))
+}
+
+pub fn creation_problems(p: &CreationPreview) -> Vec<ItemProblem> {
+    problems(p.rows.iter().map(|r| (r.index, r.line, r.flags.as_slice())))
+}
+
+impl ServiceError {
+    /// The stable machine code.
+    pub fn code(&self) -> &'static str {
+        use ServiceError as S;
+        match self {
+            S::Roster(t) => t.code(),
+            S::UnknownDomain { .. } => "unknown_domain",
+            S::DomainRequired(_) => "domain_required",
+            S::TooManyItems { .. } => "too_many_items",
+            S::NoItems => "no_items",
+            S::Expiry { .. } => "invalid_expiry",
+            S::Flagged { .. } | S::CreationFlagged(_) => "flagged_items",
+            S::NothingClean { .. } => "nothing_clean",
+            S::NoInvite(_) => "no_such_invite",
+            S::NoBatch(_) => "no_such_batch",
+            S::Transition(_) => "invite_state",
+            S::IdempotencyMismatch => "idempotency_key_reused",
+            S::Host(_) => "mail_host_failed",
+            S::HostDamaged(_) => "mail_host_damaged",
+            S::Busy(_) => "busy",
+            S::Store(s) if s.is_unavailable() => "store_unavailable",
+            S::Store(_) | S::Io(_) | S::Hash(_) | S::LinkKeyChanged | S::Stopped => "internal",
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        use ServiceError as S;
+        match self {
+            S::NoInvite(_) | S::NoBatch(_) => ErrorKind::NotFound,
+            S::Transition(_) => ErrorKind::Conflict,
+            S::Busy(b) => ErrorKind::Unavailable {
+                retry_after_secs: Some(b.retry_after_secs),
+            },
+            S::Host(_) | S::HostDamaged(_) => ErrorKind::Unavailable {
+                retry_after_secs: None,
+            },
+            S::Store(s) if s.is_unavailable() => ErrorKind::Unavailable {
+                retry_after_secs: None,
+            },
+            S::Store(_) | S::Io(_) | S::Hash(_) | S::LinkKeyChanged | S::Stopped => {
+                ErrorKind::Internal
+            }
+            _ => ErrorKind::Invalid,
+        }
+    }
+
+    /// Words safe to show any caller: the error itself, except for faults
+    /// and the mail host (whose details go to the log).
+    pub fn public_message(&self) -> String {
+        match (self, self.kind()) {
+            (_, ErrorKind::Internal) => {
+                "internal error; the server log has the details".to_string()
+            }
+            (ServiceError::Host(_), _) => {
+                "the mail server could not be updated; nothing was created; the server log has the details".to_string()
+            }
+            (ServiceError::Store(_), _) => {
+                "Muster cannot write its data folder (is the disk full?); nothing was changed. Free space, then restart Muster.".to_string()
+            }
+            _ => self.to_string(),
+        }
+    }
+
+    /// Each flagged item's problems, for the errors about flagged rows.
+    pub fn item_problems(&self) -> Option<Vec<ItemProblem>> {
+        match self {
+            ServiceError::Flagged { preview, .. } | ServiceError::NothingClean { preview } => {
+                Some(invite_problems(preview))
+            }
+            ServiceError::CreationFlagged(preview) => Some(creation_problems(preview)),
+            _ => None,
+        }
+    }
+}

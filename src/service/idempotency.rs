@@ -1,0 +1,130 @@
+//! Idempotency-Keys (R14): calling again with the same key and the same
+//! request answers what the first call answered and creates nothing; the
+//! same key with another request is refused. The creating operation checks
+//! and claims the key in its own write transaction, so a crash between
+//! making the batch and keeping its answer still replays (from the batch).
+
+use time::OffsetDateTime;
+
+use crate::store::{IdempotencyRecord, KeyState, StoreError, WriteView};
+
+use super::{Muster, ServiceError};
+
+/// A key as a caller sent it: scoped to the caller, with the request's hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    principal: String,
+    key: String,
+    request_hash: String,
+}
+
+/// A creating call with a key: made now, or made before and replayed.
+#[derive(Debug)]
+pub enum Idempotent<T> {
+    Made(T),
+    Replayed(KeyState),
+}
+
+impl<T> Idempotent<T> {
+    /// What a call without a key made (it cannot be a replay).
+    pub(super) fn made(self) -> T {
+        match self {
+            Idempotent::Made(t) => t,
+            Idempotent::Replayed(_) => unreachable!("only a call with a key is replayed"),
+        }
+    }
+}
+
+impl IdempotencyKey {
+    /// `principal` scopes the key (each caller has its own); `request_hash`
+    /// identifies the request it was first sent with.
+    pub fn new(
+        principal: impl Into<String>,
+        key: impl Into<String>,
+        request_hash: impl Into<String>,
+    ) -> Self {
+        Self {
+            principal: principal.into(),
+            key: key.into(),
+            request_hash: request_hash.into(),
+        }
+    }
+
+    /// Inside a creating transaction, before anything is made: how far an
+    /// earlier call with this key got, if there was one.
+    pub(super) fn earlier(&self, w: &WriteView) -> Result<Option<KeyState>, ServiceError> {
+        match w.idempotency(&self.principal, &self.key)? {
+            None => Ok(None),
+            Some(r) if r.request_hash != self.request_hash => {
+                Err(ServiceError::IdempotencyMismatch)
+            }
+            Some(r) => Ok(Some(r.state)),
+        }
+    }
+
+    /// Whether a call with this key was made before (outside a transaction:
+    /// to skip work the transaction would not use).
+    pub(super) fn has_record(&self, view: &crate::store::View) -> Result<bool, ServiceError> {
+        Ok(view.idempotency(&self.principal, &self.key)?.is_some())
+    }
+
+    /// In the same transaction, once `subject` (a batch id) is made.
+    pub(super) fn claim(
+        &self,
+        w: &WriteView,
+        subject: &str,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.put(
+            w,
+            KeyState::Claimed {
+                subject: subject.to_string(),
+            },
+            now,
+        )
+    }
+
+    fn put(&self, w: &WriteView, state: KeyState, now: OffsetDateTime) -> Result<(), StoreError> {
+        w.put_idempotency(
+            &self.principal,
+            &self.key,
+            &IdempotencyRecord {
+                request_hash: self.request_hash.clone(),
+                state,
+                created_at: now,
+            },
+        )
+    }
+}
+
+impl Muster {
+    /// Keeps the answer to a call that made something, for its replays.
+    pub fn keep_answer(&self, key: &IdempotencyKey, body: String) -> Result<(), ServiceError> {
+        let now = self.now();
+        self.store
+            .write(|w| key.put(w, KeyState::Answered { body }, now))?;
+        Ok(())
+    }
+
+    /// A surface's whole idempotent flow: `answer` turns what was made into
+    /// the response and the form kept for replays; `replay` answers a
+    /// repeated call from what was kept.
+    pub fn answer_idempotent<T, B, E: From<ServiceError>>(
+        &self,
+        key: Option<&IdempotencyKey>,
+        outcome: Result<Idempotent<T>, ServiceError>,
+        answer: impl FnOnce(&T) -> (B, String),
+        replay: impl FnOnce(&KeyState) -> Result<B, E>,
+    ) -> Result<B, E> {
+        match outcome? {
+            Idempotent::Made(made) => {
+                let (body, kept) = answer(&made);
+                if let Some(key) = key {
+                    self.keep_answer(key, kept)?;
+                }
+                Ok(body)
+            }
+            Idempotent::Replayed(state) => replay(&state),
+        }
+    }
+}

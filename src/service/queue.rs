@@ -1,0 +1,65 @@
+//! The delivery queue as the worker and the operations share it: the
+//! operations wake the worker when they queue mail; the worker says which
+//! tasks are out being sent, so they are neither handed out twice nor
+//! shown as merely queued.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
+
+#[derive(Default)]
+pub struct DeliveryQueue {
+    changed: Notify,
+    /// Task ids handed to a connection and not yet recorded.
+    out: Mutex<HashSet<String>>,
+}
+
+impl DeliveryQueue {
+    /// New tasks are due: wakes the worker.
+    pub fn wake(&self) {
+        self.changed.notify_one();
+    }
+
+    /// Resolves when [`DeliveryQueue::wake`] is called.
+    pub async fn woken(&self) {
+        self.changed.notified().await;
+    }
+
+    /// Whether the task is out with a connection.
+    pub fn is_out(&self, task_id: &str) -> bool {
+        self.lock().contains(task_id)
+    }
+
+    /// Whether nothing is out.
+    pub fn is_idle(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// Hands out tasks: `pick` sees the set of those already out (hold it
+    /// while taking a snapshot, so no task is handed out twice) and returns
+    /// the ids it hands out.
+    pub fn hand_out<T>(&self, pick: impl FnOnce(&dyn Fn(&str) -> bool) -> (T, Vec<String>)) -> T {
+        let mut out = self.lock();
+        let (picked, ids) = pick(&|id| out.contains(id));
+        out.extend(ids);
+        picked
+    }
+
+    /// The tasks' outcomes are recorded: they are no longer out.
+    pub fn recorded<'a>(&self, task_ids: impl IntoIterator<Item = &'a str>) {
+        let mut out = self.lock();
+        for id in task_ids {
+            out.remove(id);
+        }
+    }
+
+    /// The worker stopped: whatever was out stays queued for next time.
+    pub fn forget_out(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.out.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
