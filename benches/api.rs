@@ -79,10 +79,10 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config {
             data_dir: dir.path().to_path_buf(),
-            listen: "127.0.0.1:0".into(),
+            listen: "127.0.0.1:0".parse().unwrap(),
             ..Config::default()
         };
-        config.domains[0].name = "team.example".into();
+        config.domains[0].name = muster::domain::address::DomainName::parse("team.example").unwrap();
         config.domains[0].mailbox_cap = 1_000_000;
         config.http.api_rate_per_minute = 1_000_000;
         // Invites queue for a relay that is not there, so the worker stays out of the way.

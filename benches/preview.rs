@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use criterion::Criterion;
 use muster::config::Config;
+use muster::domain::address::{MailboxAddress, RecipientEmail};
 use muster::domain::invite::{Delivery, Invite, LinkState};
 use muster::domain::roster::InviteRow;
+use muster::domain::token::TokenHash;
 use muster::provision::PasswdFileHost;
 use muster::service::{Muster, SystemClock};
 use muster::store::Store;
@@ -24,7 +26,7 @@ fn muster(dir: &std::path::Path, populated: bool) -> Muster {
         storage_pool_mb: u64::MAX / 4,
         ..Config::default()
     };
-    config.domains[0].name = DOMAIN.into();
+    config.domains[0].name = muster::domain::address::DomainName::parse(DOMAIN).unwrap();
     config.domains[0].mailbox_cap = 1_000_000;
     let store = Store::in_memory().unwrap();
     let passwd = config.passwd_file();
@@ -43,14 +45,17 @@ fn muster(dir: &std::path::Path, populated: bool) -> Muster {
                     let invite = Invite {
                         id: format!("inv{i:08}"),
                         batch_id: "b".into(),
-                        recipient_email: format!("p{i}@else.org"),
-                        mailbox: format!("pending{i}@{DOMAIN}"),
-                        domain: DOMAIN.into(),
+                        recipient_email: RecipientEmail::parse(&format!("p{i}@else.org")).unwrap(),
+                        mailbox: MailboxAddress::parse(&format!("pending{i}@{DOMAIN}")).unwrap(),
                         storage_allocation_mb: None,
                         display_name: None,
                         locale: None,
                         generation: 0,
-                        token_hash: format!("{i:064x}"),
+                        token_hash: {
+                            let mut h = [0u8; 32];
+                            h[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                            TokenHash(h)
+                        },
                         created_at: now,
                         expires_at: now + time::Duration::days(30),
                         link: LinkState::Live,

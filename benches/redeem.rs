@@ -44,7 +44,7 @@ fn setup(dir: &std::path::Path, existing: usize) -> (Arc<Muster>, Vec<String>) {
         data_dir: dir.to_path_buf(),
         ..Config::default()
     };
-    config.domains[0].name = "team.example".into();
+    config.domains[0].name = muster::domain::address::DomainName::parse("team.example").unwrap();
     config.domains[0].mailbox_cap = 100_000;
     let passwd = config.passwd_file();
     std::fs::create_dir_all(passwd.parent().unwrap()).unwrap();

@@ -54,7 +54,7 @@ async fn muster_run(port: u16, sessions: usize) -> (Duration, usize) {
         data_dir: dir.path().to_path_buf(),
         ..Config::default()
     };
-    config.domains[0].name = "team.example".into();
+    config.domains[0].name = muster::domain::address::DomainName::parse("team.example").unwrap();
     config.domains[0].mailbox_cap = 100_000;
     config.smtp.host = Some("127.0.0.1".into());
     config.smtp.port = port;

@@ -70,11 +70,11 @@ impl App {
                 "\nNo admin account yet. Create the first one here (valid 24 hours, once):\n  {link}\n"
             );
         }
-        let acceptor = TcpListener::bind(config.listen.clone())
+        let acceptor = TcpListener::bind(config.listen.to_string())
             .into_acceptor()
             .await
             .map_err(|source| AppError::Listen {
-                addr: config.listen.clone(),
+                addr: config.listen.to_string(),
                 source,
             })?;
         let addr = acceptor
@@ -82,7 +82,7 @@ impl App {
             .first()
             .and_then(|a| a.as_socket_addr().copied())
             .ok_or_else(|| AppError::Listen {
-                addr: config.listen.clone(),
+                addr: config.listen.to_string(),
                 source: std::io::Error::other("no local address"),
             })?;
         let (shutdown, mut stop) = watch::channel(false);

@@ -16,12 +16,13 @@ const ADMIN: &str = "admin@team.example";
 
 async fn app(t: &TestDir, tweak: impl FnOnce(&mut muster::config::Config)) -> App {
     let mut config = t.config();
-    config.public_url = "http://127.0.0.1:1".into();
+    config.public_url = muster::config::HttpUrl::parse("http://127.0.0.1:1").unwrap();
     tweak(&mut config);
     // The public URL is where the browser reaches Muster: learn the port first.
     let port = free_port();
-    config.listen = format!("127.0.0.1:{port}");
-    config.public_url = format!("http://127.0.0.1:{port}");
+    config.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    config.public_url =
+        muster::config::HttpUrl::parse(&format!("http://127.0.0.1:{port}")).unwrap();
     App::build(config).await.unwrap()
 }
 

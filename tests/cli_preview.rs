@@ -149,7 +149,7 @@ async fn serve_answers_healthz_and_a_second_server_fails_clearly() {
     let t = TestDir::new();
     let mut config = t.config();
     let port = free_port();
-    config.listen = format!("127.0.0.1:{port}");
+    config.listen = format!("127.0.0.1:{port}").parse().unwrap();
     let path = t.write_config(&config);
     let mut server = spawn_serve(&path);
     let url = format!("http://127.0.0.1:{port}");
@@ -165,7 +165,7 @@ async fn serve_answers_healthz_and_a_second_server_fails_clearly() {
     assert_eq!(body, "ok\n");
 
     // Same data folder, another port: the store is in use, said at once.
-    config.listen = format!("127.0.0.1:{}", free_port());
+    config.listen = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let second = t.write("second.toml", toml::to_string(&config).unwrap());
     let out = tokio::time::timeout(
         Duration::from_secs(30),
@@ -199,7 +199,7 @@ async fn the_first_start_prints_a_setup_link_and_keeps_it_out_of_the_log() {
     let t = TestDir::new();
     let mut config = t.config();
     let port = free_port();
-    config.listen = format!("127.0.0.1:{port}");
+    config.listen = format!("127.0.0.1:{port}").parse().unwrap();
     config.log.format = muster::config::LogFormat::Json;
     let path = t.write_config(&config);
     let server = muster(&["--config", path.to_str().unwrap(), "serve"])

@@ -232,8 +232,9 @@ async fn a_kill_during_redemptions_provisions_each_mailbox_once_or_not_at_all() 
     let t = TestDir::new();
     let mut config = t.config();
     let port = free_port();
-    config.listen = format!("127.0.0.1:{port}");
-    config.public_url = format!("http://127.0.0.1:{port}");
+    config.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    config.public_url =
+        muster::config::HttpUrl::parse(&format!("http://127.0.0.1:{port}")).unwrap();
     config.domains[0].mailbox_cap = 100;
     config.http.link_rate_per_minute = 10_000;
     let path = t.write_config(&config);

@@ -24,8 +24,9 @@ async fn app(tweak: impl FnOnce(&mut muster::config::Config)) -> (App, String, T
     let t = TestDir::new();
     let mut config = t.config();
     let port = free_port();
-    config.listen = format!("127.0.0.1:{port}");
-    config.public_url = format!("http://127.0.0.1:{port}");
+    config.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    config.public_url =
+        muster::config::HttpUrl::parse(&format!("http://127.0.0.1:{port}")).unwrap();
     tweak(&mut config);
     let app = App::build(config).await.unwrap();
     let (_, token) = app.muster.create_api_token("t", &Actor::cli()).unwrap();
@@ -119,7 +120,8 @@ async fn a_crowd_of_sign_ins_is_hashed_a_few_at_a_time() {
 async fn reserved_names_are_flagged_on_every_surface() {
     let (app, token, t) = app(|c| {
         c.invites.allow_reserved_local_parts = vec!["abuse".into()];
-        c.smtp.from_address = Some("invites@team.example".into());
+        c.smtp.from_address =
+            Some(muster::domain::address::RecipientEmail::parse("invites@team.example").unwrap());
     })
     .await;
     let client = http();

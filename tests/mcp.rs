@@ -14,8 +14,9 @@ use support::*;
 async fn app(t: &TestDir) -> (App, String) {
     let mut config = t.config();
     let port = free_port();
-    config.listen = format!("127.0.0.1:{port}");
-    config.public_url = format!("http://127.0.0.1:{port}");
+    config.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    config.public_url =
+        muster::config::HttpUrl::parse(&format!("http://127.0.0.1:{port}")).unwrap();
     let app = App::build(config).await.unwrap();
     let (_, token) = app
         .muster

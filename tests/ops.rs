@@ -40,8 +40,9 @@ async fn check_against_the_real_stack() {
     let mut config = t.config();
     stack.configure(&mut config);
     let port = free_port();
-    config.listen = format!("127.0.0.1:{port}");
-    config.public_url = format!("http://127.0.0.1:{port}");
+    config.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    config.public_url =
+        muster::config::HttpUrl::parse(&format!("http://127.0.0.1:{port}")).unwrap();
     let app = App::build(config.clone()).await.unwrap();
     let good = t.write_config(&config);
 
@@ -127,8 +128,9 @@ async fn sigterm_during_a_batch_loses_nothing() {
     let t = TestDir::new();
     let mut config = t.config();
     let port = free_port();
-    config.listen = format!("127.0.0.1:{port}");
-    config.public_url = format!("http://127.0.0.1:{port}");
+    config.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    config.public_url =
+        muster::config::HttpUrl::parse(&format!("http://127.0.0.1:{port}")).unwrap();
     config.domains[0].mailbox_cap = 500;
     config.smtp.host = Some("127.0.0.1".into());
     config.smtp.port = peer.port;
@@ -203,8 +205,9 @@ async fn backup_under_load_restore_and_compare() {
     let t = TestDir::new();
     let mut config = t.config();
     let port = free_port();
-    config.listen = format!("127.0.0.1:{port}");
-    config.public_url = format!("http://127.0.0.1:{port}");
+    config.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    config.public_url =
+        muster::config::HttpUrl::parse(&format!("http://127.0.0.1:{port}")).unwrap();
     config.domains[0].mailbox_cap = 100_000;
     config.http.api_rate_per_minute = 100_000;
     let path = t.write_config(&config);
@@ -311,7 +314,7 @@ async fn backup_under_load_restore_and_compare() {
             .unwrap();
         page.invites
             .iter()
-            .map(|i| (i.id.clone(), i.mailbox.clone()))
+            .map(|i| (i.id.clone(), i.mailbox.to_string()))
             .collect()
     };
     let live = ids(&config.store_path());
@@ -321,7 +324,7 @@ async fn backup_under_load_restore_and_compare() {
     let mut fresh = t2.config();
     fresh.domains[0].mailbox_cap = 100_000;
     let fresh_port = free_port();
-    fresh.listen = format!("127.0.0.1:{fresh_port}");
+    fresh.listen = format!("127.0.0.1:{fresh_port}").parse().unwrap();
     let fresh_path = t2.write_config(&fresh);
     std::fs::create_dir_all(t2.data()).unwrap();
     std::fs::copy(config.data_dir.join("link.key"), t2.data().join("link.key")).unwrap();

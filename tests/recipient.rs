@@ -40,9 +40,10 @@ async fn start(engine: Engine, name: &str) -> Option<(Recipient, Browser)> {
     let mut config = t.config();
     stack.configure(&mut config);
     let port = free_port();
-    config.listen = format!("127.0.0.1:{port}");
-    config.public_url = format!("http://127.0.0.1:{port}");
-    config.client.webmail_url = Some(WEBMAIL.into());
+    config.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    config.public_url =
+        muster::config::HttpUrl::parse(&format!("http://127.0.0.1:{port}")).unwrap();
+    config.client.webmail_url = Some(muster::config::HttpUrl::parse(WEBMAIL).unwrap());
     config.client.imap_host = Some("imap.team.example".into());
     config.http.link_rate_per_minute = 1000;
     let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));

@@ -45,7 +45,8 @@ async fn fixture_with_clock(
     let stack = Stack::start(t.path(), "team.example");
     let mut config = t.config();
     stack.configure(&mut config);
-    config.client.webmail_url = Some("https://webmail.team.example/".into());
+    config.client.webmail_url =
+        Some(muster::config::HttpUrl::parse("https://webmail.team.example/").unwrap());
     config.client.imap_host = Some("imap.team.example".into());
     tweak(&mut config);
     let app = match clock {

@@ -23,8 +23,9 @@ async fn schemathesis_finds_no_server_errors_and_no_schema_mismatches() {
     let t = TestDir::new();
     let mut config = t.config();
     let port = free_port();
-    config.listen = format!("127.0.0.1:{port}");
-    config.public_url = format!("http://127.0.0.1:{port}");
+    config.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    config.public_url =
+        muster::config::HttpUrl::parse(&format!("http://127.0.0.1:{port}")).unwrap();
     config.http.api_rate_per_minute = 1_000_000;
     config.domains[0].mailbox_cap = 100_000;
     let app = App::build(config).await.unwrap();

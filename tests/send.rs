@@ -31,8 +31,10 @@ fn relay_config(t: &TestDir, port: u16) -> muster::config::Config {
     c.smtp.port = port;
     c.smtp.tls = muster::config::SmtpTls::None;
     c.smtp.rate_per_minute = 0;
-    c.smtp.from_address = Some("it@team.example".into());
-    c.smtp.reply_to = Some("help@team.example".into());
+    c.smtp.from_address =
+        Some(muster::domain::address::RecipientEmail::parse("it@team.example").unwrap());
+    c.smtp.reply_to =
+        Some(muster::domain::address::RecipientEmail::parse("help@team.example").unwrap());
     c.smtp.retry_initial_secs = 1;
     c.smtp.retry_max_secs = 2;
     c
@@ -104,7 +106,7 @@ async fn invites_arrive_through_a_real_postfix() {
         let invite = created
             .invites
             .iter()
-            .find(|i| i.recipient_email.eq_ignore_ascii_case(&to))
+            .find(|i| i.recipient_email.to_string().eq_ignore_ascii_case(&to))
             .unwrap_or_else(|| panic!("no invite for {to}"));
         let from = msg.from().unwrap().first().unwrap();
         assert_eq!(from.address().unwrap(), "it@team.example");
@@ -353,7 +355,7 @@ async fn a_kill_during_a_500_invite_send_loses_nothing_and_repeats_at_most_one_p
     let mut config = relay_config(&t, peer.port);
     config.smtp.connections = 2;
     config.domains[0].mailbox_cap = 500;
-    config.listen = format!("127.0.0.1:{}", free_port());
+    config.listen = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let config_path = t.write_config(&config);
     let roster: String = (0..500)
         .map(|i| format!("person{i}@elsewhere.org\n"))

@@ -12,10 +12,14 @@ use crate::store::{Store, StoreError};
 
 /// The URL of this configuration's own server, for `health`.
 fn local_url(config: &Config) -> String {
-    let listen = config
-        .listen
-        .replace("0.0.0.0", "127.0.0.1")
-        .replace("[::]", "[::1]");
+    let mut listen = config.listen;
+    // Listening everywhere: this host answers on loopback.
+    if listen.ip().is_unspecified() {
+        listen.set_ip(match listen.ip() {
+            std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
     format!("http://{listen}")
 }
 

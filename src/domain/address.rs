@@ -120,12 +120,6 @@ impl DomainName {
     }
 }
 
-impl serde::Serialize for DomainName {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
 impl fmt::Display for DomainName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -289,6 +283,26 @@ impl fmt::Display for MailboxAddress {
     }
 }
 
+/// Stored and sent as the address written out; read back through `parse`,
+/// so a value that no longer parses is refused rather than trusted.
+macro_rules! as_text {
+    ($($t:ty),*) => {$(
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = String::deserialize(d)?;
+                <$t>::parse(&raw).map_err(|e| serde::de::Error::custom(format!("{raw:?}: {e}")))
+            }
+        }
+    )*};
+}
+as_text!(DomainName, RecipientEmail, LocalPart, MailboxAddress);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,6 +379,16 @@ mod tests {
             Err(LocalPartError::TooLong)
         );
         assert!(LocalPart::parse(&"a".repeat(64)).is_ok());
+    }
+
+    #[test]
+    fn stored_forms_round_trip() {
+        let r = RecipientEmail::parse("Jane.Doe@Bücher.example").unwrap();
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<RecipientEmail>(&json).unwrap(), r);
+        let m = MailboxAddress::parse("jane@team.example").unwrap();
+        assert_eq!(serde_json::to_string(&m).unwrap(), "\"jane@team.example\"");
+        assert!(serde_json::from_str::<MailboxAddress>("\"no at sign\"").is_err());
     }
 
     #[test]

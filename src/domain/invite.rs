@@ -4,6 +4,9 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::address::{DomainName, MailboxAddress, RecipientEmail};
+use super::token::TokenHash;
+
 /// What the link can do. `Expired` is also derived from the expiry time,
 /// so an invite past its expiry reads as expired before any sweep runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -95,17 +98,16 @@ impl Delivery {
 pub struct Invite {
     pub id: String,
     pub batch_id: String,
-    pub recipient_email: String,
-    /// `local@domain` of the mailbox to create.
-    pub mailbox: String,
-    pub domain: String,
+    pub recipient_email: RecipientEmail,
+    /// The mailbox to create; its domain is the batch's.
+    pub mailbox: MailboxAddress,
     pub storage_allocation_mb: Option<u64>,
     pub display_name: Option<String>,
     pub locale: Option<String>,
     /// Bumped by every resend; part of the token derivation.
     pub generation: u32,
-    /// Hex SHA-256 of the current generation's token.
-    pub token_hash: String,
+    /// SHA-256 of the current generation's token (hex in the store).
+    pub token_hash: TokenHash,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -136,6 +138,11 @@ pub enum TransitionError {
 }
 
 impl Invite {
+    /// The hosted domain of the mailbox.
+    pub fn domain(&self) -> &DomainName {
+        self.mailbox.domain()
+    }
+
     /// The state as the recipient and the admin see it at `now`.
     pub fn link_state(&self, now: OffsetDateTime) -> LinkState {
         match self.link {
@@ -192,7 +199,7 @@ impl Invite {
         &mut self,
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
-        token_hash: String,
+        token_hash: TokenHash,
     ) -> Result<(), TransitionError> {
         self.ensure_open(now)?;
         self.generation += 1;
@@ -225,14 +232,13 @@ mod tests {
         Invite {
             id: "i1".into(),
             batch_id: "b1".into(),
-            recipient_email: "jane@x.org".into(),
-            mailbox: "jane@team.example".into(),
-            domain: "team.example".into(),
+            recipient_email: RecipientEmail::parse("jane@x.org").unwrap(),
+            mailbox: MailboxAddress::parse("jane@team.example").unwrap(),
             storage_allocation_mb: None,
             display_name: None,
             locale: None,
             generation: 0,
-            token_hash: "h0".into(),
+            token_hash: TokenHash([0; 32]),
             created_at: T0,
             expires_at: T0 + Duration::days(30),
             link: LinkState::Live,
@@ -280,7 +286,7 @@ mod tests {
         let mut i = invite();
         let later = T0 + Duration::days(31);
         assert_eq!(i.begin_redeem(later), Err(TransitionError::Expired));
-        i.resend(later, later + Duration::days(7), "h1".into())
+        i.resend(later, later + Duration::days(7), TokenHash([1; 32]))
             .unwrap();
         assert_eq!(i.generation, 1);
         assert_eq!(i.link_state(later), LinkState::Live);
@@ -293,7 +299,10 @@ mod tests {
         i.revoke(T0).unwrap();
         assert!(!i.counts_as_pending(T0));
         assert_eq!(i.revoke(T0), Err(TransitionError::Revoked));
-        assert_eq!(i.resend(T0, T0, "h".into()), Err(TransitionError::Revoked));
+        assert_eq!(
+            i.resend(T0, T0, TokenHash([2; 32])),
+            Err(TransitionError::Revoked)
+        );
         assert_eq!(i.begin_redeem(T0), Err(TransitionError::Revoked));
     }
 }

@@ -555,11 +555,7 @@ pub fn endpoint(state: Arc<super::HttpState>) -> impl Endpoint {
     if let Some(p) = &port {
         hosts.push(format!("{public}:{p}"));
     }
-    let listen_port = muster
-        .config
-        .listen
-        .rsplit_once(':')
-        .map(|(_, p)| p.to_string());
+    let listen_port = Some(muster.config.listen.port());
     if let Some(p) = listen_port {
         hosts.push(format!("localhost:{p}"));
         hosts.push(format!("127.0.0.1:{p}"));

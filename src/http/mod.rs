@@ -103,12 +103,7 @@ pub fn same_origin(req: &Request, config: &Config) -> bool {
         // Browsers send Origin on cross-site POSTs; without one it is not a browser form post from elsewhere.
         return true;
     };
-    let public = config.public_url();
-    let public_origin = public
-        .split_once("://")
-        .map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or("")))
-        .unwrap_or_default();
-    if origin == public_origin {
+    if origin == config.public_url.origin() {
         return true;
     }
     let host = req

@@ -220,7 +220,7 @@ pub fn password_form(
         token = esc(token),
         proof = esc(proof),
         address_label = esc(lang.t("Your new address", "Ihre neue Adresse")),
-        mailbox = esc(&invite.mailbox),
+        mailbox = esc(&invite.mailbox.to_string()),
         pw = esc(lang.t("Choose a password", "Passwort wählen")),
         pw_invalid = invalid(&password_errors),
         pw_focus = focus("password"),
@@ -266,7 +266,7 @@ fn webmail_link(config: &Config, lang: Lang) -> String {
     match &config.client.webmail_url {
         Some(url) => format!(
             "<p><a class=\"button\" href=\"{}\">{}</a></p>",
-            esc(url),
+            esc(url.as_str()),
             esc(lang.t("Open webmail", "Webmail öffnen"))
         ),
         None => String::new(),
@@ -282,7 +282,7 @@ pub fn already_redeemed(config: &Config, invite: &Invite) -> String {
     let body = format!(
         "<h1>{}</h1>\n<p class=\"address\">{}</p>\n<p>{}</p>\n{}",
         esc(title),
-        esc(&invite.mailbox),
+        esc(&invite.mailbox.to_string()),
         esc(lang.t(
             "This link was used to set it up and cannot be used again. Sign in with the password you chose.",
             "Dieser Link wurde zum Einrichten benutzt und gilt nicht mehr. Melden Sie sich mit Ihrem gewählten Passwort an.",
@@ -317,7 +317,7 @@ pub fn expired(invite: &Invite, token: &str, proof: &str) -> String {
         "<h1>{}</h1>\n<p>{} <strong>{}</strong> {} {}.</p>\n{action}\n",
         esc(title),
         esc(lang.t("The link for", "Der Link für")),
-        esc(&invite.mailbox),
+        esc(&invite.mailbox.to_string()),
         esc(lang.t("expired on", "ist abgelaufen am")),
         esc(&plain_date(invite.expires_at, lang.code())),
     );
@@ -375,7 +375,7 @@ pub fn ready(config: &Config, invite: &Invite) -> String {
     let mut rows = String::new();
     rows.push_str(&row(
         lang.t("Address and user name", "Adresse und Benutzername"),
-        &invite.mailbox,
+        &invite.mailbox.to_string(),
     ));
     rows.push_str(&row(
         lang.t("Incoming mail (IMAP)", "Posteingang (IMAP)"),
@@ -393,7 +393,7 @@ pub fn ready(config: &Config, invite: &Invite) -> String {
     let onward = match &c.webmail_url {
         Some(url) => format!(
             "<p><a class=\"button big\" id=\"webmail\" href=\"{}\">{}</a></p>\n<p class=\"muted\">{}</p>\n",
-            esc(url),
+            esc(url.as_str()),
             esc(lang.t("Go to webmail", "Zum Webmail")),
             esc(lang.t(
                 "Sign in there with your address and the password you just chose.",
@@ -410,7 +410,7 @@ pub fn ready(config: &Config, invite: &Invite) -> String {
             "Your password is set and your mailbox has been created.",
             "Ihr Passwort ist gesetzt und Ihr Postfach wurde angelegt."
         )),
-        esc(&invite.mailbox),
+        esc(&invite.mailbox.to_string()),
         esc(lang.t(
             "Settings for a mail app",
             "Einstellungen für ein Mailprogramm"

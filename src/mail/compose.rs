@@ -124,8 +124,13 @@ impl Composer {
             organisation: one_line(&config.organisation),
             from_address,
             from_name: one_line(&config.from_name()),
-            reply_to: config.smtp.reply_to.clone(),
-            webmail_url: config.client.webmail_url.clone().unwrap_or_default(),
+            reply_to: config.smtp.reply_to.as_ref().map(ToString::to_string),
+            webmail_url: config
+                .client
+                .webmail_url
+                .as_ref()
+                .map(|u| u.as_str().to_string())
+                .unwrap_or_default(),
             id_domain,
         })
     }
@@ -173,20 +178,17 @@ impl Composer {
             .templates
             .locale_for(Kind::Invite, invite.locale.as_deref());
         let expires = plain_date(invite.expires_at, &locale);
-        let greeting = one_line(
-            invite
-                .display_name
-                .as_deref()
-                .unwrap_or(&invite.recipient_email),
-        );
+        let recipient = invite.recipient_email.to_string();
+        let mailbox = invite.mailbox.to_string();
+        let greeting = one_line(invite.display_name.as_deref().unwrap_or(&recipient));
         let rendered = self.templates.render(
             Kind::Invite,
             &locale,
             &[
                 ("organisation", &self.organisation),
                 ("greeting_name", &greeting),
-                ("mailbox", &invite.mailbox),
-                ("recipient_email", &invite.recipient_email),
+                ("mailbox", &mailbox),
+                ("recipient_email", &recipient),
                 ("link", link),
                 ("expires", &expires),
                 ("webmail_url", &self.webmail_url),
@@ -195,7 +197,7 @@ impl Composer {
         let id = format!("invite.{}.{}", invite.id, invite.generation);
         Ok(self.build(
             invite.display_name.as_deref(),
-            &invite.recipient_email,
+            &recipient,
             &id,
             rendered,
             now,

@@ -95,7 +95,7 @@ impl Relay {
         let credentials = match (&smtp.username, &smtp.password) {
             (Some(u), Some(p)) => Some(Credentials::Plain {
                 username: u.clone(),
-                secret: p.clone(),
+                secret: p.expose().to_string(),
             }),
             _ => None,
         };

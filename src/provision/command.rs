@@ -128,6 +128,7 @@ impl MailHost for CommandHost {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::address::MailboxAddress;
 
     #[test]
     fn speaks_json_both_ways_and_reports_failures() {
@@ -143,7 +144,7 @@ mod tests {
         assert!(index.contains("a@x.org"));
         assert_eq!(index.allocated_mb(), 5);
         let m = NewMailbox {
-            address: "jane@x.org".into(),
+            address: MailboxAddress::parse("jane@x.org").unwrap(),
             password_hash: "{ARGON2ID}x".into(),
             quota_mb: None,
             display_name: Some("Jane".into()),
@@ -154,7 +155,7 @@ mod tests {
         assert_eq!(sent["address"], "jane@x.org");
         assert_eq!(sent["display_name"], "Jane");
         let bad = NewMailbox {
-            address: "bad@x.org".into(),
+            address: MailboxAddress::parse("bad@x.org").unwrap(),
             ..m
         };
         let err = host.create(&bad).unwrap_err().to_string();

@@ -20,7 +20,7 @@ use crate::config::{Config, MailHostBackend};
 /// prefix (e.g. `{ARGON2ID}$argon2id$…`).
 #[derive(Debug, Clone)]
 pub struct NewMailbox {
-    pub address: String,
+    pub address: crate::domain::address::MailboxAddress,
     pub password_hash: String,
     pub quota_mb: Option<u64>,
     pub display_name: Option<String>,
@@ -75,7 +75,7 @@ pub trait MailHost: Send + Sync {
         let mut done = Vec::new();
         for m in boxes {
             match self.create(m) {
-                Ok(Created::Created) => done.push(m.address.clone()),
+                Ok(Created::Created) => done.push(m.address.to_string()),
                 Ok(Created::AlreadyExists) => {
                     return Err(ProvisionError::Invalid(format!(
                         "the mailbox {} already exists; created before it: {}",

@@ -139,12 +139,9 @@ impl PasswdFileHost {
     }
 
     fn line_for(&self, m: &NewMailbox) -> Result<String, ProvisionError> {
-        let (local, domain) = m
-            .address
-            .rsplit_once('@')
-            .ok_or_else(|| ProvisionError::Invalid(format!("{:?} has no domain", m.address)))?;
+        let (local, domain) = (m.address.local().as_str(), m.address.domain().as_str());
         let safe = |s: &str| !s.contains([':', '\n', '\r', ' ', '\t']) && !s.is_empty();
-        if !safe(&m.address) || !safe(&m.password_hash) {
+        if !safe(&m.password_hash) {
             return Err(ProvisionError::Invalid(
                 "a passwd-file field would contain ':' or whitespace".into(),
             ));
@@ -204,7 +201,7 @@ impl PasswdFileHost {
         let map_text = map.as_ref().map(|(t, _)| t.as_str()).unwrap_or("");
         let mut new_map = map_text.to_string();
         for m in boxes {
-            if !map_has(&new_map, &m.address) {
+            if !map_has(&new_map, &m.address.to_string()) {
                 new_map = with_line(&new_map, &format!("{} OK", m.address));
             }
         }
@@ -293,7 +290,7 @@ impl MailHost for PasswdFileHost {
         let passwd = read_optional(&self.passwd)?;
         if passwd
             .as_ref()
-            .is_some_and(|(t, _)| passwd_has(t, &m.address))
+            .is_some_and(|(t, _)| passwd_has(t, &m.address.to_string()))
         {
             return Ok(Created::AlreadyExists);
         }
@@ -305,7 +302,9 @@ impl MailHost for PasswdFileHost {
         let _lock = files::lock(&self.passwd, LOCK_WAIT)?;
         let passwd = read_optional(&self.passwd)?;
         if let Some((text, _)) = &passwd
-            && let Some(m) = boxes.iter().find(|m| passwd_has(text, &m.address))
+            && let Some(m) = boxes
+                .iter()
+                .find(|m| passwd_has(text, &m.address.to_string()))
         {
             return Err(ProvisionError::Invalid(format!(
                 "the mailbox {} already exists; nothing was created",
@@ -340,7 +339,7 @@ mod tests {
 
     fn mailbox(addr: &str, quota: Option<u64>) -> NewMailbox {
         NewMailbox {
-            address: addr.into(),
+            address: crate::domain::address::MailboxAddress::parse(addr).unwrap(),
             password_hash: "{ARGON2ID}$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
             quota_mb: quota,
             display_name: None,

@@ -7,7 +7,7 @@ use crate::domain::invite::{Delivery, Invite, LinkState};
 use crate::domain::preview::{InvitePreview, preview_invites};
 use crate::domain::roster::{InviteRow, RosterFormat, parse_invite_roster};
 use crate::domain::token::TokenPurpose;
-use crate::store::{Actor, Batch, Task, View, hex_hash};
+use crate::store::{Actor, Batch, Task, View};
 
 use super::{Muster, Reads, ServiceError, StoreOccupancy};
 
@@ -188,14 +188,13 @@ impl Muster {
                 let invite = Invite {
                     id: id.clone(),
                     batch_id: batch.id.clone(),
-                    recipient_email: row.recipient.to_string(),
-                    mailbox: row.mailbox.to_string(),
-                    domain: domain.to_string(),
+                    recipient_email: row.recipient,
+                    mailbox: row.mailbox,
                     storage_allocation_mb: row.storage_allocation_mb,
                     display_name: row.display_name,
                     locale: row.locale,
                     generation: 0,
-                    token_hash: hex_hash(&token.hash().0),
+                    token_hash: token.hash(),
                     created_at: now,
                     expires_at: now + window.to_time(),
                     link: LinkState::Live,

@@ -196,7 +196,7 @@ impl Muster {
                     None => self.hash_creation(&row.password)?,
                 };
                 new_boxes.push(NewMailbox {
-                    address: row.mailbox.to_string(),
+                    address: row.mailbox.clone(),
                     password_hash: hash,
                     quota_mb: row.storage_allocation_mb,
                     display_name: row.display_name.clone(),

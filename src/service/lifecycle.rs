@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use crate::domain::invite::{Delivery, Invite, LinkState};
 use crate::domain::token::{LinkToken, TokenPurpose};
 use crate::store::view::{InviteFilter, InvitePage};
-use crate::store::{Actor, Task, hex_hash};
+use crate::store::{Actor, Task};
 
 use super::{Muster, ServiceError};
 
@@ -56,8 +56,8 @@ impl InviteView {
         Self {
             id: invite.id.clone(),
             batch_id: invite.batch_id.clone(),
-            recipient_email: invite.recipient_email.clone(),
-            mailbox: invite.mailbox.clone(),
+            recipient_email: invite.recipient_email.to_string(),
+            mailbox: invite.mailbox.to_string(),
             display_name: invite.display_name.clone(),
             storage_allocation_mb: invite.storage_allocation_mb,
             link_state: invite.link_state(now).as_str(),
@@ -145,7 +145,7 @@ impl Muster {
             new.resend(
                 now,
                 now + time::Duration::seconds(window as i64),
-                hex_hash(&token.hash().0),
+                token.hash(),
             )?;
             w.put_invite(Some(&old), &new)?;
             w.put_task(&Task::invite(id, now), now)?;
@@ -224,7 +224,7 @@ impl Muster {
     /// The token of the invite's current generation.
     pub fn invite_token(&self, invite: &Invite) -> Result<LinkToken, ServiceError> {
         let token = self.token(TokenPurpose::Invite, &invite.id, invite.generation);
-        if hex_hash(&token.hash().0) != invite.token_hash {
+        if !token.hash().matches(&invite.token_hash) {
             return Err(ServiceError::LinkKeyChanged);
         }
         Ok(token)

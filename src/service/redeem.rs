@@ -81,11 +81,7 @@ impl Muster {
         let hash = token.hash();
         let invite = self.store.read()?.invite_by_token(&hash.0)?;
         // The index is keyed by the hash; compare again in constant time.
-        Ok(invite.filter(|i| {
-            crate::store::view::unhex(&i.token_hash)
-                .and_then(|h| <[u8; 32]>::try_from(h).ok())
-                .is_some_and(|h| crate::domain::token::TokenHash(h).matches(&hash))
-        }))
+        Ok(invite.filter(|i| i.token_hash.matches(&hash)))
     }
 
     /// The proof for the form of a page served now for the link `raw`
@@ -138,13 +134,13 @@ impl Muster {
         password: &str,
         confirmation: &str,
     ) -> Result<(), Vec<PasswordProblem>> {
-        let (local, domain) = invite
-            .mailbox
-            .rsplit_once('@')
-            .unwrap_or((&invite.mailbox, ""));
-        self.config
-            .password_policy
-            .check(password, Some(confirmation), local, domain)
+        let m = &invite.mailbox;
+        self.config.password_policy.check(
+            password,
+            Some(confirmation),
+            m.local().as_str(),
+            m.domain().as_str(),
+        )
     }
 
     /// What a GET of the link shows. Never changes anything (R9).
@@ -214,7 +210,7 @@ impl Muster {
             .map_err(RedeemError::Policy)?;
 
         // Live → redeeming: the one transaction that lets a single submission through.
-        let token_hash = invite.token_hash.clone();
+        let token_hash = invite.token_hash;
         let (before, taken) = self.store.write(|w| {
             let old = w.invite(&invite.id)?.ok_or(RedeemError::Invalid)?;
             if old.token_hash != token_hash {
@@ -309,9 +305,7 @@ impl Muster {
         if let Some(mb) = invite.storage_allocation_mb {
             let host = self.host_index()?;
             let view = self.store.read()?;
-            let domain = crate::domain::address::DomainName::parse(&invite.domain)
-                .map_err(|_| RedeemError::Invalid)?;
-            if !self.capacity(&view, &host, &domain, now)?.fits(mb) {
+            if !self.capacity(&view, &host, invite.domain(), now)?.fits(mb) {
                 return Err(RedeemError::PoolFull);
             }
         }
@@ -326,7 +320,7 @@ impl Muster {
             .map_err(RedeemError::Provision)?;
         match created {
             Created::Created => Ok(()),
-            Created::AlreadyExists => Err(RedeemError::AlreadyOnHost(invite.mailbox.clone())),
+            Created::AlreadyExists => Err(RedeemError::AlreadyOnHost(invite.mailbox.to_string())),
         }
     }
 
@@ -345,7 +339,7 @@ impl Muster {
             new.finish_redeem(now);
             w.put_invite(Some(&old), &new)?;
             w.put_mailbox(&MailboxRecord {
-                address: new.mailbox.clone(),
+                address: new.mailbox.to_string(),
                 created_at: now,
                 storage_allocation_mb: new.storage_allocation_mb,
                 display_name: new.display_name.clone(),
@@ -382,7 +376,7 @@ impl Muster {
             let Some(invite) = self.store.read()?.invite(id)? else {
                 continue;
             };
-            if host.contains(&invite.mailbox) {
+            if host.contains(&invite.mailbox.to_string()) {
                 self.finish_redemption(id, self.now())?;
                 tracing::warn!(invite = %id, mailbox = %invite.mailbox, "finished a redemption interrupted after the mailbox was created");
             } else {

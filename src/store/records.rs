@@ -20,7 +20,7 @@ impl Actor {
     pub fn token(name: &str, id: &str) -> Self {
         Self(format!("token:{name}:{id}"))
     }
-    pub fn recipient(email: &str) -> Self {
+    pub fn recipient(email: impl std::fmt::Display) -> Self {
         Self(format!("recipient:{email}"))
     }
 }

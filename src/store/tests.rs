@@ -1,6 +1,7 @@
 use time::{Duration, macros::datetime};
 
 use super::*;
+use crate::domain::address::{MailboxAddress, RecipientEmail};
 use crate::domain::invite::{Delivery, Invite, LinkState};
 
 const T0: time::OffsetDateTime = datetime!(2026-11-30 12:00 UTC);
@@ -9,14 +10,13 @@ fn invite(id: &str, mailbox: &str, expires_in_days: i64) -> Invite {
     Invite {
         id: id.into(),
         batch_id: "b1".into(),
-        recipient_email: format!("{id}@elsewhere.org"),
-        mailbox: mailbox.into(),
-        domain: "team.example".into(),
+        recipient_email: RecipientEmail::parse(&format!("{id}@elsewhere.org")).unwrap(),
+        mailbox: MailboxAddress::parse(mailbox).unwrap(),
         storage_allocation_mb: None,
         display_name: None,
         locale: None,
         generation: 0,
-        token_hash: format!("{:064x}", id.len()),
+        token_hash: crate::domain::token::TokenHash([id.len() as u8; 32]),
         created_at: T0,
         expires_at: T0 + Duration::days(expires_in_days),
         link: LinkState::Live,
@@ -48,8 +48,7 @@ fn pending_count_follows_state_and_expiry() {
         1
     );
     assert_eq!(r.open_invite_for("a@team.example").unwrap().unwrap().0, "a");
-    let hash: [u8; 32] = view::unhex(&a.token_hash).unwrap().try_into().unwrap();
-    assert_eq!(r.invite_by_token(&hash).unwrap().unwrap().id, "a");
+    assert_eq!(r.invite_by_token(&a.token_hash.0).unwrap().unwrap().id, "a");
     drop(r);
 
     let mut revoked = a.clone();
@@ -58,7 +57,7 @@ fn pending_count_follows_state_and_expiry() {
     let r = store.read().unwrap();
     assert_eq!(r.pending_count("team.example", T0).unwrap(), 1);
     assert!(r.open_invite_for("a@team.example").unwrap().is_none());
-    assert!(r.invite_by_token(&hash).unwrap().is_none());
+    assert!(r.invite_by_token(&a.token_hash.0).unwrap().is_none());
 }
 
 #[test]
@@ -148,7 +147,8 @@ fn backup_copies_a_consistent_snapshot() {
             .invite("a")
             .unwrap()
             .unwrap()
-            .mailbox,
+            .mailbox
+            .to_string(),
         "a@team.example"
     );
     assert_eq!(

@@ -51,8 +51,8 @@ impl InviteFilter {
         }
         if let Some(text) = &self.text {
             let t = text.to_lowercase();
-            if !(i.recipient_email.to_lowercase().contains(&t)
-                || i.mailbox.contains(&t)
+            if !(i.recipient_email.to_string().to_lowercase().contains(&t)
+                || i.mailbox.to_string().contains(&t)
                 || i.display_name
                     .as_deref()
                     .is_some_and(|d| d.to_lowercase().contains(&t)))
@@ -399,10 +399,8 @@ impl WriteView {
                 .insert((new.batch_id.as_str(), new.id.as_str()), ())?;
         }
         // The token index holds the current hash unless the link was revoked.
-        let token_key = |i: &Invite| -> Option<Vec<u8>> {
-            (i.link != LinkState::Revoked)
-                .then(|| unhex(&i.token_hash))
-                .flatten()
+        let token_key = |i: &Invite| -> Option<[u8; 32]> {
+            (i.link != LinkState::Revoked).then_some(i.token_hash.0)
         };
         let (old_key, new_key) = (old.and_then(token_key), token_key(new));
         if old_key != new_key {
@@ -425,13 +423,17 @@ impl WriteView {
         }
         // Places under the cap: live, blocked or redeeming, until expiry.
         let holds = |i: &Invite| i.link.holds_place();
-        let old_place = old
-            .filter(|i| holds(i))
-            .map(|i| (i.domain.clone(), i.mailbox.clone(), millis(i.expires_at)));
+        let old_place = old.filter(|i| holds(i)).map(|i| {
+            (
+                i.domain().to_string(),
+                i.mailbox.to_string(),
+                millis(i.expires_at),
+            )
+        });
         let new_place = holds(new).then(|| {
             (
-                new.domain.clone(),
-                new.mailbox.clone(),
+                new.domain().to_string(),
+                new.mailbox.to_string(),
                 millis(new.expires_at),
             )
         });

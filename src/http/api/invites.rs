@@ -79,8 +79,8 @@ fn created_body(c: &CreatedBatch, muster: &Muster) -> BatchCreated {
                 CreatedInvite {
                     index: row.index as u32,
                     invite_id: i.id.clone(),
-                    mailbox: i.mailbox.clone(),
-                    recipient_email: i.recipient_email.clone(),
+                    mailbox: i.mailbox.to_string(),
+                    recipient_email: i.recipient_email.to_string(),
                     link_state: v.link_state.to_string(),
                     delivery_state: v.delivery_state.to_string(),
                 }
