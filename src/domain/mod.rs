@@ -11,4 +11,5 @@ pub mod preview;
 pub mod reserved;
 pub mod roster;
 pub mod table;
+pub mod template;
 pub mod token;

@@ -113,15 +113,7 @@ async fn admit(state: &HttpState, req: &Request, token: &str) -> Result<LinkStat
 
 fn internal(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "setup link request failed");
-    html(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        pages::layout(
-            pages::Lang::En,
-            "Something went wrong",
-            "<h1>Something went wrong</h1><p>Please try again in a minute. Nothing was changed.</p>",
-            "",
-        ),
-    )
+    html(StatusCode::INTERNAL_SERVER_ERROR, pages::error())
 }
 
 /// A service failure as a page: a store that takes no writes (a full disk)

@@ -8,6 +8,9 @@ use std::path::Path;
 
 use rust_embed::RustEmbed;
 
+use crate::domain::template::{Escape, Template};
+pub use crate::domain::template::{escape_html, escape_html_into};
+
 #[derive(RustEmbed)]
 #[folder = "src/mail/templates/"]
 struct Embedded;
@@ -19,18 +22,8 @@ pub enum TemplateError {
         path: String,
         source: std::io::Error,
     },
-    #[error("template {file}: unknown placeholder {{{{{name}}}}}; known: {known}")]
-    UnknownPlaceholder {
-        file: String,
-        name: String,
-        known: String,
-    },
-    #[error("template {file}: a {{{{ has no closing }}}}")]
-    Unclosed { file: String },
-    #[error(
-        "template {file}: the section {{{{#{name}}}}} (or {{{{^{name}}}}}) and its {{{{/{name}}}}} do not pair up"
-    )]
-    Section { file: String, name: String },
+    #[error(transparent)]
+    Parse(#[from] crate::domain::template::TemplateError),
     #[error("template {file} is not UTF-8")]
     NotUtf8 { file: String },
     #[error("no template {0} (neither built in nor in the template folder)")]
@@ -76,149 +69,6 @@ impl Kind {
     }
 }
 
-#[derive(Debug, Clone)]
-enum Segment {
-    Literal(String),
-    Value(usize),
-    /// `{{#name}}…{{/name}}` (shown when the value is not empty) or
-    /// `{{^name}}…{{/name}}` (shown when it is).
-    Section {
-        index: usize,
-        inverted: bool,
-        body: Vec<Segment>,
-    },
-}
-
-#[derive(Debug, Clone)]
-struct Compiled(Vec<Segment>);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Escape {
-    Html,
-    /// One line: control characters become spaces.
-    Header,
-    Text,
-}
-
-/// Escapes text for HTML content and quoted attribute values; the one
-/// escaper for emails and pages.
-pub fn escape_html_into(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-}
-
-pub fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    escape_html_into(s, &mut out);
-    out
-}
-
-impl Compiled {
-    fn parse(file: &str, text: &str, known: &[&str]) -> Result<Self, TemplateError> {
-        let index_of = |name: &str| {
-            known
-                .iter()
-                .position(|k| *k == name)
-                .ok_or_else(|| TemplateError::UnknownPlaceholder {
-                    file: file.to_string(),
-                    name: name.to_string(),
-                    known: known.join(", "),
-                })
-        };
-        // Open sections: (index, inverted, name, the segments before it).
-        let mut open: Vec<(usize, bool, String, Vec<Segment>)> = Vec::new();
-        let mut segments = Vec::new();
-        let mut rest = text;
-        while let Some(start) = rest.find("{{") {
-            if start > 0 {
-                segments.push(Segment::Literal(rest[..start].to_string()));
-            }
-            let after = &rest[start + 2..];
-            let end = after.find("}}").ok_or_else(|| TemplateError::Unclosed {
-                file: file.to_string(),
-            })?;
-            let tag = after[..end].trim();
-            if let Some(name) = tag.strip_prefix('#').or_else(|| tag.strip_prefix('^')) {
-                let name = name.trim();
-                let index = index_of(name)?;
-                let outer = std::mem::take(&mut segments);
-                open.push((index, tag.starts_with('^'), name.to_string(), outer));
-            } else if let Some(name) = tag.strip_prefix('/') {
-                let name = name.trim();
-                let (index, inverted, opened, outer) = open
-                    .pop()
-                    .filter(|(_, _, n, _)| n == name)
-                    .ok_or_else(|| TemplateError::Section {
-                        file: file.to_string(),
-                        name: name.to_string(),
-                    })?;
-                debug_assert_eq!(opened, name);
-                let body = std::mem::replace(&mut segments, outer);
-                segments.push(Segment::Section {
-                    index,
-                    inverted,
-                    body,
-                });
-            } else {
-                segments.push(Segment::Value(index_of(tag)?));
-            }
-            rest = &after[end + 2..];
-        }
-        if let Some((_, _, name, _)) = open.pop() {
-            return Err(TemplateError::Section {
-                file: file.to_string(),
-                name,
-            });
-        }
-        if !rest.is_empty() {
-            segments.push(Segment::Literal(rest.to_string()));
-        }
-        Ok(Self(segments))
-    }
-
-    fn render(&self, values: &[&str], escape: Escape) -> String {
-        let mut out = String::with_capacity(2048);
-        render_into(&self.0, values, escape, &mut out);
-        out
-    }
-}
-
-fn render_into(segments: &[Segment], values: &[&str], escape: Escape, out: &mut String) {
-    let value = |i: usize| values.get(i).copied().unwrap_or("");
-    for s in segments {
-        match s {
-            Segment::Literal(l) => out.push_str(l),
-            Segment::Value(i) => {
-                let v = value(*i);
-                match escape {
-                    Escape::Html => escape_html_into(v, out),
-                    Escape::Header => {
-                        out.extend(v.chars().map(|c| if c.is_control() { ' ' } else { c }))
-                    }
-                    Escape::Text => out.push_str(v),
-                }
-            }
-            Segment::Section {
-                index,
-                inverted,
-                body,
-            } => {
-                if value(*index).is_empty() == *inverted {
-                    render_into(body, values, escape, out);
-                }
-            }
-        }
-    }
-}
-
 /// The three parts of one email, rendered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
@@ -230,7 +80,7 @@ pub struct Rendered {
 #[derive(Debug, Clone)]
 pub struct Templates {
     /// (kind, locale, part) → compiled template.
-    parts: HashMap<(Kind, String, &'static str), Compiled>,
+    parts: HashMap<(Kind, String, &'static str), Template>,
 }
 
 const PARTS: [&str; 3] = ["subject", "txt", "html"];
@@ -252,7 +102,7 @@ impl Templates {
         let mut add = |name: &str, file: &str, text: &str| -> Result<(), TemplateError> {
             if let Some((kind, locale, part)) = split_name(name) {
                 let compiled =
-                    Compiled::parse(file, text.trim_end_matches('\n'), kind.placeholders())?;
+                    Template::parse(file, text.trim_end_matches('\n'), kind.placeholders(), &[])?;
                 parts.insert((kind, locale, part), compiled);
             }
             Ok(())
@@ -298,7 +148,7 @@ impl Templates {
         kind: Kind,
         locale: &str,
         part: &'static str,
-    ) -> Result<&Compiled, TemplateError> {
+    ) -> Result<&Template, TemplateError> {
         self.parts
             .get(&(kind, locale.to_string(), part))
             .ok_or_else(|| TemplateError::Missing(format!("{}.{locale}.{part}", kind.name())))
@@ -306,12 +156,9 @@ impl Templates {
 
     /// The best locale on offer for a requested tag: `de-at` → `de` → `en`.
     pub fn locale_for(&self, kind: Kind, asked: Option<&str>) -> String {
-        let asked = asked.unwrap_or("en").to_ascii_lowercase();
-        let lang = asked.split('-').next().unwrap_or("en").to_string();
-        [asked, lang]
-            .into_iter()
-            .find(|l| self.parts.contains_key(&(kind, l.clone(), "txt")))
-            .unwrap_or_else(|| "en".to_string())
+        crate::domain::template::best_locale(asked, |l| {
+            self.parts.contains_key(&(kind, l.to_string(), "txt"))
+        })
     }
 
     /// Renders the email. `values` pairs placeholder names with values.
@@ -376,34 +223,15 @@ mod tests {
     }
 
     #[test]
-    fn sections_show_on_a_value_or_its_absence() {
-        let c = Compiled::parse(
-            "t",
-            "a{{#webmail_url}} go to {{webmail_url}}{{/webmail_url}}{{^webmail_url}} no webmail{{/webmail_url}}.",
-            Kind::Invite.placeholders(),
-        )
-        .unwrap();
-        let index = Kind::Invite
-            .placeholders()
-            .iter()
-            .position(|p| *p == "webmail_url")
+    fn the_invite_mentions_webmail_only_when_there_is_one() {
+        let t = Templates::load(None).unwrap();
+        let with = t
+            .render(Kind::Invite, "en", &[("webmail_url", "https://w.example/")])
             .unwrap();
-        let mut values = vec![""; Kind::Invite.placeholders().len()];
-        assert_eq!(c.render(&values, Escape::Text), "a no webmail.");
-        values[index] = "https://w.example/";
-        assert_eq!(
-            c.render(&values, Escape::Text),
-            "a go to https://w.example/."
-        );
-        for bad in ["{{#mailbox}}x", "x{{/mailbox}}", "{{#mailbox}}{{/link}}"] {
-            assert!(
-                matches!(
-                    Compiled::parse("t", bad, Kind::Invite.placeholders()),
-                    Err(TemplateError::Section { .. })
-                ),
-                "{bad}"
-            );
-        }
+        assert!(with.text.contains("a button takes you to webmail"));
+        let without = t.render(Kind::Invite, "en", &[]).unwrap();
+        assert!(!without.text.contains("webmail"), "{}", without.text);
+        assert!(!without.html.contains("webmail"));
     }
 
     #[test]
