@@ -408,3 +408,6 @@ impl Occupancy for StoreOccupancy<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

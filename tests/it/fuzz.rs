@@ -2,11 +2,9 @@
 //! types, the link token parser) as part of the suite; longer runs and
 //! their figures are in fuzz/README.md.
 
-mod support;
-
 use std::path::Path;
 
-use support::*;
+use crate::support::*;
 
 fn cargo_fuzz() -> bool {
     std::process::Command::new("cargo")

@@ -2,33 +2,23 @@
 //! a page, a preview or an email; oversized and stalled requests; token
 //! guessing; CSRF on every state-changing call; path tricks.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use muster::App;
+use crate::support::app::TestApp;
+use crate::support::*;
 use muster::domain::invite::{Delivery, Invite, LinkState};
 use muster::mail::compose::Composer;
 use muster::store::Actor;
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::*;
 
 const ADMIN: &str = "admin@team.example";
 
-async fn app(tweak: impl FnOnce(&mut muster::config::Config)) -> (App, String, TestDir) {
-    let t = TestDir::new();
-    let mut config = t.config();
-    tweak(&mut config);
-    let app = App::build(config).await.unwrap();
-    let (_, token) = app.muster.create_api_token("t", &Actor::cli()).unwrap();
-    (app, token, t)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn markup_and_header_injection_are_refused_or_escaped() {
-    let (app, token, _t) = app(|_| {}).await;
+    let app = TestApp::spawn(|_| {}).await;
+    let token = app.token.clone();
     let api = |body: Value| {
         let (client, url, token) = (http(), app.url(), token.clone());
         async move {
@@ -158,12 +148,13 @@ async fn markup_and_header_injection_are_refused_or_escaped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_and_stalled_requests() {
-    let (app, token, _t) = app(|c| {
+    let app = TestApp::spawn(|c| {
         c.http.idle_timeout_secs = 2;
         c.invites.upload_limit_bytes = 2048;
         c.http.body_limit_bytes = 4096;
     })
     .await;
+    let token = app.token.clone();
     // A roster over the upload limit.
     let text = "a@elsewhere.org\n".repeat(200);
     let r = http()
@@ -206,7 +197,7 @@ async fn oversized_and_stalled_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guessing_tokens_is_rate_limited() {
-    let (app, _token, _t) = app(|c| {
+    let app = TestApp::spawn(|c| {
         c.http.link_guesses_per_minute = 20;
         c.http.signin_rate_per_minute = 5;
     })
@@ -255,7 +246,7 @@ async fn guessing_tokens_is_rate_limited() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_state_changing_call_needs_the_csrf_token() {
-    let (app, _token, _t) = app(|_| {}).await;
+    let app = TestApp::spawn(|_| {}).await;
     app.muster
         .add_admin(ADMIN, PASSWORD, &Actor::cli())
         .unwrap();
@@ -352,7 +343,7 @@ async fn every_state_changing_call_needs_the_csrf_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn path_tricks_on_links_and_assets() {
-    let (app, _token, _t) = app(|c| c.http.link_rate_per_minute = 1000).await;
+    let app = TestApp::spawn(|c| c.http.link_rate_per_minute = 1000).await;
     let base = app.url();
     for path in [
         "/assets/../Cargo.toml",
@@ -395,18 +386,9 @@ async fn path_tricks_on_links_and_assets() {
 /// refused with a page that says what to do, and changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn setup_link_forms_need_the_pages_own_proof() {
-    let (app, _, _t) = app(|c| c.http.link_rate_per_minute = 1000).await;
+    let app = TestApp::spawn(|c| c.http.link_rate_per_minute = 1000).await;
     let created = app.muster.create_batch(invite_batch(2, "p")).unwrap();
-    let link = |i: usize| {
-        format!(
-            "{}/invite/{}",
-            app.url(),
-            app.muster
-                .invite_token(&created.invites[i])
-                .unwrap()
-                .as_str()
-        )
-    };
+    let link = |i: usize| app.link(&created.invites[i]);
     let (mine, other) = (link(0), link(1));
     let client = http();
     let post = |url: String, proof: String, headers: Vec<(&'static str, &'static str)>| {

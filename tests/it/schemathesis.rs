@@ -2,11 +2,9 @@
 //! documented status codes and content types, and every response matches
 //! its schema.
 
-mod support;
-
-use muster::App;
+use crate::support::app::TestApp;
+use crate::support::*;
 use muster::store::Actor;
-use support::*;
 
 fn schemathesis() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/schemathesis")
@@ -28,7 +26,7 @@ async fn schemathesis_finds_no_server_errors_and_no_schema_mismatches() {
         muster::config::HttpUrl::parse(&format!("http://127.0.0.1:{port}")).unwrap();
     config.http.api_rate_per_minute = 1_000_000;
     config.domains[0].mailbox_cap = 100_000;
-    let app = App::build(config).await.unwrap();
+    let app = TestApp::on(config).await;
     let (_, token) = app
         .muster
         .create_api_token("schemathesis", &Actor::cli())

@@ -5,19 +5,17 @@
 //! for a new link", a blocked link (pool full), German, and a phone.
 //! Every step is checked at 1280x900 and 390x844 with a clean console.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use muster::App;
+use crate::support::app::TestApp;
+use crate::support::mailstack::{self, Stack, login_eventually};
+use crate::support::webdriver::{Browser, Engine};
+use crate::support::*;
 use muster::domain::duration::HumanDuration;
 use muster::domain::roster::{CreationRow, InviteRow};
 use muster::service::{BatchRequest, CreationRequest, ManualClock, RowLimit};
 use muster::store::Actor;
-use support::mailstack::{self, Stack, login_eventually};
-use support::webdriver::{Browser, Engine};
-use support::*;
 
 const ADMIN: &str = "admin@team.example";
 const WEBMAIL: &str = "https://webmail.team.example/";
@@ -25,7 +23,7 @@ const WEBMAIL: &str = "https://webmail.team.example/";
 struct Recipient {
     t: TestDir,
     stack: Stack,
-    app: App,
+    app: TestApp,
     clock: Arc<ManualClock>,
     /// Setup links already taken from delivered emails.
     seen: std::sync::Mutex<Vec<String>>,
@@ -47,7 +45,7 @@ async fn start(engine: Engine, name: &str) -> Option<(Recipient, Browser)> {
     config.client.imap_host = Some("imap.team.example".into());
     config.http.link_rate_per_minute = 1000;
     let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
-    let app = App::build_with_clock(config, clock.clone()).await.unwrap();
+    let app = TestApp::on_with_clock(config, clock.clone()).await;
     let b = Browser::start(engine, name).await;
     Some((
         Recipient {
@@ -370,7 +368,7 @@ async fn a_blocked_link_then_german_on_a_phone(engine: Engine) {
     r.finish(b).await;
 }
 
-in_both_browsers!(
+crate::in_both_browsers!(
     a_recipient_sets_up_their_mailbox,
     links_that_no_longer_work,
     an_expired_link_asks_for_a_new_one,

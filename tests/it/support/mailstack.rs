@@ -177,10 +177,6 @@ capture unix - n n - - virtual -o virtual_mailbox_base={s}/captured -o virtual_m
         format!("postfix -c {} reload", self.etc().display())
     }
 
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.state.join("log/postfix.log")).unwrap_or_default()
-    }
-
     /// Captured messages to outside domains, as raw bytes.
     pub fn captured(&self) -> Vec<Vec<u8>> {
         let dir = self.captured.join("inbox/new");
@@ -336,10 +332,6 @@ plugin {{
 
     pub fn lmtp_socket(&self) -> PathBuf {
         self.state.join("run/lmtp")
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.state.join("dovecot.log")).unwrap_or_default()
     }
 
     /// Group id of `dovecot`, which must be able to read the passwd-file.

@@ -2,19 +2,17 @@
 //! batch, backup under load and restore, `/metrics` and `/readyz`, the
 //! systemd unit and the static binary the container ships.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use muster::App;
+use crate::support::app::TestApp;
+use crate::support::mailstack::{self, Stack};
+use crate::support::smtp_peer::Peer;
+use crate::support::*;
 use muster::store::Store;
 use serde_json::json;
-use support::mailstack::{self, Stack};
-use support::smtp_peer::Peer;
-use support::*;
 
 async fn stop(mut child: Child) -> std::process::ExitStatus {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -43,7 +41,7 @@ async fn check_against_the_real_stack() {
     config.listen = format!("127.0.0.1:{port}").parse().unwrap();
     config.public_url =
         muster::config::HttpUrl::parse(&format!("http://127.0.0.1:{port}")).unwrap();
-    let app = App::build(config.clone()).await.unwrap();
+    let app = TestApp::on(config.clone()).await;
     let good = t.write_config(&config);
 
     let out = cli(vec![
@@ -410,7 +408,7 @@ fn parse_metrics(text: &str) -> std::collections::HashMap<String, f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_as_prometheus_text_and_move() {
     let t = TestDir::new();
-    let app = App::build(t.config()).await.unwrap();
+    let app = TestApp::on(t.config()).await;
     let client = http();
     let get = |p: &'static str| {
         let client = client.clone();

@@ -1,10 +1,8 @@
 //! `muster preview` and `muster serve` as a user runs them.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 fn setup() -> (TestDir, std::path::PathBuf) {
     let t = TestDir::new();

@@ -22,7 +22,6 @@ pub enum Step {
 pub struct Received {
     pub rcpt: String,
     pub message_id: String,
-    pub data: Vec<u8>,
 }
 
 #[derive(Clone, Default)]
@@ -140,7 +139,6 @@ impl Peer {
                             got.push(Received {
                                 rcpt: rcpt.clone(),
                                 message_id,
-                                data,
                             });
                             got.len()
                         };

@@ -278,10 +278,6 @@ impl Browser {
         self.post("/url", json!({"url": url})).await.unwrap();
     }
 
-    pub async fn back(&self) {
-        self.post("/back", json!({})).await.unwrap();
-    }
-
     pub async fn url(&self) -> String {
         self.get("/url")
             .await

@@ -1,10 +1,12 @@
 //! Sending invites: through a real Postfix, against a scripted SMTP peer
 //! for temporary and permanent failures, and across a kill -9.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::app::TestApp;
+use crate::support::mailstack::{self, Postfix};
+use crate::support::smtp_peer::{Peer, Step};
+use crate::support::*;
 use mail_parser::MessageParser;
 use muster::App;
 use muster::domain::duration::HumanDuration;
@@ -12,9 +14,6 @@ use muster::domain::roster::InviteRow;
 use muster::domain::token::LinkToken;
 use muster::service::{BatchRequest, InviteView};
 use muster::store::{Actor, Store};
-use support::mailstack::{self, Postfix};
-use support::smtp_peer::{Peer, Step};
-use support::*;
 
 fn row(email: &str, name: Option<&str>, locale: Option<&str>) -> InviteRow {
     InviteRow {
@@ -77,7 +76,7 @@ async fn invites_arrive_through_a_real_postfix() {
     let t = TestDir::new();
     mailstack::open_dir(t.path());
     let postfix = Postfix::start(t.path(), None);
-    let app = App::build(relay_config(&t, postfix.port)).await.unwrap();
+    let app = TestApp::on(relay_config(&t, postfix.port)).await;
     let created = app
         .muster
         .create_batch(batch(
@@ -182,10 +181,10 @@ async fn invites_arrive_through_a_real_postfix() {
     app.shutdown().await;
 }
 
-async fn one_invite_against(script: Vec<Step>) -> (App, Peer, InviteView, TestDir) {
+async fn one_invite_against(script: Vec<Step>) -> (TestApp, Peer, InviteView, TestDir) {
     let peer = Peer::start(script).await;
     let t = TestDir::new();
-    let app = App::build(relay_config(&t, peer.port)).await.unwrap();
+    let app = TestApp::on(relay_config(&t, peer.port)).await;
     let created = app
         .muster
         .create_batch(batch(vec![row("jane@elsewhere.org", None, None)], None))
@@ -228,7 +227,7 @@ async fn deferred_invites_show_the_last_error_and_next_try() {
     let mut config = relay_config(&t, peer.port);
     config.smtp.retry_initial_secs = 600;
     config.smtp.retry_max_secs = 600;
-    let app = App::build(config).await.unwrap();
+    let app = TestApp::on(config).await;
     let created = app
         .muster
         .create_batch(batch(vec![row("jane@elsewhere.org", None, None)], None))

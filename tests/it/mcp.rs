@@ -2,28 +2,11 @@
 //! over stdio, and the MCP conformance suite (server scenarios) against
 //! `/mcp`, with a short list of expected failures.
 
-mod support;
-
 use std::path::Path;
 
-use muster::App;
-use muster::store::Actor;
-use support::mcp_client::{client_script, have_sdk, python};
-use support::*;
-
-async fn app(t: &TestDir) -> (App, String) {
-    let mut config = t.config();
-    let port = free_port();
-    config.listen = format!("127.0.0.1:{port}").parse().unwrap();
-    config.public_url =
-        muster::config::HttpUrl::parse(&format!("http://127.0.0.1:{port}")).unwrap();
-    let app = App::build(config).await.unwrap();
-    let (_, token) = app
-        .muster
-        .create_api_token("mcp-client", &Actor::cli())
-        .unwrap();
-    (app, token)
-}
+use crate::support::app::TestApp;
+use crate::support::mcp_client::{client_script, have_sdk, python};
+use crate::support::*;
 
 async fn run_blocking(mut cmd: std::process::Command) -> std::process::Output {
     tokio::task::spawn_blocking(move || cmd.output().unwrap())
@@ -36,8 +19,8 @@ async fn the_python_sdk_over_streamable_http() {
     if !have_sdk() {
         return;
     }
-    let t = TestDir::new();
-    let (app, token) = app(&t).await;
+    let app = TestApp::spawn(|_| {}).await;
+    let token = app.token.clone();
     let mut cmd = std::process::Command::new(python());
     cmd.arg(client_script())
         .args(["http", &format!("{}/mcp", app.url()), &token]);
@@ -50,7 +33,7 @@ async fn the_python_sdk_over_streamable_http() {
     assert!(
         events
             .iter()
-            .any(|e| e.action == "batch.create" && e.actor.0.starts_with("token:mcp-client:"))
+            .any(|e| e.action == "batch.create" && e.actor.0.starts_with("token:tests:"))
     );
     app.shutdown().await;
 }
@@ -142,12 +125,12 @@ async fn the_mcp_conformance_suite() {
     ) {
         return;
     }
-    let t = TestDir::new();
-    let (app, token) = app(&t).await;
+    let app = TestApp::spawn(|_| {}).await;
+    let token = app.token.clone();
     let proxy = token_proxy(app.url(), token).await;
     let expected =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/conformance-expected-failures.yml");
-    let results = t.path().join("conformance");
+    let results = app.dir.path().join("conformance");
     let mut cmd = std::process::Command::new(&bin);
     cmd.args(["server", "--url", &format!("{proxy}/mcp")])
         .arg("--expected-failures")
@@ -160,6 +143,83 @@ async fn the_mcp_conformance_suite() {
         out.status.success(),
         "the conformance suite failed beyond the expected failures:\n{stdout}\n{}",
         text(&out.stderr)
+    );
+    app.shutdown().await;
+}
+
+/// The same bad call through REST and MCP gets the same code and the same
+/// per-item codes: one error table behind both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_bad_call_gets_the_same_code_on_rest_and_mcp() {
+    if !have_sdk() {
+        return;
+    }
+    let app = TestApp::spawn(|_| {}).await;
+    let item = |local: &str, email: &str| serde_json::json!({"local_part": local, "recipient_email": email});
+    let many: Vec<_> = (0..101)
+        .map(|i| item(&format!("u{i}"), &format!("u{i}@elsewhere.org")))
+        .collect();
+    let calls = [
+        serde_json::json!({"items": [item("a", "a@elsewhere.org"), item("b", "not an address")]}),
+        serde_json::json!({"items": many}),
+        serde_json::json!({"domain": "elsewhere.example", "items": [item("a", "a@elsewhere.org")]}),
+        serde_json::json!({"expires_in": "90d", "items": [item("a", "a@elsewhere.org")]}),
+        serde_json::json!({"items": [item("postmaster", "pm@elsewhere.org")]}),
+    ];
+    let mcp_url = format!("{}/mcp", app.url());
+    let mut codes = Vec::new();
+    let mut check = |rest: serde_json::Value, mcp: serde_json::Value| {
+        let mcp = &mcp["structured"];
+        assert_eq!(rest["code"], mcp["code"], "REST {rest} / MCP {mcp}");
+        let item_codes = |v: &serde_json::Value| -> Vec<String> {
+            v["errors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|e| format!("{}:{}", e["index"], e["code"]))
+                .collect()
+        };
+        assert_eq!(item_codes(&rest), item_codes(mcp));
+        codes.push(rest["code"].as_str().unwrap_or("").to_string());
+    };
+    for args in &calls {
+        let (_, rest) = app
+            .call(
+                reqwest::Method::POST,
+                "/mailboxes/invites:bulk",
+                Some(args.clone()),
+            )
+            .await;
+        let mcp =
+            crate::support::mcp_client::call(&mcp_url, &app.token, "create_invites_bulk", args)
+                .await;
+        check(rest, mcp);
+    }
+    // A mail host that cannot be read: a failure of the host, not "internal".
+    let passwd = app.muster.config.passwd_file();
+    std::fs::create_dir_all(&passwd).unwrap();
+    let args = &calls[0].clone();
+    let ok = serde_json::json!({"items": [args["items"][0].clone()]});
+    let (_, rest) = app
+        .call(
+            reqwest::Method::POST,
+            "/mailboxes/invites:bulk",
+            Some(ok.clone()),
+        )
+        .await;
+    let mcp =
+        crate::support::mcp_client::call(&mcp_url, &app.token, "create_invites_bulk", &ok).await;
+    check(rest, mcp);
+    assert_eq!(
+        codes,
+        [
+            "flagged_items",
+            "too_many_items",
+            "unknown_domain",
+            "invalid_expiry",
+            "flagged_items",
+            "mail_host_failed"
+        ]
     );
     app.shutdown().await;
 }

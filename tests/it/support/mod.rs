@@ -1,7 +1,7 @@
 //! Shared test helpers: temporary data folders, configurations, the
 //! `muster` binary, an in-process app on port 0, and polling with deadlines.
-#![allow(dead_code)]
 
+pub mod app;
 pub mod mailstack;
 pub mod mcp_client;
 pub mod smtp_peer;

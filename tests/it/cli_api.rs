@@ -1,18 +1,16 @@
 //! `muster invite --api`: a list of any length sent in calls of at most
 //! 100, safe to run again.
 
-mod support;
-
-use muster::App;
+use crate::support::app::TestApp;
+use crate::support::*;
 use muster::store::Actor;
-use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_sends_250_rows_in_three_calls_and_reruns_safely() {
     let t = TestDir::new();
     let mut config = t.config();
     config.domains[0].mailbox_cap = 1000;
-    let app = App::build(config).await.unwrap();
+    let app = TestApp::on(config).await;
     let (_, token) = app.muster.create_api_token("hr", &Actor::cli()).unwrap();
     let mut rows: String = "email,storage_allocation_mb\n".into();
     for i in 0..250 {

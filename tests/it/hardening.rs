@@ -5,33 +5,18 @@
 //! and honest answers to odd requests (body limits, duplicate JSON keys,
 //! deep nesting, the Bearer scheme's case).
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpStream};
 use std::time::Duration;
 
-use muster::App;
+use crate::support::app::TestApp;
+use crate::support::*;
 use muster::domain::roster::InviteRow;
 use muster::service::BatchRequest;
 use muster::store::Actor;
 use serde_json::{Value, json};
-use support::*;
 
 const ADMIN: &str = "admin@team.example";
-
-async fn app(tweak: impl FnOnce(&mut muster::config::Config)) -> (App, String, TestDir) {
-    let t = TestDir::new();
-    let mut config = t.config();
-    let port = free_port();
-    config.listen = format!("127.0.0.1:{port}").parse().unwrap();
-    config.public_url =
-        muster::config::HttpUrl::parse(&format!("http://127.0.0.1:{port}")).unwrap();
-    tweak(&mut config);
-    let app = App::build(config).await.unwrap();
-    let (_, token) = app.muster.create_api_token("t", &Actor::cli()).unwrap();
-    (app, token, t)
-}
 
 /// A client whose connections come from `ip` (any 127.0.0.0/8 address).
 fn client_from(ip: Ipv4Addr) -> reqwest::Client {
@@ -45,7 +30,7 @@ fn client_from(ip: Ipv4Addr) -> reqwest::Client {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_crowd_of_sign_ins_is_hashed_a_few_at_a_time() {
-    let (app, _, _t) = app(|c| {
+    let app = TestApp::spawn(|c| {
         c.hashing.workers = 2;
         c.hashing.queue = 8;
     })
@@ -118,12 +103,13 @@ async fn a_crowd_of_sign_ins_is_hashed_a_few_at_a_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reserved_names_are_flagged_on_every_surface() {
-    let (app, token, t) = app(|c| {
+    let app = TestApp::spawn(|c| {
         c.invites.allow_reserved_local_parts = vec!["abuse".into()];
         c.smtp.from_address =
             Some(muster::domain::address::RecipientEmail::parse("invites@team.example").unwrap());
     })
     .await;
+    let token = app.token.clone();
     let client = http();
     let api = |path: &str, body: Value| {
         let (client, url, token) = (
@@ -187,8 +173,8 @@ async fn reserved_names_are_flagged_on_every_surface() {
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["errors"][0]["code"], "reserved_local_part");
     // The CLI preview.
-    let config = t.write_config(&app.muster.config);
-    let roster = t.write(
+    let config = app.dir.write_config(&app.muster.config);
+    let roster = app.dir.write(
         "roster.txt",
         "mailer-daemon@elsewhere.org\njane@elsewhere.org\n",
     );
@@ -208,8 +194,8 @@ async fn reserved_names_are_flagged_on_every_surface() {
         text(&out.stdout)
     );
     // MCP, through the official SDK.
-    if support::mcp_client::have_sdk() {
-        let r = support::mcp_client::call(
+    if crate::support::mcp_client::have_sdk() {
+        let r = crate::support::mcp_client::call(
             &format!("{}/mcp", app.url()),
             &token,
             "create_invites_bulk",
@@ -276,7 +262,7 @@ async fn forgot_password_does_the_same_work_for_any_address() {
 
     // Over HTTP both answers are identical.
     drop(muster);
-    let app = App::build(t.config()).await.unwrap();
+    let app = TestApp::on(t.config()).await;
     let mut answers = Vec::new();
     for email in [ADMIN, "nobody@team.example"] {
         let r = http()
@@ -308,11 +294,12 @@ fn closed_by_peer(s: &mut TcpStream) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trickling_request_head_is_cut_at_its_deadline() {
-    let (app, token, _t) = app(|c| {
+    let app = TestApp::spawn(|c| {
         c.http.header_timeout_secs = 2;
         c.http.idle_timeout_secs = 60;
     })
     .await;
+    let token = app.token.clone();
     let addr = app.addr;
     // One byte every 300 ms: the idle timer (60 s) never fires, the head
     // deadline (2 s) does.
@@ -376,7 +363,7 @@ async fn a_trickling_request_head_is_cut_at_its_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_get_a_share_and_make_room() {
-    let (app, _, _t) = app(|c| {
+    let app = TestApp::spawn(|c| {
         c.http.max_connections = 40;
         c.http.max_connections_per_client = 10;
     })
@@ -450,7 +437,7 @@ fn connect_from(ip: Ipv4Addr, port: u16) -> Option<TcpStream> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_office_behind_one_address_sets_up_forty_mailboxes_at_once() {
-    let (app, _, _t) = app(|c| c.domains[0].mailbox_cap = 100).await;
+    let app = TestApp::spawn(|c| c.domains[0].mailbox_cap = 100).await;
     let rows = (0..40)
         .map(|i| InviteRow::to(format!("colleague{i}@elsewhere.org")))
         .collect();
@@ -458,17 +445,7 @@ async fn an_office_behind_one_address_sets_up_forty_mailboxes_at_once() {
         .muster
         .create_batch(BatchRequest::new(rows, Actor::cli()))
         .unwrap();
-    let links: Vec<String> = created
-        .invites
-        .iter()
-        .map(|i| {
-            format!(
-                "{}/invite/{}",
-                app.url(),
-                app.muster.invite_token(i).unwrap().as_str()
-            )
-        })
-        .collect();
+    let links: Vec<String> = created.invites.iter().map(|i| app.link(i)).collect();
     // Everyone behind the office's one address, in the same minute.
     let client = client_from(Ipv4Addr::new(127, 0, 6, 1));
     let mut tasks = Vec::new();
@@ -502,18 +479,10 @@ async fn an_office_behind_one_address_sets_up_forty_mailboxes_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_passwd_file_stops_provisioning_until_restored() {
-    let (app, token, t) = app(|_| {}).await;
+    let app = TestApp::spawn(|_| {}).await;
+    let token = app.token.clone();
     let created = app.muster.create_batch(invite_batch(3, "d")).unwrap();
-    let link = |i: usize| {
-        format!(
-            "{}/invite/{}",
-            app.url(),
-            app.muster
-                .invite_token(&created.invites[i])
-                .unwrap()
-                .as_str()
-        )
-    };
+    let link = |i: usize| app.link(&created.invites[i]);
     let client = http();
     let (status, _) = submit_password(&client, &link(0), PASSWORD, PASSWORD).await;
     assert_eq!(status, 200);
@@ -550,7 +519,7 @@ async fn a_deleted_passwd_file_stops_provisioning_until_restored() {
         .unwrap();
     assert_eq!(ready.status(), 503);
     assert!(ready.text().await.unwrap().contains("d0@team.example"));
-    let config = t.write_config(&app.muster.config);
+    let config = app.dir.write_config(&app.muster.config);
     let out = run(
         muster(&["--config", config.to_str().unwrap(), "check"]),
         None,
@@ -578,7 +547,8 @@ async fn a_deleted_passwd_file_stops_provisioning_until_restored() {
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
-    app.shutdown().await;
+    // Stopped, with its data folder kept for the CLI.
+    let _data = app.stop().await;
 
     // Removed on purpose: forgetting the mailbox lets provisioning go on.
     std::fs::write(&passwd, "").unwrap();
@@ -613,7 +583,8 @@ async fn a_deleted_passwd_file_stops_provisioning_until_restored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn odd_requests_get_honest_answers() {
-    let (app, token, _t) = app(|c| c.http.body_limit_bytes = 64 * 1024).await;
+    let app = TestApp::spawn(|c| c.http.body_limit_bytes = 64 * 1024).await;
+    let token = app.token.clone();
     let client = http();
     let post = |path: &str, body: Vec<u8>, content_type: &'static str| {
         let (client, url, token) = (

@@ -2,16 +2,14 @@
 //! by another writer, a failing reload command, and kill -9 during
 //! redemptions. (kill -9 during a 500-invite send is in tests/send.rs.)
 
-mod support;
-
 use std::os::unix::io::AsRawFd;
 use std::time::Duration;
 
-use muster::App;
+use crate::support::app::TestApp;
+use crate::support::smtp_peer::Peer;
+use crate::support::*;
 use muster::service::ServiceError;
 use muster::store::Store;
-use support::smtp_peer::Peer;
-use support::*;
 
 async fn redeem(client: &reqwest::Client, url: &str, link: &str) -> (u16, String) {
     submit_password(client, &format!("{url}{link}"), PASSWORD, PASSWORD).await
@@ -28,7 +26,7 @@ async fn the_relay_down_for_the_whole_run_then_back() {
     config.smtp.rate_per_minute = 0;
     config.smtp.retry_initial_secs = 1;
     config.smtp.retry_max_secs = 2;
-    let app = App::build(config).await.unwrap();
+    let app = TestApp::on(config).await;
     let created = app.muster.create_batch(invite_batch(5, "down")).unwrap();
     let ids: Vec<String> = created.invites.iter().map(|i| i.id.clone()).collect();
     // Nothing listens: every invite is deferred with the reason, none lost.
@@ -61,7 +59,14 @@ async fn the_relay_down_for_the_whole_run_then_back() {
             .then_some(())
     })
     .await;
-    assert_eq!(peer.received().len(), 5);
+    let mut to: Vec<String> = peer.received().into_iter().map(|r| r.rcpt).collect();
+    to.sort();
+    assert_eq!(
+        to,
+        (0..5)
+            .map(|i| format!("down{i}@elsewhere.org"))
+            .collect::<Vec<_>>()
+    );
     app.shutdown().await;
 }
 
@@ -90,12 +95,13 @@ async fn a_full_data_folder_gives_a_clear_error_and_no_corrupt_store() {
     let mut config = t.config();
     config.domains[0].mailbox_cap = 10_000;
     {
-        let app = App::build(config.clone()).await.unwrap();
+        let app = TestApp::on(config.clone()).await;
+        let token = app.token.clone();
         app.muster.create_batch(invite_batch(20, "before")).unwrap();
-        let (_, token) = app
-            .muster
-            .create_api_token("t", &muster::store::Actor::cli())
-            .unwrap();
+        // The 20 are written to the outbox and recorded before the disk fills.
+        wait_for("the first batch sent", Duration::from_secs(30), || {
+            (app.muster.store.read().unwrap().task_count().unwrap() == 0).then_some(())
+        });
         // Fill the folder, leaving too little for a batch of 500.
         let filler = t.data().join("filler");
         let mut size = 4 * 1024 * 1024;
@@ -138,7 +144,7 @@ async fn a_full_data_folder_gives_a_clear_error_and_no_corrupt_store() {
         app.shutdown().await;
     }
     // Reopened, the store is whole: the first batch, nothing of the refused one.
-    let app = App::build(config).await.unwrap();
+    let app = TestApp::on(config).await;
     let view = app.muster.view().unwrap();
     let batches = view.batches().unwrap();
     assert_eq!(batches.len(), 1);
@@ -156,7 +162,7 @@ async fn a_full_data_folder_gives_a_clear_error_and_no_corrupt_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_passwd_file_locked_by_another_writer_fails_cleanly() {
     let t = TestDir::new();
-    let app = App::build(t.config()).await.unwrap();
+    let app = TestApp::on(t.config()).await;
     let created = app.muster.create_batch(invite_batch(1, "locked")).unwrap();
     let link = format!(
         "/invite/{}",
@@ -198,7 +204,7 @@ async fn a_failing_reload_command_fails_cleanly() {
     let t = TestDir::new();
     let mut config = t.config();
     config.mail_host.reload_command = Some("echo 'postfix: fatal: no config' >&2; exit 7".into());
-    let app = App::build(config).await.unwrap();
+    let app = TestApp::on(config).await;
     let created = app.muster.create_batch(invite_batch(1, "reload")).unwrap();
     let link = format!(
         "/invite/{}",

@@ -1,103 +1,53 @@
 //! The REST API over HTTP: every endpoint, auth, the literal
 //! `invites:bulk` path, all-or-nothing bulk calls, idempotency and errors.
 
-mod support;
-
 use std::time::Duration;
 
-use muster::App;
+use crate::support::app::TestApp;
+use crate::support::*;
 use muster::store::Actor;
-use reqwest::{Client, Method, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::*;
 
 const ADMIN: &str = "admin@team.example";
 
-struct Api {
-    app: App,
-    client: Client,
-    token: String,
-    _t: TestDir,
+/// Muster with room for 300 mailboxes and an admin.
+async fn start(tweak: impl FnOnce(&mut muster::config::Config)) -> TestApp {
+    let api = TestApp::spawn(|c| {
+        c.domains[0].mailbox_cap = 300;
+        tweak(c);
+    })
+    .await;
+    api.muster()
+        .add_admin(ADMIN, PASSWORD, &Actor::cli())
+        .unwrap();
+    api
 }
 
-impl Api {
-    async fn start(tweak: impl FnOnce(&mut muster::config::Config)) -> Self {
-        let t = TestDir::new();
-        let mut config = t.config();
-        config.domains[0].mailbox_cap = 300;
-        tweak(&mut config);
-        let app = App::build(config).await.unwrap();
-        let (_, token) = app.muster.create_api_token("tests", &Actor::cli()).unwrap();
-        app.muster
-            .add_admin(ADMIN, PASSWORD, &Actor::cli())
-            .unwrap();
-        Self {
-            app,
-            client: http(),
-            token,
-            _t: t,
-        }
-    }
+fn batch_count(api: &TestApp) -> usize {
+    api.muster().view().unwrap().batches().unwrap().len()
+}
 
-    fn url(&self, path: &str) -> String {
-        format!("{}/api/v1{path}", self.app.url())
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        self.call_with(method, path, body, &[]).await
-    }
-
-    async fn call_with(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        headers: &[(&str, &str)],
-    ) -> (StatusCode, Value) {
-        let mut req = self
-            .client
-            .request(method, self.url(path))
-            .bearer_auth(&self.token);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    fn batch_count(&self) -> usize {
-        self.app.muster.view().unwrap().batches().unwrap().len()
-    }
-
-    /// Signs in as the admin: the session cookie and the CSRF token.
-    async fn sign_in(&self) -> (String, String) {
-        let resp = self
-            .client
-            .post(self.url("/session"))
-            .json(&json!({"email": ADMIN, "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
-        assert!(
-            cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
-            "{cookie}"
-        );
-        let body: Value = resp.json().await.unwrap();
-        (
-            cookie.split(';').next().unwrap().to_string(),
-            body["csrf_token"].as_str().unwrap().to_string(),
-        )
-    }
+/// Signs in as the admin: the session cookie and the CSRF token.
+async fn sign_in(api: &TestApp) -> (String, String) {
+    let resp = api
+        .client
+        .post(api.api("/session"))
+        .json(&json!({"email": ADMIN, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let body: Value = resp.json().await.unwrap();
+    (
+        cookie.split(';').next().unwrap().to_string(),
+        body["csrf_token"].as_str().unwrap().to_string(),
+    )
 }
 
 fn items(n: usize) -> Value {
@@ -110,7 +60,7 @@ fn items(n: usize) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invites_bulk_creates_all_or_nothing() {
-    let api = Api::start(|_| {}).await;
+    let api = start(|_| {}).await;
     // Success: 201, the batch and each item's invite.
     let (status, body) = api
         .call(
@@ -139,7 +89,7 @@ async fn invites_bulk_creates_all_or_nothing() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["code"], "too_many_items");
-    assert_eq!(api.batch_count(), 1);
+    assert_eq!(batch_count(&api), 1);
 
     // One flagged item: 422 with per-item errors and nothing created.
     let mut list = items(5);
@@ -164,7 +114,7 @@ async fn invites_bulk_creates_all_or_nothing() {
             .any(|e| e["index"] == 4 && e["code"] == "invite_pending"),
         "{body}"
     );
-    assert_eq!(api.batch_count(), 1);
+    assert_eq!(batch_count(&api), 1);
 
     // validate_only returns the preview and creates nothing.
     let (status, body) = api
@@ -177,7 +127,7 @@ async fn invites_bulk_creates_all_or_nothing() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["clean_rows"], 3);
     assert_eq!(body["capacity"]["pending"], 2);
-    assert_eq!(api.batch_count(), 1);
+    assert_eq!(batch_count(&api), 1);
 
     // Bad values get 422 with the reason; wrong types get the JSON error shape.
     let (status, body) = api
@@ -233,7 +183,7 @@ async fn invites_bulk_creates_all_or_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_literal_path_and_its_look_alikes() {
-    let api = Api::start(|_| {}).await;
+    let api = start(|_| {}).await;
     for path in [
         "/mailboxes/invitesXbulk",
         "/mailboxes/invites%3Abulk",
@@ -249,10 +199,10 @@ async fn the_literal_path_and_its_look_alikes() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
         assert!(body["code"].is_string(), "{path}: {body}");
     }
-    assert_eq!(api.batch_count(), 0);
+    assert_eq!(batch_count(&api), 0);
     let spec: Value = api
         .client
-        .get(api.url("/openapi.json"))
+        .get(api.api("/openapi.json"))
         .send()
         .await
         .unwrap()
@@ -296,8 +246,8 @@ async fn the_literal_path_and_its_look_alikes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_failures() {
-    let api = Api::start(|_| {}).await;
-    let bare = |m: Method, p: &str| api.client.request(m, api.url(p));
+    let api = start(|_| {}).await;
+    let bare = |m: Method, p: &str| api.client.request(m, api.api(p));
     let r = bare(Method::GET, "/invites").send().await.unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "unauthorized");
@@ -332,9 +282,9 @@ async fn auth_failures() {
     );
 
     // A session works with its CSRF token, and a POST without it is refused.
-    let (cookie, csrf) = api.sign_in().await;
+    let (cookie, csrf) = sign_in(&api).await;
     let with_session =
-        |m: Method, p: &str| api.client.request(m, api.url(p)).header("cookie", &cookie);
+        |m: Method, p: &str| api.client.request(m, api.api(p)).header("cookie", &cookie);
     assert_eq!(
         with_session(Method::GET, "/tokens")
             .send()
@@ -396,7 +346,7 @@ async fn auth_failures() {
     // A wrong password is refused; signing out ends the session.
     let r = api
         .client
-        .post(api.url("/session"))
+        .post(api.api("/session"))
         .json(&json!({"email": ADMIN, "password": "wrong-password-here"}))
         .send()
         .await
@@ -421,12 +371,12 @@ async fn auth_failures() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotency_keys_replay_the_first_response() {
-    let api = Api::start(|_| {}).await;
+    let api = start(|_| {}).await;
     let body = json!({"items": items(3)});
     // A client that gives up before the answer, then retries with the same key.
     let timed_out = api
         .client
-        .post(api.url("/mailboxes/invites:bulk"))
+        .post(api.api("/mailboxes/invites:bulk"))
         .bearer_auth(&api.token)
         .header("idempotency-key", "hr-run-42-chunk-1")
         .json(&body)
@@ -460,7 +410,7 @@ async fn idempotency_keys_replay_the_first_response() {
     );
     assert_eq!(first["batch_id"], second["batch_id"]);
     assert_eq!(first, second, "the same response");
-    assert_eq!(api.batch_count(), 1, "created once");
+    assert_eq!(batch_count(&api), 1, "created once");
     // The same key with another body is refused.
     let (status, err) = api
         .call_with(
@@ -477,13 +427,13 @@ async fn idempotency_keys_replay_the_first_response() {
             Some("idempotency_key_reused")
         )
     );
-    assert_eq!(api.batch_count(), 1);
+    assert_eq!(batch_count(&api), 1);
     api.app.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pending_list_and_its_actions() {
-    let api = Api::start(|_| {}).await;
+    let api = start(|_| {}).await;
     let (_, created) = api
         .call(
             Method::POST,
@@ -553,10 +503,10 @@ async fn the_pending_list_and_its_actions() {
         .call(Method::POST, &format!("/invites/{}/link", ids[2]), None)
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (cookie, csrf) = api.sign_in().await;
+    let (cookie, csrf) = sign_in(&api).await;
     let r = api
         .client
-        .post(api.url(&format!("/invites/{}/link", ids[2])))
+        .post(api.api(&format!("/invites/{}/link", ids[2])))
         .header("cookie", &cookie)
         .header("x-csrf-token", &csrf)
         .send()
@@ -568,7 +518,7 @@ async fn the_pending_list_and_its_actions() {
         link["url"]
             .as_str()
             .unwrap()
-            .starts_with("http://muster.test/invite/")
+            .starts_with(&format!("{}/invite/", api.url()))
     );
     // The audit trail saw it all, and exports as CSV.
     let (_, audit) = api.call(Method::GET, "/audit?limit=50", None).await;
@@ -590,7 +540,7 @@ async fn the_pending_list_and_its_actions() {
     }
     let csv = api
         .client
-        .get(api.url("/audit.csv"))
+        .get(api.api("/audit.csv"))
         .bearer_auth(&api.token)
         .send()
         .await
@@ -612,7 +562,7 @@ async fn the_pending_list_and_its_actions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn previews_and_bulk_creation() {
-    let api = Api::start(|c| c.storage_pool_mb = 500).await;
+    let api = start(|c| c.storage_pool_mb = 500).await;
     let (status, p) = api
         .call(
             Method::POST,
@@ -689,7 +639,7 @@ async fn previews_and_bulk_creation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_share_one_shape() {
-    let api = Api::start(|c| {
+    let api = start(|c| {
         c.http.api_rate_per_minute = 2;
         c.http.body_limit_bytes = 4096;
         c.invites.upload_limit_bytes = 4096;
@@ -697,7 +647,7 @@ async fn errors_share_one_shape() {
     .await;
     let send = |body: reqwest::Body, ctype: &str| {
         api.client
-            .post(api.url("/mailboxes/invites:bulk"))
+            .post(api.api("/mailboxes/invites:bulk"))
             .bearer_auth(&api.token)
             .header("content-type", ctype.to_string())
             .body(body)
@@ -728,7 +678,7 @@ async fn errors_share_one_shape() {
     // one use the quota.)
     let r = api
         .client
-        .get(api.url("/capacity"))
+        .get(api.api("/capacity"))
         .bearer_auth(&api.token)
         .send()
         .await
@@ -736,7 +686,7 @@ async fn errors_share_one_shape() {
     assert_eq!(r.status(), 200);
     let r = api
         .client
-        .get(api.url("/capacity"))
+        .get(api.api("/capacity"))
         .bearer_auth(&api.token)
         .send()
         .await
@@ -757,7 +707,7 @@ async fn errors_share_one_shape() {
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "rate_limited");
     let r = api
         .client
-        .get(api.url("/no/such/thing"))
+        .get(api.api("/no/such/thing"))
         .send()
         .await
         .unwrap();

@@ -2,19 +2,17 @@
 //! the password, the mailbox on the host, IMAP logins, quota, delivery,
 //! resend, expiry, races, a read-only passwd-file and the pool re-check.
 
-mod support;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::sync::Arc;
 use std::time::Duration;
 
-use muster::App;
+use crate::support::app::TestApp;
+use crate::support::mailstack::{self, Stack, login_eventually};
+use crate::support::*;
 use muster::domain::duration::HumanDuration;
 use muster::domain::roster::InviteRow;
-use muster::service::{BatchRequest, Clock, ManualClock};
+use muster::service::{BatchRequest, Clock, ManualClock, SystemClock};
 use muster::store::Actor;
-use support::mailstack::{self, Stack, login_eventually};
-use support::*;
 
 fn row(email: &str, mb: Option<u64>) -> InviteRow {
     InviteRow {
@@ -24,9 +22,8 @@ fn row(email: &str, mb: Option<u64>) -> InviteRow {
 }
 
 struct Fixture {
-    _t: TestDir,
     stack: Stack,
-    app: App,
+    app: TestApp,
     client: reqwest::Client,
 }
 
@@ -43,18 +40,23 @@ async fn fixture_with_clock(
     }
     let t = TestDir::new();
     let stack = Stack::start(t.path(), "team.example");
-    let mut config = t.config();
-    stack.configure(&mut config);
-    config.client.webmail_url =
-        Some(muster::config::HttpUrl::parse("https://webmail.team.example/").unwrap());
-    config.client.imap_host = Some("imap.team.example".into());
-    tweak(&mut config);
-    let app = match clock {
-        Some(c) => App::build_with_clock(config, c).await.unwrap(),
-        None => App::build(config).await.unwrap(),
+    let clock: Arc<dyn Clock> = match clock {
+        Some(c) => c,
+        None => Arc::new(SystemClock),
     };
+    let app = TestApp::spawn_in(
+        t,
+        |config| {
+            stack.configure(config);
+            config.client.webmail_url =
+                Some(muster::config::HttpUrl::parse("https://webmail.team.example/").unwrap());
+            config.client.imap_host = Some("imap.team.example".into());
+            tweak(config);
+        },
+        clock,
+    )
+    .await;
     Some(Fixture {
-        _t: t,
         stack,
         app,
         client: http(),
@@ -78,13 +80,7 @@ impl Fixture {
     }
 
     async fn get(&self, path: &str) -> (u16, String) {
-        let r = self
-            .client
-            .get(format!("{}{path}", self.app.url()))
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
+        self.app.get(path).await
     }
 
     async fn post(&self, path: &str, password: &str, confirmation: &str) -> (u16, String) {
@@ -430,7 +426,7 @@ async fn link_requests_are_rate_limited_per_client() {
     let t = TestDir::new();
     let mut config = t.config();
     config.http.link_guesses_per_minute = 5;
-    let app = App::build(config).await.unwrap();
+    let app = TestApp::on(config).await;
     let client = http();
     let url = format!("{}/invite/{}", app.url(), "A".repeat(43));
     for _ in 0..5 {
@@ -451,7 +447,7 @@ async fn link_requests_are_rate_limited_per_client() {
 #[tokio::test]
 async fn link_pages_carry_strict_headers_and_escape_values() {
     let t = TestDir::new();
-    let app = App::build(t.config()).await.unwrap();
+    let app = TestApp::on(t.config()).await;
     let created = app
         .muster
         .create_batch(BatchRequest::new(

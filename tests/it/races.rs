@@ -2,17 +2,15 @@
 //! the last places under a cap, and revoke during sending. (50 concurrent
 //! redemptions of one link are in tests/redeem.rs.)
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use muster::App;
+use crate::support::app::TestApp;
+use crate::support::smtp_peer::Peer;
+use crate::support::*;
 use muster::service::ServiceError;
 use muster::store::Actor;
 use serde_json::json;
-use support::smtp_peer::Peer;
-use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn resend_and_redeem_of_one_invite_at_the_same_time() {
@@ -20,7 +18,7 @@ async fn resend_and_redeem_of_one_invite_at_the_same_time() {
     let mut config = t.config();
     config.domains[0].mailbox_cap = 100;
     config.http.link_rate_per_minute = 10_000;
-    let app = App::build(config).await.unwrap();
+    let app = TestApp::on(config).await;
     let client = http();
     let (mut redeemed_first, mut resent_first) = (0, 0);
     for round in 0..12 {
@@ -77,7 +75,7 @@ async fn two_batches_competing_for_the_last_places_never_exceed_the_cap() {
     let mut config = t.config();
     config.domains[0].mailbox_cap = 10;
     config.http.api_rate_per_minute = 10_000;
-    let app = App::build(config).await.unwrap();
+    let app = TestApp::on(config).await;
     let (_, token) = app.muster.create_api_token("race", &Actor::cli()).unwrap();
     app.muster.create_batch(invite_batch(4, "seed")).unwrap();
     // Six places left; two calls of four race for them.
@@ -158,7 +156,7 @@ async fn revoke_during_sending() {
     config.smtp.port = peer.port;
     config.smtp.tls = muster::config::SmtpTls::None;
     config.smtp.rate_per_minute = 0;
-    let app = App::build(config).await.unwrap();
+    let app = TestApp::on(config).await;
     let created = app.muster.create_batch(invite_batch(20, "rv")).unwrap();
     let p = peer.clone();
     tokio::task::spawn_blocking(move || {

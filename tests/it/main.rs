@@ -1,0 +1,21 @@
+//! Muster's integration tests, in one test binary: each module is one
+//! concern, and `support` holds what they share (a running Muster, the real
+//! mail stack, the browsers, the MCP client).
+
+mod support;
+
+mod api;
+mod browser;
+mod cli_api;
+mod cli_preview;
+mod faults;
+mod fuzz;
+mod hardening;
+mod hostile;
+mod mcp;
+mod ops;
+mod races;
+mod recipient;
+mod redeem;
+mod schemathesis;
+mod send;
