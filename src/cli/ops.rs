@@ -136,6 +136,13 @@ fn check_file(r: &mut Report, label: &str, path: &Path, explicit: bool, secret: 
         );
         return;
     }
+    if let Some(problem) = crate::provision::append_problem(path) {
+        r.fail(
+            &format!("{label}: {problem}"),
+            &format!("open {} and end its last line", path.display()),
+        );
+        return;
+    }
     let mode = meta.permissions().mode() & 0o777;
     if secret && mode & 0o004 != 0 {
         r.fail(

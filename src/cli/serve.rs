@@ -5,6 +5,10 @@ use crate::config::Config;
 
 pub async fn run(config: Config) -> anyhow::Result<u8> {
     let app = App::build(config).await?;
+    // Said once at start-up, and by /readyz until it is fixed.
+    if let Some(problem) = app.muster.host.write_problem() {
+        tracing::error!("the mail host cannot take new mailboxes: {problem}");
+    }
     let code = tokio::select! {
         _ = wait_for_signal() => 0,
         _ = store_broken(&app) => {

@@ -26,7 +26,8 @@ pub async fn readyz(state: Data<&Arc<HttpState>>) -> Response {
             Ok(None) => None,
             Ok(Some(damage)) => Some(damage.to_string()),
             Err(e) => Some(format!("the mail host cannot be read: {e}")),
-        };
+        }
+        .or_else(|| muster.host.write_problem().map(|p| p.to_string()));
         (store_ok, host)
     })
     .await

@@ -1,13 +1,15 @@
-//! Safe rewrites of files other programs read: a lock file against other
-//! writers, a temporary file renamed into place, owner, group and mode
-//! kept, and the mtime moved to a new second so Dovecot notices.
+//! Safe changes to files other programs read: a lock file against other
+//! writers, and appends that are synced before they count and undone when
+//! a later step fails. An append always grows the file, so Dovecot (which
+//! re-reads when the size or the whole-second mtime changes) sees it, and
+//! the mtime stays the clock's.
 
-use std::fs::{self, File, FileTimes, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use super::ProvisionError;
 
@@ -19,6 +21,42 @@ pub(crate) fn write_error(path: &Path, source: std::io::Error) -> ProvisionError
     ProvisionError::Write {
         path: show(path),
         source,
+    }
+}
+
+fn read_error(path: &Path, source: std::io::Error) -> ProvisionError {
+    ProvisionError::Read {
+        path: show(path),
+        source,
+    }
+}
+
+/// What identifies one version of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+}
+
+impl Stamp {
+    pub(crate) fn of(meta: &fs::Metadata) -> Self {
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+        }
+    }
+
+    /// The file's stamp now, or None when it does not exist.
+    pub(crate) fn now(path: &Path) -> Result<Option<Self>, ProvisionError> {
+        match fs::metadata(path) {
+            Ok(meta) => Ok(Some(Self::of(&meta))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(read_error(path, e)),
+        }
     }
 }
 
@@ -67,82 +105,144 @@ pub(crate) fn lock(path: &Path, wait: Duration) -> Result<FileLock, ProvisionErr
     }
 }
 
-/// The file's text and metadata, or None when it does not exist yet.
-pub(crate) fn read_optional(path: &Path) -> Result<Option<(String, fs::Metadata)>, ProvisionError> {
+/// The file's text, or None when it does not exist yet.
+pub(crate) fn read_optional(path: &Path) -> Result<Option<String>, ProvisionError> {
     match fs::read(path) {
-        Ok(bytes) => {
-            let meta = fs::metadata(path).map_err(|source| ProvisionError::Read {
-                path: show(path),
-                source,
-            })?;
-            let text = String::from_utf8(bytes).map_err(|_| ProvisionError::Read {
-                path: show(path),
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"),
-            })?;
-            Ok(Some((text, meta)))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(ProvisionError::Read {
-            path: show(path),
-            source,
+        Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| {
+            read_error(
+                path,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"),
+            )
         }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(read_error(path, e)),
     }
 }
 
-/// Replaces `path` with `content` atomically. `old` is the metadata of
-/// the file being replaced: its owner, group and mode are kept, and the
-/// new mtime is at least one whole second after the old one.
-pub(crate) fn replace(
-    path: &Path,
-    content: &[u8],
-    old: Option<&fs::Metadata>,
-) -> Result<(), ProvisionError> {
+/// Refuses a file whose last line has no newline: a line appended to it
+/// would join that line, and it may be a half-written edit.
+fn ensure_terminated(path: &Path, file: &File, len: u64) -> Result<(), ProvisionError> {
+    if len == 0 {
+        return Ok(());
+    }
+    let mut last = [0u8; 1];
+    file.read_exact_at(&mut last, len - 1)
+        .map_err(|e| read_error(path, e))?;
+    if last[0] != b'\n' {
+        return Err(ProvisionError::Unterminated { path: show(path) });
+    }
+    Ok(())
+}
+
+/// Why Muster could not append to this file now, if it could not: a last
+/// line without a newline. A missing file is fine (it is created).
+pub fn append_problem(path: &Path) -> Option<ProvisionError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => return Some(read_error(path, e)),
+    };
+    let len = match file.metadata() {
+        Ok(m) => m.len(),
+        Err(e) => return Some(read_error(path, e)),
+    };
+    ensure_terminated(path, &file, len).err()
+}
+
+/// An append that has reached the disk, and how to take it back.
+pub(crate) struct Appended {
+    path: PathBuf,
+    /// The length before the append; None when the append created the file.
+    old_len: Option<u64>,
+    /// The file's stamp right after the append.
+    pub(crate) stamp: Stamp,
+}
+
+/// Appends whole lines to `path` and syncs them. A new file is created
+/// with mode 0640 (the folder synced too); an existing one keeps its
+/// owner, group and mode. A failed write leaves the file as it was.
+pub(crate) fn append(path: &Path, lines: &[u8]) -> Result<Appended, ProvisionError> {
+    debug_assert!(lines.ends_with(b"\n"));
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| write_error(dir, e))?;
-    // An existing file we may not write stays untouched, even though the
-    // folder would allow a rename over it.
-    if let Some(meta) = old
-        && !writable(path, meta)
-    {
+    let existing = match OpenOptions::new().read(true).append(true).open(path) {
+        Ok(file) => Some(file),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(write_error(path, e)),
+    };
+    let Some(file) = existing else {
+        fs::create_dir_all(dir).map_err(|e| write_error(dir, e))?;
+        let made = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)?;
+            file.set_permissions(fs::Permissions::from_mode(0o640))?;
+            file.write_all(lines)?;
+            file.sync_all()?;
+            File::open(dir)?.sync_all()?;
+            file.metadata()
+        })();
+        return match made {
+            Ok(meta) => Ok(Appended {
+                path: path.to_path_buf(),
+                old_len: None,
+                stamp: Stamp::of(&meta),
+            }),
+            Err(e) => {
+                let _ = fs::remove_file(path);
+                Err(write_error(path, e))
+            }
+        };
+    };
+    let meta = file.metadata().map_err(|e| read_error(path, e))?;
+    // The superuser may open any file for writing; a file without write
+    // bits is meant to stay as it is.
+    if !writable(path, &meta) {
         return Err(write_error(
             path,
             std::io::Error::from(std::io::ErrorKind::PermissionDenied),
         ));
     }
-    let mut tmp_name = std::ffi::OsString::from(".");
-    tmp_name.push(path.file_name().unwrap_or_default());
-    tmp_name.push(".muster-tmp");
-    let tmp = path.with_file_name(tmp_name);
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(content)?;
-        let mode = old
-            .map(|m| m.permissions().mode() & 0o7777)
-            .unwrap_or(0o640);
-        if let Some(m) = old
-            && (m.uid() != file.metadata()?.uid() || m.gid() != file.metadata()?.gid())
-        {
-            std::os::unix::fs::fchown(&file, Some(m.uid()), Some(m.gid()))?;
-        }
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
-        file.set_times(FileTimes::new().set_modified(next_mtime(old)))?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+    let old_len = meta.len();
+    ensure_terminated(path, &file, old_len)?;
+    let written = (|| {
+        (&file).write_all(lines)?;
+        file.sync_data()?;
+        file.metadata()
     })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(write_error(path, e));
+    match written {
+        Ok(meta) => Ok(Appended {
+            path: path.to_path_buf(),
+            old_len: Some(old_len),
+            stamp: Stamp::of(&meta),
+        }),
+        Err(e) => {
+            let _ = file.set_len(old_len).and_then(|_| file.sync_data());
+            Err(write_error(path, e))
+        }
     }
-    Ok(())
+}
+
+impl Appended {
+    /// Takes the lines back out (or removes the file the append created).
+    pub(crate) fn undo(self) -> Result<(), ProvisionError> {
+        let path = &self.path;
+        match self.old_len {
+            None => fs::remove_file(path).map_err(|e| write_error(path, e)),
+            Some(len) => OpenOptions::new()
+                .write(true)
+                .open(path)
+                .and_then(|f| {
+                    f.set_len(len)?;
+                    f.sync_data()
+                })
+                .map_err(|e| write_error(path, e)),
+        }
+    }
 }
 
 /// Whether this process may write the file, judged by its mode bits (the
@@ -155,36 +255,46 @@ fn writable(path: &Path, meta: &fs::Metadata) -> bool {
     ok && (!root || meta.permissions().mode() & 0o222 != 0)
 }
 
-/// Dovecot checks mtime in whole seconds: a rewrite in the same second as
-/// the last one would go unseen, so move to a later second.
-fn next_mtime(old: Option<&fs::Metadata>) -> SystemTime {
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    let after_old = old.map(|m| m.mtime().max(0) as u64 + 1).unwrap_or(0);
-    SystemTime::UNIX_EPOCH + Duration::from_secs(now.max(after_old))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn replace_keeps_mode_and_moves_mtime() {
+    fn append_keeps_mode_and_earlier_lines_and_undoes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("passwd");
-        fs::write(&path, "a\n").unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
-        let old = fs::metadata(&path).unwrap();
-        replace(&path, b"a\nb\n", Some(&old)).unwrap();
-        let new = fs::metadata(&path).unwrap();
+        let first = append(&path, b"a\n").unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o660)).unwrap();
+        let second = append(&path, b"b\n").unwrap();
+        assert_ne!(first.stamp, second.stamp);
         assert_eq!(fs::read_to_string(&path).unwrap(), "a\nb\n");
-        assert_eq!(new.permissions().mode() & 0o777, 0o640);
-        assert!(new.mtime() > old.mtime());
-        // Twice in a row still moves to a new second each time.
-        replace(&path, b"a\nb\nc\n", Some(&new)).unwrap();
-        assert!(fs::metadata(&path).unwrap().mtime() > new.mtime());
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o660
+        );
+        second.undo().unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "a\n");
+        first.undo().unwrap();
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_file_without_a_final_newline_is_not_appended_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("passwd");
+        fs::write(&path, "a\nhalf").unwrap();
+        assert!(matches!(
+            append_problem(&path),
+            Some(ProvisionError::Unterminated { .. })
+        ));
+        let err = append(&path, b"b\n").err().unwrap();
+        assert!(err.to_string().contains("newline"), "{err}");
+        assert_eq!(fs::read_to_string(&path).unwrap(), "a\nhalf");
+        assert!(append_problem(&dir.path().join("missing")).is_none());
     }
 
     #[test]

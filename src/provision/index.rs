@@ -1,8 +1,10 @@
 //! A snapshot of the host's mailboxes: what exists, how many per domain,
 //! and the dedicated allocations they hold. Built from a listing and kept
-//! until the listing changes, so previews do not re-read the host.
+//! until the listing changes, so previews do not re-read the host. The
+//! maps are persistent (imbl): a copy with one more mailbox shares the
+//! rest, so a create updates the index in O(1) of the host's size.
 
-use std::collections::HashMap;
+use imbl::HashMap;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostMailbox {
@@ -22,18 +24,29 @@ pub struct HostIndex {
 impl HostIndex {
     pub fn new(mailboxes: impl IntoIterator<Item = HostMailbox>) -> Self {
         let mut index = Self::default();
+        index.add(mailboxes);
+        index
+    }
+
+    /// This index with more mailboxes; the copy shares what is unchanged.
+    pub fn with_added(&self, mailboxes: impl IntoIterator<Item = HostMailbox>) -> Self {
+        let mut index = self.clone();
+        index.add(mailboxes);
+        index
+    }
+
+    fn add(&mut self, mailboxes: impl IntoIterator<Item = HostMailbox>) {
         for m in mailboxes {
-            if index.quota.contains_key(&m.address) {
+            if self.quota.contains_key(&m.address) {
                 // Dovecot uses the first line for a user; so do we.
                 continue;
             }
             if let Some((_, domain)) = m.address.rsplit_once('@') {
-                *index.per_domain.entry(domain.to_string()).or_default() += 1;
+                *self.per_domain.entry(domain.to_string()).or_default() += 1;
             }
-            index.allocated_mb += m.quota_mb.unwrap_or(0);
-            index.quota.insert(m.address, m.quota_mb);
+            self.allocated_mb += m.quota_mb.unwrap_or(0);
+            self.quota.insert(m.address, m.quota_mb);
         }
-        index
     }
 
     pub fn contains(&self, address: &str) -> bool {

@@ -11,6 +11,7 @@ mod passwd_file;
 use std::sync::Arc;
 
 pub use command::CommandHost;
+pub use files::append_problem;
 pub use index::{HostIndex, HostMailbox};
 pub use passwd_file::{PasswdFileHost, parse_passwd_file};
 
@@ -45,6 +46,10 @@ pub enum ProvisionError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "{path} does not end with a newline: its last line may be half written, and Muster will not add a line to it. Check the last line, end it with a newline, and try again"
+    )]
+    Unterminated { path: String },
     #[error("{path} is locked by another writer (lock file {lock}); try again when it is done")]
     Locked { path: String, lock: String },
     #[error("the reload command `{command}` failed ({status}): {stderr}")]
@@ -100,6 +105,11 @@ pub trait MailHost: Send + Sync {
     }
     /// A line for logs and `muster check`.
     fn describe(&self) -> String;
+    /// Why a create would fail now for reasons an operator must fix (a
+    /// file that does not end cleanly), for start-up and `/readyz`.
+    fn write_problem(&self) -> Option<ProvisionError> {
+        None
+    }
 }
 
 /// The backend the configuration asks for.

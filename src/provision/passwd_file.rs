@@ -4,18 +4,21 @@
 //! extra fields may carry `userdb_quota_rule=*:storage=<N>M`. The map has
 //! one `user@domain OK` line per mailbox.
 
-use std::os::unix::fs::MetadataExt;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::files::{self, read_optional, replace};
+use super::files::{self, Stamp, read_optional};
 use super::{Created, HostIndex, HostMailbox, MailHost, NewMailbox, ProvisionError};
 use crate::config::Config;
 
 /// How long a create waits for another writer's lock.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// A file's content as last read, and the stamp it had (None: missing).
+type Cached<T> = Mutex<Option<(Option<Stamp>, T)>>;
 
 pub struct PasswdFileHost {
     passwd: PathBuf,
@@ -25,28 +28,10 @@ pub struct PasswdFileHost {
     gid: u32,
     home: String,
     default_quota_mb: Option<u64>,
-    /// The index of the file as last read (no stamp: the file is missing).
-    cache: Mutex<Option<(Option<Stamp>, Arc<HostIndex>)>>,
-}
-
-/// What identifies one version of the file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime_ns: i128,
-}
-
-impl Stamp {
-    fn of(meta: &std::fs::Metadata) -> Self {
-        Self {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
-        }
-    }
+    /// The passwd-file's index as last read or written.
+    cache: Cached<Arc<HostIndex>>,
+    /// The map's keys (lower case) as last read or written.
+    map_keys: Cached<HashSet<String>>,
 }
 
 /// Parses a quota like `100M`, `2G`, `512k` or `1048576` (bytes) into MB,
@@ -91,28 +76,13 @@ pub fn parse_passwd_file(text: &str) -> Vec<HostMailbox> {
         .collect()
 }
 
-fn map_has(text: &str, address: &str) -> bool {
-    text.lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .any(|k| k.eq_ignore_ascii_case(address))
-}
-
-fn passwd_has(text: &str, address: &str) -> bool {
+/// The keys of a Postfix map's lines, lower case.
+fn map_keys(text: &str) -> HashSet<String> {
     text.lines()
         .filter(|l| !l.trim_start().starts_with('#'))
-        .filter_map(|l| l.split(':').next())
-        .any(|u| u.trim().eq_ignore_ascii_case(address))
-}
-
-fn with_line(text: &str, line: &str) -> String {
-    let mut out = String::with_capacity(text.len() + line.len() + 1);
-    out.push_str(text);
-    if !out.is_empty() && !out.ends_with('\n') {
-        out.push('\n');
-    }
-    out.push_str(line);
-    out.push('\n');
-    out
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_lowercase)
+        .collect()
 }
 
 impl PasswdFileHost {
@@ -127,6 +97,7 @@ impl PasswdFileHost {
             home: mh.home.clone(),
             default_quota_mb: mh.default_quota_mb,
             cache: Mutex::new(None),
+            map_keys: Mutex::new(None),
         }
     }
 
@@ -185,101 +156,98 @@ impl PasswdFileHost {
         })
     }
 
-    /// Adds the mailboxes to the map (then reloads) and to the passwd-file,
-    /// each in one atomic rewrite. The passwd-file comes last: a mailbox is
-    /// usable only once it is there, and a failure before undoes the map.
-    fn append(
-        &self,
-        passwd: Option<(String, std::fs::Metadata)>,
-        boxes: &[NewMailbox],
-    ) -> Result<(), ProvisionError> {
-        let lines = boxes
-            .iter()
-            .map(|m| self.line_for(m))
-            .collect::<Result<Vec<_>, _>>()?;
-        let map = read_optional(&self.map)?;
-        let map_text = map.as_ref().map(|(t, _)| t.as_str()).unwrap_or("");
-        let mut new_map = map_text.to_string();
+    /// Adds the mailboxes: their lines appended to the map (then the
+    /// reload) and to the passwd-file, each synced. The passwd-file comes
+    /// last: a mailbox is usable only once it is there, and a failure
+    /// before takes the map's lines back out. The caller holds the lock.
+    fn append(&self, index: &HostIndex, boxes: &[NewMailbox]) -> Result<(), ProvisionError> {
+        let mut passwd_lines = String::new();
         for m in boxes {
-            if !map_has(&new_map, &m.address.to_string()) {
-                new_map = with_line(&new_map, &format!("{} OK", m.address));
+            passwd_lines.push_str(&self.line_for(m)?);
+            passwd_lines.push('\n');
+        }
+        // Held until the end: the keys change only with the map.
+        let mut map_cache = lock(&self.map_keys);
+        let keys = self.current_map_keys(&mut map_cache)?;
+        let mut map_lines = String::new();
+        let mut new_keys = Vec::new();
+        for m in boxes {
+            let key = m.address.to_string().to_lowercase();
+            if !keys.contains(&key) && !new_keys.contains(&key) {
+                map_lines.push_str(&format!("{} OK\n", m.address));
+                new_keys.push(key);
             }
         }
-        let map_changed = new_map != map_text;
-        if map_changed {
-            replace(
-                &self.map,
-                new_map.as_bytes(),
-                map.as_ref().map(|(_, meta)| meta),
-            )?;
+        let map_added = if map_lines.is_empty() {
+            None
+        } else {
+            let added = files::append(&self.map, map_lines.as_bytes())?;
             if let Err(e) = self.run_reload() {
-                self.restore_map(map.as_ref());
+                *map_cache = None;
+                self.take_back_map(added);
                 return Err(e);
             }
-        }
-        let mut text = passwd.as_ref().map(|(t, _)| t.clone()).unwrap_or_default();
-        for line in &lines {
-            text = with_line(&text, line);
-        }
-        if let Err(e) = replace(
-            &self.passwd,
-            text.as_bytes(),
-            passwd.as_ref().map(|(_, meta)| meta),
-        ) {
-            if map_changed {
-                self.restore_map(map.as_ref());
+            Some(added)
+        };
+        let passwd_added = match files::append(&self.passwd, passwd_lines.as_bytes()) {
+            Ok(added) => added,
+            Err(e) => {
+                if let Some(added) = map_added {
+                    *map_cache = None;
+                    self.take_back_map(added);
+                }
+                return Err(e);
             }
-            return Err(e);
+        };
+        if let (Some(added), Some((stamp, keys))) = (&map_added, map_cache.as_mut()) {
+            *stamp = Some(added.stamp);
+            keys.extend(new_keys);
         }
+        let grown = index.with_added(boxes.iter().map(|m| HostMailbox {
+            address: m.address.to_string().to_lowercase(),
+            quota_mb: m.quota_mb.or(self.default_quota_mb),
+        }));
+        *lock(&self.cache) = Some((Some(passwd_added.stamp), Arc::new(grown)));
         Ok(())
     }
 
-    /// Puts the map back as it was after a later step failed.
-    fn restore_map(&self, old: Option<&(String, std::fs::Metadata)>) {
-        let restored = match old {
-            Some((text, meta)) => replace(&self.map, text.as_bytes(), Some(meta)),
-            None => std::fs::remove_file(&self.map).map_err(|e| files::write_error(&self.map, e)),
-        };
-        if let Err(e) = restored.and_then(|_| self.run_reload()) {
+    /// Takes the map's new lines back out after a later step failed.
+    fn take_back_map(&self, added: files::Appended) {
+        if let Err(e) = added.undo().and_then(|_| self.run_reload()) {
             tracing::error!(error = %e, map = %self.map.display(), "could not roll back the Postfix map");
         }
     }
+
+    /// The map's keys, read again only when the file changed.
+    fn current_map_keys<'a>(
+        &self,
+        cache: &'a mut Option<(Option<Stamp>, HashSet<String>)>,
+    ) -> Result<&'a HashSet<String>, ProvisionError> {
+        let stamp = Stamp::now(&self.map)?;
+        if cache.as_ref().is_none_or(|(s, _)| *s != stamp) {
+            let keys = map_keys(&read_optional(&self.map)?.unwrap_or_default());
+            *cache = Some((stamp, keys));
+        }
+        Ok(cache.as_ref().map(|(_, k)| k).expect("just filled"))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl MailHost for PasswdFileHost {
     fn list(&self) -> Result<Arc<HostIndex>, ProvisionError> {
-        let meta = match std::fs::metadata(&self.passwd) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                // One empty index while the file is missing, so callers
-                // that key on the index (the host check) see no change.
-                let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some((None, index)) = cache.as_ref() {
-                    return Ok(index.clone());
-                }
-                let index = Arc::new(HostIndex::default());
-                *cache = Some((None, index.clone()));
-                return Ok(index);
-            }
-            Err(source) => {
-                return Err(ProvisionError::Read {
-                    path: self.passwd.display().to_string(),
-                    source,
-                });
-            }
-        };
-        let stamp = Some(Stamp::of(&meta));
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let stamp = Stamp::now(&self.passwd)?;
+        let mut cache = lock(&self.cache);
         if let Some((s, index)) = cache.as_ref()
             && *s == stamp
         {
+            // While the file is missing this is one empty index, so
+            // callers that key on the index (the host check) see no change.
             return Ok(index.clone());
         }
-        let text =
-            std::fs::read_to_string(&self.passwd).map_err(|source| ProvisionError::Read {
-                path: self.passwd.display().to_string(),
-                source,
-            })?;
+        let text = read_optional(&self.passwd)?.unwrap_or_default();
         let index = Arc::new(HostIndex::new(parse_passwd_file(&text)));
         *cache = Some((stamp, index.clone()));
         Ok(index)
@@ -287,31 +255,31 @@ impl MailHost for PasswdFileHost {
 
     fn create(&self, m: &NewMailbox) -> Result<Created, ProvisionError> {
         let _lock = files::lock(&self.passwd, LOCK_WAIT)?;
-        let passwd = read_optional(&self.passwd)?;
-        if passwd
-            .as_ref()
-            .is_some_and(|(t, _)| passwd_has(t, &m.address.to_string()))
-        {
+        let index = self.list()?;
+        if index.contains(&m.address.to_string().to_lowercase()) {
             return Ok(Created::AlreadyExists);
         }
-        self.append(passwd, std::slice::from_ref(m))?;
+        self.append(&index, std::slice::from_ref(m))?;
         Ok(Created::Created)
     }
 
     fn create_many(&self, boxes: &[NewMailbox]) -> Result<(), ProvisionError> {
         let _lock = files::lock(&self.passwd, LOCK_WAIT)?;
-        let passwd = read_optional(&self.passwd)?;
-        if let Some((text, _)) = &passwd
-            && let Some(m) = boxes
-                .iter()
-                .find(|m| passwd_has(text, &m.address.to_string()))
+        let index = self.list()?;
+        if let Some(m) = boxes
+            .iter()
+            .find(|m| index.contains(&m.address.to_string().to_lowercase()))
         {
             return Err(ProvisionError::Invalid(format!(
                 "the mailbox {} already exists; nothing was created",
                 m.address
             )));
         }
-        self.append(passwd, boxes)
+        self.append(&index, boxes)
+    }
+
+    fn write_problem(&self) -> Option<ProvisionError> {
+        files::append_problem(&self.passwd).or_else(|| files::append_problem(&self.map))
     }
 
     fn describe(&self) -> String {
@@ -420,6 +388,41 @@ mod tests {
             h.create(&mailbox("jane@x.org", None)).unwrap(),
             Created::Created
         );
+    }
+
+    #[test]
+    fn appends_see_edits_made_outside_and_refuse_a_half_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = host(dir.path(), None);
+        h.create(&mailbox("first@x.org", None)).unwrap();
+        // An edit by hand between two creates is read, not overwritten.
+        let mut text = std::fs::read_to_string(h.passwd_path()).unwrap();
+        text.push_str("hand@x.org:{PLAIN}pw:5000:5000::/h::\n");
+        std::fs::write(h.passwd_path(), &text).unwrap();
+        assert_eq!(
+            h.create(&mailbox("Hand@x.org", None)).unwrap(),
+            Created::AlreadyExists
+        );
+        h.create(&mailbox("second@x.org", Some(5))).unwrap();
+        let after = std::fs::read_to_string(h.passwd_path()).unwrap();
+        assert!(after.starts_with(&text), "{after}");
+        assert_eq!(h.list().unwrap().len(), 3);
+        assert_eq!(h.list().unwrap().allocated_mb(), 5);
+
+        // A last line without its newline: reported, and nothing added.
+        std::fs::write(h.passwd_path(), "first@x.org:{PLAIN}pw:5000:5000::/h::").unwrap();
+        let map_before = std::fs::read_to_string(h.map_path()).unwrap();
+        assert!(matches!(
+            h.write_problem(),
+            Some(ProvisionError::Unterminated { .. })
+        ));
+        let err = h.create(&mailbox("third@x.org", None)).unwrap_err();
+        assert!(matches!(err, ProvisionError::Unterminated { .. }), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(h.passwd_path()).unwrap(),
+            "first@x.org:{PLAIN}pw:5000:5000::/h::"
+        );
+        assert_eq!(std::fs::read_to_string(h.map_path()).unwrap(), map_before);
     }
 
     #[test]

@@ -546,3 +546,151 @@ async fn the_cli_lists_resends_and_revokes() {
     assert_exit(&out, 1);
     assert!(text(&out.stdout).contains("revoked"));
 }
+
+/// A redemption is one line appended to a big passwd-file: Dovecot sees
+/// it, and the lines before it, the file's owner and its mode stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redemption_appends_one_line_to_a_100000_line_passwd_file() {
+    let Some(f) = fixture(|_| {}).await else {
+        return;
+    };
+    let existing: String = (0..100_000)
+        .map(|i| format!("existing{i}@team.example:{{PLAIN}}x:5000:5000::/var/vmail/team.example/existing{i}::\n"))
+        .collect();
+    // Written in place: the stack's owner (root:dovecot) and mode stay.
+    std::fs::write(&f.stack.passwd, &existing).unwrap();
+    let map: String = (0..100_000)
+        .map(|i| format!("existing{i}@team.example OK\n"))
+        .collect();
+    std::fs::write(&f.stack.map, &map).unwrap();
+    let before = std::fs::metadata(&f.stack.passwd).unwrap();
+
+    let (id, link) = f.invite("big@elsewhere.org", None, None);
+    let (status, page) = f.post(&link, PASSWORD, PASSWORD).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(f.app.muster.get_invite(&id).unwrap().link_state, "redeemed");
+
+    let after_text = std::fs::read_to_string(&f.stack.passwd).unwrap();
+    let added = after_text
+        .strip_prefix(existing.as_str())
+        .expect("the earlier lines are unchanged");
+    assert_eq!(added.lines().count(), 1, "{added}");
+    assert!(added.starts_with("big@team.example:{ARGON2ID}"), "{added}");
+    assert!(
+        std::fs::read_to_string(&f.stack.map)
+            .unwrap()
+            .strip_prefix(map.as_str())
+            .is_some_and(|rest| rest == "big@team.example OK\n")
+    );
+    let after = std::fs::metadata(&f.stack.passwd).unwrap();
+    assert_eq!(after.ino(), before.ino(), "appended, not replaced");
+    assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+    assert_eq!(after.permissions().mode(), before.permissions().mode());
+    // The mtime is the clock's, not pushed into the future.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        after.mtime() <= now + 1,
+        "mtime {} now {now}",
+        after.mtime()
+    );
+
+    assert!(login_eventually(f.stack.dovecot.imap_port, "big@team.example", PASSWORD).is_some());
+    f.app.shutdown().await;
+}
+
+/// A passwd-file whose last line has no newline (an edit cut short) is
+/// reported by /readyz and nothing is appended to it; the link keeps
+/// working once the file is fixed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passwd_file_without_a_final_newline_is_reported_not_appended_to() {
+    let Some(f) = fixture(|_| {}).await else {
+        return;
+    };
+    let half = "someone@team.example:{PLAIN}x:5000:5000::/var/vmail/team.example/someone::";
+    std::fs::write(&f.stack.passwd, half).unwrap();
+
+    let (status, body) = f.get("/readyz").await;
+    assert_eq!(status, 503);
+    assert!(body.contains("does not end with a newline"), "{body}");
+
+    let (id, link) = f.invite("late@elsewhere.org", None, None);
+    let (status, page) = f.post(&link, PASSWORD, PASSWORD).await;
+    assert_eq!(status, 503, "{page}");
+    assert!(page.contains("your link still works"), "{page}");
+    assert_eq!(std::fs::read_to_string(&f.stack.passwd).unwrap(), half);
+    assert!(
+        !std::fs::read_to_string(&f.stack.map)
+            .unwrap()
+            .contains("late@team.example")
+    );
+    assert_eq!(f.app.muster.get_invite(&id).unwrap().link_state, "live");
+
+    std::fs::write(&f.stack.passwd, format!("{half}\n")).unwrap();
+    let (status, _) = f.get("/readyz").await;
+    assert_eq!(status, 200);
+    let (status, page) = f.post(&link, PASSWORD, PASSWORD).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(login_eventually(f.stack.dovecot.imap_port, "late@team.example", PASSWORD).is_some());
+    f.app.shutdown().await;
+}
+
+/// The same file is named at start-up in the log and by `muster check`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_and_check_report_a_passwd_file_without_a_final_newline() {
+    let t = TestDir::new();
+    let mut config = t.config();
+    config.listen = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let passwd = config.passwd_file();
+    std::fs::create_dir_all(passwd.parent().unwrap()).unwrap();
+    std::fs::write(&passwd, "someone@team.example:{PLAIN}x:5000:5000::/h::").unwrap();
+    let config_path = t.write_config(&config);
+
+    let check = {
+        let config_path = config_path.clone();
+        tokio::task::spawn_blocking(move || {
+            run(
+                muster(&["--config", config_path.to_str().unwrap(), "check"]),
+                None,
+            )
+        })
+        .await
+        .unwrap()
+    };
+    let report = text(&check.stdout);
+    assert!(
+        report.contains("FAIL  Dovecot passwd-file: ")
+            && report.contains("does not end with a newline"),
+        "{report}"
+    );
+
+    let log = t.path().join("serve.log");
+    let mut server = muster(&["--config", config_path.to_str().unwrap(), "serve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let seen = tokio::task::spawn_blocking({
+        let log = log.clone();
+        move || {
+            wait_for("the start-up report", Duration::from_secs(30), || {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                text.contains("the mail host cannot take new mailboxes")
+                    .then_some(text)
+            })
+        }
+    })
+    .await
+    .unwrap();
+    assert!(seen.contains(&passwd.display().to_string()), "{seen}");
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    tokio::task::spawn_blocking(move || server.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&passwd).unwrap(),
+        "someone@team.example:{PLAIN}x:5000:5000::/h::"
+    );
+}
