@@ -27,6 +27,7 @@ use crate::domain::delivery::{self, Next, RetryPolicy};
 use crate::domain::invite::{Delivery, Invite, LinkState};
 use crate::domain::token::TokenPurpose;
 use crate::service::Muster;
+use crate::service::queue::Recorded;
 use crate::store::{Actor, StoreError, Task, TaskKind, WriteView};
 
 /// Idle connections are closed after this long without work.
@@ -297,15 +298,22 @@ async fn send_loop(
                 continue;
             }
         };
-        if let Some(l) = &limiter {
-            l.until_ready().await;
-        }
         match &transport {
+            // The rate limit protects a relay and its reputation; files in
+            // the outbox protect nobody by waiting.
             Transport::Outbox(outbox) => {
-                let outcome = outbox.write(&name, &msg);
+                let outbox = outbox.clone();
+                let outcome = tokio::task::spawn_blocking(move || outbox.write(&name, &msg))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Outcome::Trouble(crate::domain::delivery::Trouble::Write(e.to_string()))
+                    });
                 report(outcome, generation, None, job.task);
             }
             Transport::Relay(relay) => {
+                if let Some(l) = &limiter {
+                    l.until_ready().await;
+                }
                 if conn.is_none() {
                     match relay.connect().await {
                         Ok(c) => conn = Some(c),
@@ -370,20 +378,23 @@ fn commit_loop(
         }
         let mut delay = Duration::from_millis(200);
         let recorded = loop {
-            let result = muster.store.write(|w| -> Result<(), StoreError> {
-                for d in &batch {
-                    record(&muster, w, d)?;
-                }
-                Ok(())
-            });
+            let result = muster
+                .store
+                .write(|w| -> Result<Vec<Recorded>, StoreError> {
+                    let mut outcomes = Vec::new();
+                    for d in &batch {
+                        outcomes.extend(record(&muster, w, d)?);
+                    }
+                    Ok(outcomes)
+                });
             match result {
-                Ok(()) => break true,
+                Ok(outcomes) => break Some(outcomes),
                 Err(e) if stopping(&stop) || matches!(e, StoreError::NeedsRestart) => {
                     // Shutting down, or a store that takes no writes until
                     // Muster restarts (a full disk): the tasks stay queued
                     // and are tried again at the next start.
                     tracing::error!(error = %e, outcomes = batch.len(), "cannot record delivery outcomes; leaving them queued");
-                    break false;
+                    break None;
                 }
                 Err(e) => {
                     // Nothing is lost: the tasks stay queued until recorded.
@@ -393,12 +404,12 @@ fn commit_loop(
                 }
             }
         };
-        if !recorded {
+        let Some(outcomes) = recorded else {
             // No acks: each connection drops its next message before the
             // end and stops (see send_loop); the tasks stay out of the
             // dispatcher until the next start.
             continue;
-        }
+        };
         muster
             .queue
             .recorded(batch.iter().map(|d| d.task.id.as_str()));
@@ -407,6 +418,7 @@ fn commit_loop(
                 let _ = ack.send(());
             }
         }
+        muster.queue.announce(outcomes);
         muster.queue.wake();
     }
 }
@@ -417,8 +429,8 @@ fn stopping(stop: &watch::Receiver<bool>) -> bool {
 }
 
 /// Applies one outcome: the invite's delivery state, the queue, counters
-/// and the audit trail.
-fn record(muster: &Muster, w: &WriteView, d: &Done) -> Result<(), StoreError> {
+/// and the audit trail. Returns the invite's new state, if it has one.
+fn record(muster: &Muster, w: &WriteView, d: &Done) -> Result<Option<Recorded>, StoreError> {
     let now = muster.now();
     let mut task = d.task.clone();
     task.attempts += 1;
@@ -430,7 +442,7 @@ fn record(muster: &Muster, w: &WriteView, d: &Done) -> Result<(), StoreError> {
     if let (Some(i), Some(generation)) = (&invite, d.generation)
         && i.generation != generation
     {
-        return Ok(());
+        return Ok(None);
     }
     let revoked = invite
         .as_ref()
@@ -492,11 +504,16 @@ fn record(muster: &Muster, w: &WriteView, d: &Done) -> Result<(), StoreError> {
             Delivery::Failed { at: now, reply }
         }
     };
-    if let Some(old) = invite {
-        let mut new = old.clone();
-        new.attempts = task.attempts;
-        new.delivery = delivery;
-        w.put_invite(Some(&old), &new)?;
-    }
-    Ok(())
+    let Some(old) = invite else {
+        return Ok(None);
+    };
+    let recorded = Recorded {
+        invite_id: old.id.clone(),
+        state: delivery.name(),
+    };
+    let mut new = old.clone();
+    new.attempts = task.attempts;
+    new.delivery = delivery;
+    w.put_invite(Some(&old), &new)?;
+    Ok(Some(recorded))
 }
