@@ -1,6 +1,7 @@
 //! `muster invite --domain D FILE`: creates a batch in the local store and
 //! sends it, showing progress until every invite is sent or failed.
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -149,9 +150,19 @@ pub async fn run(config: Config, args: InviteArgs) -> anyhow::Result<u8> {
 /// with a progress bar on a terminal and plain lines otherwise. True when
 /// interrupted with Ctrl-C (the rest stay queued).
 pub async fn send_and_wait(muster: &Arc<Muster>, ids: &[String]) -> anyhow::Result<bool> {
+    use tokio::sync::broadcast::error::RecvError;
     let total = ids.len() as u64;
+    // Listening before the worker starts, so no outcome is missed; the
+    // store is read once, and again only if this falls behind.
+    let mut events = muster.queue.subscribe();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker = crate::mail::worker::spawn(muster.clone(), stop_rx)?;
+    let read_all = || -> anyhow::Result<HashMap<String, &'static str>> {
+        ids.iter()
+            .map(|id| Ok((id.clone(), muster.get_invite(id)?.delivery_state)))
+            .collect()
+    };
+    let mut states = read_all()?;
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(total);
         bar.set_style(
@@ -161,28 +172,40 @@ pub async fn send_and_wait(muster: &Arc<Muster>, ids: &[String]) -> anyhow::Resu
         bar
     });
     let mut last_line = String::new();
+    let mut last_shown = std::time::Instant::now() - Duration::from_secs(1);
     let interrupted = loop {
-        let states: Vec<&'static str> = ids
-            .iter()
-            .map(|id| muster.get_invite(id).map(|v| v.delivery_state))
-            .collect::<Result<_, _>>()?;
-        let count = |s: &str| states.iter().filter(|x| **x == s).count() as u64;
+        let count = |s: &str| states.values().filter(|x| **x == s).count() as u64;
         let (sent, failed, deferred) = (count("sent"), count("failed"), count("deferred"));
-        let line = format!("sent {sent} of {total}, {failed} failed, {deferred} deferred");
-        match &bar {
-            Some(bar) => {
-                bar.set_position(sent + failed);
-                bar.set_message(format!("{failed} failed, {deferred} deferred"));
+        let done = sent + failed == total;
+        // At most a few lines a second, and always the last one.
+        if done || last_shown.elapsed() >= Duration::from_millis(200) {
+            last_shown = std::time::Instant::now();
+            let line = format!("sent {sent} of {total}, {failed} failed, {deferred} deferred");
+            match &bar {
+                Some(bar) => {
+                    bar.set_position(sent + failed);
+                    bar.set_message(format!("{failed} failed, {deferred} deferred"));
+                }
+                None if line != last_line => println!("{line}"),
+                None => {}
             }
-            None if line != last_line => println!("{line}"),
-            None => {}
+            last_line = line;
         }
-        last_line = line;
-        if sent + failed == total {
+        if done {
             break false;
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            event = events.recv() => match event {
+                Ok(r) => {
+                    if let Some(state) = states.get_mut(&r.invite_id) {
+                        *state = r.state;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => states = read_all()?,
+                Err(RecvError::Closed) => break false,
+            },
+            // A safety net, should an outcome come some other way.
+            _ = tokio::time::sleep(Duration::from_secs(5)) => states = read_all()?,
             _ = tokio::signal::ctrl_c() => break true,
         }
     };
