@@ -2,6 +2,7 @@
 //! worker that sends them through the SMTP relay or into the outbox folder.
 
 pub mod compose;
+pub mod journal;
 pub mod outbox;
 pub mod smtp;
 pub mod templates;
@@ -13,4 +14,8 @@ pub enum MailError {
     Template(#[from] templates::TemplateError),
     #[error("the SMTP relay settings: {0}")]
     Relay(String),
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
+    #[error("cannot apply the delivery journal to the store: {0}")]
+    Replay(#[from] crate::store::StoreError),
 }

@@ -21,6 +21,7 @@ use tokio::task::JoinHandle;
 
 use super::MailError;
 use super::compose::{Composer, Outgoing};
+use super::journal::{Entry, Journal, Verdict};
 use super::outbox::Outbox;
 use super::smtp::{Connection, Outcome, Relay};
 use crate::domain::delivery::{self, Next, RetryPolicy};
@@ -95,15 +96,16 @@ pub fn spawn(
         Transport::Relay(_) => config.smtp.connections,
         Transport::Outbox(_) => 1,
     };
+    let journal = replay_journal(&muster)?;
     Ok(tokio::spawn(async move {
         let (job_tx, job_rx) = mpsc::channel::<Job>(connections * 2);
-        let (done_tx, done_rx) = mpsc::unbounded_channel::<Done>();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<Done>();
         let job_rx = Arc::new(AsyncMutex::new(job_rx));
         // Commits block on the disk: keep them off the runtime's threads.
         let m = muster.clone();
         let committer_stop = stop.clone();
         let committer =
-            tokio::task::spawn_blocking(move || commit_loop(m, done_rx, committer_stop));
+            tokio::task::spawn_blocking(move || journal_loop(m, done_rx, journal, committer_stop));
         let mut senders = Vec::new();
         for _ in 0..connections {
             senders.push(tokio::spawn(send_loop(
@@ -256,7 +258,7 @@ async fn send_loop(
     transport: Transport,
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
     jobs: Arc<AsyncMutex<mpsc::Receiver<Job>>>,
-    done: mpsc::UnboundedSender<Done>,
+    done: std::sync::mpsc::Sender<Done>,
     stop: watch::Receiver<bool>,
 ) {
     let mut conn: Option<Connection> = None;
@@ -363,16 +365,140 @@ async fn send_loop(
     }
 }
 
-fn commit_loop(
+/// Applies what the journal holds and the store does not (a crash came
+/// between the two), then empties it.
+fn replay_journal(muster: &Muster) -> Result<Journal, MailError> {
+    let (mut journal, found) = Journal::open(&muster.config.data_dir.join("delivery.journal"))?;
+    if found.is_empty() {
+        return Ok(journal);
+    }
+    let applied = muster.store.write(|w| -> Result<usize, StoreError> {
+        let mut applied = 0;
+        for e in &found {
+            // Applied already when the task is gone or was tried since.
+            let pending = w
+                .task(&e.task.id)?
+                .is_some_and(|t| t.attempts == e.task.attempts);
+            if pending {
+                let done = Done {
+                    task: e.task.clone(),
+                    generation: e.generation,
+                    outcome: e.verdict.outcome(),
+                    ack: None,
+                };
+                record(muster, w, &done)?;
+                applied += 1;
+            }
+        }
+        Ok(applied)
+    })?;
+    journal.clear()?;
+    tracing::info!(
+        entries = found.len(),
+        applied,
+        "recorded the outcomes the delivery journal held"
+    );
+    Ok(journal)
+}
+
+/// The first stage of recording: a relay's verdicts on ended messages are
+/// appended to the journal (one sync for all that arrived together), and
+/// their connections may end their next message at once; the store takes
+/// the outcomes behind, in larger commits (see apply_loop). The journal
+/// is emptied whenever the store has caught up.
+fn journal_loop(
     muster: Arc<Muster>,
-    mut done: mpsc::UnboundedReceiver<Done>,
+    done: std::sync::mpsc::Receiver<Done>,
+    mut journal: Journal,
     stop: watch::Receiver<bool>,
 ) {
-    while let Some(first) = done.blocking_recv() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::mpsc::RecvTimeoutError;
+    let applied = Arc::new(AtomicU64::new(0));
+    let (apply_tx, apply_rx) = std::sync::mpsc::channel::<Vec<Done>>();
+    let applier = {
+        let (muster, applied) = (muster.clone(), applied.clone());
+        std::thread::spawn(move || apply_loop(muster, apply_rx, applied, stop))
+    };
+    let mut handed = 0u64;
+    let clear_if_caught_up = |journal: &mut Journal, handed: u64| {
+        if !journal.is_empty()
+            && applied.load(Ordering::Acquire) == handed
+            && let Err(e) = journal.clear()
+        {
+            tracing::error!(error = %e, "cannot empty the delivery journal");
+        }
+    };
+    loop {
+        let first = match done.recv_timeout(Duration::from_millis(200)) {
+            Ok(d) => d,
+            Err(RecvTimeoutError::Timeout) => {
+                clear_if_caught_up(&mut journal, handed);
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
         let mut batch = vec![first];
         while batch.len() < 512 {
             match done.try_recv() {
                 Ok(d) => batch.push(d),
+                Err(_) => break,
+            }
+        }
+        let entries: Vec<Entry> = batch
+            .iter()
+            .filter(|d| d.ack.is_some())
+            .filter_map(|d| {
+                Verdict::of(&d.outcome).map(|verdict| Entry {
+                    task: d.task.clone(),
+                    generation: d.generation,
+                    verdict,
+                })
+            })
+            .collect();
+        if !entries.is_empty() {
+            match journal.append(&entries) {
+                Ok(()) => {
+                    for d in &mut batch {
+                        if Verdict::of(&d.outcome).is_some()
+                            && let Some(ack) = d.ack.take()
+                        {
+                            let _ = ack.send(());
+                        }
+                    }
+                }
+                // The connections wait for the store's commit instead.
+                Err(e) => tracing::error!(error = %e, "cannot write the delivery journal"),
+            }
+        }
+        clear_if_caught_up(&mut journal, handed);
+        handed += 1;
+        if apply_tx.send(batch).is_err() {
+            break;
+        }
+    }
+    drop(apply_tx);
+    let _ = applier.join();
+    clear_if_caught_up(&mut journal, handed);
+}
+
+/// The second stage: outcomes into the store, as many per commit as have
+/// arrived; then the queue, listeners and waiting connections are told.
+fn apply_loop(
+    muster: Arc<Muster>,
+    batches: std::sync::mpsc::Receiver<Vec<Done>>,
+    applied: Arc<std::sync::atomic::AtomicU64>,
+    stop: watch::Receiver<bool>,
+) {
+    while let Ok(first) = batches.recv() {
+        let mut batch = first;
+        let mut count = 1;
+        while batch.len() < 2048 {
+            match batches.try_recv() {
+                Ok(more) => {
+                    batch.extend(more);
+                    count += 1;
+                }
                 Err(_) => break,
             }
         }
@@ -391,8 +517,8 @@ fn commit_loop(
                 Ok(outcomes) => break Some(outcomes),
                 Err(e) if stopping(&stop) || matches!(e, StoreError::NeedsRestart) => {
                     // Shutting down, or a store that takes no writes until
-                    // Muster restarts (a full disk): the tasks stay queued
-                    // and are tried again at the next start.
+                    // Muster restarts (a full disk): the tasks stay queued,
+                    // and what the journal holds is applied at the next start.
                     tracing::error!(error = %e, outcomes = batch.len(), "cannot record delivery outcomes; leaving them queued");
                     break None;
                 }
@@ -405,11 +531,12 @@ fn commit_loop(
             }
         };
         let Some(outcomes) = recorded else {
-            // No acks: each connection drops its next message before the
-            // end and stops (see send_loop); the tasks stay out of the
-            // dispatcher until the next start.
+            // No acks for those still waiting: each such connection drops
+            // its next message before the end and stops (see send_loop);
+            // the tasks stay out of the dispatcher until the next start.
             continue;
         };
+        applied.fetch_add(count, std::sync::atomic::Ordering::Release);
         muster
             .queue
             .recorded(batch.iter().map(|d| d.task.id.as_str()));

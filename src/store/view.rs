@@ -500,6 +500,17 @@ impl WriteView {
         Ok(due.is_some())
     }
 
+    /// The queued task with this id, if there is one.
+    pub fn task(&self, id: &str) -> Result<Option<Task>> {
+        let Some(due) = self.task_due(id)? else {
+            return Ok(None);
+        };
+        match self.txn.open_table(TASKS)?.get((due, id))? {
+            Some(v) => Ok(Some(decode("tasks", id, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
     pub fn task_due(&self, id: &str) -> Result<Option<u64>> {
         Ok(self.txn.open_table(TASK_DUE)?.get(id)?.map(|v| v.value()))
     }

@@ -468,4 +468,7 @@ async fn kills_during_a_500_invite_send_lose_nothing_and_repeat_at_most_one_per_
     assert_eq!(invites.len(), 500);
     assert!(invites.iter().all(|i| i.delivery.name() == "sent"));
     assert_eq!(view.task_count().unwrap(), 0);
+    // Every verdict the journal held is in the store; it is empty again.
+    let journal = config.data_dir.join("delivery.journal");
+    assert_eq!(std::fs::metadata(journal).unwrap().len(), 0);
 }

@@ -1,0 +1,211 @@
+//! The delivery journal: the durable note of a relay's verdict between
+//! the end of a message and the store's commit of its outcome.
+//!
+//! The restart promise (at most one message per connection sent twice
+//! after a crash) needs each verdict durable before the same connection
+//! ends its next message. A store commit is two syncs and some thirty page
+//! writes; one appended line and one sync is the floor, so verdicts go
+//! here first, the connection goes on, and the store takes them in larger
+//! commits behind. At start-up the worker applies what the store missed,
+//! then empties the journal.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::delivery::{Outcome, Reply};
+use crate::store::Task;
+
+/// One verdict: the task as it was handed out (its attempts say whether
+/// the store has applied it since), and what the relay answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub task: Task,
+    pub generation: Option<u32>,
+    pub verdict: Verdict,
+}
+
+/// A relay's answer to a message's end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    Accepted(String),
+    Refused {
+        code: u16,
+        enhanced: Option<[u8; 3]>,
+        text: String,
+    },
+}
+
+impl Verdict {
+    /// The verdict in an outcome, when it is one a relay gave.
+    pub fn of(outcome: &Outcome) -> Option<Self> {
+        match outcome {
+            Outcome::Accepted(reply) => Some(Verdict::Accepted(reply.clone())),
+            Outcome::Refused(r) => Some(Verdict::Refused {
+                code: r.code,
+                enhanced: r.enhanced,
+                text: r.text.clone(),
+            }),
+            Outcome::Trouble(_) | Outcome::Unsendable(_) => None,
+        }
+    }
+
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Verdict::Accepted(reply) => Outcome::Accepted(reply.clone()),
+            Verdict::Refused {
+                code,
+                enhanced,
+                text,
+            } => Outcome::Refused(Reply {
+                code: *code,
+                enhanced: *enhanced,
+                text: text.clone(),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the delivery journal {path}: {source}")]
+pub struct JournalError {
+    path: String,
+    source: std::io::Error,
+}
+
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    len: u64,
+}
+
+impl Journal {
+    /// Opens (or creates) the journal; returns it with the entries it
+    /// holds. A last line cut short by a crash is left out: its message's
+    /// end was never followed by another on that connection.
+    pub fn open(path: &Path) -> Result<(Self, Vec<Entry>), JournalError> {
+        let error = |source| JournalError {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(error)?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(error)?;
+        // Whole lines only: a torn tail would join the next append.
+        let whole = text.rfind('\n').map_or(0, |i| i + 1);
+        if whole < text.len() {
+            file.set_len(whole as u64).map_err(error)?;
+        }
+        let entries = text[..whole]
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let len = whole as u64;
+        Ok((
+            Self {
+                path: path.to_path_buf(),
+                file,
+                len,
+            },
+            entries,
+        ))
+    }
+
+    /// Appends the entries in one write and syncs them.
+    pub fn append(&mut self, entries: &[Entry]) -> Result<(), JournalError> {
+        let mut buf = Vec::with_capacity(entries.len() * 256);
+        for e in entries {
+            serde_json::to_writer(&mut buf, e).map_err(|e| self.error(e.into()))?;
+            buf.push(b'\n');
+        }
+        let written = self
+            .file
+            .write_all(&buf)
+            .and_then(|_| self.file.sync_data());
+        if let Err(e) = written {
+            // A partial line would join the next one: cut it off.
+            let _ = self.file.set_len(self.len);
+            return Err(self.error(e));
+        }
+        self.len += buf.len() as u64;
+        Ok(())
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Empties it, once the store holds every entry durably.
+    pub fn clear(&mut self) -> Result<(), JournalError> {
+        self.file
+            .set_len(0)
+            .and_then(|_| self.file.sync_data())
+            .map_err(|e| self.error(e))?;
+        self.len = 0;
+        Ok(())
+    }
+
+    fn error(&self, source: std::io::Error) -> JournalError {
+        JournalError {
+            path: self.path.display().to_string(),
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::TaskKind;
+
+    fn entry(id: &str) -> Entry {
+        Entry {
+            task: Task {
+                id: id.into(),
+                kind: TaskKind::Invite {
+                    invite_id: id.into(),
+                },
+                queued_at: time::OffsetDateTime::UNIX_EPOCH,
+                attempts: 0,
+            },
+            generation: Some(0),
+            verdict: Verdict::Accepted("250 2.0.0 Ok".into()),
+        }
+    }
+
+    #[test]
+    fn entries_survive_a_reopen_and_a_torn_last_line_is_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("delivery.journal");
+        let (mut j, found) = Journal::open(&path).unwrap();
+        assert!(found.is_empty() && j.is_empty());
+        j.append(&[entry("a"), entry("b")]).unwrap();
+        drop(j);
+        // A crash in the middle of the next append.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"task\":{\"id\":\"c\"").unwrap();
+        let (mut j, found) = Journal::open(&path).unwrap();
+        assert_eq!(found, vec![entry("a"), entry("b")]);
+        j.append(&[entry("d")]).unwrap();
+        let (mut j, found) = Journal::open(&path).unwrap();
+        assert_eq!(found, vec![entry("a"), entry("b"), entry("d")]);
+        j.clear().unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+        let refused = Outcome::Refused(Reply {
+            code: 550,
+            enhanced: Some([5, 1, 1]),
+            text: "no such user".into(),
+        });
+        assert_eq!(Verdict::of(&refused).unwrap().outcome(), refused);
+    }
+}
