@@ -319,7 +319,7 @@ impl Default for SmtpSettings {
             reply_to: None,
             rate_per_minute: 60,
             burst: 10,
-            connections: 1,
+            connections: 4,
             give_up_after: HumanDuration::from_secs(24 * 3_600),
             retry_initial_secs: 60,
             retry_max_secs: 3_600,

@@ -371,6 +371,15 @@ impl Muster {
         if ids.is_empty() {
             return Ok(0);
         }
+        // A last line cut short (power lost mid-append) may hold the
+        // address with half a hash: decide nothing until it is fixed.
+        if let Some(problem) = self.host.write_problem() {
+            tracing::error!(
+                redemptions = ids.len(),
+                "interrupted redemptions wait until the mail host file is fixed and Muster restarts: {problem}"
+            );
+            return Ok(0);
+        }
         let host = self.host_index()?;
         for id in &ids {
             let Some(invite) = self.store.read()?.invite(id)? else {
