@@ -11,7 +11,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
@@ -33,6 +33,8 @@ use crate::store::{Actor, StoreError, Task, TaskKind, WriteView};
 
 /// Idle connections are closed after this long without work.
 const IDLE: Duration = Duration::from_secs(5);
+/// How long the store's stage gathers outcomes into one commit.
+const APPLY_GATHER: Duration = Duration::from_millis(20);
 /// The dispatcher looks at the queue at least this often.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -491,10 +493,14 @@ fn apply_loop(
     stop: watch::Receiver<bool>,
 ) {
     while let Ok(first) = batches.recv() {
+        // A store commit costs two syncs on the disk the journal syncs on:
+        // gather for a moment so that one commit covers many outcomes.
+        let gather_until = Instant::now() + APPLY_GATHER;
         let mut batch = first;
         let mut count = 1;
         while batch.len() < 2048 {
-            match batches.try_recv() {
+            let wait = gather_until.saturating_duration_since(Instant::now());
+            match batches.recv_timeout(wait) {
                 Ok(more) => {
                     batch.extend(more);
                     count += 1;
