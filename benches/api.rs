@@ -2,7 +2,12 @@
 //! one durable transaction): invites persisted per second with 1 and with 8
 //! concurrent clients, next to a `GET /healthz` baseline in the same run.
 //!
-//! Run: `cargo bench --bench api`.
+//! Each round runs both side by side; the bench prints each round and
+//! min / median / max over the rounds.
+//!
+//! Run: `cargo bench --bench api [-- --rounds=N]` (default 5).
+
+mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,7 +21,7 @@ use serde_json::json;
 const CALLS: usize = 60;
 const ITEMS: usize = 100;
 
-async fn bulk(url: String, token: String, clients: usize) -> f64 {
+async fn bulk(url: String, token: String, clients: usize, round: usize) -> f64 {
     let client = reqwest::Client::new();
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
@@ -31,8 +36,8 @@ async fn bulk(url: String, token: String, clients: usize) -> f64 {
                 }
                 let items: Vec<_> = (0..ITEMS)
                     .map(|i| {
-                        json!({"local_part": format!("c{clients}n{n}i{i}"),
-                               "recipient_email": format!("c{clients}n{n}i{i}@elsewhere.org")})
+                        json!({"local_part": format!("r{round}c{clients}n{n}i{i}"),
+                               "recipient_email": format!("r{round}c{clients}n{n}i{i}@elsewhere.org")})
                     })
                     .collect();
                 let r = client
@@ -94,12 +99,25 @@ fn main() {
         let app = App::build(config).await.unwrap();
         let (_, token) = app.muster.create_api_token("bench", &Actor::cli()).unwrap();
         let url = app.url();
+        let rounds = common::rounds(5);
         for clients in [1, 8] {
-            let h = healthz(url.clone(), clients, 3000).await;
-            let b = bulk(url.clone(), token.clone(), clients).await;
+            let (mut bulks, mut checks, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+            for round in 1..=rounds {
+                let h = healthz(url.clone(), clients, 3000).await;
+                let b = bulk(url.clone(), token.clone(), clients, round).await;
+                println!(
+                    "{clients} client(s), round {round}: invites:bulk {b:.0} invites/s ({:.1} calls/s); GET /healthz {h:.0} requests/s",
+                    b / ITEMS as f64
+                );
+                bulks.push(b);
+                checks.push(h);
+                ratios.push(b / ITEMS as f64 / h);
+            }
             println!(
-                "{clients} client(s): invites:bulk {b:.0} invites/s ({:.1} calls/s); GET /healthz {h:.0} requests/s",
-                b / ITEMS as f64
+                "{clients} client(s), min / median / max of {rounds}: invites:bulk {} invites/s; GET /healthz {} requests/s; calls per /healthz request {}",
+                common::spread(&bulks, 0),
+                common::spread(&checks, 0),
+                common::spread(&ratios, 4)
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -2,12 +2,16 @@
 //! and 100,000 pending invites, next to the same preview against an empty
 //! store. Goal: at most 2x (work per row must not grow with the store).
 //!
-//! Run: `cargo bench --bench preview`. Prints both medians and the ratio.
+//! Each round times the two side by side (a burst of previews each); the
+//! bench prints each round's ratio and min / median / max over the rounds.
+//!
+//! Run: `cargo bench --bench preview [-- --rounds=N]` (default 9).
+
+mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use criterion::Criterion;
 use muster::config::Config;
 use muster::domain::address::{MailboxAddress, RecipientEmail};
 use muster::domain::invite::{Delivery, Invite, LinkState};
@@ -98,10 +102,21 @@ fn rows() -> Vec<InviteRow> {
         .collect()
 }
 
+/// The mean time of one preview over a burst of them.
+fn time_previews(m: &Muster, rows: &[InviteRow]) -> Duration {
+    const BURST: u32 = 200;
+    let start = Instant::now();
+    for _ in 0..BURST {
+        std::hint::black_box(
+            m.preview(Some(DOMAIN), rows, muster::service::RowLimit::Batch)
+                .unwrap(),
+        );
+    }
+    start.elapsed() / BURST
+}
+
 fn main() {
-    let mut c = Criterion::default()
-        .measurement_time(Duration::from_secs(5))
-        .configure_from_args();
+    let rounds = common::rounds(9);
     let rows = rows();
     let empty_dir = tempfile::tempdir().unwrap();
     let big_dir = tempfile::tempdir().unwrap();
@@ -114,43 +129,29 @@ fn main() {
     assert_eq!(p.capacity.existing, BIG as u64);
     assert_eq!(p.capacity.pending, BIG as u64);
     assert!(p.rows.iter().any(|r| !r.flags.is_empty()));
+    // Warm both (caches, the host index).
+    time_previews(&empty, &rows);
+    time_previews(&big, &rows);
 
-    let mut group = c.benchmark_group("preview_500_rows");
-    group.bench_function("empty_store", |b| {
-        b.iter(|| {
-            empty
-                .preview(Some(DOMAIN), &rows, muster::service::RowLimit::Batch)
-                .unwrap()
-        })
-    });
-    group.bench_function("100k_mailboxes_100k_pending", |b| {
-        b.iter(|| {
-            big.preview(Some(DOMAIN), &rows, muster::service::RowLimit::Batch)
-                .unwrap()
-        })
-    });
-    group.finish();
-    c.final_summary();
-    report_ratio();
-}
-
-/// Reads criterion's estimates and prints the ratio of the two medians.
-fn report_ratio() {
-    let base = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .join("criterion/preview_500_rows");
-    let median = |name: &str| -> Option<f64> {
-        let text = std::fs::read_to_string(base.join(name).join("new/estimates.json")).ok()?;
-        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-        v["median"]["point_estimate"].as_f64()
-    };
-    if let (Some(e), Some(b)) = (median("empty_store"), median("100k_mailboxes_100k_pending")) {
+    let (mut ratios, mut empties, mut bigs) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        let e = time_previews(&empty, &rows);
+        let b = time_previews(&big, &rows);
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         println!(
-            "preview 500 rows: empty store {:.3} ms, 100k+100k store {:.3} ms, ratio {:.2} (goal <= 2.0)",
-            e / 1e6,
-            b / 1e6,
-            b / e
+            "round {round}: empty store {:.3} ms, 100k+100k store {:.3} ms, ratio {:.2}",
+            ms(e),
+            ms(b),
+            b.as_secs_f64() / e.as_secs_f64()
         );
+        ratios.push(b.as_secs_f64() / e.as_secs_f64());
+        empties.push(ms(e));
+        bigs.push(ms(b));
     }
+    println!(
+        "preview 500 rows, min / median / max of {rounds} rounds: empty store {} ms, 100k+100k store {} ms, ratio {} (goal <= 2.0)",
+        common::spread(&empties, 3),
+        common::spread(&bigs, 3),
+        common::spread(&ratios, 2)
+    );
 }
