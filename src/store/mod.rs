@@ -111,6 +111,11 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// redb's page cache (its default is 1 GiB, filled by every page written):
+/// the kernel's page cache holds the file too, so a small one keeps memory
+/// low without slowing reads much (see benches/preview and benches/load).
+const CACHE_BYTES: usize = 16 << 20;
+
 impl Store {
     /// Opens (or creates) the store at `path`. Fails at once, without
     /// waiting, when another process has it open.
@@ -124,6 +129,7 @@ impl Store {
         // SingleWriter: one writer; `muster backup` may read alongside it.
         let db = Database::builder()
             .set_concurrency_mode(redb::ConcurrencyMode::SingleWriter)
+            .set_cache_size(CACHE_BYTES)
             .create(path)
             .map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen
