@@ -335,9 +335,26 @@ async fn send_loop(
                     report(f.outcome, generation, None, job.task);
                     continue;
                 }
-                if let Some(prev) = previous.take()
-                    && prev.await.is_err()
-                {
+                // The end waits until the previous outcome on this
+                // connection is durable. Usually it is by now, and the
+                // content goes with the end; if not, it travels meanwhile.
+                let mut unrecorded = false;
+                if let Some(mut prev) = previous.take() {
+                    match prev.try_recv() {
+                        Ok(()) => {}
+                        Err(oneshot::error::TryRecvError::Closed) => unrecorded = true,
+                        Err(oneshot::error::TryRecvError::Empty) => {
+                            if let Err(f) = c.send_content().await {
+                                previous = Some(prev);
+                                conn = None;
+                                report(f.outcome, generation, None, job.task);
+                                continue;
+                            }
+                            unrecorded = prev.await.is_err();
+                        }
+                    }
+                }
+                if unrecorded {
                     // The previous outcome was not recorded (the store takes
                     // no writes): ending this message, or any later one,
                     // could send it twice after a restart. The relay
