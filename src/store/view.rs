@@ -36,6 +36,10 @@ pub struct InviteFilter {
 
 impl InviteFilter {
     fn matches(&self, i: &Invite, now: OffsetDateTime) -> bool {
+        // A revoke of "all in this batch" acts on what this returns.
+        if self.batch_id.as_ref().is_some_and(|b| *b != i.batch_id) {
+            return false;
+        }
         if let Some(state) = &self.state {
             let link = i.link_state(now).as_str();
             let delivery = i.delivery.name();

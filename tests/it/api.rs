@@ -463,6 +463,52 @@ async fn the_pending_list_and_its_actions() {
     // Text and state filters.
     let (_, found) = api.call(Method::GET, "/invites?q=user3", None).await;
     assert_eq!(found["invites"].as_array().unwrap().len(), 1);
+    // The batch filter returns that batch only, across cursor pages, and
+    // nothing for a batch that does not exist.
+    let other: Vec<Value> = (0..3)
+        .map(|i| json!({"local_part": format!("other{i}"), "recipient_email": format!("other{i}@elsewhere.org")}))
+        .collect();
+    let (status, second) = api
+        .call(
+            Method::POST,
+            "/mailboxes/invites:bulk",
+            Some(json!({"items": other})),
+        )
+        .await;
+    assert_eq!(status, 201, "{second}");
+    let first_batch = created["batch_id"].as_str().unwrap();
+    let second_batch = second["batch_id"].as_str().unwrap();
+    assert_ne!(first_batch, second_batch);
+    let mut seen = Vec::new();
+    let mut path = format!("/invites?batch_id={first_batch}&limit=2");
+    loop {
+        let (status, page) = api.call(Method::GET, &path, None).await;
+        assert_eq!(status, 200, "{page}");
+        for i in page["invites"].as_array().unwrap() {
+            assert_eq!(i["batch_id"], first_batch, "{i}");
+            seen.push(i["id"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => path = format!("/invites?batch_id={first_batch}&limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    seen.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(seen, expected, "every invite of the batch, and only those");
+    let (_, theirs) = api
+        .call(
+            Method::GET,
+            &format!("/invites?batch_id={second_batch}"),
+            None,
+        )
+        .await;
+    assert_eq!(theirs["invites"].as_array().unwrap().len(), 3);
+    let (_, none) = api
+        .call(Method::GET, "/invites?batch_id=nonsense", None)
+        .await;
+    assert_eq!(none["invites"].as_array().unwrap().len(), 0, "{none}");
     // Resend and revoke.
     let (status, resent) = api
         .call(Method::POST, &format!("/invites/{}/resend", ids[0]), None)
@@ -494,10 +540,10 @@ async fn the_pending_list_and_its_actions() {
     );
     let (status, _) = api.call(Method::GET, "/invites/nope", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    // Capacity: 5 sent, 1 revoked frees its place.
+    // Capacity: 8 sent in two batches, 1 revoked frees its place.
     let (_, cap) = api.call(Method::GET, "/capacity", None).await;
-    assert_eq!(cap["domains"][0]["pending"], 4);
-    assert_eq!(cap["domains"][0]["left"], 296);
+    assert_eq!(cap["domains"][0]["pending"], 7);
+    assert_eq!(cap["domains"][0]["left"], 293);
     // Copy link is for admin sessions.
     let (status, _) = api
         .call(Method::POST, &format!("/invites/{}/link", ids[2]), None)
