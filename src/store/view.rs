@@ -36,8 +36,13 @@ pub struct InviteFilter {
 
 impl InviteFilter {
     fn matches(&self, i: &Invite, now: OffsetDateTime) -> bool {
-        // A revoke of "all in this batch" acts on what this returns.
-        if self.batch_id.as_ref().is_some_and(|b| *b != i.batch_id) {
+        // A revoke of "all in this batch" acts on what this returns. An
+        // empty `batch_id=` means no batch filter, as an empty text does.
+        if self
+            .batch_id
+            .as_deref()
+            .is_some_and(|b| !b.is_empty() && b != i.batch_id)
+        {
             return false;
         }
         if let Some(state) = &self.state {

@@ -509,6 +509,12 @@ async fn the_pending_list_and_its_actions() {
         .call(Method::GET, "/invites?batch_id=nonsense", None)
         .await;
     assert_eq!(none["invites"].as_array().unwrap().len(), 0, "{none}");
+    let (_, all) = api.call(Method::GET, "/invites?batch_id=", None).await;
+    assert_eq!(
+        all["invites"].as_array().unwrap().len(),
+        8,
+        "an empty batch_id filters nothing"
+    );
     // Resend and revoke.
     let (status, resent) = api
         .call(Method::POST, &format!("/invites/{}/resend", ids[0]), None)
