@@ -251,10 +251,9 @@ impl MusterMcp {
         };
         let outcome = self
             .blocking(move |m| {
-                let made = m.create_batch_keyed(req, key.as_ref());
                 m.answer_idempotent(
                     key.as_ref(),
-                    made,
+                    || m.create_batch_keyed(req, key.as_ref()),
                     |created| {
                         let invites: Vec<Value> = created
                             .invites

@@ -3,6 +3,14 @@
 //! same key with another request is refused. The creating operation checks
 //! and claims the key in its own write transaction, so a crash between
 //! making the batch and keeping its answer still replays (from the batch).
+//!
+//! A repeat that arrives while the first call is still running (a client
+//! that gave up and retried at once) waits for the first call's answer, so
+//! it gets that answer and not one rebuilt from the batch a moment later.
+
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
@@ -32,6 +40,73 @@ impl<T> Idempotent<T> {
             Idempotent::Made(t) => t,
             Idempotent::Replayed(_) => unreachable!("only a call with a key is replayed"),
         }
+    }
+}
+
+/// Keys whose call is running in this process, and how many wait for one.
+#[derive(Default)]
+pub struct InFlight {
+    keys: Mutex<HashMap<(String, String), usize>>,
+    finished: Condvar,
+}
+
+/// How long a repeat waits for the first call; past that it is answered
+/// from the batch, as after a crash.
+const REPEAT_WAIT: Duration = Duration::from_secs(30);
+
+/// A running call's hold on its key, released when dropped.
+struct Turn<'a> {
+    in_flight: &'a InFlight,
+    id: (String, String),
+}
+
+impl InFlight {
+    /// Waits (at most `wait`) until no other call with `key` runs, then
+    /// holds the key. None when the wait ran out.
+    fn enter(&self, key: &IdempotencyKey, wait: Duration) -> Option<Turn<'_>> {
+        let id = (key.principal.clone(), key.key.clone());
+        let deadline = Instant::now() + wait;
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        while keys.contains_key(&id) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            *keys.get_mut(&id).expect("checked above") += 1;
+            keys = self
+                .finished
+                .wait_timeout(keys, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+            if let Some(waiting) = keys.get_mut(&id) {
+                *waiting -= 1;
+            }
+        }
+        keys.insert(id.clone(), 0);
+        Some(Turn {
+            in_flight: self,
+            id,
+        })
+    }
+
+    /// How many calls wait for a running call with the same key.
+    #[cfg(test)]
+    pub fn waiting(&self) -> usize {
+        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.values().sum()
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut keys = self
+            .in_flight
+            .keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        keys.remove(&self.id);
+        drop(keys);
+        self.in_flight.finished.notify_all();
     }
 }
 
@@ -112,11 +187,13 @@ impl Muster {
     pub fn answer_idempotent<T, B, E: From<ServiceError>>(
         &self,
         key: Option<&IdempotencyKey>,
-        outcome: Result<Idempotent<T>, ServiceError>,
+        make: impl FnOnce() -> Result<Idempotent<T>, ServiceError>,
         answer: impl FnOnce(&T) -> (B, String),
         replay: impl FnOnce(&KeyState) -> Result<B, E>,
     ) -> Result<B, E> {
-        match outcome? {
+        // Held until the answer is kept: a repeat waits for it.
+        let _turn = key.and_then(|k| self.in_flight.enter(k, REPEAT_WAIT));
+        match make()? {
             Idempotent::Made(made) => {
                 let (body, kept) = answer(&made);
                 if let Some(key) = key {

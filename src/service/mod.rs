@@ -135,6 +135,8 @@ pub struct Muster {
     pub hasher: hashing::HashPool,
     host_check: Mutex<host_check::HostCheckCache>,
     ids: Mutex<ulid::Generator>,
+    /// Idempotency-Keys whose first call is still running.
+    pub(crate) in_flight: idempotency::InFlight,
 }
 
 impl std::fmt::Debug for Muster {
@@ -204,6 +206,7 @@ impl Muster {
             metrics: metrics::Metrics::default(),
             host_check: Mutex::new(None),
             ids: Mutex::new(ulid::Generator::new()),
+            in_flight: Default::default(),
         }
     }
 

@@ -172,6 +172,55 @@ fn a_repeated_key_replays_and_another_request_with_it_is_refused() {
 }
 
 #[test]
+fn a_repeat_during_the_first_call_gets_the_first_calls_answer() {
+    let f = fixture(|_| {});
+    let muster = &f.muster;
+    let key = IdempotencyKey::new("admin:a@x.org", "k2", "hash-1");
+    let answer = |muster: &Muster, release: Option<std::sync::mpsc::Receiver<()>>| {
+        muster.answer_idempotent::<_, String, ServiceError>(
+            Some(&key),
+            || muster.create_batch_keyed(batch(2, "r"), Some(&key)),
+            |made| {
+                // The first call holds here, its batch made and claimed.
+                if let Some(r) = release {
+                    r.recv().unwrap();
+                }
+                let body = format!("answer for {}", made.batch.id);
+                (body.clone(), body)
+            },
+            |state| match state {
+                KeyState::Answered { body } => Ok(body.clone()),
+                KeyState::Claimed { subject } => Ok(format!("rebuilt from {subject}")),
+            },
+        )
+    };
+    let (release, hold) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        let first = s.spawn(|| answer(muster, Some(hold)));
+        // Once the batch is claimed, a repeat comes in and waits.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while muster.view().unwrap().batches().unwrap().is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the first call claims"
+            );
+            std::thread::yield_now();
+        }
+        let repeat = s.spawn(|| answer(muster, None));
+        while muster.in_flight.waiting() == 0 {
+            assert!(std::time::Instant::now() < deadline, "the repeat waits");
+            std::thread::yield_now();
+        }
+        release.send(()).unwrap();
+        let first = first.join().unwrap().unwrap();
+        let repeat = repeat.join().unwrap().unwrap();
+        assert!(first.starts_with("answer for "), "{first}");
+        assert_eq!(repeat, first, "the repeat gets the first call's answer");
+    });
+    assert_eq!(muster.view().unwrap().batches().unwrap().len(), 1);
+}
+
+#[test]
 fn redeeming_creates_the_mailbox_once() {
     let f = fixture(|_| {});
     let made = f.muster.create_batch(batch(1, "r")).unwrap();

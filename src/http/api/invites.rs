@@ -131,10 +131,9 @@ fn create(
     req: BatchRequest,
     key: Option<IdempotencyKey>,
 ) -> Result<BatchCreated, ApiError> {
-    let outcome = muster.create_batch_keyed(req, key.as_ref());
     muster.answer_idempotent(
         key.as_ref(),
-        outcome,
+        || muster.create_batch_keyed(req, key.as_ref()),
         |created| {
             let body = created_body(created, muster);
             let kept = body.to_json().map(|v| v.to_string()).unwrap_or_default();

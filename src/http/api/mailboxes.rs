@@ -62,10 +62,9 @@ fn create(
     req: &CreationRequest<'_>,
     key: Option<IdempotencyKey>,
 ) -> Result<MailboxesCreated, ApiError> {
-    let outcome = muster.create_mailboxes_keyed(req, key.as_ref());
     muster.answer_idempotent(
         key.as_ref(),
-        outcome,
+        || muster.create_mailboxes_keyed(req, key.as_ref()),
         |created| {
             let body = created_body(created);
             // Generated passwords are shown once and never stored.
