@@ -8,7 +8,7 @@
 //! that gave up and retried at once) waits for the first call's answer, so
 //! it gets that answer and not one rebuilt from the batch a moment later.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,11 +43,18 @@ impl<T> Idempotent<T> {
     }
 }
 
-/// Keys whose call is running in this process, and how many wait for one.
+/// Keys whose call is running in this process, and how many calls wait
+/// for one of them.
 #[derive(Default)]
 pub struct InFlight {
-    keys: Mutex<HashMap<(String, String), usize>>,
+    state: Mutex<Running>,
     finished: Condvar,
+}
+
+#[derive(Default)]
+struct Running {
+    keys: HashSet<(String, String)>,
+    waiting: usize,
 }
 
 /// How long a repeat waits for the first call; past that it is answered
@@ -61,28 +68,30 @@ struct Turn<'a> {
 }
 
 impl InFlight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Running> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Waits (at most `wait`) until no other call with `key` runs, then
     /// holds the key. None when the wait ran out.
     fn enter(&self, key: &IdempotencyKey, wait: Duration) -> Option<Turn<'_>> {
         let id = (key.principal.clone(), key.key.clone());
         let deadline = Instant::now() + wait;
-        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        while keys.contains_key(&id) {
+        let mut running = self.lock();
+        while running.keys.contains(&id) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return None;
             }
-            *keys.get_mut(&id).expect("checked above") += 1;
-            keys = self
+            running.waiting += 1;
+            running = self
                 .finished
-                .wait_timeout(keys, left)
+                .wait_timeout(running, left)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
-            if let Some(waiting) = keys.get_mut(&id) {
-                *waiting -= 1;
-            }
+            running.waiting -= 1;
         }
-        keys.insert(id.clone(), 0);
+        running.keys.insert(id.clone());
         Some(Turn {
             in_flight: self,
             id,
@@ -92,20 +101,13 @@ impl InFlight {
     /// How many calls wait for a running call with the same key.
     #[cfg(test)]
     pub fn waiting(&self) -> usize {
-        let keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        keys.values().sum()
+        self.lock().waiting
     }
 }
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
-        let mut keys = self
-            .in_flight
-            .keys
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        keys.remove(&self.id);
-        drop(keys);
+        self.in_flight.lock().keys.remove(&self.id);
         self.in_flight.finished.notify_all();
     }
 }
