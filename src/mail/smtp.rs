@@ -288,14 +288,14 @@ impl Connection {
     /// the relay is closing the connection.
     pub async fn finish(&mut self) -> Result<Outcome, Failed> {
         // What is left in one write: fewer wakeups on both sides.
-        let end = match self.content.take() {
+        match self.content.take() {
             Some(mut content) => {
                 content.extend_from_slice(self.ending);
-                content
+                self.write(&content).await
             }
-            None => self.ending.to_vec(),
-        };
-        self.write(&end).await.map_err(broken)?;
+            None => self.write(self.ending).await,
+        }
+        .map_err(broken)?;
         let reply = self.read().await.map_err(broken)?;
         if reply.code == 421 {
             return Err(broken(classify(&reply)));
