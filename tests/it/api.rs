@@ -51,9 +51,14 @@ async fn sign_in(api: &TestApp) -> (String, String) {
 }
 
 fn items(n: usize) -> Value {
+    items_named("user", n)
+}
+
+/// `n` items `{prefix}0` … at elsewhere.org.
+fn items_named(prefix: &str, n: usize) -> Value {
     Value::Array(
         (0..n)
-            .map(|i| json!({"local_part": format!("user{i}"), "recipient_email": format!("user{i}@elsewhere.org")}))
+            .map(|i| json!({"local_part": format!("{prefix}{i}"), "recipient_email": format!("{prefix}{i}@elsewhere.org")}))
             .collect(),
     )
 }
@@ -465,14 +470,11 @@ async fn the_pending_list_and_its_actions() {
     assert_eq!(found["invites"].as_array().unwrap().len(), 1);
     // The batch filter returns that batch only, across cursor pages, and
     // nothing for a batch that does not exist.
-    let other: Vec<Value> = (0..3)
-        .map(|i| json!({"local_part": format!("other{i}"), "recipient_email": format!("other{i}@elsewhere.org")}))
-        .collect();
     let (status, second) = api
         .call(
             Method::POST,
             "/mailboxes/invites:bulk",
-            Some(json!({"items": other})),
+            Some(json!({"items": items_named("other", 3)})),
         )
         .await;
     assert_eq!(status, 201, "{second}");
