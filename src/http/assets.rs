@@ -69,14 +69,88 @@ pub fn asset(Path(path): Path<String>, req: &poem::Request) -> Response {
     file(&format!("assets/{path}"), inm)
 }
 
+/// Who may see a page of the web app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Anyone: sign-in, first setup, password reset.
+    Anyone,
+    /// A signed-in admin; anyone else is sent to `/login?next=…`.
+    Admin,
+}
+
 /// An endpoint serving one page of the web app.
-pub fn page(name: &'static str) -> impl poem::Endpoint {
-    poem::endpoint::make_sync(move |req: poem::Request| {
+pub fn page(name: &'static str, audience: Audience) -> impl poem::Endpoint {
+    poem::endpoint::make(move |req: poem::Request| async move {
+        let state = req
+            .data::<std::sync::Arc<super::HttpState>>()
+            .cloned()
+            .expect("routes carry the state");
+        if audience == Audience::Admin && !signed_in(&req, &state).await {
+            return sign_in_first(&req);
+        }
+        if name == "login.html" && no_admin_yet(&state).await {
+            return first_start_login();
+        }
         let inm = req
             .headers()
             .get(header::IF_NONE_MATCH)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        file(name, inm.as_deref())
+            .and_then(|v| v.to_str().ok());
+        file(name, inm)
     })
+}
+
+async fn signed_in(req: &poem::Request, state: &std::sync::Arc<super::HttpState>) -> bool {
+    let Some(cookie) = super::api::auth::session_cookie_value(req) else {
+        return false;
+    };
+    let muster = state.muster.clone();
+    // A store that cannot be read counts as signed in: the page's own
+    // requests then say what is wrong instead of a loop through /login.
+    tokio::task::spawn_blocking(move || muster.session(&cookie).map_or(true, |s| s.is_some()))
+        .await
+        .unwrap_or(true)
+}
+
+async fn no_admin_yet(state: &std::sync::Arc<super::HttpState>) -> bool {
+    let muster = state.muster.clone();
+    tokio::task::spawn_blocking(move || muster.admin_count().is_ok_and(|n| n == 0))
+        .await
+        .unwrap_or(false)
+}
+
+/// 303 to the sign-in page, which comes back here afterwards.
+fn sign_in_first(req: &poem::Request) -> Response {
+    let here = req
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_string();
+    let next: String = here
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header(header::LOCATION, format!("/login?next={next}"))
+        .header(header::CACHE_CONTROL, "no-store")
+        .finish()
+}
+
+/// The sign-in page with its first-start help shown: there is no admin to
+/// sign in as yet.
+fn first_start_login() -> Response {
+    let page = Web::get("login.html").expect("login.html is embedded");
+    let body = String::from_utf8_lossy(&page.data).replace(
+        "<section id=\"first-start\" class=\"alert warn\" hidden>",
+        "<section id=\"first-start\" class=\"alert warn\">",
+    );
+    Response::builder()
+        .content_type("text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(body)
 }

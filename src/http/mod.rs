@@ -19,6 +19,7 @@ use poem::{EndpointExt, Request, Response, Route, get, handler, post};
 
 use crate::config::Config;
 use crate::service::Muster;
+use assets::Audience;
 pub use ratelimit::Limiter;
 
 /// What handlers share.
@@ -77,16 +78,16 @@ impl HttpState {
 }
 
 /// The admin web app's pages: static files that talk to the JSON API.
-const PAGES: &[(&str, &str)] = &[
-    ("/", "index.html"),
-    ("/login", "login.html"),
-    ("/setup", "setup.html"),
-    ("/admin/reset/:token", "reset.html"),
-    ("/invites", "pending.html"),
-    ("/invites/new", "bulk-invites.html"),
-    ("/mailboxes/new", "bulk-create.html"),
-    ("/tokens", "tokens.html"),
-    ("/audit", "audit.html"),
+const PAGES: &[(&str, &str, Audience)] = &[
+    ("/", "index.html", Audience::Admin),
+    ("/login", "login.html", Audience::Anyone),
+    ("/setup", "setup.html", Audience::Anyone),
+    ("/admin/reset/:token", "reset.html", Audience::Anyone),
+    ("/invites", "pending.html", Audience::Admin),
+    ("/invites/new", "bulk-invites.html", Audience::Admin),
+    ("/mailboxes/new", "bulk-create.html", Audience::Admin),
+    ("/tokens", "tokens.html", Audience::Admin),
+    ("/audit", "audit.html", Audience::Admin),
 ];
 
 pub fn html(status: StatusCode, body: String) -> Response {
@@ -146,8 +147,8 @@ pub fn routes(state: Arc<HttpState>) -> impl poem::Endpoint {
             mcp::endpoint(state.clone())
                 .around(|next, req| json_guard::guard(next, req, json_guard::Shape::JsonRpc)),
         );
-    for (path, file) in PAGES {
-        route = route.at(*path, get(assets::page(file)));
+    for (path, file, audience) in PAGES {
+        route = route.at(*path, get(assets::page(file, *audience)));
     }
     route
         .before(|mut req: Request| async move {

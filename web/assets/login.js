@@ -19,6 +19,11 @@
   }
   const safeNext = sameOriginPath(new URLSearchParams(location.search).get('next'));
 
+  // A link from another site arrives without the (SameSite=Strict) session
+  // cookie and is sent here; this page's own request carries it, so a
+  // signed-in admin goes straight on.
+  api('GET', '/session').then(s => { setCsrf(s.csrf_token); location.replace(safeNext); }, () => {});
+
   document.getElementById('sign-in').addEventListener('submit', async e => {
     e.preventDefault();
     say('status', 'ok', '');
