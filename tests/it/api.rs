@@ -517,6 +517,29 @@ async fn the_pending_list_and_its_actions() {
         8,
         "an empty batch_id filters nothing"
     );
+    // The export takes the same filters and holds every match, as CSV.
+    let (status, csv) = api
+        .call(
+            Method::GET,
+            &format!("/invites.csv?batch_id={second_batch}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let csv = csv.as_str().unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 4, "a header and the batch's three: {csv}");
+    assert!(lines[0].starts_with("recipient_email,display_name,mailbox,"));
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.starts_with("other") && l.rsplit(',').nth(1) == Some(second_batch)),
+        "{csv}"
+    );
+    let (_, nothing) = api
+        .call(Method::GET, "/invites.csv?batch_id=nonsense", None)
+        .await;
+    assert_eq!(nothing.as_str().unwrap().lines().count(), 1);
     // Resend and revoke.
     let (status, resent) = api
         .call(Method::POST, &format!("/invites/{}/resend", ids[0]), None)

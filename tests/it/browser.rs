@@ -216,9 +216,14 @@ async fn the_bulk_invites_wizard_and_the_pending_list(engine: Engine) {
     let sam = sam.as_str().unwrap().to_string();
     b.click(&format!("tr[data-id='{jane}'] button[data-action=resend]"))
         .await;
+    b.click("#confirm[open] #confirm-ok").await;
     b.wait_text("#status", "Resend").await;
     b.click(&format!("tr[data-id='{sam}'] button[data-action=revoke]"))
         .await;
+    b.wait("#confirm[open] #confirm-text").await;
+    let ask = b.text("#confirm-text").await;
+    assert!(ask.contains("sam@elsewhere.org"), "{ask}");
+    b.click("#confirm-ok").await;
     b.wait_text("#status", "Revoke").await;
     b.until("the revoked state", || async {
         let v = b

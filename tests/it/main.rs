@@ -4,6 +4,7 @@
 
 mod support;
 
+mod admin_app;
 mod api;
 mod browser;
 mod cli_api;

@@ -182,6 +182,34 @@ const Muster = (() => {
     });
   }
 
+  // Asks before an action that cannot be undone: a modal dialog naming
+  // what will happen; resolves true only for the action's own button.
+  function confirmAction(text, okLabel) {
+    let dialog = document.getElementById('confirm');
+    if (!dialog) {
+      dialog = el('dialog', { id: 'confirm', 'aria-labelledby': 'confirm-text' },
+        el('form', { method: 'dialog' },
+          el('p', { id: 'confirm-text' }),
+          el('div', { class: 'actions' },
+            el('button', { value: 'ok', id: 'confirm-ok', class: 'danger' }),
+            el('button', { value: 'cancel', id: 'confirm-cancel', class: 'secondary' }, 'Cancel'))));
+      document.body.append(dialog);
+    }
+    document.getElementById('confirm-text').textContent = text;
+    document.getElementById('confirm-ok').textContent = okLabel;
+    dialog.returnValue = '';
+    return new Promise(resolve => {
+      dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), { once: true });
+      dialog.showModal();
+      document.getElementById('confirm-cancel').focus();
+    });
+  }
+
+  // "1 invite", "3 invites".
+  function plural(n, one, many) {
+    return n + ' ' + (n === 1 ? one : (many || one + 's'));
+  }
+
   function newKey() {
     const b = new Uint8Array(16);
     crypto.getRandomValues(b);
@@ -189,5 +217,5 @@ const Muster = (() => {
   }
 
   return { el, api, ApiError, page, say, errorText, setCsrf, requireSession, fmtDate, stateBadge,
-           download, csvCell, readFile, dropZone, cookieNotice, newKey };
+           download, csvCell, readFile, dropZone, cookieNotice, newKey, confirmAction, plural };
 })();

@@ -1,21 +1,26 @@
 'use strict';
 Muster.page(async () => {
-  const { api, el, say, errorText, requireSession, fmtDate, stateBadge } = Muster;
+  const { api, el, say, errorText, requireSession, fmtDate, stateBadge, confirmAction, plural } = Muster;
   await requireSession();
   const $ = id => document.getElementById(id);
   let cursor = null;
 
   const batches = await api('GET', '/batches');
-  batches.forEach(b => $('batch').append(el('option', { value: b.id, text: b.domain + ' · ' + fmtDate(b.created_at) + ' · ' + b.invite_count + ' invites' })));
+  batches.forEach(b => $('batch').append(el('option', { value: b.id, text: b.domain + ' · ' + fmtDate(b.created_at) + ' · ' + plural(b.invite_count, 'invite') })));
   const params = new URLSearchParams(location.search);
   if (params.get('batch')) $('batch').value = params.get('batch');
   if (params.get('state')) $('state').value = params.get('state');
 
-  function query() {
+  function filters() {
     const q = new URLSearchParams();
     if ($('batch').value) q.set('batch_id', $('batch').value);
     if ($('state').value) q.set('state', $('state').value);
     if ($('q').value.trim()) q.set('q', $('q').value.trim());
+    return q;
+  }
+
+  function query() {
+    const q = filters();
     q.set('limit', '100');
     if (cursor) q.set('cursor', cursor);
     return '/invites?' + q;
@@ -36,6 +41,16 @@ Muster.page(async () => {
     await api('POST', '/invites/' + encodeURIComponent(id) + '/' + action);
   }
 
+  const ASK = {
+    resend: n => ['Resend ' + plural(n, 'invite') + '? Each gets a fresh link; the old one stops working.', 'Resend ' + plural(n, 'invite')],
+    revoke: n => ['Revoke ' + plural(n, 'invite') + '? Their links stop working at once. This cannot be undone.', 'Revoke ' + plural(n, 'invite')],
+  };
+
+  // A file path from the outbox says where the email is; its name is enough here.
+  function shortDetail(detail) {
+    return detail.replace(/^written to .*\//, 'written to ');
+  }
+
   function row(i) {
     const check = el('input', { type: 'checkbox', class: 'pick', value: i.id, 'aria-label': 'Select ' + i.recipient_email });
     const open = ['live', 'expired', 'blocked'].includes(i.link_state);
@@ -43,6 +58,10 @@ Muster.page(async () => {
       type: 'button', class: cls || 'secondary', text: label, 'data-action': action, disabled: !open,
       'aria-label': label + ' ' + i.recipient_email,
       onclick: async () => {
+        if (ASK[action]) {
+          const [text, ok] = ASK[action](1);
+          if (!await confirmAction(text.replace('1 invite', 'the invite to ' + i.recipient_email), ok)) return;
+        }
         try { await act(i.id, action); if (action !== 'link') { say('status', 'ok', label + ': ' + i.mailbox); reload(); } }
         catch (err) { say('status', 'bad', errorText(err)); }
       },
@@ -50,14 +69,17 @@ Muster.page(async () => {
     const notes = [];
     if (i.new_link_requested_at) notes.push(el('div', { class: 'flag', text: 'asked for a new link ' + fmtDate(i.new_link_requested_at) }));
     if (i.last_error) notes.push(el('div', { class: 'muted', text: i.last_error }));
+    const detail = i.delivery_detail ? shortDetail(i.delivery_detail) : null;
     return el('tr', { 'data-id': i.id, 'data-link': i.link_state, 'data-delivery': i.delivery_state },
-      el('td', {}, check),
-      el('td', {}, el('div', { text: i.recipient_email }), i.display_name ? el('div', { class: 'muted', text: i.display_name }) : null),
-      el('td', { text: i.mailbox }),
-      el('td', {}, stateBadge(i.link_state), notes),
-      el('td', {}, stateBadge(i.delivery_state), i.delivery_detail ? el('div', { class: 'muted', text: i.delivery_detail }) : null),
-      el('td', { text: fmtDate(i.expires_at) }),
-      el('td', {}, el('div', { class: 'actions' }, button('Resend', 'resend'), button('Revoke', 'revoke', 'danger'), button('Copy link', 'link'))));
+      el('td', { class: 'pick-cell' }, check),
+      el('td', { class: 'who' },
+        el('div', { text: i.recipient_email }),
+        el('div', { class: 'muted', text: (i.display_name ? i.display_name + ' · ' : '') + 'mailbox ' + i.mailbox })),
+      el('td', { 'data-label': 'Link' }, stateBadge(i.link_state), notes),
+      el('td', { 'data-label': 'Delivery' }, stateBadge(i.delivery_state),
+        detail ? el('div', { class: 'muted detail', title: i.delivery_detail, text: detail }) : null),
+      el('td', { 'data-label': 'Expires', class: 'nowrap', text: fmtDate(i.expires_at) }),
+      el('td', {}, el('div', { class: 'actions compact' }, button('Resend', 'resend'), button('Revoke', 'revoke', 'danger'), button('Copy link', 'link'))));
   }
 
   async function load(append) {
@@ -66,14 +88,19 @@ Muster.page(async () => {
       const tbody = $('invites').querySelector('tbody');
       if (!append) tbody.replaceChildren();
       page.invites.forEach(i => tbody.append(row(i)));
-      if (!tbody.children.length) tbody.append(el('tr', {}, el('td', { colspan: 7, text: 'No invites match.' })));
+      if (!tbody.children.length) tbody.append(el('tr', {}, el('td', { colspan: 6, text: 'No invites match.' })));
       cursor = page.next_cursor || null;
       $('more').hidden = !cursor;
+      $('select-all').checked = false;
     } catch (err) {
       say('status', 'bad', errorText(err));
     }
   }
-  function reload() { cursor = null; load(false); }
+  function reload() {
+    cursor = null;
+    $('export').href = '/api/v1/invites.csv?' + filters();
+    load(false);
+  }
 
   $('filters').addEventListener('submit', e => { e.preventDefault(); reload(); });
   $('more').addEventListener('click', () => load(true));
@@ -82,11 +109,13 @@ Muster.page(async () => {
   async function many(action, label) {
     const ids = Array.from(document.querySelectorAll('.pick:checked')).map(c => c.value);
     if (!ids.length) { say('status', 'bad', 'Select invites first.'); return; }
+    const [text, ok] = ASK[action](ids.length);
+    if (!await confirmAction(text, ok)) return;
     const failed = [];
     for (const id of ids) {
       try { await act(id, action); } catch (err) { failed.push(errorText(err)); }
     }
-    say('status', failed.length ? 'bad' : 'ok', failed.length ? failed : label + ': ' + ids.length + ' invites.');
+    say('status', failed.length ? 'bad' : 'ok', failed.length ? failed : label + ': ' + plural(ids.length, 'invite') + '.');
     reload();
   }
   $('resend-selected').addEventListener('click', () => many('resend', 'Resent'));

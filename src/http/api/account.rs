@@ -6,7 +6,7 @@ use std::sync::Arc;
 use poem::Request;
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::{Json, PlainText};
+use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi, Tags};
 
 use super::ApiError;
@@ -60,12 +60,6 @@ pub enum TokenCreated {
     Created(Json<TokenBody>),
 }
 
-#[derive(ApiResponse)]
-pub enum CsvResponse {
-    #[oai(status = 200, content_type = "text/csv; charset=utf-8")]
-    Csv(PlainText<String>),
-}
-
 fn signed_in(state: &HttpState, s: SignedIn) -> SignedInResponse {
     let cookie = session_cookie(
         &s.cookie,
@@ -96,20 +90,6 @@ fn same_origin(req: &Request, state: &HttpState) -> Result<(), ApiError> {
             "cross_origin",
             "this request came from another site",
         ))
-    }
-}
-
-/// A CSV cell: quoted when needed, and formulas defused for spreadsheets.
-fn csv_cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
     }
 }
 
@@ -439,7 +419,7 @@ impl AccountApi {
                     csv_cell(&e.detail)
                 ));
             }
-            Ok(CsvResponse::Csv(PlainText(out)))
+            Ok(CsvResponse::attachment("muster-audit.csv", out))
         })
         .await
     }

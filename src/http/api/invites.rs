@@ -362,6 +362,58 @@ impl InvitesApi {
         .await
     }
 
+    /// The pending list as CSV, with the same filters as `GET /invites`:
+    /// every matching invite, newest first.
+    #[oai(path = "/invites.csv", method = "get", operation_id = "export_invites")]
+    async fn export(
+        &self,
+        _auth: Auth,
+        state: Data<&Arc<HttpState>>,
+        batch_id: Query<Option<String>>,
+        #[oai(name = "state")] state_filter: Query<Option<String>>,
+        q: Query<Option<String>>,
+    ) -> Result<CsvResponse, ApiError> {
+        let state = state.0.clone();
+        blocking(&state, move |muster| {
+            let filter = InviteFilter {
+                batch_id: batch_id.0,
+                state: state_filter.0,
+                text: q.0,
+            };
+            let mut out = String::from(
+                "recipient_email,display_name,mailbox,link_state,delivery_state,delivery_detail,created_at,expires_at,redeemed_at,batch_id,id\n",
+            );
+            let mut cursor = None;
+            loop {
+                let (invites, next) = muster.list_invites(&filter, cursor.as_deref(), 500)?;
+                for i in &invites {
+                    let cells = [
+                        i.recipient_email.clone(),
+                        i.display_name.clone().unwrap_or_default(),
+                        i.mailbox.clone(),
+                        i.link_state.to_string(),
+                        i.delivery_state.to_string(),
+                        i.delivery_detail.clone().unwrap_or_default(),
+                        rfc3339(i.created_at),
+                        rfc3339(i.expires_at),
+                        i.redeemed_at.map(rfc3339).unwrap_or_default(),
+                        i.batch_id.clone(),
+                        i.id.clone(),
+                    ];
+                    let line: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
+                    out.push_str(&line.join(","));
+                    out.push('\n');
+                }
+                match next {
+                    Some(n) => cursor = Some(n),
+                    None => break,
+                }
+            }
+            Ok(CsvResponse::attachment("muster-invites.csv", out))
+        })
+        .await
+    }
+
     #[oai(path = "/invites/:id", method = "get", operation_id = "get_invite")]
     async fn get(
         &self,

@@ -717,3 +717,36 @@ pub struct AuditPage {
     #[oai(skip_serializing_if_is_none)]
     pub next_cursor: Option<String>,
 }
+
+/// A CSV download: the browser saves it under `filename`.
+#[derive(poem_openapi::ApiResponse)]
+pub enum CsvResponse {
+    #[oai(status = 200, content_type = "text/csv; charset=utf-8")]
+    Csv(
+        poem_openapi::payload::PlainText<String>,
+        #[oai(header = "Content-Disposition")] String,
+    ),
+}
+
+impl CsvResponse {
+    pub fn attachment(filename: &str, body: String) -> Self {
+        CsvResponse::Csv(
+            poem_openapi::payload::PlainText(body),
+            format!("attachment; filename=\"{filename}\""),
+        )
+    }
+}
+
+/// A CSV cell: quoted when needed, and formulas defused for spreadsheets.
+pub fn csv_cell(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}

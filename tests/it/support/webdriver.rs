@@ -112,6 +112,10 @@ impl Engine {
                         "--disable-component-update", "--disable-sync", "--window-size=1280,900",
                         format!("--user-data-dir={}", profile.display()),
                     ],
+                    "prefs": {
+                        "download.default_directory": downloads(profile).display().to_string(),
+                        "download.prompt_for_download": false,
+                    },
                 },
             }),
             // The prefs keep a test run from sending anything off the machine.
@@ -147,11 +151,22 @@ impl Engine {
                         "network.prefetch-next": false,
                         "signon.rememberSignons": false,
                         "toolkit.legacyUserProfileCustomizations.stylesheets": true,
+                        "browser.download.folderList": 2,
+                        "browser.download.dir": downloads(profile).display().to_string(),
+                        "browser.download.useDownloadDir": true,
+                        "browser.download.always_ask_before_handling_new_types": false,
+                        "browser.download.manager.showWhenStarting": false,
+                        "browser.helperApps.neverAsk.saveToDisk": "text/csv",
                     },
                 },
             }),
         }
     }
+}
+
+/// Where the browser saves downloads: inside its profile folder.
+fn downloads(profile: &std::path::Path) -> std::path::PathBuf {
+    profile.join("downloads")
 }
 
 /// What the console said that a page must never say.
@@ -178,6 +193,7 @@ console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + (e.blocked
 impl Browser {
     pub async fn start(engine: Engine, name: &str) -> Self {
         let profile = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(downloads(profile.path())).unwrap();
         if engine == Engine::Firefox {
             // The browser's own toolbars hold its window at 500 px or more;
             // a phone is narrower.
@@ -272,6 +288,20 @@ impl Browser {
 
     async fn get(&self, path: &str) -> Result<Value, String> {
         self.cmd(reqwest::Method::GET, path, None).await
+    }
+
+    /// The files the browser has downloaded (finished ones only).
+    pub fn downloads(&self) -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(downloads(self.profile.path()))
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| {
+                        let name = p.to_string_lossy();
+                        !name.ends_with(".crdownload") && !name.ends_with(".part")
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub async fn goto(&self, url: &str) {

@@ -1,0 +1,211 @@
+//! The admin web app as an admin uses it, in both browsers: signed-out
+//! visits and first start, and the pending list (its layout on a laptop
+//! and a phone, the batch filter, confirmations, the CSV export).
+
+use crate::support::app::TestApp;
+use crate::support::webdriver::{Browser, Engine};
+use crate::support::*;
+use muster::store::Actor;
+
+const ADMIN: &str = "admin@team.example";
+
+async fn sign_in_here(b: &Browser) {
+    b.type_in("#email", ADMIN).await;
+    b.type_in("#password", PASSWORD).await;
+    b.click("#sign-in button[type=submit]").await;
+}
+
+async fn signed_out_pages_send_the_browser_to_sign_in(engine: Engine) {
+    if !engine.available() {
+        return;
+    }
+    let app = TestApp::spawn(|_| {}).await;
+    let mut b = Browser::start(engine, "signed_out_pages_send_the_browser_to_sign_in").await;
+
+    // First start: no admin yet, and the sign-in page says how to get in.
+    b.goto(&format!("{}/audit", app.url())).await;
+    b.wait("#sign-in").await;
+    assert!(
+        b.url().await.ends_with("/login?next=/audit"),
+        "{}",
+        b.url().await
+    );
+    b.wait("#first-start").await;
+    let help = b.text("#first-start").await;
+    assert!(help.contains("muster admin add"), "{help}");
+    assert!(help.contains("setup link"), "{help}");
+    b.step("first-start").await;
+
+    // With an admin, each admin page leads to sign-in and back to itself.
+    app.muster
+        .add_admin(ADMIN, PASSWORD, &Actor::cli())
+        .unwrap();
+    for (path, heading) in [
+        ("/invites/new?from=mail", "Bulk invites"),
+        ("/", "Mailboxes"),
+        ("/invites", "Pending invites"),
+        ("/tokens", "API tokens"),
+    ] {
+        b.goto(&format!("{}{path}", app.url())).await;
+        b.wait("#sign-in").await;
+        assert!(b.url().await.contains("/login?next=/"), "{path}");
+        assert_eq!(b.count("#first-start:not([hidden])").await, 0);
+        if path == "/invites/new?from=mail" {
+            b.step("sign-in-first").await;
+        }
+        sign_in_here(&b).await;
+        b.wait_text("main h1", heading).await;
+        assert!(b.url().await.ends_with(path), "{path}: {}", b.url().await);
+        b.click("#sign-out").await;
+        b.wait("#sign-in").await;
+    }
+    // Signed in, the sign-in page goes straight on.
+    sign_in_here(&b).await;
+    b.wait_text("main h1", "Mailboxes").await;
+    b.goto(&format!("{}/login?next=%2Faudit", app.url())).await;
+    b.wait_text("main h1", "Audit").await;
+    b.step("signed-in-goes-on").await;
+    b.quit().await;
+    app.shutdown().await;
+}
+
+/// Waits until the outbox holds `n` emails: the invites have been "sent".
+fn outbox_holds(app: &TestApp, n: usize) {
+    wait_for(
+        "the invites in the outbox",
+        std::time::Duration::from_secs(20),
+        || {
+            let files = std::fs::read_dir(app.dir.data().join("outbox"))
+                .map(|d| d.count())
+                .unwrap_or(0);
+            (files >= n).then_some(())
+        },
+    );
+}
+
+async fn the_pending_list_fits_asks_first_and_exports_what_it_shows(engine: Engine) {
+    if !engine.available() {
+        return;
+    }
+    let app = TestApp::spawn(|_| {}).await;
+    app.muster
+        .add_admin(ADMIN, PASSWORD, &Actor::cli())
+        .unwrap();
+    let first = app.muster.create_batch(invite_batch(3, "first")).unwrap();
+    let second = app.muster.create_batch(invite_batch(2, "second")).unwrap();
+    outbox_holds(&app, 5);
+    let mut b = Browser::start(
+        engine,
+        "the_pending_list_fits_asks_first_and_exports_what_it_shows",
+    )
+    .await;
+    b.goto(&format!("{}/invites", app.url())).await;
+    b.wait("#sign-in").await;
+    sign_in_here(&b).await;
+    b.wait_text("main h1", "Pending invites").await;
+    b.until("five rows", || async {
+        (b.count("tr[data-id]").await == 5).then_some(())
+    })
+    .await;
+    b.step("pending-list").await;
+
+    // Complete and compact on a laptop: no column outside the table's box
+    // or the window, rows of one or two lines; usable on a phone.
+    for (w, h) in [(1280, 900), (390, 844)] {
+        b.set_size(w, h).await;
+        let fit = b
+            .run(
+                "const wrap = document.querySelector('.table-wrap');
+                 const rows = [...document.querySelectorAll('tr[data-id]')];
+                 const right = Math.max(...rows.map(r => r.lastElementChild.getBoundingClientRect().right));
+                 return [wrap.scrollWidth - wrap.clientWidth, right - window.innerWidth,
+                         Math.max(...rows.map(r => r.getBoundingClientRect().height))];",
+            )
+            .await;
+        let (inner, outside, tallest) = (
+            fit[0].as_f64().unwrap(),
+            fit[1].as_f64().unwrap(),
+            fit[2].as_f64().unwrap(),
+        );
+        assert!(
+            inner <= 0.0,
+            "{w}x{h}: the table scrolls {inner} px inside its box"
+        );
+        assert!(
+            outside <= 0.0,
+            "{w}x{h}: the actions end {outside} px past the window"
+        );
+        if w == 1280 {
+            assert!(tallest < 80.0, "rows are {tallest} px tall at 1280");
+        }
+        // Load more shows only when there is more.
+        assert_eq!(b.count("#more:not([hidden])").await, 0);
+    }
+    b.set_size(1280, 900).await;
+
+    // The batch filter shows one batch, and select all takes only it.
+    b.click(&format!("#batch option[value='{}']", second.batch.id))
+        .await;
+    b.click("#filters button[type=submit]").await;
+    b.until("the second batch alone", || async {
+        (b.count("tr[data-id]").await == 2).then_some(())
+    })
+    .await;
+    assert!(b.text("#invites").await.contains("second0@elsewhere.org"));
+    b.click("#select-all").await;
+    b.click("#revoke-selected").await;
+    b.wait("#confirm[open] #confirm-text").await;
+    let ask = b.text("#confirm-text").await;
+    assert!(ask.contains("Revoke 2 invites?"), "{ask}");
+    b.step("confirm-revoke").await;
+    // Cancel changes nothing.
+    b.click("#confirm-cancel").await;
+    b.until("the dialog closed", || async {
+        (b.count("#confirm[open]").await == 0).then_some(())
+    })
+    .await;
+    for i in &second.invites {
+        assert_eq!(app.muster.get_invite(&i.id).unwrap().link_state, "live");
+    }
+    b.click("#revoke-selected").await;
+    b.wait("#confirm[open]").await;
+    b.click("#confirm-ok").await;
+    b.wait_text("#status", "Revoked: 2 invites.").await;
+    for i in &second.invites {
+        assert_eq!(app.muster.get_invite(&i.id).unwrap().link_state, "revoked");
+    }
+    for i in &first.invites {
+        assert_eq!(
+            app.muster.get_invite(&i.id).unwrap().link_state,
+            "live",
+            "another batch is untouched"
+        );
+    }
+
+    // Export: the filtered list as CSV, saved by the browser.
+    b.click("#export").await;
+    let csv = b
+        .until("the downloaded CSV", || async {
+            b.downloads().iter().find_map(|p| {
+                std::fs::read_to_string(p)
+                    .ok()
+                    .filter(|t| t.lines().count() == 3)
+            })
+        })
+        .await;
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("recipient_email,display_name,mailbox,link_state"));
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.starts_with("second") && l.contains(",revoked,"))
+    );
+    b.step("exported").await;
+    b.quit().await;
+    app.shutdown().await;
+}
+
+crate::in_both_browsers!(
+    signed_out_pages_send_the_browser_to_sign_in,
+    the_pending_list_fits_asks_first_and_exports_what_it_shows,
+);
