@@ -327,7 +327,7 @@ async fn round() -> Figures {
     let invites = view.invite_count().unwrap() as usize;
     assert_eq!(invites, BATCHES * ROWS, "no invite lost or doubled");
     assert_eq!(
-        deliveries.get("sent").copied().unwrap_or(0) as usize,
+        deliveries.get("in_outbox").copied().unwrap_or(0) as usize,
         BATCHES * ROWS
     );
     assert_eq!(

@@ -152,6 +152,7 @@ pub async fn run(config: Config, args: InviteArgs) -> anyhow::Result<u8> {
 pub async fn send_and_wait(muster: &Arc<Muster>, ids: &[String]) -> anyhow::Result<bool> {
     use tokio::sync::broadcast::error::RecvError;
     let total = ids.len() as u64;
+    let outbox = muster.config.smtp.host.is_none();
     // Listening before the worker starts, so no outcome is missed; the
     // store is read once, and again only if this falls behind.
     let mut events = muster.queue.subscribe();
@@ -175,12 +176,20 @@ pub async fn send_and_wait(muster: &Arc<Muster>, ids: &[String]) -> anyhow::Resu
     let mut last_shown = std::time::Instant::now() - Duration::from_secs(1);
     let interrupted = loop {
         let count = |s: &str| states.values().filter(|x| **x == s).count() as u64;
-        let (sent, failed, deferred) = (count("sent"), count("failed"), count("deferred"));
+        let (sent, failed, deferred) = (
+            count("sent") + count("in_outbox"),
+            count("failed"),
+            count("deferred"),
+        );
         let done = sent + failed == total;
         // At most a few lines a second, and always the last one.
         if done || last_shown.elapsed() >= Duration::from_millis(200) {
             last_shown = std::time::Instant::now();
-            let line = format!("sent {sent} of {total}, {failed} failed, {deferred} deferred");
+            let line = if outbox {
+                format!("written to the outbox {sent} of {total}, {failed} failed")
+            } else {
+                format!("sent {sent} of {total}, {failed} failed, {deferred} deferred")
+            };
             match &bar {
                 Some(bar) => {
                     bar.set_position(sent + failed);
@@ -217,17 +226,23 @@ pub async fn send_and_wait(muster: &Arc<Muster>, ids: &[String]) -> anyhow::Resu
     Ok(interrupted)
 }
 
-/// Prints "N sent, M failed." and each failure; returns the failures.
+/// Prints "N sent, M failed." (and how many only reached the outbox) and
+/// each failure; returns the failures.
 pub fn summarise(invites: &[crate::service::InviteView]) -> usize {
     let failed: Vec<_> = invites
         .iter()
         .filter(|i| i.delivery_state == "failed")
         .collect();
-    let sent = invites
-        .iter()
-        .filter(|i| i.delivery_state == "sent")
-        .count();
-    println!("{sent} sent, {} failed.", failed.len());
+    let count = |state: &str| invites.iter().filter(|i| i.delivery_state == state).count();
+    let (sent, outbox) = (count("sent"), count("in_outbox"));
+    if outbox > 0 {
+        println!(
+            "{sent} sent, {outbox} in the outbox (no SMTP relay configured: not on their way), {} failed.",
+            failed.len()
+        );
+    } else {
+        println!("{sent} sent, {} failed.", failed.len());
+    }
     for f in &failed {
         println!(
             "  failed: {} ({}): {}",

@@ -51,8 +51,10 @@ impl fmt::Display for Trouble {
 /// What became of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Taken: the relay's reply, or where the outbox file went.
+    /// Taken: the relay's reply.
     Accepted(String),
+    /// Written to the outbox (no relay): where the file went.
+    Written(String),
     /// The relay answered with a refusal: 4xx temporary, 5xx permanent.
     Refused(Reply),
     /// No verdict: try again.
@@ -75,7 +77,7 @@ impl Outcome {
         match self {
             Outcome::Refused(r) => r.code < 500,
             Outcome::Trouble(_) => true,
-            Outcome::Accepted(_) | Outcome::Unsendable(_) => false,
+            Outcome::Accepted(_) | Outcome::Written(_) | Outcome::Unsendable(_) => false,
         }
     }
 }
@@ -84,6 +86,7 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Outcome::Accepted(m) | Outcome::Unsendable(m) => f.write_str(m),
+            Outcome::Written(file) => write!(f, "written to {file}"),
             Outcome::Refused(r) => r.fmt(f),
             Outcome::Trouble(t) => t.fmt(f),
         }
@@ -117,6 +120,10 @@ pub enum Next {
     Sent {
         reply: String,
     },
+    /// In the outbox folder; nothing more to do.
+    Written {
+        file: String,
+    },
     /// Keep the task, due at `at`.
     Retry {
         at: OffsetDateTime,
@@ -143,6 +150,7 @@ pub fn next(
         Outcome::Accepted(reply) => Next::Sent {
             reply: reply.clone(),
         },
+        Outcome::Written(file) => Next::Written { file: file.clone() },
         o if o.is_temporary() && !too_old && !withdrawn => Next::Retry {
             at: now + policy.backoff(attempts, jitter),
             error: o.to_string(),

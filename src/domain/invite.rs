@@ -60,10 +60,18 @@ impl LinkState {
 pub enum Delivery {
     Queued,
     Sending,
+    /// A relay accepted it.
     Sent {
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,
         reply: String,
+    },
+    /// Written to the outbox folder (no relay configured): not on its way
+    /// to the recipient until someone delivers the file.
+    InOutbox {
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+        file: String,
     },
     Deferred {
         #[serde(with = "time::serde::rfc3339")]
@@ -83,14 +91,18 @@ impl Delivery {
             Self::Queued => "queued",
             Self::Sending => "sending",
             Self::Sent { .. } => "sent",
+            Self::InOutbox { .. } => "in_outbox",
             Self::Deferred { .. } => "deferred",
             Self::Failed { .. } => "failed",
         }
     }
 
-    /// Sent or failed: the worker has nothing more to do.
+    /// Sent, in the outbox or failed: the worker has nothing more to do.
     pub fn is_final(&self) -> bool {
-        matches!(self, Self::Sent { .. } | Self::Failed { .. })
+        matches!(
+            self,
+            Self::Sent { .. } | Self::InOutbox { .. } | Self::Failed { .. }
+        )
     }
 }
 

@@ -381,11 +381,18 @@ impl MusterMcp {
                 let count = |f: &dyn Fn(&crate::service::InviteView) -> bool| {
                     invites.iter().filter(|i| f(i)).count()
                 };
-                let delivery: Value = ["queued", "sending", "sent", "deferred", "failed"]
-                    .iter()
-                    .map(|s| (s.to_string(), json!(count(&|i| i.delivery_state == *s))))
-                    .collect::<serde_json::Map<_, _>>()
-                    .into();
+                let delivery: Value = [
+                    "queued",
+                    "sending",
+                    "sent",
+                    "in_outbox",
+                    "deferred",
+                    "failed",
+                ]
+                .iter()
+                .map(|s| (s.to_string(), json!(count(&|i| i.delivery_state == *s))))
+                .collect::<serde_json::Map<_, _>>()
+                .into();
                 let links: Value = [
                     "live",
                     "redeeming",
@@ -399,11 +406,12 @@ impl MusterMcp {
                 .collect::<serde_json::Map<_, _>>()
                 .into();
                 let text = format!(
-                    "Batch {} on {}: {} invites; sent {}, failed {}, deferred {}, queued {}; redeemed {}.",
+                    "Batch {} on {}: {} invites; sent {}, in the outbox (no relay: not on their way) {}, failed {}, deferred {}, queued {}; redeemed {}.",
                     batch.id,
                     batch.domain,
                     invites.len(),
                     delivery["sent"],
+                    delivery["in_outbox"],
                     delivery["failed"],
                     delivery["deferred"],
                     delivery["queued"],

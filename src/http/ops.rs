@@ -95,7 +95,14 @@ pub fn render(muster: &Muster) -> Result<String, crate::store::StoreError> {
         "gauge",
         "Invites by delivery state.",
     );
-    for s in ["queued", "sending", "sent", "deferred", "failed"] {
+    for s in [
+        "queued",
+        "sending",
+        "sent",
+        "in_outbox",
+        "deferred",
+        "failed",
+    ] {
         let _ = writeln!(
             out,
             "muster_invite_deliveries{{state=\"{s}\"}} {}",

@@ -49,7 +49,7 @@ impl Verdict {
                 enhanced: r.enhanced,
                 text: r.text.clone(),
             }),
-            Outcome::Trouble(_) | Outcome::Unsendable(_) => None,
+            Outcome::Written(_) | Outcome::Trouble(_) | Outcome::Unsendable(_) => None,
         }
     }
 

@@ -34,7 +34,7 @@ impl Outbox {
             std::fs::File::open(&self.dir)?.sync_all()
         })();
         match result {
-            Ok(()) => Outcome::Accepted(format!("written to {}", path.display())),
+            Ok(()) => Outcome::Written(path.display().to_string()),
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
                 Outcome::Trouble(crate::domain::delivery::Trouble::Write(format!(

@@ -633,6 +633,22 @@ fn record(muster: &Muster, w: &WriteView, d: &Done) -> Result<Option<Recorded>, 
             )?;
             Delivery::Sent { at: now, reply }
         }
+        // Without a relay the file is all there is: said so, not "sent".
+        Next::Written { file } => {
+            w.remove_task(&task.id)?;
+            w.bump("sends", 1)?;
+            muster
+                .metrics
+                .observe_delivery((now - task.queued_at).as_seconds_f64());
+            muster.audit(
+                w,
+                &Actor::system(),
+                &format!("{action}.outbox"),
+                &subject,
+                format!("written to the outbox: {file}"),
+            )?;
+            Delivery::InOutbox { at: now, file }
+        }
         Next::Retry { at, error } => {
             w.put_task(&task, at)?;
             w.bump("send_deferrals", 1)?;

@@ -22,7 +22,8 @@ pub struct InviteView {
     pub storage_allocation_mb: Option<u64>,
     /// live, redeeming, redeemed, revoked, expired or blocked.
     pub link_state: &'static str,
-    /// queued, sending, sent, deferred or failed.
+    /// queued, sending, sent (a relay accepted it), in_outbox (written to
+    /// the outbox folder: no relay configured), deferred or failed.
     pub delivery_state: &'static str,
     /// The relay's reply for sent and failed; the last error when deferred.
     pub delivery_detail: Option<String>,
@@ -47,6 +48,7 @@ impl InviteView {
             Delivery::Sent { reply, .. } | Delivery::Failed { reply, .. } => {
                 (Some(reply.clone()), None)
             }
+            Delivery::InOutbox { file, .. } => (Some(file.clone()), None),
             Delivery::Deferred {
                 next_attempt_at,
                 last_error,

@@ -108,6 +108,19 @@ async fn the_pending_list_fits_asks_first_and_exports_what_it_shows(engine: Engi
     })
     .await;
     b.step("pending-list").await;
+    // No relay: the page says mail is not leaving, and each row says where it is.
+    let banner = b.text("#outbox-mode").await;
+    assert!(banner.contains("Invites are not being emailed"), "{banner}");
+    assert!(
+        banner.contains(&app.dir.data().join("outbox").display().to_string()),
+        "{banner}"
+    );
+    assert_eq!(b.count("tr[data-delivery=in_outbox]").await, 5);
+    assert!(
+        b.text("tr[data-id] .state.in_outbox")
+            .await
+            .contains("in outbox")
+    );
 
     // Complete and compact on a laptop: no column outside the table's box
     // or the window, rows of one or two lines; usable on a phone.

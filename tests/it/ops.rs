@@ -437,7 +437,8 @@ async fn metrics_parse_as_prometheus_text_and_move() {
     )
     .await;
     assert_eq!(sent["muster_invites{link_state=\"live\"}"], 3.0);
-    assert_eq!(sent["muster_invite_deliveries{state=\"sent\"}"], 3.0);
+    assert_eq!(sent["muster_invite_deliveries{state=\"in_outbox\"}"], 3.0);
+    assert_eq!(sent["muster_invite_deliveries{state=\"sent\"}"], 0.0);
     assert_eq!(sent["muster_invites_created_total"], 3.0);
     assert_eq!(sent["muster_delivery_latency_seconds_count"], 3.0);
     assert_eq!(

@@ -207,6 +207,13 @@ async fn temporary_failures_are_retried_and_sent_once() {
     assert_eq!(view.delivery_state, "sent");
     assert_eq!(view.attempts, 3);
     assert_eq!(peer.received().len(), 1);
+    // With a relay there is no outbox to warn about.
+    let (_, settings) = app.call(reqwest::Method::GET, "/settings", None).await;
+    assert_eq!(
+        settings["outbox_dir"],
+        serde_json::Value::Null,
+        "{settings}"
+    );
     assert_eq!(
         peer.log(),
         [
@@ -307,7 +314,12 @@ async fn the_cli_writes_the_outbox_without_a_relay() {
         stdout.contains("2 invites for team.example (links expire after 2d)"),
         "{stdout}"
     );
-    assert!(stdout.contains("2 sent, 0 failed."), "{stdout}");
+    assert!(
+        stdout.contains(
+            "0 sent, 2 in the outbox (no SMTP relay configured: not on their way), 0 failed."
+        ),
+        "{stdout}"
+    );
     let files: Vec<_> = std::fs::read_dir(t.data().join("outbox"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -383,7 +395,7 @@ async fn the_outbox_takes_500_invites_without_waiting_for_the_rate_limit() {
         .await
         .unwrap();
     assert_exit(&out, 0);
-    assert!(text(&out.stdout).contains("500 sent, 0 failed."));
+    assert!(text(&out.stdout).contains("0 sent, 500 in the outbox"));
 }
 
 /// kill -9 at several points of a 500-invite send to a slow peer (while

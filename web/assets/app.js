@@ -129,12 +129,26 @@ const Muster = (() => {
     location.href = '/login';
   }
 
-  // Every app page: make sure there is a session, learn its CSRF token.
+  // Every app page: make sure there is a session, learn its CSRF token,
+  // and say so plainly when mail is not leaving the server.
   async function requireSession() {
     const s = await api('GET', '/session');
     setCsrf(s.csrf_token);
     nav(s.email);
+    const settings = await api('GET', '/settings');
+    if (settings.outbox_dir) outboxBanner(settings.outbox_dir);
     return s;
+  }
+
+  function outboxBanner(dir) {
+    const main = document.querySelector('main');
+    main.prepend(el('section', { class: 'alert warn', id: 'outbox-mode', role: 'note' },
+      el('strong', { text: 'Invites are not being emailed. ' }),
+      'No SMTP relay is configured, so each invite is written as an .eml file to ',
+      el('code', { text: dir }),
+      ' on the server and stays there. To send them, set ', el('code', { text: 'smtp.host' }),
+      ' (and the port, user and password) in muster.toml or ', el('code', { text: 'MUSTER_SMTP_HOST' }),
+      ', restart Muster, and resend the invites shown as "in outbox".'));
   }
 
   function fmtDate(iso) {

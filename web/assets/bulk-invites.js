@@ -138,7 +138,8 @@ Muster.page(async () => {
     const status = await api('GET', '/batches/' + encodeURIComponent(batchId));
     const count = s => (status.delivery.find(x => x.state === s) || { count: 0 }).count;
     const open = count('queued') + count('sending') + count('deferred');
-    $('progress').textContent = count('sent') + ' sent, ' + count('failed') + ' failed, ' + count('deferred') +
+    const outbox = count('in_outbox') ? count('in_outbox') + ' in the outbox (not emailed), ' : '';
+    $('progress').textContent = count('sent') + ' sent, ' + outbox + count('failed') + ' failed, ' + count('deferred') +
       ' deferred, ' + (count('queued') + count('sending')) + ' waiting.' + (open === 0 ? ' Done.' : '');
     $('sent').querySelector('tbody').replaceChildren(...status.invites.map(i => el('tr', { 'data-delivery': i.delivery_state },
       el('td', { text: i.recipient_email }), el('td', { text: i.mailbox }),

@@ -46,9 +46,9 @@ Muster.page(async () => {
     revoke: n => ['Revoke ' + plural(n, 'invite') + '? Their links stop working at once. This cannot be undone.', 'Revoke ' + plural(n, 'invite')],
   };
 
-  // A file path from the outbox says where the email is; its name is enough here.
-  function shortDetail(detail) {
-    return detail.replace(/^written to .*\//, 'written to ');
+  // An outbox file's path: its name is enough here (the whole path is its title).
+  function shortDetail(i) {
+    return i.delivery_state === 'in_outbox' ? i.delivery_detail.replace(/^.*\//, '') : i.delivery_detail;
   }
 
   function row(i) {
@@ -69,7 +69,7 @@ Muster.page(async () => {
     const notes = [];
     if (i.new_link_requested_at) notes.push(el('div', { class: 'flag', text: 'asked for a new link ' + fmtDate(i.new_link_requested_at) }));
     if (i.last_error) notes.push(el('div', { class: 'muted', text: i.last_error }));
-    const detail = i.delivery_detail ? shortDetail(i.delivery_detail) : null;
+    const detail = i.delivery_detail ? shortDetail(i) : null;
     return el('tr', { 'data-id': i.id, 'data-link': i.link_state, 'data-delivery': i.delivery_state },
       el('td', { class: 'pick-cell' }, check),
       el('td', { class: 'who' },

@@ -520,7 +520,14 @@ pub fn batch_status(
         batch: batch_summary(batch),
         delivery: count(
             &|i| i.delivery_state,
-            &["queued", "sending", "sent", "deferred", "failed"],
+            &[
+                "queued",
+                "sending",
+                "sent",
+                "in_outbox",
+                "deferred",
+                "failed",
+            ],
         ),
         links: count(
             &|i| i.link_state,

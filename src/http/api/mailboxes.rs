@@ -168,6 +168,11 @@ impl MailboxesApi {
             api_call_limit: c.invites.api_call_limit as u32,
             upload_limit_bytes: c.invites.upload_limit_bytes as u64,
             password_min_length: c.password_policy.min_length as u32,
+            outbox_dir: c
+                .smtp
+                .host
+                .is_none()
+                .then(|| c.outbox_dir().display().to_string()),
         }))
     }
 

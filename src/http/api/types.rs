@@ -276,7 +276,8 @@ pub struct InviteBody {
     pub storage_allocation_mb: Option<u64>,
     /// live, redeeming, redeemed, revoked, expired or blocked.
     pub link_state: String,
-    /// queued, sending, sent, deferred or failed.
+    /// queued, sending, sent (a relay accepted it), in_outbox (written to
+    /// the outbox folder: no relay configured), deferred or failed.
     pub delivery_state: String,
     /// The relay's reply (sent, failed) or the last error (deferred).
     pub delivery_detail: Option<String>,
@@ -457,6 +458,9 @@ pub struct Settings {
     pub api_call_limit: u32,
     pub upload_limit_bytes: u64,
     pub password_min_length: u32,
+    /// With no SMTP relay configured, the folder invites are written to
+    /// (they do not leave the server); absent when a relay is set.
+    pub outbox_dir: Option<String>,
 }
 
 /// A bulk-creation item (R13).
