@@ -86,6 +86,16 @@ pub enum Delivery {
 }
 
 impl Delivery {
+    /// Every state's name, in the order of the life cycle.
+    pub const NAMES: [&'static str; 6] = [
+        "queued",
+        "sending",
+        "sent",
+        "in_outbox",
+        "deferred",
+        "failed",
+    ];
+
     pub fn name(&self) -> &'static str {
         match self {
             Self::Queued => "queued",

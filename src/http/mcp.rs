@@ -381,18 +381,11 @@ impl MusterMcp {
                 let count = |f: &dyn Fn(&crate::service::InviteView) -> bool| {
                     invites.iter().filter(|i| f(i)).count()
                 };
-                let delivery: Value = [
-                    "queued",
-                    "sending",
-                    "sent",
-                    "in_outbox",
-                    "deferred",
-                    "failed",
-                ]
-                .iter()
-                .map(|s| (s.to_string(), json!(count(&|i| i.delivery_state == *s))))
-                .collect::<serde_json::Map<_, _>>()
-                .into();
+                let delivery: Value = crate::domain::invite::Delivery::NAMES
+                    .iter()
+                    .map(|s| (s.to_string(), json!(count(&|i| i.delivery_state == *s))))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into();
                 let links: Value = [
                     "live",
                     "redeeming",

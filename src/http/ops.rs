@@ -95,14 +95,7 @@ pub fn render(muster: &Muster) -> Result<String, crate::store::StoreError> {
         "gauge",
         "Invites by delivery state.",
     );
-    for s in [
-        "queued",
-        "sending",
-        "sent",
-        "in_outbox",
-        "deferred",
-        "failed",
-    ] {
+    for s in crate::domain::invite::Delivery::NAMES {
         let _ = writeln!(
             out,
             "muster_invite_deliveries{{state=\"{s}\"}} {}",

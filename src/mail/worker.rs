@@ -617,36 +617,29 @@ fn record(muster: &Muster, w: &WriteView, d: &Done) -> Result<Option<Recorded>, 
         &policy,
         revoked,
     );
+    // Handed over (to a relay, or to the outbox): the task is done.
+    let handed_over = |event: &str, detail: String| -> Result<(), StoreError> {
+        w.remove_task(&task.id)?;
+        w.bump("sends", 1)?;
+        muster
+            .metrics
+            .observe_delivery((now - task.queued_at).as_seconds_f64());
+        muster.audit(
+            w,
+            &Actor::system(),
+            &format!("{action}.{event}"),
+            &subject,
+            detail,
+        )
+    };
     let delivery = match next {
         Next::Sent { reply } => {
-            w.remove_task(&task.id)?;
-            w.bump("sends", 1)?;
-            muster
-                .metrics
-                .observe_delivery((now - task.queued_at).as_seconds_f64());
-            muster.audit(
-                w,
-                &Actor::system(),
-                &format!("{action}.send"),
-                &subject,
-                format!("accepted: {reply}"),
-            )?;
+            handed_over("send", format!("accepted: {reply}"))?;
             Delivery::Sent { at: now, reply }
         }
         // Without a relay the file is all there is: said so, not "sent".
         Next::Written { file } => {
-            w.remove_task(&task.id)?;
-            w.bump("sends", 1)?;
-            muster
-                .metrics
-                .observe_delivery((now - task.queued_at).as_seconds_f64());
-            muster.audit(
-                w,
-                &Actor::system(),
-                &format!("{action}.outbox"),
-                &subject,
-                format!("written to the outbox: {file}"),
-            )?;
+            handed_over("outbox", format!("written to the outbox: {file}"))?;
             Delivery::InOutbox { at: now, file }
         }
         Next::Retry { at, error } => {

@@ -520,14 +520,7 @@ pub fn batch_status(
         batch: batch_summary(batch),
         delivery: count(
             &|i| i.delivery_state,
-            &[
-                "queued",
-                "sending",
-                "sent",
-                "in_outbox",
-                "deferred",
-                "failed",
-            ],
+            &crate::domain::invite::Delivery::NAMES,
         ),
         links: count(
             &|i| i.link_state,
