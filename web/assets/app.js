@@ -130,14 +130,15 @@ const Muster = (() => {
   }
 
   // Every app page: make sure there is a session, learn its CSRF token,
-  // and say so plainly when mail is not leaving the server.
+  // and say so plainly when mail is not leaving the server. Resolves to
+  // the settings (GET /settings), which pages use for their forms.
   async function requireSession() {
     const s = await api('GET', '/session');
     setCsrf(s.csrf_token);
     nav(s.email);
     const settings = await api('GET', '/settings');
     if (settings.outbox_dir) outboxBanner(settings.outbox_dir);
-    return s;
+    return settings;
   }
 
   function outboxBanner(dir) {

@@ -1,8 +1,7 @@
 'use strict';
 Muster.page(async () => {
   const { api, el, say, errorText, requireSession, readFile, dropZone, stateBadge, newKey } = Muster;
-  await requireSession();
-  const settings = await api('GET', '/settings');
+  const settings = await requireSession();
   const $ = id => document.getElementById(id);
   settings.domains.forEach(d => $('domain').append(el('option', { value: d, text: d })));
 

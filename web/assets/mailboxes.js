@@ -1,8 +1,7 @@
 'use strict';
 Muster.page(async () => {
   const { api, el, say, errorText, requireSession } = Muster;
-  await requireSession();
-  const settings = await api('GET', '/settings');
+  const settings = await requireSession();
   const select = document.getElementById('domain');
   settings.domains.forEach(d => select.append(el('option', { value: d, text: d })));
 

@@ -41,9 +41,11 @@ Muster.page(async () => {
     await api('POST', '/invites/' + encodeURIComponent(id) + '/' + action);
   }
 
+  // The question before an action on `n` invites, and its button; `what`
+  // names them in the question ("the invite to jane@…"), or their count.
   const ASK = {
-    resend: n => ['Resend ' + plural(n, 'invite') + '? Each gets a fresh link; the old one stops working.', 'Resend ' + plural(n, 'invite')],
-    revoke: n => ['Revoke ' + plural(n, 'invite') + '? Their links stop working at once. This cannot be undone.', 'Revoke ' + plural(n, 'invite')],
+    resend: (n, what) => ['Resend ' + (what || plural(n, 'invite')) + '? Each gets a fresh link; the old one stops working.', 'Resend ' + plural(n, 'invite')],
+    revoke: (n, what) => ['Revoke ' + (what || plural(n, 'invite')) + '? Their links stop working at once. This cannot be undone.', 'Revoke ' + plural(n, 'invite')],
   };
 
   // An outbox file's path: its name is enough here (the whole path is its title).
@@ -59,8 +61,8 @@ Muster.page(async () => {
       'aria-label': label + ' ' + i.recipient_email,
       onclick: async () => {
         if (ASK[action]) {
-          const [text, ok] = ASK[action](1);
-          if (!await confirmAction(text.replace('1 invite', 'the invite to ' + i.recipient_email), ok)) return;
+          const [text, ok] = ASK[action](1, 'the invite to ' + i.recipient_email);
+          if (!await confirmAction(text, ok)) return;
         }
         try { await act(i.id, action); if (action !== 'link') { say('status', 'ok', label + ': ' + i.mailbox); reload(); } }
         catch (err) { say('status', 'bad', errorText(err)); }
