@@ -152,7 +152,7 @@ pub async fn run(config: Config, args: InviteArgs) -> anyhow::Result<u8> {
 pub async fn send_and_wait(muster: &Arc<Muster>, ids: &[String]) -> anyhow::Result<bool> {
     use tokio::sync::broadcast::error::RecvError;
     let total = ids.len() as u64;
-    let outbox = muster.config.smtp.host.is_none();
+    let outbox = muster.config.writes_outbox();
     // Listening before the worker starts, so no outcome is missed; the
     // store is read once, and again only if this falls behind.
     let mut events = muster.queue.subscribe();

@@ -402,6 +402,11 @@ impl Config {
         self.data_dir.join("outbox")
     }
 
+    /// No relay configured: invites are written to the outbox folder.
+    pub fn writes_outbox(&self) -> bool {
+        self.smtp.host.is_none()
+    }
+
     pub fn store_path(&self) -> PathBuf {
         self.data_dir.join("muster.redb")
     }

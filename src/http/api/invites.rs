@@ -347,11 +347,7 @@ impl InvitesApi {
     ) -> Result<Json<InvitePage>, ApiError> {
         let state = state.0.clone();
         blocking(&state, move |muster| {
-            let filter = InviteFilter {
-                batch_id: batch_id.0,
-                state: state_filter.0,
-                text: q.0,
-            };
+            let filter = invite_filter(batch_id, state_filter, q);
             let (invites, next) =
                 muster.list_invites(&filter, cursor.0.as_deref(), limit.0 as usize)?;
             Ok(Json(InvitePage {
@@ -375,11 +371,7 @@ impl InvitesApi {
     ) -> Result<CsvResponse, ApiError> {
         let state = state.0.clone();
         blocking(&state, move |muster| {
-            let filter = InviteFilter {
-                batch_id: batch_id.0,
-                state: state_filter.0,
-                text: q.0,
-            };
+            let filter = invite_filter(batch_id, state_filter, q);
             let mut out = String::from(
                 "recipient_email,display_name,mailbox,link_state,delivery_state,delivery_detail,created_at,expires_at,redeemed_at,batch_id,id\n",
             );
@@ -500,6 +492,19 @@ pub fn batch_summary(b: &crate::store::Batch) -> BatchSummary {
         created_by: b.created_by.to_string(),
         expires_in: HumanDuration::from_secs(b.expires_in_secs).to_string(),
         invite_count: b.invite_count as u32,
+    }
+}
+
+/// The pending list's filters, as `GET /invites` and its CSV export take them.
+fn invite_filter(
+    batch_id: Query<Option<String>>,
+    state: Query<Option<String>>,
+    q: Query<Option<String>>,
+) -> InviteFilter {
+    InviteFilter {
+        batch_id: batch_id.0,
+        state: state.0,
+        text: q.0,
     }
 }
 

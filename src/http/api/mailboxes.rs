@@ -169,9 +169,7 @@ impl MailboxesApi {
             upload_limit_bytes: c.invites.upload_limit_bytes as u64,
             password_min_length: c.password_policy.min_length as u32,
             outbox_dir: c
-                .smtp
-                .host
-                .is_none()
+                .writes_outbox()
                 .then(|| c.outbox_dir().display().to_string()),
         }))
     }
