@@ -19,6 +19,16 @@ pub struct Outgoing {
     pub bytes: Vec<u8>,
 }
 
+/// What an invite email is about: an invite, or a row not sent yet.
+#[derive(Debug, Clone, Copy)]
+pub struct InviteText<'a> {
+    pub recipient: &'a str,
+    pub mailbox: &'a str,
+    pub display_name: Option<&'a str>,
+    pub locale: Option<&'a str>,
+    pub expires_at: OffsetDateTime,
+}
+
 #[derive(Debug, Clone)]
 pub struct Composer {
     templates: Templates,
@@ -174,26 +184,16 @@ impl Composer {
         link: &str,
         now: OffsetDateTime,
     ) -> Result<Outgoing, TemplateError> {
-        let locale = self
-            .templates
-            .locale_for(Kind::Invite, invite.locale.as_deref());
-        let expires = plain_date(invite.expires_at, &locale);
         let recipient = invite.recipient_email.to_string();
         let mailbox = invite.mailbox.to_string();
-        let greeting = one_line(invite.display_name.as_deref().unwrap_or(&recipient));
-        let rendered = self.templates.render(
-            Kind::Invite,
-            &locale,
-            &[
-                ("organisation", &self.organisation),
-                ("greeting_name", &greeting),
-                ("mailbox", &mailbox),
-                ("recipient_email", &recipient),
-                ("link", link),
-                ("expires", &expires),
-                ("webmail_url", &self.webmail_url),
-            ],
-        )?;
+        let about = InviteText {
+            recipient: &recipient,
+            mailbox: &mailbox,
+            display_name: invite.display_name.as_deref(),
+            locale: invite.locale.as_deref(),
+            expires_at: invite.expires_at,
+        };
+        let (_, rendered) = self.render_invite(&about, link)?;
         let id = format!("invite.{}.{}", invite.id, invite.generation);
         Ok(self.build(
             invite.display_name.as_deref(),
@@ -202,6 +202,51 @@ impl Composer {
             rendered,
             now,
         ))
+    }
+
+    /// The invite email's words for one recipient, and the language chosen.
+    pub fn render_invite(
+        &self,
+        about: &InviteText<'_>,
+        link: &str,
+    ) -> Result<(String, super::templates::Rendered), TemplateError> {
+        let locale = self.templates.locale_for(Kind::Invite, about.locale);
+        let expires = plain_date(about.expires_at, &locale);
+        let greeting = one_line(about.display_name.unwrap_or(about.recipient));
+        let rendered = self.templates.render(
+            Kind::Invite,
+            &locale,
+            &[
+                ("organisation", &self.organisation),
+                ("greeting_name", &greeting),
+                ("mailbox", about.mailbox),
+                ("recipient_email", about.recipient),
+                ("link", link),
+                ("expires", &expires),
+                ("webmail_url", &self.webmail_url),
+            ],
+        )?;
+        Ok((locale, rendered))
+    }
+
+    /// An invite-shaped test message to `to`: the words one recipient will
+    /// get, marked as a test in the subject.
+    pub fn test_invite(
+        &self,
+        about: &InviteText<'_>,
+        link: &str,
+        to: &str,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Outgoing, TemplateError> {
+        let (_, mut rendered) = self.render_invite(about, link)?;
+        rendered.subject = format!("[Test] {}", rendered.subject);
+        Ok(self.build(None, to, &format!("test.{id}"), rendered, now))
+    }
+
+    /// The sender as the recipient sees it.
+    pub fn from_line(&self) -> String {
+        format!("{} <{}>", self.from_name, self.from_address)
     }
 
     /// The admin password-reset email.

@@ -109,7 +109,7 @@ impl Muster {
         Ok((domain, preview))
     }
 
-    fn checked_rows(
+    pub(super) fn checked_rows(
         &self,
         view: &dyn Reads,
         domain: &DomainName,

@@ -78,6 +78,8 @@ impl ServiceError {
             S::HostDamaged(_) => "mail_host_damaged",
             S::Busy(_) => "busy",
             S::Store(s) if s.is_unavailable() => "store_unavailable",
+            S::Email(_) => "email_template",
+            S::TestNotSent(_) => "test_not_sent",
             S::Store(_) | S::Io(_) | S::Hash(_) | S::LinkKeyChanged | S::Stopped => "internal",
         }
     }
@@ -90,13 +92,13 @@ impl ServiceError {
             S::Busy(b) => ErrorKind::Unavailable {
                 retry_after_secs: Some(b.retry_after_secs),
             },
-            S::Host(_) | S::HostDamaged(_) => ErrorKind::Unavailable {
+            S::Host(_) | S::HostDamaged(_) | S::TestNotSent(_) => ErrorKind::Unavailable {
                 retry_after_secs: None,
             },
             S::Store(s) if s.is_unavailable() => ErrorKind::Unavailable {
                 retry_after_secs: None,
             },
-            S::Store(_) | S::Io(_) | S::Hash(_) | S::LinkKeyChanged | S::Stopped => {
+            S::Store(_) | S::Io(_) | S::Hash(_) | S::LinkKeyChanged | S::Stopped | S::Email(_) => {
                 ErrorKind::Internal
             }
             _ => ErrorKind::Invalid,

@@ -14,6 +14,7 @@ mod lifecycle;
 pub mod metrics;
 pub mod queue;
 mod redeem;
+mod sample;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,7 @@ use tokio::sync::Notify;
 
 pub use admins::{AdminError, SESSION_HOURS, SignedIn, TokenCheck};
 pub use batches::{BatchRequest, CreatedBatch, RosterInput};
+pub use sample::{SampleInvite, TestDelivery};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use creation::{CreatedMailbox, CreatedMailboxes, CreationRequest, generate_password};
@@ -92,6 +94,12 @@ pub enum ServiceError {
     /// The invite's token no longer derives from `data/link.key`.
     #[error("the link key changed since this invite was made; resend it for a new link")]
     LinkKeyChanged,
+    /// The invite email could not be made (a template in invites.templates_dir).
+    #[error("the invite email cannot be made: {0}")]
+    Email(String),
+    /// The relay did not take a test message.
+    #[error("the test was not sent: {0}")]
+    TestNotSent(String),
     /// Work handed to a background thread did not come back (shutting down).
     #[error("Muster is stopping; try again once it is back")]
     Stopped,

@@ -218,7 +218,85 @@ async fn the_pending_list_fits_asks_first_and_exports_what_it_shows(engine: Engi
     app.shutdown().await;
 }
 
+async fn a_token_secret_is_copied_once_and_revoking_asks_first(engine: Engine) {
+    if !engine.available() {
+        return;
+    }
+    let app = TestApp::spawn(|_| {}).await;
+    app.muster
+        .add_admin(ADMIN, PASSWORD, &Actor::cli())
+        .unwrap();
+    let mut b = Browser::start(
+        engine,
+        "a_token_secret_is_copied_once_and_revoking_asks_first",
+    )
+    .await;
+    b.goto(&format!("{}/tokens", app.url())).await;
+    b.wait("#sign-in").await;
+    sign_in_here(&b).await;
+    b.wait_text("main h1", "API tokens").await;
+    b.type_in("#name", "HR pipeline").await;
+    b.click("#create button[type=submit]").await;
+    b.wait("#secret-value").await;
+    let secret = b
+        .property("#secret-value", "value")
+        .await
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(secret.len() > 30, "{secret}");
+    b.click("#copy-secret").await;
+    b.wait_text("#copy-status", "Copied to the clipboard.")
+        .await;
+    // What was copied is the secret: pasted back into a field.
+    let pasted = b
+        .run_async(
+            "const done = arguments[arguments.length - 1];
+             navigator.clipboard.readText().then(done, e => done('unreadable: ' + e));",
+        )
+        .await;
+    if !pasted.as_str().unwrap_or("").starts_with("unreadable") {
+        assert_eq!(pasted, secret.as_str());
+    }
+    b.step("token-secret").await;
+
+    // Revoking asks first; cancel keeps the token working.
+    b.click("tr[data-id] button.revoke").await;
+    b.wait("#confirm[open] #confirm-text").await;
+    let ask = b.text("#confirm-text").await;
+    assert!(ask.contains("Revoke the token \"HR pipeline\"?"), "{ask}");
+    b.step("token-revoke-confirm").await;
+    b.click("#confirm-cancel").await;
+    b.until("the dialog closed", || async {
+        (b.count("#confirm[open]").await == 0).then_some(())
+    })
+    .await;
+    let working = |app: &TestApp| {
+        app.muster
+            .api_tokens()
+            .unwrap()
+            .iter()
+            .filter(|t| t.name == "HR pipeline" && t.revoked_at.is_none())
+            .count()
+    };
+    assert_eq!(working(&app), 1);
+    assert_eq!(b.count("#secret-value").await, 1);
+    // Revoked, its secret leaves the screen.
+    b.click("tr[data-id] button.revoke").await;
+    b.wait("#confirm[open]").await;
+    b.click("#confirm-ok").await;
+    b.wait_text("#status", "Revoked the token \"HR pipeline\".")
+        .await;
+    assert_eq!(working(&app), 0);
+    assert_eq!(b.count("#secret-value").await, 0);
+    assert!(!b.text("main").await.contains(&secret));
+    b.step("token-revoked").await;
+    b.quit().await;
+    app.shutdown().await;
+}
+
 crate::in_both_browsers!(
+    a_token_secret_is_copied_once_and_revoking_asks_first,
     signed_out_pages_send_the_browser_to_sign_in,
     the_pending_list_fits_asks_first_and_exports_what_it_shows,
 );

@@ -152,27 +152,74 @@ async fn the_bulk_invites_wizard_and_the_pending_list(engine: Engine) {
             .await
             .contains("is not a valid email address")
     );
+    // With flags, the one way on says what it leaves out.
+    assert_eq!(b.count("#continue:not([hidden])").await, 0);
     assert_eq!(
-        b.attribute("#continue", "disabled").await.as_deref(),
-        Some("true")
+        b.text("#only-clean").await,
+        "Leave out 2 flagged rows, continue with 2 invites"
     );
     assert!(
         b.text("#capacity")
             .await
             .contains("mailbox cap on team.example")
     );
+    // Each flag is tied to the input at fault.
+    let bad = "tr[data-row='1'] input[data-field=recipient_email]";
+    assert_eq!(
+        b.html_attribute(bad, "aria-invalid").await.as_deref(),
+        Some("true")
+    );
+    let described = b.html_attribute(bad, "aria-describedby").await.unwrap();
+    assert!(
+        b.text(&format!("#{described}"))
+            .await
+            .contains("is not a valid email address")
+    );
     b.step("flags").await;
 
-    // Drop both flagged rows: the preview re-checks at once.
-    b.click("tr[data-row='2'] button").await;
-    b.wait_text("#summary", "3 rows: 2 clean, 1 flagged").await;
-    b.click("tr[data-row='1'] button").await;
-    b.wait_text("#summary", "2 rows: 2 clean, 0 flagged").await;
-    // Edit a local part in place.
-    b.edit("tr[data-row='1'] td:nth-child(3) input", "samuel")
+    // Correct the flagged address in place, as a person types it.
+    b.type_in(bad, "nora@elsewhere.org\u{E004}").await;
+    b.wait_text("#summary", "4 rows: 3 clean, 1 flagged").await;
+    assert!(b.text("#preview").await.contains("nora@elsewhere.org"));
+    // Drop the duplicate: the re-check keeps the keyboard on the list.
+    b.click("tr[data-row='2'] button[data-field=drop]").await;
+    b.wait_text("#summary", "3 rows: 3 clean, 0 flagged").await;
+    let focused = b
+        .run("const a = document.activeElement; return [a.closest('tr')?.dataset.row, a.dataset.field];")
         .await;
+    assert_eq!(
+        focused,
+        serde_json::json!(["2", "drop"]),
+        "focus after a drop"
+    );
+    // Edit a local part in place; Tab moves on and stays on the row.
+    let checked = || async {
+        b.html_attribute("#preview", "data-checked")
+            .await
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    let before = checked().await;
+    b.type_in(
+        "tr[data-row='2'] input[data-field=local_part]",
+        "samuel\u{E004}",
+    )
+    .await;
+    b.until("the re-checked edit", || async {
+        (checked().await > before && b.count("#continue:disabled").await == 0).then_some(())
+    })
+    .await;
+    let focused = b
+        .run("const a = document.activeElement; return [a.closest('tr')?.dataset.row, a.dataset.field];")
+        .await;
+    assert_eq!(
+        focused,
+        serde_json::json!(["2", "storage_allocation_mb"]),
+        "focus after an edit"
+    );
     b.run("document.querySelector('#expiry').value = '7d'")
         .await;
+    assert!(b.text("#expiry").await.contains("1 day"));
     b.step("clean").await;
     // Continue is enabled once the edit has been checked.
     b.until("the re-checked preview", || async {
@@ -182,23 +229,73 @@ async fn the_bulk_invites_wizard_and_the_pending_list(engine: Engine) {
         (disabled == serde_json::Value::Bool(false)).then_some(())
     })
     .await;
+    assert_eq!(b.text("#continue").await, "Continue with 3 invites");
     b.click("#continue").await;
-    b.wait_text("#confirm-text", "Send 2 invites for team.example")
+    b.wait_text("#confirm-summary", "Send 3 invites for team.example")
         .await;
+    // The confirm step lists who gets one, and the email as they will read it.
+    assert_eq!(b.count("#confirm-list tbody tr").await, 3);
+    b.wait_text(
+        "#sample-subject",
+        "Set up your new mailbox jane@team.example",
+    )
+    .await;
+    assert_eq!(b.text("#sample-locale").await, "English");
+    let expires = b.text("#sample-expires").await;
+    let text = b.text("#sample-text").await;
+    assert!(text.contains("jane@team.example"), "{text}");
+    assert!(text.contains("expires on"), "{text}");
+    assert!(!expires.is_empty());
+    b.step("confirm").await;
+    // A test goes to the admin (no relay here: into the outbox).
+    b.click("#send-test").await;
+    let said = b.wait_text("#test-status", "was written to").await;
+    assert!(said.contains(ADMIN), "{said}");
+    let test_file = outbox_files(&app.dir)
+        .into_iter()
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("test-")
+        })
+        .expect("the test in the outbox");
+    let test_mail = std::fs::read_to_string(test_file).unwrap();
+    assert!(
+        test_mail
+            .lines()
+            .any(|l| l.starts_with("To:") && l.contains(ADMIN)),
+        "{test_mail}"
+    );
+    assert!(
+        test_mail.contains("[Test] Set up your new mailbox"),
+        "{test_mail}"
+    );
     b.click("#send").await;
     let progress = b.wait_text("#progress", "Done").await;
     assert!(
-        progress.starts_with("0 sent, 2 in the outbox (not emailed), 0 failed"),
+        progress.starts_with("0 sent, 3 in the outbox (not emailed), 0 failed"),
         "{progress}"
     );
     b.step("sent").await;
-    assert_eq!(outbox_files(&app.dir).len(), 2);
+    assert_eq!(
+        outbox_files(&app.dir).len(),
+        4,
+        "three invites and the test"
+    );
     // The local part edited in place is the mailbox that was invited.
     let filter = muster::store::view::InviteFilter::default();
     let (invites, _) = app.muster.list_invites(&filter, None, 10).unwrap();
     let mut mailboxes: Vec<&str> = invites.iter().map(|i| i.mailbox.as_str()).collect();
     mailboxes.sort();
-    assert_eq!(mailboxes, ["jane@team.example", "samuel@team.example"]);
+    assert_eq!(
+        mailboxes,
+        [
+            "jane@team.example",
+            "nora@team.example",
+            "samuel@team.example"
+        ]
+    );
     assert!(
         invites
             .iter()
@@ -208,14 +305,15 @@ async fn the_bulk_invites_wizard_and_the_pending_list(engine: Engine) {
     // The pending list: resend one, revoke the other.
     b.goto(&format!("{}/invites", app.url())).await;
     b.wait("tr[data-id]").await;
-    assert_eq!(b.count("tr[data-id]").await, 2);
-    let jane = b
-        .run("return document.querySelector('tr[data-id]:nth-child(2)').dataset.id")
-        .await;
+    assert_eq!(b.count("tr[data-id]").await, 3);
+    let id_of = |who: &str| {
+        format!(
+            "return [...document.querySelectorAll('tr[data-id]')].find(r => r.textContent.includes('{who}')).dataset.id"
+        )
+    };
+    let jane = b.run(&id_of("jane@elsewhere.org")).await;
     let jane = jane.as_str().unwrap().to_string();
-    let sam = b
-        .run("return document.querySelector('tr[data-id]:nth-child(1)').dataset.id")
-        .await;
+    let sam = b.run(&id_of("sam@elsewhere.org")).await;
     let sam = sam.as_str().unwrap().to_string();
     b.click(&format!("tr[data-id='{jane}'] button[data-action=resend]"))
         .await;
@@ -288,9 +386,21 @@ async fn a_csv_over_the_pool_is_flagged(engine: Engine) {
     );
     b.goto(&format!("{}/invites/new", app.url())).await;
     b.upload("#file", &csv).await;
-    b.wait_text("#status", "Read team.csv").await;
+    // One source at a time: the file is named, the paste box put away.
+    b.wait_text("#chosen", "Using the file team.csv (3 lines)")
+        .await;
+    assert_eq!(b.count("#paste-box[hidden]").await, 1);
+    b.step("file-chosen").await;
+    // It can be removed, and chosen again.
+    b.click("#remove-file").await;
+    b.wait("#paste-box:not([hidden])").await;
+    assert_eq!(b.count("#chosen[hidden]").await, 1);
+    b.upload("#file", &csv).await;
+    b.wait_text("#chosen", "Using the file team.csv").await;
     b.click("#to-preview").await;
     b.wait_text("#summary", "2 rows: 1 clean, 1 flagged").await;
+    // The display name column.
+    assert!(b.text("#preview").await.contains("The CEO"));
     assert_eq!(b.count("[data-code=allocation_over_pool]").await, 1);
     assert!(
         b.text("#capacity").await.contains("-200"),
@@ -298,8 +408,11 @@ async fn a_csv_over_the_pool_is_flagged(engine: Engine) {
     );
     b.step("over-pool").await;
     // Lower the allocation in place: the flag goes.
-    b.edit("tr[data-row='1'] td:nth-child(4) input", "400")
-        .await;
+    b.type_in(
+        "tr[data-row='1'] input[data-field=storage_allocation_mb]",
+        "400\u{E004}",
+    )
+    .await;
     b.wait_text("#summary", "2 rows: 2 clean, 0 flagged").await;
     b.quit().await;
     app.shutdown().await;
@@ -328,11 +441,43 @@ async fn bulk_creation_shows_a_generated_password_once(engine: Engine) {
     assert_eq!(b.count("[data-code=invalid_password]").await, 1);
     b.step("creation-preview").await;
     b.click("#only-clean").await;
-    b.wait("#result").await;
+    // Nothing is created before the admin says so.
+    b.wait("#confirm[open] #confirm-text").await;
+    let ask = b.text("#confirm-text").await;
+    assert!(
+        ask.contains("Create 1 mailbox on team.example now?")
+            && ask.contains("The 1 flagged row is left out."),
+        "{ask}"
+    );
+    b.step("creation-confirm").await;
+    b.click("#confirm-cancel").await;
+    b.until("the dialog closed", || async {
+        (b.count("#confirm[open]").await == 0).then_some(())
+    })
+    .await;
+    let passwd = app.muster.config.passwd_file();
+    assert!(
+        !std::fs::read_to_string(&passwd)
+            .unwrap_or_default()
+            .contains("jane@")
+    );
+    b.click("#only-clean").await;
+    b.wait("#confirm[open]").await;
+    b.click("#confirm-ok").await;
+    b.wait("#result:not([hidden])").await;
     let password = b.text("#created .secret").await;
     assert_eq!(password.len(), 23, "{password}");
     b.step("created").await;
-    let passwd = std::fs::read_to_string(app.muster.config.passwd_file()).unwrap();
+    // Leaving the page while the password is on screen asks first; once
+    // the admin clears it, the page may go.
+    let leaving_asks = "const e = new Event('beforeunload', {cancelable: true}); \
+                        window.dispatchEvent(e); return e.defaultPrevented;";
+    assert_eq!(b.run(leaving_asks).await, true);
+    b.click("#clear").await;
+    b.wait_text("#status", "off the screen").await;
+    assert_eq!(b.count("#created .secret").await, 0);
+    assert_eq!(b.run(leaving_asks).await, false);
+    let passwd = std::fs::read_to_string(passwd).unwrap();
     assert!(passwd.contains("jane@team.example:{ARGON2ID}"));
     assert!(!passwd.contains("bob@"));
     assert!(!passwd.contains(&password), "only the hash is stored");

@@ -197,6 +197,59 @@ const Muster = (() => {
     });
   }
 
+  // One source at a time for a wizard: the pasted text, or a chosen or
+  // dropped file. While a file is chosen the paste box is put away and
+  // the file is named, with a button to remove it.
+  function sourcePicker(ids) {
+    const $ = id => document.getElementById(id);
+    let file = null;   // { name, text }
+    function show() {
+      $(ids.pasteBox).hidden = file !== null;
+      $(ids.dropzone).hidden = file !== null;
+      const box = $(ids.chosen);
+      box.hidden = file === null;
+      if (file) {
+        box.replaceChildren(
+          el('p', {}, 'Using the file ', el('strong', { text: file.name }), ' (' + plural(file.text.split(/\r?\n/).filter(l => l.trim()).length, 'line') + '). Press Preview.'),
+          el('button', { type: 'button', class: 'secondary', id: 'remove-file', text: 'Remove the file',
+            onclick: () => { file = null; $(ids.file).value = ''; show(); $(ids.paste).focus(); } }));
+      }
+    }
+    async function choose(f) {
+      try {
+        file = { name: f.name, text: await readFile(f) };
+        show();
+        document.getElementById('remove-file').focus();
+      } catch (e) { say('status', 'bad', 'Cannot read ' + f.name + ': ' + (e.message || e)); }
+    }
+    $(ids.file).addEventListener('change', e => { if (e.target.files.length) choose(e.target.files[0]); });
+    dropZone($(ids.dropzone), choose);
+    // A file chosen while the page was still loading.
+    if ($(ids.file).files.length) choose($(ids.file).files[0]);
+    return {
+      text: () => file ? file.text : $(ids.paste).value,
+      fromFile: () => file !== null,
+    };
+  }
+
+  // Keeps the keyboard where it was across a re-render of a table: the
+  // same field of the same row (with what was typed in it), or the field
+  // `fallback` names when that one is gone.
+  function focusKeeper(tbody) {
+    const active = document.activeElement;
+    const tr = active && tbody.contains(active) ? active.closest('tr[data-row]') : null;
+    const was = tr ? { row: tr.dataset.row, field: active.dataset.field, value: active.value, tag: active.tagName } : null;
+    return function restore(fallback) {
+      const want = fallback || was;
+      if (!want) return;
+      const row = tbody.querySelector('tr[data-row="' + want.row + '"]');
+      const target = row && (row.querySelector('[data-field="' + want.field + '"]') || row.querySelector('input, button'));
+      if (!target) { if (want.none) want.none.focus(); return; }
+      if (!fallback && was.tag === 'INPUT' && target.tagName === 'INPUT' && target.dataset.field === was.field) target.value = was.value;
+      target.focus();
+    };
+  }
+
   // Asks before an action that cannot be undone: a modal dialog naming
   // what will happen; resolves true only for the action's own button.
   function confirmAction(text, okLabel) {
@@ -220,6 +273,14 @@ const Muster = (() => {
     });
   }
 
+  // Copies an input's value to the clipboard; false when the browser
+  // refuses, with the text left selected for copying by hand.
+  async function copyText(input) {
+    input.select();
+    try { await navigator.clipboard.writeText(input.value); return true; } catch (e) { /* fall through */ }
+    try { return document.execCommand('copy'); } catch (e) { return false; }
+  }
+
   // "1 invite", "3 invites".
   function plural(n, one, many) {
     return n + ' ' + (n === 1 ? one : (many || one + 's'));
@@ -232,5 +293,5 @@ const Muster = (() => {
   }
 
   return { el, api, ApiError, page, say, errorText, setCsrf, requireSession, fmtDate, stateBadge,
-           download, csvCell, readFile, dropZone, cookieNotice, newKey, confirmAction, plural };
+           download, csvCell, cookieNotice, newKey, confirmAction, plural, copyText, sourcePicker, focusKeeper };
 })();

@@ -1,35 +1,28 @@
 'use strict';
 Muster.page(async () => {
-  const { api, el, say, errorText, requireSession, readFile, dropZone, stateBadge, newKey } = Muster;
+  const { api, el, say, errorText, requireSession, stateBadge, newKey, plural, sourcePicker, focusKeeper, fmtDate } = Muster;
   const settings = await requireSession();
   const $ = id => document.getElementById(id);
   settings.domains.forEach(d => $('domain').append(el('option', { value: d, text: d })));
 
   // Expiry choices up to the maximum (R8).
-  const secs = s => { let t = 0; for (const [, n, u] of s.matchAll(/(\d+)([smhdw])/g)) t += n * { s: 1, m: 60, h: 3600, d: 86400, w: 604800 }[u]; return t; };
+  const UNITS = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
+  const secs = s => { let t = 0; for (const [, n, u] of s.matchAll(/(\d+)([smhdw])/g)) t += n * UNITS[u]; return t; };
+  const WORDS = { s: 'second', m: 'minute', h: 'hour', d: 'day', w: 'week' };
+  const words = s => [...s.matchAll(/(\d+)([smhdw])/g)].map(([, n, u]) => plural(+n, WORDS[u])).join(' ');
   const max = secs(settings.max_expiry);
   const choices = ['1d', '3d', '7d', '14d', '30d'].filter(c => secs(c) <= max);
   if (!choices.includes(settings.max_expiry)) choices.push(settings.max_expiry);
-  choices.forEach(c => $('expiry').append(el('option', { value: c, text: c.replace('d', ' days').replace('h', ' hours'), selected: c === settings.default_expiry })));
+  choices.forEach(c => $('expiry').append(el('option', { value: c, text: words(c), selected: c === settings.default_expiry })));
 
   let rows = [];        // the rows as typed, sent back for every re-check
   let preview = null;
   let onlyClean = false;
-  let uploaded = null;  // text of a chosen or dropped file
+  const source = sourcePicker({ paste: 'paste', pasteBox: 'paste-box', file: 'file', dropzone: 'dropzone', chosen: 'chosen' });
 
   function show(step) {
     for (const n of [1, 2, 3, 4]) $('step' + n).hidden = n !== step;
-    $('step' + step).querySelector('h2').focus?.();
   }
-
-  async function chooseFile(file) {
-    uploaded = await readFile(file);
-    say('status', 'ok', 'Read ' + file.name + '. Press Preview.');
-  }
-  $('file').addEventListener('change', e => { if (e.target.files.length) chooseFile(e.target.files[0]); });
-  // A file chosen while the page was still loading.
-  if ($('file').files.length) chooseFile($('file').files[0]);
-  dropZone($('dropzone'), chooseFile);
 
   // Re-checks never move the wizard; while one runs, nothing can be sent.
   let checking = false;
@@ -38,27 +31,35 @@ Muster.page(async () => {
     if (on) { $('continue').disabled = true; $('only-clean').disabled = true; }
   }
 
+  // Only the latest check's answer counts: an earlier one may come back last.
+  let latest = 0;
   async function check(body, fromStep1) {
     busy(true);
+    const mine = ++latest;
     try {
-      preview = await api('POST', '/previews/invites', Object.assign({ domain: $('domain').value }, body));
+      const answer = await api('POST', '/previews/invites', Object.assign({ domain: $('domain').value }, body));
+      if (mine !== latest) return;
+      preview = answer;
       rows = preview.rows.map(r => r.input);
       busy(false);
       render();
-      if (fromStep1) show(2);
+      // How many answers the table shows: the tests wait on it.
+      $('preview').dataset.checked = String(mine);
+      if (fromStep1) { show(2); $('summary').focus(); }
       say('status', 'ok', '');
     } catch (err) {
+      if (mine !== latest) return;
       busy(false);
       say('status', 'bad', errorText(err));
     }
   }
 
   $('to-preview').addEventListener('click', () => {
-    const text = uploaded !== null ? uploaded : $('paste').value;
+    const text = source.text();
     if (!text.trim()) { say('status', 'bad', 'Paste at least one address, or choose a CSV file.'); return; }
     // Columns only when a line holds a delimiter inside it: a column pasted
     // from a spreadsheet carries tabs around each address, not between values.
-    const csv = uploaded !== null || text.split(/\r?\n/).some(l => /[,;\t]/.test(l.trim()));
+    const csv = source.fromFile() || text.split(/\r?\n/).some(l => /[,;\t]/.test(l.trim()));
     check({ text, format: csv ? 'csv' : 'lines' }, true);
   });
 
@@ -72,52 +73,141 @@ Muster.page(async () => {
     }, 250);
   }
 
-  function render() {
+  // One cell's input, tied to the flags about its field.
+  function field(i, name, attrs, flagIds, onChange) {
+    const ids = flagIds[name] || [];
+    const input = el('input', Object.assign({ type: 'text', 'data-field': name,
+      'aria-invalid': ids.length ? 'true' : null, 'aria-describedby': ids.length ? ids.join(' ') : null }, attrs));
+    input.addEventListener('change', () => onChange(input.value));
+    return input;
+  }
+
+  function drop(i) {
+    rows.splice(i, 1);
+    preview.rows.splice(i, 1);
+    // Until the re-check answers, the row is gone and the rest keep their flags.
+    render({ row: String(Math.min(i, rows.length - 1)), field: 'drop', none: $('summary') });
+    recheck();
+  }
+
+  function render(focusAfter) {
     const tbody = $('preview').querySelector('tbody');
+    const restore = focusKeeper(tbody);
     tbody.replaceChildren();
-    if (!preview) {
-      $('summary').textContent = 'No rows left.';
+    $('flagged-help').hidden = true;
+    if (!preview || !preview.rows.length) {
+      $('summary').textContent = 'No rows left. Go back to add recipients.';
       $('continue').disabled = true;
-      $('only-clean').disabled = true;
+      $('only-clean').hidden = true;
+      $('summary').focus();
       return;
     }
     Capacity.preview($('capacity'), preview.capacity);
+    const domain = preview.capacity.domain;
     preview.rows.forEach((r, i) => {
-      const local = el('input', { type: 'text', value: rows[i].local_part || r.local_part || r.recipient_email.split('@')[0], 'aria-label': 'Mailbox name for ' + r.recipient_email });
-      local.addEventListener('change', () => { rows[i].local_part = local.value; recheck(); });
-      const alloc = el('input', { type: 'text', inputmode: 'numeric', value: rows[i].storage_allocation_mb || '', placeholder: 'shared', 'aria-label': 'Allocation in MB for ' + r.recipient_email });
-      alloc.addEventListener('change', () => { rows[i].storage_allocation_mb = alloc.value; recheck(); });
-      const drop = el('button', { type: 'button', class: 'secondary', text: 'Drop', 'aria-label': 'Drop ' + r.recipient_email });
-      drop.addEventListener('click', () => { rows.splice(i, 1); recheck(); });
-      const domain = preview.capacity.domain;
+      const who = r.recipient_email || rows[i].recipient_email;
+      // Each flag has an id; the input for its field points at it.
+      const flagIds = {};
+      const flags = r.flags.map((f, k) => {
+        const id = 'flag-' + i + '-' + k;
+        const key = ['recipient_email', 'local_part', 'storage_allocation_mb'].includes(f.field) ? f.field : 'drop';
+        (flagIds[key] = flagIds[key] || []).push(id);
+        return el('div', { class: 'flag', id, 'data-code': f.code, text: f.message });
+      });
+      const emailFlagged = r.flags.some(f => f.field === 'recipient_email');
+      const email = emailFlagged
+        ? field(i, 'recipient_email', { type: 'email', value: rows[i].recipient_email, 'aria-label': 'Recipient email, row ' + (i + 1) }, flagIds,
+          v => { rows[i].recipient_email = v.trim(); recheck(); })
+        : el('span', { text: who });
+      const local = field(i, 'local_part', { value: rows[i].local_part || r.local_part || '', 'aria-label': 'Mailbox name for ' + who }, flagIds,
+        v => { rows[i].local_part = v; recheck(); });
+      const alloc = field(i, 'storage_allocation_mb', { inputmode: 'numeric', value: rows[i].storage_allocation_mb || '', placeholder: 'shared', 'aria-label': 'Allocation in MB for ' + who }, flagIds,
+        v => { rows[i].storage_allocation_mb = v; recheck(); });
+      const dropIds = flagIds.drop || [];
+      const dropButton = el('button', { type: 'button', class: 'secondary', text: 'Drop', 'data-field': 'drop', 'aria-label': 'Drop ' + (who || 'row ' + (i + 1)),
+        'aria-describedby': dropIds.length ? dropIds.join(' ') : null, onclick: () => drop(i) });
       tbody.append(el('tr', { 'data-row': i, class: r.flags.length ? 'flagged' : 'clean' },
-        el('td', { text: r.line || (r.index + 1) }),
-        el('td', { text: r.recipient_email }),
-        el('td', {}, local, el('span', { class: 'muted', text: '@' + domain })),
-        el('td', {}, alloc),
-        el('td', {}, r.flags.length ? r.flags.map(f => el('div', { class: 'flag', 'data-code': f.code, text: f.message })) : el('span', { text: 'ok' })),
-        el('td', {}, drop)));
+        el('td', { 'data-label': 'Line', text: r.line || (r.index + 1) }),
+        el('td', { 'data-label': 'Recipient', class: 'who' }, email),
+        el('td', { 'data-label': 'Name', text: r.display_name || '' }),
+        el('td', { 'data-label': 'Mailbox', class: 'nowrap' }, local, el('span', { class: 'muted', text: '@' + domain })),
+        el('td', { 'data-label': 'Allocation (MB)' }, alloc),
+        el('td', {}, flags.length ? flags : el('span', { text: 'ok' })),
+        el('td', {}, dropButton)));
     });
-    $('summary').textContent = preview.rows.length + ' rows: ' + preview.clean_rows + ' clean, ' + preview.flagged_rows + ' flagged.';
-    $('continue').disabled = checking || preview.flagged_rows > 0 || preview.clean_rows === 0;
-    $('continue').textContent = 'Continue with ' + preview.clean_rows + ' invites';
-    $('only-clean').hidden = preview.flagged_rows === 0;
-    $('only-clean').disabled = checking || preview.clean_rows === 0;
-    $('only-clean').textContent = 'Send only the clean rows (' + preview.clean_rows + ')';
+    restore(focusAfter);
+    const clean = preview.clean_rows, flagged = preview.flagged_rows;
+    $('summary').textContent = plural(preview.rows.length, 'row') + ': ' + clean + ' clean, ' + flagged + ' flagged.';
+    // Two different choices, each named for what it does.
+    $('continue').hidden = flagged > 0;
+    $('continue').disabled = checking || clean === 0;
+    $('continue').textContent = 'Continue with ' + plural(clean, 'invite');
+    $('only-clean').hidden = flagged === 0;
+    $('only-clean').disabled = checking || clean === 0;
+    $('only-clean').textContent = 'Leave out ' + plural(flagged, 'flagged row') + ', continue with ' + plural(clean, 'invite');
+    if (flagged > 0) {
+      $('flagged-help').hidden = false;
+      $('flagged-help').textContent = 'To send all ' + plural(preview.rows.length, 'row') + ', correct or drop the flagged ones above.';
+    }
   }
 
-  function toConfirm(clean) {
-    onlyClean = clean;
-    const n = preview.clean_rows;
-    $('confirm-text').textContent = 'Send ' + n + ' invite' + (n === 1 ? '' : 's') + ' for ' + preview.capacity.domain +
-      '? The links expire after ' + $('expiry').selectedOptions[0].textContent + '.' +
-      (clean && preview.flagged_rows ? ' ' + preview.flagged_rows + ' flagged rows are left out.' : '');
+  // The confirm step: who gets an invite, and the email as they will read it.
+  let clean = [];
+  function toConfirm(leaveOut) {
+    onlyClean = leaveOut;
+    clean = preview.rows.map((r, i) => ({ r, input: rows[i] })).filter(x => !x.r.flags.length);
+    const n = clean.length;
+    const expiry = $('expiry').selectedOptions[0].textContent;
+    $('confirm-summary').textContent = 'Send ' + plural(n, 'invite') + ' for ' + preview.capacity.domain +
+      '? The links expire after ' + expiry + '.' +
+      (leaveOut && preview.flagged_rows ? ' The ' + plural(preview.flagged_rows, 'flagged row') + (preview.flagged_rows === 1 ? ' is' : ' are') + ' left out.' : '');
+    $('recipients-title').textContent = 'Recipients (' + n + ')';
+    $('confirm-list').querySelector('tbody').replaceChildren(...clean.map(({ r }) => el('tr', {},
+      el('td', { 'data-label': 'Recipient', class: 'who', text: r.recipient_email }),
+      el('td', { 'data-label': 'Name', text: r.display_name || '' }),
+      el('td', { 'data-label': 'Mailbox', text: r.mailbox }),
+      el('td', { 'data-label': 'Allocation', text: r.storage_allocation_mb ? r.storage_allocation_mb + ' MB' : 'shared pool' }),
+      el('td', { 'data-label': 'Language', text: r.locale || 'default' }))));
+    $('sample-for').replaceChildren(...clean.map((x, k) => el('option', { value: k, text: x.r.recipient_email })));
+    say('test-status', 'ok', '');
     show(3);
+    $('step3-title').focus();
+    sample();
   }
   $('continue').addEventListener('click', () => toConfirm(false));
   $('only-clean').addEventListener('click', () => toConfirm(true));
   $('back').addEventListener('click', () => show(1));
   $('back-to-preview').addEventListener('click', () => show(2));
+
+  const LANGUAGES = { en: 'English', de: 'Deutsch' };
+  function sampleRequest() {
+    const chosen = clean[+$('sample-for').value || 0];
+    return { domain: $('domain').value, expires_in: $('expiry').value, row: chosen.input };
+  }
+  async function sample() {
+    try {
+      const s = await api('POST', '/previews/invite-email', sampleRequest());
+      $('sample-from').textContent = s.from;
+      $('sample-to').textContent = s.recipient_email;
+      $('sample-subject').textContent = s.subject;
+      $('sample-locale').textContent = LANGUAGES[s.locale] || s.locale;
+      $('sample-expires').textContent = fmtDate(s.expires_at);
+      $('sample-text').textContent = s.text;
+    } catch (err) { say('status', 'bad', errorText(err)); }
+  }
+  $('sample-for').addEventListener('change', sample);
+
+  $('send-test').addEventListener('click', async () => {
+    $('send-test').disabled = true;
+    try {
+      const t = await api('POST', '/previews/invite-email/test', sampleRequest());
+      say('test-status', t.delivery_state === 'sent' ? 'ok' : 'warn', t.delivery_state === 'sent'
+        ? 'A test went to ' + t.to + ' (the relay answered: ' + t.detail + ').'
+        : 'No SMTP relay is configured: the test for ' + t.to + ' was written to ' + t.detail + ' and not emailed.');
+    } catch (err) {
+      say('test-status', 'bad', errorText(err));
+    } finally { $('send-test').disabled = false; }
+  });
 
   $('send').addEventListener('click', async () => {
     $('send').disabled = true;
@@ -141,8 +231,8 @@ Muster.page(async () => {
     $('progress').textContent = count('sent') + ' sent, ' + outbox + count('failed') + ' failed, ' + count('deferred') +
       ' deferred, ' + (count('queued') + count('sending')) + ' waiting.' + (open === 0 ? ' Done.' : '');
     $('sent').querySelector('tbody').replaceChildren(...status.invites.map(i => el('tr', { 'data-delivery': i.delivery_state },
-      el('td', { text: i.recipient_email }), el('td', { text: i.mailbox }),
-      el('td', {}, stateBadge(i.delivery_state)), el('td', { text: i.delivery_detail || '' }))));
+      el('td', { 'data-label': 'Recipient', text: i.recipient_email }), el('td', { 'data-label': 'Mailbox', text: i.mailbox }),
+      el('td', {}, stateBadge(i.delivery_state)), el('td', { 'data-label': 'Detail', text: i.delivery_detail || '' }))));
     if (open > 0) setTimeout(() => follow(batchId), 1000);
   }
 });

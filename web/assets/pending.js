@@ -1,6 +1,6 @@
 'use strict';
 Muster.page(async () => {
-  const { api, el, say, errorText, requireSession, fmtDate, stateBadge, confirmAction, plural } = Muster;
+  const { api, el, say, errorText, requireSession, fmtDate, stateBadge, confirmAction, plural, copyText } = Muster;
   await requireSession();
   const $ = id => document.getElementById(id);
   let cursor = null;
@@ -34,8 +34,7 @@ Muster.page(async () => {
       box.className = 'alert ok';
       box.replaceChildren(el('label', { for: 'copied-url', text: 'Setup link (share it only with the recipient):' }),
         el('input', { type: 'text', id: 'copied-url', readonly: true, value: r.url }));
-      $('copied-url').select();
-      try { await navigator.clipboard.writeText(r.url); box.append(el('p', { text: 'Copied to the clipboard.' })); } catch (e) { /* shown for copying by hand */ }
+      if (await copyText($('copied-url'))) box.append(el('p', { text: 'Copied to the clipboard.' }));
       return;
     }
     await api('POST', '/invites/' + encodeURIComponent(id) + '/' + action);

@@ -56,7 +56,7 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(ApiError::internal)?
 }
 
-fn expiry(raw: Option<&str>) -> Result<Option<HumanDuration>, ApiError> {
+pub(super) fn expiry(raw: Option<&str>) -> Result<Option<HumanDuration>, ApiError> {
     raw.map(HumanDuration::parse)
         .transpose()
         .map_err(|e| ApiError::unprocessable("invalid_expiry", e.to_string(), None))

@@ -11,6 +11,7 @@ mod account;
 pub mod auth;
 mod invites;
 mod mailboxes;
+mod samples;
 pub mod types;
 
 use std::sync::Arc;
@@ -224,11 +225,17 @@ pub type Apis = (
     invites::InvitesApi,
     mailboxes::MailboxesApi,
     account::AccountApi,
+    samples::SamplesApi,
 );
 
 pub fn service(public_url: &str) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (invites::InvitesApi, mailboxes::MailboxesApi, account::AccountApi),
+        (
+            invites::InvitesApi,
+            mailboxes::MailboxesApi,
+            account::AccountApi,
+            samples::SamplesApi,
+        ),
         "Muster API",
         env!("CARGO_PKG_VERSION"),
     )

@@ -449,6 +449,15 @@ impl Browser {
     }
 
     /// A DOM property of the first element matching `css`.
+    /// An HTML attribute as written in the page (not a DOM property).
+    pub async fn html_attribute(&self, css: &str, name: &str) -> Option<String> {
+        let id = self.wait(css).await;
+        self.get(&format!("/element/{id}/attribute/{name}"))
+            .await
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+    }
+
     pub async fn attribute(&self, css: &str, name: &str) -> Option<String> {
         let id = self.wait(css).await;
         self.get(&format!("/element/{id}/property/{name}"))
