@@ -488,3 +488,112 @@ async fn kills_during_a_500_invite_send_lose_nothing_and_repeat_at_most_one_per_
         "the journal still holds entries"
     );
 }
+
+/// The wizard's confirm step over the API: one row's email as it will
+/// read (in the row's language, with the expiry date), and a test of it
+/// sent through the real Postfix, audited, with nothing else stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_invite_email_preview_and_a_test_through_postfix() {
+    if !mailstack::available() {
+        return;
+    }
+    let t = TestDir::new();
+    mailstack::open_dir(t.path());
+    let postfix = Postfix::start(t.path(), None);
+    let app = TestApp::on(relay_config(&t, postfix.port)).await;
+    let row = serde_json::json!({"recipient_email": "anna@beispiel.de", "display_name": "Anna Müller", "locale": "de"});
+    let (status, sample) = app
+        .call(
+            reqwest::Method::POST,
+            "/previews/invite-email",
+            Some(serde_json::json!({"row": row, "expires_in": "3d"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{sample}");
+    assert_eq!(sample["locale"], "de");
+    assert_eq!(sample["mailbox"], "anna@team.example");
+    let text = sample["text"].as_str().unwrap();
+    assert!(text.contains("Anna Müller"), "{text}");
+    let expires = time::OffsetDateTime::parse(
+        sample["expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let in_words = muster::mail::compose::plain_date(expires, "de");
+    assert!(text.contains(&in_words), "{in_words} in {text}");
+    assert!(
+        (expires - time::OffsetDateTime::now_utc() - time::Duration::days(3)).abs()
+            < time::Duration::minutes(5)
+    );
+
+    // A token must say where the test goes; a bad address is named.
+    let (status, body) = app
+        .call(
+            reqwest::Method::POST,
+            "/previews/invite-email/test",
+            Some(serde_json::json!({"row": row})),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["code"].as_str()),
+        (422, Some("to_required"))
+    );
+    let (status, body) = app
+        .call(
+            reqwest::Method::POST,
+            "/previews/invite-email/test",
+            Some(serde_json::json!({"row": row, "to": "not an address"})),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["code"].as_str()),
+        (422, Some("invalid_to"))
+    );
+    // A flagged row is refused with its problem.
+    let (status, body) = app
+        .call(
+            reqwest::Method::POST,
+            "/previews/invite-email",
+            Some(serde_json::json!({"row": {"recipient_email": "nope"}})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["errors"][0]["field"], "recipient_email");
+
+    let (status, sent) = app
+        .call(
+            reqwest::Method::POST,
+            "/previews/invite-email/test",
+            Some(serde_json::json!({"row": row, "to": "hr@elsewhere.org"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{sent}");
+    assert_eq!(sent["delivery_state"], "sent");
+    assert!(
+        sent["detail"].as_str().unwrap().starts_with("250"),
+        "{sent}"
+    );
+    let mails = postfix.wait_for_captured(1, Duration::from_secs(60));
+    let msg = MessageParser::default().parse(&mails[0]).unwrap();
+    assert_eq!(
+        msg.header_raw("X-Original-To").unwrap().trim(),
+        "hr@elsewhere.org"
+    );
+    assert!(
+        msg.subject().unwrap().starts_with("[Test] "),
+        "{:?}",
+        msg.subject()
+    );
+    assert!(msg.body_text(0).unwrap().contains("Anna Müller"));
+    // Audited; no invite, batch or queued task was made.
+    let view = app.muster.view().unwrap();
+    assert!(view.batches().unwrap().is_empty());
+    let events = view.audit(None, 10).unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "invite.test_sent" && e.subject == "hr@elsewhere.org"),
+        "{events:?}"
+    );
+    app.shutdown().await;
+}
