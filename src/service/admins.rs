@@ -189,17 +189,21 @@ impl Muster {
             .verify(password, hash)
             .map_err(ServiceError::from)?
             && admin.is_some();
-        self.store.write(|w| {
-            if !ok {
+        if !ok {
+            // Its own commit: an error returned from a write undoes it.
+            let tried: String = email.chars().take(320).collect();
+            self.store.write(|w| {
                 self.audit(
                     w,
                     &Actor(format!("client:{client}")),
                     "admin.sign_in_failed",
-                    &email,
+                    &tried,
                     "wrong email or password",
-                )?;
-                return Err(AdminError::WrongCredentials);
-            }
+                )
+            })?;
+            return Err(AdminError::WrongCredentials);
+        }
+        self.store.write(|w| {
             let signed = self.new_session(w, &email)?;
             self.audit(
                 w,

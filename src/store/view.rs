@@ -34,6 +34,38 @@ pub struct InviteFilter {
     pub text: Option<String>,
 }
 
+/// Which audit events to list: all given conditions hold.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// The kind: `invite`, `batch`, `admin`, `token`, `mailbox` (the
+    /// action's first word), or one whole action such as `invite.revoke`.
+    pub kind: Option<String>,
+    /// Part of the actor, any case: an admin's address, a token's name, a
+    /// client address.
+    pub actor: Option<String>,
+    /// Events at or after this time (ms since the epoch).
+    pub from_ms: Option<u64>,
+    /// Events before this time (ms since the epoch).
+    pub until_ms: Option<u64>,
+}
+
+impl AuditFilter {
+    fn matches(&self, e: &AuditEvent) -> bool {
+        let kind_ok = self.kind.as_deref().is_none_or(|k| {
+            k.is_empty()
+                || e.action == k
+                || e.action.split('.').next() == Some(k)
+                // `mailbox` takes the bulk creations too.
+                || (k == "mailbox" && e.action.starts_with("mailboxes."))
+        });
+        let actor_ok = self
+            .actor
+            .as_deref()
+            .is_none_or(|a| a.is_empty() || e.actor.0.to_lowercase().contains(&a.to_lowercase()));
+        kind_ok && actor_ok
+    }
+}
+
 impl InviteFilter {
     fn matches(&self, i: &Invite, now: OffsetDateTime) -> bool {
         // A revoke of "all in this batch" acts on what this returns. An
@@ -341,15 +373,39 @@ macro_rules! read_methods {
 
         /// Audit events newest first, before `cursor` (an event's `at` ms and id).
         pub fn audit(&self, before: Option<(u64, &str)>, limit: usize) -> Result<Vec<AuditEvent>> {
+            self.audit_matching(before, limit, &AuditFilter::default())
+        }
+
+        /// The events `filter` takes, newest first, before `cursor`: the
+        /// dates bound the range read, the rest is checked per event.
+        pub fn audit_matching(
+            &self,
+            before: Option<(u64, &str)>,
+            limit: usize,
+            filter: &AuditFilter,
+        ) -> Result<Vec<AuditEvent>> {
             let t = self.txn.open_table(AUDIT)?;
-            let iter = match before {
-                Some(c) => t.range(..c)?,
-                None => t.range::<(u64, &str)>(..)?,
+            let until = filter.until_ms.map(|ms| (ms, ""));
+            let upper = match (before, until) {
+                (Some(b), Some(u)) => Some(b.min(u)),
+                (b, u) => b.or(u),
+            };
+            let lower = (filter.from_ms.unwrap_or(0), "");
+            let iter = match upper {
+                Some(u) if u <= lower => return Ok(Vec::new()),
+                Some(u) => t.range(lower..u)?,
+                None => t.range(lower..)?,
             };
             let mut out = Vec::new();
-            for entry in iter.rev().take(limit) {
+            for entry in iter.rev() {
+                if out.len() >= limit {
+                    break;
+                }
                 let (k, v) = entry?;
-                out.push(decode("audit", k.value().1, v.value())?);
+                let event: AuditEvent = decode("audit", k.value().1, v.value())?;
+                if filter.matches(&event) {
+                    out.push(event);
+                }
             }
             Ok(out)
         }

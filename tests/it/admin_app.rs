@@ -295,7 +295,108 @@ async fn a_token_secret_is_copied_once_and_revoking_asks_first(engine: Engine) {
     app.shutdown().await;
 }
 
+async fn the_audit_trail_names_what_happened_and_filters(engine: Engine) {
+    if !engine.available() {
+        return;
+    }
+    let app = TestApp::spawn(|_| {}).await;
+    app.muster
+        .add_admin(ADMIN, PASSWORD, &Actor::cli())
+        .unwrap();
+    let batch = app.muster.create_batch(invite_batch(2, "audit")).unwrap();
+    app.muster
+        .revoke(&batch.invites[0].id, &Actor::admin(ADMIN))
+        .unwrap();
+    let mut b = Browser::start(engine, "the_audit_trail_names_what_happened_and_filters").await;
+    // One failed sign-in, then the right password.
+    b.goto(&format!("{}/audit", app.url())).await;
+    b.wait("#sign-in").await;
+    b.type_in("#email", ADMIN).await;
+    b.type_in("#password", "not-the-password-at-all").await;
+    b.click("#sign-in button[type=submit]").await;
+    b.wait_text("#status", "wrong").await;
+    sign_in_here(&b).await;
+    b.wait_text("main h1", "Audit trail").await;
+    b.wait("tr[data-action='admin.sign_in_failed']").await;
+    let failed = b.text("tr[data-action='admin.sign_in_failed']").await;
+    assert!(
+        failed.contains("Sign-in failed") && failed.contains("client 127.0.0.1"),
+        "{failed}"
+    );
+    // Ids are named: the revoked invite by its mailbox and recipient.
+    let revoked = b.text("tr[data-action='invite.revoke']").await;
+    assert!(
+        revoked.contains("audit0@team.example (invited at audit0@elsewhere.org)")
+            && revoked.contains(&format!("{ADMIN} (admin)")),
+        "{revoked}"
+    );
+    assert!(
+        b.text("tr[data-action='batch.create']")
+            .await
+            .contains("2 invites for team.example")
+    );
+    b.step("audit").await;
+
+    // Filter by kind.
+    b.click("#kind option[value='admin.sign_in_failed']").await;
+    b.click("#filters button[type=submit]").await;
+    b.until("only failed sign-ins", || async {
+        let all = b.count("#audit tbody tr").await;
+        (all > 0 && all == b.count("tr[data-action='admin.sign_in_failed']").await).then_some(())
+    })
+    .await;
+    b.wait_text("#count", "Showing 1 event.").await;
+    // Export what is shown.
+    b.click("#export").await;
+    let csv = b
+        .until("the downloaded audit CSV", || async {
+            b.downloads().iter().find_map(|p| {
+                std::fs::read_to_string(p)
+                    .ok()
+                    .filter(|t| t.lines().count() >= 2)
+            })
+        })
+        .await;
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(lines[1].contains("admin.sign_in_failed") && lines[1].contains("client:127.0.0.1"));
+    // By actor and by date.
+    b.click("#kind option[value='']").await;
+    b.type_in("#actor", ADMIN).await;
+    b.click("#filters button[type=submit]").await;
+    b.until("only the admin's own events", || async {
+        let rows = b
+            .run("return [...document.querySelectorAll('#audit tbody tr')].map(r => [r.dataset.action, r.children[1].textContent])")
+            .await;
+        let rows = rows.as_array().cloned().unwrap_or_default();
+        let mine = rows.iter().all(|r| r[1].as_str().unwrap_or("").ends_with("(admin)"));
+        let actions: Vec<&str> = rows.iter().filter_map(|r| r[0].as_str()).collect();
+        (mine && actions.contains(&"invite.revoke") && actions.contains(&"admin.sign_in")
+            && !actions.contains(&"admin.sign_in_failed"))
+        .then_some(())
+    })
+    .await;
+    b.type_in("#actor", "").await;
+    b.run("document.querySelector('#until').value = '2020-01-01'")
+        .await;
+    b.click("#filters button[type=submit]").await;
+    b.wait_text("#count", "No events match.").await;
+    b.step("audit-filtered").await;
+    // A date that is not one is named.
+    let (status, body) = app
+        .call(reqwest::Method::GET, "/audit?from=yesterday", None)
+        .await;
+    assert_eq!(status, 422);
+    assert!(
+        body["message"].as_str().unwrap().contains("`from`"),
+        "{body}"
+    );
+    b.quit().await;
+    app.shutdown().await;
+}
+
 crate::in_both_browsers!(
+    the_audit_trail_names_what_happened_and_filters,
     a_token_secret_is_copied_once_and_revoking_asks_first,
     signed_out_pages_send_the_browser_to_sign_in,
     the_pending_list_fits_asks_first_and_exports_what_it_shows,

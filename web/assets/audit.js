@@ -1,19 +1,70 @@
 'use strict';
 Muster.page(async () => {
-  const { api, el, say, errorText, requireSession, fmtDate } = Muster;
+  const { api, el, say, errorText, requireSession, fmtDate, plural } = Muster;
   await requireSession();
   const $ = id => document.getElementById(id);
+
+  // What happened, in words; an action not listed shows as written.
+  const ACTIONS = {
+    'admin.add': 'Admin added', 'admin.sign_in': 'Signed in', 'admin.sign_in_failed': 'Sign-in failed',
+    'admin.sign_out': 'Signed out', 'admin.password_reset': 'Password reset', 'admin.password_set': 'Password set',
+    'admin.reset_email.send': 'Reset email sent', 'admin.reset_email.outbox': 'Reset email written to the outbox',
+    'admin.reset_email.send_failed': 'Reset email not delivered', 'admin.reset_requested': 'Password reset asked for',
+    'admin.reset_throttled': 'Reset email held back', 'admin.reset_unknown': 'Reset asked for an unknown account',
+    'batch.create': 'Batch sent', 'invite.send': 'Invite sent',
+    'invite.outbox': 'Invite written to the outbox', 'invite.send_failed': 'Invite not delivered',
+    'invite.resend': 'Invite resent', 'invite.revoke': 'Invite revoked', 'invite.copy_link': 'Link copied',
+    'invite.new_link_requested': 'New link asked for', 'invite.redeem': 'Mailbox set up',
+    'invite.redeem_failed': 'Setup failed', 'invite.blocked': 'Invite blocked', 'invite.test_sent': 'Test invite sent',
+    'mailbox.forget': 'Mailbox forgotten', 'mailboxes.bulk_create': 'Mailboxes created',
+    'token.create': 'Token created', 'token.revoke': 'Token revoked', 'token.use': 'Token used',
+  };
+
+  // "admin:jane@…" → "jane@… (admin)", "client:203.0.113.9" → a client address.
+  function who(actor) {
+    const [kind, ...rest] = actor.split(':');
+    const value = rest.join(':');
+    switch (kind) {
+      case 'admin': return value + ' (admin)';
+      case 'token': return 'API token "' + rest.slice(0, -1).join(':') + '"';
+      case 'recipient': return value + ' (recipient)';
+      case 'client': return 'client ' + value;
+      case 'cli': return 'command line';
+      case 'system': return 'Muster';
+      default: return actor;
+    }
+  }
+
+  function query(cursor) {
+    const q = new URLSearchParams();
+    for (const id of ['kind', 'actor', 'from', 'until']) if ($(id).value.trim()) q.set(id, $(id).value.trim());
+    if (cursor) q.set('cursor', cursor);
+    return q;
+  }
+
   let cursor = null;
-  async function load() {
+  let shown = 0;
+  async function load(fresh) {
     try {
-      const page = await api('GET', '/audit?limit=100' + (cursor ? '&cursor=' + encodeURIComponent(cursor) : ''));
-      page.events.forEach(e => $('audit').querySelector('tbody').append(el('tr', {},
-        el('td', { text: fmtDate(e.at) }), el('td', { text: e.actor }), el('td', { text: e.action }),
-        el('td', { text: e.subject }), el('td', { text: e.detail }))));
+      if (fresh) { cursor = null; shown = 0; $('audit').querySelector('tbody').replaceChildren(); }
+      const q = query(cursor);
+      q.set('limit', '100');
+      const page = await api('GET', '/audit?' + q);
+      page.events.forEach(e => $('audit').querySelector('tbody').append(el('tr', { 'data-action': e.action },
+        el('td', { 'data-label': 'When', class: 'nowrap', text: fmtDate(e.at) }),
+        el('td', { 'data-label': 'Who', class: 'who', text: who(e.actor) }),
+        el('td', { 'data-label': 'What', text: ACTIONS[e.action] || e.action, title: e.action }),
+        el('td', { 'data-label': 'Subject', class: 'who' }, e.subject_name ? [el('span', { text: e.subject_name }), el('br'), el('small', { class: 'muted', text: e.subject })] : e.subject),
+        el('td', { 'data-label': 'Detail', class: 'readable', text: e.detail }))));
+      shown += page.events.length;
       cursor = page.next_cursor || null;
       $('more').hidden = !cursor;
+      $('count').textContent = shown ? 'Showing ' + plural(shown, 'event') + (cursor ? ', more below.' : '.') : 'No events match.';
+      const csv = query();
+      $('export').href = '/api/v1/audit.csv' + (csv.toString() ? '?' + csv : '');
     } catch (err) { say('status', 'bad', errorText(err)); }
   }
-  $('more').addEventListener('click', load);
-  load();
+  $('filters').addEventListener('submit', e => { e.preventDefault(); load(true); });
+  $('more').addEventListener('click', () => load(false));
+  await load(true);
 });

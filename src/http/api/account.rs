@@ -5,18 +5,17 @@ use std::sync::Arc;
 
 use poem::Request;
 use poem::web::Data;
-use poem_openapi::param::{Path, Query};
+use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi, Tags};
 
 use super::ApiError;
-use super::auth::{AdminAuth, Auth, Principal, session_cookie, session_cookie_value};
+use super::auth::{AdminAuth, Principal, session_cookie, session_cookie_value};
 use super::invites::blocking;
 use super::types::*;
 use crate::http::HttpState;
 use crate::http::ratelimit::{client_ip, client_limit_key};
-use crate::service::{SESSION_HOURS, ServiceError, SignedIn};
-use crate::store::AuditEvent;
+use crate::service::{SESSION_HOURS, SignedIn};
 
 /// What the forgot-password form always answers, whether or not the account exists.
 pub const RESET_ANSWER: &str =
@@ -28,8 +27,6 @@ enum Tag {
     Session,
     /// API tokens (admin session only).
     Tokens,
-    /// Who did what, when.
-    Audit,
 }
 
 pub struct AccountApi;
@@ -90,30 +87,6 @@ fn same_origin(req: &Request, state: &HttpState) -> Result<(), ApiError> {
             "cross_origin",
             "this request came from another site",
         ))
-    }
-}
-
-fn audit_body(e: &AuditEvent) -> AuditBody {
-    AuditBody {
-        id: e.id.clone(),
-        at: rfc3339(e.at),
-        actor: e.actor.to_string(),
-        action: e.action.clone(),
-        subject: e.subject.clone(),
-        detail: e.detail.clone(),
-    }
-}
-
-/// `before` cursor: "<ms>.<id>" of the last event of the previous page.
-fn parse_cursor(c: Option<&str>) -> Result<Option<(u64, String)>, ApiError> {
-    match c {
-        None => Ok(None),
-        Some(c) => c
-            .split_once('.')
-            .and_then(|(ms, id)| ms.parse().ok().map(|ms| Some((ms, id.to_string()))))
-            .ok_or_else(|| {
-                ApiError::bad_request("invalid_cursor", "use next_cursor from the previous page")
-            }),
     }
 }
 
@@ -350,83 +323,6 @@ impl AccountApi {
         })
         .await
     }
-
-    /// The audit trail, newest first.
-    #[oai(
-        path = "/audit",
-        method = "get",
-        tag = "Tag::Audit",
-        operation_id = "list_audit"
-    )]
-    async fn audit(
-        &self,
-        _auth: Auth,
-        state: Data<&Arc<HttpState>>,
-        /// From `next_cursor` of the previous page.
-        cursor: Query<Option<String>>,
-        #[oai(
-            default = "default_audit_limit",
-            validator(minimum(value = "1"), maximum(value = "1000"))
-        )]
-        limit: Query<u32>,
-    ) -> Result<Json<AuditPage>, ApiError> {
-        let state = state.0.clone();
-        blocking(&state, move |muster| {
-            let before = parse_cursor(cursor.0.as_deref())?;
-            let n = limit.0 as usize;
-            let events = muster
-                .view()?
-                .audit(before.as_ref().map(|(ms, id)| (*ms, id.as_str())), n + 1)
-                .map_err(ServiceError::from)?;
-            let next = (events.len() > n).then(|| {
-                let last = &events[n - 1];
-                format!("{}.{}", crate::store::millis(last.at), last.id)
-            });
-            Ok(Json(AuditPage {
-                events: events.iter().take(n).map(audit_body).collect(),
-                next_cursor: next,
-            }))
-        })
-        .await
-    }
-
-    /// The whole audit trail as CSV.
-    #[oai(
-        path = "/audit.csv",
-        method = "get",
-        tag = "Tag::Audit",
-        operation_id = "export_audit"
-    )]
-    async fn audit_csv(
-        &self,
-        _auth: Auth,
-        state: Data<&Arc<HttpState>>,
-    ) -> Result<CsvResponse, ApiError> {
-        let state = state.0.clone();
-        blocking(&state, |muster| {
-            let events = muster
-                .view()?
-                .audit(None, usize::MAX)
-                .map_err(ServiceError::from)?;
-            let mut out = String::from("at,actor,action,subject,detail\n");
-            for e in &events {
-                out.push_str(&format!(
-                    "{},{},{},{},{}\n",
-                    csv_cell(&rfc3339(e.at)),
-                    csv_cell(&e.actor.to_string()),
-                    csv_cell(&e.action),
-                    csv_cell(&e.subject),
-                    csv_cell(&e.detail)
-                ));
-            }
-            Ok(CsvResponse::attachment("muster-audit.csv", out))
-        })
-        .await
-    }
-}
-
-fn default_audit_limit() -> u32 {
-    100
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! literal paths.
 
 mod account;
+mod audit;
 pub mod auth;
 mod invites;
 mod mailboxes;
@@ -225,6 +226,7 @@ pub type Apis = (
     invites::InvitesApi,
     mailboxes::MailboxesApi,
     account::AccountApi,
+    audit::AuditApi,
     samples::SamplesApi,
 );
 
@@ -234,6 +236,7 @@ pub fn service(public_url: &str) -> OpenApiService<Apis, ()> {
             invites::InvitesApi,
             mailboxes::MailboxesApi,
             account::AccountApi,
+            audit::AuditApi,
             samples::SamplesApi,
         ),
         "Muster API",

@@ -709,9 +709,16 @@ impl TokenBody {
 pub struct AuditBody {
     pub id: String,
     pub at: String,
+    /// `admin:EMAIL`, `token:NAME:ID`, `recipient:EMAIL`, `client:ADDRESS`
+    /// (a failed sign-in), `cli` or `system`.
     pub actor: String,
     pub action: String,
+    /// What it acted on: an invite, batch or token id, a mailbox or an account.
     pub subject: String,
+    /// The subject in words when it is an id: the invite's mailbox and
+    /// recipient, the batch's domain and size, the token's name.
+    #[oai(skip_serializing_if_is_none)]
+    pub subject_name: Option<String>,
     pub detail: String,
 }
 
