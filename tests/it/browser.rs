@@ -623,7 +623,8 @@ async fn a_pasted_spreadsheet_column_reads_as_one_address_per_line(engine: Engin
 }
 
 /// The harness itself: a console error, an uncaught exception and a CSP
-/// violation are all heard, so a clean step means a clean page.
+/// violation are all heard, and axe-core finds a planted problem, so a
+/// clean step means a clean page.
 async fn the_console_watch_hears_errors_and_csp_violations(engine: Engine) {
     if !engine.available() {
         return;
@@ -648,6 +649,19 @@ async fn the_console_watch_hears_errors_and_csp_violations(engine: Engine) {
         async move { all.then_some(()) }
     })
     .await;
+    // The accessibility check sees a planted button without a name.
+    assert_eq!(b.accessibility_problems().await, Vec::<String>::new());
+    b.run("document.querySelector('main').append(document.createElement('button'))")
+        .await;
+    let found = b.accessibility_problems().await;
+    if crate::support::webdriver::axe_installed() {
+        assert!(
+            found
+                .iter()
+                .any(|f| f.starts_with("button-name (critical)")),
+            "{found:?}"
+        );
+    }
     b.quit().await;
     app.shutdown().await;
 }

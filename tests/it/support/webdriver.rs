@@ -164,6 +164,29 @@ impl Engine {
     }
 }
 
+/// axe-core's script (npm, pinned in scripts/install-test-deps); under CI
+/// a missing one fails the test.
+fn axe_source() -> Option<&'static str> {
+    static AXE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    AXE.get_or_init(|| {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/npm/node_modules/axe-core/axe.min.js");
+        let source = std::fs::read_to_string(path).ok();
+        require(
+            "axe-core (npm; run scripts/install-test-deps)",
+            source.is_some(),
+        )
+        .then_some(source)
+        .flatten()
+    })
+    .as_deref()
+}
+
+/// Whether the accessibility check runs here.
+pub fn axe_installed() -> bool {
+    axe_source().is_some()
+}
+
 /// Where the browser saves downloads: inside its profile folder.
 fn downloads(profile: &std::path::Path) -> std::path::PathBuf {
     profile.join("downloads")
@@ -528,12 +551,52 @@ impl Browser {
             );
         }
         self.resize(self.size).await;
+        self.accessible(name).await;
         let heard = self.take_console();
         assert!(
             heard.is_empty(),
             "{name}: the console of {} reported: {heard:#?}",
             self.url().await
         );
+    }
+
+    /// axe-core inside the page: no violation of impact serious or critical.
+    async fn accessible(&self, name: &str) {
+        let found = self.accessibility_problems().await;
+        assert!(
+            found.is_empty(),
+            "{name}: accessibility problems on {}: {found:#?}",
+            self.url().await
+        );
+    }
+
+    /// What axe-core finds in the page of impact serious or critical
+    /// (nothing when axe-core is not installed outside CI).
+    pub async fn accessibility_problems(&self) -> Vec<String> {
+        let Some(axe) = axe_source() else {
+            return Vec::new();
+        };
+        if self.run("return typeof window.axe").await != "object" {
+            self.run(&format!("{axe}\n;return typeof window.axe")).await;
+        }
+        let found = self
+            .run_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations
+                   .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                   .map(v => v.id + ' (' + v.impact + '): ' + v.help + ' at ' +
+                        v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', '))),
+                   e => done(['axe-core did not run: ' + e]));",
+            )
+            .await;
+        found
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_else(|| vec![format!("axe-core answered {found}")])
     }
 
     async fn widths(&self) -> (i64, i64) {
