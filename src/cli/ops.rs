@@ -59,6 +59,11 @@ impl Report {
         println!("ok    {what}");
     }
 
+    /// Not a problem, but worth knowing (and what to do about it).
+    fn note(&mut self, what: &str, then: &str) {
+        println!("note  {what}\n      then: {then}");
+    }
+
     fn fail(&mut self, what: &str, fix: &str) {
         self.failures += 1;
         println!("FAIL  {what}\n      fix: {fix}");
@@ -333,9 +338,18 @@ pub async fn check(
             ),
             "point the reverse proxy at Muster's listen address, or correct public_url",
         ),
+        // Before the first start nothing answers anywhere: that is a note.
+        Err(_) if !answers_locally(&client, config.listen).await => r.note(
+            &format!(
+                "Muster is not running yet (nothing answers on {}), so the public URL {} was not tried",
+                config.listen,
+                config.public_url()
+            ),
+            "start Muster (`systemctl start muster` or `muster serve`), then run `muster check` again",
+        ),
         Err(e) => r.fail(
             &format!("public URL {} is not reachable: {e}", config.public_url()),
-            "start `muster serve`, check DNS and the reverse proxy, or correct public_url",
+            "Muster runs but is not reached at public_url: check DNS and the reverse proxy, or correct public_url",
         ),
     }
 
@@ -345,6 +359,21 @@ pub async fn check(
     } else {
         println!("\n{} check(s) failed.", r.failures);
         Ok(EXIT_PROBLEMS)
+    }
+}
+
+/// Whether Muster answers /healthz on its own listen address.
+async fn answers_locally(client: &reqwest::Client, listen: std::net::SocketAddr) -> bool {
+    let mut addr = listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    match client.get(format!("http://{addr}/healthz")).send().await {
+        Ok(resp) => resp.status().is_success(),
+        Err(_) => false,
     }
 }
 

@@ -196,16 +196,43 @@ pub struct SmtpSettings {
     pub allow_invalid_certs: bool,
 }
 
+/// How a mail client secures its connection, as shown to recipients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientSecurity {
+    /// TLS from the first byte (IMAPS 993, submissions 465).
+    #[serde(alias = "SSL/TLS", alias = "ssl", alias = "TLS")]
+    Tls,
+    /// Plain, then STARTTLS (IMAP 143, submission 587).
+    #[serde(alias = "STARTTLS")]
+    Starttls,
+    /// No encryption (a test lab only).
+    #[serde(alias = "NONE")]
+    None,
+}
+
+impl std::fmt::Display for ClientSecurity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ClientSecurity::Tls => "SSL/TLS",
+            ClientSecurity::Starttls => "STARTTLS",
+            ClientSecurity::None => "none",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClientSettings {
     pub webmail_url: Option<HttpUrl>,
     pub imap_host: Option<String>,
     pub imap_port: u16,
-    pub imap_security: String,
+    /// `tls`, `starttls` or `none`.
+    pub imap_security: ClientSecurity,
     pub smtp_host: Option<String>,
     pub smtp_port: u16,
-    pub smtp_security: String,
+    /// `tls`, `starttls` or `none`.
+    pub smtp_security: ClientSecurity,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -334,10 +361,10 @@ impl Default for ClientSettings {
             webmail_url: None,
             imap_host: None,
             imap_port: 993,
-            imap_security: "SSL/TLS".into(),
+            imap_security: ClientSecurity::Tls,
             smtp_host: None,
             smtp_port: 587,
-            smtp_security: "STARTTLS".into(),
+            smtp_security: ClientSecurity::Starttls,
         }
     }
 }

@@ -131,3 +131,30 @@ fn values_are_validated_at_load() {
         .to_string();
     assert!(err.contains("maybe"), "{err}");
 }
+
+#[test]
+fn client_security_is_one_of_three() {
+    let c = load(
+        "[client]\nimap_security = \"starttls\"\nsmtp_security = \"SSL/TLS\"\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(c.client.imap_security, ClientSecurity::Starttls);
+    assert_eq!(c.client.smtp_security, ClientSecurity::Tls);
+    assert_eq!(c.client.smtp_security.to_string(), "SSL/TLS");
+    let err = load("[client]\nimap_security = \"ssl3\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("imap_security"), "{err}");
+    assert!(
+        err.contains("`tls`") && err.contains("`starttls`") && err.contains("`none`"),
+        "{err}"
+    );
+    let err = load("", &[("MUSTER_CLIENT_SMTP_SECURITY", "maybe")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("MUSTER_CLIENT_SMTP_SECURITY") || err.contains("smtp_security"),
+        "{err}"
+    );
+}

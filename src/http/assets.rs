@@ -69,6 +69,16 @@ pub fn asset(Path(path): Path<String>, req: &poem::Request) -> Response {
     file(&format!("assets/{path}"), inm)
 }
 
+/// Browsers ask for `/favicon.ico` on their own: the same icon.
+#[handler]
+pub fn favicon(req: &poem::Request) -> Response {
+    let inm = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok());
+    file("assets/favicon.svg", inm)
+}
+
 /// Who may see a page of the web app.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Audience {

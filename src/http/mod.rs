@@ -136,6 +136,7 @@ pub fn routes(state: Arc<HttpState>) -> impl poem::Endpoint {
         .at("/invite/:token/check", post(link::check))
         .at("/invite/:token/new-link", post(link::new_link))
         .at("/assets/*path", get(assets::asset))
+        .at("/favicon.ico", get(assets::favicon))
         .at("/api/docs", get(docs))
         .nest(
             "/api/v1",

@@ -291,6 +291,20 @@ async fn a_token_secret_is_copied_once_and_revoking_asks_first(engine: Engine) {
     assert_eq!(b.count("#secret-value").await, 0);
     assert!(!b.text("main").await.contains(&secret));
     b.step("token-revoked").await;
+    // The API reference, and the way back from it.
+    b.click("main a[href='/api/docs']").await;
+    b.wait(".swagger-ui .info").await;
+    b.step_vendored("api-docs").await;
+    b.click("a[href='/']").await;
+    b.wait_text("main h1", "Mailboxes").await;
+    let icon = b
+        .run_async(
+            "const done = arguments[arguments.length - 1];
+             const href = document.querySelector('link[rel=icon]').href;
+             fetch(href).then(r => done([r.status, r.headers.get('content-type')]), e => done(String(e)));",
+        )
+        .await;
+    assert_eq!(icon, serde_json::json!([200, "image/svg+xml"]));
     b.quit().await;
     app.shutdown().await;
 }

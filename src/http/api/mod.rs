@@ -402,8 +402,11 @@ pub fn route_literal_paths(req: &mut Request) -> Option<Response> {
 /// inline script (its inline styles are allowed on this page only).
 pub fn docs_page() -> Response {
     let html = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Muster API</title>\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<link rel=\"icon\" href=\"/assets/favicon.svg\" type=\"image/svg+xml\">\
 <link rel=\"stylesheet\" href=\"/assets/swagger/swagger-ui.css\"></head>\
-<body><div id=\"ui\"></div><script src=\"/assets/swagger/swagger-ui-bundle.js\"></script>\
+<body><p style=\"margin:1rem 1.25rem;font-family:system-ui,sans-serif\"><a href=\"/\">&larr; Back to Muster</a> \
+&middot; <a href=\"/tokens\">API tokens</a></p><div id=\"ui\"></div><script src=\"/assets/swagger/swagger-ui-bundle.js\"></script>\
 <script src=\"/assets/swagger/init.js\"></script></body></html>\n";
     Response::builder()
         .content_type("text/html; charset=utf-8")
