@@ -15,6 +15,8 @@ use rmcp::{ServerHandler, schemars, tool, tool_handler, tool_router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+mod mailbox_tools;
+
 use crate::domain::duration::HumanDuration;
 use crate::domain::roster::InviteRow;
 use crate::service::{BatchRequest, IdempotencyKey, Muster, RowLimit, ServiceError};
@@ -174,7 +176,7 @@ impl MusterMcp {
         Self {
             muster,
             default_caller,
-            tool_router: Self::tool_router(),
+            tool_router: Self::tool_router() + Self::mailbox_tools(),
         }
     }
 
@@ -525,7 +527,7 @@ impl MusterMcp {
 #[tool_handler(
     router = self.tool_router,
     name = "muster",
-    instructions = "Muster invites people to new mailboxes on this organisation's mail server. Use preview_invites to check a list, create_invites_bulk to send up to 100 invites per call (chunk longer lists), then get_batch_status, list_pending_invites, resend_invite and revoke_invite to follow up. get_capacity shows caps and the storage pool."
+    instructions = "Muster invites people to new mailboxes on this organisation's mail server. Use preview_invites to check a list, create_invites_bulk to send up to 100 invites per call (chunk longer lists), then get_batch_status, list_pending_invites, resend_invite and revoke_invite to follow up. get_capacity shows caps and the storage pool. For mailboxes Muster made: set_mailbox_allocation, suspend_mailbox, restore_mailbox and remove_mailbox."
 )]
 impl ServerHandler for MusterMcp {}
 

@@ -94,6 +94,7 @@ impl MailHost for CommandHost {
             HostMailbox {
                 address: m.address.to_lowercase(),
                 quota_mb: m.quota_mb,
+                suspended: false,
             }
         })));
         *cache = Some((Instant::now(), index.clone()));

@@ -245,6 +245,66 @@ impl Appended {
     }
 }
 
+/// Replaces the file's whole text, for a line that changes or goes: a
+/// temporary file beside it with the same group and mode, synced, then
+/// renamed over it (the folder synced too). Dovecot re-reads a file when
+/// its size or whole-second mtime changes: a rewrite of the same size in
+/// the same second as the old version is dated one second later, so it is
+/// never missed and the mtime stays within a second of the clock.
+pub(crate) fn rewrite(path: &Path, text: &str) -> Result<(), ProvisionError> {
+    let meta = fs::metadata(path).map_err(|e| read_error(path, e))?;
+    if !writable(path, &meta) {
+        return Err(write_error(
+            path,
+            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        ));
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.muster-tmp"));
+    let done = (|| {
+        let _ = fs::remove_file(&tmp);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        // The group Dovecot reads with; the owner stays this process.
+        std::os::unix::fs::fchown(&file, None, Some(meta.gid())).or_else(|e| {
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })?;
+        file.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+        file.write_all(text.as_bytes())?;
+        let now = std::time::SystemTime::now();
+        let old_second = meta.mtime();
+        let now_second = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        if text.len() as u64 == meta.len() && now_second <= old_second {
+            let later = std::time::UNIX_EPOCH + Duration::from_secs((old_second + 1).max(0) as u64);
+            file.set_modified(later)?;
+        }
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    done.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        write_error(path, e)
+    })
+}
+
 /// Whether this process may write the file, judged by its mode bits (the
 /// superuser may write anything that has any write bit).
 fn writable(path: &Path, meta: &fs::Metadata) -> bool {
@@ -295,6 +355,36 @@ mod tests {
         assert!(err.to_string().contains("newline"), "{err}");
         assert_eq!(fs::read_to_string(&path).unwrap(), "a\nhalf");
         assert!(append_problem(&dir.path().join("missing")).is_none());
+    }
+
+    #[test]
+    fn a_rewrite_keeps_group_and_mode_and_is_always_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("passwd");
+        append(
+            &path,
+            b"a@x.org:pw:1:1::/h::userdb_quota_rule=*:storage=100M\n",
+        )
+        .unwrap();
+        let before = fs::metadata(&path).unwrap();
+        // The same size in the same second: dated a second later.
+        rewrite(
+            &path,
+            "a@x.org:pw:1:1::/h::userdb_quota_rule=*:storage=200M\n",
+        )
+        .unwrap();
+        let after = fs::metadata(&path).unwrap();
+        assert_eq!(after.mode() & 0o777, 0o640);
+        assert_eq!(after.gid(), before.gid());
+        assert_eq!(after.len(), before.len());
+        assert!(after.mtime() > before.mtime(), "moved to a new second");
+        assert!(after.mtime() <= before.mtime() + 2, "and no further");
+        assert!(fs::read_to_string(&path).unwrap().contains("200M"));
+        assert!(!dir.path().join(".passwd.muster-tmp").exists());
+        // A file Muster may not write stays as it was.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o440)).unwrap();
+        assert!(rewrite(&path, "").is_err());
+        assert!(fs::read_to_string(&path).unwrap().contains("200M"));
     }
 
     #[test]

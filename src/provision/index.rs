@@ -12,11 +12,14 @@ pub struct HostMailbox {
     pub address: String,
     /// The quota in MB, when the host sets one.
     pub quota_mb: Option<u64>,
+    /// Logins refused (Dovecot's `nologin`); mail is still accepted.
+    pub suspended: bool,
 }
 
 #[derive(Debug, Default, Clone)]
 pub struct HostIndex {
-    quota: HashMap<String, Option<u64>>,
+    /// Quota and suspension, by address.
+    quota: HashMap<String, (Option<u64>, bool)>,
     per_domain: HashMap<String, u64>,
     allocated_mb: u64,
 }
@@ -45,12 +48,21 @@ impl HostIndex {
                 *self.per_domain.entry(domain.to_string()).or_default() += 1;
             }
             self.allocated_mb += m.quota_mb.unwrap_or(0);
-            self.quota.insert(m.address, m.quota_mb);
+            self.quota.insert(m.address, (m.quota_mb, m.suspended));
         }
     }
 
     pub fn contains(&self, address: &str) -> bool {
         self.quota.contains_key(address)
+    }
+
+    /// One mailbox, when it is on the host.
+    pub fn get(&self, address: &str) -> Option<HostMailbox> {
+        self.quota.get(address).map(|(q, suspended)| HostMailbox {
+            address: address.to_string(),
+            quota_mb: *q,
+            suspended: *suspended,
+        })
     }
 
     pub fn count_in(&self, domain: &str) -> u64 {
@@ -77,9 +89,10 @@ impl HostIndex {
             .quota
             .iter()
             .filter(|(a, _)| a.ends_with(&suffix))
-            .map(|(a, q)| HostMailbox {
+            .map(|(a, (q, suspended))| HostMailbox {
                 address: a.clone(),
                 quota_mb: *q,
+                suspended: *suspended,
             })
             .collect();
         out.sort_by(|a, b| a.address.cmp(&b.address));

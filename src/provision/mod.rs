@@ -13,6 +13,7 @@ use std::sync::Arc;
 pub use command::CommandHost;
 pub use files::append_problem;
 pub use index::{HostIndex, HostMailbox};
+
 pub use passwd_file::{PasswdFileHost, parse_passwd_file};
 
 use crate::config::{Config, MailHostBackend};
@@ -25,6 +26,34 @@ pub struct NewMailbox {
     pub password_hash: String,
     pub quota_mb: Option<u64>,
     pub display_name: Option<String>,
+}
+
+/// A change to one mailbox already on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailboxChange {
+    /// Its quota: a dedicated allocation, or the default for the shared
+    /// pool (None).
+    Quota(Option<u64>),
+    /// Refuse (true) or allow (false) its logins; mail is still accepted.
+    Suspended(bool),
+    /// A new password hash, with its scheme prefix.
+    Password(String),
+}
+
+/// What became of a removed mailbox's mail folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailFolder {
+    /// Left where it is (the default).
+    Kept(String),
+    Deleted(String),
+    /// Asked for, but the folder could not be deleted (often: it belongs
+    /// to the mail server's user); the mailbox is removed all the same.
+    NotDeleted {
+        path: String,
+        why: String,
+    },
+    /// The host does not say where the mail is.
+    Unknown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +93,8 @@ pub enum ProvisionError {
     CommandOutput(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0} cannot change or remove a mailbox; do it on the mail server")]
+    Unsupported(String),
 }
 
 /// The host mail server as Muster sees it.
@@ -102,6 +133,17 @@ pub trait MailHost: Send + Sync {
             }
         }
         Ok(())
+    }
+    /// Changes one mailbox on the host. Backends that cannot say so.
+    fn change(&self, address: &str, change: &MailboxChange) -> Result<(), ProvisionError> {
+        let _ = (address, change);
+        Err(ProvisionError::Unsupported(self.describe()))
+    }
+    /// Takes a mailbox off the host (its login and its address), and its
+    /// mail folder too when asked; whole or not at all for the first two.
+    fn remove(&self, address: &str, delete_mail: bool) -> Result<MailFolder, ProvisionError> {
+        let _ = (address, delete_mail);
+        Err(ProvisionError::Unsupported(self.describe()))
     }
     /// A line for logs and `muster check`.
     fn describe(&self) -> String;

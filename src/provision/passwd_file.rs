@@ -11,8 +11,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::files::{self, Stamp, read_optional};
-use super::{Created, HostIndex, HostMailbox, MailHost, NewMailbox, ProvisionError};
+use super::{
+    Created, HostIndex, HostMailbox, MailFolder, MailHost, MailboxChange, NewMailbox,
+    ProvisionError,
+};
 use crate::config::Config;
+
+/// The passdb extra field that refuses a user's logins while the userdb
+/// (and so LMTP delivery) still knows them.
+const NOLOGIN: &str = "nologin=y";
+const QUOTA_FIELD: &str = "userdb_quota_rule=*:storage=";
 
 /// How long a create waits for another writer's lock.
 const LOCK_WAIT: Duration = Duration::from_secs(5);
@@ -64,13 +72,13 @@ pub fn parse_passwd_file(text: &str) -> Vec<HostMailbox> {
                 return None;
             }
             let extra = fields.nth(6).unwrap_or("");
-            let quota = extra.split_whitespace().find_map(|f| {
-                f.strip_prefix("userdb_quota_rule=*:storage=")
-                    .and_then(quota_mb)
-            });
+            let quota = extra
+                .split_whitespace()
+                .find_map(|f| f.strip_prefix(QUOTA_FIELD).and_then(quota_mb));
             Some(HostMailbox {
                 address: user,
                 quota_mb: quota,
+                suspended: extra.split_whitespace().any(|f| f == NOLOGIN),
             })
         })
         .collect()
@@ -206,6 +214,7 @@ impl PasswdFileHost {
         let grown = index.with_added(boxes.iter().map(|m| HostMailbox {
             address: m.address.to_string().to_lowercase(),
             quota_mb: m.quota_mb.or(self.default_quota_mb),
+            suspended: false,
         }));
         *lock(&self.cache) = Some((Some(passwd_added.stamp), Arc::new(grown)));
         Ok(())
@@ -229,6 +238,64 @@ impl PasswdFileHost {
             *cache = Some((stamp, keys));
         }
         Ok(cache.as_ref().map(|(_, k)| k).expect("just filled"))
+    }
+}
+
+/// The index of `address`'s line (the first, as Dovecot reads it).
+fn line_of(lines: &[&str], address: &str) -> Option<usize> {
+    lines.iter().position(|l| {
+        !l.trim_start().starts_with('#')
+            && l.split(':').next().map(|u| u.trim().to_lowercase()) == Some(address.to_string())
+    })
+}
+
+/// `line` with one change: the fields before the extra ones stay as they
+/// are; the extra fields Muster does not own stay too.
+fn changed_line(line: &str, change: &MailboxChange, default_quota_mb: Option<u64>) -> String {
+    let mut fields: Vec<String> = line.splitn(8, ':').map(str::to_string).collect();
+    fields.resize(8, String::new());
+    let mut extra: Vec<String> = fields[7].split_whitespace().map(str::to_string).collect();
+    match change {
+        MailboxChange::Quota(mb) => {
+            extra.retain(|f| !f.starts_with(QUOTA_FIELD));
+            if let Some(mb) = mb.or(default_quota_mb) {
+                extra.push(format!("{QUOTA_FIELD}{mb}M"));
+            }
+        }
+        MailboxChange::Suspended(on) => {
+            extra.retain(|f| f != NOLOGIN);
+            if *on {
+                extra.push(NOLOGIN.to_string());
+            }
+        }
+        MailboxChange::Password(hash) => fields[1] = hash.clone(),
+    }
+    fields[7] = extra.join(" ");
+    fields.join(":")
+}
+
+fn join_lines(lines: &[&str]) -> String {
+    let mut text = lines.join("\n");
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    text
+}
+
+impl PasswdFileHost {
+    fn not_here(&self, address: &str) -> ProvisionError {
+        ProvisionError::Invalid(format!(
+            "{address} is not in {}; nothing was changed",
+            self.passwd.display()
+        ))
+    }
+
+    /// Where a mailbox's mail is, when it is where Muster would have put it.
+    fn own_home(&self, address: &str, line: &str) -> Option<PathBuf> {
+        let (local, domain) = address.split_once('@')?;
+        let expected = self.home.replace("%d", domain).replace("%n", local);
+        let home = line.split(':').nth(5)?;
+        (home == expected && home.starts_with('/') && home.len() > 1).then(|| PathBuf::from(home))
     }
 }
 
@@ -276,6 +343,81 @@ impl MailHost for PasswdFileHost {
             )));
         }
         self.append(&index, boxes)
+    }
+
+    fn change(&self, address: &str, change: &MailboxChange) -> Result<(), ProvisionError> {
+        let _lock = files::lock(&self.passwd, LOCK_WAIT)?;
+        let text = read_optional(&self.passwd)?.unwrap_or_default();
+        let mut lines: Vec<&str> = text.lines().collect();
+        let at = line_of(&lines, address).ok_or_else(|| self.not_here(address))?;
+        let line = changed_line(lines[at], change, self.default_quota_mb);
+        if let MailboxChange::Password(hash) = change
+            && hash.contains([':', '\n', '\r', ' ', '\t'])
+        {
+            return Err(ProvisionError::Invalid(
+                "a passwd-file field would contain ':' or whitespace".into(),
+            ));
+        }
+        lines[at] = &line;
+        files::rewrite(&self.passwd, &join_lines(&lines))?;
+        *lock(&self.cache) = None;
+        Ok(())
+    }
+
+    fn remove(&self, address: &str, delete_mail: bool) -> Result<MailFolder, ProvisionError> {
+        let _lock = files::lock(&self.passwd, LOCK_WAIT)?;
+        let text = read_optional(&self.passwd)?.unwrap_or_default();
+        let mut lines: Vec<&str> = text.lines().collect();
+        let at = line_of(&lines, address).ok_or_else(|| self.not_here(address))?;
+        let home = self.own_home(address, lines[at]);
+        lines.remove(at);
+        // Logins stop first; then Postfix stops accepting its mail.
+        files::rewrite(&self.passwd, &join_lines(&lines))?;
+        *lock(&self.cache) = None;
+        let mut map_cache = lock(&self.map_keys);
+        *map_cache = None;
+        let map_text = read_optional(&self.map)?.unwrap_or_default();
+        let kept: Vec<&str> = map_text
+            .lines()
+            .filter(|l| {
+                l.trim_start().starts_with('#')
+                    || l.split_whitespace()
+                        .next()
+                        .map(str::to_lowercase)
+                        .as_deref()
+                        != Some(address)
+            })
+            .collect();
+        let map_changed = kept.len() != map_text.lines().count();
+        let unmapped = if map_changed {
+            files::rewrite(&self.map, &join_lines(&kept)).and_then(|_| self.run_reload())
+        } else {
+            Ok(())
+        };
+        if let Err(e) = unmapped {
+            // Whole or not at all: the login comes back with the map line.
+            if let Err(undo) = files::rewrite(&self.passwd, &text) {
+                tracing::error!(error = %undo, passwd = %self.passwd.display(), "could not put the passwd-file line back");
+            }
+            if map_changed && let Err(undo) = files::rewrite(&self.map, &map_text) {
+                tracing::error!(error = %undo, map = %self.map.display(), "could not put the Postfix map line back");
+            }
+            return Err(e);
+        }
+        Ok(match home {
+            None => MailFolder::Unknown,
+            Some(home) if !delete_mail => MailFolder::Kept(home.display().to_string()),
+            Some(home) => match std::fs::remove_dir_all(&home) {
+                Ok(()) => MailFolder::Deleted(home.display().to_string()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    MailFolder::Deleted(home.display().to_string())
+                }
+                Err(e) => MailFolder::NotDeleted {
+                    path: home.display().to_string(),
+                    why: e.to_string(),
+                },
+            },
+        })
     }
 
     fn write_problem(&self) -> Option<ProvisionError> {
@@ -423,6 +565,69 @@ mod tests {
             "first@x.org:{PLAIN}pw:5000:5000::/h::"
         );
         assert_eq!(std::fs::read_to_string(h.map_path()).unwrap(), map_before);
+    }
+
+    #[test]
+    fn a_mailbox_changes_in_place_and_is_removed_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = host(dir.path(), None);
+        h.create(&mailbox("ann@x.org", Some(100))).unwrap();
+        h.create(&mailbox("jane@x.org", None)).unwrap();
+        let mut text = std::fs::read_to_string(h.passwd_path()).unwrap();
+        text.push_str("# kept\nhand@x.org:{PLAIN}pw:5000:5000::/h::userdb_mail=maildir:~/M\n");
+        std::fs::write(h.passwd_path(), &text).unwrap();
+
+        h.change("jane@x.org", &MailboxChange::Quota(Some(250)))
+            .unwrap();
+        h.change("jane@x.org", &MailboxChange::Suspended(true))
+            .unwrap();
+        let jane = h.list().unwrap().get("jane@x.org").unwrap();
+        assert_eq!((jane.quota_mb, jane.suspended), (Some(250), true));
+        h.change("jane@x.org", &MailboxChange::Suspended(false))
+            .unwrap();
+        h.change("jane@x.org", &MailboxChange::Password("{PLAIN}new".into()))
+            .unwrap();
+        h.change("hand@x.org", &MailboxChange::Quota(Some(5)))
+            .unwrap();
+        let after = std::fs::read_to_string(h.passwd_path()).unwrap();
+        assert!(after.contains("jane@x.org:{PLAIN}new:5000:5000::/var/vmail/x.org/jane::userdb_quota_rule=*:storage=250M\n"), "{after}");
+        assert!(after.contains("# kept\n"), "{after}");
+        assert!(
+            after.contains("hand@x.org:{PLAIN}pw:5000:5000::/h::userdb_mail=maildir:~/M userdb_quota_rule=*:storage=5M"),
+            "other extra fields stay: {after}"
+        );
+        assert!(!h.list().unwrap().get("jane@x.org").unwrap().suspended);
+        assert!(matches!(
+            h.change("nobody@x.org", &MailboxChange::Suspended(true)),
+            Err(ProvisionError::Invalid(_))
+        ));
+
+        // Removed: both lines go, the others stay, the mail folder is kept.
+        let home = dir.path().join("home");
+        assert_eq!(
+            h.remove("ann@x.org", false).unwrap(),
+            MailFolder::Kept("/var/vmail/x.org/ann".into())
+        );
+        let passwd = std::fs::read_to_string(h.passwd_path()).unwrap();
+        assert!(!passwd.contains("ann@x.org") && passwd.contains("jane@x.org"));
+        assert_eq!(
+            std::fs::read_to_string(h.map_path()).unwrap(),
+            "jane@x.org OK\n"
+        );
+        assert!(!h.list().unwrap().contains("ann@x.org"));
+        assert!(!home.exists());
+        // A failing reload puts both back.
+        let broken = host(dir.path(), Some("exit 4"));
+        assert!(broken.remove("jane@x.org", false).is_err());
+        assert!(
+            std::fs::read_to_string(h.passwd_path())
+                .unwrap()
+                .contains("jane@x.org")
+        );
+        assert_eq!(
+            std::fs::read_to_string(h.map_path()).unwrap(),
+            "jane@x.org OK\n"
+        );
     }
 
     #[test]

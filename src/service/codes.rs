@@ -79,6 +79,8 @@ impl ServiceError {
             S::Busy(_) => "busy",
             S::Store(s) if s.is_unavailable() => "store_unavailable",
             S::Email(_) => "email_template",
+            S::NotManaged(_) => "no_such_mailbox",
+            S::Allocation(_) => "invalid_allocation",
             S::TestNotSent(_) => "test_not_sent",
             S::Store(_) | S::Io(_) | S::Hash(_) | S::LinkKeyChanged | S::Stopped => "internal",
         }
@@ -87,7 +89,7 @@ impl ServiceError {
     pub fn kind(&self) -> ErrorKind {
         use ServiceError as S;
         match self {
-            S::NoInvite(_) | S::NoBatch(_) => ErrorKind::NotFound,
+            S::NoInvite(_) | S::NoBatch(_) | S::NotManaged(_) => ErrorKind::NotFound,
             S::Transition(_) => ErrorKind::Conflict,
             S::Busy(b) => ErrorKind::Unavailable {
                 retry_after_secs: Some(b.retry_after_secs),

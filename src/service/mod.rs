@@ -11,6 +11,7 @@ pub mod hashing;
 mod host_check;
 mod idempotency;
 mod lifecycle;
+mod mailboxes;
 pub mod metrics;
 pub mod queue;
 mod redeem;
@@ -31,6 +32,7 @@ pub use creation::{CreatedMailbox, CreatedMailboxes, CreationRequest, generate_p
 pub use host_check::HostDamage;
 pub use idempotency::{IdempotencyKey, Idempotent};
 pub use lifecycle::InviteView;
+pub use mailboxes::{ManagedMailbox, size_words};
 pub use redeem::{LinkStatus, PasswordVerdict, RedeemError};
 
 use crate::config::Config;
@@ -94,6 +96,12 @@ pub enum ServiceError {
     /// The invite's token no longer derives from `data/link.key`.
     #[error("the link key changed since this invite was made; resend it for a new link")]
     LinkKeyChanged,
+    /// Not a mailbox Muster made (or no longer on the host).
+    #[error("{0} is not a mailbox Muster made; change mailboxes made elsewhere on the mail server")]
+    NotManaged(String),
+    /// An allocation the pool cannot give, or one that is not a size.
+    #[error("{0}")]
+    Allocation(String),
     /// The invite email could not be made (a template in invites.templates_dir).
     #[error("the invite email cannot be made: {0}")]
     Email(String),

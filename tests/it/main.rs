@@ -13,6 +13,7 @@ mod faults;
 mod fuzz;
 mod hardening;
 mod hostile;
+mod mailbox_care;
 mod mcp;
 mod ops;
 mod races;

@@ -96,6 +96,8 @@ fn key_for(principal: &Principal, key: Option<String>, hash: String) -> Option<I
 #[OpenApi(tag = "Tag::Mailboxes")]
 impl MailboxesApi {
     /// The domain's mailboxes on the mail server, with their allocations.
+    /// `q` matches part of the address or name; `sort` is `address` (the
+    /// default), `allocation` (largest first) or `created` (newest first).
     #[oai(path = "/mailboxes", method = "get", operation_id = "list_mailboxes")]
     async fn list(
         &self,
@@ -103,24 +105,45 @@ impl MailboxesApi {
         state: Data<&Arc<HttpState>>,
         /// A hosted domain; may be left out when only one is hosted.
         domain: Query<Option<String>>,
+        #[oai(validator(max_length = 320))] q: Query<Option<String>>,
+        sort: Query<Option<MailboxSort>>,
     ) -> Result<Json<MailboxList>, ApiError> {
         let state = state.0.clone();
         blocking(&state, move |muster| {
             let domain = muster.resolve_domain(domain.0.as_deref())?;
             let host = muster.host_index()?;
             let view = muster.view()?;
+            let wanted = q.0.map(|q| q.trim().to_lowercase()).unwrap_or_default();
             let mut mailboxes = Vec::new();
             for m in host.mailboxes_in(domain.as_str()) {
                 let record = view
                     .created_mailbox(&m.address)
                     .map_err(ServiceError::from)?;
+                let name = record.as_ref().and_then(|r| r.display_name.clone());
+                if !wanted.is_empty()
+                    && !m.address.contains(&wanted)
+                    && !name
+                        .as_deref()
+                        .is_some_and(|n| n.to_lowercase().contains(&wanted))
+                {
+                    continue;
+                }
                 mailboxes.push(MailboxBody {
                     address: m.address,
                     storage_allocation_mb: m.quota_mb,
+                    dedicated_mb: record.as_ref().and_then(|r| r.storage_allocation_mb),
+                    suspended: m.suspended,
                     created_by_muster: record.is_some(),
                     created_at: record.as_ref().map(|r| rfc3339(r.created_at)),
-                    display_name: record.and_then(|r| r.display_name),
+                    display_name: name,
                 });
+            }
+            match sort.0.unwrap_or(MailboxSort::Address) {
+                MailboxSort::Address => {}
+                MailboxSort::Allocation => {
+                    mailboxes.sort_by_key(|m| std::cmp::Reverse(m.storage_allocation_mb))
+                }
+                MailboxSort::Created => mailboxes.sort_by(|a, b| b.created_at.cmp(&a.created_at)),
             }
             Ok(Json(MailboxList {
                 domain: domain.to_string(),

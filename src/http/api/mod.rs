@@ -11,6 +11,7 @@ mod account;
 mod audit;
 pub mod auth;
 mod invites;
+mod mailbox_care;
 mod mailboxes;
 mod samples;
 pub mod types;
@@ -225,6 +226,7 @@ async fn json_errors<E: Endpoint>(next: E, req: Request) -> poem::Result<Respons
 pub type Apis = (
     invites::InvitesApi,
     mailboxes::MailboxesApi,
+    mailbox_care::MailboxCareApi,
     account::AccountApi,
     audit::AuditApi,
     samples::SamplesApi,
@@ -235,6 +237,7 @@ pub fn service(public_url: &str) -> OpenApiService<Apis, ()> {
         (
             invites::InvitesApi,
             mailboxes::MailboxesApi,
+            mailbox_care::MailboxCareApi,
             account::AccountApi,
             audit::AuditApi,
             samples::SamplesApi,

@@ -384,9 +384,22 @@ pub struct MailboxBody {
     pub address: String,
     /// The quota on the mail server, in MB.
     pub storage_allocation_mb: Option<u64>,
+    /// A dedicated allocation (Muster's mailboxes); absent on the shared pool.
+    pub dedicated_mb: Option<u64>,
+    /// Logins refused; mail still accepted.
+    pub suspended: bool,
     pub created_by_muster: bool,
     pub created_at: Option<String>,
     pub display_name: Option<String>,
+}
+
+/// How the mailbox list is ordered.
+#[derive(poem_openapi::Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum MailboxSort {
+    Address,
+    Allocation,
+    Created,
 }
 
 #[derive(Object, Debug, Clone)]

@@ -1,0 +1,204 @@
+//! Care for the mailboxes Muster made: a new allocation (the pool checked
+//! again), suspension and restoration (logins refused, mail still taken),
+//! and removal (login and address gone; the mail folder only when asked).
+//! Each is audited; mailboxes made elsewhere are the mail server's to change.
+
+use super::{Muster, SHARED_QUOTA_COUNTER, ServiceError};
+use crate::domain::capacity::Capacity;
+use crate::provision::{HostMailbox, MailFolder, MailboxChange};
+use crate::store::{Actor, MailboxRecord};
+
+/// A managed mailbox as it is now.
+#[derive(Debug, Clone)]
+pub struct ManagedMailbox {
+    pub record: MailboxRecord,
+    pub host: HostMailbox,
+}
+
+/// "100 MB", "2 GB", "1.5 GB": sizes in the words of the pages and the CLI.
+pub fn size_words(mb: u64) -> String {
+    if mb >= 1024 {
+        let gb = mb as f64 / 1024.0;
+        if mb.is_multiple_of(1024) {
+            format!("{} GB", mb / 1024)
+        } else {
+            format!("{gb:.1} GB")
+        }
+    } else {
+        format!("{mb} MB")
+    }
+}
+
+fn allocation_words(mb: Option<u64>) -> String {
+    mb.map(size_words)
+        .unwrap_or_else(|| "the shared pool".into())
+}
+
+impl Muster {
+    /// The mailbox, when Muster made it and it is on the host.
+    pub fn managed_mailbox(&self, address: &str) -> Result<ManagedMailbox, ServiceError> {
+        let address = address.trim().to_lowercase();
+        let record = self
+            .store
+            .read()?
+            .created_mailbox(&address)?
+            .ok_or_else(|| ServiceError::NotManaged(address.clone()))?;
+        let host = self
+            .host_index()?
+            .get(&address)
+            .ok_or_else(|| ServiceError::NotManaged(address.clone()))?;
+        Ok(ManagedMailbox { record, host })
+    }
+
+    /// Gives the mailbox a dedicated allocation of `mb`, or puts it on the
+    /// shared pool (None). A bigger allocation must fit what the pool has
+    /// left (R6), checked under the provisioning lock.
+    pub fn set_allocation(
+        &self,
+        address: &str,
+        mb: Option<u64>,
+        actor: &Actor,
+    ) -> Result<ManagedMailbox, ServiceError> {
+        if mb == Some(0) {
+            return Err(ServiceError::Allocation(
+                "an allocation is at least 1 MB; leave it empty for the shared pool".into(),
+            ));
+        }
+        let _guard = self
+            .provision_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        self.ensure_host_whole()?;
+        let current = self.managed_mailbox(address)?;
+        let old = current.record.storage_allocation_mb;
+        if old == mb {
+            return Ok(current);
+        }
+        let host = self.host_index()?;
+        self.store.write(|w| {
+            let shared = w.counter(SHARED_QUOTA_COUNTER)?;
+            let allocated = Capacity::allocated_mb(host.allocated_mb(), shared);
+            let without = allocated.saturating_sub(old.unwrap_or(0));
+            if let Some(mb) = mb
+                && without.saturating_add(mb) > self.config.storage_pool_mb
+            {
+                return Err(ServiceError::Allocation(format!(
+                    "{} does not fit the storage pool: {} of {} are allocated to other mailboxes, so at most {} is left; choose a smaller allocation or the shared pool",
+                    size_words(mb),
+                    size_words(without),
+                    size_words(self.config.storage_pool_mb),
+                    size_words(self.config.storage_pool_mb.saturating_sub(without)),
+                )));
+            }
+            self.host
+                .change(&current.record.address, &MailboxChange::Quota(mb))?;
+            let default = self.config.mail_host.default_quota_mb;
+            match (old, mb, default) {
+                (None, Some(_), Some(q)) => w.lower(SHARED_QUOTA_COUNTER, q)?,
+                (Some(_), None, Some(q)) => w.bump(SHARED_QUOTA_COUNTER, q)?,
+                _ => {}
+            }
+            let record = MailboxRecord {
+                storage_allocation_mb: mb,
+                ..current.record.clone()
+            };
+            w.put_mailbox(&record)?;
+            self.audit(
+                w,
+                actor,
+                "mailbox.allocation",
+                &record.address,
+                format!(
+                    "allocation changed from {} to {}",
+                    allocation_words(old),
+                    allocation_words(mb)
+                ),
+            )?;
+            Ok(())
+        })?;
+        self.managed_mailbox(address)
+    }
+
+    /// Refuses (true) or allows again (false) the mailbox's logins; its
+    /// mail is still accepted and kept meanwhile.
+    pub fn set_suspended(
+        &self,
+        address: &str,
+        suspended: bool,
+        actor: &Actor,
+    ) -> Result<ManagedMailbox, ServiceError> {
+        let _guard = self
+            .provision_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let current = self.managed_mailbox(address)?;
+        if current.host.suspended == suspended {
+            return Ok(current);
+        }
+        self.store.write(|w| {
+            self.host.change(
+                &current.record.address,
+                &MailboxChange::Suspended(suspended),
+            )?;
+            let (action, detail) = if suspended {
+                (
+                    "mailbox.suspend",
+                    "suspended: logins refused, mail still accepted",
+                )
+            } else {
+                ("mailbox.restore", "restored: logins allowed again")
+            };
+            self.audit(w, actor, action, &current.record.address, detail)?;
+            Ok::<_, ServiceError>(())
+        })?;
+        self.managed_mailbox(address)
+    }
+
+    /// Takes the mailbox off the host and forgets it. Its mail folder stays
+    /// unless `delete_mail`; what became of it is the answer.
+    pub fn remove_mailbox(
+        &self,
+        address: &str,
+        delete_mail: bool,
+        actor: &Actor,
+    ) -> Result<MailFolder, ServiceError> {
+        let _guard = self
+            .provision_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let current = self.managed_mailbox(address)?;
+        let address = current.record.address.clone();
+        self.store.write(|w| {
+            let folder = self.host.remove(&address, delete_mail)?;
+            w.remove_mailbox(&address)?;
+            if current.record.storage_allocation_mb.is_none()
+                && let Some(q) = self.config.mail_host.default_quota_mb
+            {
+                w.lower(SHARED_QUOTA_COUNTER, q)?;
+            }
+            let detail = match &folder {
+                MailFolder::Kept(path) => format!("removed; its mail folder {path} is kept"),
+                MailFolder::Deleted(path) => format!("removed with its mail folder {path}"),
+                MailFolder::NotDeleted { path, why } => {
+                    format!("removed; its mail folder {path} could not be deleted: {why}")
+                }
+                MailFolder::Unknown => "removed".to_string(),
+            };
+            self.audit(w, actor, "mailbox.remove", &address, detail)?;
+            Ok::<_, ServiceError>(folder)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::size_words;
+
+    #[test]
+    fn sizes_in_words() {
+        assert_eq!(size_words(100), "100 MB");
+        assert_eq!(size_words(1024), "1 GB");
+        assert_eq!(size_words(102400), "100 GB");
+        assert_eq!(size_words(1536), "1.5 GB");
+    }
+}
