@@ -409,7 +409,129 @@ async fn the_audit_trail_names_what_happened_and_filters(engine: Engine) {
     app.shutdown().await;
 }
 
+/// Two mailboxes made by bulk creation: jane (100 MB) and sam (2 GB).
+fn two_mailboxes(app: &TestApp) {
+    let row = |local: &str, mb: &str, name: &str| muster::domain::roster::CreationRow {
+        local_part: local.into(),
+        password: Some("copper-lantern-orbit-42".into()),
+        storage_allocation_mb: Some(mb.into()),
+        display_name: Some(name.into()),
+        ..Default::default()
+    };
+    app.muster
+        .create_mailboxes(&muster::service::CreationRequest {
+            domain: None,
+            rows: &[
+                row("jane", "100", "Jane Doe"),
+                row("sam", "2048", "Sam Roe"),
+            ],
+            only_clean: false,
+            actor: &Actor::cli(),
+            limit: muster::service::RowLimit::Batch,
+        })
+        .unwrap();
+}
+
+async fn mailboxes_are_found_resized_suspended_and_removed(engine: Engine) {
+    if !engine.available() {
+        return;
+    }
+    let app = TestApp::spawn(|c| c.storage_pool_mb = 4096).await;
+    app.muster
+        .add_admin(ADMIN, PASSWORD, &Actor::cli())
+        .unwrap();
+    two_mailboxes(&app);
+    let passwd = || std::fs::read_to_string(app.muster.config.passwd_file()).unwrap();
+    let mut b = Browser::start(engine, "mailboxes_are_found_resized_suspended_and_removed").await;
+    b.goto(&format!("{}/", app.url())).await;
+    b.wait("#sign-in").await;
+    sign_in_here(&b).await;
+    b.wait("tr[data-address='sam@team.example']").await;
+    // Sizes in words; search and sort.
+    let sam = b.text("tr[data-address='sam@team.example']").await;
+    assert!(sam.contains("2 GB") && sam.contains("Sam Roe"), "{sam}");
+    assert!(b.text("#capacity").await.contains("4 GB"));
+    b.type_in("#search", "jane").await;
+    b.wait_text("#count", "1 mailbox of 2 match.").await;
+    b.type_in("#search", "").await;
+    b.click("#sort option[value=allocation]").await;
+    let first = b
+        .run("return document.querySelector('#mailboxes tbody tr').dataset.address")
+        .await;
+    assert_eq!(first, "sam@team.example");
+    b.step("mailboxes").await;
+
+    // A new allocation: one the pool cannot give is refused in words.
+    b.click("tr[data-address='jane@team.example'] button[data-action=allocation]")
+        .await;
+    b.wait("#allocation-dialog[open]").await;
+    b.type_in("#allocation-size", "3").await;
+    b.click("#allocation-unit option[value=gb]").await;
+    b.click("#allocation-save").await;
+    let refused = b.wait_text("#allocation-status", "does not fit").await;
+    assert!(refused.contains("2 GB of 4 GB"), "{refused}");
+    b.step("allocation-refused").await;
+    b.type_in("#allocation-size", "300").await;
+    b.click("#allocation-unit option[value=mb]").await;
+    b.click("#allocation-save").await;
+    b.wait_text("#status", "jane@team.example now has 300 MB.")
+        .await;
+    assert!(passwd().contains("storage=300M"));
+    assert!(
+        b.text("tr[data-address='jane@team.example']")
+            .await
+            .contains("300 MB")
+    );
+
+    // Suspend asks first; restore does not.
+    b.click("tr[data-address='jane@team.example'] button[data-action=suspend]")
+        .await;
+    b.wait("#confirm[open]").await;
+    assert!(
+        b.text("#confirm-text")
+            .await
+            .contains("Suspend jane@team.example?")
+    );
+    b.click("#confirm-ok").await;
+    b.wait("tr[data-address='jane@team.example'][data-state=suspended]")
+        .await;
+    assert!(
+        passwd()
+            .lines()
+            .any(|l| l.starts_with("jane@") && l.contains("nologin=y"))
+    );
+    b.step("suspended").await;
+    b.click("tr[data-address='jane@team.example'] button[data-action=restore]")
+        .await;
+    b.wait("tr[data-address='jane@team.example'][data-state=active]")
+        .await;
+    assert!(!passwd().contains("nologin"));
+
+    // Remove asks first, with the mail folder kept unless ticked.
+    b.click("tr[data-address='sam@team.example'] button[data-action=remove]")
+        .await;
+    b.wait("#remove-dialog[open]").await;
+    b.step("remove-confirm").await;
+    b.click("#remove-cancel").await;
+    assert!(passwd().contains("sam@"));
+    b.click("tr[data-address='sam@team.example'] button[data-action=remove]")
+        .await;
+    b.wait("#remove-dialog[open]").await;
+    b.click("#remove-ok").await;
+    let said = b.wait_text("#status", "Removed sam@team.example").await;
+    assert!(said.contains("is kept"), "{said}");
+    b.until("the row gone", || async {
+        (b.count("tr[data-address='sam@team.example']").await == 0).then_some(())
+    })
+    .await;
+    assert!(!passwd().contains("sam@"));
+    b.step("removed").await;
+    b.quit().await;
+    app.shutdown().await;
+}
+
 crate::in_both_browsers!(
+    mailboxes_are_found_resized_suspended_and_removed,
     the_audit_trail_names_what_happened_and_filters,
     a_token_secret_is_copied_once_and_revoking_asks_first,
     signed_out_pages_send_the_browser_to_sign_in,
