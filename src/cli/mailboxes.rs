@@ -33,6 +33,16 @@ pub enum MailboxesCommand {
         #[arg(required = true)]
         addresses: Vec<String>,
     },
+    /// Send a mailbox's owner a single-use link (valid 24 hours) to choose a
+    /// new password, to --to or the address it was invited at.
+    ResetPassword {
+        address: String,
+        #[arg(long)]
+        to: Option<String>,
+        /// en or de (default: the invite's language).
+        #[arg(long)]
+        locale: Option<String>,
+    },
     /// Remove mailboxes Muster made from the mail server (login and
     /// address); their mail folders stay unless --delete-mail.
     Remove {
@@ -49,9 +59,14 @@ pub enum MailboxesCommand {
     },
 }
 
-pub fn run(config: Config, cmd: MailboxesCommand) -> anyhow::Result<u8> {
-    let muster = Muster::open(Arc::new(config), Arc::new(SystemClock))?;
+pub async fn run(config: Config, cmd: MailboxesCommand) -> anyhow::Result<u8> {
+    let muster = Arc::new(Muster::open(Arc::new(config), Arc::new(SystemClock))?);
     match cmd {
+        MailboxesCommand::ResetPassword {
+            address,
+            to,
+            locale,
+        } => reset_password(&muster, &address, to.as_deref(), locale.as_deref()).await,
         MailboxesCommand::List { domain, search } => list(&muster, domain, search),
         MailboxesCommand::Allocation { address, size } => {
             let mb = match parse_size(&size) {
@@ -117,6 +132,30 @@ pub fn run(config: Config, cmd: MailboxesCommand) -> anyhow::Result<u8> {
             }
         }
     }
+}
+
+/// Sends the reset link and waits until it is sent (or in the outbox).
+async fn reset_password(
+    muster: &Arc<Muster>,
+    address: &str,
+    to: Option<&str>,
+    locale: Option<&str>,
+) -> anyhow::Result<u8> {
+    let sent = match muster.send_password_reset(address, to, locale, &Actor::cli()) {
+        Ok(v) => v,
+        Err(e @ (ServiceError::NotManaged(_) | ServiceError::ResetRecipient(_))) => {
+            println!("{address}: {e}");
+            return Ok(super::EXIT_PROBLEMS);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    println!(
+        "{}: a link to choose a new password goes to {} (invite {}, expires {})",
+        sent.mailbox, sent.recipient_email, sent.id, sent.expires_at
+    );
+    super::invite::send_and_wait(muster, std::slice::from_ref(&sent.id)).await?;
+    let failed = super::invite::summarise(&[muster.get_invite(&sent.id)?]);
+    Ok(if failed == 0 { 0 } else { super::EXIT_PROBLEMS })
 }
 
 /// Runs `act` for each address, saying what happened; refusals are

@@ -122,7 +122,7 @@ pub fn main() -> ExitCode {
             Command::Preview(args) => preview::run(config, args),
             Command::Invite(args) => invite::run(config, args).await,
             Command::Invites(cmd) => invites::run(config, cmd).await,
-            Command::Mailboxes(cmd) => mailboxes::run(config, cmd),
+            Command::Mailboxes(cmd) => mailboxes::run(config, cmd).await,
             Command::Admin(cmd) => accounts::admin(config, cmd),
             Command::Token(cmd) => accounts::token(config, cmd),
             Command::Mcp => mcp(config).await,

@@ -116,6 +116,31 @@ impl Delivery {
     }
 }
 
+/// What using the link does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvitePurpose {
+    /// Creates the mailbox with the password chosen (an invite).
+    #[default]
+    Setup,
+    /// Sets a new password on a mailbox Muster made; holds no place
+    /// under the cap.
+    PasswordReset,
+}
+
+impl InvitePurpose {
+    pub fn is_setup(&self) -> bool {
+        *self == InvitePurpose::Setup
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            InvitePurpose::Setup => "setup",
+            InvitePurpose::PasswordReset => "password_reset",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invite {
     pub id: String,
@@ -145,6 +170,9 @@ pub struct Invite {
     /// Set when the recipient asked for a new link from the expired page.
     #[serde(with = "time::serde::rfc3339::option")]
     pub new_link_requested_at: Option<OffsetDateTime>,
+    /// Setup (an invite) or a password reset; absent in the store for setup.
+    #[serde(default, skip_serializing_if = "InvitePurpose::is_setup")]
+    pub purpose: InvitePurpose,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -175,7 +203,7 @@ impl Invite {
 
     /// Holds a place under the domain's cap (R5).
     pub fn counts_as_pending(&self, now: OffsetDateTime) -> bool {
-        self.link.holds_place() && now < self.expires_at
+        self.purpose.is_setup() && self.link.holds_place() && now < self.expires_at
     }
 
     fn ensure_open(&self, now: OffsetDateTime) -> Result<(), TransitionError> {
@@ -269,6 +297,7 @@ mod tests {
             redeemed_at: None,
             last_error: None,
             new_link_requested_at: None,
+            purpose: InvitePurpose::Setup,
         }
     }
 

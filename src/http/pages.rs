@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use rust_embed::RustEmbed;
 
 use crate::config::Config;
-use crate::domain::invite::Invite;
+use crate::domain::invite::{Invite, InvitePurpose};
 use crate::domain::password::PasswordProblem;
 use crate::domain::template::{Escape, Template, best_locale};
 use crate::mail::compose::plain_date;
@@ -66,9 +66,12 @@ enum Page {
     Busy,
     Failed,
     Ready,
+    PasswordForm,
+    PasswordUsed,
+    PasswordReady,
 }
 
-const ALL: [Page; 12] = [
+const ALL: [Page; 15] = [
     Page::Invalid,
     Page::Unavailable,
     Page::TooMany,
@@ -81,6 +84,9 @@ const ALL: [Page; 12] = [
     Page::Busy,
     Page::Failed,
     Page::Ready,
+    Page::PasswordForm,
+    Page::PasswordUsed,
+    Page::PasswordReady,
 ];
 
 impl Page {
@@ -98,6 +104,9 @@ impl Page {
             Page::Busy => "busy",
             Page::Failed => "failed",
             Page::Ready => "ready",
+            Page::PasswordForm => "password-form",
+            Page::PasswordUsed => "password-used",
+            Page::PasswordReady => "password-ready",
         }
     }
 
@@ -110,7 +119,7 @@ impl Page {
             | Page::Busy
             | Page::Failed => &[],
             Page::TooMany => &["seconds"],
-            Page::Form => &[
+            Page::Form | Page::PasswordForm => &[
                 "busy",
                 "blocked",
                 "organisation",
@@ -125,7 +134,7 @@ impl Page {
                 "expires",
             ],
             Page::Refused => &["token"],
-            Page::Used => &["mailbox", "webmail_url"],
+            Page::Used | Page::PasswordUsed | Page::PasswordReady => &["mailbox", "webmail_url"],
             Page::Expired => &["mailbox", "expires", "requested_at", "token", "proof"],
             Page::Ready => &["mailbox", "webmail_url", "imap", "smtp", "storage"],
         }
@@ -133,7 +142,7 @@ impl Page {
 
     fn raw(self) -> &'static [&'static str] {
         match self {
-            Page::Form => &["password_errors", "confirmation_errors"],
+            Page::Form | Page::PasswordForm => &["password_errors", "confirmation_errors"],
             _ => &[],
         }
     }
@@ -283,8 +292,12 @@ pub fn password_form(
     };
     // The field at fault takes the focus, so its reason is read out first.
     let first = problems.first().map(problem_field);
+    let page = match invite.purpose {
+        InvitePurpose::Setup => Page::Form,
+        InvitePurpose::PasswordReset => Page::PasswordForm,
+    };
     render(
-        Page::Form,
+        page,
         lang,
         &[
             ("busy", flag(notice == FormNotice::Busy)),
@@ -320,8 +333,12 @@ fn webmail(config: &Config) -> String {
 }
 
 pub fn already_redeemed(config: &Config, invite: &Invite) -> String {
+    let page = match invite.purpose {
+        InvitePurpose::Setup => Page::Used,
+        InvitePurpose::PasswordReset => Page::PasswordUsed,
+    };
     render(
-        Page::Used,
+        page,
         Lang::of(Some(invite)),
         &[
             ("mailbox", &invite.mailbox.to_string()),
@@ -366,6 +383,17 @@ pub fn provision_failed(invite: &Invite) -> String {
 /// After success (R12): the address, client settings, and a button on to
 /// webmail (not a timed redirect that would take the settings away).
 pub fn ready(config: &Config, invite: &Invite) -> String {
+    if invite.purpose == InvitePurpose::PasswordReset {
+        return render(
+            Page::PasswordReady,
+            Lang::of(Some(invite)),
+            &[
+                ("mailbox", &invite.mailbox.to_string()),
+                ("webmail_url", &webmail(config)),
+            ],
+            None,
+        );
+    }
     let c = &config.client;
     let host = config.public_host();
     let imap_host = c.imap_host.clone().unwrap_or_else(|| host.clone());

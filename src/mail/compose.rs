@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::templates::{Kind, TemplateError, Templates};
 use crate::config::Config;
-use crate::domain::invite::Invite;
+use crate::domain::invite::{Invite, InvitePurpose};
 
 /// A message ready for the wire or the outbox.
 #[derive(Debug, Clone)]
@@ -193,7 +193,10 @@ impl Composer {
             locale: invite.locale.as_deref(),
             expires_at: invite.expires_at,
         };
-        let (_, rendered) = self.render_invite(&about, link)?;
+        let (_, rendered) = match invite.purpose {
+            InvitePurpose::Setup => self.render_invite(&about, link)?,
+            InvitePurpose::PasswordReset => self.render_password(&about, link)?,
+        };
         let id = format!("invite.{}.{}", invite.id, invite.generation);
         Ok(self.build(
             invite.display_name.as_deref(),
@@ -224,6 +227,29 @@ impl Composer {
                 ("link", link),
                 ("expires", &expires),
                 ("webmail_url", &self.webmail_url),
+            ],
+        )?;
+        Ok((locale, rendered))
+    }
+
+    /// The email with a link to choose a new password for a mailbox.
+    fn render_password(
+        &self,
+        about: &InviteText<'_>,
+        link: &str,
+    ) -> Result<(String, super::templates::Rendered), TemplateError> {
+        let locale = self.templates.locale_for(Kind::Password, about.locale);
+        let expires = plain_date(about.expires_at, &locale);
+        let greeting = one_line(about.display_name.unwrap_or(about.mailbox));
+        let rendered = self.templates.render(
+            Kind::Password,
+            &locale,
+            &[
+                ("organisation", &self.organisation),
+                ("greeting_name", &greeting),
+                ("mailbox", about.mailbox),
+                ("link", link),
+                ("expires", &expires),
             ],
         )?;
         Ok((locale, rendered))

@@ -34,7 +34,10 @@ pub enum TemplateError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     Invite,
+    /// The admin's own password reset.
     Reset,
+    /// A mailbox owner's new password (a password-reset link).
+    Password,
 }
 
 impl Kind {
@@ -42,6 +45,7 @@ impl Kind {
         match self {
             Kind::Invite => "invite",
             Kind::Reset => "reset",
+            Kind::Password => "password",
         }
     }
 
@@ -57,6 +61,13 @@ impl Kind {
                 "webmail_url",
             ],
             Kind::Reset => &["organisation", "account", "link", "expires"],
+            Kind::Password => &[
+                "organisation",
+                "greeting_name",
+                "mailbox",
+                "link",
+                "expires",
+            ],
         }
     }
 
@@ -64,6 +75,7 @@ impl Kind {
         match s {
             "invite" => Some(Kind::Invite),
             "reset" => Some(Kind::Reset),
+            "password" => Some(Kind::Password),
             _ => None,
         }
     }
@@ -135,7 +147,7 @@ impl Templates {
             }
         }
         let templates = Self { parts };
-        for kind in [Kind::Invite, Kind::Reset] {
+        for kind in [Kind::Invite, Kind::Reset, Kind::Password] {
             for part in PARTS {
                 templates.get(kind, "en", part)?;
             }

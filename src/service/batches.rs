@@ -198,6 +198,7 @@ impl Muster {
                     created_at: now,
                     expires_at: now + window.to_time(),
                     link: LinkState::Live,
+                    purpose: Default::default(),
                     delivery: Delivery::Queued,
                     attempts: 0,
                     redeemed_at: None,

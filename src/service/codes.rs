@@ -81,6 +81,7 @@ impl ServiceError {
             S::Email(_) => "email_template",
             S::NotManaged(_) => "no_such_mailbox",
             S::Allocation(_) => "invalid_allocation",
+            S::ResetRecipient(_) => "invalid_reset",
             S::TestNotSent(_) => "test_not_sent",
             S::Store(_) | S::Io(_) | S::Hash(_) | S::LinkKeyChanged | S::Stopped => "internal",
         }

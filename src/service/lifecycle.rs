@@ -40,6 +40,8 @@ pub struct InviteView {
     pub new_link_requested_at: Option<OffsetDateTime>,
     /// Why the last redemption could not create the mailbox.
     pub last_error: Option<String>,
+    /// `setup` (an invite) or `password_reset`.
+    pub purpose: &'static str,
 }
 
 impl InviteView {
@@ -76,6 +78,7 @@ impl InviteView {
             redeemed_at: invite.redeemed_at,
             new_link_requested_at: invite.new_link_requested_at,
             last_error: invite.last_error.clone(),
+            purpose: invite.purpose.name(),
         }
     }
 }

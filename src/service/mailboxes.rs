@@ -3,10 +3,16 @@
 //! and removal (login and address gone; the mail folder only when asked).
 //! Each is audited; mailboxes made elsewhere are the mail server's to change.
 
-use super::{Muster, SHARED_QUOTA_COUNTER, ServiceError};
+use super::{InviteView, Muster, SHARED_QUOTA_COUNTER, ServiceError};
+use crate::domain::address::{MailboxAddress, RecipientEmail};
 use crate::domain::capacity::Capacity;
+use crate::domain::invite::{Delivery, Invite, InvitePurpose, LinkState};
+use crate::domain::token::TokenPurpose;
 use crate::provision::{HostMailbox, MailFolder, MailboxChange};
-use crate::store::{Actor, MailboxRecord};
+use crate::store::{Actor, Batch, MailboxOrigin, MailboxRecord, Task};
+
+/// How long a password-reset link works: a day, whatever the invites'.
+const RESET_LINK_HOURS: i64 = 24;
 
 /// A managed mailbox as it is now.
 #[derive(Debug, Clone)]
@@ -187,6 +193,100 @@ impl Muster {
             self.audit(w, actor, "mailbox.remove", &address, detail)?;
             Ok::<_, ServiceError>(folder)
         })
+    }
+}
+
+impl Muster {
+    /// Sends the owner of a mailbox Muster made a single-use link to choose
+    /// a new password: the invite's link mechanism (a page that changes
+    /// nothing on GET, a form proof, rate limits), its own email, valid for
+    /// a day. It goes to `to`, or to the address the mailbox was invited
+    /// at; the language is `locale`, or the invite's.
+    pub fn send_password_reset(
+        &self,
+        address: &str,
+        to: Option<&str>,
+        locale: Option<&str>,
+        actor: &Actor,
+    ) -> Result<InviteView, ServiceError> {
+        let managed = self.managed_mailbox(address)?;
+        let view = self.store.read()?;
+        let invited = match &managed.record.origin {
+            MailboxOrigin::Invite { invite_id } => view.invite(invite_id)?,
+            MailboxOrigin::BulkCreation { .. } => None,
+        };
+        drop(view);
+        let recipient = match (to.map(str::trim).filter(|t| !t.is_empty()), &invited) {
+            (Some(to), _) => RecipientEmail::parse(to)
+                .map_err(|e| ServiceError::ResetRecipient(format!("`to`: {e}")))?,
+            (None, Some(i)) => i.recipient_email.clone(),
+            (None, None) => {
+                return Err(ServiceError::ResetRecipient(format!(
+                    "Muster does not know where the owner of {} reads mail (it was made by bulk creation): name the address to send the link to",
+                    managed.record.address
+                )));
+            }
+        };
+        let locale = locale
+            .map(str::to_string)
+            .or_else(|| invited.as_ref().and_then(|i| i.locale.clone()));
+        if let Some(l) = &locale
+            && !matches!(l.as_str(), "en" | "de")
+            && !l.starts_with("en-")
+            && !l.starts_with("de-")
+        {
+            return Err(ServiceError::ResetRecipient(format!(
+                "`locale`: {l:?} is not a language Muster writes (en, de)"
+            )));
+        }
+        let mailbox = MailboxAddress::parse(&managed.record.address)
+            .map_err(|e| ServiceError::ResetRecipient(e.to_string()))?;
+        let now = self.now();
+        let id = self.new_id();
+        self.store.write(|w| {
+            let batch = Batch {
+                id: self.new_id(),
+                domain: mailbox.domain().to_string(),
+                created_at: now,
+                created_by: actor.clone(),
+                expires_in_secs: (RESET_LINK_HOURS * 3600) as u64,
+                invite_count: 1,
+            };
+            w.put_batch(&batch)?;
+            let token = self.token(TokenPurpose::Invite, &id, 0);
+            let invite = Invite {
+                id: id.clone(),
+                batch_id: batch.id.clone(),
+                recipient_email: recipient.clone(),
+                mailbox: mailbox.clone(),
+                storage_allocation_mb: managed.record.storage_allocation_mb,
+                display_name: managed.record.display_name.clone(),
+                locale,
+                generation: 0,
+                token_hash: token.hash(),
+                created_at: now,
+                expires_at: now + time::Duration::hours(RESET_LINK_HOURS),
+                link: LinkState::Live,
+                delivery: Delivery::Queued,
+                attempts: 0,
+                redeemed_at: None,
+                last_error: None,
+                new_link_requested_at: None,
+                purpose: InvitePurpose::PasswordReset,
+            };
+            w.put_invite(None, &invite)?;
+            w.put_task(&Task::invite(&id, now), now)?;
+            self.audit(
+                w,
+                actor,
+                "mailbox.reset_link",
+                &managed.record.address,
+                format!("password-reset link sent to {recipient} (valid {RESET_LINK_HOURS} hours)"),
+            )?;
+            Ok::<_, ServiceError>(())
+        })?;
+        self.queue.wake();
+        self.get_invite(&id)
     }
 }
 

@@ -99,6 +99,9 @@ pub enum ServiceError {
     /// Not a mailbox Muster made (or no longer on the host).
     #[error("{0} is not a mailbox Muster made; change mailboxes made elsewhere on the mail server")]
     NotManaged(String),
+    /// Where or how a password-reset link cannot go.
+    #[error("{0}")]
+    ResetRecipient(String),
     /// An allocation the pool cannot give, or one that is not a size.
     #[error("{0}")]
     Allocation(String),

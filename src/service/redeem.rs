@@ -3,10 +3,10 @@
 //! transaction, provisions the mailbox, then marks it redeemed.
 
 use crate::domain::form_proof::{self, ProofError, ValidProof};
-use crate::domain::invite::{Invite, LinkState, TransitionError};
+use crate::domain::invite::{Invite, InvitePurpose, LinkState, TransitionError};
 use crate::domain::password::PasswordProblem;
 use crate::domain::token::{LinkToken, TokenHash};
-use crate::provision::{Created, NewMailbox, ProvisionError};
+use crate::provision::{Created, MailboxChange, NewMailbox, ProvisionError};
 use crate::service::hashing::{Busy, HashFailure};
 use crate::store::{Actor, MailboxOrigin, MailboxRecord, StoreError};
 
@@ -298,6 +298,19 @@ impl Muster {
             .provision_lock
             .lock()
             .unwrap_or_else(|p| p.into_inner());
+        if invite.purpose == InvitePurpose::PasswordReset {
+            // The mailbox must still be Muster's and on the host.
+            let managed = self
+                .managed_mailbox(&invite.mailbox.to_string())
+                .map_err(RedeemError::Service)?;
+            return self
+                .host
+                .change(
+                    &managed.record.address,
+                    &MailboxChange::Password(password_hash),
+                )
+                .map_err(RedeemError::Provision);
+        }
         self.ensure_host_whole().map_err(|e| match e {
             ServiceError::HostDamaged(d) => RedeemError::HostDamaged(d),
             other => RedeemError::Service(other),
@@ -338,6 +351,20 @@ impl Muster {
             let mut new = old.clone();
             new.finish_redeem(now);
             w.put_invite(Some(&old), &new)?;
+            if new.purpose == InvitePurpose::PasswordReset {
+                w.bump("password_resets", 1)?;
+                self.audit(
+                    w,
+                    &Actor::recipient(&new.recipient_email),
+                    "mailbox.password_reset",
+                    &new.mailbox.to_string(),
+                    format!(
+                        "new password set with the link sent to {}",
+                        new.recipient_email
+                    ),
+                )?;
+                return Ok(new);
+            }
             w.put_mailbox(&MailboxRecord {
                 address: new.mailbox.to_string(),
                 created_at: now,
@@ -385,7 +412,8 @@ impl Muster {
             let Some(invite) = self.store.read()?.invite(id)? else {
                 continue;
             };
-            if host.contains(&invite.mailbox.to_string()) {
+            // A reset's mailbox is there either way; its link simply works again.
+            if invite.purpose.is_setup() && host.contains(&invite.mailbox.to_string()) {
                 self.finish_redemption(id, self.now())?;
                 tracing::warn!(invite = %id, mailbox = %invite.mailbox, "finished a redemption interrupted after the mailbox was created");
             } else {

@@ -2,7 +2,7 @@ use time::{Duration, macros::datetime};
 
 use super::*;
 use crate::domain::address::{MailboxAddress, RecipientEmail};
-use crate::domain::invite::{Delivery, Invite, LinkState};
+use crate::domain::invite::{Delivery, Invite, InvitePurpose, LinkState};
 
 const T0: time::OffsetDateTime = datetime!(2026-11-30 12:00 UTC);
 
@@ -25,6 +25,7 @@ fn invite(id: &str, mailbox: &str, expires_in_days: i64) -> Invite {
         redeemed_at: None,
         last_error: None,
         new_link_requested_at: None,
+        purpose: InvitePurpose::Setup,
     }
 }
 

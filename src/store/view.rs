@@ -487,7 +487,8 @@ impl WriteView {
             }
         }
         // Places under the cap: live, blocked or redeeming, until expiry.
-        let holds = |i: &Invite| i.link.holds_place();
+        // A password reset's mailbox exists already: it holds no place.
+        let holds = |i: &Invite| i.purpose.is_setup() && i.link.holds_place();
         let old_place = old.filter(|i| holds(i)).map(|i| {
             (
                 i.domain().to_string(),

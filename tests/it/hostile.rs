@@ -135,6 +135,7 @@ async fn markup_and_header_injection_are_refused_or_escaped() {
         redeemed_at: None,
         last_error: None,
         new_link_requested_at: None,
+        purpose: Default::default(),
     };
     let out = composer
         .invite(&sly, "http://muster.test/invite/x", now)

@@ -165,6 +165,27 @@ async fn a_mailbox_is_resized_suspended_restored_and_removed() {
         },
     );
 
+    // A password-reset link over MCP: a single-use link, no place under the cap.
+    if crate::support::mcp_client::have_sdk() {
+        let r = crate::support::mcp_client::call(
+            &format!("{}/mcp", app.url()),
+            &app.token,
+            "send_mailbox_password_reset",
+            &json!({"address": JANE, "to": "jane.private@elsewhere.org", "locale": "de"}),
+        )
+        .await;
+        assert_eq!(r["is_error"], false, "{r}");
+        assert_eq!(r["structured"]["purpose"], "password_reset", "{r}");
+        let r = crate::support::mcp_client::call(
+            &format!("{}/mcp", app.url()),
+            &app.token,
+            "send_mailbox_password_reset",
+            &json!({"address": JANE, "to": "jane.private@elsewhere.org", "locale": "fr"}),
+        )
+        .await;
+        assert_eq!(r["structured"]["code"], "invalid_reset", "{r}");
+    }
+
     // A mailbox Muster did not make is the mail server's to change.
     let mut text = std::fs::read_to_string(&stack.passwd).unwrap();
     text.push_str("hand@team.example:{PLAIN}x:5000:5000::/h::\n");
@@ -234,6 +255,22 @@ async fn a_mailbox_is_resized_suspended_restored_and_removed() {
     let out = cli(&["mailboxes", "allocation", "nobody@team.example", "2GB"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("is not a mailbox Muster made"));
+    let out = cli(&["mailboxes", "reset-password", "sam@team.example"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("name the address"));
+    let out = cli(&[
+        "mailboxes",
+        "reset-password",
+        "sam@team.example",
+        "--to",
+        "sam.private@elsewhere.org",
+    ]);
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && said.contains("goes to sam.private@elsewhere.org"),
+        "{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = cli(&["mailboxes", "remove", "sam@team.example", "--delete-mail"]);
     let said = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success() && said.contains("removed"), "{said}");

@@ -49,6 +49,7 @@ Muster.page(async () => {
       el('td', { 'data-label': 'Made by Muster', text: m.created_by_muster ? 'yes' + (m.created_at ? ', ' + fmtDate(m.created_at).slice(0, 10) : '') : 'no' }),
       el('td', {}, m.created_by_muster ? el('div', { class: 'actions compact' },
         el('button', { type: 'button', class: 'secondary', 'data-action': 'allocation', text: 'Allocation', 'aria-label': 'Change the allocation of ' + m.address, onclick: () => resize(m) }),
+        el('button', { type: 'button', class: 'secondary', 'data-action': 'reset', text: 'Reset password', 'aria-label': 'Send a password-reset link for ' + m.address, onclick: () => reset(m) }),
         m.suspended
           ? el('button', { type: 'button', class: 'secondary', 'data-action': 'restore', text: 'Restore', 'aria-label': 'Restore ' + m.address, onclick: () => restore(m) })
           : el('button', { type: 'button', class: 'secondary', 'data-action': 'suspend', text: 'Suspend', 'aria-label': 'Suspend ' + m.address, onclick: () => suspend(m) }),
@@ -96,6 +97,29 @@ Muster.page(async () => {
     dialog.showModal();
     $('remove-cancel').focus();
   }
+
+  let resetting = null;
+  function reset(m) {
+    resetting = m;
+    $('reset-title').textContent = 'Send a password-reset link for ' + m.address;
+    $('reset-to').value = '';
+    $('reset-locale').value = '';
+    say('reset-status', 'ok', '');
+    $('reset-dialog').showModal();
+    $('reset-to').focus();
+  }
+  $('reset-form').addEventListener('submit', async e => {
+    if (e.submitter && e.submitter.value !== 'send') return;
+    e.preventDefault();
+    const body = {};
+    if ($('reset-to').value.trim()) body.to = $('reset-to').value.trim();
+    if ($('reset-locale').value) body.locale = $('reset-locale').value;
+    try {
+      const r = await api('POST', path(resetting) + '/password-reset', body);
+      $('reset-dialog').close();
+      await done(resetting, 'A link to choose a new password for ' + r.mailbox + ' goes to ' + r.recipient_email + '; it expires ' + fmtDate(r.expires_at) + '. It shows in the pending list.');
+    } catch (err) { say('reset-status', 'bad', errorText(err)); }
+  });
 
   let resizing = null;
   function resize(m) {

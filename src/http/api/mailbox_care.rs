@@ -11,7 +11,7 @@ use poem_openapi::{Object, OpenApi, Tags};
 use super::ApiError;
 use super::auth::Auth;
 use super::invites::blocking;
-use super::types::rfc3339;
+use super::types::{InviteBody, rfc3339};
 use crate::http::HttpState;
 use crate::provision::MailFolder;
 use crate::service::ManagedMailbox;
@@ -29,6 +29,19 @@ pub struct MailboxCareApi;
 #[oai(deny_unknown_fields)]
 pub struct AllocationBody {
     pub storage_allocation_mb: Option<u64>,
+}
+
+/// Where a password-reset link goes, and in which language.
+#[derive(Object, Debug, Clone, Default)]
+#[oai(deny_unknown_fields)]
+pub struct PasswordResetBody {
+    /// The owner's address for the link; when absent, the address the
+    /// mailbox was invited at.
+    #[oai(validator(max_length = 320))]
+    pub to: Option<String>,
+    /// `en` or `de`; when absent, the invite's language.
+    #[oai(validator(max_length = 35))]
+    pub locale: Option<String>,
 }
 
 /// One mailbox Muster made, as it is now.
@@ -152,6 +165,35 @@ impl MailboxCareApi {
             Ok(Json(
                 m.set_suspended(&address.0, false, &auth.0.actor())?.into(),
             ))
+        })
+        .await
+    }
+
+    /// Sends the mailbox's owner a single-use link (valid 24 hours) to choose
+    /// a new password; the old one works until then. The link is an
+    /// invite of purpose `password_reset` in the pending list: resend and
+    /// revoke work on it as on any invite.
+    #[oai(
+        path = "/mailboxes/:address/password-reset",
+        method = "post",
+        operation_id = "send_mailbox_password_reset"
+    )]
+    async fn password_reset(
+        &self,
+        auth: Auth,
+        state: Data<&Arc<HttpState>>,
+        address: Path<String>,
+        body: Json<PasswordResetBody>,
+    ) -> Result<Json<InviteBody>, ApiError> {
+        let state = state.0.clone();
+        blocking(&state, move |m| {
+            let sent = m.send_password_reset(
+                &address.0,
+                body.0.to.as_deref(),
+                body.0.locale.as_deref(),
+                &auth.0.actor(),
+            )?;
+            Ok(Json(InviteBody::from(&sent)))
         })
         .await
     }

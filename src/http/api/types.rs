@@ -289,6 +289,9 @@ pub struct InviteBody {
     pub new_link_requested_at: Option<String>,
     /// Why the last redemption could not create the mailbox.
     pub last_error: Option<String>,
+    /// `setup` (an invite) or `password_reset` (a link to choose a new
+    /// password for a mailbox Muster made).
+    pub purpose: String,
 }
 
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
@@ -315,6 +318,7 @@ impl From<&InviteView> for InviteBody {
             redeemed_at: v.redeemed_at.map(rfc3339),
             new_link_requested_at: v.new_link_requested_at.map(rfc3339),
             last_error: v.last_error.clone(),
+            purpose: v.purpose.to_string(),
         }
     }
 }

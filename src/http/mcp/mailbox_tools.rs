@@ -42,6 +42,18 @@ pub struct RemoveArgs {
     pub delete_mail: bool,
 }
 
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetArgs {
+    /// The mailbox address.
+    #[schemars(length(min = 3, max = 320))]
+    pub address: String,
+    /// Where the link goes; leave out for the address the mailbox was invited at.
+    pub to: Option<String>,
+    /// `en` or `de`; leave out for the invite's language.
+    pub locale: Option<String>,
+}
+
 fn mailbox_json(m: &ManagedMailbox) -> serde_json::Value {
     json!({
         "address": m.record.address,
@@ -149,6 +161,47 @@ impl MusterMcp {
             Ok(v) => result(
                 format!("Restored {}.", v.record.address),
                 mailbox_json(&v),
+                false,
+            ),
+            Err(e) => failure(e),
+        }
+    }
+
+    #[tool(
+        description = "Send the owner of a mailbox Muster made a single-use link (valid 24 hours) to choose a new password; the old one works until then. It shows in the pending list with purpose password_reset.",
+        annotations(
+            title = "Send a password-reset link",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = false,
+            open_world_hint = true
+        )
+    )]
+    async fn send_mailbox_password_reset(
+        &self,
+        Parameters(args): Parameters<PasswordResetArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let actor = self.caller(&ctx).actor;
+        match self
+            .blocking(move |m| {
+                m.send_password_reset(
+                    &args.address,
+                    args.to.as_deref(),
+                    args.locale.as_deref(),
+                    &actor,
+                )
+            })
+            .await
+        {
+            Ok(v) => result(
+                format!(
+                    "A link to choose a new password for {} goes to {}; it expires {}.",
+                    v.mailbox,
+                    v.recipient_email,
+                    crate::mail::compose::plain_date(v.expires_at, "en")
+                ),
+                serde_json::to_value(&v).unwrap_or_default(),
                 false,
             ),
             Err(e) => failure(e),
