@@ -71,6 +71,7 @@ fn muster(dir: &std::path::Path, populated: bool) -> Muster {
                         redeemed_at: None,
                         last_error: None,
                         new_link_requested_at: None,
+                        purpose: Default::default(),
                     };
                     w.put_invite(None, &invite)?;
                 }

@@ -632,7 +632,7 @@ async fn the_pending_list_and_its_actions() {
         csv.text()
             .await
             .unwrap()
-            .starts_with("at,actor,action,subject,detail\n")
+            .starts_with("at,actor,action,subject,subject_name,detail\n")
     );
     api.app.shutdown().await;
 }
