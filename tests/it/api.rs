@@ -201,7 +201,14 @@ async fn the_literal_path_and_its_look_alikes() {
         let (status, body) = api
             .call(Method::POST, path, Some(json!({"items": items(1)})))
             .await;
-        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        // Under /mailboxes/ a look-alike may name a mailbox, which takes no
+        // POST (405); otherwise it names nothing (404). Neither creates.
+        let refused = [StatusCode::NOT_FOUND, StatusCode::METHOD_NOT_ALLOWED];
+        if path.starts_with("/mailboxes/") {
+            assert!(refused.contains(&status), "{path}: {status} {body}");
+        } else {
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        }
         assert!(body["code"].is_string(), "{path}: {body}");
     }
     assert_eq!(batch_count(&api), 0);

@@ -1,4 +1,5 @@
-//! `muster preview` and `muster serve` as a user runs them.
+//! `muster preview`, `muster invites list` and `muster serve` as a user
+//! runs them.
 
 use std::time::Duration;
 
@@ -227,4 +228,48 @@ async fn the_first_start_prints_a_setup_link_and_keeps_it_out_of_the_log() {
         records.iter().all(|l| !l.contains(token)),
         "a log record carries the setup token: {stderr}"
     );
+}
+
+/// `--batch` lists one batch's invites only: a revoke of "this batch"
+/// built on it never reaches another.
+#[test]
+fn invites_list_filters_by_batch() {
+    let (t, path) = setup();
+    let (first, second) = {
+        let muster = muster::service::Muster::open(
+            std::sync::Arc::new(t.config()),
+            std::sync::Arc::new(muster::service::SystemClock),
+        )
+        .unwrap();
+        (
+            muster.create_batch(invite_batch(2, "first")).unwrap(),
+            muster.create_batch(invite_batch(3, "second")).unwrap(),
+        )
+    };
+    let list = |batch: &str| {
+        let out = run(
+            muster(&[
+                "--config",
+                path.to_str().unwrap(),
+                "invites",
+                "list",
+                "--batch",
+                batch,
+                "--json",
+            ]),
+            None,
+        );
+        assert_exit(&out, 0);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let listed = list(&second.batch.id);
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 3);
+    assert!(
+        listed
+            .iter()
+            .all(|i| i["batch_id"] == second.batch.id.as_str())
+    );
+    assert_eq!(list(&first.batch.id).as_array().unwrap().len(), 2);
+    assert!(list("nonsense").as_array().unwrap().is_empty());
 }

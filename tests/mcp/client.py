@@ -97,6 +97,11 @@ async def exercise(session, prefix):
     r = await session.call_tool("list_pending_invites", {"batch_id": batch, "limit": 2})
     sc = r.structured_content
     check(not r.is_error and len(sc["invites"]) == 2 and sc["next_cursor"], "list_pending_invites pages")
+    r = await session.call_tool("list_pending_invites", {"batch_id": batch, "limit": 100})
+    listed = r.structured_content["invites"]
+    check(len(listed) == 3 and all(i["batch_id"] == batch for i in listed), "list_pending_invites takes one batch only")
+    r = await session.call_tool("list_pending_invites", {"batch_id": "no-such-batch"})
+    check(not r.is_error and r.structured_content["invites"] == [], "an unknown batch lists nothing")
 
     first = invites[0]["invite_id"]
     r = await session.call_tool("resend_invite", {"invite_id": first})
