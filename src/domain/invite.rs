@@ -243,6 +243,14 @@ impl Invite {
         self.last_error = Some(error);
     }
 
+    /// An interrupted password reset: whether the new password reached the
+    /// host is unknown, so the link stops working (a used link must not
+    /// work again) and the admin sends a new one.
+    pub fn abandon_reset(&mut self, error: String) {
+        self.link = LinkState::Revoked;
+        self.last_error = Some(error);
+    }
+
     /// A fresh link and expiry; the old token dies because its hash is
     /// replaced (R10). Expired invites may be resent too (R8).
     pub fn resend(

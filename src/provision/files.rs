@@ -211,6 +211,11 @@ pub(crate) fn append(path: &Path, lines: &[u8]) -> Result<Appended, ProvisionErr
     ensure_terminated(path, &file, old_len)?;
     let written = (|| {
         (&file).write_all(lines)?;
+        // After a rewrite dated a second ahead, the clock's time would go
+        // back to a second an earlier version may share: keep the later.
+        if now_second() < meta.mtime() {
+            file.set_modified(at_second(meta.mtime()))?;
+        }
         file.sync_data()?;
         file.metadata()
     })();
@@ -245,12 +250,24 @@ impl Appended {
     }
 }
 
+fn now_second() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn at_second(second: i64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + Duration::from_secs(second.max(0) as u64)
+}
+
 /// Replaces the file's whole text, for a line that changes or goes: a
 /// temporary file beside it with the same group and mode, synced, then
 /// renamed over it (the folder synced too). Dovecot re-reads a file when
-/// its size or whole-second mtime changes: a rewrite of the same size in
-/// the same second as the old version is dated one second later, so it is
-/// never missed and the mtime stays within a second of the clock.
+/// its size or whole-second mtime changes: a rewrite in the same second as
+/// the version before is dated one second later, so no two versions share
+/// a second and a size, and the mtime stays within a second or two of the
+/// clock (rewrites are rare: an admin's change to one mailbox).
 pub(crate) fn rewrite(path: &Path, text: &str) -> Result<(), ProvisionError> {
     let meta = fs::metadata(path).map_err(|e| read_error(path, e))?;
     if !writable(path, &meta) {
@@ -275,25 +292,25 @@ pub(crate) fn rewrite(path: &Path, text: &str) -> Result<(), ProvisionError> {
             .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
-        // The group Dovecot reads with; the owner stays this process.
-        std::os::unix::fs::fchown(&file, None, Some(meta.gid())).or_else(|e| {
-            if e.kind() == std::io::ErrorKind::PermissionDenied {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        })?;
+        // The group Dovecot reads with; the owner stays this process. A
+        // group Muster cannot give would lock Dovecot out: refuse.
+        let _ = std::os::unix::fs::fchown(&file, None, Some(meta.gid()));
+        if file.metadata()?.gid() != meta.gid() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "cannot keep its group (gid {}): add Muster's user to that group",
+                    meta.gid()
+                ),
+            ));
+        }
         file.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))?;
         file.write_all(text.as_bytes())?;
-        let now = std::time::SystemTime::now();
+        // Every version gets a second of its own: a rewrite in the second
+        // of the one before is dated the next second.
         let old_second = meta.mtime();
-        let now_second = now
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        if text.len() as u64 == meta.len() && now_second <= old_second {
-            let later = std::time::UNIX_EPOCH + Duration::from_secs((old_second + 1).max(0) as u64);
-            file.set_modified(later)?;
+        if now_second() <= old_second {
+            file.set_modified(at_second(old_second + 1))?;
         }
         file.sync_all()?;
         fs::rename(&tmp, path)?;
@@ -367,7 +384,7 @@ mod tests {
         )
         .unwrap();
         let before = fs::metadata(&path).unwrap();
-        // The same size in the same second: dated a second later.
+        // In the same second: dated a second later.
         rewrite(
             &path,
             "a@x.org:pw:1:1::/h::userdb_quota_rule=*:storage=200M\n",
@@ -381,6 +398,9 @@ mod tests {
         assert!(after.mtime() <= before.mtime() + 2, "and no further");
         assert!(fs::read_to_string(&path).unwrap().contains("200M"));
         assert!(!dir.path().join(".passwd.muster-tmp").exists());
+        // An append right after keeps the later second, never an older one.
+        append(&path, b"b@x.org:pw:1:1::/h::\n").unwrap();
+        assert!(fs::metadata(&path).unwrap().mtime() >= after.mtime());
         // A file Muster may not write stays as it was.
         fs::set_permissions(&path, fs::Permissions::from_mode(0o440)).unwrap();
         assert!(rewrite(&path, "").is_err());

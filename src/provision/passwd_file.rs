@@ -290,12 +290,23 @@ impl PasswdFileHost {
         ))
     }
 
-    /// Where a mailbox's mail is, when it is where Muster would have put it.
-    fn own_home(&self, address: &str, line: &str) -> Option<PathBuf> {
+    /// Where a mailbox's mail is, when it is where Muster would have put it:
+    /// a folder of its own (the home template names both the domain and
+    /// the mailbox), not the home of any other line.
+    fn own_home(&self, address: &str, line: &str, others: &[&str]) -> Option<PathBuf> {
         let (local, domain) = address.split_once('@')?;
+        if !(self.home.contains("%d") && self.home.contains("%n")) {
+            return None;
+        }
         let expected = self.home.replace("%d", domain).replace("%n", local);
         let home = line.split(':').nth(5)?;
-        (home == expected && home.starts_with('/') && home.len() > 1).then(|| PathBuf::from(home))
+        let shared = others.iter().any(|l| {
+            l.split(':').nth(5).is_some_and(|h| {
+                h == home || h.starts_with(&format!("{}/", home.trim_end_matches('/')))
+            })
+        });
+        (home == expected && home.starts_with('/') && home.len() > 1 && !shared)
+            .then(|| PathBuf::from(home))
     }
 }
 
@@ -369,8 +380,8 @@ impl MailHost for PasswdFileHost {
         let text = read_optional(&self.passwd)?.unwrap_or_default();
         let mut lines: Vec<&str> = text.lines().collect();
         let at = line_of(&lines, address).ok_or_else(|| self.not_here(address))?;
-        let home = self.own_home(address, lines[at]);
-        lines.remove(at);
+        let line = lines.remove(at);
+        let home = self.own_home(address, line, &lines);
         // Logins stop first; then Postfix stops accepting its mail.
         files::rewrite(&self.passwd, &join_lines(&lines))?;
         *lock(&self.cache) = None;
@@ -628,6 +639,35 @@ mod tests {
             std::fs::read_to_string(h.map_path()).unwrap(),
             "jane@x.org OK\n"
         );
+    }
+
+    #[test]
+    fn only_a_mailbox_s_own_folder_is_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("x.org");
+        std::fs::create_dir_all(&shared).unwrap();
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        // One folder per domain: removing one mailbox must not take it.
+        config.mail_host.home = format!("{}/%d", dir.path().display());
+        let h = PasswdFileHost::from_config(&config);
+        h.create(&mailbox("ann@x.org", None)).unwrap();
+        h.create(&mailbox("bob@x.org", None)).unwrap();
+        assert_eq!(h.remove("ann@x.org", true).unwrap(), MailFolder::Unknown);
+        assert!(shared.exists());
+        // Its own folder goes when asked.
+        config.mail_host.home = format!("{}/%d/%n", dir.path().display());
+        let h = PasswdFileHost::from_config(&config);
+        h.create(&mailbox("cat@y.org", None)).unwrap();
+        let own = dir.path().join("y.org/cat");
+        std::fs::create_dir_all(own.join("Maildir")).unwrap();
+        assert!(matches!(
+            h.remove("cat@y.org", true).unwrap(),
+            MailFolder::Deleted(_)
+        ));
+        assert!(!own.exists());
     }
 
     #[test]

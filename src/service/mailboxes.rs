@@ -174,8 +174,11 @@ impl Muster {
             .unwrap_or_else(|p| p.into_inner());
         let current = self.managed_mailbox(address)?;
         let address = current.record.address.clone();
+        // Off the store's write lock: deleting a large mail folder takes a
+        // while. Should the commit below fail, the host check reports the
+        // record without its mailbox, and `muster mailboxes forget` clears it.
+        let folder = self.host.remove(&address, delete_mail)?;
         self.store.write(|w| {
-            let folder = self.host.remove(&address, delete_mail)?;
             w.remove_mailbox(&address)?;
             if current.record.storage_allocation_mb.is_none()
                 && let Some(q) = self.config.mail_host.default_quota_mb

@@ -303,6 +303,13 @@ impl Muster {
             let managed = self
                 .managed_mailbox(&invite.mailbox.to_string())
                 .map_err(RedeemError::Service)?;
+            // A mailbox removed and made again since the link was sent is
+            // someone else's now: the old link must not set its password.
+            if managed.record.created_at > invite.created_at {
+                return Err(RedeemError::Service(ServiceError::NotManaged(
+                    managed.record.address,
+                )));
+            }
             return self
                 .host
                 .change(
@@ -412,8 +419,21 @@ impl Muster {
             let Some(invite) = self.store.read()?.invite(id)? else {
                 continue;
             };
-            // A reset's mailbox is there either way; its link simply works again.
-            if invite.purpose.is_setup() && host.contains(&invite.mailbox.to_string()) {
+            if invite.purpose == InvitePurpose::PasswordReset {
+                self.store.write(|w| -> Result<(), ServiceError> {
+                    if let Some(old) = w.invite(id)? {
+                        let mut new = old.clone();
+                        new.abandon_reset(
+                            "interrupted: the new password may not be set; send a new link".into(),
+                        );
+                        w.put_invite(Some(&old), &new)?;
+                    }
+                    Ok(())
+                })?;
+                tracing::warn!(invite = %id, "an interrupted password reset was withdrawn; send the owner a new link");
+                continue;
+            }
+            if host.contains(&invite.mailbox.to_string()) {
                 self.finish_redemption(id, self.now())?;
                 tracing::warn!(invite = %id, mailbox = %invite.mailbox, "finished a redemption interrupted after the mailbox was created");
             } else {

@@ -280,3 +280,60 @@ async fn a_mailbox_is_resized_suspended_restored_and_removed() {
             .contains("sam@")
     );
 }
+
+/// A reset link sent before a mailbox was removed and made again for
+/// someone else never sets the new owner's password; and a mail folder
+/// that is not the mailbox's own is never deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_reset_link_cannot_take_over_a_mailbox_made_again() {
+    let app = TestApp::spawn(|_| {}).await;
+    let make = |pw: &str| {
+        app.muster
+            .create_mailboxes(&muster::service::CreationRequest {
+                domain: None,
+                rows: &[muster::domain::roster::CreationRow {
+                    local_part: "jane".into(),
+                    password: Some(pw.into()),
+                    ..Default::default()
+                }],
+                only_clean: false,
+                actor: &muster::store::Actor::cli(),
+                limit: muster::service::RowLimit::Batch,
+            })
+            .unwrap()
+    };
+    make(JANE_PW);
+    let cli = muster::store::Actor::cli();
+    let sent = app
+        .muster
+        .send_password_reset(JANE, Some("old.owner@elsewhere.org"), None, &cli)
+        .unwrap();
+    assert_eq!(sent.purpose, "password_reset");
+    let invite = app
+        .muster
+        .view()
+        .unwrap()
+        .invite(&sent.id)
+        .unwrap()
+        .unwrap();
+    let token = app.muster.invite_token(&invite).unwrap();
+    app.muster.remove_mailbox(JANE, false, &cli).unwrap();
+    make("new-owner-harbour-quiet-77");
+    let line = || {
+        std::fs::read_to_string(app.muster.config.passwd_file())
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("jane@"))
+            .unwrap()
+            .to_string()
+    };
+    let before = line();
+    let taken = app.muster.redeem(
+        token.as_str(),
+        "thief-lantern-copper-99",
+        "thief-lantern-copper-99",
+    );
+    assert!(taken.is_err(), "the old link set a password: {taken:?}");
+    assert_eq!(line(), before, "the new owner's password is untouched");
+    app.shutdown().await;
+}

@@ -49,11 +49,11 @@ fn parse_bound(field: &str, raw: Option<&str>, end_of_day: bool) -> Result<Optio
     };
     let day = time::macros::format_description!("[year]-[month]-[day]");
     let at = if let Ok(d) = time::Date::parse(raw, &day) {
-        let start = d.midnight().assume_utc();
-        if end_of_day {
-            start + time::Duration::days(1)
-        } else {
-            start
+        let day = if end_of_day { d.next_day() } else { Some(d) };
+        match day {
+            Some(day) => day.midnight().assume_utc(),
+            // The last day there is: open-ended.
+            None => return Ok(None),
         }
     } else {
         OffsetDateTime::parse(raw, &Rfc3339).map_err(|_| {
