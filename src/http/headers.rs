@@ -124,6 +124,11 @@ fn too_large(limit: usize, setting: &str) -> Response {
         )
 }
 
+/// Bodies over the limit but at most this large are read before the 413.
+const DRAIN_MAX_BYTES: u64 = 8 << 20;
+/// How long such a body may take to arrive.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
     type Output = Response;
 
@@ -135,7 +140,19 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         match declared {
-            Some(n) if n > limit as u64 => return Ok(too_large(limit, setting)),
+            Some(n) if n > limit as u64 => {
+                // A client still sending would see the connection reset, not
+                // this answer: a body of modest size is read and dropped
+                // first, for a few seconds at most.
+                if n <= DRAIN_MAX_BYTES {
+                    let sink = async {
+                        let mut body = req.take_body().into_async_read();
+                        tokio::io::copy(&mut body, &mut tokio::io::sink()).await
+                    };
+                    let _ = tokio::time::timeout(DRAIN_TIME, sink).await;
+                }
+                return Ok(too_large(limit, setting));
+            }
             Some(_) => {}
             None if req
                 .headers()
