@@ -83,6 +83,22 @@ pub struct RemovedBody {
     pub detail: Option<String>,
 }
 
+/// Suspends (true) or restores (false), for both endpoints.
+async fn suspension(
+    state: &Arc<HttpState>,
+    auth: Auth,
+    address: String,
+    suspended: bool,
+) -> Result<Json<ManagedBody>, ApiError> {
+    blocking(state, move |m| {
+        Ok(Json(
+            m.set_suspended(&address, suspended, &auth.0.actor())?
+                .into(),
+        ))
+    })
+    .await
+}
+
 #[OpenApi(tag = "Tag::Mailboxes")]
 impl MailboxCareApi {
     /// One mailbox Muster made.
@@ -139,13 +155,7 @@ impl MailboxCareApi {
         state: Data<&Arc<HttpState>>,
         address: Path<String>,
     ) -> Result<Json<ManagedBody>, ApiError> {
-        let state = state.0.clone();
-        blocking(&state, move |m| {
-            Ok(Json(
-                m.set_suspended(&address.0, true, &auth.0.actor())?.into(),
-            ))
-        })
-        .await
+        suspension(&state, auth, address.0, true).await
     }
 
     /// Restores a suspended mailbox: its logins work again.
@@ -160,13 +170,7 @@ impl MailboxCareApi {
         state: Data<&Arc<HttpState>>,
         address: Path<String>,
     ) -> Result<Json<ManagedBody>, ApiError> {
-        let state = state.0.clone();
-        blocking(&state, move |m| {
-            Ok(Json(
-                m.set_suspended(&address.0, false, &auth.0.actor())?.into(),
-            ))
-        })
-        .await
+        suspension(&state, auth, address.0, false).await
     }
 
     /// Sends the mailbox's owner a single-use link (valid 24 hours) to choose

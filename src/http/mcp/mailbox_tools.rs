@@ -63,6 +63,36 @@ fn mailbox_json(m: &ManagedMailbox) -> serde_json::Value {
     })
 }
 
+impl MusterMcp {
+    /// Suspends (true) or restores (false) a mailbox, for both tools.
+    async fn suspension(
+        &self,
+        address: String,
+        suspended: bool,
+        ctx: &RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let actor = self.caller(ctx).actor;
+        match self
+            .blocking(move |m| m.set_suspended(&address, suspended, &actor))
+            .await
+        {
+            Ok(v) => result(
+                if suspended {
+                    format!(
+                        "Suspended {}: logins refused, mail still accepted.",
+                        v.record.address
+                    )
+                } else {
+                    format!("Restored {}.", v.record.address)
+                },
+                mailbox_json(&v),
+                false,
+            ),
+            Err(e) => failure(e),
+        }
+    }
+}
+
 #[tool_router(router = mailbox_tools, vis = "pub(super)")]
 impl MusterMcp {
     #[tool(
@@ -121,21 +151,7 @@ impl MusterMcp {
         Parameters(args): Parameters<MailboxArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let actor = self.caller(&ctx).actor;
-        match self
-            .blocking(move |m| m.set_suspended(&args.address, true, &actor))
-            .await
-        {
-            Ok(v) => result(
-                format!(
-                    "Suspended {}: logins refused, mail still accepted.",
-                    v.record.address
-                ),
-                mailbox_json(&v),
-                false,
-            ),
-            Err(e) => failure(e),
-        }
+        self.suspension(args.address, true, &ctx).await
     }
 
     #[tool(
@@ -153,18 +169,7 @@ impl MusterMcp {
         Parameters(args): Parameters<MailboxArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let actor = self.caller(&ctx).actor;
-        match self
-            .blocking(move |m| m.set_suspended(&args.address, false, &actor))
-            .await
-        {
-            Ok(v) => result(
-                format!("Restored {}.", v.record.address),
-                mailbox_json(&v),
-                false,
-            ),
-            Err(e) => failure(e),
-        }
+        self.suspension(args.address, false, &ctx).await
     }
 
     #[tool(
