@@ -281,6 +281,11 @@ const Muster = (() => {
     try { return document.execCommand('copy'); } catch (e) { return false; }
   }
 
+  // Sizes as people read them: "500 MB", "2 GB", "1.5 GB".
+  function size(mb) {
+    return mb >= 1024 ? (mb % 1024 ? (mb / 1024).toFixed(1) : mb / 1024) + ' GB' : mb + ' MB';
+  }
+
   // "1 invite", "3 invites".
   function plural(n, one, many) {
     return n + ' ' + (n === 1 ? one : (many || one + 's'));
@@ -293,5 +298,5 @@ const Muster = (() => {
   }
 
   return { el, api, ApiError, page, say, errorText, setCsrf, requireSession, fmtDate, stateBadge,
-           download, csvCell, cookieNotice, newKey, confirmAction, plural, copyText, sourcePicker, focusKeeper };
+           download, csvCell, cookieNotice, newKey, confirmAction, plural, copyText, sourcePicker, focusKeeper, size };
 })();

@@ -1,6 +1,6 @@
 'use strict';
 Muster.page(async () => {
-  const { api, el, say, errorText, requireSession, sourcePicker, focusKeeper, download, csvCell, newKey, confirmAction, plural } = Muster;
+  const { api, el, say, errorText, requireSession, sourcePicker, focusKeeper, download, csvCell, newKey, confirmAction, plural, size } = Muster;
   const settings = await requireSession();
   const $ = id => document.getElementById(id);
   settings.domains.forEach(d => $('domain').append(el('option', { value: d, text: d })));
@@ -76,7 +76,7 @@ Muster.page(async () => {
       $('result').hidden = false;
       $('created').querySelector('tbody').replaceChildren(...created.mailboxes.map(m => el('tr', {},
         el('td', { text: m.mailbox }),
-        el('td', { text: m.storage_allocation_mb ? m.storage_allocation_mb + ' MB' : 'shared' }),
+        el('td', { text: m.storage_allocation_mb ? size(m.storage_allocation_mb) : 'shared' }),
         el('td', {}, m.generated_password ? el('span', { class: 'secret', text: m.generated_password }) : el('span', { class: 'muted', text: 'as given' })))));
       rows = [];
       if (created.mailboxes.some(m => m.generated_password)) window.addEventListener('beforeunload', guardPasswords);

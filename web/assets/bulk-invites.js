@@ -1,6 +1,6 @@
 'use strict';
 Muster.page(async () => {
-  const { api, el, say, errorText, requireSession, stateBadge, newKey, plural, sourcePicker, focusKeeper, fmtDate } = Muster;
+  const { api, el, say, errorText, requireSession, stateBadge, newKey, plural, sourcePicker, focusKeeper, fmtDate, size } = Muster;
   const settings = await requireSession();
   const $ = id => document.getElementById(id);
   settings.domains.forEach(d => $('domain').append(el('option', { value: d, text: d })));
@@ -166,7 +166,7 @@ Muster.page(async () => {
       el('td', { 'data-label': 'Recipient', class: 'who', text: r.recipient_email }),
       el('td', { 'data-label': 'Name', text: r.display_name || '' }),
       el('td', { 'data-label': 'Mailbox', text: r.mailbox }),
-      el('td', { 'data-label': 'Allocation', text: r.storage_allocation_mb ? r.storage_allocation_mb + ' MB' : 'shared pool' }),
+      el('td', { 'data-label': 'Allocation', text: r.storage_allocation_mb ? size(r.storage_allocation_mb) : 'shared pool' }),
       el('td', { 'data-label': 'Language', text: r.locale || 'default' }))));
     $('sample-for').replaceChildren(...clean.map((x, k) => el('option', { value: k, text: x.r.recipient_email })));
     say('test-status', 'ok', '');

@@ -1,12 +1,10 @@
 'use strict';
 Muster.page(async () => {
-  const { api, el, say, errorText, requireSession, confirmAction, fmtDate, plural } = Muster;
+  const { api, el, say, errorText, requireSession, confirmAction, fmtDate, plural, size } = Muster;
   const settings = await requireSession();
   const $ = id => document.getElementById(id);
   settings.domains.forEach(d => $('domain').append(el('option', { value: d, text: d })));
 
-  // Sizes as people read them: "500 MB", "2 GB", "1.5 GB".
-  const size = mb => mb >= 1024 ? (mb % 1024 ? (mb / 1024).toFixed(1) : mb / 1024) + ' GB' : mb + ' MB';
   const allocation = m => m.dedicated_mb ? size(m.dedicated_mb)
     : m.created_by_muster ? 'shared pool' + (m.storage_allocation_mb ? ' (' + size(m.storage_allocation_mb) + ' quota)' : '')
     : (m.storage_allocation_mb ? size(m.storage_allocation_mb) : 'none');
