@@ -195,7 +195,7 @@ impl Composer {
         };
         let (_, rendered) = match invite.purpose {
             InvitePurpose::Setup => self.render_invite(&about, link)?,
-            InvitePurpose::PasswordReset => self.render_password(&about, link)?,
+            InvitePurpose::PasswordReset => self.render_about(Kind::Password, &about, link)?,
         };
         let id = format!("invite.{}.{}", invite.id, invite.generation);
         Ok(self.build(
@@ -213,11 +213,29 @@ impl Composer {
         about: &InviteText<'_>,
         link: &str,
     ) -> Result<(String, super::templates::Rendered), TemplateError> {
-        let locale = self.templates.locale_for(Kind::Invite, about.locale);
+        self.render_about(Kind::Invite, about, link)
+    }
+
+    /// An email about one mailbox (`kind` picks the words: an invite, or
+    /// a link to choose a new password), and the language chosen. Each
+    /// kind's templates take the placeholders they name from these.
+    fn render_about(
+        &self,
+        kind: Kind,
+        about: &InviteText<'_>,
+        link: &str,
+    ) -> Result<(String, super::templates::Rendered), TemplateError> {
+        let locale = self.templates.locale_for(kind, about.locale);
         let expires = plain_date(about.expires_at, &locale);
-        let greeting = one_line(about.display_name.unwrap_or(about.recipient));
+        // An invite greets the person at the address it goes to; a reset,
+        // the mailbox's owner.
+        let unnamed = match kind {
+            Kind::Password => about.mailbox,
+            _ => about.recipient,
+        };
+        let greeting = one_line(about.display_name.unwrap_or(unnamed));
         let rendered = self.templates.render(
-            Kind::Invite,
+            kind,
             &locale,
             &[
                 ("organisation", &self.organisation),
@@ -227,29 +245,6 @@ impl Composer {
                 ("link", link),
                 ("expires", &expires),
                 ("webmail_url", &self.webmail_url),
-            ],
-        )?;
-        Ok((locale, rendered))
-    }
-
-    /// The email with a link to choose a new password for a mailbox.
-    fn render_password(
-        &self,
-        about: &InviteText<'_>,
-        link: &str,
-    ) -> Result<(String, super::templates::Rendered), TemplateError> {
-        let locale = self.templates.locale_for(Kind::Password, about.locale);
-        let expires = plain_date(about.expires_at, &locale);
-        let greeting = one_line(about.display_name.unwrap_or(about.mailbox));
-        let rendered = self.templates.render(
-            Kind::Password,
-            &locale,
-            &[
-                ("organisation", &self.organisation),
-                ("greeting_name", &greeting),
-                ("mailbox", about.mailbox),
-                ("link", link),
-                ("expires", &expires),
             ],
         )?;
         Ok((locale, rendered))
