@@ -33,6 +33,16 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// CPU time (user + system) of this process, or of its waited-for
+/// children.
+fn cpu(who: i32) -> Duration {
+    // SAFETY: getrusage only fills the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(who, &mut u) };
+    let t = |v: libc::timeval| Duration::new(v.tv_sec as u64, v.tv_usec as u32 * 1000);
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
 fn smtp_source(port: u16, sessions: usize) -> Duration {
     let start = Instant::now();
     let status = Command::new("smtp-source")
@@ -55,7 +65,7 @@ fn smtp_source(port: u16, sessions: usize) -> Duration {
     start.elapsed()
 }
 
-async fn muster_run(port: u16, sessions: usize) -> (Duration, usize) {
+async fn muster_run(port: u16, sessions: usize) -> (Duration, Duration) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config {
         data_dir: dir.path().to_path_buf(),
@@ -79,6 +89,7 @@ async fn muster_run(port: u16, sessions: usize) -> (Duration, usize) {
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let start = Instant::now();
+    let cpu_before = cpu(libc::RUSAGE_SELF);
     let worker = muster::mail::worker::spawn(muster.clone(), stop_rx).unwrap();
     loop {
         if muster.store.read().unwrap().task_count().unwrap() == 0 {
@@ -87,11 +98,12 @@ async fn muster_run(port: u16, sessions: usize) -> (Duration, usize) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let elapsed = start.elapsed();
+    let cpu_used = cpu(libc::RUSAGE_SELF) - cpu_before;
     let _ = stop_tx.send(true);
     worker.await.unwrap();
     let sent = muster.store.read().unwrap().counter("sends").unwrap() as usize;
     assert_eq!(sent, MESSAGES, "every invite sent");
-    (elapsed, sent)
+    (elapsed, cpu_used)
 }
 
 /// Syncs per second on the disk the stores use, of the kind the delivery
@@ -146,16 +158,21 @@ fn main() {
     for sessions in counts {
         let (mut ratios, mut fsyncs) = (Vec::new(), Vec::new());
         for round in 1..=rounds {
+            let children = cpu(libc::RUSAGE_CHILDREN);
             let s = smtp_source(port, sessions);
-            let (m, _) = rt.block_on(muster_run(port, sessions));
+            let source_cpu = cpu(libc::RUSAGE_CHILDREN) - children;
+            let (m, muster_cpu) = rt.block_on(muster_run(port, sessions));
+            let per_message = |d: Duration| d.as_secs_f64() * 1e6 / MESSAGES as f64;
             let f = fsync_rate();
             let (source_rate, muster_rate) = (
                 MESSAGES as f64 / s.as_secs_f64(),
                 MESSAGES as f64 / m.as_secs_f64(),
             );
             println!(
-                "{sessions} sessions, round {round}: smtp-source {source_rate:.0} msg/s, Muster {muster_rate:.0} msg/s, ratio {:.2}; disk {f:.0} fsyncs/s",
-                muster_rate / source_rate
+                "{sessions} sessions, round {round}: smtp-source {source_rate:.0} msg/s, Muster {muster_rate:.0} msg/s, ratio {:.2}; CPU per message: smtp-source {:.0} us, Muster {:.0} us; disk {f:.0} fsyncs/s",
+                muster_rate / source_rate,
+                per_message(source_cpu),
+                per_message(muster_cpu)
             );
             ratios.push(muster_rate / source_rate);
             fsyncs.push(f);
