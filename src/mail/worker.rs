@@ -11,6 +11,7 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -37,6 +38,9 @@ const IDLE: Duration = Duration::from_secs(5);
 const APPLY_GATHER: Duration = Duration::from_millis(20);
 /// The dispatcher looks at the queue at least this often.
 const POLL: Duration = Duration::from_secs(1);
+/// How long the journal waits for the verdicts of messages whose end is
+/// on the wire already, so that one sync covers them too.
+const JOURNAL_GATHER: Duration = Duration::from_micros(300);
 
 /// What a connection needs to send one task.
 struct Job {
@@ -53,6 +57,14 @@ enum Payload {
     },
     /// The task's subject is gone (deleted invite): drop the task.
     Gone,
+}
+
+/// Where connections report outcomes to the journal.
+#[derive(Clone)]
+struct Reports {
+    done: std::sync::mpsc::Sender<Done>,
+    /// Messages whose end is sent and whose verdict is not reported yet.
+    awaiting: Arc<AtomicUsize>,
 }
 
 struct Done {
@@ -103,11 +115,14 @@ pub fn spawn(
         let (job_tx, job_rx) = mpsc::channel::<Job>(connections * 2);
         let (done_tx, done_rx) = std::sync::mpsc::channel::<Done>();
         let job_rx = Arc::new(AsyncMutex::new(job_rx));
+        let awaiting = Arc::new(AtomicUsize::new(0));
         // Commits block on the disk: keep them off the runtime's threads.
         let m = muster.clone();
         let committer_stop = stop.clone();
-        let committer =
-            tokio::task::spawn_blocking(move || journal_loop(m, done_rx, journal, committer_stop));
+        let a = awaiting.clone();
+        let committer = tokio::task::spawn_blocking(move || {
+            journal_loop(m, done_rx, journal, a, committer_stop)
+        });
         let mut senders = Vec::new();
         for _ in 0..connections {
             senders.push(tokio::spawn(send_loop(
@@ -116,7 +131,10 @@ pub fn spawn(
                 transport.clone(),
                 limiter.clone(),
                 job_rx.clone(),
-                done_tx.clone(),
+                Reports {
+                    done: done_tx.clone(),
+                    awaiting: awaiting.clone(),
+                },
                 stop.clone(),
             )));
         }
@@ -260,7 +278,7 @@ async fn send_loop(
     transport: Transport,
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
     jobs: Arc<AsyncMutex<mpsc::Receiver<Job>>>,
-    done: std::sync::mpsc::Sender<Done>,
+    reports: Reports,
     stop: watch::Receiver<bool>,
 ) {
     let mut conn: Option<Connection> = None;
@@ -288,7 +306,7 @@ async fn send_loop(
                       generation: Option<u32>,
                       ack: Option<oneshot::Sender<()>>,
                       task: Task| {
-            let _ = done.send(Done {
+            let _ = reports.done.send(Done {
                 task,
                 generation,
                 outcome,
@@ -362,7 +380,10 @@ async fn send_loop(
                     conn = None;
                     break;
                 }
-                match c.finish().await {
+                reports.awaiting.fetch_add(1, Ordering::AcqRel);
+                let finished = c.finish().await;
+                reports.awaiting.fetch_sub(1, Ordering::AcqRel);
+                match finished {
                     Ok(outcome) => {
                         let (ack, wait) = oneshot::channel();
                         previous = Some(wait);
@@ -429,9 +450,9 @@ fn journal_loop(
     muster: Arc<Muster>,
     done: std::sync::mpsc::Receiver<Done>,
     mut journal: Journal,
+    awaiting: Arc<AtomicUsize>,
     stop: watch::Receiver<bool>,
 ) {
-    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::mpsc::RecvTimeoutError;
     let applied = Arc::new(AtomicU64::new(0));
     let (apply_tx, apply_rx) = std::sync::mpsc::channel::<Vec<Done>>();
@@ -458,9 +479,20 @@ fn journal_loop(
             Err(RecvTimeoutError::Disconnected) => break,
         };
         let mut batch = vec![first];
+        let gather_until = Instant::now() + JOURNAL_GATHER;
         while batch.len() < 512 {
             match done.try_recv() {
                 Ok(d) => batch.push(d),
+                // Other connections have ended a message and wait for the
+                // relay's verdict: a sync costs the CPU of many messages,
+                // so wait a moment and cover theirs too.
+                Err(_) if awaiting.load(Ordering::Acquire) > 0 => {
+                    let left = gather_until.saturating_duration_since(Instant::now());
+                    match done.recv_timeout(left) {
+                        Ok(d) => batch.push(d),
+                        Err(_) => break,
+                    }
+                }
                 Err(_) => break,
             }
         }
@@ -506,7 +538,7 @@ fn journal_loop(
 fn apply_loop(
     muster: Arc<Muster>,
     batches: std::sync::mpsc::Receiver<Vec<Done>>,
-    applied: Arc<std::sync::atomic::AtomicU64>,
+    applied: Arc<AtomicU64>,
     stop: watch::Receiver<bool>,
 ) {
     while let Ok(first) = batches.recv() {
@@ -559,7 +591,7 @@ fn apply_loop(
             // the tasks stay out of the dispatcher until the next start.
             continue;
         };
-        applied.fetch_add(count, std::sync::atomic::Ordering::Release);
+        applied.fetch_add(count, Ordering::Release);
         muster
             .queue
             .recorded(batch.iter().map(|d| d.task.id.as_str()));
