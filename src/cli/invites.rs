@@ -34,8 +34,12 @@ pub struct ListArgs {
     /// Text to find in the recipient, mailbox or display name.
     #[arg(long)]
     search: Option<String>,
+    /// How many to show (at most 500).
     #[arg(long, default_value_t = 100)]
     limit: usize,
+    /// Where to go on: the cursor the previous page printed.
+    #[arg(long)]
+    cursor: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -55,9 +59,17 @@ fn list(config: Config, args: ListArgs) -> anyhow::Result<u8> {
         state: args.state,
         text: args.search,
     };
-    let (invites, _) = muster.list_invites(&filter, None, args.limit)?;
+    let (invites, next_cursor) =
+        muster.list_invites(&filter, args.cursor.as_deref(), args.limit)?;
+    // On stderr, so that --json output stays one array.
+    let more = || {
+        if let Some(c) = &next_cursor {
+            eprintln!("more: run again with --cursor {c} for the next page");
+        }
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&invites)?);
+        more();
         return Ok(0);
     }
     println!(
@@ -95,6 +107,7 @@ fn list(config: Config, args: ListArgs) -> anyhow::Result<u8> {
             note
         );
     }
+    more();
     Ok(0)
 }
 

@@ -509,6 +509,35 @@ async fn the_cli_lists_resends_and_revokes() {
     };
     let invites = list(&[]);
     assert_eq!(invites.len(), 2);
+    // A page at a time: the first says how to get the next.
+    let out = run(
+        muster(&["--config", &cfg, "invites", "list", "--limit", "1"]),
+        None,
+    );
+    assert_exit(&out, 0);
+    let hint = text(&out.stderr);
+    let cursor = hint
+        .split("--cursor ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the first page names the next: {hint}"))
+        .to_string();
+    let first = text(&out.stdout);
+    let second = list(&["--limit", "1", "--cursor", &cursor]);
+    assert_eq!(second.len(), 1);
+    let second_id = second[0]["id"].as_str().unwrap();
+    assert!(
+        !first.contains(second_id),
+        "the next page has the other invite"
+    );
+    let out = run(
+        muster(&["--config", &cfg, "invites", "list", "--cursor", &cursor]),
+        None,
+    );
+    assert!(
+        !text(&out.stderr).contains("--cursor"),
+        "the last page names none"
+    );
     let ann = invites
         .iter()
         .find(|i| i["mailbox"] == "ann@team.example")
