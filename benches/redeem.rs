@@ -1,7 +1,7 @@
 //! Redemption throughput, next to bare argon2id hashing with the same
-//! parameters and as many at once (goal: ratio >= 0.9), and redemption with 10,000 and
-//! 100,000 existing mailboxes (passwd-file and Postfix map of that size)
-//! next to none (goal: <= 1.2x the time). Each round runs all four side
+//! parameters and as many at once (goal: ratio >= 0.9), and redemption
+//! with 10,000 and 100,000 existing mailboxes (passwd-file and Postfix map
+//! of that size) next to none (goal: <= 1.2x the time). Each round runs all four side
 //! by side; the bench prints each round's ratios and min / median / max.
 //!
 //! Run: `cargo bench --bench redeem [-- --rounds=N]` (default 5). Uses
