@@ -36,6 +36,8 @@ use crate::store::{Actor, StoreError, Task, TaskKind, WriteView};
 const IDLE: Duration = Duration::from_secs(5);
 /// How long the store's stage gathers outcomes into one commit.
 const APPLY_GATHER: Duration = Duration::from_millis(20);
+/// Jobs ready for the connections when sending is unthrottled.
+const LOOKAHEAD: usize = 16;
 /// The dispatcher looks at the queue at least this often.
 const POLL: Duration = Duration::from_secs(1);
 /// How long the journal waits for the verdicts of messages whose end is
@@ -110,9 +112,16 @@ pub fn spawn(
         Transport::Relay(_) => config.smtp.connections,
         Transport::Outbox(_) => 1,
     };
+    // Jobs ready ahead of the connections. Unthrottled, a pass of the
+    // dispatcher (a snapshot and a scan past every task still out) then
+    // serves many messages; throttled, jobs would only wait longer.
+    let ready = match limiter {
+        None => (connections * 2).max(LOOKAHEAD),
+        Some(_) => connections * 2,
+    };
     let journal = replay_journal(&muster)?;
     Ok(tokio::spawn(async move {
-        let (job_tx, job_rx) = mpsc::channel::<Job>(connections * 2);
+        let (job_tx, job_rx) = mpsc::channel::<Job>(ready);
         let (done_tx, done_rx) = std::sync::mpsc::channel::<Done>();
         let job_rx = Arc::new(AsyncMutex::new(job_rx));
         let awaiting = Arc::new(AtomicUsize::new(0));
@@ -313,6 +322,10 @@ async fn send_loop(
                 ack,
             });
         };
+        // Revoked or resent since it was handed out: nothing to send.
+        if muster.queue.take_withdrawn(&job.task.id) {
+            continue;
+        }
         let (msg, generation, name) = match compose(&muster, &composer, &job) {
             Ok(m) => m,
             Err(outcome) => {
@@ -335,6 +348,9 @@ async fn send_loop(
             Transport::Relay(relay) => {
                 if let Some(l) = &limiter {
                     l.until_ready().await;
+                    if muster.queue.take_withdrawn(&job.task.id) {
+                        continue;
+                    }
                 }
                 if conn.is_none() {
                     match relay.connect().await {

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use crate::domain::invite::{Delivery, Invite, LinkState};
 use crate::domain::token::{LinkToken, TokenPurpose};
 use crate::store::view::{InviteFilter, InvitePage};
-use crate::store::{Actor, Task};
+use crate::store::{Actor, Task, WriteView};
 
 use super::{Muster, ServiceError};
 
@@ -163,6 +163,8 @@ impl Muster {
             )?;
             Ok::<_, ServiceError>(new)
         })?;
+        // A connection holding the old link's email drops it.
+        self.queue.withdraw(&Task::invite_task_id(id));
         self.queue.wake();
         Ok(self.invite_view(&invite))
     }
@@ -174,26 +176,34 @@ impl Muster {
             let old = w
                 .invite(id)?
                 .ok_or_else(|| ServiceError::NoInvite(id.to_string()))?;
-            let mut new = old.clone();
-            let now = self.now();
-            new.revoke(now)?;
-            if w.remove_task(&crate::store::Task::invite_task_id(id))? && !new.delivery.is_final() {
-                new.delivery = Delivery::Failed {
-                    at: now,
-                    reply: "not sent: the invite was revoked".into(),
-                };
-            }
-            w.put_invite(Some(&old), &new)?;
-            self.audit(
-                w,
-                actor,
-                "invite.revoke",
-                id,
-                format!("revoked {}", new.mailbox),
-            )?;
-            Ok::<_, ServiceError>(new)
+            let detail = format!("revoked {}", old.mailbox);
+            self.revoke_in(w, &old, actor, detail)
         })?;
+        self.queue.withdraw(&Task::invite_task_id(id));
         Ok(self.invite_view(&invite))
+    }
+
+    /// Revokes `old` inside a write; the caller withdraws its task after
+    /// the commit.
+    pub(super) fn revoke_in(
+        &self,
+        w: &WriteView,
+        old: &Invite,
+        actor: &Actor,
+        detail: String,
+    ) -> Result<Invite, ServiceError> {
+        let mut new = old.clone();
+        let now = self.now();
+        new.revoke(now)?;
+        if w.remove_task(&Task::invite_task_id(&old.id))? && !new.delivery.is_final() {
+            new.delivery = Delivery::Failed {
+                at: now,
+                reply: "not sent: the invite was revoked".into(),
+            };
+        }
+        w.put_invite(Some(old), &new)?;
+        self.audit(w, actor, "invite.revoke", &old.id, detail)?;
+        Ok(new)
     }
 
     /// The current link of an invite, for when the email is lost. Rebuilt

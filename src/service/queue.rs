@@ -2,7 +2,9 @@
 //! operations wake the worker when they queue mail; the worker says which
 //! tasks are out being sent, so they are neither handed out twice nor
 //! shown as merely queued, and tells whoever listens each invite's
-//! outcome once it is recorded (the CLI's progress).
+//! outcome once it is recorded (the CLI's progress). A revoke or resend
+//! withdraws a task that is out, so a connection that holds it (waiting
+//! for the rate limit, say) drops it instead of sending a dead link.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -23,9 +25,16 @@ const EVENTS: usize = 4096;
 
 pub struct DeliveryQueue {
     changed: Notify,
-    /// Task ids handed to a connection and not yet recorded.
-    out: Mutex<HashSet<String>>,
+    out: Mutex<Out>,
     recorded: broadcast::Sender<Recorded>,
+}
+
+#[derive(Default)]
+struct Out {
+    /// Task ids handed to a connection and not yet recorded.
+    handed: HashSet<String>,
+    /// Those of them whose task the store no longer holds as handed out.
+    withdrawn: HashSet<String>,
 }
 
 impl Default for DeliveryQueue {
@@ -66,12 +75,33 @@ impl DeliveryQueue {
 
     /// Whether the task is out with a connection.
     pub fn is_out(&self, task_id: &str) -> bool {
-        self.lock().contains(task_id)
+        self.lock().handed.contains(task_id)
     }
 
     /// Whether nothing is out.
     pub fn is_idle(&self) -> bool {
-        self.lock().is_empty()
+        self.lock().handed.is_empty()
+    }
+
+    /// The task was removed or replaced in a commit just made: if it is
+    /// out, the connection holding it drops it (see [`Self::take_withdrawn`]).
+    /// A replacement (same id) is not handed out while the old one is out.
+    pub fn withdraw(&self, task_id: &str) {
+        let mut out = self.lock();
+        if out.handed.contains(task_id) {
+            out.withdrawn.insert(task_id.to_string());
+        }
+    }
+
+    /// True when the task was withdrawn since it was handed out: it is then
+    /// no longer out, and there is nothing to record for it.
+    pub fn take_withdrawn(&self, task_id: &str) -> bool {
+        let mut out = self.lock();
+        if out.withdrawn.remove(task_id) {
+            out.handed.remove(task_id);
+            return true;
+        }
+        false
     }
 
     /// Hands out tasks: `pick` sees the set of those already out (hold it
@@ -79,8 +109,8 @@ impl DeliveryQueue {
     /// the ids it hands out.
     pub fn hand_out<T>(&self, pick: impl FnOnce(&dyn Fn(&str) -> bool) -> (T, Vec<String>)) -> T {
         let mut out = self.lock();
-        let (picked, ids) = pick(&|id| out.contains(id));
-        out.extend(ids);
+        let (picked, ids) = pick(&|id| out.handed.contains(id));
+        out.handed.extend(ids);
         picked
     }
 
@@ -88,16 +118,19 @@ impl DeliveryQueue {
     pub fn recorded<'a>(&self, task_ids: impl IntoIterator<Item = &'a str>) {
         let mut out = self.lock();
         for id in task_ids {
-            out.remove(id);
+            out.handed.remove(id);
+            out.withdrawn.remove(id);
         }
     }
 
     /// The worker stopped: whatever was out stays queued for next time.
     pub fn forget_out(&self) {
-        self.lock().clear();
+        let mut out = self.lock();
+        out.handed.clear();
+        out.withdrawn.clear();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Out> {
         self.out.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

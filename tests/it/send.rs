@@ -597,3 +597,70 @@ async fn the_invite_email_preview_and_a_test_through_postfix() {
     );
     app.shutdown().await;
 }
+
+/// An invite revoked or resent while its email waits with a connection
+/// (here for the relay's rate limit) is not sent: the revoked one not at
+/// all, the resent one only with its new link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_or_resend_reaches_an_email_already_waiting_to_be_sent() {
+    if !mailstack::available() {
+        return;
+    }
+    let t = TestDir::new();
+    mailstack::open_dir(t.path());
+    let postfix = Postfix::start(t.path(), None);
+    let mut config = relay_config(&t, postfix.port);
+    // One message every two seconds, so the later two wait their turn.
+    config.smtp.rate_per_minute = 30;
+    config.smtp.burst = 1;
+    config.smtp.connections = 1;
+    let app = TestApp::on(config).await;
+    let created = app
+        .muster
+        .create_batch(batch(
+            vec![
+                row("first@elsewhere.org", None, None),
+                row("resent@elsewhere.org", None, None),
+                row("revoked@elsewhere.org", None, None),
+            ],
+            None,
+        ))
+        .unwrap();
+    let ids: Vec<String> = created.invites.iter().map(|i| i.id.clone()).collect();
+    wait_for(
+        "the last two invites handed to the connection",
+        Duration::from_secs(10),
+        || (app.muster.is_sending(&ids[1]) && app.muster.is_sending(&ids[2])).then_some(()),
+    );
+    let cli = Actor::cli();
+    app.muster.resend(&ids[1], &cli).unwrap();
+    app.muster.revoke(&ids[2], &cli).unwrap();
+    postfix.wait_for_captured(2, Duration::from_secs(60));
+    wait_for("the queue empty", Duration::from_secs(30), || {
+        let tasks = app.muster.store.read().unwrap().task_count().unwrap();
+        (tasks == 0 && app.muster.queue.is_idle()).then_some(())
+    });
+    let mails: Vec<String> = postfix
+        .captured()
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).to_string())
+        .collect();
+    assert_eq!(
+        mails.len(),
+        2,
+        "the revoked invite was not sent: {mails:#?}"
+    );
+    let to = |who: &str| mails.iter().filter(|m| m.contains(who)).count();
+    assert_eq!((to("first@"), to("resent@"), to("revoked@")), (1, 1, 0));
+    let resent = app.muster.view().unwrap().invite(&ids[1]).unwrap().unwrap();
+    assert_eq!(resent.generation, 1);
+    let token = app.muster.invite_token(&resent).unwrap();
+    let mail = mails.iter().find(|m| m.contains("resent@")).unwrap();
+    assert!(
+        mail.replace("=\r\n", "").contains(token.as_str()),
+        "the resent invite went out with its new link"
+    );
+    assert_eq!(invite_state(&app, &ids[2]).await.delivery_state, "failed");
+    assert_eq!(invite_state(&app, &ids[1]).await.delivery_state, "sent");
+    app.shutdown().await;
+}
