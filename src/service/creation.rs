@@ -219,6 +219,7 @@ impl Muster {
                     origin: MailboxOrigin::BulkCreation {
                         batch_id: batch_id.clone(),
                     },
+                    reset_invite_id: None,
                 })?;
                 if row.storage_allocation_mb.is_none()
                     && let Some(q) = self.config.mail_host.default_quota_mb

@@ -104,9 +104,11 @@ impl Muster {
                 (Some(_), None, Some(q)) => w.bump(SHARED_QUOTA_COUNTER, q)?,
                 _ => {}
             }
+            // Read again in this write: a reset link may have been noted since.
+            let latest = w.created_mailbox(&current.record.address)?;
             let record = MailboxRecord {
                 storage_allocation_mb: mb,
-                ..current.record.clone()
+                ..latest.unwrap_or_else(|| current.record.clone())
             };
             w.put_mailbox(&record)?;
             self.audit(
@@ -246,7 +248,22 @@ impl Muster {
             .map_err(|e| ServiceError::ResetRecipient(e.to_string()))?;
         let now = self.now();
         let id = self.new_id();
-        self.store.write(|w| {
+        let replaced = self.store.write(|w| {
+            // One live reset link per mailbox: the new one revokes the last.
+            let mut record = w
+                .created_mailbox(&managed.record.address)?
+                .ok_or_else(|| ServiceError::NotManaged(managed.record.address.clone()))?;
+            let mut replaced = None;
+            if let Some(last) = &record.reset_invite_id
+                && let Some(old) = w.invite(last)?
+                && matches!(old.link_state(now), LinkState::Live | LinkState::Blocked)
+            {
+                let detail = format!("replaced by a new password-reset link for {mailbox}");
+                self.revoke_in(w, &old, actor, detail)?;
+                replaced = Some(old.id);
+            }
+            record.reset_invite_id = Some(id.clone());
+            w.put_mailbox(&record)?;
             let batch = Batch {
                 id: self.new_id(),
                 domain: mailbox.domain().to_string(),
@@ -286,8 +303,11 @@ impl Muster {
                 &managed.record.address,
                 format!("password-reset link sent to {recipient} (valid {RESET_LINK_HOURS} hours)"),
             )?;
-            Ok::<_, ServiceError>(())
+            Ok::<_, ServiceError>(replaced)
         })?;
+        if let Some(old) = replaced {
+            self.queue.withdraw(&Task::invite_task_id(&old));
+        }
         self.queue.wake();
         self.get_invite(&id)
     }

@@ -380,6 +380,7 @@ impl Muster {
                 origin: MailboxOrigin::Invite {
                     invite_id: new.id.clone(),
                 },
+                reset_invite_id: None,
             })?;
             if new.storage_allocation_mb.is_none()
                 && let Some(q) = shared_quota

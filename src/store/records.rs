@@ -108,6 +108,9 @@ pub struct MailboxRecord {
     pub storage_allocation_mb: Option<u64>,
     pub display_name: Option<String>,
     pub origin: MailboxOrigin,
+    /// The latest password-reset link sent for it: a new one revokes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_invite_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -337,3 +337,65 @@ async fn an_old_reset_link_cannot_take_over_a_mailbox_made_again() {
     assert_eq!(line(), before, "the new owner's password is untouched");
     app.shutdown().await;
 }
+
+/// A second password-reset link for a mailbox revokes the first: only the
+/// latest one in the owner's mail sets a password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_reset_link_revokes_the_one_before() {
+    let app = TestApp::spawn(|_| {}).await;
+    let cli = muster::store::Actor::cli();
+    app.muster
+        .create_mailboxes(&muster::service::CreationRequest {
+            domain: None,
+            rows: &[muster::domain::roster::CreationRow {
+                local_part: "jane".into(),
+                password: Some(JANE_PW.into()),
+                ..Default::default()
+            }],
+            only_clean: false,
+            actor: &cli,
+            limit: muster::service::RowLimit::Batch,
+        })
+        .unwrap();
+    let token_of = |id: &str| {
+        let invite = app.muster.view().unwrap().invite(id).unwrap().unwrap();
+        app.muster.invite_token(&invite).unwrap()
+    };
+    let first = app
+        .muster
+        .send_password_reset(JANE, Some("jane@elsewhere.org"), None, &cli)
+        .unwrap();
+    let second = app
+        .muster
+        .send_password_reset(JANE, Some("jane@elsewhere.org"), None, &cli)
+        .unwrap();
+    assert_eq!(
+        app.muster.get_invite(&first.id).unwrap().link_state,
+        "revoked"
+    );
+    assert_eq!(
+        app.muster.get_invite(&second.id).unwrap().link_state,
+        "live"
+    );
+    let old = app.muster.redeem(
+        token_of(&first.id).as_str(),
+        "lantern-copper-harbour-12",
+        "lantern-copper-harbour-12",
+    );
+    assert!(old.is_err(), "the first link still works: {old:?}");
+    app.muster
+        .redeem(
+            token_of(&second.id).as_str(),
+            "quiet-meadow-signal-34",
+            "quiet-meadow-signal-34",
+        )
+        .expect("the latest link sets the password");
+    let audit = app.muster.view().unwrap().audit(None, 20).unwrap();
+    assert!(
+        audit.iter().any(|e| e.action == "invite.revoke"
+            && e.subject == first.id
+            && e.detail.contains("replaced by a new password-reset link")),
+        "the revocation is in the audit trail"
+    );
+    app.shutdown().await;
+}
