@@ -4,6 +4,7 @@
 pub mod compose;
 pub mod journal;
 pub mod outbox;
+mod recorder;
 pub mod smtp;
 pub mod templates;
 pub mod worker;

@@ -1,7 +1,8 @@
 //! The SMTP relay: mail-send opens the connection (TLS, STARTTLS, AUTH);
-//! the transaction itself is split in two so the final dot of one message
-//! can wait for the previous message's record to be durable (see the
-//! delivery worker), with MAIL, RCPT and DATA pipelined when offered.
+//! the transaction itself is split so the previous message's verdict can
+//! be made durable while the relay reads the next envelope, and the final
+//! dot waits until it is (see the delivery worker); MAIL, RCPT and DATA
+//! are pipelined when offered.
 
 use std::time::Duration;
 
@@ -156,6 +157,7 @@ impl Relay {
             timeout: self.timeout,
             ending: b".\r\n",
             content: None,
+            head: None,
         })
     }
 
@@ -183,8 +185,18 @@ pub struct Connection {
     /// How the message begun by `begin` is ended.
     ending: &'static [u8],
     /// The dot-stuffed content after DATA's 354, not yet written: it goes
-    /// with the end in one write when the end may follow at once.
+    /// with the end in one write.
     content: Option<Vec<u8>>,
+    /// What `read_head` has to read or report.
+    head: Option<Head>,
+}
+
+/// The envelope written by `send_head`.
+enum Head {
+    /// Its replies are on their way.
+    Pipelined { chunking: bool },
+    /// Answered one command at a time already.
+    Answered(Result<(), Failed>),
 }
 
 /// A failure inside a transaction, and whether the connection survived it.
@@ -201,25 +213,27 @@ fn broken(o: Outcome) -> Failed {
 }
 
 impl Connection {
-    /// Sends the envelope (and with CHUNKING the body): all but the end of
-    /// the message, which `finish` sends with any content still held.
-    pub async fn begin(&mut self, msg: &Outgoing) -> Result<(), Failed> {
+    /// Writes the envelope (and with CHUNKING the body): all but the end of
+    /// the message. With PIPELINING the replies are read by `read_head`, so
+    /// the caller may do other work while the relay reads; without it the
+    /// exchange happens here, one command at a time. An error here means
+    /// the connection is lost.
+    pub async fn send_head(&mut self, msg: &Outgoing) -> Result<(), Failed> {
         let mut head = format!("MAIL FROM:<{}>\r\nRCPT TO:<{}>\r\n", msg.from, msg.to).into_bytes();
+        self.content = None;
         if self.pipelining && self.chunking {
             head.extend_from_slice(format!("BDAT {}\r\n", msg.bytes.len()).as_bytes());
             head.extend_from_slice(&msg.bytes);
             self.write(&head).await.map_err(broken)?;
-            let replies = self.read_many(3).await.map_err(broken)?;
             self.ending = b"BDAT 0 LAST\r\n";
-            return match replies.iter().find(|r| r.code >= 300) {
-                None => Ok(()),
-                Some(bad) => Err(self.refused(bad).await),
-            };
+            self.head = Some(Head::Pipelined { chunking: true });
+            return Ok(());
         }
         head.extend_from_slice(b"DATA\r\n");
-        let replies = if self.pipelining {
+        self.ending = b".\r\n";
+        if self.pipelining {
             self.write(&head).await.map_err(broken)?;
-            self.read_many(3).await.map_err(broken)?
+            self.head = Some(Head::Pipelined { chunking: false });
         } else {
             let mut replies = Vec::with_capacity(3);
             for line in head.split_inclusive(|b| *b == b'\n') {
@@ -231,8 +245,51 @@ impl Connection {
                     break;
                 }
             }
-            replies
+            let checked = self.check_data_replies(&replies).await;
+            self.head = Some(Head::Answered(checked));
+        }
+        if matches!(
+            self.head,
+            Some(Head::Pipelined { .. }) | Some(Head::Answered(Ok(())))
+        ) {
+            self.content = Some(dot_stuff(&msg.bytes));
+        }
+        Ok(())
+    }
+
+    /// The envelope, written and answered.
+    pub async fn begin(&mut self, msg: &Outgoing) -> Result<(), Failed> {
+        self.send_head(msg).await?;
+        self.read_head().await
+    }
+
+    /// The relay's answers to the envelope `send_head` wrote.
+    pub async fn read_head(&mut self) -> Result<(), Failed> {
+        let checked = match self.head.take() {
+            Some(Head::Answered(checked)) => checked,
+            Some(Head::Pipelined { chunking }) => {
+                let replies = self.read_many(3).await.map_err(broken)?;
+                if chunking {
+                    match replies.iter().find(|r| r.code >= 300) {
+                        None => Ok(()),
+                        Some(bad) => Err(self.refused(bad).await),
+                    }
+                } else {
+                    self.check_data_replies(&replies).await
+                }
+            }
+            None => Err(broken(Outcome::Trouble(Trouble::Connection(
+                "no message was begun".into(),
+            )))),
         };
+        if checked.is_err() {
+            self.content = None;
+        }
+        checked
+    }
+
+    /// MAIL, RCPT and DATA's replies: all well when DATA got its 354.
+    async fn check_data_replies(&mut self, replies: &[Response<String>]) -> Result<(), Failed> {
         if let Some(bad) = replies.iter().take(2).find(|r| r.code >= 400) {
             if replies.get(2).is_some_and(|r| r.code == 354) {
                 // A server that opened DATA anyway gets an empty message ended at once.
@@ -242,28 +299,16 @@ impl Connection {
             return Err(self.refused(bad).await);
         }
         match replies.get(2) {
-            Some(r) if r.code == 354 => {}
-            Some(r) if r.code >= 400 => return Err(self.refused(r).await),
+            Some(r) if r.code == 354 => Ok(()),
+            Some(r) if r.code >= 400 => Err(self.refused(r).await),
             other => {
                 let what = other
                     .map(|r| reply_of(r).to_string())
                     .unwrap_or_else(|| "nothing".into());
-                return Err(broken(Outcome::Trouble(Trouble::Connection(format!(
+                Err(broken(Outcome::Trouble(Trouble::Connection(format!(
                     "unexpected reply to DATA: {what}"
-                )))));
+                )))))
             }
-        }
-        self.ending = b".\r\n";
-        self.content = Some(dot_stuff(&msg.bytes));
-        Ok(())
-    }
-
-    /// Writes the content still held, so that it travels while the end
-    /// waits (see `finish`).
-    pub async fn send_content(&mut self) -> Result<(), Failed> {
-        match self.content.take() {
-            Some(content) => self.write(&content).await.map_err(broken),
-            None => Ok(()),
         }
     }
 

@@ -1,29 +1,29 @@
 //! The delivery worker. A dispatcher takes due tasks from the queue (a range
 //! scan over keys that start with the due time); connection tasks send them,
-//! each over one reused SMTP connection; a committer records the outcomes in
-//! group commits.
+//! each over one reused SMTP connection; the recorder makes the outcomes
+//! durable (see `recorder`).
 //!
 //! Restart safety: the store changes only when an outcome is committed, so
 //! after a kill every task not recorded is sent again. A connection sends
-//! the final dot of a message only once the previous message's outcome is
+//! the final dot of a message only once the previous message's verdict is
 //! durable, so at most one message per connection can have been accepted by
 //! the relay without being recorded: that one is sent again after a restart.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rand::Rng;
 use time::OffsetDateTime;
-use tokio::sync::{Mutex as AsyncMutex, mpsc, oneshot, watch};
+use tokio::sync::{Mutex as AsyncMutex, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::MailError;
 use super::compose::{Composer, Outgoing};
-use super::journal::{Entry, Journal, Verdict};
+use super::journal::{Journal, Verdict};
 use super::outbox::Outbox;
+use super::recorder::{Done, Recorder};
 use super::smtp::{Connection, Outcome, Relay};
 use crate::domain::delivery::{self, Next, RetryPolicy};
 use crate::domain::invite::{Delivery, Invite, LinkState};
@@ -34,15 +34,10 @@ use crate::store::{Actor, StoreError, Task, TaskKind, WriteView};
 
 /// Idle connections are closed after this long without work.
 const IDLE: Duration = Duration::from_secs(5);
-/// How long the store's stage gathers outcomes into one commit.
-const APPLY_GATHER: Duration = Duration::from_millis(20);
 /// Jobs ready for the connections when sending is unthrottled.
 const LOOKAHEAD: usize = 16;
 /// The dispatcher looks at the queue at least this often.
 const POLL: Duration = Duration::from_secs(1);
-/// How long the journal waits for the verdicts of messages whose end is
-/// on the wire already, so that one sync covers them too.
-const JOURNAL_GATHER: Duration = Duration::from_micros(300);
 
 /// What a connection needs to send one task.
 struct Job {
@@ -59,22 +54,6 @@ enum Payload {
     },
     /// The task's subject is gone (deleted invite): drop the task.
     Gone,
-}
-
-/// Where connections report outcomes to the journal.
-#[derive(Clone)]
-struct Reports {
-    done: std::sync::mpsc::Sender<Done>,
-    /// Messages whose end is sent and whose verdict is not reported yet.
-    awaiting: Arc<AtomicUsize>,
-}
-
-struct Done {
-    task: Task,
-    /// The invite generation the message carried, if any.
-    generation: Option<u32>,
-    outcome: Outcome,
-    ack: Option<oneshot::Sender<()>>,
 }
 
 #[derive(Clone)]
@@ -122,16 +101,8 @@ pub fn spawn(
     let journal = replay_journal(&muster)?;
     Ok(tokio::spawn(async move {
         let (job_tx, job_rx) = mpsc::channel::<Job>(ready);
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<Done>();
         let job_rx = Arc::new(AsyncMutex::new(job_rx));
-        let awaiting = Arc::new(AtomicUsize::new(0));
-        // Commits block on the disk: keep them off the runtime's threads.
-        let m = muster.clone();
-        let committer_stop = stop.clone();
-        let a = awaiting.clone();
-        let committer = tokio::task::spawn_blocking(move || {
-            journal_loop(m, done_rx, journal, a, committer_stop)
-        });
+        let (recorder, committer) = Recorder::start(muster.clone(), journal, stop.clone());
         let mut senders = Vec::new();
         for _ in 0..connections {
             senders.push(tokio::spawn(send_loop(
@@ -140,19 +111,18 @@ pub fn spawn(
                 transport.clone(),
                 limiter.clone(),
                 job_rx.clone(),
-                Reports {
-                    done: done_tx.clone(),
-                    awaiting: awaiting.clone(),
-                },
+                recorder.clone(),
                 stop.clone(),
             )));
         }
-        drop(done_tx);
         dispatch_loop(muster.clone(), job_tx, stop).await;
         for s in senders {
             let _ = s.await;
         }
-        let _ = committer.await;
+        recorder.close();
+        // The store's stage commits what it holds, then ends.
+        let _ = tokio::task::spawn_blocking(move || committer.join()).await;
+        recorder.finish();
         // Whatever was handed out but not sent stays queued for next time.
         muster.queue.forget_out();
         tracing::info!("delivery worker stopped");
@@ -287,49 +257,62 @@ async fn send_loop(
     transport: Transport,
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
     jobs: Arc<AsyncMutex<mpsc::Receiver<Job>>>,
-    reports: Reports,
+    recorder: Arc<Recorder>,
     stop: watch::Receiver<bool>,
 ) {
     let mut conn: Option<Connection> = None;
-    // The commit of the previous message sent on this connection.
-    let mut previous: Option<oneshot::Receiver<()>> = None;
+    // The relay's verdict on the previous message on this connection, not
+    // yet durable: it must be before this connection ends another message.
+    let mut previous: Option<Done> = None;
     loop {
         if *stop.borrow() {
             break;
         }
-        let next = {
-            let mut rx = jobs.lock().await;
-            tokio::time::timeout(IDLE, rx.recv()).await
+        let ready = match jobs.try_lock() {
+            Ok(mut rx) => rx.try_recv().ok(),
+            Err(_) => None,
         };
-        let job = match next {
-            Ok(Some(job)) => job,
-            Ok(None) => break,
-            Err(_) => {
-                if let Some(c) = conn.take() {
-                    c.quit().await;
+        let job = match ready {
+            Some(job) => job,
+            None => {
+                // Nothing to overlap the sync with, and no telling how long
+                // the next job takes (another connection may hold the
+                // queue while it waits): make the verdict durable now.
+                if let Some(d) = previous.take()
+                    && !recorder.durable(d).await
+                {
+                    break;
                 }
-                continue;
+                let next = {
+                    let mut rx = jobs.lock().await;
+                    tokio::time::timeout(IDLE, rx.recv()).await
+                };
+                match next {
+                    Ok(Some(job)) => job,
+                    Ok(None) => break,
+                    Err(_) => {
+                        if let Some(c) = conn.take() {
+                            c.quit().await;
+                        }
+                        continue;
+                    }
+                }
             }
-        };
-        let report = |outcome: Outcome,
-                      generation: Option<u32>,
-                      ack: Option<oneshot::Sender<()>>,
-                      task: Task| {
-            let _ = reports.done.send(Done {
-                task,
-                generation,
-                outcome,
-                ack,
-            });
         };
         // Revoked or resent since it was handed out: nothing to send.
         if muster.queue.take_withdrawn(&job.task.id) {
             continue;
         }
+        let done = |outcome: Outcome, generation: Option<u32>, task: Task| Done {
+            task,
+            generation,
+            outcome,
+            ack: None,
+        };
         let (msg, generation, name) = match compose(&muster, &composer, &job) {
             Ok(m) => m,
             Err(outcome) => {
-                report(outcome, None, None, job.task);
+                recorder.report(done(outcome, None, job.task));
                 continue;
             }
         };
@@ -343,7 +326,7 @@ async fn send_loop(
                     .unwrap_or_else(|e| {
                         Outcome::Trouble(crate::domain::delivery::Trouble::Write(e.to_string()))
                     });
-                report(outcome, generation, None, job.task);
+                recorder.report(done(outcome, generation, job.task));
             }
             Transport::Relay(relay) => {
                 if let Some(l) = &limiter {
@@ -356,39 +339,18 @@ async fn send_loop(
                     match relay.connect().await {
                         Ok(c) => conn = Some(c),
                         Err(outcome) => {
-                            report(outcome, generation, None, job.task);
+                            recorder.report(done(outcome, generation, job.task));
                             continue;
                         }
                     }
                 }
                 let Some(c) = conn.as_mut() else { continue };
-                if let Err(f) = c.begin(&msg).await {
-                    if !f.connection_usable {
-                        conn = None;
-                    }
-                    report(f.outcome, generation, None, job.task);
-                    continue;
-                }
-                // The end waits until the previous outcome on this
-                // connection is durable. Usually it is by now, and the
-                // content goes with the end; if not, it travels meanwhile.
-                let mut unrecorded = false;
-                if let Some(mut prev) = previous.take() {
-                    match prev.try_recv() {
-                        Ok(()) => {}
-                        Err(oneshot::error::TryRecvError::Closed) => unrecorded = true,
-                        Err(oneshot::error::TryRecvError::Empty) => {
-                            if let Err(f) = c.send_content().await {
-                                previous = Some(prev);
-                                conn = None;
-                                report(f.outcome, generation, None, job.task);
-                                continue;
-                            }
-                            unrecorded = prev.await.is_err();
-                        }
-                    }
-                }
-                if unrecorded {
+                // The envelope goes out first; the previous verdict is made
+                // durable while the relay reads it.
+                let sent = c.send_head(&msg).await;
+                if let Some(d) = previous.take()
+                    && !recorder.durable(d).await
+                {
                     // The previous outcome was not recorded (the store takes
                     // no writes): ending this message, or any later one,
                     // could send it twice after a restart. The relay
@@ -396,25 +358,33 @@ async fn send_loop(
                     conn = None;
                     break;
                 }
-                reports.awaiting.fetch_add(1, Ordering::AcqRel);
-                let finished = c.finish().await;
-                reports.awaiting.fetch_sub(1, Ordering::AcqRel);
-                match finished {
-                    Ok(outcome) => {
-                        let (ack, wait) = oneshot::channel();
-                        previous = Some(wait);
-                        report(outcome, generation, Some(ack), job.task);
+                if let Err(f) = sent {
+                    conn = None;
+                    recorder.report(done(f.outcome, generation, job.task));
+                    continue;
+                }
+                if let Err(f) = c.read_head().await {
+                    if !f.connection_usable {
+                        conn = None;
                     }
+                    recorder.report(done(f.outcome, generation, job.task));
+                    continue;
+                }
+                match c.finish().await {
+                    Ok(outcome) if Verdict::of(&outcome).is_some() => {
+                        previous = Some(done(outcome, generation, job.task));
+                    }
+                    Ok(outcome) => recorder.report(done(outcome, generation, job.task)),
                     Err(f) => {
                         conn = None;
-                        report(f.outcome, generation, None, job.task);
+                        recorder.report(done(f.outcome, generation, job.task));
                     }
                 }
             }
         }
     }
-    if let Some(prev) = previous.take() {
-        let _ = prev.await;
+    if let Some(d) = previous.take() {
+        recorder.durable(d).await;
     }
     if let Some(c) = conn.take() {
         c.quit().await;
@@ -457,178 +427,13 @@ fn replay_journal(muster: &Muster) -> Result<Journal, MailError> {
     Ok(journal)
 }
 
-/// The first stage of recording: a relay's verdicts on ended messages are
-/// appended to the journal (one sync for all that arrived together), and
-/// their connections may end their next message at once; the store takes
-/// the outcomes behind, in larger commits (see apply_loop). The journal
-/// is emptied whenever the store has caught up.
-fn journal_loop(
-    muster: Arc<Muster>,
-    done: std::sync::mpsc::Receiver<Done>,
-    mut journal: Journal,
-    awaiting: Arc<AtomicUsize>,
-    stop: watch::Receiver<bool>,
-) {
-    use std::sync::mpsc::RecvTimeoutError;
-    let applied = Arc::new(AtomicU64::new(0));
-    let (apply_tx, apply_rx) = std::sync::mpsc::channel::<Vec<Done>>();
-    let applier = {
-        let (muster, applied) = (muster.clone(), applied.clone());
-        std::thread::spawn(move || apply_loop(muster, apply_rx, applied, stop))
-    };
-    let mut handed = 0u64;
-    let clear_if_caught_up = |journal: &mut Journal, handed: u64| {
-        if !journal.is_empty()
-            && applied.load(Ordering::Acquire) == handed
-            && let Err(e) = journal.clear()
-        {
-            tracing::error!(error = %e, "cannot empty the delivery journal");
-        }
-    };
-    loop {
-        let first = match done.recv_timeout(Duration::from_millis(200)) {
-            Ok(d) => d,
-            Err(RecvTimeoutError::Timeout) => {
-                clear_if_caught_up(&mut journal, handed);
-                continue;
-            }
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
-        let mut batch = vec![first];
-        let gather_until = Instant::now() + JOURNAL_GATHER;
-        while batch.len() < 512 {
-            match done.try_recv() {
-                Ok(d) => batch.push(d),
-                // Other connections have ended a message and wait for the
-                // relay's verdict: a sync costs the CPU of many messages,
-                // so wait a moment and cover theirs too.
-                Err(_) if awaiting.load(Ordering::Acquire) > 0 => {
-                    let left = gather_until.saturating_duration_since(Instant::now());
-                    match done.recv_timeout(left) {
-                        Ok(d) => batch.push(d),
-                        Err(_) => break,
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        let entries: Vec<Entry> = batch
-            .iter()
-            .filter(|d| d.ack.is_some())
-            .filter_map(|d| {
-                Verdict::of(&d.outcome).map(|verdict| Entry {
-                    task: d.task.clone(),
-                    generation: d.generation,
-                    verdict,
-                })
-            })
-            .collect();
-        if !entries.is_empty() {
-            match journal.append(&entries) {
-                Ok(()) => {
-                    for d in &mut batch {
-                        if Verdict::of(&d.outcome).is_some()
-                            && let Some(ack) = d.ack.take()
-                        {
-                            let _ = ack.send(());
-                        }
-                    }
-                }
-                // The connections wait for the store's commit instead.
-                Err(e) => tracing::error!(error = %e, "cannot write the delivery journal"),
-            }
-        }
-        clear_if_caught_up(&mut journal, handed);
-        handed += 1;
-        if apply_tx.send(batch).is_err() {
-            break;
-        }
-    }
-    drop(apply_tx);
-    let _ = applier.join();
-    clear_if_caught_up(&mut journal, handed);
-}
-
-/// The second stage: outcomes into the store, as many per commit as have
-/// arrived; then the queue, listeners and waiting connections are told.
-fn apply_loop(
-    muster: Arc<Muster>,
-    batches: std::sync::mpsc::Receiver<Vec<Done>>,
-    applied: Arc<AtomicU64>,
-    stop: watch::Receiver<bool>,
-) {
-    while let Ok(first) = batches.recv() {
-        // A store commit costs two syncs on the disk the journal syncs on:
-        // gather for a moment so that one commit covers many outcomes.
-        let gather_until = Instant::now() + APPLY_GATHER;
-        let mut batch = first;
-        let mut count = 1;
-        while batch.len() < 2048 {
-            let wait = gather_until.saturating_duration_since(Instant::now());
-            match batches.recv_timeout(wait) {
-                Ok(more) => {
-                    batch.extend(more);
-                    count += 1;
-                }
-                Err(_) => break,
-            }
-        }
-        let mut delay = Duration::from_millis(200);
-        let recorded = loop {
-            let result = muster
-                .store
-                .write(|w| -> Result<Vec<Recorded>, StoreError> {
-                    let mut outcomes = Vec::new();
-                    for d in &batch {
-                        outcomes.extend(record(&muster, w, d)?);
-                    }
-                    Ok(outcomes)
-                });
-            match result {
-                Ok(outcomes) => break Some(outcomes),
-                Err(e) if stopping(&stop) || matches!(e, StoreError::NeedsRestart) => {
-                    // Shutting down, or a store that takes no writes until
-                    // Muster restarts (a full disk): the tasks stay queued,
-                    // and what the journal holds is applied at the next start.
-                    tracing::error!(error = %e, outcomes = batch.len(), "cannot record delivery outcomes; leaving them queued");
-                    break None;
-                }
-                Err(e) => {
-                    // Nothing is lost: the tasks stay queued until recorded.
-                    tracing::error!(error = %e, "cannot record delivery outcomes; retrying");
-                    std::thread::sleep(delay);
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                }
-            }
-        };
-        let Some(outcomes) = recorded else {
-            // No acks for those still waiting: each such connection drops
-            // its next message before the end and stops (see send_loop);
-            // the tasks stay out of the dispatcher until the next start.
-            continue;
-        };
-        applied.fetch_add(count, Ordering::Release);
-        muster
-            .queue
-            .recorded(batch.iter().map(|d| d.task.id.as_str()));
-        for d in batch {
-            if let Some(ack) = d.ack {
-                let _ = ack.send(());
-            }
-        }
-        muster.queue.announce(outcomes);
-        muster.queue.wake();
-    }
-}
-
-/// True once the worker is told to stop, or its owner is gone.
-fn stopping(stop: &watch::Receiver<bool>) -> bool {
-    *stop.borrow() || stop.has_changed().is_err()
-}
-
 /// Applies one outcome: the invite's delivery state, the queue, counters
 /// and the audit trail. Returns the invite's new state, if it has one.
-fn record(muster: &Muster, w: &WriteView, d: &Done) -> Result<Option<Recorded>, StoreError> {
+pub(super) fn record(
+    muster: &Muster,
+    w: &WriteView,
+    d: &Done,
+) -> Result<Option<Recorded>, StoreError> {
     let now = muster.now();
     let mut task = d.task.clone();
     task.attempts += 1;
