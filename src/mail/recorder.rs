@@ -51,7 +51,7 @@ pub(super) struct Recorder {
     /// Batches given to the store's stage, and those it has committed:
     /// equal means the store holds all the journal does.
     handed: AtomicU64,
-    applied: Arc<AtomicU64>,
+    applied: AtomicU64,
 }
 
 #[derive(Default)]
@@ -75,7 +75,7 @@ impl Recorder {
             lead_wanted: Notify::new(),
             apply: Mutex::new(Some(tx)),
             handed: AtomicU64::new(0),
-            applied: Arc::new(AtomicU64::new(0)),
+            applied: AtomicU64::new(0),
         });
         let r = recorder.clone();
         let thread = std::thread::spawn(move || apply_loop(muster, rx, &r, stop));
@@ -181,6 +181,7 @@ impl Recorder {
         lock(&self.apply).take();
     }
 
+    /// After the store's stage has ended.
     pub fn finish(&self) {
         self.clear_if_caught_up(&mut lock(&self.journal));
     }

@@ -248,12 +248,8 @@ impl Connection {
             let checked = self.check_data_replies(&replies).await;
             self.head = Some(Head::Answered(checked));
         }
-        if matches!(
-            self.head,
-            Some(Head::Pipelined { .. }) | Some(Head::Answered(Ok(())))
-        ) {
-            self.content = Some(dot_stuff(&msg.bytes));
-        }
+        // Dropped by `read_head` if the relay refused the envelope.
+        self.content = Some(dot_stuff(&msg.bytes));
         Ok(())
     }
 

@@ -299,6 +299,11 @@ async fn send_loop(
                 }
             }
         };
+        // The rate limit protects a relay and its reputation; files in the
+        // outbox protect nobody by waiting.
+        if let (Transport::Relay(_), Some(l)) = (&transport, &limiter) {
+            l.until_ready().await;
+        }
         // Revoked or resent since it was handed out: nothing to send.
         if muster.queue.take_withdrawn(&job.task.id) {
             continue;
@@ -317,8 +322,6 @@ async fn send_loop(
             }
         };
         match &transport {
-            // The rate limit protects a relay and its reputation; files in
-            // the outbox protect nobody by waiting.
             Transport::Outbox(outbox) => {
                 let outbox = outbox.clone();
                 let outcome = tokio::task::spawn_blocking(move || outbox.write(&name, &msg))
@@ -329,12 +332,6 @@ async fn send_loop(
                 recorder.report(done(outcome, generation, job.task));
             }
             Transport::Relay(relay) => {
-                if let Some(l) = &limiter {
-                    l.until_ready().await;
-                    if muster.queue.take_withdrawn(&job.task.id) {
-                        continue;
-                    }
-                }
                 if conn.is_none() {
                     match relay.connect().await {
                         Ok(c) => conn = Some(c),

@@ -33,7 +33,7 @@ pub struct DeliveryQueue {
 struct Out {
     /// Task ids handed to a connection and not yet recorded.
     handed: HashSet<String>,
-    /// Those of them whose task the store no longer holds as handed out.
+    /// Those of them revoked or resent since: their connection drops them.
     withdrawn: HashSet<String>,
 }
 
