@@ -71,6 +71,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("client.smtp_host", Kind::Str),
     ("client.smtp_port", Kind::Int),
     ("client.smtp_security", Kind::Str),
+    ("client.welcome", Kind::Bool),
     ("http.body_limit_bytes", Kind::Int),
     ("http.behind_proxy", Kind::Bool),
     ("http.idle_timeout_secs", Kind::Int),

@@ -201,30 +201,7 @@ pub struct SmtpSettings {
     pub allow_invalid_certs: bool,
 }
 
-/// How a mail client secures its connection, as shown to recipients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ClientSecurity {
-    /// TLS from the first byte (IMAPS 993, submissions 465).
-    #[serde(alias = "SSL/TLS", alias = "ssl", alias = "TLS")]
-    Tls,
-    /// Plain, then STARTTLS (IMAP 143, submission 587).
-    #[serde(alias = "STARTTLS")]
-    Starttls,
-    /// No encryption (a test lab only).
-    #[serde(alias = "NONE")]
-    None,
-}
-
-impl std::fmt::Display for ClientSecurity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ClientSecurity::Tls => "SSL/TLS",
-            ClientSecurity::Starttls => "STARTTLS",
-            ClientSecurity::None => "none",
-        })
-    }
-}
+pub use crate::domain::client_setup::ClientSecurity;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -238,6 +215,8 @@ pub struct ClientSettings {
     pub smtp_port: u16,
     /// `tls`, `starttls` or `none`.
     pub smtp_security: ClientSecurity,
+    /// A welcome message in each new mailbox, right after it is set up.
+    pub welcome: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -370,6 +349,7 @@ impl Default for ClientSettings {
             smtp_host: None,
             smtp_port: 587,
             smtp_security: ClientSecurity::Starttls,
+            welcome: true,
         }
     }
 }
@@ -488,6 +468,36 @@ impl Config {
     /// The public URL's host, for HELO and Message-ID defaults.
     pub fn public_host(&self) -> String {
         self.public_url.host().to_string()
+    }
+
+    /// The servers a mail client uses, as recipients are told them: the
+    /// `client.*` hosts, or the public URL's host.
+    pub fn mail_settings(&self) -> crate::domain::client_setup::MailSettings {
+        use crate::domain::client_setup::{MailSettings, Server};
+        let c = &self.client;
+        let host = |h: &Option<String>| h.clone().unwrap_or_else(|| self.public_host());
+        MailSettings {
+            organisation: self.organisation.clone(),
+            imap: Server {
+                host: host(&c.imap_host),
+                port: c.imap_port,
+                security: c.imap_security,
+            },
+            smtp: Server {
+                host: host(&c.smtp_host),
+                port: c.smtp_port,
+                security: c.smtp_security,
+            },
+        }
+    }
+
+    /// The Apple configuration profile's link for one address.
+    pub fn apple_profile_url(&self, address: &str) -> String {
+        format!(
+            "{}/mail/apple.mobileconfig?emailaddress={}",
+            self.public_url(),
+            crate::domain::client_setup::query_value(address)
+        )
     }
 
     pub fn is_https(&self) -> bool {

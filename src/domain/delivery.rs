@@ -169,6 +169,39 @@ pub fn next(
     }
 }
 
+/// How long after a mailbox is created its own mail server may still not
+/// know it: a Postfix map is reloaded and read again by new processes only
+/// (seconds, measured at about 2).
+pub const NEW_MAILBOX_GRACE: Duration = Duration::minutes(10);
+
+/// For mail to a mailbox just created: "unknown recipient" (5.1.1, or a
+/// bare 550) within [`NEW_MAILBOX_GRACE`] is the mail server catching up,
+/// so it is tried again instead of given up.
+pub fn for_new_mailbox(
+    next: Next,
+    outcome: &Outcome,
+    attempts: u32,
+    queued_at: OffsetDateTime,
+    now: OffsetDateTime,
+    jitter: f64,
+    policy: &RetryPolicy,
+) -> Next {
+    let unknown = match outcome {
+        Outcome::Refused(r) => match r.enhanced {
+            Some(e) => e == [5, 1, 1],
+            None => r.code == 550,
+        },
+        _ => false,
+    };
+    if unknown && matches!(next, Next::Failed { .. }) && now - queued_at < NEW_MAILBOX_GRACE {
+        return Next::Retry {
+            at: now + policy.backoff(attempts, jitter),
+            error: format!("{outcome} (a mailbox just created; trying again)"),
+        };
+    }
+    next
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +223,35 @@ mod tests {
             enhanced: Some([(code / 100) as u8, 1, 1]),
             text: "no".into(),
         }
+    }
+
+    #[test]
+    fn a_new_mailbox_unknown_at_first_is_tried_again_for_a_while() {
+        let p = policy();
+        let unknown = Outcome::Refused(reply(550));
+        let soon = T0 + Duration::seconds(3);
+        let failed = next(&unknown, 1, T0, soon, 1.0, &p, false);
+        assert!(matches!(
+            for_new_mailbox(failed.clone(), &unknown, 1, T0, soon, 1.0, &p),
+            Next::Retry { .. }
+        ));
+        let late = T0 + NEW_MAILBOX_GRACE;
+        let failed_late = next(&unknown, 9, T0, late, 1.0, &p, false);
+        assert_eq!(
+            for_new_mailbox(failed_late.clone(), &unknown, 9, T0, late, 1.0, &p),
+            failed_late
+        );
+        // Another refusal is final at once.
+        let policy_refusal = Outcome::Refused(Reply {
+            code: 554,
+            enhanced: Some([5, 7, 1]),
+            text: "no".into(),
+        });
+        let n = next(&policy_refusal, 1, T0, soon, 1.0, &p, false);
+        assert_eq!(
+            for_new_mailbox(n.clone(), &policy_refusal, 1, T0, soon, 1.0, &p),
+            n
+        );
     }
 
     #[test]

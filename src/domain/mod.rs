@@ -2,6 +2,7 @@
 
 pub mod address;
 pub mod capacity;
+pub mod client_setup;
 pub mod delivery;
 pub mod duration;
 pub mod form_proof;

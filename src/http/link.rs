@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 use super::pages::FormNotice;
 use super::{HttpState, html, pages};
 use crate::config::Config;
+use crate::domain::client_setup::Device;
 use crate::domain::form_proof::{ProofNonce, ValidProof};
 use crate::service::{LinkStatus, RedeemError};
 
@@ -270,7 +271,17 @@ pub async fn submit(
         )
     };
     match (outcome, invite) {
-        (Ok(redeemed), _) => html(StatusCode::OK, pages::ready(config, &redeemed)),
+        (Ok(redeemed), _) => {
+            let agent = req
+                .headers()
+                .get("user-agent")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            html(
+                StatusCode::OK,
+                pages::ready(config, &redeemed, Device::of(agent)),
+            )
+        }
         (Err(RedeemError::Policy(problems)), Some(i)) => html(
             StatusCode::UNPROCESSABLE_ENTITY,
             form_again(&i, &problems, FormNotice::None),

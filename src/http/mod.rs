@@ -3,6 +3,7 @@
 
 pub mod api;
 mod assets;
+mod client_setup;
 mod headers;
 mod json_guard;
 mod link;
@@ -135,6 +136,20 @@ pub fn routes(state: Arc<HttpState>) -> impl poem::Endpoint {
         .at("/invite/:token", get(link::show).post(link::submit))
         .at("/invite/:token/check", post(link::check))
         .at("/invite/:token/new-link", post(link::new_link))
+        .at(
+            "/.well-known/autoconfig/mail/config-v1.1.xml",
+            get(client_setup::thunderbird),
+        )
+        .at("/mail/config-v1.1.xml", get(client_setup::thunderbird))
+        .at(
+            "/autodiscover/autodiscover.xml",
+            post(client_setup::autodiscover),
+        )
+        .at(
+            "/Autodiscover/Autodiscover.xml",
+            post(client_setup::autodiscover),
+        )
+        .at("/mail/apple.mobileconfig", get(client_setup::apple_profile))
         .at("/assets/*path", get(assets::asset))
         .at("/favicon.ico", get(assets::favicon))
         .at("/api/docs", get(docs))

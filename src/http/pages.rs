@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 use rust_embed::RustEmbed;
 
 use crate::config::Config;
+use crate::domain::client_setup::Device;
 use crate::domain::invite::{Invite, InvitePurpose};
 use crate::domain::password::PasswordProblem;
 use crate::domain::template::{Escape, Template, best_locale};
@@ -136,13 +137,25 @@ impl Page {
             Page::Refused => &["token"],
             Page::Used | Page::PasswordUsed | Page::PasswordReady => &["mailbox", "webmail_url"],
             Page::Expired => &["mailbox", "expires", "requested_at", "token", "proof"],
-            Page::Ready => &["mailbox", "webmail_url", "imap", "smtp", "storage"],
+            Page::Ready => &[
+                "mailbox",
+                "webmail_url",
+                "imap",
+                "smtp",
+                "storage",
+                "profile_url",
+                "profile_qr",
+                "on_apple",
+                "on_desktop",
+                "on_other",
+            ],
         }
     }
 
     fn raw(self) -> &'static [&'static str] {
         match self {
             Page::Form | Page::PasswordForm => &["password_errors", "confirmation_errors"],
+            Page::Ready => &["profile_qr"],
             _ => &[],
         }
     }
@@ -380,9 +393,10 @@ pub fn provision_failed(invite: &Invite) -> String {
     render(Page::Failed, Lang::of(Some(invite)), &[], None)
 }
 
-/// After success (R12): the address, client settings, and a button on to
-/// webmail (not a timed redirect that would take the settings away).
-pub fn ready(config: &Config, invite: &Invite) -> String {
+/// After success (R12): the address, a button on to webmail (not a timed
+/// redirect that would take the settings away), and one way per device to
+/// set up a mail app: the browser's own device first, all of them shown.
+pub fn ready(config: &Config, invite: &Invite, device: Device) -> String {
     if invite.purpose == InvitePurpose::PasswordReset {
         return render(
             Page::PasswordReady,
@@ -394,24 +408,17 @@ pub fn ready(config: &Config, invite: &Invite) -> String {
             None,
         );
     }
-    let c = &config.client;
-    let host = config.public_host();
-    let imap_host = c.imap_host.clone().unwrap_or_else(|| host.clone());
-    let smtp_host = c.smtp_host.clone().unwrap_or_else(|| host.clone());
+    let settings = config.mail_settings();
+    let mailbox = invite.mailbox.to_string();
+    let profile_url = config.apple_profile_url(&mailbox);
     render(
         Page::Ready,
         Lang::of(Some(invite)),
         &[
-            ("mailbox", &invite.mailbox.to_string()),
+            ("mailbox", &mailbox),
             ("webmail_url", &webmail(config)),
-            (
-                "imap",
-                &format!("{imap_host}, port {}, {}", c.imap_port, c.imap_security),
-            ),
-            (
-                "smtp",
-                &format!("{smtp_host}, port {}, {}", c.smtp_port, c.smtp_security),
-            ),
+            ("imap", &settings.imap.to_string()),
+            ("smtp", &settings.smtp.to_string()),
             (
                 "storage",
                 &invite
@@ -419,8 +426,38 @@ pub fn ready(config: &Config, invite: &Invite) -> String {
                     .map(|mb| format!("{mb} MB"))
                     .unwrap_or_default(),
             ),
+            ("profile_url", &profile_url),
+            ("profile_qr", &qr_svg(&profile_url)),
+            ("on_apple", flag(device == Device::Apple)),
+            ("on_desktop", flag(device == Device::Desktop)),
+            (
+                "on_other",
+                flag(matches!(device, Device::Android | Device::Other)),
+            ),
         ],
         None,
+    )
+}
+
+/// A QR code of `text` as inline SVG, made here (no outside service).
+fn qr_svg(text: &str) -> String {
+    use qrcode::render::svg;
+    let Ok(code) = qrcode::QrCode::new(text.as_bytes()) else {
+        return String::new();
+    };
+    let image = code
+        .render::<svg::Color<'_>>()
+        .min_dimensions(180, 180)
+        .quiet_zone(true)
+        .build();
+    // Inline in HTML: without the XML declaration, and read as an image.
+    let svg = image
+        .split_once("?>")
+        .map_or(image.as_str(), |(_, rest)| rest);
+    svg.replacen(
+        "<svg ",
+        "<svg role=\"img\" aria-labelledby=\"profile-qr-label\" ",
+        1,
     )
 }
 

@@ -38,6 +38,19 @@ pub struct Composer {
     reply_to: Option<String>,
     webmail_url: String,
     id_domain: String,
+    imap: String,
+    smtp: String,
+    /// The Apple profile's link, missing only the address at its end.
+    profile_url: String,
+}
+
+/// Whose new mailbox a welcome message greets.
+#[derive(Debug, Clone, Copy)]
+pub struct WelcomeText<'a> {
+    pub mailbox: &'a str,
+    pub display_name: Option<&'a str>,
+    pub locale: Option<&'a str>,
+    pub inviter: Option<&'a str>,
 }
 
 const EN_MONTHS: [&str; 12] = [
@@ -142,6 +155,9 @@ impl Composer {
                 .map(|u| u.as_str().to_string())
                 .unwrap_or_default(),
             id_domain,
+            imap: config.mail_settings().imap.to_string(),
+            smtp: config.mail_settings().smtp.to_string(),
+            profile_url: config.apple_profile_url(""),
         })
     }
 
@@ -263,6 +279,40 @@ impl Composer {
         let (_, mut rendered) = self.render_invite(about, link)?;
         rendered.subject = format!("[Test] {}", rendered.subject);
         Ok(self.build(None, to, &format!("test.{id}"), rendered, now))
+    }
+
+    /// The first message in a new mailbox: who invited its owner, and how
+    /// to set up a mail app.
+    pub fn welcome(
+        &self,
+        about: &WelcomeText<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Outgoing, TemplateError> {
+        let locale = self.templates.locale_for(Kind::Welcome, about.locale);
+        let greeting = one_line(about.display_name.unwrap_or(about.mailbox));
+        let profile_url = format!(
+            "{}{}",
+            self.profile_url,
+            crate::domain::client_setup::query_value(about.mailbox)
+        );
+        let rendered = self.templates.render(
+            Kind::Welcome,
+            &locale,
+            &[
+                ("organisation", &self.organisation),
+                ("greeting_name", &greeting),
+                ("mailbox", about.mailbox),
+                ("inviter", &one_line(about.inviter.unwrap_or(""))),
+                ("webmail_url", &self.webmail_url),
+                ("imap", &self.imap),
+                ("smtp", &self.smtp),
+                ("profile_url", &profile_url),
+            ],
+        )?;
+        use sha2::Digest;
+        let hash = crate::store::hex_hash(&sha2::Sha256::digest(about.mailbox.as_bytes()).into());
+        let id = format!("welcome.{}.{}", &hash[..16], now.unix_timestamp());
+        Ok(self.build(about.display_name, about.mailbox, &id, rendered, now))
     }
 
     /// The sender as the recipient sees it.

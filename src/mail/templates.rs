@@ -38,6 +38,8 @@ pub enum Kind {
     Reset,
     /// A mailbox owner's new password (a password-reset link).
     Password,
+    /// The first message in a new mailbox.
+    Welcome,
 }
 
 impl Kind {
@@ -46,6 +48,7 @@ impl Kind {
             Kind::Invite => "invite",
             Kind::Reset => "reset",
             Kind::Password => "password",
+            Kind::Welcome => "welcome",
         }
     }
 
@@ -68,6 +71,16 @@ impl Kind {
                 "link",
                 "expires",
             ],
+            Kind::Welcome => &[
+                "organisation",
+                "greeting_name",
+                "mailbox",
+                "inviter",
+                "webmail_url",
+                "imap",
+                "smtp",
+                "profile_url",
+            ],
         }
     }
 
@@ -76,6 +89,7 @@ impl Kind {
             "invite" => Some(Kind::Invite),
             "reset" => Some(Kind::Reset),
             "password" => Some(Kind::Password),
+            "welcome" => Some(Kind::Welcome),
             _ => None,
         }
     }
@@ -147,7 +161,7 @@ impl Templates {
             }
         }
         let templates = Self { parts };
-        for kind in [Kind::Invite, Kind::Reset, Kind::Password] {
+        for kind in [Kind::Invite, Kind::Reset, Kind::Password, Kind::Welcome] {
             for part in PARTS {
                 templates.get(kind, "en", part)?;
             }

@@ -20,7 +20,7 @@ use tokio::sync::{Mutex as AsyncMutex, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::MailError;
-use super::compose::{Composer, Outgoing};
+use super::compose::{Composer, Outgoing, WelcomeText};
 use super::journal::{Journal, Verdict};
 use super::outbox::Outbox;
 use super::recorder::{Done, Recorder};
@@ -52,7 +52,9 @@ enum Payload {
         token_id: String,
         expires_at: OffsetDateTime,
     },
-    /// The task's subject is gone (deleted invite): drop the task.
+    /// A new mailbox's first message (the task says whose).
+    Welcome,
+    /// The task's subject is gone (deleted invite or mailbox): drop the task.
     Gone,
 }
 
@@ -197,6 +199,10 @@ fn next_jobs(muster: &Muster, room: usize) -> Result<Vec<Job>, StoreError> {
                         token_id: token_id.clone(),
                         expires_at: *expires_at,
                     },
+                    TaskKind::Welcome { mailbox, .. } => match view.created_mailbox(mailbox)? {
+                        Some(_) => Payload::Welcome,
+                        None => Payload::Gone,
+                    },
                 };
                 jobs.push(Job { task, payload });
             }
@@ -247,7 +253,34 @@ fn compose(
                 .map_err(|e| Outcome::Unsendable(e.to_string()))?;
             Ok((msg, None, format!("reset-{token_id}")))
         }
-        Payload::Gone => Err(Outcome::Unsendable("the invite no longer exists".into())),
+        Payload::Welcome => {
+            let TaskKind::Welcome {
+                mailbox,
+                display_name,
+                locale,
+                inviter,
+            } = &job.task.kind
+            else {
+                return Err(Outcome::Unsendable("not a welcome task".into()));
+            };
+            let about = WelcomeText {
+                mailbox,
+                display_name: display_name.as_deref(),
+                locale: locale.as_deref(),
+                inviter: inviter.as_deref(),
+            };
+            let msg = composer
+                .welcome(&about, now)
+                .map_err(|e| Outcome::Unsendable(e.to_string()))?;
+            Ok((
+                msg,
+                None,
+                format!("welcome-{}", job.task.queued_at.unix_timestamp()),
+            ))
+        }
+        Payload::Gone => Err(Outcome::Unsendable(
+            "what it was about no longer exists".into(),
+        )),
     }
 }
 
@@ -436,7 +469,7 @@ pub(super) fn record(
     task.attempts += 1;
     let invite = match &task.kind {
         TaskKind::Invite { invite_id } => w.invite(invite_id)?,
-        TaskKind::PasswordReset { .. } => None,
+        TaskKind::PasswordReset { .. } | TaskKind::Welcome { .. } => None,
     };
     // A resend during sending made a new generation with its own task.
     if let (Some(i), Some(generation)) = (&invite, d.generation)
@@ -450,6 +483,7 @@ pub(super) fn record(
     let (subject, action) = match &task.kind {
         TaskKind::Invite { invite_id } => (invite_id.clone(), "invite"),
         TaskKind::PasswordReset { email, .. } => (email.clone(), "admin.reset_email"),
+        TaskKind::Welcome { mailbox, .. } => (mailbox.clone(), "mailbox.welcome"),
     };
     let smtp = &muster.config.smtp;
     let policy = RetryPolicy {
@@ -458,7 +492,7 @@ pub(super) fn record(
         give_up_after: smtp.give_up_after.to_time(),
     };
     let jitter = rand::rng().random_range(0.75..1.25);
-    let next = delivery::next(
+    let mut next = delivery::next(
         &d.outcome,
         task.attempts,
         task.queued_at,
@@ -467,6 +501,17 @@ pub(super) fn record(
         &policy,
         revoked,
     );
+    if matches!(task.kind, TaskKind::Welcome { .. }) {
+        next = delivery::for_new_mailbox(
+            next,
+            &d.outcome,
+            task.attempts,
+            task.queued_at,
+            now,
+            jitter,
+            &policy,
+        );
+    }
     // Handed over (to a relay, or to the outbox): the task is done.
     let handed_over = |event: &str, detail: String| -> Result<(), StoreError> {
         w.remove_task(&task.id)?;

@@ -8,7 +8,7 @@ use crate::domain::address::MailboxAddress;
 use crate::domain::preview::{CleanCreation, CreationPreview, PasswordChoice, preview_creation};
 use crate::domain::roster::CreationRow;
 use crate::provision::NewMailbox;
-use crate::store::{Actor, MailboxOrigin, MailboxRecord};
+use crate::store::{Actor, MailboxOrigin, MailboxRecord, Task};
 
 use super::{Muster, Reads, SHARED_QUOTA_COUNTER, ServiceError, StoreOccupancy};
 
@@ -221,6 +221,16 @@ impl Muster {
                     },
                     reset_invite_id: None,
                 })?;
+                if self.config.client.welcome {
+                    let welcome = Task::welcome(
+                        &row.mailbox.to_string(),
+                        row.display_name.as_deref(),
+                        None,
+                        actor,
+                        now,
+                    );
+                    w.put_task(&welcome, now)?;
+                }
                 if row.storage_allocation_mb.is_none()
                     && let Some(q) = self.config.mail_host.default_quota_mb
                 {
@@ -254,6 +264,8 @@ impl Muster {
         });
         if let Ok(super::Idempotent::Made(c)) = &result {
             tracing::info!(batch = %c.batch_id, mailboxes = c.mailboxes.len(), actor = %actor, "mailboxes created in bulk");
+            // Their welcome messages are queued.
+            self.queue.wake();
         }
         result
     }

@@ -8,7 +8,7 @@ use crate::domain::password::PasswordProblem;
 use crate::domain::token::{LinkToken, TokenHash};
 use crate::provision::{Created, MailboxChange, NewMailbox, ProvisionError};
 use crate::service::hashing::{Busy, HashFailure};
-use crate::store::{Actor, MailboxOrigin, MailboxRecord, StoreError};
+use crate::store::{Actor, MailboxOrigin, MailboxRecord, StoreError, Task};
 
 use super::{Muster, SHARED_QUOTA_COUNTER, ServiceError};
 
@@ -228,9 +228,12 @@ impl Muster {
         })?;
 
         match self.provision_invite(&taken, password, now) {
-            Ok(()) => self
-                .finish_redemption(&taken.id, now)
-                .map_err(RedeemError::from),
+            Ok(()) => {
+                let finished = self.finish_redemption(&taken.id, now);
+                // Its welcome message is queued.
+                self.queue.wake();
+                finished.map_err(RedeemError::from)
+            }
             Err(RedeemError::Overloaded(busy)) => {
                 // Nothing was tried: the link is as it was, with no error to report.
                 self.store.write(|w| -> Result<(), ServiceError> {
@@ -395,6 +398,19 @@ impl Muster {
                 &new.id,
                 format!("mailbox {} created", new.mailbox),
             )?;
+            if self.config.client.welcome {
+                let inviter = w
+                    .batch(&new.batch_id)?
+                    .map_or_else(Actor::system, |b| b.created_by);
+                let welcome = Task::welcome(
+                    &new.mailbox.to_string(),
+                    new.display_name.as_deref(),
+                    new.locale.as_deref(),
+                    &inviter,
+                    now,
+                );
+                w.put_task(&welcome, now)?;
+            }
             Ok(new)
         })
     }

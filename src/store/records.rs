@@ -17,6 +17,10 @@ impl Actor {
     pub fn admin(email: &str) -> Self {
         Self(format!("admin:{email}"))
     }
+    /// The admin's address, when an admin acted.
+    pub fn admin_email(&self) -> Option<&str> {
+        self.0.strip_prefix("admin:")
+    }
     pub fn token(name: &str, id: &str) -> Self {
         Self(format!("token:{name}:{id}"))
     }
@@ -55,6 +59,14 @@ pub enum TaskKind {
         #[serde(with = "time::serde::rfc3339")]
         expires_at: OffsetDateTime,
     },
+    /// Drop a welcome message into a mailbox just set up.
+    Welcome {
+        mailbox: String,
+        display_name: Option<String>,
+        locale: Option<String>,
+        /// Who made it (an admin's address), when that was a person.
+        inviter: Option<String>,
+    },
 }
 
 /// A delivery task. Its key in the queue starts with the time it is due.
@@ -78,6 +90,27 @@ impl Task {
     /// The id of a password reset email's task.
     pub fn reset_task_id(token_id: &str) -> String {
         format!("reset:{token_id}")
+    }
+
+    /// The welcome message of a new mailbox (one per mailbox).
+    pub fn welcome(
+        mailbox: &str,
+        display_name: Option<&str>,
+        locale: Option<&str>,
+        created_by: &Actor,
+        now: OffsetDateTime,
+    ) -> Self {
+        Self {
+            id: format!("welcome:{mailbox}"),
+            kind: TaskKind::Welcome {
+                mailbox: mailbox.to_string(),
+                display_name: display_name.map(str::to_string),
+                locale: locale.map(str::to_string),
+                inviter: created_by.admin_email().map(str::to_string),
+            },
+            queued_at: now,
+            attempts: 0,
+        }
     }
 
     pub fn invite(invite_id: &str, now: OffsetDateTime) -> Self {

@@ -47,6 +47,8 @@ async fn a_mailbox_is_resized_suspended_restored_and_removed() {
     let stack = Stack::start(t.path(), "team.example");
     let mut config = t.config();
     stack.configure(&mut config);
+    // The INBOX counts below are of the mail these tests send.
+    config.client.welcome = false;
     config.storage_pool_mb = 1000;
     let app = TestApp::on(config.clone()).await;
     let imap = stack.dovecot.imap_port;

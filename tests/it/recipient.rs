@@ -30,6 +30,15 @@ struct Recipient {
 }
 
 async fn start(engine: Engine, name: &str) -> Option<(Recipient, Browser)> {
+    start_as(engine, name, None).await
+}
+
+/// As [`start`], with a browser that names itself `user_agent`.
+async fn start_as(
+    engine: Engine,
+    name: &str,
+    user_agent: Option<&str>,
+) -> Option<(Recipient, Browser)> {
     if !engine.available() || !mailstack::available() {
         return None;
     }
@@ -46,7 +55,7 @@ async fn start(engine: Engine, name: &str) -> Option<(Recipient, Browser)> {
     config.http.link_rate_per_minute = 1000;
     let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
     let app = TestApp::on_with_clock(config, clock.clone()).await;
-    let b = Browser::start(engine, name).await;
+    let b = Browser::start_as(engine, name, user_agent).await;
     Some((
         Recipient {
             t,
@@ -190,6 +199,7 @@ async fn a_recipient_sets_up_their_mailbox(engine: Engine) {
     );
     assert!(settings.contains("77 MB"), "{settings}");
     b.step("ready").await;
+    a_desktop_sees_its_ways_to_mail(&r, &b).await;
 
     // The password the recipient typed logs in on the real Dovecot.
     assert!(
@@ -201,6 +211,96 @@ async fn a_recipient_sets_up_their_mailbox(engine: Engine) {
     b.goto(&link).await;
     b.wait_text("main h1", "already set up").await;
     b.step("used").await;
+    r.finish(b).await;
+}
+
+/// The success page on a Linux desktop: Thunderbird first, the QR code
+/// of the profile link readable from the screen, and the profile itself
+/// one click away.
+async fn a_desktop_sees_its_ways_to_mail(r: &Recipient, b: &Browser) {
+    let profile_url = format!(
+        "{}/mail/apple.mobileconfig?emailaddress=jane.doe@team.example",
+        r.app.url()
+    );
+    assert_eq!(b.count("#device-desktop.this-device").await, 1);
+    assert!(b.text("#device-desktop h3").await.contains("this device"));
+    assert_eq!(b.count(".this-device").await, 1);
+    let first = b
+        .run(
+            "const top = id => document.getElementById(id).getBoundingClientRect().top; \
+             return top('device-desktop') < top('device-apple') && top('device-apple') < top('device-other');",
+        )
+        .await;
+    assert_eq!(first, true, "this device's way comes first");
+    assert_eq!(
+        b.attribute("#apple-profile", "href").await.as_deref(),
+        Some(profile_url.as_str())
+    );
+
+    // The QR code, as a phone's camera would read it off the screen.
+    if require("zbarimg (apt package zbar-tools)", have_command("zbarimg")) {
+        b.run("document.querySelector('.qr svg').scrollIntoView({block: 'center'}); return 1")
+            .await;
+        let shot = r.t.write("success-page.png", b.screenshot().await);
+        let out = run(
+            std::process::Command::new("zbarimg")
+                .args(["-q", "--raw"])
+                .arg(&shot),
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "no QR code found: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(text(&out.stdout).trim(), profile_url);
+    }
+
+    // The profile downloads with a click, for this address.
+    b.click("#apple-profile").await;
+    let file = wait_for("the profile downloaded", Duration::from_secs(20), || {
+        b.downloads()
+            .into_iter()
+            .find(|p| p.extension().is_some_and(|e| e == "mobileconfig"))
+    });
+    assert_eq!(file.file_name().unwrap(), "team.example.mobileconfig");
+    let profile = std::fs::read_to_string(&file).unwrap();
+    assert!(profile.contains("<string>jane.doe@team.example</string>"));
+    assert!(profile.contains("<string>com.apple.mail.managed</string>"));
+}
+
+/// On an iPhone the profile comes first, with no QR code to scan from
+/// the phone itself.
+async fn an_iphone_gets_the_profile_first(engine: Engine) {
+    const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+    let Some((r, mut b)) = start_as(engine, "an_iphone_gets_the_profile_first", Some(IPHONE)).await
+    else {
+        return;
+    };
+    let (_, link) = r.invite(InviteRow::to("max@elsewhere.org"), None);
+    b.goto(&link).await;
+    b.wait_text("main h1", "Set up your mailbox").await;
+    b.type_in("#password", PASSWORD).await;
+    b.type_in("#confirmation", PASSWORD).await;
+    b.click("#setup button[type=submit]").await;
+    b.wait_text("main h1", "Your mailbox is ready").await;
+    assert_eq!(b.count("#device-apple.this-device").await, 1);
+    assert!(b.text("#device-apple h3").await.contains("this device"));
+    assert_eq!(
+        b.count(".qr").await,
+        0,
+        "no QR code to scan on the phone itself"
+    );
+    let first = b
+        .run(
+            "const top = id => document.getElementById(id).getBoundingClientRect().top; \
+             return top('device-apple') < top('device-desktop');",
+        )
+        .await;
+    assert_eq!(first, true);
+    // Every way is shown, the settings too.
+    assert!(b.text(".settings").await.contains("max@team.example"));
+    b.step("ready-iphone").await;
     r.finish(b).await;
 }
 
@@ -468,4 +568,5 @@ crate::in_both_browsers!(
     links_that_no_longer_work,
     an_expired_link_asks_for_a_new_one,
     a_blocked_link_then_german_on_a_phone,
+    an_iphone_gets_the_profile_first,
 );

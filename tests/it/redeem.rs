@@ -169,9 +169,10 @@ async fn redeem_log_in_read_quota_and_receive_mail() {
         },
     );
     assert!(reply.starts_with("250"));
+    // With the welcome message Muster sent it first.
     wait_for("the mail in INBOX", Duration::from_secs(20), || {
         let (lines, _) = imap.cmd("STATUS INBOX (MESSAGES)");
-        lines.iter().any(|l| l.contains("MESSAGES 1")).then_some(())
+        lines.iter().any(|l| l.contains("MESSAGES 2")).then_some(())
     });
 
     // A wrong password fails; the used link says so.

@@ -99,7 +99,23 @@ impl Engine {
             .unwrap_or_else(|e| panic!("{} driver starts: {e}", self.name()))
     }
 
-    fn capabilities(self, profile: &std::path::Path) -> Value {
+    fn capabilities(self, profile: &std::path::Path, user_agent: Option<&str>) -> Value {
+        let mut caps = self.base_capabilities(profile);
+        if let Some(ua) = user_agent {
+            match self {
+                Engine::Chromium => caps["goog:chromeOptions"]["args"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!(format!("--user-agent={ua}"))),
+                Engine::Firefox => {
+                    caps["moz:firefoxOptions"]["prefs"]["general.useragent.override"] = json!(ua)
+                }
+            }
+        }
+        caps
+    }
+
+    fn base_capabilities(self, profile: &std::path::Path) -> Value {
         match self {
             Engine::Chromium => json!({
                 "browserName": "chrome",
@@ -156,7 +172,7 @@ impl Engine {
                         "browser.download.useDownloadDir": true,
                         "browser.download.always_ask_before_handling_new_types": false,
                         "browser.download.manager.showWhenStarting": false,
-                        "browser.helperApps.neverAsk.saveToDisk": "text/csv",
+                        "browser.helperApps.neverAsk.saveToDisk": "text/csv,application/x-apple-aspen-config",
                     },
                 },
             }),
@@ -215,6 +231,11 @@ console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + (e.blocked
 
 impl Browser {
     pub async fn start(engine: Engine, name: &str) -> Self {
+        Self::start_as(engine, name, None).await
+    }
+
+    /// A browser that names itself with `user_agent` (another device).
+    pub async fn start_as(engine: Engine, name: &str, user_agent: Option<&str>) -> Self {
         let profile = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(downloads(profile.path())).unwrap();
         if engine == Engine::Firefox {
@@ -246,7 +267,7 @@ impl Browser {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let caps = json!({"capabilities": {"alwaysMatch": engine.capabilities(profile.path())}});
+        let caps = json!({"capabilities": {"alwaysMatch": engine.capabilities(profile.path(), user_agent)}});
         let resp: Value = http
             .post(format!("{base}/session"))
             .json(&caps)
@@ -514,6 +535,14 @@ impl Browser {
     pub async fn run(&self, script: &str) -> Value {
         self.post("/execute/sync", json!({"script": script, "args": []}))
             .await
+            .unwrap()
+    }
+
+    /// What the window shows now, as PNG.
+    pub async fn screenshot(&self) -> Vec<u8> {
+        let v = self.get("/screenshot").await.unwrap();
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
             .unwrap()
     }
 
