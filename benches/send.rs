@@ -1,7 +1,9 @@
 //! Sending throughput: 5,000 invites, unthrottled, to Postfix's smtp-sink
 //! on loopback, next to smtp-source sending as many 5 KB messages over the
 //! same number of sessions (reusing each connection, as Muster does),
-//! interleaved in each round. Goal: Muster >= 0.8 x smtp-source. Prints
+//! interleaved in each round. Both are timed at the sink: from the start
+//! of the sender until smtp-sink has received the last message (its `-c`
+//! counter, read as it prints). Goal: Muster >= 0.8 x smtp-source. Prints
 //! each round's ratio and min / median / max over the rounds.
 //!
 //! Run: `cargo bench --bench send [-- SESSIONS] [--rounds=N]` (default:
@@ -13,9 +15,9 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use muster::config::{Config, SmtpTls};
@@ -43,7 +45,58 @@ fn cpu(who: i32) -> Duration {
     t(u.ru_utime) + t(u.ru_stime)
 }
 
-fn smtp_source(port: u16, sessions: usize) -> Duration {
+/// Messages smtp-sink has received, as its `-c` counter prints them
+/// ("sess=N quit=N mesg=N\r" after each event).
+#[derive(Clone, Default)]
+struct SinkCount(Arc<(Mutex<u64>, Condvar)>);
+
+impl SinkCount {
+    fn follow(&self, mut out: impl Read + Send + 'static) {
+        let count = self.clone();
+        std::thread::spawn(move || {
+            let (mut buf, mut line) = ([0u8; 4096], Vec::new());
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                for &b in &buf[..n] {
+                    if b != b'\r' {
+                        line.push(b);
+                        continue;
+                    }
+                    let text = String::from_utf8_lossy(&line);
+                    if let Some(m) = text
+                        .rsplit("mesg=")
+                        .next()
+                        .and_then(|v| v.trim().parse().ok())
+                    {
+                        let (lock, seen) = &*count.0;
+                        *lock.lock().unwrap() = m;
+                        seen.notify_all();
+                    }
+                    line.clear();
+                }
+            }
+        });
+    }
+
+    fn now(&self) -> u64 {
+        *self.0.0.lock().unwrap()
+    }
+
+    /// Waits until the sink has received `target` messages in all.
+    fn reached(&self, target: u64) -> Instant {
+        let (lock, seen) = &*self.0;
+        let mut m = lock.lock().unwrap();
+        while *m < target {
+            m = seen.wait(m).unwrap();
+        }
+        Instant::now()
+    }
+}
+
+fn smtp_source(port: u16, sessions: usize, sink: &SinkCount) -> Duration {
+    let target = sink.now() + MESSAGES as u64;
     let start = Instant::now();
     let status = Command::new("smtp-source")
         .args([
@@ -62,10 +115,10 @@ fn smtp_source(port: u16, sessions: usize) -> Duration {
         .status()
         .expect("smtp-source runs");
     assert!(status.success());
-    start.elapsed()
+    sink.reached(target) - start
 }
 
-async fn muster_run(port: u16, sessions: usize) -> (Duration, Duration) {
+async fn muster_run(port: u16, sessions: usize, sink: &SinkCount) -> (Duration, Duration) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config {
         data_dir: dir.path().to_path_buf(),
@@ -88,16 +141,22 @@ async fn muster_run(port: u16, sessions: usize) -> (Duration, Duration) {
             .unwrap();
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let target = sink.now() + MESSAGES as u64;
     let start = Instant::now();
     let cpu_before = cpu(libc::RUSAGE_SELF);
     let worker = muster::mail::worker::spawn(muster.clone(), stop_rx).unwrap();
+    let arrived = {
+        let sink = sink.clone();
+        tokio::task::spawn_blocking(move || sink.reached(target))
+    };
+    let elapsed = arrived.await.unwrap() - start;
+    // The store records the last outcomes up to 0.1 s behind the sink.
     loop {
         if muster.store.read().unwrap().task_count().unwrap() == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let elapsed = start.elapsed();
     let cpu_used = cpu(libc::RUSAGE_SELF) - cpu_before;
     let _ = stop_tx.send(true);
     worker.await.unwrap();
@@ -145,11 +204,13 @@ fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let port = free_port();
     let mut sink = Command::new("smtp-sink")
-        .args(["-u", "postfix", &format!("127.0.0.1:{port}"), "1024"])
-        .stdout(Stdio::null())
+        .args(["-c", "-u", "postfix", &format!("127.0.0.1:{port}"), "1024"])
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("smtp-sink starts");
+    let received = SinkCount::default();
+    received.follow(sink.stdout.take().unwrap());
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -159,9 +220,9 @@ fn main() {
         let (mut ratios, mut fsyncs) = (Vec::new(), Vec::new());
         for round in 1..=rounds {
             let children = cpu(libc::RUSAGE_CHILDREN);
-            let s = smtp_source(port, sessions);
+            let s = smtp_source(port, sessions, &received);
             let source_cpu = cpu(libc::RUSAGE_CHILDREN) - children;
-            let (m, muster_cpu) = rt.block_on(muster_run(port, sessions));
+            let (m, muster_cpu) = rt.block_on(muster_run(port, sessions, &received));
             let per_message = |d: Duration| d.as_secs_f64() * 1e6 / MESSAGES as f64;
             let f = fsync_rate();
             let (source_rate, muster_rate) = (

@@ -3,20 +3,19 @@
 //! needs it durable before its connection ends another message); the
 //! store takes every outcome behind, many per commit.
 //!
-//! The journal is synced by whichever connection needs it (group commit
-//! with a leader): a connection whose verdict waits and finds no sync
-//! running does the sync itself, for every verdict waiting then; one that
-//! finds a sync running waits for the next. At one connection this means
-//! no hand-over between threads at all: the sync runs where the verdict
-//! is, while the relay reads the next message's envelope. A sync blocks
-//! the connection's runtime thread for its duration (a fraction of a
-//! millisecond), which costs less than handing it to another thread.
+//! The journal has its own thread (group commit): it syncs every verdict
+//! waiting at once, back to back while they come. A connection hands its
+//! verdict over and goes straight on with the next message (compose, the
+//! envelope, the content); only that message's end waits for the ticket.
+//! So the sync overlaps a whole exchange with the relay, and no runtime
+//! thread ever blocks on the disk.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
 use super::journal::{Entry, Journal, Verdict};
 use super::smtp::Outcome;
@@ -42,11 +41,10 @@ pub(super) struct Done {
 
 pub(super) struct Recorder {
     journal: Mutex<Journal>,
-    /// Verdicts waiting for a sync, and whether one is running.
+    /// Verdicts waiting for the journal's thread.
     group: Mutex<Group>,
-    /// A sync ended with verdicts still waiting: one of their
-    /// connections leads the next.
-    lead_wanted: Notify,
+    /// Verdicts came, or the recorder closed.
+    wanted: Condvar,
     apply: Mutex<Option<std::sync::mpsc::Sender<Vec<Done>>>>,
     /// Batches given to the store's stage, and those it has committed:
     /// equal means the store holds all the journal does.
@@ -57,29 +55,54 @@ pub(super) struct Recorder {
 #[derive(Default)]
 struct Group {
     waiting: Vec<Done>,
-    syncing: bool,
+    closed: bool,
+}
+
+/// Told once a verdict is durable (journal or store); false when it could
+/// not be (the store takes no writes): the connection must not end another
+/// message.
+pub(super) struct Ticket(oneshot::Receiver<()>);
+
+impl Ticket {
+    pub async fn durable(self) -> bool {
+        self.0.await.is_ok()
+    }
+}
+
+/// The recorder's two threads.
+pub(super) struct Stages {
+    journal: JoinHandle<()>,
+    store: JoinHandle<()>,
 }
 
 impl Recorder {
-    /// The recorder and the thread of the store's stage, which runs until
-    /// [`Recorder::close`] and then commits what it holds.
+    /// The recorder and its threads (the journal's and the store's stage),
+    /// which run until [`Recorder::finish`].
     pub fn start(
         muster: Arc<Muster>,
         journal: Journal,
         stop: watch::Receiver<bool>,
-    ) -> (Arc<Self>, std::thread::JoinHandle<()>) {
+    ) -> (Arc<Self>, Stages) {
         let (tx, rx) = std::sync::mpsc::channel();
         let recorder = Arc::new(Self {
             journal: Mutex::new(journal),
             group: Mutex::default(),
-            lead_wanted: Notify::new(),
+            wanted: Condvar::new(),
             apply: Mutex::new(Some(tx)),
             handed: AtomicU64::new(0),
             applied: AtomicU64::new(0),
         });
         let r = recorder.clone();
-        let thread = std::thread::spawn(move || apply_loop(muster, rx, &r, stop));
-        (recorder, thread)
+        let store = std::thread::Builder::new()
+            .name("delivery-store".into())
+            .spawn(move || apply_loop(muster, rx, &r, stop))
+            .expect("a thread starts");
+        let r = recorder.clone();
+        let journal = std::thread::Builder::new()
+            .name("delivery-journal".into())
+            .spawn(move || r.journal_loop())
+            .expect("a thread starts");
+        (recorder, Stages { journal, store })
     }
 
     /// An outcome that is no relay's verdict (nothing was accepted): the
@@ -88,36 +111,35 @@ impl Recorder {
         self.forward(vec![done]);
     }
 
-    /// Makes a verdict durable; returns false when it could not be (the
-    /// store takes no writes): the connection must not end another message.
-    pub async fn durable(&self, mut done: Done) -> bool {
+    /// Hands a verdict to the journal's thread.
+    pub fn submit(&self, mut done: Done) -> Ticket {
         let (ack, acked) = oneshot::channel();
         done.ack = Some(ack);
-        let mut lead = {
-            let mut g = lock(&self.group);
-            g.waiting.push(done);
-            !std::mem::replace(&mut g.syncing, true)
-        };
-        tokio::pin!(acked);
+        lock(&self.group).waiting.push(done);
+        self.wanted.notify_one();
+        Ticket(acked)
+    }
+
+    /// One sync for all the verdicts waiting, again and again, until the
+    /// recorder closes and none are left.
+    fn journal_loop(&self) {
         loop {
-            if lead {
-                self.sync_waiting();
-            }
-            tokio::select! {
-                biased;
-                r = &mut acked => return r.is_ok(),
-                _ = self.lead_wanted.notified() => {
-                    let mut g = lock(&self.group);
-                    lead = !g.waiting.is_empty() && !std::mem::replace(&mut g.syncing, true);
+            let batch = {
+                let mut g = lock(&self.group);
+                while g.waiting.is_empty() && !g.closed {
+                    g = self.wanted.wait(g).unwrap_or_else(|p| p.into_inner());
                 }
-            }
+                if g.waiting.is_empty() {
+                    return;
+                }
+                std::mem::take(&mut g.waiting)
+            };
+            self.sync(batch);
         }
     }
 
-    /// One sync for every verdict waiting; then the store's stage takes
-    /// them, and a waiting connection leads the next sync.
-    fn sync_waiting(&self) {
-        let mut batch = std::mem::take(&mut lock(&self.group).waiting);
+    /// Appends and syncs the verdicts; then the store's stage takes them.
+    fn sync(&self, mut batch: Vec<Done>) {
         let entries: Vec<Entry> = batch
             .iter()
             .filter_map(|d| {
@@ -128,31 +150,21 @@ impl Recorder {
                 })
             })
             .collect();
-        {
-            let mut journal = lock(&self.journal);
-            match journal.append(&entries) {
-                Ok(()) => {
-                    for d in &mut batch {
-                        if let Some(ack) = d.ack.take() {
-                            let _ = ack.send(());
-                        }
+        let mut journal = lock(&self.journal);
+        match journal.append(&entries) {
+            Ok(()) => {
+                for d in &mut batch {
+                    if let Some(ack) = d.ack.take() {
+                        let _ = ack.send(());
                     }
                 }
-                // They wait for the store's commit instead.
-                Err(e) => tracing::error!(error = %e, "cannot write the delivery journal"),
             }
-            // Handed on while the journal is held, so it is never emptied
-            // while it holds an entry the store's stage has not been given.
-            self.forward(batch);
+            // They wait for the store's commit instead.
+            Err(e) => tracing::error!(error = %e, "cannot write the delivery journal"),
         }
-        let more = {
-            let mut g = lock(&self.group);
-            g.syncing = false;
-            !g.waiting.is_empty()
-        };
-        if more {
-            self.lead_wanted.notify_one();
-        }
+        // Handed on while the journal is held, so it is never emptied
+        // while it holds an entry the store's stage has not been given.
+        self.forward(batch);
     }
 
     fn forward(&self, batch: Vec<Done>) {
@@ -175,14 +187,15 @@ impl Recorder {
         }
     }
 
-    /// No more outcomes come: the store's stage commits what it holds and
-    /// ends (join its thread), and the journal is emptied if it can be.
-    pub fn close(&self) {
+    /// No more outcomes come: the journal syncs what waits, the store's
+    /// stage commits what it holds, both end, and the journal is emptied
+    /// if the store holds all of it. Blocks until then.
+    pub fn finish(&self, stages: Stages) {
+        lock(&self.group).closed = true;
+        self.wanted.notify_one();
+        let _ = stages.journal.join();
         lock(&self.apply).take();
-    }
-
-    /// After the store's stage has ended.
-    pub fn finish(&self) {
+        let _ = stages.store.join();
         self.clear_if_caught_up(&mut lock(&self.journal));
     }
 }
@@ -260,7 +273,7 @@ fn apply_loop(
         }
         muster.queue.announce(outcomes);
         muster.queue.wake();
-        // Not while a connection syncs: the next commit will do.
+        // Not while the journal syncs: the next commit will do.
         if let Ok(mut journal) = recorder.journal.try_lock() {
             recorder.clear_if_caught_up(&mut journal);
         }

@@ -1,7 +1,7 @@
 //! The SMTP relay: mail-send opens the connection (TLS, STARTTLS, AUTH);
-//! the transaction itself is split so the previous message's verdict can
-//! be made durable while the relay reads the next envelope, and the final
-//! dot waits until it is (see the delivery worker); MAIL, RCPT and DATA
+//! the transaction itself is split so everything but the message's end
+//! goes out while the previous message's verdict is made durable, and the
+//! end waits until it is (see the delivery worker); MAIL, RCPT and DATA
 //! are pipelined when offered.
 
 use std::time::Duration;
@@ -184,8 +184,7 @@ pub struct Connection {
     timeout: Duration,
     /// How the message begun by `begin` is ended.
     ending: &'static [u8],
-    /// The dot-stuffed content after DATA's 354, not yet written: it goes
-    /// with the end in one write.
+    /// The dot-stuffed content, written once DATA's 354 has come.
     content: Option<Vec<u8>>,
     /// What `read_head` has to read or report.
     head: Option<Head>,
@@ -213,12 +212,11 @@ fn broken(o: Outcome) -> Failed {
 }
 
 impl Connection {
-    /// Writes the envelope (and with CHUNKING the body): all but the end of
-    /// the message. With PIPELINING the replies are read by `read_head`, so
-    /// the caller may do other work while the relay reads; without it the
-    /// exchange happens here, one command at a time. An error here means
-    /// the connection is lost.
-    pub async fn send_head(&mut self, msg: &Outgoing) -> Result<(), Failed> {
+    /// Writes the envelope (and with CHUNKING the body). With PIPELINING
+    /// the replies are read by `read_head`; without it the exchange happens
+    /// here, one command at a time. An error here means the connection is
+    /// lost.
+    async fn send_head(&mut self, msg: &Outgoing) -> Result<(), Failed> {
         let mut head = format!("MAIL FROM:<{}>\r\nRCPT TO:<{}>\r\n", msg.from, msg.to).into_bytes();
         self.content = None;
         if self.pipelining && self.chunking {
@@ -253,14 +251,19 @@ impl Connection {
         Ok(())
     }
 
-    /// The envelope, written and answered.
+    /// All of the message but its end: the envelope, answered, and the
+    /// content. The relay does nothing with it until `finish`.
     pub async fn begin(&mut self, msg: &Outgoing) -> Result<(), Failed> {
         self.send_head(msg).await?;
-        self.read_head().await
+        self.read_head().await?;
+        match self.content.take() {
+            Some(content) => self.write(&content).await.map_err(broken),
+            None => Ok(()),
+        }
     }
 
     /// The relay's answers to the envelope `send_head` wrote.
-    pub async fn read_head(&mut self) -> Result<(), Failed> {
+    async fn read_head(&mut self) -> Result<(), Failed> {
         let checked = match self.head.take() {
             Some(Head::Answered(checked)) => checked,
             Some(Head::Pipelined { chunking }) => {
@@ -328,15 +331,7 @@ impl Connection {
     /// Ends the message and reads the relay's verdict. A 421 reply means
     /// the relay is closing the connection.
     pub async fn finish(&mut self) -> Result<Outcome, Failed> {
-        // What is left in one write: fewer wakeups on both sides.
-        match self.content.take() {
-            Some(mut content) => {
-                content.extend_from_slice(self.ending);
-                self.write(&content).await
-            }
-            None => self.write(self.ending).await,
-        }
-        .map_err(broken)?;
+        self.write(self.ending).await.map_err(broken)?;
         let reply = self.read().await.map_err(broken)?;
         if reply.code == 421 {
             return Err(broken(classify(&reply)));

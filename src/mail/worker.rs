@@ -23,7 +23,7 @@ use super::MailError;
 use super::compose::{Composer, Outgoing, WelcomeText};
 use super::journal::{Journal, Verdict};
 use super::outbox::Outbox;
-use super::recorder::{Done, Recorder};
+use super::recorder::{Done, Recorder, Ticket};
 use super::smtp::{Connection, Outcome, Relay};
 use crate::domain::delivery::{self, Next, RetryPolicy};
 use crate::domain::invite::{Delivery, Invite, LinkState};
@@ -104,7 +104,7 @@ pub fn spawn(
     Ok(tokio::spawn(async move {
         let (job_tx, job_rx) = mpsc::channel::<Job>(ready);
         let job_rx = Arc::new(AsyncMutex::new(job_rx));
-        let (recorder, committer) = Recorder::start(muster.clone(), journal, stop.clone());
+        let (recorder, stages) = Recorder::start(muster.clone(), journal, stop.clone());
         let mut senders = Vec::new();
         for _ in 0..connections {
             senders.push(tokio::spawn(send_loop(
@@ -121,10 +121,8 @@ pub fn spawn(
         for s in senders {
             let _ = s.await;
         }
-        recorder.close();
-        // The store's stage commits what it holds, then ends.
-        let _ = tokio::task::spawn_blocking(move || committer.join()).await;
-        recorder.finish();
+        // The journal and the store's stage take what they hold, then end.
+        let _ = tokio::task::spawn_blocking(move || recorder.finish(stages)).await;
         // Whatever was handed out but not sent stays queued for next time.
         muster.queue.forget_out();
         tracing::info!("delivery worker stopped");
@@ -294,9 +292,10 @@ async fn send_loop(
     stop: watch::Receiver<bool>,
 ) {
     let mut conn: Option<Connection> = None;
-    // The relay's verdict on the previous message on this connection, not
-    // yet durable: it must be before this connection ends another message.
-    let mut previous: Option<Done> = None;
+    // The relay's verdict on the previous message on this connection, on
+    // its way to the journal: it must be durable before this connection
+    // ends another message.
+    let mut previous: Option<Ticket> = None;
     loop {
         if *stop.borrow() {
             break;
@@ -308,11 +307,10 @@ async fn send_loop(
         let job = match ready {
             Some(job) => job,
             None => {
-                // Nothing to overlap the sync with, and no telling how long
-                // the next job takes (another connection may hold the
-                // queue while it waits): make the verdict durable now.
-                if let Some(d) = previous.take()
-                    && !recorder.durable(d).await
+                // No telling how long the next job takes: learn now
+                // whether the verdict was recorded.
+                if let Some(t) = previous.take()
+                    && !t.durable().await
                 {
                     break;
                 }
@@ -375,12 +373,20 @@ async fn send_loop(
                     }
                 }
                 let Some(c) = conn.as_mut() else { continue };
-                // The envelope goes out first; the previous verdict is made
-                // durable while the relay reads it.
-                let sent = c.send_head(&msg).await;
-                if let Some(d) = previous.take()
-                    && !recorder.durable(d).await
-                {
+                // All but the end goes out while the journal syncs the
+                // previous verdict.
+                if let Err(f) = c.begin(&msg).await {
+                    if !f.connection_usable {
+                        conn = None;
+                    }
+                    recorder.report(done(f.outcome, generation, job.task));
+                    continue;
+                }
+                let recorded = match previous.take() {
+                    Some(t) => t.durable().await,
+                    None => true,
+                };
+                if !recorded {
                     // The previous outcome was not recorded (the store takes
                     // no writes): ending this message, or any later one,
                     // could send it twice after a restart. The relay
@@ -388,21 +394,9 @@ async fn send_loop(
                     conn = None;
                     break;
                 }
-                if let Err(f) = sent {
-                    conn = None;
-                    recorder.report(done(f.outcome, generation, job.task));
-                    continue;
-                }
-                if let Err(f) = c.read_head().await {
-                    if !f.connection_usable {
-                        conn = None;
-                    }
-                    recorder.report(done(f.outcome, generation, job.task));
-                    continue;
-                }
                 match c.finish().await {
                     Ok(outcome) if Verdict::of(&outcome).is_some() => {
-                        previous = Some(done(outcome, generation, job.task));
+                        previous = Some(recorder.submit(done(outcome, generation, job.task)));
                     }
                     Ok(outcome) => recorder.report(done(outcome, generation, job.task)),
                     Err(f) => {
@@ -413,8 +407,8 @@ async fn send_loop(
             }
         }
     }
-    if let Some(d) = previous.take() {
-        recorder.durable(d).await;
+    if let Some(t) = previous.take() {
+        t.durable().await;
     }
     if let Some(c) = conn.take() {
         c.quit().await;
