@@ -128,22 +128,26 @@ impl Muster {
     ) -> Result<(), AdminError> {
         let email = Self::admin_email(email)?;
         let hash = self.check_admin_password(&email, password)?;
-        self.store.write(|w| {
+        let mut dropped = Vec::new();
+        self.store.write(|w| -> Result<(), AdminError> {
             let mut admin = w
                 .admin(&email)?
                 .ok_or_else(|| AdminError::NoSuchAdmin(email.clone()))?;
             admin.password_hash = hash;
             w.put_admin(&admin)?;
             w.remove_sessions_of(&email)?;
+            retire_reset_links(w, &email, &mut dropped)?;
             self.audit(
                 w,
                 actor,
                 "admin.password_set",
                 &email,
-                "password changed; sessions ended",
+                "password changed; sessions and reset links ended",
             )?;
             Ok(())
-        })
+        })?;
+        self.withdraw(&dropped);
+        Ok(())
     }
 
     fn new_session(
@@ -353,13 +357,16 @@ impl Muster {
         let mut done = 0;
         loop {
             let now = self.now();
+            let mut dropped = Vec::new();
             let n = self.store.write(|w| -> Result<usize, ServiceError> {
+                dropped.clear();
                 let requests = w.take_reset_requests(50)?;
                 for email in &requests {
-                    self.handle_reset_request(w, email, now)?;
+                    self.handle_reset_request(w, email, now, &mut dropped)?;
                 }
                 Ok(requests.len())
             })?;
+            self.withdraw(&dropped);
             if n == 0 {
                 break;
             }
@@ -376,6 +383,7 @@ impl Muster {
         w: &crate::store::WriteView,
         email: &str,
         now: time::OffsetDateTime,
+        dropped: &mut Vec<String>,
     ) -> Result<(), ServiceError> {
         if w.admin(email)?.is_none() {
             return Ok(self.audit(
@@ -397,6 +405,8 @@ impl Muster {
             )?);
         }
         w.reset_last_sent(email, Some(now))?;
+        // One live reset link per admin: the new one retires the others.
+        let retired = retire_reset_links(w, email, dropped)?;
         let id = self.new_id();
         let token = self.token(TokenPurpose::PasswordReset, &id, 0);
         let expires_at = now + Duration::hours(RESET_LINK_HOURS);
@@ -429,13 +439,18 @@ impl Muster {
             &Actor::system(),
             "admin.reset_requested",
             email,
-            "password reset link queued",
+            if retired == 0 {
+                "password reset link queued"
+            } else {
+                "password reset link queued; the earlier one no longer works"
+            },
         )?)
     }
 
     pub fn reset_password(&self, raw: &str, password: &str) -> Result<String, AdminError> {
+        let mut dropped = Vec::new();
         // The email is known only from the link: check the policy inside.
-        self.use_one_time(
+        let email = self.use_one_time(
             raw,
             |p| matches!(p, OneTimePurpose::PasswordReset { .. }),
             |w, record| {
@@ -447,6 +462,7 @@ impl Muster {
                 admin.password_hash = hash;
                 w.put_admin(&admin)?;
                 w.remove_sessions_of(email)?;
+                retire_reset_links(w, email, &mut dropped)?;
                 self.audit(
                     w,
                     &Actor::admin(email),
@@ -456,7 +472,16 @@ impl Muster {
                 )?;
                 Ok(email.clone())
             },
-        )
+        )?;
+        self.withdraw(&dropped);
+        Ok(email)
+    }
+
+    /// Tasks removed in a commit just made: a connection holding one drops it.
+    fn withdraw(&self, tasks: &[String]) {
+        for task in tasks {
+            self.queue.withdraw(task);
+        }
     }
 
     pub fn create_api_token(
@@ -553,6 +578,24 @@ impl Muster {
         }
         Ok(TokenCheck::Valid(token))
     }
+}
+
+/// Retires every live password-reset link of `email` and removes the
+/// emails of those not yet sent (their task ids go to `dropped`, to be
+/// withdrawn once the commit is made). Returns how many were live.
+fn retire_reset_links(
+    w: &crate::store::WriteView,
+    email: &str,
+    dropped: &mut Vec<String>,
+) -> Result<usize, StoreError> {
+    let ids = w.retire_reset_links(email)?;
+    for id in &ids {
+        let task = Task::reset_task_id(id);
+        if w.remove_task(&task)? {
+            dropped.push(task);
+        }
+    }
+    Ok(ids.len())
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@ use time::OffsetDateTime;
 use super::tables::*;
 use super::view::{View, WriteView};
 use super::{
-    Admin, ApiToken, IdempotencyRecord, OneTimeToken, Result, Session, decode, encode, millis,
+    Admin, ApiToken, IdempotencyRecord, OneTimePurpose, OneTimeToken, Result, Session, decode,
+    encode, millis,
 };
 
 macro_rules! account_reads {
@@ -157,6 +158,31 @@ impl WriteView {
             .open_table(ONE_TIME_TOKENS)?
             .insert(hash.as_slice(), encode(token).as_slice())?;
         Ok(())
+    }
+
+    /// Marks every unused password-reset link of `email` used, so none of
+    /// them works any more; returns their ids.
+    pub fn retire_reset_links(&self, email: &str) -> Result<Vec<String>> {
+        let mut t = self.txn.open_table(ONE_TIME_TOKENS)?;
+        let mut live = Vec::new();
+        for row in t.iter()? {
+            let (hash, value) = row?;
+            let Ok(token) = serde_json::from_slice::<OneTimeToken>(value.value()) else {
+                continue;
+            };
+            if !token.used
+                && matches!(&token.purpose, OneTimePurpose::PasswordReset { email: e } if e == email)
+            {
+                live.push((hash.value().to_vec(), token));
+            }
+        }
+        let mut ids = Vec::with_capacity(live.len());
+        for (hash, mut token) in live {
+            token.used = true;
+            t.insert(hash.as_slice(), encode(&token).as_slice())?;
+            ids.push(token.id);
+        }
+        Ok(ids)
     }
 
     pub fn put_api_token(&self, hash: Option<&[u8; 32]>, token: &ApiToken) -> Result<()> {

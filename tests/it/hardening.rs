@@ -278,6 +278,112 @@ async fn forgot_password_does_the_same_work_for_any_address() {
     app.shutdown().await;
 }
 
+/// The reset links in the outbox, oldest first.
+fn reset_links(app: &TestApp, n: usize) -> Vec<String> {
+    wait_for("the reset emails", Duration::from_secs(20), || {
+        let mut mails: Vec<(std::time::SystemTime, String)> =
+            std::fs::read_dir(app.dir.data().join("outbox"))
+                .ok()?
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with("reset-"))
+                .map(|e| {
+                    let mail = std::fs::read(e.path()).unwrap();
+                    let msg = mail_parser::MessageParser::default().parse(&mail).unwrap();
+                    let text = msg.body_text(0).unwrap().to_string();
+                    let link = text
+                        .split_whitespace()
+                        .find(|w| w.contains("/admin/reset/"))
+                        .unwrap()
+                        .to_string();
+                    (e.metadata().unwrap().modified().unwrap(), link)
+                })
+                .collect();
+        mails.sort();
+        (mails.len() == n).then(|| mails.into_iter().map(|(_, l)| l).collect())
+    })
+}
+
+async fn forgot(url: &str) {
+    let r = http()
+        .post(format!("{url}/api/v1/password-reset"))
+        .json(&json!({"email": ADMIN}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+}
+
+/// Sets a new password with the token of `link`: the status and the answer.
+async fn confirm(url: &str, link: String, password: &str) -> (u16, String) {
+    let token = link.rsplit('/').next().unwrap();
+    let r = http()
+        .post(format!("{url}/api/v1/password-reset/confirm"))
+        .json(&json!({"token": token, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// One live reset link per admin: a new one retires the one before, using
+/// one retires any other, and a password set by the CLI retires them too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_newest_admin_reset_link_works() {
+    let clock = std::sync::Arc::new(muster::service::ManualClock::new(
+        time::OffsetDateTime::now_utc(),
+    ));
+    let app = TestApp::spawn_with_clock(|_| {}, clock.clone()).await;
+    app.muster
+        .add_admin(ADMIN, PASSWORD, &Actor::cli())
+        .unwrap();
+    let url = app.url();
+    forgot(&url).await;
+    reset_links(&app, 1);
+    // Past the throttle, asked again: a second email.
+    clock.advance(time::Duration::minutes(6));
+    forgot(&url).await;
+    let links = reset_links(&app, 2);
+    assert_ne!(links[0], links[1]);
+    let (status, body) = confirm(&url, links[0].clone(), "older-link-lantern-31").await;
+    assert!(
+        status >= 400,
+        "the older link still worked: {status} {body}"
+    );
+    assert!(body.contains("not valid"), "{body}");
+    let (status, body) = confirm(&url, links[1].clone(), "newer-link-lantern-32").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        app.muster
+            .sign_in(ADMIN, "newer-link-lantern-32", "127.0.0.1")
+            .is_ok()
+    );
+
+    // A password set by the CLI retires the link waiting.
+    clock.advance(time::Duration::minutes(6));
+    forgot(&url).await;
+    let links = reset_links(&app, 3);
+    app.muster
+        .set_admin_password(ADMIN, "set-by-the-cli-lantern-33", &Actor::cli())
+        .unwrap();
+    let (status, body) = confirm(&url, links[2].clone(), "after-the-cli-lantern-34").await;
+    assert!(
+        status >= 400,
+        "the link outlived the CLI's password: {status} {body}"
+    );
+    assert!(
+        app.muster
+            .sign_in(ADMIN, "set-by-the-cli-lantern-33", "127.0.0.1")
+            .is_ok()
+    );
+    let audit = app.muster.view().unwrap().audit(None, 50).unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "admin.reset_requested" && e.detail.contains("earlier one"))
+    );
+    app.shutdown().await;
+}
+
 /// Reads from `s` until the peer closes; true when it closed.
 fn closed_by_peer(s: &mut TcpStream) -> bool {
     let mut buf = [0u8; 4096];
