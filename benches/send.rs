@@ -4,14 +4,15 @@
 //! interleaved in each round. Both are timed at the sink: from the start
 //! of the sender until smtp-sink has received the last message (its `-c`
 //! counter, read as it prints). Goal: Muster >= 0.8 x smtp-source. Prints
-//! each round's ratio and min / median / max over the rounds.
+//! each round's ratio, the CPU per message of each sender and of the sink
+//! serving it, and min / median / max over the rounds.
 //!
 //! Run: `cargo bench --bench send [-- SESSIONS] [--rounds=N]` (default:
 //! 1, 4, 16 and 64 sessions in turn, 5 rounds). Needs the postfix package
-//! (smtp-sink, smtp-source). Muster's store is a real file, so every
-//! outcome is a durable commit: at one connection each message's final
-//! dot waits for the previous message's commit, so the disk's fsync rate
-//! bounds it; the bench measures that rate in the same run and prints it.
+//! (smtp-sink, smtp-source). Muster's journal is a real file: at one
+//! connection each message's final dot waits for the previous message's
+//! verdict to be synced, so the disk's fsync rate bounds it; the bench
+//! measures that rate in the same run and prints it.
 
 mod common;
 
@@ -43,6 +44,25 @@ fn cpu(who: i32) -> Duration {
     unsafe { libc::getrusage(who, &mut u) };
     let t = |v: libc::timeval| Duration::new(v.tv_sec as u64, v.tv_usec as u32 * 1000);
     t(u.ru_utime) + t(u.ru_stime)
+}
+
+/// CPU time (user + system) a process has used so far, from /proc.
+fn process_cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // SAFETY: sysconf only reads a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_micros((ticks(11) + ticks(12)) * 1_000_000 / hz)
 }
 
 /// Messages smtp-sink has received, as its `-c` counter prints them
@@ -220,9 +240,13 @@ fn main() {
         let (mut ratios, mut fsyncs) = (Vec::new(), Vec::new());
         for round in 1..=rounds {
             let children = cpu(libc::RUSAGE_CHILDREN);
+            let sink_before = process_cpu(sink.id());
             let s = smtp_source(port, sessions, &received);
             let source_cpu = cpu(libc::RUSAGE_CHILDREN) - children;
+            let sink_for_source = process_cpu(sink.id()) - sink_before;
+            let sink_before = process_cpu(sink.id());
             let (m, muster_cpu) = rt.block_on(muster_run(port, sessions, &received));
+            let sink_for_muster = process_cpu(sink.id()) - sink_before;
             let per_message = |d: Duration| d.as_secs_f64() * 1e6 / MESSAGES as f64;
             let f = fsync_rate();
             let (source_rate, muster_rate) = (
@@ -230,10 +254,12 @@ fn main() {
                 MESSAGES as f64 / m.as_secs_f64(),
             );
             println!(
-                "{sessions} sessions, round {round}: smtp-source {source_rate:.0} msg/s, Muster {muster_rate:.0} msg/s, ratio {:.2}; CPU per message: smtp-source {:.0} us, Muster {:.0} us; disk {f:.0} fsyncs/s",
+                "{sessions} sessions, round {round}: smtp-source {source_rate:.0} msg/s, Muster {muster_rate:.0} msg/s, ratio {:.2}; CPU per message: smtp-source {:.0} us, Muster {:.0} us, smtp-sink {:.0} us receiving from smtp-source and {:.0} us from Muster; disk {f:.0} fsyncs/s",
                 muster_rate / source_rate,
                 per_message(source_cpu),
-                per_message(muster_cpu)
+                per_message(muster_cpu),
+                per_message(sink_for_source),
+                per_message(sink_for_muster)
             );
             ratios.push(muster_rate / source_rate);
             fsyncs.push(f);

@@ -1,14 +1,15 @@
 //! The SMTP relay: mail-send opens the connection (TLS, STARTTLS, AUTH);
 //! the transaction itself is split so everything but the message's end
 //! goes out while the previous message's verdict is made durable, and the
-//! end waits until it is (see the delivery worker); MAIL, RCPT and DATA
-//! are pipelined when offered.
+//! end waits until it is (see the delivery worker). With PIPELINING, MAIL,
+//! RCPT and DATA go out together, behind the previous message's end.
 
 use std::time::Duration;
 
 use mail_send::{Credentials, SmtpClient, SmtpClientBuilder};
+use smtp_proto::response::parser::ResponseReceiver;
 use smtp_proto::{EXT_CHUNKING, EXT_PIPELINING, Response};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::compose::Outgoing;
 use crate::config::{Config, SmtpTls};
@@ -158,6 +159,7 @@ impl Relay {
             ending: b".\r\n",
             content: None,
             head: None,
+            unread: Vec::new(),
         })
     }
 
@@ -188,6 +190,9 @@ pub struct Connection {
     content: Option<Vec<u8>>,
     /// What `read_head` has to read or report.
     head: Option<Head>,
+    /// Bytes read from the relay and not yet parsed: with the envelope
+    /// pipelined behind a message's end, one read may hold both answers.
+    unread: Vec<u8>,
 }
 
 /// The envelope written by `send_head`.
@@ -212,49 +217,64 @@ fn broken(o: Outcome) -> Failed {
 }
 
 impl Connection {
-    /// Writes the envelope (and with CHUNKING the body). With PIPELINING
-    /// the replies are read by `read_head`; without it the exchange happens
-    /// here, one command at a time. An error here means the connection is
-    /// lost.
-    async fn send_head(&mut self, msg: &Outgoing) -> Result<(), Failed> {
+    /// The envelope (and with CHUNKING the body) as one pipelined write;
+    /// its replies are read by `read_head`.
+    fn pipelined_head(&mut self, msg: &Outgoing) -> Vec<u8> {
         let mut head = format!("MAIL FROM:<{}>\r\nRCPT TO:<{}>\r\n", msg.from, msg.to).into_bytes();
-        self.content = None;
-        if self.pipelining && self.chunking {
+        if self.chunking {
             head.extend_from_slice(format!("BDAT {}\r\n", msg.bytes.len()).as_bytes());
             head.extend_from_slice(&msg.bytes);
-            self.write(&head).await.map_err(broken)?;
             self.ending = b"BDAT 0 LAST\r\n";
-            self.head = Some(Head::Pipelined { chunking: true });
-            return Ok(());
-        }
-        head.extend_from_slice(b"DATA\r\n");
-        self.ending = b".\r\n";
-        if self.pipelining {
-            self.write(&head).await.map_err(broken)?;
-            self.head = Some(Head::Pipelined { chunking: false });
+            self.content = None;
         } else {
-            let mut replies = Vec::with_capacity(3);
-            for line in head.split_inclusive(|b| *b == b'\n') {
-                self.write(line).await.map_err(broken)?;
-                let r = self.read().await.map_err(broken)?;
-                let stop = r.code >= 400;
-                replies.push(r);
-                if stop {
-                    break;
-                }
-            }
-            let checked = self.check_data_replies(&replies).await;
-            self.head = Some(Head::Answered(checked));
+            head.extend_from_slice(b"DATA\r\n");
+            self.ending = b".\r\n";
+            // Dropped by `read_head` if the relay refuses the envelope.
+            self.content = Some(dot_stuff(&msg.bytes));
         }
-        // Dropped by `read_head` if the relay refused the envelope.
-        self.content = Some(dot_stuff(&msg.bytes));
+        self.head = Some(Head::Pipelined {
+            chunking: self.chunking,
+        });
+        head
+    }
+
+    /// Writes the envelope. With PIPELINING the replies are read by
+    /// `read_head`; without it the exchange happens here, one command at a
+    /// time. An error here means the connection is lost.
+    async fn send_head(&mut self, msg: &Outgoing) -> Result<(), Failed> {
+        if self.pipelining {
+            let head = self.pipelined_head(msg);
+            return self.write(&head).await.map_err(broken);
+        }
+        let head = format!(
+            "MAIL FROM:<{}>\r\nRCPT TO:<{}>\r\nDATA\r\n",
+            msg.from, msg.to
+        );
+        let mut replies = Vec::with_capacity(3);
+        for line in head.as_bytes().split_inclusive(|b| *b == b'\n') {
+            self.write(line).await.map_err(broken)?;
+            let r = self.read().await.map_err(broken)?;
+            let stop = r.code >= 400;
+            replies.push(r);
+            if stop {
+                break;
+            }
+        }
+        let checked = self.check_data_replies(&replies).await;
+        self.ending = b".\r\n";
+        self.content = checked.is_ok().then(|| dot_stuff(&msg.bytes));
+        self.head = Some(Head::Answered(checked));
         Ok(())
     }
 
     /// All of the message but its end: the envelope, answered, and the
-    /// content. The relay does nothing with it until `finish`.
+    /// content. The relay does nothing with it until `finish`. When the
+    /// previous `finish` carried this message's envelope, only its replies
+    /// are read here.
     pub async fn begin(&mut self, msg: &Outgoing) -> Result<(), Failed> {
-        self.send_head(msg).await?;
+        if self.head.is_none() {
+            self.send_head(msg).await?;
+        }
         self.read_head().await?;
         match self.content.take() {
             Some(content) => self.write(&content).await.map_err(broken),
@@ -322,16 +342,27 @@ impl Connection {
         if reply.code == 421 {
             return broken(outcome);
         }
+        let reset = match self.write(b"RSET\r\n").await {
+            Ok(()) => self.read().await.is_ok_and(|r| r.code == 250),
+            Err(_) => false,
+        };
         Failed {
             outcome,
-            connection_usable: self.client.rset().await.is_ok(),
+            connection_usable: reset,
         }
     }
 
-    /// Ends the message and reads the relay's verdict. A 421 reply means
-    /// the relay is closing the connection.
-    pub async fn finish(&mut self) -> Result<Outcome, Failed> {
-        self.write(self.ending).await.map_err(broken)?;
+    /// Ends the message `begin` began and reads the relay's verdict. With
+    /// PIPELINING, `next`'s envelope goes out in the same write (RFC 2920
+    /// lets commands follow the end of a message), so one round trip
+    /// carries both; `begin(next)` then reads its replies. A 421 reply
+    /// means the relay is closing the connection.
+    pub async fn finish(&mut self, next: Option<&Outgoing>) -> Result<Outcome, Failed> {
+        let mut out = self.ending.to_vec();
+        if let Some(msg) = next.filter(|_| self.pipelining) {
+            out.extend_from_slice(&self.pipelined_head(msg));
+        }
+        self.write(&out).await.map_err(broken)?;
         let reply = self.read().await.map_err(broken)?;
         if reply.code == 421 {
             return Err(broken(classify(&reply)));
@@ -350,18 +381,61 @@ impl Connection {
     }
 
     async fn read(&mut self) -> Result<Response<String>, Outcome> {
-        Ok(self.read_many(1).await?.remove(0))
+        tokio::time::timeout(self.timeout, self.next_reply())
+            .await
+            .map_err(|_| Outcome::Trouble(Trouble::Timeout("the relay did not answer in time")))?
     }
 
     async fn read_many(&mut self, n: usize) -> Result<Vec<Response<String>>, Outcome> {
-        tokio::time::timeout(self.timeout, self.client.read_many(n))
-            .await
-            .map_err(|_| Outcome::Trouble(Trouble::Timeout("the relay did not answer in time")))?
-            .map_err(|e| io_error("reading the reply", e))
+        let mut replies = Vec::with_capacity(n);
+        for _ in 0..n {
+            replies.push(self.read().await?);
+        }
+        Ok(replies)
+    }
+
+    /// One reply, from what was read before or from the stream; bytes
+    /// after it stay for the next call.
+    async fn next_reply(&mut self) -> Result<Response<String>, Outcome> {
+        let mut parser = ResponseReceiver::default();
+        let mut buf = [0u8; 4096];
+        loop {
+            if !self.unread.is_empty() {
+                let mut bytes = self.unread.iter();
+                match parser.parse(&mut bytes) {
+                    Ok(reply) => {
+                        let used = self.unread.len() - bytes.as_slice().len();
+                        self.unread.drain(..used);
+                        return Ok(reply);
+                    }
+                    // The parser keeps what it has taken so far.
+                    Err(smtp_proto::Error::NeedsMoreData { .. }) => self.unread.clear(),
+                    Err(_) => return Err(io_error("reading the reply", "unparseable reply")),
+                }
+            }
+            let n = self
+                .client
+                .stream
+                .read(&mut buf)
+                .await
+                .map_err(|e| io_error("reading the reply", e))?;
+            if n == 0 {
+                return Err(io_error(
+                    "reading the reply",
+                    "the relay closed the connection",
+                ));
+            }
+            self.unread.extend_from_slice(&buf[..n]);
+        }
     }
 
     pub async fn quit(mut self) {
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.client.cmd(b"QUIT\r\n")).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            if self.write(b"QUIT\r\n").await.is_ok() {
+                let _ = self.next_reply().await;
+            }
+        })
+        .await;
     }
 }
 

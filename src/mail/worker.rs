@@ -41,6 +41,8 @@ const POLL: Duration = Duration::from_secs(1);
 
 /// What a connection needs to send one task.
 struct Job {
+    /// When the task was due: with its id, its key in the queue.
+    due: u64,
     task: Task,
     payload: Payload,
 }
@@ -107,15 +109,18 @@ pub fn spawn(
         let (recorder, stages) = Recorder::start(muster.clone(), journal, stop.clone());
         let mut senders = Vec::new();
         for _ in 0..connections {
-            senders.push(tokio::spawn(send_loop(
-                muster.clone(),
-                composer.clone(),
-                transport.clone(),
-                limiter.clone(),
-                job_rx.clone(),
-                recorder.clone(),
-                stop.clone(),
-            )));
+            let courier = Courier {
+                muster: muster.clone(),
+                composer: composer.clone(),
+                limiter: limiter.clone(),
+                jobs: job_rx.clone(),
+                recorder: recorder.clone(),
+                stop: stop.clone(),
+            };
+            senders.push(match &transport {
+                Transport::Relay(relay) => tokio::spawn(relay_loop(courier, (**relay).clone())),
+                Transport::Outbox(outbox) => tokio::spawn(outbox_loop(courier, outbox.clone())),
+            });
         }
         dispatch_loop(muster.clone(), job_tx, stop).await;
         for s in senders {
@@ -177,12 +182,12 @@ fn next_jobs(muster: &Muster, room: usize) -> Result<Vec<Job>, StoreError> {
     // committer takes a task out of the set only after its commit, so a
     // task missing from the set is either not yet handed out or already
     // gone from this snapshot.
-    muster.queue.hand_out(|out| {
+    muster.queue.hand_out(|out, after| {
         let jobs = (|| {
             let view = muster.store.read()?;
-            let due = view.due_tasks(muster.now(), room, out)?;
+            let due = view.due_tasks_after(after, muster.now(), room, out)?;
             let mut jobs = Vec::new();
-            for (_, task) in due {
+            for (due, task) in due {
                 let payload = match &task.kind {
                     TaskKind::Invite { invite_id } => match view.invite(invite_id)? {
                         Some(i) => Payload::Invite(Box::new(i)),
@@ -202,15 +207,15 @@ fn next_jobs(muster: &Muster, room: usize) -> Result<Vec<Job>, StoreError> {
                         None => Payload::Gone,
                     },
                 };
-                jobs.push(Job { task, payload });
+                jobs.push(Job { due, task, payload });
             }
             Ok(jobs)
         })();
-        let ids = match &jobs {
-            Ok(jobs) => jobs.iter().map(|j| j.task.id.clone()).collect(),
+        let keys = match &jobs {
+            Ok(jobs) => jobs.iter().map(|j| (j.due, j.task.id.clone())).collect(),
             Err(_) => Vec::new(),
         };
-        (jobs, ids)
+        (jobs, keys)
     })
 }
 
@@ -282,30 +287,117 @@ fn compose(
     }
 }
 
-async fn send_loop(
+/// What one connection task shares with the others.
+struct Courier {
     muster: Arc<Muster>,
     composer: Arc<Composer>,
-    transport: Transport,
     limiter: Option<Arc<DefaultDirectRateLimiter>>,
     jobs: Arc<AsyncMutex<mpsc::Receiver<Job>>>,
     recorder: Arc<Recorder>,
     stop: watch::Receiver<bool>,
-) {
+}
+
+/// A job composed and ready to go out.
+struct Ready {
+    task: Task,
+    generation: Option<u32>,
+    name: String,
+    msg: Outgoing,
+}
+
+fn done(outcome: Outcome, generation: Option<u32>, task: Task) -> Done {
+    Done {
+        task,
+        generation,
+        outcome,
+        ack: None,
+    }
+}
+
+impl Courier {
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// A job the dispatcher has ready now, if any.
+    fn ready_job(&self) -> Option<Job> {
+        self.jobs.try_lock().ok()?.try_recv().ok()
+    }
+
+    /// The next job, waiting for it up to `IDLE`: `Err` when none came,
+    /// `Ok(None)` when the dispatcher is gone.
+    async fn next_job(&self) -> Result<Option<Job>, ()> {
+        let mut rx = self.jobs.lock().await;
+        tokio::time::timeout(IDLE, rx.recv()).await.map_err(|_| ())
+    }
+
+    /// The job's email, unless it was revoked or resent since it was
+    /// handed out (nothing to send) or cannot be composed (recorded).
+    fn prepare(&self, job: Job) -> Option<Ready> {
+        if self.muster.queue.take_withdrawn(&job.task.id) {
+            return None;
+        }
+        match compose(&self.muster, &self.composer, &job) {
+            Ok((msg, generation, name)) => Some(Ready {
+                task: job.task,
+                generation,
+                name,
+                msg,
+            }),
+            Err(outcome) => {
+                self.recorder.report(done(outcome, None, job.task));
+                None
+            }
+        }
+    }
+}
+
+/// Writes each job's email to the outbox folder; no rate limit (files in
+/// the outbox protect nobody by waiting).
+async fn outbox_loop(s: Courier, outbox: Outbox) {
+    while !s.stopping() {
+        let job = match s.ready_job() {
+            Some(job) => job,
+            None => match s.next_job().await {
+                Ok(Some(job)) => job,
+                Ok(None) => break,
+                Err(()) => continue,
+            },
+        };
+        let Some(r) = s.prepare(job) else { continue };
+        let (outbox, name, msg) = (outbox.clone(), r.name, r.msg);
+        let outcome = tokio::task::spawn_blocking(move || outbox.write(&name, &msg))
+            .await
+            .unwrap_or_else(|e| {
+                Outcome::Trouble(crate::domain::delivery::Trouble::Write(e.to_string()))
+            });
+        s.recorder.report(done(outcome, r.generation, r.task));
+    }
+}
+
+/// Sends jobs over one reused connection to the relay. A message goes out
+/// whole but its end (`begin`); its end waits until the previous message's
+/// verdict is durable, and carries the next message's envelope when a job
+/// is ready then, so one round trip ends one message and opens the next.
+async fn relay_loop(s: Courier, relay: Relay) {
     let mut conn: Option<Connection> = None;
-    // The relay's verdict on the previous message on this connection, on
+    // The relay's verdict on the last message ended on this connection, on
     // its way to the journal: it must be durable before this connection
     // ends another message.
     let mut previous: Option<Ticket> = None;
+    // The message begun on `conn` and not yet ended.
+    let mut begun: Option<Ready> = None;
+    // A job taken while another message was begun, waiting for its turn
+    // under the rate limit.
+    let mut held: Option<Job> = None;
     loop {
-        if *stop.borrow() {
+        if s.stopping() {
             break;
         }
-        let ready = match jobs.try_lock() {
-            Ok(mut rx) => rx.try_recv().ok(),
-            Err(_) => None,
-        };
-        let job = match ready {
-            Some(job) => job,
+        let job = match held.take().or_else(|| s.ready_job()) {
+            Some(job) => Some(job),
+            // A begun message is ended at once rather than held open.
+            None if begun.is_some() => None,
             None => {
                 // No telling how long the next job takes: learn now
                 // whether the verdict was recorded.
@@ -314,14 +406,10 @@ async fn send_loop(
                 {
                     break;
                 }
-                let next = {
-                    let mut rx = jobs.lock().await;
-                    tokio::time::timeout(IDLE, rx.recv()).await
-                };
-                match next {
-                    Ok(Some(job)) => job,
+                match s.next_job().await {
+                    Ok(Some(job)) => Some(job),
                     Ok(None) => break,
-                    Err(_) => {
+                    Err(()) => {
                         if let Some(c) = conn.take() {
                             c.quit().await;
                         }
@@ -330,88 +418,106 @@ async fn send_loop(
                 }
             }
         };
-        // The rate limit protects a relay and its reputation; files in the
-        // outbox protect nobody by waiting.
-        if let (Transport::Relay(_), Some(l)) = (&transport, &limiter) {
-            l.until_ready().await;
-        }
-        // Revoked or resent since it was handed out: nothing to send.
-        if muster.queue.take_withdrawn(&job.task.id) {
-            continue;
-        }
-        let done = |outcome: Outcome, generation: Option<u32>, task: Task| Done {
-            task,
-            generation,
-            outcome,
-            ack: None,
-        };
-        let (msg, generation, name) = match compose(&muster, &composer, &job) {
-            Ok(m) => m,
-            Err(outcome) => {
-                recorder.report(done(outcome, None, job.task));
-                continue;
-            }
-        };
-        match &transport {
-            Transport::Outbox(outbox) => {
-                let outbox = outbox.clone();
-                let outcome = tokio::task::spawn_blocking(move || outbox.write(&name, &msg))
-                    .await
-                    .unwrap_or_else(|e| {
-                        Outcome::Trouble(crate::domain::delivery::Trouble::Write(e.to_string()))
-                    });
-                recorder.report(done(outcome, generation, job.task));
-            }
-            Transport::Relay(relay) => {
-                if conn.is_none() {
-                    match relay.connect().await {
-                        Ok(c) => conn = Some(c),
-                        Err(outcome) => {
-                            recorder.report(done(outcome, generation, job.task));
-                            continue;
-                        }
-                    }
+        // The rate limit protects the relay and its reputation. With a
+        // message begun, the next one rides along only if its turn is now.
+        let job = match (job, &s.limiter) {
+            (Some(job), Some(l)) if begun.is_some() => {
+                if l.check().is_ok() {
+                    Some(job)
+                } else {
+                    held = Some(job);
+                    None
                 }
-                let Some(c) = conn.as_mut() else { continue };
-                // All but the end goes out while the journal syncs the
-                // previous verdict.
-                if let Err(f) = c.begin(&msg).await {
-                    if !f.connection_usable {
-                        conn = None;
-                    }
-                    recorder.report(done(f.outcome, generation, job.task));
+            }
+            (Some(job), Some(l)) => {
+                l.until_ready().await;
+                Some(job)
+            }
+            (job, _) => job,
+        };
+        let next = job.and_then(|job| s.prepare(job));
+        if let Some(b) = begun.take() {
+            let Some(c) = conn.as_mut() else {
+                s.recorder.report(done(
+                    Outcome::Trouble(crate::domain::delivery::Trouble::Connection(
+                        "the connection was lost".into(),
+                    )),
+                    b.generation,
+                    b.task,
+                ));
+                continue;
+            };
+            if !recorded(&mut previous).await {
+                // The previous outcome was not recorded (the store takes
+                // no writes): ending this message, or any later one, could
+                // send it twice after a restart. The relay discards a
+                // message left without its end.
+                return;
+            }
+            let flight = s.recorder.ending();
+            match c.finish(next.as_ref().map(|n| &n.msg)).await {
+                Ok(outcome) if Verdict::of(&outcome).is_some() => {
+                    let d = done(outcome, b.generation, b.task);
+                    previous = Some(s.recorder.submit(d, flight));
+                }
+                Ok(outcome) => s.recorder.report(done(outcome, b.generation, b.task)),
+                Err(f) => {
+                    conn = None;
+                    s.recorder.report(done(f.outcome, b.generation, b.task));
+                }
+            }
+        }
+        let Some(n) = next else { continue };
+        if conn.is_none() {
+            match relay.connect().await {
+                Ok(c) => conn = Some(c),
+                Err(outcome) => {
+                    s.recorder.report(done(outcome, n.generation, n.task));
                     continue;
                 }
-                let recorded = match previous.take() {
-                    Some(t) => t.durable().await,
-                    None => true,
-                };
-                if !recorded {
-                    // The previous outcome was not recorded (the store takes
-                    // no writes): ending this message, or any later one,
-                    // could send it twice after a restart. The relay
-                    // discards a message left without its end.
+            }
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        match c.begin(&n.msg).await {
+            Ok(()) => begun = Some(n),
+            Err(f) => {
+                if !f.connection_usable {
                     conn = None;
-                    break;
                 }
-                match c.finish().await {
-                    Ok(outcome) if Verdict::of(&outcome).is_some() => {
-                        previous = Some(recorder.submit(done(outcome, generation, job.task)));
-                    }
-                    Ok(outcome) => recorder.report(done(outcome, generation, job.task)),
-                    Err(f) => {
-                        conn = None;
-                        recorder.report(done(f.outcome, generation, job.task));
-                    }
-                }
+                s.recorder.report(done(f.outcome, n.generation, n.task));
             }
         }
     }
-    if let Some(t) = previous.take() {
-        t.durable().await;
+    // Stopping: the message begun is ended, once the one before is durable.
+    if let (Some(b), Some(c)) = (begun.take(), conn.as_mut())
+        && recorded(&mut previous).await
+    {
+        let flight = s.recorder.ending();
+        match c.finish(None).await {
+            Ok(outcome) if Verdict::of(&outcome).is_some() => {
+                previous = Some(
+                    s.recorder
+                        .submit(done(outcome, b.generation, b.task), flight),
+                );
+            }
+            Ok(outcome) => s.recorder.report(done(outcome, b.generation, b.task)),
+            Err(f) => {
+                conn = None;
+                s.recorder.report(done(f.outcome, b.generation, b.task));
+            }
+        }
     }
+    recorded(&mut previous).await;
     if let Some(c) = conn.take() {
         c.quit().await;
+    }
+}
+
+/// Waits until the previous verdict is durable: false when it cannot be.
+async fn recorded(previous: &mut Option<Ticket>) -> bool {
+    match previous.take() {
+        Some(t) => t.durable().await,
+        None => true,
     }
 }
 

@@ -35,6 +35,10 @@ struct Out {
     handed: HashSet<String>,
     /// Those of them revoked or resent since: their connection drops them.
     withdrawn: HashSet<String>,
+    /// The key (due time, id) of the last task handed out since the queue
+    /// last changed: every due task before it is out or recorded, so the
+    /// next pass starts after it instead of passing over them all again.
+    resume_after: Option<(u64, String)>,
 }
 
 impl Default for DeliveryQueue {
@@ -63,8 +67,10 @@ impl DeliveryQueue {
         }
     }
 
-    /// New tasks are due: wakes the worker.
+    /// New tasks are due: wakes the worker, whose next pass looks at the
+    /// whole queue again.
     pub fn wake(&self) {
+        self.lock().resume_after = None;
         self.changed.notify_one();
     }
 
@@ -91,6 +97,7 @@ impl DeliveryQueue {
         if out.handed.contains(task_id) {
             out.withdrawn.insert(task_id.to_string());
         }
+        out.resume_after = None;
     }
 
     /// True when the task was withdrawn since it was handed out: it is then
@@ -105,12 +112,22 @@ impl DeliveryQueue {
     }
 
     /// Hands out tasks: `pick` sees the set of those already out (hold it
-    /// while taking a snapshot, so no task is handed out twice) and returns
-    /// the ids it hands out.
-    pub fn hand_out<T>(&self, pick: impl FnOnce(&dyn Fn(&str) -> bool) -> (T, Vec<String>)) -> T {
+    /// while taking a snapshot, so no task is handed out twice) and the key
+    /// to start after, and returns the keys (due time, id) it hands out,
+    /// in queue order.
+    pub fn hand_out<T>(
+        &self,
+        pick: impl FnOnce(&dyn Fn(&str) -> bool, Option<(u64, &str)>) -> (T, Vec<(u64, String)>),
+    ) -> T {
         let mut out = self.lock();
-        let (picked, ids) = pick(&|id| out.handed.contains(id));
-        out.handed.extend(ids);
+        let after = out.resume_after.clone();
+        let (picked, keys) = pick(
+            &|id| out.handed.contains(id),
+            after.as_ref().map(|(due, id)| (*due, id.as_str())),
+        );
+        // A pass that finds nothing lets the next one look at everything.
+        out.resume_after = keys.last().cloned();
+        out.handed.extend(keys.into_iter().map(|(_, id)| id));
         picked
     }
 
@@ -128,6 +145,7 @@ impl DeliveryQueue {
         let mut out = self.lock();
         out.handed.clear();
         out.withdrawn.clear();
+        out.resume_after = None;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Out> {

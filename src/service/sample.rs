@@ -136,7 +136,7 @@ impl Muster {
                 Err(outcome) => outcome,
                 Ok(mut c) => {
                     let outcome = match c.begin(&msg).await {
-                        Ok(()) => c.finish().await.map_err(|f| f.outcome),
+                        Ok(()) => c.finish(None).await.map_err(|f| f.outcome),
                         Err(f) => Err(f.outcome),
                     };
                     c.quit().await;

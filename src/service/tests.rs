@@ -326,7 +326,7 @@ fn an_invite_out_with_a_connection_shows_as_sending() {
     assert_eq!(f.muster.get_invite(id).unwrap().delivery_state, "queued");
     f.muster
         .queue
-        .hand_out(|_| ((), vec![crate::store::Task::invite_task_id(id)]));
+        .hand_out(|_, _| ((), vec![(0, crate::store::Task::invite_task_id(id))]));
     assert_eq!(f.muster.get_invite(id).unwrap().delivery_state, "sending");
     f.muster
         .queue

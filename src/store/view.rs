@@ -313,9 +313,27 @@ macro_rules! read_methods {
             limit: usize,
             skip: &dyn Fn(&str) -> bool,
         ) -> Result<Vec<(u64, Task)>> {
+            self.due_tasks_after(None, now, limit, skip)
+        }
+
+        /// As [`Self::due_tasks`], starting after the task key `after`
+        /// (its due time and id) when one is given.
+        pub fn due_tasks_after(
+            &self,
+            after: Option<(u64, &str)>,
+            now: OffsetDateTime,
+            limit: usize,
+            skip: &dyn Fn(&str) -> bool,
+        ) -> Result<Vec<(u64, Task)>> {
+            use std::ops::Bound;
             let t = self.txn.open_table(TASKS)?;
             let mut out = Vec::new();
-            for entry in t.range((0u64, "")..=(millis(now), "\u{10ffff}"))? {
+            let start = match after {
+                Some(key) => Bound::Excluded(key),
+                None => Bound::Included((0u64, "")),
+            };
+            let end = Bound::Included((millis(now), "\u{10ffff}"));
+            for entry in t.range::<(u64, &str)>((start, end))? {
                 if out.len() == limit {
                     break;
                 }

@@ -285,6 +285,68 @@ async fn a_connection_dropped_mid_data_is_retried() {
     app.shutdown().await;
 }
 
+/// Over one connection the next message's envelope rides behind each
+/// message's end. The relay refuses one end and closes the connection at
+/// another, with the next envelope already behind it: the refused invite
+/// fails with the relay's words, every other one is sent exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_refused_or_closed_with_the_next_envelope_behind_it_loses_nothing() {
+    let peer = Peer::start(vec![
+        Step::Accept,
+        Step::Reply("550 5.7.1 not this one"),
+        Step::Reply("421 4.3.2 closing now"),
+    ])
+    .await;
+    let t = TestDir::new();
+    let mut config = relay_config(&t, peer.port);
+    config.smtp.connections = 1;
+    let app = TestApp::on(config).await;
+    let rows = (1..=4)
+        .map(|i| row(&format!("person{i}@elsewhere.org"), None, None))
+        .collect();
+    let created = app.muster.create_batch(batch(rows, None)).unwrap();
+    let ids: Vec<String> = created.invites.iter().map(|i| i.id.clone()).collect();
+    let views = wait_until_final(&app, &ids).await;
+    let failed: Vec<&InviteView> = views
+        .iter()
+        .filter(|v| v.delivery_state == "failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{views:#?}");
+    assert_eq!(
+        failed[0].delivery_detail.as_deref(),
+        Some("550 5.7.1 not this one")
+    );
+    let mut received: Vec<String> = peer.received().into_iter().map(|r| r.rcpt).collect();
+    received.sort();
+    let mut sent: Vec<String> = views
+        .iter()
+        .filter(|v| v.delivery_state == "sent")
+        .map(|v| v.recipient_email.clone())
+        .collect();
+    sent.sort();
+    assert_eq!(received, sent, "each sent invite arrived exactly once");
+    assert_eq!(sent.len(), 3);
+    assert_eq!(
+        peer.log(),
+        [
+            "accept",
+            "550 5.7.1 not this one",
+            "421 4.3.2 closing now",
+            "accept",
+            "accept"
+        ]
+    );
+    // The first three ends had the next envelope behind them (a read may
+    // split one of them off; two is the least that shows it).
+    assert!(
+        peer.pipelined_ends() >= 2,
+        "ends with the next envelope behind them: {}",
+        peer.pipelined_ends()
+    );
+    assert_eq!(app.muster.store.read().unwrap().task_count().unwrap(), 0);
+    app.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_writes_the_outbox_without_a_relay() {
     let t = TestDir::new();

@@ -32,6 +32,9 @@ pub struct Peer {
     /// Replies seen per message, in order: "accept", "451 …", "drop".
     log: Arc<Mutex<Vec<String>>>,
     delay: Arc<Mutex<Duration>>,
+    /// Message ends that had the next command behind them in the same read
+    /// (the sender pipelined its next envelope behind the end).
+    pipelined_ends: Arc<Mutex<usize>>,
 }
 
 impl Peer {
@@ -71,6 +74,10 @@ impl Peer {
 
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
+    }
+
+    pub fn pipelined_ends(&self) -> usize {
+        *self.pipelined_ends.lock().unwrap()
     }
 
     async fn serve(&self, sock: tokio::net::TcpStream) -> std::io::Result<()> {
@@ -117,6 +124,9 @@ impl Peer {
                         return Ok(());
                     }
                     if l == b".\r\n" {
+                        if !r.buffer().is_empty() {
+                            *self.pipelined_ends.lock().unwrap() += 1;
+                        }
                         break;
                     }
                     data.extend_from_slice(&l);
