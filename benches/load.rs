@@ -304,7 +304,13 @@ async fn round() -> Figures {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let store = Store::open_read_only(&store_path).unwrap();
-        if store.read().unwrap().task_count().unwrap() == 0 {
+        if store
+            .read()
+            .unwrap()
+            .due_task_count(time::OffsetDateTime::now_utc())
+            .unwrap()
+            == 0
+        {
             break;
         }
         assert!(Instant::now() < deadline, "the queue drains");

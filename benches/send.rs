@@ -172,7 +172,14 @@ async fn muster_run(port: u16, sessions: usize, sink: &SinkCount) -> (Duration, 
     let elapsed = arrived.await.unwrap() - start;
     // The store records the last outcomes up to 0.1 s behind the sink.
     loop {
-        if muster.store.read().unwrap().task_count().unwrap() == 0 {
+        if muster
+            .store
+            .read()
+            .unwrap()
+            .due_task_count(time::OffsetDateTime::now_utc())
+            .unwrap()
+            == 0
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;

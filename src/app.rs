@@ -92,6 +92,7 @@ impl App {
             })?;
         let (shutdown, mut stop) = watch::channel(false);
         let worker = crate::mail::worker::spawn(muster.clone(), stop.clone())?;
+        let webhooks = crate::webhooks::spawn(muster.clone(), stop.clone());
         let http_state = Arc::new(crate::http::HttpState::new(muster.clone()));
         let routes = crate::http::routes(http_state.clone());
         let upkeep = tokio::spawn(upkeep(muster.clone(), http_state.clone(), stop.clone()));
@@ -122,7 +123,7 @@ impl App {
             http: http_state,
             addr,
             shutdown,
-            tasks: vec![server, worker, upkeep, resets],
+            tasks: vec![server, worker, webhooks, upkeep, resets],
         })
     }
 
@@ -140,7 +141,8 @@ impl App {
     }
 }
 
-/// Once a minute: mark expired invites and forget idle rate-limit keys.
+/// Once a minute: mark expired invites, plan the daily digests when
+/// their hour has come, and forget idle rate-limit keys.
 async fn upkeep(
     muster: Arc<Muster>,
     http: Arc<crate::http::HttpState>,
@@ -150,6 +152,7 @@ async fn upkeep(
         let m = muster.clone();
         match tokio::task::spawn_blocking(move || {
             m.purge_expired()?;
+            m.plan_digests()?;
             m.sweep_expired()
         })
         .await

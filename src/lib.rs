@@ -10,5 +10,6 @@ pub mod mail;
 pub mod provision;
 pub mod service;
 pub mod store;
+pub mod webhooks;
 
 pub use app::App;

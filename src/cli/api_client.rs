@@ -31,11 +31,17 @@ enum ChunkResult {
     },
 }
 
-fn chunk_body(
-    rows: &[InviteRow],
-    domain: Option<&str>,
-    expires: Option<&str>,
-) -> Result<Value, String> {
+/// What every call of a long list carries besides its rows.
+#[derive(Debug, Clone, Default)]
+pub struct BatchOptions {
+    pub domain: Option<String>,
+    /// A link lifetime such as `7d`.
+    pub expires: Option<String>,
+    /// `50%`, `48h`…; an empty list turns reminders off.
+    pub reminders: Option<Vec<String>>,
+}
+
+fn chunk_body(rows: &[InviteRow], options: &BatchOptions) -> Result<Value, String> {
     let mut items = Vec::with_capacity(rows.len());
     for r in rows {
         let local = r.local_part.clone().unwrap_or_else(|| {
@@ -58,11 +64,14 @@ fn chunk_body(
         items.push(item);
     }
     let mut body = json!({"items": items});
-    if let Some(d) = domain {
+    if let Some(d) = &options.domain {
         body["domain"] = json!(d);
     }
-    if let Some(e) = expires {
+    if let Some(e) = &options.expires {
         body["expires_in"] = json!(e);
+    }
+    if let Some(r) = &options.reminders {
+        body["reminders"] = json!(r);
     }
     Ok(body)
 }
@@ -141,14 +150,13 @@ async fn send(
 pub async fn run(
     target: ApiTarget,
     rows: Vec<InviteRow>,
-    domain: Option<String>,
-    expires: Option<String>,
+    options: BatchOptions,
     chunk_size: usize,
 ) -> anyhow::Result<u8> {
     let chunks: Vec<&[InviteRow]> = rows.chunks(chunk_size).collect();
     let mut bodies = Vec::with_capacity(chunks.len());
     for c in &chunks {
-        match chunk_body(c, domain.as_deref(), expires.as_deref()) {
+        match chunk_body(c, &options) {
             Ok(b) => bodies.push(b),
             Err(e) => {
                 eprintln!("error: {e}; nothing was sent");

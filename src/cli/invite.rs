@@ -26,6 +26,14 @@ pub struct InviteArgs {
     /// Link lifetime, shorter than the default if wanted (e.g. 7d, 48h; at most 30d).
     #[arg(long)]
     expires: Option<String>,
+    /// When to remind recipients who have not used their link, e.g.
+    /// "50%,48h" (a share of the link's life, or a time before it expires);
+    /// default: invites.reminders.
+    #[arg(long, value_name = "WHEN", conflicts_with = "no_reminders")]
+    reminders: Option<String>,
+    /// Send no reminders for this batch.
+    #[arg(long)]
+    no_reminders: bool,
     /// Send the clean rows and leave the flagged ones out.
     #[arg(long)]
     only_clean: bool,
@@ -52,6 +60,17 @@ pub async fn run(config: Config, args: InviteArgs) -> anyhow::Result<u8> {
         }
         None => None,
     };
+    let reminders = if args.no_reminders {
+        Some(Vec::new())
+    } else {
+        args.reminders.as_deref().map(|r| {
+            r.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+    };
     let format = if args.lines {
         RosterFormat::Lines
     } else {
@@ -71,8 +90,11 @@ pub async fn run(config: Config, args: InviteArgs) -> anyhow::Result<u8> {
         return super::api_client::run(
             super::api_client::ApiTarget { url, token },
             rows,
-            args.domain,
-            args.expires,
+            super::api_client::BatchOptions {
+                domain: args.domain,
+                expires: args.expires,
+                reminders,
+            },
             chunk,
         )
         .await;
@@ -91,6 +113,7 @@ pub async fn run(config: Config, args: InviteArgs) -> anyhow::Result<u8> {
         domain: args.domain.clone(),
         rows,
         expires_in,
+        reminders,
         only_clean: args.only_clean,
         actor: Actor::cli(),
         limit: RowLimit::Batch,
@@ -112,7 +135,8 @@ pub async fn run(config: Config, args: InviteArgs) -> anyhow::Result<u8> {
         Err(
             e @ (ServiceError::UnknownDomain { .. }
             | ServiceError::DomainRequired(_)
-            | ServiceError::Expiry { .. }),
+            | ServiceError::Expiry { .. }
+            | ServiceError::Reminders(_)),
         ) => {
             eprintln!("error: {e}");
             return Ok(EXIT_UNUSABLE);
@@ -122,9 +146,10 @@ pub async fn run(config: Config, args: InviteArgs) -> anyhow::Result<u8> {
     let batch_id = created.batch.id.clone();
     let total = created.invites.len() as u64;
     println!(
-        "Batch {batch_id}: {total} invites for {} (links expire after {}).",
+        "Batch {batch_id}: {total} invites for {} (links expire after {}; reminders: {}).",
         created.batch.domain,
-        HumanDuration::from_secs(created.batch.expires_in_secs)
+        HumanDuration::from_secs(created.batch.expires_in_secs),
+        crate::domain::reminders::ReminderPlan::stored(&created.batch.reminders)
     );
     if created.preview.flagged_rows > 0 {
         println!(

@@ -18,9 +18,30 @@ pub enum InvitesCommand {
     /// List invites, newest first.
     List(ListArgs),
     /// Send a fresh link (new token, new expiry); the old link dies at once.
-    Resend { ids: Vec<String> },
+    Resend(ResendArgs),
     /// Withdraw invites: the links die and their places under the cap free up.
     Revoke { ids: Vec<String> },
+}
+
+#[derive(Args, Debug)]
+pub struct ResendArgs {
+    /// The invites to resend.
+    #[arg(
+        conflicts_with = "pending_for",
+        required_unless_present = "pending_for"
+    )]
+    ids: Vec<String>,
+    /// Instead of naming them: every invite still waiting (link live or
+    /// expired, not used or revoked) whose link went out at least this long
+    /// ago, e.g. 7d.
+    #[arg(long, value_name = "WAIT")]
+    pending_for: Option<String>,
+    /// With --pending-for: only this batch.
+    #[arg(long, requires = "pending_for")]
+    batch: Option<String>,
+    /// With --pending-for: list which invites, and resend nothing.
+    #[arg(long, requires = "pending_for")]
+    dry_run: bool,
 }
 
 #[derive(Args, Debug)]
@@ -28,7 +49,8 @@ pub struct ListArgs {
     #[arg(long)]
     batch: Option<String>,
     /// A link state (live, redeemed, revoked, expired, blocked), a delivery
-    /// state (queued, sent, deferred, failed), `pending`, or `new_link_requested`.
+    /// state (queued, sent, deferred, failed), `pending`, `expiring` (within a week),
+    /// or `new_link_requested`.
     #[arg(long)]
     state: Option<String>,
     /// Text to find in the recipient, mailbox or display name.
@@ -47,7 +69,10 @@ pub struct ListArgs {
 pub async fn run(config: Config, cmd: InvitesCommand) -> anyhow::Result<u8> {
     match cmd {
         InvitesCommand::List(args) => list(config, args),
-        InvitesCommand::Resend { ids } => change(config, ids, true).await,
+        InvitesCommand::Resend(args) => match args.pending_for.clone() {
+            Some(wait) => resend_pending(config, &wait, args).await,
+            None => change(config, args.ids, true).await,
+        },
         InvitesCommand::Revoke { ids } => change(config, ids, false).await,
     }
 }
@@ -109,6 +134,61 @@ fn list(config: Config, args: ListArgs) -> anyhow::Result<u8> {
     }
     more();
     Ok(0)
+}
+
+/// `resend --pending-for WAIT`: the list first, then (unless a dry run)
+/// a fresh link for each, sent before the command returns.
+async fn resend_pending(config: Config, wait: &str, args: ResendArgs) -> anyhow::Result<u8> {
+    let wait = match crate::domain::duration::HumanDuration::parse(wait) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: --pending-for: {e}");
+            return Ok(super::EXIT_UNUSABLE);
+        }
+    };
+    let muster = Arc::new(Muster::open(Arc::new(config), Arc::new(SystemClock))?);
+    let candidates = match muster.resend_candidates(wait, args.batch.as_deref()) {
+        Ok(c) => c,
+        Err(e @ (ServiceError::Wait(_) | ServiceError::NoBatch(_))) => {
+            eprintln!("error: {e}");
+            return Ok(super::EXIT_UNUSABLE);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    println!(
+        "{} invites still waiting {wait} or more after their link went out:",
+        candidates.len()
+    );
+    for c in &candidates {
+        println!(
+            "{} {} {} link sent {} ({})",
+            cell(&c.invite.id, 26),
+            cell(&c.invite.recipient_email, 28),
+            cell(&c.invite.mailbox, 28),
+            c.link_sent_at.date(),
+            c.invite.link_state
+        );
+    }
+    if args.dry_run || candidates.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<String> = candidates.iter().map(|c| c.invite.id.clone()).collect();
+    let done = muster.resend_pending(wait, args.batch.as_deref(), Some(&ids), &Actor::cli())?;
+    for (id, why) in &done.skipped {
+        println!("{id}: skipped: {why}");
+    }
+    let resent: Vec<String> = done.resent.iter().map(|v| v.id.clone()).collect();
+    println!("Fresh links for {} invites; sending.", resent.len());
+    let mut problems = done.skipped.len();
+    if !resent.is_empty() {
+        send_and_wait(&muster, &resent).await?;
+        let views: Vec<_> = resent
+            .iter()
+            .map(|id| muster.get_invite(id))
+            .collect::<Result<_, _>>()?;
+        problems += summarise(&views);
+    }
+    Ok(if problems == 0 { 0 } else { EXIT_PROBLEMS })
 }
 
 async fn change(config: Config, ids: Vec<String>, resend: bool) -> anyhow::Result<u8> {

@@ -63,6 +63,8 @@ pub struct Config {
     pub mail_host: MailHostSettings,
     pub smtp: SmtpSettings,
     pub client: ClientSettings,
+    pub notifications: NotificationSettings,
+    pub webhooks: WebhookSettings,
     pub http: HttpSettings,
     pub hashing: HashingSettings,
     pub log: LogSettings,
@@ -125,6 +127,10 @@ pub struct InviteSettings {
     pub templates_dir: Option<PathBuf>,
     /// Reserved mailbox names (R15) allowed on purpose, e.g. `["abuse"]`.
     pub allow_reserved_local_parts: Vec<String>,
+    /// When a batch's links are recalled to recipients who have not used
+    /// them (R16), unless the batch says otherwise: a share of the link's
+    /// life (`50%`) or a time before expiry (`48h`). Empty: none.
+    pub reminders: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -219,6 +225,66 @@ pub struct ClientSettings {
     pub welcome: bool,
 }
 
+/// How the admin who sent a batch hears what became of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotificationMode {
+    /// A message for each redemption, failure and request for a new link.
+    Each,
+    /// One message a day: redeemed, still pending, expiring, failed.
+    Digest,
+    Off,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationSettings {
+    /// Where every notification goes instead of to the admin who made the
+    /// batch (or the API token it came through).
+    pub to: Option<RecipientEmail>,
+    pub mode: NotificationMode,
+    /// The hour (UTC, 0 to 23) the daily digest goes out.
+    pub digest_hour: u8,
+}
+
+impl Default for NotificationSettings {
+    fn default() -> Self {
+        Self {
+            to: None,
+            mode: NotificationMode::Each,
+            digest_hour: 8,
+        }
+    }
+}
+
+/// How Muster posts events to webhook endpoints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookSettings {
+    /// Hosts or addresses refused by default (link-local, cloud metadata)
+    /// that endpoints may use on purpose.
+    pub allow_addresses: Vec<String>,
+    /// The longest a delivery waits for an answer.
+    pub timeout_secs: u64,
+    /// First retry delay after a failed delivery; doubles up to `retry_max_secs`.
+    pub retry_initial_secs: u64,
+    pub retry_max_secs: u64,
+    /// A delivery not taken by then is given up (and shown as failed).
+    pub give_up_after: HumanDuration,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            allow_addresses: Vec::new(),
+            timeout_secs: 10,
+            retry_initial_secs: 5,
+            retry_max_secs: 3_600,
+            give_up_after: HumanDuration::from_secs(24 * 3_600),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpSettings {
@@ -277,6 +343,8 @@ impl Default for Config {
             mail_host: MailHostSettings::default(),
             smtp: SmtpSettings::default(),
             client: ClientSettings::default(),
+            notifications: NotificationSettings::default(),
+            webhooks: WebhookSettings::default(),
             http: HttpSettings::default(),
             hashing: HashingSettings::default(),
             log: LogSettings::default(),
@@ -294,6 +362,7 @@ impl Default for InviteSettings {
             upload_limit_bytes: 2 * 1024 * 1024,
             templates_dir: None,
             allow_reserved_local_parts: Vec::new(),
+            reminders: vec!["50%".into(), "48h".into()],
         }
     }
 }

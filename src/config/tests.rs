@@ -158,3 +158,37 @@ fn client_security_is_one_of_three() {
         "{err}"
     );
 }
+
+#[test]
+fn reminders_and_notifications_are_checked_at_load() {
+    let c = load("", &[]).unwrap();
+    assert_eq!(c.invites.reminders, ["50%", "48h"]);
+    let off = load("", &[("MUSTER_INVITES_REMINDERS", "")]).unwrap();
+    assert!(off.invites.reminders.is_empty());
+    let two = load("", &[("MUSTER_INVITES_REMINDERS", "25%, 3d")]).unwrap();
+    assert_eq!(two.invites.reminders, ["25%", "3d"]);
+    let err = load("[invites]\nreminders = [\"50%\", \"soon\"]\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("invites.reminders") && err.contains("item 2"),
+        "{err}"
+    );
+    let err = load("[notifications]\ndigest_hour = 24\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("notifications.digest_hour"), "{err}");
+    let err = load("", &[("MUSTER_NOTIFICATIONS_TO", "not an address")])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("notifications.to"), "{err}");
+    let c = load(
+        "[notifications]\nmode = \"digest\"\nto = \"ops@example.org\"\n",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        c.notifications.mode,
+        crate::config::NotificationMode::Digest
+    );
+}

@@ -73,6 +73,45 @@ impl Config {
                 "must be at least 1024",
             ));
         }
+        if inv.reminders.len() > crate::domain::reminders::MAX_REMINDERS {
+            return Err(Self::invalid(
+                "invites.reminders",
+                format!(
+                    "at most {} reminders per link",
+                    crate::domain::reminders::MAX_REMINDERS
+                ),
+            ));
+        }
+        for (i, raw) in inv.reminders.iter().enumerate() {
+            if let Err(e) = crate::domain::reminders::ReminderOffset::parse(raw) {
+                return Err(Self::invalid(
+                    "invites.reminders",
+                    format!("item {} {raw:?}: {e}", i + 1),
+                ));
+            }
+        }
+        if self.notifications.digest_hour > 23 {
+            return Err(Self::invalid(
+                "notifications.digest_hour",
+                "an hour of the day in UTC, 0 to 23",
+            ));
+        }
+        let w = &self.webhooks;
+        if !(1..=120).contains(&w.timeout_secs) {
+            return Err(Self::invalid("webhooks.timeout_secs", "must be 1 to 120"));
+        }
+        if w.retry_initial_secs == 0 || w.retry_max_secs < w.retry_initial_secs {
+            return Err(Self::invalid(
+                "webhooks.retry_initial_secs",
+                "must be at least 1 and at most webhooks.retry_max_secs",
+            ));
+        }
+        if w.give_up_after < crate::domain::duration::HumanDuration::from_secs(60) {
+            return Err(Self::invalid(
+                "webhooks.give_up_after",
+                "must be at least 1m",
+            ));
+        }
         for name in &inv.allow_reserved_local_parts {
             let name = name.trim().to_lowercase();
             if !crate::domain::reserved::built_in().any(|r| r == name) {
@@ -240,7 +279,7 @@ pub(super) fn check_typed_values(table: &toml::Table) -> Result<(), ConfigError>
             HttpUrl::parse(&v).map_err(|m| Config::invalid(key, m))?;
         }
     }
-    for key in ["smtp.from_address", "smtp.reply_to"] {
+    for key in ["smtp.from_address", "smtp.reply_to", "notifications.to"] {
         if let Some(v) = text(key) {
             RecipientEmail::parse(&v).map_err(|e| Config::invalid(key, format!("{v:?}: {e}")))?;
         }

@@ -62,6 +62,9 @@ pub enum Outcome {
     /// It cannot be sent at all (the email could not be made, the invite
     /// is gone): do not try again.
     Unsendable(String),
+    /// No longer wanted when its turn came (a reminder for a link used,
+    /// revoked or replaced since): nothing was sent, nothing is owed.
+    Skipped(String),
 }
 
 impl Outcome {
@@ -77,7 +80,10 @@ impl Outcome {
         match self {
             Outcome::Refused(r) => r.code < 500,
             Outcome::Trouble(_) => true,
-            Outcome::Accepted(_) | Outcome::Written(_) | Outcome::Unsendable(_) => false,
+            Outcome::Accepted(_)
+            | Outcome::Written(_)
+            | Outcome::Unsendable(_)
+            | Outcome::Skipped(_) => false,
         }
     }
 }
@@ -85,7 +91,7 @@ impl Outcome {
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Outcome::Accepted(m) | Outcome::Unsendable(m) => f.write_str(m),
+            Outcome::Accepted(m) | Outcome::Unsendable(m) | Outcome::Skipped(m) => f.write_str(m),
             Outcome::Written(file) => write!(f, "written to {file}"),
             Outcome::Refused(r) => r.fmt(f),
             Outcome::Trouble(t) => t.fmt(f),
@@ -132,6 +138,10 @@ pub enum Next {
     Failed {
         reply: String,
     },
+    /// Not sent, and not owed any more.
+    Skipped {
+        reason: String,
+    },
 }
 
 /// Decides what follows `outcome`, the `attempts`th attempt (1-based) of a
@@ -151,6 +161,9 @@ pub fn next(
             reply: reply.clone(),
         },
         Outcome::Written(file) => Next::Written { file: file.clone() },
+        Outcome::Skipped(reason) => Next::Skipped {
+            reason: reason.clone(),
+        },
         o if o.is_temporary() && !too_old && !withdrawn => Next::Retry {
             at: now + policy.backoff(attempts, jitter),
             error: o.to_string(),

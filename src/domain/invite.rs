@@ -7,6 +7,9 @@ use time::OffsetDateTime;
 use super::address::{DomainName, MailboxAddress, RecipientEmail};
 use super::token::TokenHash;
 
+/// "Expiring soon" in the pending list and the daily digest.
+pub const EXPIRING_SOON: time::Duration = time::Duration::days(7);
+
 /// What the link can do. `Expired` is also derived from the expiry time,
 /// so an invite past its expiry reads as expired before any sweep runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -270,6 +273,31 @@ impl Invite {
         self.attempts = 0;
         self.new_link_requested_at = None;
         Ok(())
+    }
+
+    /// Why a reminder about generation `generation` is no longer wanted
+    /// at `now`, if it is not (R16): only a live, unused link whose email
+    /// was delivered gets one.
+    pub fn reminder_unwanted(&self, generation: u32, now: OffsetDateTime) -> Option<&'static str> {
+        if !self.purpose.is_setup() {
+            return Some("not an invite");
+        }
+        if self.generation != generation {
+            return Some("a new link was sent since");
+        }
+        match self.link_state(now) {
+            LinkState::Live => {}
+            LinkState::Redeemed | LinkState::Redeeming => return Some("the mailbox was set up"),
+            LinkState::Revoked => return Some("the invite was revoked"),
+            LinkState::Expired => return Some("the link expired"),
+            LinkState::Blocked => {
+                return Some("the link is blocked until the storage pool has room");
+            }
+        }
+        match self.delivery {
+            Delivery::Sent { .. } | Delivery::InOutbox { .. } => None,
+            _ => Some("the invite email itself was not delivered"),
+        }
     }
 
     pub fn revoke(&mut self, now: OffsetDateTime) -> Result<(), TransitionError> {

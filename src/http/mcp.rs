@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 mod mailbox_tools;
+mod resend_tools;
 
 use crate::domain::duration::HumanDuration;
 use crate::domain::roster::InviteRow;
@@ -66,6 +67,9 @@ pub struct CreateInvitesArgs {
     pub domain: Option<String>,
     /// Link lifetime such as `7d` or `48h`: at least 1h, at most 30d (the default).
     pub expires_in: Option<String>,
+    /// When recipients who have not used their link are reminded: a share of the link's life (`50%`) or a time before it expires (`48h`), at most 5. `[]` sends none; left out, the configured defaults.
+    #[schemars(length(max = 5))]
+    pub reminders: Option<Vec<String>>,
     /// Repeat-safe key: calling again with the same key and items returns the first result and creates nothing.
     #[schemars(length(min = 1, max = 200))]
     pub idempotency_key: Option<String>,
@@ -87,7 +91,8 @@ pub struct ListArgs {
     /// Only this batch.
     pub batch_id: Option<String>,
     /// A link state (live, redeemed, revoked, expired, blocked), a delivery state
-    /// (queued, sent, deferred, failed), `pending` or `new_link_requested`.
+    /// (queued, sent, deferred, failed), `pending`, `expiring` (live, expiring within a
+    /// week) or `new_link_requested`.
     pub state: Option<String>,
     /// Text to find in the recipient, mailbox or display name.
     pub query: Option<String>,
@@ -176,7 +181,7 @@ impl MusterMcp {
         Self {
             muster,
             default_caller,
-            tool_router: Self::tool_router() + Self::mailbox_tools(),
+            tool_router: Self::tool_router() + Self::mailbox_tools() + Self::resend_tools(),
         }
     }
 
@@ -237,8 +242,13 @@ impl MusterMcp {
         let rows: Vec<InviteRow> = args.items.iter().map(InviteItemArg::row).collect();
         let key = args.idempotency_key.clone().map(|key| {
             use sha2::{Digest, Sha256};
-            let body = serde_json::to_string(&(&args.items, &args.domain, &args.expires_in))
-                .unwrap_or_default();
+            let body = serde_json::to_string(&(
+                &args.items,
+                &args.domain,
+                &args.expires_in,
+                &args.reminders,
+            ))
+            .unwrap_or_default();
             IdempotencyKey::new(
                 format!("mcp:{}", caller.principal),
                 key,
@@ -248,6 +258,7 @@ impl MusterMcp {
         let req = BatchRequest {
             domain: args.domain.clone(),
             expires_in,
+            reminders: args.reminders.clone(),
             limit: RowLimit::Call,
             ..BatchRequest::new(rows, caller.actor.clone())
         };
@@ -268,7 +279,7 @@ impl MusterMcp {
                                        "delivery_state": v.delivery_state})
                             })
                             .collect();
-                        let value = json!({"batch_id": created.batch.id, "expires_in": HumanDuration::from_secs(created.batch.expires_in_secs).to_string(), "invites": invites});
+                        let value = json!({"batch_id": created.batch.id, "expires_in": HumanDuration::from_secs(created.batch.expires_in_secs).to_string(), "reminders": created.batch.reminders, "invites": invites});
                         let kept = value.to_string();
                         (value, kept)
                     },
@@ -527,7 +538,7 @@ impl MusterMcp {
 #[tool_handler(
     router = self.tool_router,
     name = "muster",
-    instructions = "Muster invites people to new mailboxes on this organisation's mail server. Use preview_invites to check a list, create_invites_bulk to send up to 100 invites per call (chunk longer lists), then get_batch_status, list_pending_invites, resend_invite and revoke_invite to follow up. get_capacity shows caps and the storage pool. For mailboxes Muster made: set_mailbox_allocation, suspend_mailbox, restore_mailbox and remove_mailbox."
+    instructions = "Muster invites people to new mailboxes on this organisation's mail server. Use preview_invites to check a list, create_invites_bulk to send up to 100 invites per call (chunk longer lists), then get_batch_status, list_pending_invites, resend_invite and revoke_invite to follow up; preview_resend_pending and resend_pending_invites resend every invite still waiting after some days. get_capacity shows caps and the storage pool. For mailboxes Muster made: set_mailbox_allocation, suspend_mailbox, restore_mailbox and remove_mailbox."
 )]
 impl ServerHandler for MusterMcp {}
 

@@ -88,6 +88,7 @@ const PAGES: &[(&str, &str, Audience)] = &[
     ("/invites/new", "bulk-invites.html", Audience::Admin),
     ("/mailboxes/new", "bulk-create.html", Audience::Admin),
     ("/tokens", "tokens.html", Audience::Admin),
+    ("/webhooks", "webhooks.html", Audience::Admin),
     ("/audit", "audit.html", Audience::Admin),
 ];
 

@@ -141,9 +141,20 @@ pub fn render(muster: &Muster) -> Result<String, crate::store::StoreError> {
         &mut out,
         "muster_queue_depth",
         "gauge",
-        "Delivery tasks waiting (including deferred ones).",
+        "Delivery tasks due now, waiting to be sent.",
     );
-    let _ = writeln!(out, "muster_queue_depth {}", view.task_count()?);
+    let _ = writeln!(
+        out,
+        "muster_queue_depth {}",
+        view.due_task_count(muster.now())?
+    );
+    family(
+        &mut out,
+        "muster_queue_scheduled",
+        "gauge",
+        "Every delivery task queued: due now, deferred retries and reminders ahead.",
+    );
+    let _ = writeln!(out, "muster_queue_scheduled {}", view.task_count()?);
     let h = muster
         .metrics
         .delivery_latency

@@ -211,7 +211,7 @@ impl Composer {
         };
         let (_, rendered) = match invite.purpose {
             InvitePurpose::Setup => self.render_invite(&about, link)?,
-            InvitePurpose::PasswordReset => self.render_about(Kind::Password, &about, link)?,
+            InvitePurpose::PasswordReset => self.render_about(Kind::Password, &about, link, "")?,
         };
         let id = format!("invite.{}.{}", invite.id, invite.generation);
         Ok(self.build(
@@ -229,7 +229,38 @@ impl Composer {
         about: &InviteText<'_>,
         link: &str,
     ) -> Result<(String, super::templates::Rendered), TemplateError> {
-        self.render_about(Kind::Invite, about, link)
+        self.render_about(Kind::Invite, about, link, "")
+    }
+
+    /// Reminder `number` of an invite's link, still unused: the same link,
+    /// and how long it has left.
+    pub fn reminder(
+        &self,
+        invite: &Invite,
+        number: u32,
+        link: &str,
+        now: OffsetDateTime,
+    ) -> Result<Outgoing, TemplateError> {
+        let recipient = invite.recipient_email.to_string();
+        let mailbox = invite.mailbox.to_string();
+        let about = InviteText {
+            recipient: &recipient,
+            mailbox: &mailbox,
+            display_name: invite.display_name.as_deref(),
+            locale: invite.locale.as_deref(),
+            expires_at: invite.expires_at,
+        };
+        let locale = self.templates.locale_for(Kind::Reminder, about.locale);
+        let left = crate::domain::reminders::time_left(now, invite.expires_at, &locale);
+        let (_, rendered) = self.render_about(Kind::Reminder, &about, link, &left)?;
+        let id = format!("reminder.{}.{}.{number}", invite.id, invite.generation);
+        Ok(self.build(
+            invite.display_name.as_deref(),
+            &recipient,
+            &id,
+            rendered,
+            now,
+        ))
     }
 
     /// An email about one mailbox (`kind` picks the words: an invite, or
@@ -240,6 +271,7 @@ impl Composer {
         kind: Kind,
         about: &InviteText<'_>,
         link: &str,
+        time_left: &str,
     ) -> Result<(String, super::templates::Rendered), TemplateError> {
         let locale = self.templates.locale_for(kind, about.locale);
         let expires = plain_date(about.expires_at, &locale);
@@ -260,6 +292,7 @@ impl Composer {
                 ("recipient_email", about.recipient),
                 ("link", link),
                 ("expires", &expires),
+                ("time_left", time_left),
                 ("webmail_url", &self.webmail_url),
             ],
         )?;
@@ -313,6 +346,42 @@ impl Composer {
         let hash = crate::store::hex_hash(&sha2::Sha256::digest(about.mailbox.as_bytes()).into());
         let id = format!("welcome.{}.{}", &hash[..16], now.unix_timestamp());
         Ok(self.build(about.display_name, about.mailbox, &id, rendered, now))
+    }
+
+    /// A notice to an admin about one invite.
+    pub fn notice(
+        &self,
+        to: &str,
+        words: &super::notices::NoticeWords,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Outgoing, TemplateError> {
+        let rendered = self.templates.render(
+            Kind::Notice,
+            "en",
+            &[
+                ("organisation", &self.organisation),
+                ("headline", &one_line(&words.headline)),
+                ("details", &words.details),
+                ("link", &words.link),
+                ("link_label", words.link_label),
+            ],
+        )?;
+        Ok(self.build(None, to, &format!("notice.{id}"), rendered, now))
+    }
+
+    /// An admin's daily digest; `values` from [`super::notices::digest_values`].
+    pub fn digest(
+        &self,
+        to: &str,
+        values: &[(&'static str, String)],
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Outgoing, TemplateError> {
+        let mut all: Vec<(&str, &str)> = vec![("organisation", &self.organisation)];
+        all.extend(values.iter().map(|(k, v)| (*k, v.as_str())));
+        let rendered = self.templates.render(Kind::Digest, "en", &all)?;
+        Ok(self.build(None, to, &format!("digest.{id}"), rendered, now))
     }
 
     /// The sender as the recipient sees it.

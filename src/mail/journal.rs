@@ -49,7 +49,10 @@ impl Verdict {
                 enhanced: r.enhanced,
                 text: r.text.clone(),
             }),
-            Outcome::Written(_) | Outcome::Trouble(_) | Outcome::Unsendable(_) => None,
+            Outcome::Written(_)
+            | Outcome::Trouble(_)
+            | Outcome::Unsendable(_)
+            | Outcome::Skipped(_) => None,
         }
     }
 

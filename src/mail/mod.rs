@@ -3,7 +3,9 @@
 
 pub mod compose;
 pub mod journal;
+pub mod notices;
 pub mod outbox;
+mod outcomes;
 mod recorder;
 pub mod smtp;
 pub mod templates;

@@ -275,7 +275,7 @@ fn apply_loop(
                 .write(|w| -> Result<Vec<Recorded>, StoreError> {
                     let mut outcomes = Vec::new();
                     for d in &batch {
-                        outcomes.extend(super::worker::record(&muster, w, d)?);
+                        outcomes.extend(super::outcomes::record(&muster, w, d)?);
                     }
                     Ok(outcomes)
                 });

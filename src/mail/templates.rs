@@ -34,21 +34,30 @@ pub enum TemplateError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     Invite,
+    /// A reminder of an invite's link, still unused.
+    Reminder,
     /// The admin's own password reset.
     Reset,
     /// A mailbox owner's new password (a password-reset link).
     Password,
     /// The first message in a new mailbox.
     Welcome,
+    /// An admin told what became of one invite.
+    Notice,
+    /// An admin's daily digest of their invites.
+    Digest,
 }
 
 impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::Invite => "invite",
+            Kind::Reminder => "reminder",
             Kind::Reset => "reset",
             Kind::Password => "password",
             Kind::Welcome => "welcome",
+            Kind::Notice => "notice",
+            Kind::Digest => "digest",
         }
     }
 
@@ -61,6 +70,16 @@ impl Kind {
                 "recipient_email",
                 "link",
                 "expires",
+                "webmail_url",
+            ],
+            Kind::Reminder => &[
+                "organisation",
+                "greeting_name",
+                "mailbox",
+                "recipient_email",
+                "link",
+                "expires",
+                "time_left",
                 "webmail_url",
             ],
             Kind::Reset => &["organisation", "account", "link", "expires"],
@@ -81,15 +100,35 @@ impl Kind {
                 "smtp",
                 "profile_url",
             ],
+            Kind::Notice => &["organisation", "headline", "details", "link", "link_label"],
+            Kind::Digest => &[
+                "organisation",
+                "until",
+                "redeemed_count",
+                "redeemed_list",
+                "pending_count",
+                "pending_list",
+                "expiring_count",
+                "expiring_list",
+                "failed_count",
+                "failed_list",
+                "link_redeemed",
+                "link_pending",
+                "link_expiring",
+                "link_failed",
+            ],
         }
     }
 
     fn parse(s: &str) -> Option<Self> {
         match s {
             "invite" => Some(Kind::Invite),
+            "reminder" => Some(Kind::Reminder),
             "reset" => Some(Kind::Reset),
             "password" => Some(Kind::Password),
             "welcome" => Some(Kind::Welcome),
+            "notice" => Some(Kind::Notice),
+            "digest" => Some(Kind::Digest),
             _ => None,
         }
     }
@@ -161,7 +200,15 @@ impl Templates {
             }
         }
         let templates = Self { parts };
-        for kind in [Kind::Invite, Kind::Reset, Kind::Password, Kind::Welcome] {
+        for kind in [
+            Kind::Invite,
+            Kind::Reminder,
+            Kind::Reset,
+            Kind::Password,
+            Kind::Welcome,
+            Kind::Notice,
+            Kind::Digest,
+        ] {
             for part in PARTS {
                 templates.get(kind, "en", part)?;
             }

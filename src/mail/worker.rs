@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use rand::Rng;
 use time::OffsetDateTime;
 use tokio::sync::{Mutex as AsyncMutex, mpsc, watch};
 use tokio::task::JoinHandle;
@@ -22,15 +21,14 @@ use tokio::task::JoinHandle;
 use super::MailError;
 use super::compose::{Composer, Outgoing, WelcomeText};
 use super::journal::{Journal, Verdict};
+use super::notices;
 use super::outbox::Outbox;
 use super::recorder::{Done, Recorder, Ticket};
 use super::smtp::{Connection, Outcome, Relay};
-use crate::domain::delivery::{self, Next, RetryPolicy};
-use crate::domain::invite::{Delivery, Invite, LinkState};
+use crate::domain::invite::Invite;
 use crate::domain::token::TokenPurpose;
 use crate::service::Muster;
-use crate::service::queue::Recorded;
-use crate::store::{Actor, StoreError, Task, TaskKind, WriteView};
+use crate::store::{StoreError, Task, TaskKind};
 
 /// Idle connections are closed after this long without work.
 const IDLE: Duration = Duration::from_secs(5);
@@ -49,6 +47,12 @@ struct Job {
 
 enum Payload {
     Invite(Box<Invite>),
+    /// A reminder about the invite (the task says which generation).
+    Reminder(Box<Invite>),
+    /// A notice to an admin about the invite (the task says what and to whom).
+    Notice(Box<Invite>),
+    /// A digest to an admin, as the store held it when handed out.
+    Digest(Box<crate::service::notify::Digest>),
     Reset {
         email: String,
         token_id: String,
@@ -193,6 +197,17 @@ fn next_jobs(muster: &Muster, room: usize) -> Result<Vec<Job>, StoreError> {
                         Some(i) => Payload::Invite(Box::new(i)),
                         None => Payload::Gone,
                     },
+                    TaskKind::Reminder { invite_id, .. } => match view.invite(invite_id)? {
+                        Some(i) => Payload::Reminder(Box::new(i)),
+                        None => Payload::Gone,
+                    },
+                    TaskKind::Notice { invite_id, .. } => match view.invite(invite_id)? {
+                        Some(i) => Payload::Notice(Box::new(i)),
+                        None => Payload::Gone,
+                    },
+                    TaskKind::Digest { to, until } => {
+                        Payload::Digest(Box::new(muster.digest(&view, to, *until)?))
+                    }
                     TaskKind::PasswordReset {
                         token_id,
                         email,
@@ -239,6 +254,55 @@ fn compose(
                 format!("{}-r{}", invite.id, invite.generation)
             };
             Ok((msg, Some(invite.generation), name))
+        }
+        Payload::Reminder(invite) => {
+            let TaskKind::Reminder {
+                generation, number, ..
+            } = &job.task.kind
+            else {
+                return Err(Outcome::Unsendable("not a reminder task".into()));
+            };
+            // Checked now, as it goes out: not when it was queued.
+            if let Some(reason) = invite.reminder_unwanted(*generation, now) {
+                return Err(Outcome::Skipped(format!(
+                    "reminder {number} not sent: {reason}"
+                )));
+            }
+            let token = muster
+                .invite_token(invite)
+                .map_err(|e| Outcome::Unsendable(e.to_string()))?;
+            let msg = composer
+                .reminder(invite, *number, &muster.invite_link(&token), now)
+                .map_err(|e| Outcome::Unsendable(e.to_string()))?;
+            let name = format!("{}-reminder{number}", invite.id);
+            Ok((msg, None, name))
+        }
+        Payload::Notice(invite) => {
+            let TaskKind::Notice { to, event, .. } = &job.task.kind else {
+                return Err(Outcome::Unsendable("not a notice task".into()));
+            };
+            let words = notices::notice_words(*event, invite, muster.config.public_url());
+            let id = format!("{}.{}.{}", event.name(), invite.id, invite.generation);
+            let msg = composer
+                .notice(to, &words, &id, now)
+                .map_err(|e| Outcome::Unsendable(e.to_string()))?;
+            Ok((msg, None, format!("notice-{}", id.replace('.', "-"))))
+        }
+        Payload::Digest(digest) => {
+            let TaskKind::Digest { to, until } = &job.task.kind else {
+                return Err(Outcome::Unsendable("not a digest task".into()));
+            };
+            if digest.is_empty() {
+                return Err(Outcome::Skipped("nothing to report".into()));
+            }
+            let values = notices::digest_values(digest, muster.config.public_url(), *until);
+            use sha2::Digest as _;
+            let hash = crate::store::hex_hash(&sha2::Sha256::digest(to.as_bytes()).into());
+            let id = format!("{}.{}", until.date(), &hash[..12]);
+            let msg = composer
+                .digest(to, &values, &id, now)
+                .map_err(|e| Outcome::Unsendable(e.to_string()))?;
+            Ok((msg, None, format!("digest-{}", id.replace('.', "-"))))
         }
         Payload::Reset {
             email,
@@ -542,7 +606,7 @@ fn replay_journal(muster: &Muster) -> Result<Journal, MailError> {
                     outcome: e.verdict.outcome(),
                     ack: None,
                 };
-                record(muster, w, &done)?;
+                super::outcomes::record(muster, w, &done)?;
                 applied += 1;
             }
         }
@@ -555,119 +619,4 @@ fn replay_journal(muster: &Muster) -> Result<Journal, MailError> {
         "recorded the outcomes the delivery journal held"
     );
     Ok(journal)
-}
-
-/// Applies one outcome: the invite's delivery state, the queue, counters
-/// and the audit trail. Returns the invite's new state, if it has one.
-pub(super) fn record(
-    muster: &Muster,
-    w: &WriteView,
-    d: &Done,
-) -> Result<Option<Recorded>, StoreError> {
-    let now = muster.now();
-    let mut task = d.task.clone();
-    task.attempts += 1;
-    let invite = match &task.kind {
-        TaskKind::Invite { invite_id } => w.invite(invite_id)?,
-        TaskKind::PasswordReset { .. } | TaskKind::Welcome { .. } => None,
-    };
-    // A resend during sending made a new generation with its own task.
-    if let (Some(i), Some(generation)) = (&invite, d.generation)
-        && i.generation != generation
-    {
-        return Ok(None);
-    }
-    let revoked = invite
-        .as_ref()
-        .is_some_and(|i| i.link == LinkState::Revoked);
-    let (subject, action) = match &task.kind {
-        TaskKind::Invite { invite_id } => (invite_id.clone(), "invite"),
-        TaskKind::PasswordReset { email, .. } => (email.clone(), "admin.reset_email"),
-        TaskKind::Welcome { mailbox, .. } => (mailbox.clone(), "mailbox.welcome"),
-    };
-    let smtp = &muster.config.smtp;
-    let policy = RetryPolicy {
-        initial: time::Duration::seconds(smtp.retry_initial_secs as i64),
-        max: time::Duration::seconds(smtp.retry_max_secs as i64),
-        give_up_after: smtp.give_up_after.to_time(),
-    };
-    let jitter = rand::rng().random_range(0.75..1.25);
-    let mut next = delivery::next(
-        &d.outcome,
-        task.attempts,
-        task.queued_at,
-        now,
-        jitter,
-        &policy,
-        revoked,
-    );
-    if matches!(task.kind, TaskKind::Welcome { .. }) {
-        next = delivery::for_new_mailbox(
-            next,
-            &d.outcome,
-            task.attempts,
-            task.queued_at,
-            now,
-            jitter,
-            &policy,
-        );
-    }
-    // Handed over (to a relay, or to the outbox): the task is done.
-    let handed_over = |event: &str, detail: String| -> Result<(), StoreError> {
-        w.remove_task(&task.id)?;
-        w.bump("sends", 1)?;
-        muster
-            .metrics
-            .observe_delivery((now - task.queued_at).as_seconds_f64());
-        muster.audit(
-            w,
-            &Actor::system(),
-            &format!("{action}.{event}"),
-            &subject,
-            detail,
-        )
-    };
-    let delivery = match next {
-        Next::Sent { reply } => {
-            handed_over("send", format!("accepted: {reply}"))?;
-            Delivery::Sent { at: now, reply }
-        }
-        // Without a relay the file is all there is: said so, not "sent".
-        Next::Written { file } => {
-            handed_over("outbox", format!("written to the outbox: {file}"))?;
-            Delivery::InOutbox { at: now, file }
-        }
-        Next::Retry { at, error } => {
-            w.put_task(&task, at)?;
-            w.bump("send_deferrals", 1)?;
-            Delivery::Deferred {
-                next_attempt_at: at,
-                last_error: error,
-            }
-        }
-        Next::Failed { reply } => {
-            w.remove_task(&task.id)?;
-            w.bump("send_failures", 1)?;
-            muster.audit(
-                w,
-                &Actor::system(),
-                &format!("{action}.send_failed"),
-                &subject,
-                reply.clone(),
-            )?;
-            Delivery::Failed { at: now, reply }
-        }
-    };
-    let Some(old) = invite else {
-        return Ok(None);
-    };
-    let recorded = Recorded {
-        invite_id: old.id.clone(),
-        state: delivery.name(),
-    };
-    let mut new = old.clone();
-    new.attempts = task.attempts;
-    new.delivery = delivery;
-    w.put_invite(Some(&old), &new)?;
-    Ok(Some(recorded))
 }

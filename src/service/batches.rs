@@ -5,8 +5,10 @@ use crate::domain::address::DomainName;
 use crate::domain::duration::HumanDuration;
 use crate::domain::invite::{Delivery, Invite, LinkState};
 use crate::domain::preview::{InvitePreview, preview_invites};
+use crate::domain::reminders::ReminderPlan;
 use crate::domain::roster::{InviteRow, RosterFormat, parse_invite_roster};
 use crate::domain::token::TokenPurpose;
+use crate::domain::webhook::EventKind;
 use crate::store::{Actor, Batch, Task, View};
 
 use super::{Muster, Reads, ServiceError, StoreOccupancy};
@@ -26,6 +28,9 @@ pub struct BatchRequest {
     pub domain: Option<String>,
     pub rows: Vec<InviteRow>,
     pub expires_in: Option<HumanDuration>,
+    /// When the links are recalled to recipients who have not used them
+    /// (`50%`, `48h`); `None` takes `invites.reminders`, an empty list none.
+    pub reminders: Option<Vec<String>>,
     /// Send the clean rows and leave the flagged ones out (R4).
     pub only_clean: bool,
     pub actor: Actor,
@@ -41,6 +46,7 @@ impl BatchRequest {
             domain: None,
             rows,
             expires_in: None,
+            reminders: None,
             only_clean: false,
             actor,
             limit: super::RowLimit::Batch,
@@ -90,6 +96,19 @@ impl Muster {
             });
         }
         Ok(chosen)
+    }
+
+    /// A batch's reminders: those asked for, each checked to fall inside
+    /// the links' life `window`, or the configured defaults that do.
+    pub fn reminder_plan(
+        &self,
+        asked: Option<&[String]>,
+        window: HumanDuration,
+    ) -> Result<ReminderPlan, ServiceError> {
+        Ok(match asked {
+            Some(items) => ReminderPlan::asked(items, window.to_time())?,
+            None => ReminderPlan::defaults(&self.config.invites.reminders, window.to_time()),
+        })
     }
 
     /// The preview of `rows` for a domain, against the current store.
@@ -148,6 +167,7 @@ impl Muster {
         self.check_rows(req.rows.len(), req.limit)?;
         let domain = self.resolve_domain(req.domain.as_deref())?;
         let window = self.batch_expiry(req.expires_in)?;
+        let reminders = self.reminder_plan(req.reminders.as_deref(), window)?;
         if req.rows.is_empty() {
             return Err(ServiceError::NoItems);
         }
@@ -176,6 +196,7 @@ impl Muster {
                 created_by: req.actor.clone(),
                 expires_in_secs: window.as_secs(),
                 invite_count: preview.clean_rows,
+                reminders: reminders.to_strings(),
             };
             w.put_batch(&batch)?;
             if let Some(key) = key {
@@ -206,7 +227,11 @@ impl Muster {
                     new_link_requested_at: None,
                 };
                 w.put_invite(None, &invite)?;
+                self.emit_invite(w, EventKind::InviteCreated, &invite)?;
                 w.put_task(&Task::invite(&id, now), now)?;
+                if let Some((number, at)) = reminders.next_after(now, now, invite.expires_at) {
+                    w.put_task(&Task::reminder(&id, 0, number, at), at)?;
+                }
                 invites.push(invite);
             }
             w.bump("invites_created", invites.len() as u64)?;
@@ -216,10 +241,11 @@ impl Muster {
                 "batch.create",
                 &batch.id,
                 format!(
-                    "{} invites for {} (expiry {}, {} flagged rows left out)",
+                    "{} invites for {} (expiry {}, reminders {}, {} flagged rows left out)",
                     invites.len(),
                     domain,
                     window,
+                    reminders,
                     preview.flagged_rows
                 ),
             )?;

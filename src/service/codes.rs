@@ -68,6 +68,11 @@ impl ServiceError {
             S::TooManyItems { .. } => "too_many_items",
             S::NoItems => "no_items",
             S::Expiry { .. } => "invalid_expiry",
+            S::Reminders(_) => "invalid_reminders",
+            S::Wait(_) => "invalid_older_than",
+            S::Webhook(_) => "invalid_webhook",
+            S::NoWebhook(_) => "no_such_webhook",
+            S::NoDelivery(_) => "no_such_delivery",
             S::Flagged { .. } | S::CreationFlagged(_) => "flagged_items",
             S::NothingClean { .. } => "nothing_clean",
             S::NoInvite(_) => "no_such_invite",
@@ -90,7 +95,11 @@ impl ServiceError {
     pub fn kind(&self) -> ErrorKind {
         use ServiceError as S;
         match self {
-            S::NoInvite(_) | S::NoBatch(_) | S::NotManaged(_) => ErrorKind::NotFound,
+            S::NoInvite(_)
+            | S::NoBatch(_)
+            | S::NotManaged(_)
+            | S::NoWebhook(_)
+            | S::NoDelivery(_) => ErrorKind::NotFound,
             S::Transition(_) => ErrorKind::Conflict,
             S::Busy(b) => ErrorKind::Unavailable {
                 retry_after_secs: Some(b.retry_after_secs),

@@ -5,7 +5,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::domain::invite::{Delivery, Invite, LinkState};
+use crate::domain::reminders::ReminderPlan;
 use crate::domain::token::{LinkToken, TokenPurpose};
+use crate::domain::webhook::EventKind;
 use crate::store::view::{InviteFilter, InvitePage};
 use crate::store::{Actor, Task, WriteView};
 
@@ -154,6 +156,19 @@ impl Muster {
             )?;
             w.put_invite(Some(&old), &new)?;
             w.put_task(&Task::invite(id, now), now)?;
+            // The old link's reminders die with it; the new link gets its own.
+            let reminders = w
+                .batch(&new.batch_id)?
+                .map(|b| ReminderPlan::stored(&b.reminders))
+                .unwrap_or_default();
+            match reminders.next_after(now, now, new.expires_at) {
+                Some((number, at)) => {
+                    w.put_task(&Task::reminder(id, new.generation, number, at), at)?
+                }
+                None => {
+                    w.remove_task(&Task::reminder_task_id(id))?;
+                }
+            }
             self.audit(
                 w,
                 actor,
@@ -165,6 +180,7 @@ impl Muster {
         })?;
         // A connection holding the old link's email drops it.
         self.queue.withdraw(&Task::invite_task_id(id));
+        self.queue.withdraw(&Task::reminder_task_id(id));
         self.queue.wake();
         Ok(self.invite_view(&invite))
     }
@@ -180,6 +196,7 @@ impl Muster {
             self.revoke_in(w, &old, actor, detail)
         })?;
         self.queue.withdraw(&Task::invite_task_id(id));
+        self.queue.withdraw(&Task::reminder_task_id(id));
         Ok(self.invite_view(&invite))
     }
 
@@ -195,6 +212,7 @@ impl Muster {
         let mut new = old.clone();
         let now = self.now();
         new.revoke(now)?;
+        w.remove_task(&Task::reminder_task_id(&old.id))?;
         if w.remove_task(&Task::invite_task_id(&old.id))? && !new.delivery.is_final() {
             new.delivery = Delivery::Failed {
                 at: now,
@@ -202,6 +220,7 @@ impl Muster {
             };
         }
         w.put_invite(Some(old), &new)?;
+        self.emit_invite(w, EventKind::InviteRevoked, &new)?;
         self.audit(w, actor, "invite.revoke", &old.id, detail)?;
         Ok(new)
     }
@@ -245,17 +264,21 @@ impl Muster {
         Ok(token)
     }
 
-    /// Drops expired sessions and one-time links, and idempotency keys
-    /// older than two days (they live at least 24 hours).
+    /// Drops expired sessions and one-time links, idempotency keys older
+    /// than two days (they live at least 24 hours), and webhook deliveries
+    /// finished over a week ago.
     pub fn purge_expired(&self) -> Result<(), ServiceError> {
         let now = self.now();
-        self.store
-            .write(|w| w.purge(now, now - time::Duration::hours(48)))?;
+        self.store.write(|w| {
+            w.purge(now, now - time::Duration::hours(48))?;
+            w.prune_webhook_deliveries(now - time::Duration::days(7))
+        })?;
         Ok(())
     }
 
     /// Marks invites past their expiry as expired, so they stop holding
-    /// places (they already stop counting at expiry; this keeps indexes small).
+    /// places (they already stop counting at expiry; this keeps indexes
+    /// small), and tells webhooks (`invite.expired`).
     pub fn sweep_expired(&self) -> Result<usize, ServiceError> {
         let now = self.now();
         let mut swept = 0;
@@ -270,6 +293,7 @@ impl Muster {
                         let mut new = old.clone();
                         new.link = LinkState::Expired;
                         w.put_invite(Some(&old), &new)?;
+                        self.emit_invite(w, EventKind::InviteExpired, &new)?;
                     }
                 }
                 Ok(ids.len())

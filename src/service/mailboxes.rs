@@ -271,6 +271,7 @@ impl Muster {
                 created_by: actor.clone(),
                 expires_in_secs: (RESET_LINK_HOURS * 3600) as u64,
                 invite_count: 1,
+                reminders: Vec::new(),
             };
             w.put_batch(&batch)?;
             let token = self.token(TokenPurpose::Invite, &id, 0);

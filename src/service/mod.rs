@@ -4,6 +4,7 @@
 
 mod admins;
 mod batches;
+mod bulk_resend;
 mod clock;
 pub mod codes;
 mod creation;
@@ -13,9 +14,11 @@ mod idempotency;
 mod lifecycle;
 mod mailboxes;
 pub mod metrics;
+pub mod notify;
 pub mod queue;
 mod redeem;
 mod sample;
+pub mod webhooks;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -25,6 +28,7 @@ use tokio::sync::Notify;
 
 pub use admins::{AdminError, SESSION_HOURS, SignedIn, TokenCheck};
 pub use batches::{BatchRequest, CreatedBatch, RosterInput};
+pub use bulk_resend::{BulkResend, MIN_WAIT, ResendCandidate};
 pub use sample::{SampleInvite, TestDelivery};
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -73,6 +77,17 @@ pub enum ServiceError {
     NothingClean { preview: Box<InvitePreview> },
     #[error("the expiry {asked} is outside what is allowed: at least 1h and at most {max}")]
     Expiry { asked: String, max: String },
+    #[error(transparent)]
+    Reminders(#[from] crate::domain::reminders::ReminderError),
+    /// How long invites must have waited for a bulk resend.
+    #[error("{0}")]
+    Wait(String),
+    #[error(transparent)]
+    Webhook(#[from] crate::domain::webhook::WebhookError),
+    #[error("no webhook endpoint {0}")]
+    NoWebhook(String),
+    #[error("no webhook delivery {0}")]
+    NoDelivery(String),
     #[error("no invite {0}")]
     NoInvite(String),
     #[error("no batch {0}")]
@@ -147,6 +162,8 @@ pub struct Muster {
     pub queue: queue::DeliveryQueue,
     /// Wakes the work behind "forgot password" requests.
     pub reset_requested: Arc<Notify>,
+    /// Wakes the webhook worker: deliveries were queued.
+    pub webhooks_changed: Arc<Notify>,
     /// Serialises the pool check and the mailbox creation (R7).
     provision_lock: Mutex<()>,
     pub metrics: metrics::Metrics,
@@ -221,6 +238,7 @@ impl Muster {
             link_key,
             queue: Default::default(),
             reset_requested: Arc::new(Notify::new()),
+            webhooks_changed: Arc::new(Notify::new()),
             provision_lock: Mutex::new(()),
             metrics: metrics::Metrics::default(),
             host_check: Mutex::new(None),

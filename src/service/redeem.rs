@@ -6,9 +6,10 @@ use crate::domain::form_proof::{self, ProofError, ValidProof};
 use crate::domain::invite::{Invite, InvitePurpose, LinkState, TransitionError};
 use crate::domain::password::PasswordProblem;
 use crate::domain::token::{LinkToken, TokenHash};
+use crate::domain::webhook::EventKind;
 use crate::provision::{Created, MailboxChange, NewMailbox, ProvisionError};
 use crate::service::hashing::{Busy, HashFailure};
-use crate::store::{Actor, MailboxOrigin, MailboxRecord, StoreError, Task};
+use crate::store::{Actor, MailboxOrigin, MailboxRecord, NoticeEvent, StoreError, Task};
 
 use super::{Muster, SHARED_QUOTA_COUNTER, ServiceError};
 
@@ -184,6 +185,8 @@ impl Muster {
                     &old.id,
                     format!("{} asked for a new link", old.mailbox),
                 )?;
+                self.queue_notice(w, &new, NoticeEvent::NewLinkRequested, now)?;
+                self.emit_invite(w, EventKind::InviteNewLinkRequested, &new)?;
             }
             Ok(true)
         })
@@ -261,6 +264,9 @@ impl Muster {
                         let mut new = old.clone();
                         new.abort_redeem(message.clone(), blocked);
                         w.put_invite(Some(&old), &new)?;
+                        if blocked {
+                            self.emit_invite(w, EventKind::InviteBlocked, &new)?;
+                        }
                         self.audit(
                             w,
                             &Actor::recipient(&old.recipient_email),
@@ -354,13 +360,15 @@ impl Muster {
         now: time::OffsetDateTime,
     ) -> Result<Invite, ServiceError> {
         let shared_quota = self.config.mail_host.default_quota_mb;
-        self.store.write(|w| {
+        let finished = self.store.write(|w| {
             let old = w
                 .invite(id)?
                 .ok_or_else(|| ServiceError::NoInvite(id.to_string()))?;
             let mut new = old.clone();
             new.finish_redeem(now);
             w.put_invite(Some(&old), &new)?;
+            // Used: no reminder goes after this (R16).
+            w.remove_task(&Task::reminder_task_id(id))?;
             if new.purpose == InvitePurpose::PasswordReset {
                 w.bump("password_resets", 1)?;
                 self.audit(
@@ -398,6 +406,18 @@ impl Muster {
                 &new.id,
                 format!("mailbox {} created", new.mailbox),
             )?;
+            self.queue_notice(w, &new, NoticeEvent::Redeemed, now)?;
+            self.emit_invite(w, EventKind::InviteRedeemed, &new)?;
+            self.emit(w, EventKind::MailboxCreated, &new.id, || {
+                serde_json::json!({
+                    "address": new.mailbox.to_string(),
+                    "created_at": new.redeemed_at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+                    "storage_allocation_mb": new.storage_allocation_mb,
+                    "display_name": new.display_name,
+                    "invite_id": new.id,
+                    "batch_id": new.batch_id,
+                })
+            })?;
             if self.config.client.welcome {
                 let inviter = w
                     .batch(&new.batch_id)?
@@ -412,7 +432,9 @@ impl Muster {
                 w.put_task(&welcome, now)?;
             }
             Ok(new)
-        })
+        });
+        self.queue.withdraw(&Task::reminder_task_id(id));
+        finished
     }
 
     /// After a crash: redemptions that created their mailbox are finished,

@@ -77,7 +77,10 @@ fn a_batch_is_made_whole_or_not_at_all() {
         })
         .unwrap();
     assert_eq!(made.invites.len(), 2);
-    assert_eq!(f.muster.view().unwrap().task_count().unwrap(), 2);
+    let view = f.muster.view().unwrap();
+    // Each invite's email is due now, its first reminder later.
+    assert_eq!(view.due_task_count(f.muster.now()).unwrap(), 2);
+    assert_eq!(view.task_count().unwrap(), 4);
 }
 
 #[test]

@@ -6,6 +6,7 @@ pub mod accounts;
 mod records;
 pub mod tables;
 pub mod view;
+pub mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -45,6 +45,18 @@ pub struct Batch {
     /// Link lifetime chosen for the batch, in seconds; resends reuse it.
     pub expires_in_secs: u64,
     pub invite_count: usize,
+    /// When its links' reminders go (`50%`, `48h`; see
+    /// [`crate::domain::reminders::ReminderPlan`]); none for batches made
+    /// before reminders existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reminders: Vec<String>,
+}
+
+impl Batch {
+    /// How long its links live: a resent link lives as long again.
+    pub fn link_life(&self) -> time::Duration {
+        time::Duration::seconds(self.expires_in_secs as i64)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +71,25 @@ pub enum TaskKind {
         #[serde(with = "time::serde::rfc3339")]
         expires_at: OffsetDateTime,
     },
+    /// Remind the recipient of a link still unused: reminder `number`
+    /// (1-based) of the invite's generation `generation`.
+    Reminder {
+        invite_id: String,
+        generation: u32,
+        number: u32,
+    },
+    /// Tell whoever hears about the invite's batch what became of it.
+    Notice {
+        to: String,
+        invite_id: String,
+        event: NoticeEvent,
+    },
+    /// The daily digest to `to`, about the day that ended at `until`.
+    Digest {
+        to: String,
+        #[serde(with = "time::serde::rfc3339")]
+        until: OffsetDateTime,
+    },
     /// Drop a welcome message into a mailbox just set up.
     Welcome {
         mailbox: String,
@@ -67,6 +98,28 @@ pub enum TaskKind {
         /// Who made it (an admin's address), when that was a person.
         inviter: Option<String>,
     },
+}
+
+/// What a notice tells the admin about an invite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeEvent {
+    /// The recipient set up their mailbox.
+    Redeemed,
+    /// The invite email could not be delivered, for good.
+    Failed,
+    /// The recipient asked for a new link from the expired page.
+    NewLinkRequested,
+}
+
+impl NoticeEvent {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Redeemed => "redeemed",
+            Self::Failed => "failed",
+            Self::NewLinkRequested => "new_link_requested",
+        }
+    }
 }
 
 /// A delivery task. Its key in the queue starts with the time it is due.
@@ -85,6 +138,60 @@ impl Task {
     /// The id of an invite's task (one per invite; a resend replaces it).
     pub fn invite_task_id(invite_id: &str) -> String {
         format!("invite:{invite_id}")
+    }
+
+    /// The id of an invite's reminder task (one at a time per invite).
+    pub fn reminder_task_id(invite_id: &str) -> String {
+        format!("reminder:{invite_id}")
+    }
+
+    /// A reminder due at `due`: its retries give up counting from then,
+    /// not from when it was planned.
+    pub fn reminder(invite_id: &str, generation: u32, number: u32, due: OffsetDateTime) -> Self {
+        Self {
+            id: Self::reminder_task_id(invite_id),
+            kind: TaskKind::Reminder {
+                invite_id: invite_id.to_string(),
+                generation,
+                number,
+            },
+            queued_at: due,
+            attempts: 0,
+        }
+    }
+
+    /// A notice about one event of one invite's generation: the same event
+    /// queued twice is one task.
+    pub fn notice(
+        to: &str,
+        invite_id: &str,
+        generation: u32,
+        event: NoticeEvent,
+        now: OffsetDateTime,
+    ) -> Self {
+        Self {
+            id: format!("notice:{}:{invite_id}:{generation}", event.name()),
+            kind: TaskKind::Notice {
+                to: to.to_string(),
+                invite_id: invite_id.to_string(),
+                event,
+            },
+            queued_at: now,
+            attempts: 0,
+        }
+    }
+
+    /// The digest to `to` for the day that ended at `until` (one a day).
+    pub fn digest(to: &str, until: OffsetDateTime, now: OffsetDateTime) -> Self {
+        Self {
+            id: format!("digest:{to}:{}", until.date()),
+            kind: TaskKind::Digest {
+                to: to.to_string(),
+                until,
+            },
+            queued_at: now,
+            attempts: 0,
+        }
     }
 
     /// The id of a password reset email's task.
@@ -262,4 +369,71 @@ impl From<IdempotencyOnDisk> for IdempotencyRecord {
             created_at: d.created_at,
         }
     }
+}
+
+/// Where Muster posts events, and which.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookEndpoint {
+    pub id: String,
+    pub url: String,
+    /// Event names (`invite.redeemed`…).
+    pub events: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub created_by: Actor,
+    /// The number the next delivery gets.
+    pub next_seq: u64,
+}
+
+impl WebhookEndpoint {
+    pub fn wants(&self, event: &str) -> bool {
+        self.events.iter().any(|e| e == event)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    /// Given up after `webhooks.give_up_after`.
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn is_pending(self) -> bool {
+        self == Self::Pending
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One event on its way to one endpoint (at least once).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookDelivery {
+    pub endpoint_id: String,
+    pub seq: u64,
+    /// `webhook-id`: the same for a redelivery of the same event.
+    pub msg_id: String,
+    pub event: String,
+    /// What it is about (an invite id); its events go in order.
+    pub subject: String,
+    /// The JSON body as signed.
+    pub payload: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_attempt_at: Option<OffsetDateTime>,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub delivered_at: Option<OffsetDateTime>,
 }

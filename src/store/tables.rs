@@ -78,6 +78,18 @@ pub const RESET_LAST_SENT: TableDefinition<&str, u64> = TableDefinition::new("re
 /// (principal, idempotency key) → stored response.
 pub const IDEMPOTENCY: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("idempotency");
 
+/// webhook endpoint id → [`crate::store::WebhookEndpoint`].
+pub const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
+
+/// (endpoint id, delivery number) → [`crate::store::WebhookDelivery`].
+pub const WEBHOOK_DELIVERIES: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new("webhook_deliveries");
+
+/// (endpoint id, delivery number) → (next attempt ms, subject) for the
+/// deliveries not yet delivered or given up.
+pub const WEBHOOK_PENDING: TableDefinition<(&str, u64), (u64, &str)> =
+    TableDefinition::new("webhook_pending");
+
 /// Calls `$m!` with every table, so creating and copying them cannot miss one.
 macro_rules! all_tables {
     ($m:ident) => {
@@ -103,7 +115,10 @@ macro_rules! all_tables {
             API_TOKEN_BY_HASH,
             RESET_REQUESTS,
             RESET_LAST_SENT,
-            IDEMPOTENCY
+            IDEMPOTENCY,
+            WEBHOOKS,
+            WEBHOOK_DELIVERIES,
+            WEBHOOK_PENDING
         )
     };
 }

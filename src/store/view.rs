@@ -84,6 +84,10 @@ impl InviteFilter {
             let ok = match asked {
                 "pending" => i.counts_as_pending(now),
                 "new_link_requested" => i.new_link_requested_at.is_some(),
+                "expiring" => {
+                    i.link_state(now) == LinkState::Live
+                        && i.expires_at - now <= crate::domain::invite::EXPIRING_SOON
+                }
                 _ => link == asked || delivery == asked,
             };
             if !ok {
@@ -347,8 +351,35 @@ macro_rules! read_methods {
             Ok(out)
         }
 
+        pub fn task(&self, id: &str) -> Result<Option<Task>> {
+            let Some(due) = self.task_due(id)? else {
+                return Ok(None);
+            };
+            match self.txn.open_table(TASKS)?.get((due, id))? {
+                Some(v) => Ok(Some(decode("tasks", id, v.value())?)),
+                None => Ok(None),
+            }
+        }
+
+        /// When the task `id` is due (ms), if it is queued.
+        pub fn task_due(&self, id: &str) -> Result<Option<u64>> {
+            Ok(self.txn.open_table(TASK_DUE)?.get(id)?.map(|v| v.value()))
+        }
+
+        /// Every task in the queue, due or planned (reminders ahead).
         pub fn task_count(&self) -> Result<u64> {
             Ok(self.txn.open_table(TASKS)?.len()?)
+        }
+
+        /// Tasks due at or before `now`: what is waiting to be sent.
+        pub fn due_task_count(&self, now: OffsetDateTime) -> Result<u64> {
+            let t = self.txn.open_table(TASKS)?;
+            let mut n = 0;
+            for entry in t.range((0u64, "")..=(millis(now), "\u{10ffff}"))? {
+                entry?;
+                n += 1;
+            }
+            Ok(n)
         }
 
         /// The earliest due time in the queue.
@@ -585,20 +616,6 @@ impl WriteView {
     }
 
     /// The queued task with this id, if there is one.
-    pub fn task(&self, id: &str) -> Result<Option<Task>> {
-        let Some(due) = self.task_due(id)? else {
-            return Ok(None);
-        };
-        match self.txn.open_table(TASKS)?.get((due, id))? {
-            Some(v) => Ok(Some(decode("tasks", id, v.value())?)),
-            None => Ok(None),
-        }
-    }
-
-    pub fn task_due(&self, id: &str) -> Result<Option<u64>> {
-        Ok(self.txn.open_table(TASK_DUE)?.get(id)?.map(|v| v.value()))
-    }
-
     pub fn put_mailbox(&self, record: &MailboxRecord) -> Result<()> {
         self.txn
             .open_table(MAILBOXES)?

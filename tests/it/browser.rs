@@ -220,6 +220,12 @@ async fn the_bulk_invites_wizard_and_the_pending_list(engine: Engine) {
     b.run("document.querySelector('#expiry').value = '7d'")
         .await;
     assert!(b.text("#expiry").await.contains("1 day"));
+    // Reminders: the defaults, changed to one that does not fit a 7-day link.
+    assert_eq!(
+        b.property("#reminders", "value").await,
+        serde_json::json!("50%, 48h")
+    );
+    b.type_in("#reminders", "50%, 10d").await;
     b.step("clean").await;
     // Continue is enabled once the edit has been checked.
     b.until("the re-checked preview", || async {
@@ -233,6 +239,31 @@ async fn the_bulk_invites_wizard_and_the_pending_list(engine: Engine) {
     b.click("#continue").await;
     b.wait_text("#confirm-summary", "Send 3 invites for team.example")
         .await;
+    // Sending with a reminder outside the links' life comes back to the
+    // field, marked, with the reason; nothing was created.
+    b.click("#send").await;
+    let said = b.wait_text("#reminders-error", "reminders[1]").await;
+    assert!(said.contains("10d") && said.contains("7d"), "{said}");
+    b.wait("#step2:not([hidden])").await;
+    assert_eq!(
+        b.html_attribute("#reminders", "aria-invalid")
+            .await
+            .as_deref(),
+        Some("true")
+    );
+    let focused = b.run("return document.activeElement.id").await;
+    assert_eq!(focused, serde_json::json!("reminders"));
+    assert_eq!(app.muster.view().unwrap().batches().unwrap().len(), 0);
+    b.step("reminder-refused").await;
+    b.type_in("#reminders", "3d").await;
+    b.click("#continue").await;
+    let summary = b
+        .wait_text("#confirm-summary", "Send 3 invites for team.example")
+        .await;
+    assert!(
+        summary.contains("reminded 3 days before it expires"),
+        "{summary}"
+    );
     // The confirm step lists who gets one, and the email as they will read it.
     assert_eq!(b.count("#confirm-list tbody tr").await, 3);
     b.wait_text(
@@ -300,6 +331,10 @@ async fn the_bulk_invites_wizard_and_the_pending_list(engine: Engine) {
         invites
             .iter()
             .all(|i| i.expires_at - i.created_at == time::Duration::days(7))
+    );
+    assert_eq!(
+        app.muster.view().unwrap().batches().unwrap()[0].reminders,
+        ["3d"]
     );
 
     // The pending list: resend one, revoke the other.

@@ -179,8 +179,15 @@ async fn revoke_during_sending() {
     }
     let sent_at_revoke = peer.received().len();
     wait_for_async("the queue to empty", Duration::from_secs(30), || async {
-        (app.muster.store.read().unwrap().task_count().unwrap() == 0 && app.muster.queue.is_idle())
-            .then_some(())
+        (app.muster
+            .store
+            .read()
+            .unwrap()
+            .due_task_count(app.muster.now())
+            .unwrap()
+            == 0
+            && app.muster.queue.is_idle())
+        .then_some(())
     })
     .await;
     let views: Vec<_> = created

@@ -222,7 +222,15 @@ async fn temporary_failures_are_retried_and_sent_once() {
             "accept"
         ]
     );
-    assert_eq!(app.muster.store.read().unwrap().task_count().unwrap(), 0);
+    assert_eq!(
+        app.muster
+            .store
+            .read()
+            .unwrap()
+            .due_task_count(app.muster.now())
+            .unwrap(),
+        0
+    );
     app.shutdown().await;
 }
 
@@ -270,7 +278,15 @@ async fn permanent_failures_are_not_retried_and_keep_the_reply() {
     assert_eq!(view.attempts, 1);
     assert!(peer.received().is_empty());
     // Nothing is left in the queue to be tried again.
-    assert_eq!(app.muster.store.read().unwrap().task_count().unwrap(), 0);
+    assert_eq!(
+        app.muster
+            .store
+            .read()
+            .unwrap()
+            .due_task_count(app.muster.now())
+            .unwrap(),
+        0
+    );
     assert_eq!(peer.log().len(), 1, "no retry: {:?}", peer.log());
     app.shutdown().await;
 }
@@ -343,7 +359,15 @@ async fn an_end_refused_or_closed_with_the_next_envelope_behind_it_loses_nothing
         "ends with the next envelope behind them: {}",
         peer.pipelined_ends()
     );
-    assert_eq!(app.muster.store.read().unwrap().task_count().unwrap(), 0);
+    assert_eq!(
+        app.muster
+            .store
+            .read()
+            .unwrap()
+            .due_task_count(app.muster.now())
+            .unwrap(),
+        0
+    );
     app.shutdown().await;
 }
 
@@ -373,7 +397,7 @@ async fn the_cli_writes_the_outbox_without_a_relay() {
     let stdout = text(&out.stdout);
     assert_exit(&out, 0);
     assert!(
-        stdout.contains("2 invites for team.example (links expire after 2d)"),
+        stdout.contains("2 invites for team.example (links expire after 2d; reminders: 50%)"),
         "{stdout}"
     );
     assert!(
@@ -541,7 +565,11 @@ async fn kills_during_a_500_invite_send_lose_nothing_and_repeat_at_most_one_per_
     let invites = view.invites_of_batch(&batches[0].id).unwrap();
     assert_eq!(invites.len(), 500);
     assert!(invites.iter().all(|i| i.delivery.name() == "sent"));
-    assert_eq!(view.task_count().unwrap(), 0);
+    assert_eq!(
+        view.due_task_count(time::OffsetDateTime::now_utc())
+            .unwrap(),
+        0
+    );
     // Every verdict the journal held is in the store; it is empty again
     // (zero-filled: the first NUL byte ends its entries).
     let journal = std::fs::read(config.data_dir.join("delivery.journal")).unwrap();
@@ -699,7 +727,13 @@ async fn a_revoke_or_resend_reaches_an_email_already_waiting_to_be_sent() {
     app.muster.revoke(&ids[2], &cli).unwrap();
     postfix.wait_for_captured(2, Duration::from_secs(60));
     wait_for("the queue empty", Duration::from_secs(30), || {
-        let tasks = app.muster.store.read().unwrap().task_count().unwrap();
+        let tasks = app
+            .muster
+            .store
+            .read()
+            .unwrap()
+            .due_task_count(app.muster.now())
+            .unwrap();
         (tasks == 0 && app.muster.queue.is_idle()).then_some(())
     });
     let mails: Vec<String> = postfix

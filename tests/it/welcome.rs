@@ -217,6 +217,8 @@ async fn a_refused_welcome_leaves_the_mailbox_as_it_is() {
         |c| {
             stack.configure(c);
             c.smtp.port = peer.port;
+            // Only the invite and the welcome go to the scripted relay.
+            c.notifications.mode = muster::config::NotificationMode::Off;
         },
         std::sync::Arc::new(muster::service::SystemClock),
     )

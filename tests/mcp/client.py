@@ -27,6 +27,8 @@ EXPECTED_TOOLS = {
     "resend_invite": False,
     "revoke_invite": False,
     "get_capacity": True,
+    "preview_resend_pending": True,
+    "resend_pending_invites": False,
 }
 
 
@@ -112,6 +114,23 @@ async def exercise(session, prefix):
     check(r.is_error and r.structured_content["code"] == "invite_state", "revoking twice is refused")
     r = await session.call_tool("get_batch_status", {"batch_id": "no-such-batch"})
     check(r.is_error and r.structured_content["code"] == "no_such_batch", "an unknown batch is refused")
+
+    r = await session.call_tool("create_invites_bulk", {"items": items(2, prefix + "r"), "expires_in": "7d", "reminders": ["50%", "10d"]})
+    sc = r.structured_content
+    check(r.is_error and sc["code"] == "invalid_reminders" and "reminders[1]" in sc["message"],
+          "a reminder outside the links' life is refused by name: " + text_of(r))
+    r = await session.call_tool("create_invites_bulk", {"items": items(2, prefix + "r"), "expires_in": "7d", "reminders": []})
+    check(not r.is_error and r.structured_content["reminders"] == [], "reminders can be turned off for a batch")
+    r = await session.call_tool("create_invites_bulk", {"items": items(1, prefix + "d"), "expires_in": "7d"})
+    check(not r.is_error and r.structured_content["reminders"] == ["50%", "2d"], "the default reminders: " + json.dumps(r.structured_content["reminders"]))
+    r = await session.call_tool("preview_resend_pending", {"older_than": "1d"})
+    check(not r.is_error and r.structured_content["count"] == 0, "nothing has waited a day yet: " + text_of(r))
+    r = await session.call_tool("preview_resend_pending", {"older_than": "10m"})
+    check(r.is_error and r.structured_content["code"] == "invalid_older_than", "a wait under an hour is refused")
+    r = await session.call_tool("resend_pending_invites", {"older_than": "1d", "invite_ids": [first]})
+    sc = r.structured_content
+    check(not r.is_error and sc["resent"] == [] and sc["skipped"][0]["invite_id"] == first,
+          "an invite not waiting is skipped, with why: " + text_of(r))
 
 
 async def over_http(url, token):

@@ -97,6 +97,7 @@ const Muster = (() => {
     ['/', 'Mailboxes'],
     ['/invites', 'Pending invites'],
     ['/tokens', 'API tokens'],
+    ['/webhooks', 'Webhooks'],
     ['/audit', 'Audit'],
   ];
 

@@ -14,6 +14,21 @@ Muster.page(async () => {
   const choices = ['1d', '3d', '7d', '14d', '30d'].filter(c => secs(c) <= max);
   if (!choices.includes(settings.max_expiry)) choices.push(settings.max_expiry);
   choices.forEach(c => $('expiry').append(el('option', { value: c, text: words(c), selected: c === settings.default_expiry })));
+  $('reminders').value = settings.reminders.join(', ');
+  const reminderList = () => $('reminders').value.split(',').map(s => s.trim()).filter(Boolean);
+  // "50%" → "halfway through the link's life"; "2d" → "2 days before it expires".
+  const reminderWords = r => /%$/.test(r)
+    ? (r === '50%' ? "halfway through the link's life" : r + " into the link's life")
+    : words(r) + ' before it expires';
+  // A refused reminder is named next to its field until it is edited.
+  function reminderError(message) {
+    const field = $('reminders');
+    $('reminders-error').textContent = message || '';
+    $('reminders-error').hidden = !message;
+    if (message) field.setAttribute('aria-invalid', 'true'); else field.removeAttribute('aria-invalid');
+    field.setAttribute('aria-describedby', message ? 'reminders-help reminders-error' : 'reminders-help');
+  }
+  $('reminders').addEventListener('input', () => reminderError(''));
 
   let rows = [];        // the rows as typed, sent back for every re-check
   let preview = null;
@@ -158,8 +173,10 @@ Muster.page(async () => {
     clean = preview.rows.map((r, i) => ({ r, input: rows[i] })).filter(x => !x.r.flags.length);
     const n = clean.length;
     const expiry = $('expiry').selectedOptions[0].textContent;
+    const reminders = reminderList();
     $('confirm-summary').textContent = 'Send ' + plural(n, 'invite') + ' for ' + preview.capacity.domain +
       '? The links expire after ' + expiry + '.' +
+      (reminders.length ? ' Whoever has not set up by then is reminded ' + reminders.map(reminderWords).join(' and ') + '.' : ' No reminders.') +
       (leaveOut && preview.flagged_rows ? ' The ' + plural(preview.flagged_rows, 'flagged row') + (preview.flagged_rows === 1 ? ' is' : ' are') + ' left out.' : '');
     $('recipients-title').textContent = 'Recipients (' + n + ')';
     $('confirm-list').querySelector('tbody').replaceChildren(...clean.map(({ r }) => el('tr', {},
@@ -213,13 +230,20 @@ Muster.page(async () => {
     $('send').disabled = true;
     try {
       const created = await api('POST', '/batches',
-        { domain: $('domain').value, rows, expires_in: $('expiry').value, only_clean: onlyClean },
+        { domain: $('domain').value, rows, expires_in: $('expiry').value, reminders: reminderList(), only_clean: onlyClean },
         { 'Idempotency-Key': newKey() });
       show(4);
       follow(created.batch_id);
     } catch (err) {
-      say('status', 'bad', errorText(err));
       $('send').disabled = false;
+      if (err.body && err.body.code === 'invalid_reminders') {
+        // Back to where the reminders are chosen, with the field marked.
+        show(2);
+        reminderError(err.message);
+        $('reminders').focus();
+        return;
+      }
+      say('status', 'bad', errorText(err));
     }
   });
 

@@ -10,6 +10,7 @@ Muster.page(async () => {
   const params = new URLSearchParams(location.search);
   if (params.get('batch')) $('batch').value = params.get('batch');
   if (params.get('state')) $('state').value = params.get('state');
+  if (params.get('q')) $('q').value = params.get('q');
 
   function filters() {
     const q = new URLSearchParams();
@@ -121,6 +122,63 @@ Muster.page(async () => {
     reload();
   }
   $('resend-selected').addEventListener('click', () => many('resend', 'Resent'));
+
+  // Resend all still pending after N days: first which, then those.
+  let previewed = null;
+  function pendingQuery() {
+    const q = new URLSearchParams({ older_than: (+$('rp-days').value || 0) + 'd' });
+    if ($('rp-batch').checked && $('batch').value) q.set('batch_id', $('batch').value);
+    return q;
+  }
+  function forgetPreview() {
+    previewed = null;
+    $('rp-send').disabled = true;
+    $('rp-send').textContent = 'Resend';
+    $('rp-summary').textContent = '';
+    $('rp-list').replaceChildren();
+  }
+  $('resend-pending').addEventListener('click', () => {
+    $('rp-batch').disabled = !$('batch').value;
+    if (!$('batch').value) $('rp-batch').checked = false;
+    say('rp-status', 'ok', '');
+    forgetPreview();
+    $('rp-dialog').showModal();
+    $('rp-days').focus();
+  });
+  $('rp-days').addEventListener('input', forgetPreview);
+  $('rp-batch').addEventListener('change', forgetPreview);
+  $('rp-preview').addEventListener('click', async () => {
+    say('rp-status', 'ok', '');
+    try {
+      const p = await api('GET', '/invites/resend-pending?' + pendingQuery());
+      const days = +$('rp-days').value;
+      $('rp-summary').textContent = p.count
+        ? plural(p.count, 'invite') + ' still pending ' + plural(days, 'day') + ' or more after the link went out:'
+        : 'No invite is still pending ' + plural(days, 'day') + ' after its link went out.';
+      $('rp-list').replaceChildren(...p.invites.slice(0, 50).map(c => el('li', {},
+        c.invite.recipient_email + ' → ' + c.invite.mailbox + ', link sent ' + fmtDate(c.link_sent_at) + ' (' + c.invite.link_state + ')')),
+        ...(p.count > 50 ? [el('li', { text: '… and ' + (p.count - 50) + ' more' })] : []));
+      previewed = { query: pendingQuery(), ids: p.invites.map(c => c.invite.id) };
+      $('rp-send').disabled = p.count === 0;
+      $('rp-send').textContent = p.count ? 'Resend ' + plural(p.count, 'invite') : 'Resend';
+    } catch (err) { say('rp-status', 'bad', errorText(err)); }
+  });
+  $('rp-send').addEventListener('click', async () => {
+    if (!previewed) return;
+    $('rp-send').disabled = true;
+    try {
+      const body = { older_than: previewed.query.get('older_than'), invite_ids: previewed.ids };
+      if (previewed.query.get('batch_id')) body.batch_id = previewed.query.get('batch_id');
+      const r = await api('POST', '/invites/resend-pending', body);
+      $('rp-dialog').close();
+      const skipped = r.skipped.map(s => 'Skipped ' + s.invite_id + ': ' + s.reason);
+      say('status', skipped.length ? 'warn' : 'ok', ['Resent ' + plural(r.resent.length, 'invite') + ' with fresh links.'].concat(skipped));
+      reload();
+    } catch (err) {
+      say('rp-status', 'bad', errorText(err));
+      $('rp-send').disabled = false;
+    }
+  });
   $('revoke-selected').addEventListener('click', () => many('revoke', 'Revoked'));
   reload();
 });

@@ -180,7 +180,8 @@ impl InvitesApi {
             let rows: Vec<InviteRow> = req.items.iter().map(InviteItem::to_row).collect();
             let expires_in = expiry(req.expires_in.as_deref())?;
             if validate_only.0 {
-                muster.batch_expiry(expires_in)?;
+                let window = muster.batch_expiry(expires_in)?;
+                muster.reminder_plan(req.reminders.as_deref(), window)?;
                 let (_, preview) = muster.preview(req.domain.as_deref(), &rows, RowLimit::Call)?;
                 return Ok(BulkResponse::Preview(Json(PreviewBody::of(
                     &preview, &rows,
@@ -190,6 +191,7 @@ impl InvitesApi {
             let batch = BatchRequest {
                 domain: req.domain,
                 expires_in,
+                reminders: req.reminders,
                 limit: RowLimit::Call,
                 ..BatchRequest::new(rows, auth.0.actor())
             };
@@ -280,6 +282,7 @@ impl InvitesApi {
             let batch = BatchRequest {
                 domain: req.domain,
                 expires_in,
+                reminders: req.reminders,
                 only_clean: req.only_clean,
                 ..BatchRequest::new(rows, auth.0.actor())
             };
@@ -331,7 +334,8 @@ impl InvitesApi {
         _auth: Auth,
         state: Data<&Arc<HttpState>>,
         batch_id: Query<Option<String>>,
-        /// A link state, a delivery state, `pending` or `new_link_requested`.
+        /// A link state, a delivery state, `pending`, `expiring` (live and
+        /// expiring within a week) or `new_link_requested`.
         #[oai(name = "state")]
         state_filter: Query<Option<String>>,
         /// Text to find in the recipient, mailbox or display name.
@@ -420,6 +424,79 @@ impl InvitesApi {
         .await
     }
 
+    /// Which invites `POST /invites/resend-pending` would send a fresh link
+    /// to: those still waiting (link live or expired, not used, revoked or
+    /// blocked) whose link went out at least `older_than` ago. Changes
+    /// nothing.
+    #[oai(
+        path = "/invites/resend-pending",
+        method = "get",
+        operation_id = "preview_resend_pending"
+    )]
+    async fn resend_pending_preview(
+        &self,
+        _auth: Auth,
+        state: Data<&Arc<HttpState>>,
+        /// Such as `7d`; at least `1h`.
+        older_than: Query<String>,
+        batch_id: Query<Option<String>>,
+    ) -> Result<Json<ResendPendingPreview>, ApiError> {
+        let state = state.0.clone();
+        blocking(&state, move |muster| {
+            let wait = older_than_of(&older_than.0)?;
+            let candidates = muster.resend_candidates(wait, batch_id.0.as_deref())?;
+            Ok(Json(ResendPendingPreview {
+                older_than: wait.to_string(),
+                batch_id: batch_id.0.filter(|b| !b.is_empty()),
+                count: candidates.len() as u32,
+                invites: candidates
+                    .iter()
+                    .map(|c| ResendCandidateBody {
+                        invite: (&c.invite).into(),
+                        link_sent_at: rfc3339(c.link_sent_at),
+                    })
+                    .collect(),
+            }))
+        })
+        .await
+    }
+
+    /// Resend every invite still waiting after `older_than` (or of them
+    /// only `invite_ids`, as a preview showed them): each gets a fresh link
+    /// and expiry, and its old link dies at once.
+    #[oai(
+        path = "/invites/resend-pending",
+        method = "post",
+        operation_id = "resend_pending_invites"
+    )]
+    async fn resend_pending(
+        &self,
+        auth: Auth,
+        state: Data<&Arc<HttpState>>,
+        body: Json<ResendPendingRequest>,
+    ) -> Result<Json<ResendPendingResult>, ApiError> {
+        let state = state.0.clone();
+        let req = body.0;
+        blocking(&state, move |muster| {
+            let wait = older_than_of(&req.older_than)?;
+            let done = muster.resend_pending(
+                wait,
+                req.batch_id.as_deref(),
+                req.invite_ids.as_deref(),
+                &auth.0.actor(),
+            )?;
+            Ok(Json(ResendPendingResult {
+                resent: done.resent.iter().map(InviteBody::from).collect(),
+                skipped: done
+                    .skipped
+                    .into_iter()
+                    .map(|(invite_id, reason)| SkippedInvite { invite_id, reason })
+                    .collect(),
+            }))
+        })
+        .await
+    }
+
     /// A fresh link and expiry; the old link dies at once.
     #[oai(
         path = "/invites/:id/resend",
@@ -480,6 +557,13 @@ impl InvitesApi {
     }
 }
 
+/// The `older_than` of a bulk resend.
+fn older_than_of(raw: &str) -> Result<HumanDuration, ApiError> {
+    HumanDuration::parse(raw).map_err(|e| {
+        ApiError::unprocessable("invalid_older_than", format!("older_than: {e}"), None)
+    })
+}
+
 fn default_limit() -> u32 {
     100
 }
@@ -492,6 +576,7 @@ pub fn batch_summary(b: &crate::store::Batch) -> BatchSummary {
         created_by: b.created_by.to_string(),
         expires_in: HumanDuration::from_secs(b.expires_in_secs).to_string(),
         invite_count: b.invite_count as u32,
+        reminders: b.reminders.clone(),
     }
 }
 

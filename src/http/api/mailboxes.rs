@@ -187,6 +187,11 @@ impl MailboxesApi {
                 .collect(),
             default_expiry: c.default_expiry().to_string(),
             max_expiry: c.invites.max_expiry.to_string(),
+            reminders: c.invites.reminders.clone(),
+            webhook_events: crate::domain::webhook::EventKind::ALL
+                .iter()
+                .map(|e| e.name().to_string())
+                .collect(),
             batch_limit: c.invites.batch_limit as u32,
             api_call_limit: c.invites.api_call_limit as u32,
             upload_limit_bytes: c.invites.upload_limit_bytes as u64,

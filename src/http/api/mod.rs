@@ -15,6 +15,7 @@ mod mailbox_care;
 mod mailboxes;
 mod samples;
 pub mod types;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -230,6 +231,7 @@ pub type Apis = (
     account::AccountApi,
     audit::AuditApi,
     samples::SamplesApi,
+    webhooks::WebhooksApi,
 );
 
 pub fn service(public_url: &str) -> OpenApiService<Apis, ()> {
@@ -241,6 +243,7 @@ pub fn service(public_url: &str) -> OpenApiService<Apis, ()> {
             account::AccountApi,
             audit::AuditApi,
             samples::SamplesApi,
+            webhooks::WebhooksApi,
         ),
         "Muster API",
         env!("CARGO_PKG_VERSION"),
@@ -272,6 +275,8 @@ const CLOSED_OBJECTS: &[&str] = &[
     "ForgotBody",
     "ResetBody",
     "NewToken",
+    "ResendPendingRequest",
+    "NewWebhookBody",
 ];
 
 /// The OpenAPI document with the literal paths.

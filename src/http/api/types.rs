@@ -70,6 +70,12 @@ pub struct InvitesBulkRequest {
     /// Link lifetime such as `7d` or `48h`: at least 1h, at most the configured maximum (30d).
     #[oai(validator(max_length = 32))]
     pub expires_in: Option<String>,
+    /// When recipients who have not used their link are reminded: a share
+    /// of the link's life (`50%`) or a time before it expires (`48h`), at
+    /// most 5; `[]` sends none; left out, the configured defaults
+    /// (`invites.reminders`) that fit the link's life.
+    #[oai(validator(max_items = 5))]
+    pub reminders: Option<Vec<String>>,
     /// 1 to 100 items; more are refused with 422 `too_many_items`.
     pub items: Vec<InviteItem>,
 }
@@ -139,6 +145,9 @@ pub struct BatchRequestBody {
     pub rows: Vec<RosterRowBody>,
     #[oai(validator(max_length = 32))]
     pub expires_in: Option<String>,
+    /// As in `invites:bulk`: `[]` sends none, left out the defaults.
+    #[oai(validator(max_items = 5))]
+    pub reminders: Option<Vec<String>>,
     /// Send the clean rows and leave flagged ones out.
     #[oai(default)]
     pub only_clean: bool,
@@ -359,6 +368,56 @@ pub struct BatchSummary {
     pub created_by: String,
     pub expires_in: String,
     pub invite_count: u32,
+    /// When its links are recalled to recipients who have not used them.
+    pub reminders: Vec<String>,
+}
+
+/// An invite a bulk resend would send a fresh link to.
+#[derive(Object, Debug, Clone)]
+pub struct ResendCandidateBody {
+    pub invite: InviteBody,
+    /// When its current link went out.
+    pub link_sent_at: String,
+}
+
+/// What `POST /invites/resend-pending` would do with the same filters.
+#[derive(Object, Debug, Clone)]
+#[oai(skip_serializing_if_is_none)]
+pub struct ResendPendingPreview {
+    pub older_than: String,
+    pub batch_id: Option<String>,
+    pub count: u32,
+    /// Oldest link first.
+    pub invites: Vec<ResendCandidateBody>,
+}
+
+#[derive(Object, Debug, Clone)]
+#[oai(deny_unknown_fields)]
+pub struct ResendPendingRequest {
+    /// How long the invites have waited since their link went out, such
+    /// as `7d` (at least `1h`).
+    #[oai(validator(max_length = 32))]
+    pub older_than: String,
+    /// Only this batch.
+    #[oai(validator(max_length = 64))]
+    pub batch_id: Option<String>,
+    /// Only these (the ones a preview showed); each must still be waiting.
+    #[oai(validator(max_items = 5000))]
+    pub invite_ids: Option<Vec<String>>,
+}
+
+#[derive(Object, Debug, Clone)]
+pub struct SkippedInvite {
+    pub invite_id: String,
+    pub reason: String,
+}
+
+#[derive(Object, Debug, Clone)]
+pub struct ResendPendingResult {
+    /// Each with its fresh link on its way.
+    pub resent: Vec<InviteBody>,
+    /// Asked for but not resent, and why.
+    pub skipped: Vec<SkippedInvite>,
 }
 
 #[derive(Object, Debug, Clone)]
@@ -471,6 +530,10 @@ pub struct Settings {
     pub domains: Vec<String>,
     pub default_expiry: String,
     pub max_expiry: String,
+    /// The reminders a batch gets unless it says otherwise (`invites.reminders`).
+    pub reminders: Vec<String>,
+    /// The events a webhook endpoint may ask for.
+    pub webhook_events: Vec<String>,
     pub batch_limit: u32,
     pub api_call_limit: u32,
     pub upload_limit_bytes: u64,

@@ -1,0 +1,145 @@
+//! "Resend every invite still pending after N days": which invites that
+//! is (the preview), and resending them, each with the fresh-link resend
+//! (R10), checked again as it goes.
+
+use time::OffsetDateTime;
+
+use crate::domain::duration::HumanDuration;
+use crate::domain::invite::{Invite, LinkState};
+use crate::store::{Actor, Batch};
+
+use super::{InviteView, Muster, ServiceError};
+
+/// The shortest wait a bulk resend takes.
+pub const MIN_WAIT: HumanDuration = HumanDuration::from_secs(3_600);
+
+/// An invite a bulk resend would send a fresh link to.
+#[derive(Debug, Clone)]
+pub struct ResendCandidate {
+    pub invite: InviteView,
+    /// When its current link went out.
+    pub link_sent_at: OffsetDateTime,
+}
+
+/// What a bulk resend did.
+#[derive(Debug, Clone, Default)]
+pub struct BulkResend {
+    pub resent: Vec<InviteView>,
+    /// Invites asked for that were not resent, and why.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Still waiting for its recipient (the link live or expired, not used,
+/// revoked or blocked) since its link went out at least `wait` before
+/// `now`; when so, the time it went out.
+fn waiting(
+    i: &Invite,
+    batch: &Batch,
+    wait: HumanDuration,
+    now: OffsetDateTime,
+) -> Option<OffsetDateTime> {
+    let sent = i.expires_at - batch.link_life();
+    (i.purpose.is_setup()
+        && matches!(i.link_state(now), LinkState::Live | LinkState::Expired)
+        && sent <= now - wait.to_time())
+    .then_some(sent)
+}
+
+impl Muster {
+    fn check_wait(&self, wait: HumanDuration) -> Result<(), ServiceError> {
+        if wait < MIN_WAIT {
+            return Err(ServiceError::Wait(format!(
+                "older_than {wait} is too short: a link waits at least {MIN_WAIT} before a bulk resend"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The invites still pending whose link went out at least `wait` ago,
+    /// in `batch_id` or in every batch; oldest link first.
+    pub fn resend_candidates(
+        &self,
+        wait: HumanDuration,
+        batch_id: Option<&str>,
+    ) -> Result<Vec<ResendCandidate>, ServiceError> {
+        self.check_wait(wait)?;
+        let now = self.now();
+        let view = self.store.read()?;
+        let batches = match batch_id.filter(|b| !b.is_empty()) {
+            Some(id) => vec![
+                view.batch(id)?
+                    .ok_or_else(|| ServiceError::NoBatch(id.to_string()))?,
+            ],
+            None => view.batches()?,
+        };
+        let mut out = Vec::new();
+        for batch in &batches {
+            for i in view.invites_of_batch(&batch.id)? {
+                if let Some(sent) = waiting(&i, batch, wait, now) {
+                    out.push(ResendCandidate {
+                        invite: self.invite_view(&i),
+                        link_sent_at: sent,
+                    });
+                }
+            }
+        }
+        out.sort_by_key(|c| c.link_sent_at);
+        Ok(out)
+    }
+
+    /// Resends every candidate, or of them only those in `only` (the ones
+    /// a preview showed): each with its own fresh link, each checked again
+    /// first. Those asked for but no longer waiting are skipped, with why.
+    pub fn resend_pending(
+        &self,
+        wait: HumanDuration,
+        batch_id: Option<&str>,
+        only: Option<&[String]>,
+        actor: &Actor,
+    ) -> Result<BulkResend, ServiceError> {
+        let candidates = self.resend_candidates(wait, batch_id)?;
+        let mut done = BulkResend::default();
+        let chosen: Vec<String> = match only {
+            Some(ids) => {
+                for id in ids {
+                    if !candidates.iter().any(|c| &c.invite.id == id) {
+                        done.skipped.push((
+                            id.clone(),
+                            format!("not waiting for {wait} any more (set up, revoked or resent since, or not in that batch)"),
+                        ));
+                    }
+                }
+                candidates
+                    .iter()
+                    .filter(|c| ids.contains(&c.invite.id))
+                    .map(|c| c.invite.id.clone())
+                    .collect()
+            }
+            None => candidates.iter().map(|c| c.invite.id.clone()).collect(),
+        };
+        for id in chosen {
+            match self.resend(&id, actor) {
+                Ok(v) => done.resent.push(v),
+                Err(e @ (ServiceError::Transition(_) | ServiceError::NoInvite(_))) => {
+                    done.skipped.push((id, e.to_string()));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !done.resent.is_empty() {
+            self.store.write(|w| {
+                self.audit(
+                    w,
+                    actor,
+                    "invite.bulk_resend",
+                    batch_id.unwrap_or("all batches"),
+                    format!(
+                        "fresh links for {} invites still pending after {wait}",
+                        done.resent.len()
+                    ),
+                )
+            })?;
+        }
+        Ok(done)
+    }
+}
