@@ -204,6 +204,21 @@ impl Invite {
         }
     }
 
+    /// Its email could not be delivered and its link is still open: the
+    /// admin has something to fix.
+    pub fn undeliverable(&self, now: OffsetDateTime) -> bool {
+        matches!(self.delivery, Delivery::Failed { .. })
+            && !matches!(
+                self.link_state(now),
+                LinkState::Redeemed | LinkState::Revoked
+            )
+    }
+
+    /// Live, and expiring within [`EXPIRING_SOON`] of `now`.
+    pub fn expiring_soon(&self, now: OffsetDateTime) -> bool {
+        self.link_state(now) == LinkState::Live && self.expires_at - now <= EXPIRING_SOON
+    }
+
     /// Holds a place under the domain's cap (R5).
     pub fn counts_as_pending(&self, now: OffsetDateTime) -> bool {
         self.purpose.is_setup() && self.link.holds_place() && now < self.expires_at

@@ -16,3 +16,10 @@ pub mod table;
 pub mod template;
 pub mod token;
 pub mod webhook;
+
+/// A time as RFC 3339 (`2026-12-06T08:00:00Z`), as the API, webhooks and
+/// CSV exports write it.
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -81,10 +81,6 @@ impl fmt::Display for ReminderOffset {
 pub struct ReminderPlan(Vec<ReminderOffset>);
 
 impl ReminderPlan {
-    pub fn none() -> Self {
-        Self(Vec::new())
-    }
-
     /// Offsets someone asked for: each must parse and fall inside a life
     /// of `life`, or the error names it.
     pub fn asked(items: &[String], life: Duration) -> Result<Self, ReminderError> {
@@ -142,10 +138,6 @@ impl ReminderPlan {
         )
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     /// When the reminders of a link issued at `issued` and expiring at
     /// `expires` go, earliest first; two that fall in the same minute are
     /// one.
@@ -174,17 +166,6 @@ impl ReminderPlan {
             .enumerate()
             .find(|(_, t)| *t > after)
             .map(|(i, t)| (i as u32 + 1, t))
-    }
-
-    /// The reminder numbered `number` (1-based), if the plan has it.
-    pub fn nth(
-        &self,
-        number: u32,
-        issued: OffsetDateTime,
-        expires: OffsetDateTime,
-    ) -> Option<OffsetDateTime> {
-        let i = (number as usize).checked_sub(1)?;
-        self.times(issued, expires).get(i).copied()
     }
 }
 
@@ -251,8 +232,6 @@ mod tests {
             Some((2, T0 + Duration::days(28)))
         );
         assert_eq!(p.next_after(T0 + Duration::days(28), T0, expires), None);
-        assert_eq!(p.nth(2, T0, expires), Some(T0 + Duration::days(28)));
-        assert_eq!(p.nth(3, T0, expires), None);
         assert_eq!(p.to_strings(), ["50%", "2d"]);
     }
 
@@ -267,7 +246,7 @@ mod tests {
         assert_eq!(plan(&["soon"], 30).unwrap_err().index, 0);
         assert_eq!(plan(&["30d"], 30).unwrap_err().index, 0);
         assert!(plan(&["1%", "2%", "3%", "4%", "5%", "6%"], 30).is_err());
-        assert!(plan(&[], 30).unwrap().is_empty());
+        assert!(plan(&[], 30).unwrap().to_strings().is_empty());
     }
 
     #[test]

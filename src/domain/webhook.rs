@@ -69,7 +69,7 @@ impl fmt::Display for EventKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WebhookError {
     #[error("url {0:?}: {1}")]
-    Url(String, &'static str),
+    Url(String, String),
     #[error(
         "url {url:?}: {host} is {why}; webhooks do not go there unless webhooks.allow_addresses names it"
     )]
@@ -114,11 +114,16 @@ pub fn parse_events(names: &[String]) -> Result<Vec<EventKind>, WebhookError> {
 }
 
 /// An http(s) URL a webhook may be posted to: a host, no user name or
-/// password in it, and no host refused by name.
+/// password in it, and no host refused by name or address. Read the way
+/// the HTTP client reads it (the `url` crate, WHATWG rules), so
+/// `http://2852039166/`, `0xa9fea9fe` or a trailing dot name the address
+/// they are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookUrl {
-    url: String,
+    url: url::Url,
+    /// The host name, lower case, without a trailing dot; or the address.
     host: String,
+    ip: Option<IpAddr>,
 }
 
 /// Names of cloud metadata services, refused like their addresses.
@@ -128,49 +133,38 @@ impl WebhookUrl {
     /// `allowed` names hosts or addresses allowed on purpose.
     pub fn parse(raw: &str, allowed: &[String]) -> Result<Self, WebhookError> {
         let raw = raw.trim();
-        let bad = |why| WebhookError::Url(raw.to_string(), why);
+        let bad = |why: &str| WebhookError::Url(raw.to_string(), why.to_string());
         if raw.len() > 2048 {
             return Err(bad("longer than 2048 characters"));
         }
-        let rest = raw
-            .strip_prefix("https://")
-            .or_else(|| raw.strip_prefix("http://"))
-            .ok_or_else(|| bad("only http:// and https:// URLs take webhooks"))?;
         if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(bad("a URL has no spaces"));
         }
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        if authority.contains('@') {
+        let lower = raw.to_ascii_lowercase();
+        if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+            return Err(bad("only http:// and https:// URLs take webhooks"));
+        }
+        let url = url::Url::parse(raw).map_err(|e| bad(&format!("not a URL ({e})")))?;
+        if !url.username().is_empty() || url.password().is_some() {
             return Err(bad(
                 "leave the user name and password out; deliveries are signed instead",
             ));
         }
-        let host = match authority.strip_prefix('[') {
-            Some(v6) => v6.split(']').next().unwrap_or("").to_string(),
-            None => authority
-                .rsplit_once(':')
-                .map(|(h, _)| h)
-                .unwrap_or(authority)
-                .to_string(),
-        }
-        .to_ascii_lowercase();
+        let (host, ip) = match url.host() {
+            None => return Err(bad("there is no host")),
+            Some(url::Host::Ipv4(a)) => (a.to_string(), Some(IpAddr::V4(a))),
+            Some(url::Host::Ipv6(a)) => (a.to_string(), Some(IpAddr::V6(a))),
+            Some(url::Host::Domain(d)) => (d.trim_end_matches('.').to_ascii_lowercase(), None),
+        };
         if host.is_empty() {
             return Err(bad("there is no host"));
         }
-        let url = Self {
-            url: raw.to_string(),
-            host,
-        };
-        let refused = url
-            .host
-            .parse::<IpAddr>()
-            .ok()
-            .and_then(address_refused)
-            .or_else(|| {
-                METADATA_NAMES
-                    .contains(&url.host.trim_end_matches('.'))
-                    .then_some("a cloud metadata service")
-            });
+        let url = Self { url, host, ip };
+        let refused = url.ip.and_then(address_refused).or_else(|| {
+            METADATA_NAMES
+                .contains(&url.host.as_str())
+                .then_some("a cloud metadata service")
+        });
         if let Some(why) = refused
             && !url.is_allowed(allowed)
         {
@@ -183,16 +177,25 @@ impl WebhookUrl {
         Ok(url)
     }
 
+    /// The URL as the client will request it.
     pub fn as_str(&self) -> &str {
-        &self.url
+        self.url.as_str()
     }
 
     pub fn host(&self) -> &str {
         &self.host
     }
 
+    /// The address the URL names itself, when it names one.
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.ip
+    }
+
     fn is_allowed(&self, allowed: &[String]) -> bool {
-        allowed.iter().any(|a| a.eq_ignore_ascii_case(&self.host))
+        allowed.iter().any(|a| {
+            a.trim_end_matches('.').eq_ignore_ascii_case(&self.host)
+                || (self.ip.is_some() && a.parse::<IpAddr>().ok() == self.ip)
+        })
     }
 
     /// Whether `addr`, which the host resolved to, may be posted to.
@@ -290,7 +293,7 @@ mod tests {
         for (bad, words) in [
             ("ftp://x.example/", "only http"),
             ("hooks.example.org", "only http"),
-            ("https://", "no host"),
+            ("https://", "empty host"),
             ("https://user:pw@x.example/", "user name"),
             ("http://169.254.169.254/latest/meta-data", "metadata"),
             ("http://169.254.10.1/", "link-local"),
@@ -299,6 +302,15 @@ mod tests {
             ("http://metadata.google.internal/", "metadata"),
             ("http://0.0.0.0:80/", "not an address"),
             ("https://x.example/a b", "spaces"),
+            // Spellings the HTTP client reads as the metadata address.
+            ("http://2852039166/", "metadata"),
+            ("http://0xa9fea9fe/", "metadata"),
+            ("http://0251.0376.0251.0376/", "metadata"),
+            ("http://169.254.169.254./", "metadata"),
+            ("http://169.254.169.254\\latest", "metadata"),
+            ("http://169.254.169.%32%35%34/", "metadata"),
+            ("http://[::ffff:169.254.169.254]/", "metadata"),
+            ("http://METADATA.google.internal./", "metadata"),
         ] {
             let e = WebhookUrl::parse(bad, &none).unwrap_err().to_string();
             assert!(e.contains(words), "{bad}: {e}");

@@ -200,6 +200,37 @@ impl Composer {
         link: &str,
         now: OffsetDateTime,
     ) -> Result<Outgoing, TemplateError> {
+        let kind = match invite.purpose {
+            InvitePurpose::Setup => Kind::Invite,
+            InvitePurpose::PasswordReset => Kind::Password,
+        };
+        let id = format!("invite.{}.{}", invite.id, invite.generation);
+        self.about_invite(kind, invite, link, &id, now)
+    }
+
+    /// Reminder `number` of an invite's link, still unused: the same link,
+    /// and how long it has left.
+    pub fn reminder(
+        &self,
+        invite: &Invite,
+        number: u32,
+        link: &str,
+        now: OffsetDateTime,
+    ) -> Result<Outgoing, TemplateError> {
+        let id = format!("reminder.{}.{}.{number}", invite.id, invite.generation);
+        self.about_invite(Kind::Reminder, invite, link, &id, now)
+    }
+
+    /// An email about an invite's link to its recipient; `kind` picks the
+    /// words.
+    fn about_invite(
+        &self,
+        kind: Kind,
+        invite: &Invite,
+        link: &str,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Outgoing, TemplateError> {
         let recipient = invite.recipient_email.to_string();
         let mailbox = invite.mailbox.to_string();
         let about = InviteText {
@@ -209,15 +240,13 @@ impl Composer {
             locale: invite.locale.as_deref(),
             expires_at: invite.expires_at,
         };
-        let (_, rendered) = match invite.purpose {
-            InvitePurpose::Setup => self.render_invite(&about, link)?,
-            InvitePurpose::PasswordReset => self.render_about(Kind::Password, &about, link, "")?,
-        };
-        let id = format!("invite.{}.{}", invite.id, invite.generation);
+        let locale = self.templates.locale_for(kind, about.locale);
+        let left = crate::domain::reminders::time_left(now, invite.expires_at, &locale);
+        let (_, rendered) = self.render_about(kind, &about, link, &left)?;
         Ok(self.build(
             invite.display_name.as_deref(),
             &recipient,
-            &id,
+            id,
             rendered,
             now,
         ))
@@ -230,37 +259,6 @@ impl Composer {
         link: &str,
     ) -> Result<(String, super::templates::Rendered), TemplateError> {
         self.render_about(Kind::Invite, about, link, "")
-    }
-
-    /// Reminder `number` of an invite's link, still unused: the same link,
-    /// and how long it has left.
-    pub fn reminder(
-        &self,
-        invite: &Invite,
-        number: u32,
-        link: &str,
-        now: OffsetDateTime,
-    ) -> Result<Outgoing, TemplateError> {
-        let recipient = invite.recipient_email.to_string();
-        let mailbox = invite.mailbox.to_string();
-        let about = InviteText {
-            recipient: &recipient,
-            mailbox: &mailbox,
-            display_name: invite.display_name.as_deref(),
-            locale: invite.locale.as_deref(),
-            expires_at: invite.expires_at,
-        };
-        let locale = self.templates.locale_for(Kind::Reminder, about.locale);
-        let left = crate::domain::reminders::time_left(now, invite.expires_at, &locale);
-        let (_, rendered) = self.render_about(Kind::Reminder, &about, link, &left)?;
-        let id = format!("reminder.{}.{}.{number}", invite.id, invite.generation);
-        Ok(self.build(
-            invite.display_name.as_deref(),
-            &recipient,
-            &id,
-            rendered,
-            now,
-        ))
     }
 
     /// An email about one mailbox (`kind` picks the words: an invite, or

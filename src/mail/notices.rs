@@ -36,7 +36,14 @@ fn who(i: &Invite) -> String {
     }
 }
 
-pub fn notice_words(event: NoticeEvent, i: &Invite, public_url: &str) -> NoticeWords {
+/// The words of a notice about `i`; for a failure, `failed` holds every
+/// undeliverable invite of its batch (the notice names them all).
+pub fn notice_words(
+    event: NoticeEvent,
+    i: &Invite,
+    failed: &[Invite],
+    public_url: &str,
+) -> NoticeWords {
     let mailbox = i.mailbox.to_string();
     let recipient = i.recipient_email.to_string();
     let list = |state: &str, q: &str| {
@@ -56,15 +63,26 @@ pub fn notice_words(event: NoticeEvent, i: &Invite, public_url: &str) -> NoticeW
             link: list("redeemed", &mailbox),
             link_label: "See it in the pending list",
         },
+        NoticeEvent::Failed if failed.len() > 1 => NoticeWords {
+            headline: format!("{} invites could not be delivered", failed.len()),
+            details: format!(
+                "These invites were refused for good; check the addresses, and the pending list can resend them:\n{}",
+                lines(failed, |f| format!(
+                    "{} → {}: {}",
+                    who(f),
+                    f.mailbox,
+                    refusal(f)
+                ))
+            ),
+            link: pending_list(public_url, &[("batch", &i.batch_id), ("state", "failed")]),
+            link_label: "Open the failed invites",
+        },
         NoticeEvent::Failed => NoticeWords {
             headline: format!("The invite to {recipient} could not be delivered"),
             details: format!(
                 "The invite for {mailbox} to {} was refused for good: {}. Check the address; the pending list can resend it.",
                 who(i),
-                match &i.delivery {
-                    Delivery::Failed { reply, .. } => reply.as_str(),
-                    _ => "no reason given",
-                }
+                refusal(i)
             ),
             link: list("failed", &recipient),
             link_label: "Open the failed invite",
@@ -79,6 +97,14 @@ pub fn notice_words(event: NoticeEvent, i: &Invite, public_url: &str) -> NoticeW
             link: list("new_link_requested", &recipient),
             link_label: "Resend it from the pending list",
         },
+    }
+}
+
+/// What the relay said when it refused an invite for good.
+fn refusal(i: &Invite) -> &str {
+    match &i.delivery {
+        Delivery::Failed { reply, .. } => reply,
+        _ => "no reason given",
     }
 }
 
@@ -145,10 +171,7 @@ pub fn digest_values(
         ("failed_count", count(&d.failed)),
         (
             "failed_list",
-            list(&d.failed, &|i| match &i.delivery {
-                Delivery::Failed { reply, .. } => format!("{}: {reply}", arrow(i)),
-                _ => arrow(i),
-            }),
+            list(&d.failed, &|i| format!("{}: {}", arrow(i), refusal(i))),
         ),
         (
             "link_redeemed",

@@ -22,6 +22,14 @@ pub(super) fn record(
     d: &Done,
 ) -> Result<Option<Recorded>, StoreError> {
     let now = muster.now();
+    // Replaced while it was out (a resend queued the new link's email or
+    // reminder under the same id): this outcome is the old one's, and the
+    // new task stays as it is.
+    if let Some(stored) = w.task(&d.task.id)?
+        && stored != d.task
+    {
+        return Ok(None);
+    }
     let mut task = d.task.clone();
     task.attempts += 1;
     let invite = match &task.kind {
@@ -105,6 +113,9 @@ pub(super) fn record(
         }
         Next::Skipped { reason } => {
             w.remove_task(&task.id)?;
+            // Not wanted now (the invite email still on its way, say)
+            // need not mean never: the next one checks again.
+            schedule_next_reminder(w, &task, now)?;
             muster.audit(
                 w,
                 &Actor::system(),
@@ -159,9 +170,10 @@ pub(super) fn record(
     Ok(Some(recorded))
 }
 
-/// After a reminder went out: queues the invite's next one, if its plan
-/// has one still ahead (one missed while Muster was down is not sent late
-/// back to back with this one).
+/// After a reminder went out (or was not wanted at its turn): queues the
+/// invite's next one, if its plan has one still ahead and the link is not
+/// done with (one missed while Muster was down is not sent late back to
+/// back with this one).
 fn schedule_next_reminder(
     w: &WriteView,
     task: &Task,
@@ -178,16 +190,130 @@ fn schedule_next_reminder(
     let Some(invite) = w.invite(invite_id)? else {
         return Ok(());
     };
-    if invite.generation != *generation || invite.link_state(now) != LinkState::Live {
+    let over = matches!(
+        invite.link_state(now),
+        LinkState::Redeemed | LinkState::Revoked | LinkState::Expired
+    );
+    if invite.generation != *generation || over {
         return Ok(());
     }
     let Some(batch) = w.batch(&invite.batch_id)? else {
         return Ok(());
     };
     let plan = ReminderPlan::stored(&batch.reminders);
-    let issued = invite.expires_at - batch.link_life();
+    let issued = batch.link_sent_at(&invite);
     if let Some((number, at)) = plan.next_after(now, issued, invite.expires_at) {
         w.put_task(&Task::reminder(invite_id, *generation, number, at), at)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use time::macros::datetime;
+    use time::{Duration, OffsetDateTime};
+
+    use super::*;
+    use crate::config::Config;
+    use crate::domain::delivery::Outcome;
+    use crate::domain::roster::InviteRow;
+    use crate::domain::token::LinkKey;
+    use crate::service::{BatchRequest, ManualClock};
+    use crate::store::Store;
+
+    const T0: OffsetDateTime = datetime!(2026-12-01 09:00 UTC);
+
+    fn muster(dir: &std::path::Path) -> (Muster, Arc<ManualClock>) {
+        let config = Arc::new(Config {
+            data_dir: dir.to_path_buf(),
+            ..Config::default()
+        });
+        let clock = Arc::new(ManualClock::new(T0));
+        let m = Muster::new(
+            config.clone(),
+            Store::in_memory().unwrap(),
+            crate::provision::from_config(&config),
+            clock.clone(),
+            LinkKey::from_bytes([5; 32]),
+        );
+        (m, clock)
+    }
+
+    fn done(task: Task, outcome: Outcome) -> Done {
+        Done {
+            task,
+            generation: None,
+            outcome,
+            ack: None,
+        }
+    }
+
+    /// A reminder already out when the invite is resent: its outcome must
+    /// not touch the new link's reminder, which replaced it in the queue.
+    #[test]
+    fn an_old_reminders_outcome_leaves_the_new_links_reminder_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, clock) = muster(dir.path());
+        let made = m
+            .create_batch(BatchRequest::new(
+                vec![InviteRow::to("ann@elsewhere.org")],
+                Actor::cli(),
+            ))
+            .unwrap();
+        let id = made.invites[0].id.clone();
+        let reminder_id = Task::reminder_task_id(&id);
+        let old = m.store.read().unwrap().task(&reminder_id).unwrap().unwrap();
+        clock.advance(Duration::days(15));
+        m.resend(&id, &Actor::cli()).unwrap();
+        let new = m.store.read().unwrap().task(&reminder_id).unwrap().unwrap();
+        assert_ne!(old, new);
+        for outcome in [
+            Outcome::Accepted("250 ok".into()),
+            Outcome::Refused(crate::domain::delivery::Reply {
+                code: 451,
+                enhanced: None,
+                text: "later".into(),
+            }),
+        ] {
+            m.store
+                .write(|w| record(&m, w, &done(old.clone(), outcome.clone())))
+                .unwrap();
+            assert_eq!(
+                m.store.read().unwrap().task(&reminder_id).unwrap(),
+                Some(new.clone())
+            );
+        }
+    }
+
+    /// A reminder not wanted at its turn for a reason that passes (the
+    /// invite email still on its way) keeps the next one coming.
+    #[test]
+    fn a_skipped_reminder_keeps_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, clock) = muster(dir.path());
+        let made = m
+            .create_batch(BatchRequest::new(
+                vec![InviteRow::to("bo@elsewhere.org")],
+                Actor::cli(),
+            ))
+            .unwrap();
+        let id = made.invites[0].id.clone();
+        let reminder_id = Task::reminder_task_id(&id);
+        let first = m.store.read().unwrap().task(&reminder_id).unwrap().unwrap();
+        clock.advance(Duration::days(15) + Duration::minutes(1));
+        let skipped = Outcome::Skipped("the invite email itself was not delivered".into());
+        m.store
+            .write(|w| record(&m, w, &done(first.clone(), skipped)))
+            .unwrap();
+        let next = m.store.read().unwrap().task(&reminder_id).unwrap().unwrap();
+        assert!(matches!(next.kind, TaskKind::Reminder { number: 2, .. }), "{next:?}");
+        let due = m.store.read().unwrap().task_due(&reminder_id).unwrap().unwrap();
+        assert_eq!(
+            due,
+            crate::store::millis(T0 + Duration::days(28)),
+            "two days before the 30-day link expires"
+        );
+    }
 }

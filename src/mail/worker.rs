@@ -28,7 +28,7 @@ use super::smtp::{Connection, Outcome, Relay};
 use crate::domain::invite::Invite;
 use crate::domain::token::TokenPurpose;
 use crate::service::Muster;
-use crate::store::{StoreError, Task, TaskKind};
+use crate::store::{NoticeEvent, StoreError, Task, TaskKind};
 
 /// Idle connections are closed after this long without work.
 const IDLE: Duration = Duration::from_secs(5);
@@ -47,12 +47,14 @@ struct Job {
 
 enum Payload {
     Invite(Box<Invite>),
-    /// A reminder about the invite (the task says which generation).
-    Reminder(Box<Invite>),
-    /// A notice to an admin about the invite (the task says what and to whom).
-    Notice(Box<Invite>),
-    /// A digest to an admin, as the store held it when handed out.
-    Digest(Box<crate::service::notify::Digest>),
+    /// A reminder about an invite (the task says which, and which
+    /// generation); the invite is read when its turn comes.
+    Reminder,
+    /// A notice to an admin (the task says what and to whom), read from
+    /// the store when its turn comes.
+    Notice,
+    /// A digest to an admin, read from the store when its turn comes.
+    Digest,
     Reset {
         email: String,
         token_id: String,
@@ -197,17 +199,9 @@ fn next_jobs(muster: &Muster, room: usize) -> Result<Vec<Job>, StoreError> {
                         Some(i) => Payload::Invite(Box::new(i)),
                         None => Payload::Gone,
                     },
-                    TaskKind::Reminder { invite_id, .. } => match view.invite(invite_id)? {
-                        Some(i) => Payload::Reminder(Box::new(i)),
-                        None => Payload::Gone,
-                    },
-                    TaskKind::Notice { invite_id, .. } => match view.invite(invite_id)? {
-                        Some(i) => Payload::Notice(Box::new(i)),
-                        None => Payload::Gone,
-                    },
-                    TaskKind::Digest { to, until } => {
-                        Payload::Digest(Box::new(muster.digest(&view, to, *until)?))
-                    }
+                    TaskKind::Reminder { .. } => Payload::Reminder,
+                    TaskKind::Notice { .. } => Payload::Notice,
+                    TaskKind::Digest { .. } => Payload::Digest,
                     TaskKind::PasswordReset {
                         token_id,
                         email,
@@ -255,14 +249,27 @@ fn compose(
             };
             Ok((msg, Some(invite.generation), name))
         }
-        Payload::Reminder(invite) => {
+        Payload::Reminder => {
             let TaskKind::Reminder {
-                generation, number, ..
+                invite_id,
+                generation,
+                number,
             } = &job.task.kind
             else {
                 return Err(Outcome::Unsendable("not a reminder task".into()));
             };
-            // Checked now, as it goes out: not when it was queued.
+            // Read and checked now, as it goes out: not when it was queued.
+            let invite = muster
+                .store
+                .read()
+                .and_then(|v| v.invite(invite_id))
+                .map_err(|e| {
+                    Outcome::Trouble(crate::domain::delivery::Trouble::Write(e.to_string()))
+                })?
+                .ok_or_else(|| {
+                    Outcome::Skipped(format!("reminder {number} not sent: the invite is gone"))
+                })?;
+            let invite = &invite;
             if let Some(reason) = invite.reminder_unwanted(*generation, now) {
                 return Err(Outcome::Skipped(format!(
                     "reminder {number} not sent: {reason}"
@@ -277,25 +284,55 @@ fn compose(
             let name = format!("{}-reminder{number}", invite.id);
             Ok((msg, None, name))
         }
-        Payload::Notice(invite) => {
-            let TaskKind::Notice { to, event, .. } = &job.task.kind else {
+        Payload::Notice => {
+            let TaskKind::Notice {
+                to,
+                event,
+                invite_id,
+            } = &job.task.kind
+            else {
                 return Err(Outcome::Unsendable("not a notice task".into()));
             };
-            let words = notices::notice_words(*event, invite, muster.config.public_url());
+            let unreadable = |e: StoreError| {
+                Outcome::Trouble(crate::domain::delivery::Trouble::Write(e.to_string()))
+            };
+            let view = muster.store.read().map_err(unreadable)?;
+            let invite = view
+                .invite(invite_id)
+                .map_err(unreadable)?
+                .ok_or_else(|| Outcome::Skipped("the invite is gone".into()))?;
+            // A failure notice names every failed invite of the batch.
+            let failed = match event {
+                NoticeEvent::Failed => view
+                    .invites_of_batch(&invite.batch_id)
+                    .map_err(unreadable)?
+                    .into_iter()
+                    .filter(|i| i.undeliverable(now))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let words = notices::notice_words(*event, &invite, &failed, muster.config.public_url());
             let id = format!("{}.{}.{}", event.name(), invite.id, invite.generation);
             let msg = composer
                 .notice(to, &words, &id, now)
                 .map_err(|e| Outcome::Unsendable(e.to_string()))?;
             Ok((msg, None, format!("notice-{}", id.replace('.', "-"))))
         }
-        Payload::Digest(digest) => {
-            let TaskKind::Digest { to, until } = &job.task.kind else {
+        Payload::Digest => {
+            let TaskKind::Digest { to, since, until } = &job.task.kind else {
                 return Err(Outcome::Unsendable("not a digest task".into()));
             };
+            let digest = muster
+                .store
+                .read()
+                .and_then(|v| muster.digest(&v, to, *since, *until))
+                .map_err(|e| {
+                    Outcome::Trouble(crate::domain::delivery::Trouble::Write(e.to_string()))
+                })?;
             if digest.is_empty() {
                 return Err(Outcome::Skipped("nothing to report".into()));
             }
-            let values = notices::digest_values(digest, muster.config.public_url(), *until);
+            let values = notices::digest_values(&digest, muster.config.public_url(), *until);
             use sha2::Digest as _;
             let hash = crate::store::hex_hash(&sha2::Sha256::digest(to.as_bytes()).into());
             let id = format!("{}.{}", until.date(), &hash[..12]);

@@ -10,6 +10,9 @@ use crate::store::{Actor, Batch};
 
 use super::{InviteView, Muster, ServiceError};
 
+/// Invites resent in one commit.
+const RESENDS_PER_COMMIT: usize = 100;
+
 /// The shortest wait a bulk resend takes.
 pub const MIN_WAIT: HumanDuration = HumanDuration::from_secs(3_600);
 
@@ -38,7 +41,7 @@ fn waiting(
     wait: HumanDuration,
     now: OffsetDateTime,
 ) -> Option<OffsetDateTime> {
-    let sent = i.expires_at - batch.link_life();
+    let sent = batch.link_sent_at(i);
     (i.purpose.is_setup()
         && matches!(i.link_state(now), LinkState::Live | LinkState::Expired)
         && sent <= now - wait.to_time())
@@ -89,7 +92,9 @@ impl Muster {
 
     /// Resends every candidate, or of them only those in `only` (the ones
     /// a preview showed): each with its own fresh link, each checked again
-    /// first. Those asked for but no longer waiting are skipped, with why.
+    /// inside the transaction that resends it, so two bulk resends at once
+    /// send one fresh link. Those asked for but no longer waiting are
+    /// skipped, with why; a failure part way keeps what was done.
     pub fn resend_pending(
         &self,
         wait: HumanDuration,
@@ -99,14 +104,16 @@ impl Muster {
     ) -> Result<BulkResend, ServiceError> {
         let candidates = self.resend_candidates(wait, batch_id)?;
         let mut done = BulkResend::default();
+        let gone = |wait: HumanDuration| {
+            format!(
+                "not waiting for {wait} any more (set up, revoked or resent since, or not in that batch)"
+            )
+        };
         let chosen: Vec<String> = match only {
             Some(ids) => {
                 for id in ids {
                     if !candidates.iter().any(|c| &c.invite.id == id) {
-                        done.skipped.push((
-                            id.clone(),
-                            format!("not waiting for {wait} any more (set up, revoked or resent since, or not in that batch)"),
-                        ));
+                        done.skipped.push((id.clone(), gone(wait)));
                     }
                 }
                 candidates
@@ -117,15 +124,46 @@ impl Muster {
             }
             None => candidates.iter().map(|c| c.invite.id.clone()).collect(),
         };
-        for id in chosen {
-            match self.resend(&id, actor) {
-                Ok(v) => done.resent.push(v),
-                Err(e @ (ServiceError::Transition(_) | ServiceError::NoInvite(_))) => {
-                    done.skipped.push((id, e.to_string()));
+        for chunk in chosen.chunks(RESENDS_PER_COMMIT) {
+            let outcome = self.store.write(|w| -> Result<_, ServiceError> {
+                let now = self.now();
+                let (mut resent, mut skipped) = (Vec::new(), Vec::new());
+                for id in chunk {
+                    let Some(old) = w.invite(id)? else {
+                        skipped.push((id.clone(), gone(wait)));
+                        continue;
+                    };
+                    let batch = w.batch(&old.batch_id)?;
+                    if batch
+                        .as_ref()
+                        .and_then(|b| waiting(&old, b, wait, now))
+                        .is_none()
+                    {
+                        skipped.push((id.clone(), gone(wait)));
+                        continue;
+                    }
+                    resent.push(self.resend_in(w, &old, batch.as_ref(), actor)?);
                 }
-                Err(e) => return Err(e),
+                Ok((resent, skipped))
+            });
+            match outcome {
+                Ok((resent, skipped)) => {
+                    for i in &resent {
+                        self.after_resend(&i.id);
+                    }
+                    done.resent
+                        .extend(resent.iter().map(|i| self.invite_view(i)));
+                    done.skipped.extend(skipped);
+                }
+                Err(e) if done.resent.is_empty() => return Err(e),
+                // What was resent stays resent; the rest is named.
+                Err(e) => {
+                    done.skipped
+                        .extend(chunk.iter().map(|id| (id.clone(), e.public_message())));
+                }
             }
         }
+        self.queue.wake();
         if !done.resent.is_empty() {
             self.store.write(|w| {
                 self.audit(

@@ -142,47 +142,64 @@ impl Muster {
             let old = w
                 .invite(id)?
                 .ok_or_else(|| ServiceError::NoInvite(id.to_string()))?;
-            let window = w
-                .batch(&old.batch_id)?
-                .map(|b| b.expires_in_secs)
-                .unwrap_or(self.config.default_expiry().as_secs());
-            let now = self.now();
-            let mut new = old.clone();
-            let token = self.token(TokenPurpose::Invite, id, old.generation + 1);
-            new.resend(
-                now,
-                now + time::Duration::seconds(window as i64),
-                token.hash(),
-            )?;
-            w.put_invite(Some(&old), &new)?;
-            w.put_task(&Task::invite(id, now), now)?;
-            // The old link's reminders die with it; the new link gets its own.
-            let reminders = w
-                .batch(&new.batch_id)?
-                .map(|b| ReminderPlan::stored(&b.reminders))
-                .unwrap_or_default();
-            match reminders.next_after(now, now, new.expires_at) {
-                Some((number, at)) => {
-                    w.put_task(&Task::reminder(id, new.generation, number, at), at)?
-                }
-                None => {
-                    w.remove_task(&Task::reminder_task_id(id))?;
-                }
-            }
-            self.audit(
-                w,
-                actor,
-                "invite.resend",
-                id,
-                format!("new link for {}", new.mailbox),
-            )?;
-            Ok::<_, ServiceError>(new)
+            let batch = w.batch(&old.batch_id)?;
+            self.resend_in(w, &old, batch.as_ref(), actor)
         })?;
-        // A connection holding the old link's email drops it.
-        self.queue.withdraw(&Task::invite_task_id(id));
-        self.queue.withdraw(&Task::reminder_task_id(id));
+        self.after_resend(id);
         self.queue.wake();
         Ok(self.invite_view(&invite))
+    }
+
+    /// Resends `old` (of `batch`) inside a write; the caller calls
+    /// [`Muster::after_resend`] once it is committed.
+    pub(super) fn resend_in(
+        &self,
+        w: &WriteView,
+        old: &Invite,
+        batch: Option<&crate::store::Batch>,
+        actor: &Actor,
+    ) -> Result<Invite, ServiceError> {
+        let id = old.id.as_str();
+        let window = batch
+            .map(|b| b.expires_in_secs)
+            .unwrap_or(self.config.default_expiry().as_secs());
+        let now = self.now();
+        let mut new = old.clone();
+        let token = self.token(TokenPurpose::Invite, id, old.generation + 1);
+        new.resend(
+            now,
+            now + time::Duration::seconds(window as i64),
+            token.hash(),
+        )?;
+        w.put_invite(Some(old), &new)?;
+        w.put_task(&Task::invite(id, now), now)?;
+        // The old link's reminders die with it; the new link gets its own.
+        let reminders = batch
+            .map(|b| ReminderPlan::stored(&b.reminders))
+            .unwrap_or_default();
+        match reminders.next_after(now, now, new.expires_at) {
+            Some((number, at)) => {
+                w.put_task(&Task::reminder(id, new.generation, number, at), at)?
+            }
+            None => {
+                w.remove_task(&Task::reminder_task_id(id))?;
+            }
+        }
+        self.audit(
+            w,
+            actor,
+            "invite.resend",
+            id,
+            format!("new link for {}", new.mailbox),
+        )?;
+        Ok(new)
+    }
+
+    /// After a resend's commit: a connection holding the old link's email
+    /// or reminder drops it.
+    pub(super) fn after_resend(&self, id: &str) {
+        self.queue.withdraw(&Task::invite_task_id(id));
+        self.queue.withdraw(&Task::reminder_task_id(id));
     }
 
     /// Kills the link and frees its place under the cap (R10). An email

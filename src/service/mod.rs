@@ -164,6 +164,8 @@ pub struct Muster {
     pub reset_requested: Arc<Notify>,
     /// Wakes the webhook worker: deliveries were queued.
     pub webhooks_changed: Arc<Notify>,
+    /// The webhook endpoints, kept between events (see `service::webhooks`).
+    webhook_endpoints: Mutex<Option<Arc<Vec<crate::store::WebhookEndpoint>>>>,
     /// Serialises the pool check and the mailbox creation (R7).
     provision_lock: Mutex<()>,
     pub metrics: metrics::Metrics,
@@ -239,6 +241,7 @@ impl Muster {
             queue: Default::default(),
             reset_requested: Arc::new(Notify::new()),
             webhooks_changed: Arc::new(Notify::new()),
+            webhook_endpoints: Mutex::new(None),
             provision_lock: Mutex::new(()),
             metrics: metrics::Metrics::default(),
             host_check: Mutex::new(None),

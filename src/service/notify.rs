@@ -6,7 +6,7 @@
 use time::{Duration, OffsetDateTime, Time};
 
 use crate::config::NotificationMode;
-use crate::domain::invite::{Delivery, EXPIRING_SOON, Invite, LinkState};
+use crate::domain::invite::{Invite, LinkState};
 use crate::store::{ApiToken, Batch, NoticeEvent, StoreError, Task, View, WriteView};
 
 use super::{Muster, ServiceError};
@@ -34,14 +34,6 @@ impl Digest {
     }
 }
 
-/// The token id in an actor `token:<name>:<id>`.
-fn token_id(actor: &str) -> Option<&str> {
-    actor
-        .strip_prefix("token:")
-        .and_then(|rest| rest.rsplit_once(':'))
-        .map(|(_, id)| id)
-}
-
 impl Muster {
     /// Who hears about `batch`: `notifications.to`, else the admin who made
     /// it, or who made the API token it came through (`token` finds a
@@ -57,7 +49,7 @@ impl Muster {
         if let Some(admin) = batch.created_by.admin_email() {
             return Ok(Some(admin.to_string()));
         }
-        Ok(match token_id(&batch.created_by.0) {
+        Ok(match batch.created_by.token_id() {
             Some(id) => token(id)?.and_then(|t| t.created_by.admin_email().map(str::to_string)),
             None => None,
         })
@@ -79,18 +71,17 @@ impl Muster {
             return Ok(());
         };
         if let Some(to) = self.hears(&batch, |id| w.api_token(id))? {
-            w.put_task(
-                &Task::notice(&to, &invite.id, invite.generation, event, now),
-                now,
-            )?;
+            w.put_task(&Task::notice(&to, invite, event, now), now)?;
         }
         Ok(())
     }
 
-    /// With `notifications.mode = digest`, once the day's digest hour has
-    /// come: queues a digest for each admin with something to hear, once a
-    /// day (the day planned is kept in the store, so a restart plans it
-    /// neither twice nor never). Returns how many were queued.
+    /// With `notifications.mode = digest`, once the digest hour has come:
+    /// queues a digest for each admin with something to hear, once per
+    /// digest hour. The last one planned is kept in the store, so a
+    /// restart plans none twice, and a digest hour missed while Muster was
+    /// down is made up at the next start, covering everything since the
+    /// last digest (at most a week). Returns how many were queued.
     pub fn plan_digests(&self) -> Result<usize, ServiceError> {
         let n = &self.config.notifications;
         if n.mode != NotificationMode::Digest {
@@ -98,41 +89,62 @@ impl Muster {
         }
         let now = self.now();
         let hour = Time::from_hms(n.digest_hour, 0, 0).unwrap_or(Time::MIDNIGHT);
-        let until = now.date().with_time(hour).assume_utc();
-        if now < until {
+        let today = now.date().with_time(hour).assume_utc();
+        // The heavy part on a read view: the writer is not held meanwhile.
+        let view = self.store.read()?;
+        let last = view.counter(DIGEST_PLANNED)?;
+        // The latest digest hour passed; before any digest was planned,
+        // the first is today's (none for the days before Muster ran).
+        let until = match (now < today, last) {
+            (true, 0) => return Ok(0),
+            (true, _) => today - Duration::days(1),
+            (false, _) => today,
+        };
+        let until_ms = crate::store::millis(until);
+        if last >= until_ms {
             return Ok(0);
         }
-        let day = u64::try_from(until.date().to_julian_day()).unwrap_or(0);
+        let since = if last == 0 {
+            until - Duration::days(1)
+        } else {
+            let last = OffsetDateTime::from_unix_timestamp_nanos(i128::from(last) * 1_000_000)
+                .unwrap_or(until - Duration::days(1));
+            last.max(until - Duration::days(7))
+        };
+        let batches = view.batches()?;
+        let mut recipients = Vec::new();
+        for batch in &batches {
+            if let Some(to) = self.hears(batch, |id| view.api_token(id))?
+                && !recipients.contains(&to)
+            {
+                recipients.push(to);
+            }
+        }
+        let mut wanted = Vec::new();
+        for to in recipients {
+            let d = self.digest_from(
+                &batches,
+                &to,
+                since,
+                until,
+                |id| view.api_token(id),
+                |b| view.invites_of_batch(b),
+            )?;
+            if !d.is_empty() {
+                wanted.push(to);
+            }
+        }
+        drop(view);
         let planned = self.store.write(|w| -> Result<usize, ServiceError> {
-            let last = w.counter("digest_planned_day")?;
-            if last >= day {
+            // Planned meanwhile (the upkeep and a caller at once): done.
+            if w.counter(DIGEST_PLANNED)? >= until_ms {
                 return Ok(0);
             }
-            w.bump("digest_planned_day", day - last)?;
-            let batches = w.batches()?;
-            let mut recipients = Vec::new();
-            for batch in &batches {
-                if let Some(to) = self.hears(batch, |id| w.api_token(id))?
-                    && !recipients.contains(&to)
-                {
-                    recipients.push(to);
-                }
+            w.set_counter(DIGEST_PLANNED, until_ms)?;
+            for to in &wanted {
+                w.put_task(&Task::digest(to, since, until, now), now)?;
             }
-            let mut queued = 0;
-            for to in recipients {
-                let d = self.digest_from(
-                    &batches,
-                    &to,
-                    until,
-                    |id| w.api_token(id),
-                    |b| w.invites_of_batch(b),
-                )?;
-                if !d.is_empty() {
-                    w.put_task(&Task::digest(&to, until, now), now)?;
-                    queued += 1;
-                }
-            }
-            Ok(queued)
+            Ok(wanted.len())
         })?;
         if planned > 0 {
             self.queue.wake();
@@ -141,17 +153,19 @@ impl Muster {
         Ok(planned)
     }
 
-    /// What the digest to `to` for the day that ended at `until` says, as
-    /// the store holds it now.
+    /// What the digest to `to` for the time from `since` to `until` says,
+    /// as the store holds it now.
     pub fn digest(
         &self,
         view: &View,
         to: &str,
+        since: OffsetDateTime,
         until: OffsetDateTime,
     ) -> Result<Digest, StoreError> {
         self.digest_from(
             &view.batches()?,
             to,
+            since,
             until,
             |id| view.api_token(id),
             |b| view.invites_of_batch(b),
@@ -162,6 +176,7 @@ impl Muster {
         &self,
         batches: &[Batch],
         to: &str,
+        since: OffsetDateTime,
         until: OffsetDateTime,
         token: impl Fn(&str) -> Result<Option<ApiToken>, StoreError>,
         invites_of: impl Fn(&str) -> Result<Vec<Invite>, StoreError>,
@@ -172,29 +187,29 @@ impl Muster {
                 invites.extend(invites_of(&b.id)?);
             }
         }
-        Ok(digest_of(invites, until))
+        Ok(digest_of(invites, since, until))
     }
 }
 
-/// Sorts a recipient's invites into the digest's lists, for the day that
-/// ended at `until`.
-pub fn digest_of(invites: Vec<Invite>, until: OffsetDateTime) -> Digest {
+/// The store's note of the last digest hour planned (ms since the epoch).
+const DIGEST_PLANNED: &str = "digest_planned_until_ms";
+
+/// Sorts a recipient's invites into the digest's lists, for the time from
+/// `since` to `until`.
+pub fn digest_of(invites: Vec<Invite>, since: OffsetDateTime, until: OffsetDateTime) -> Digest {
     let mut d = Digest::default();
-    let since = until - Duration::days(1);
     for i in invites.into_iter().filter(|i| i.purpose.is_setup()) {
         let link = i.link_state(until);
         if link == LinkState::Redeemed && i.redeemed_at.is_some_and(|t| t > since && t <= until) {
             d.redeemed.push(i);
             continue;
         }
-        if matches!(i.delivery, Delivery::Failed { .. })
-            && !matches!(link, LinkState::Redeemed | LinkState::Revoked)
-        {
+        if i.undeliverable(until) {
             d.failed.push(i);
             continue;
         }
         if link == LinkState::Live {
-            if i.expires_at - until <= EXPIRING_SOON {
+            if i.expiring_soon(until) {
                 d.expiring.push(i.clone());
             }
             d.pending.push(i);

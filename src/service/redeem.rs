@@ -411,7 +411,7 @@ impl Muster {
             self.emit(w, EventKind::MailboxCreated, &new.id, || {
                 serde_json::json!({
                     "address": new.mailbox.to_string(),
-                    "created_at": new.redeemed_at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+                    "created_at": new.redeemed_at.map(crate::domain::rfc3339),
                     "storage_allocation_mb": new.storage_allocation_mb,
                     "display_name": new.display_name,
                     "invite_id": new.id,

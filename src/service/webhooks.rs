@@ -4,8 +4,9 @@
 //! and redelivery. The webhook worker (`crate::webhooks`) posts them.
 
 use serde_json::{Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use std::sync::Arc;
+
+use crate::domain::rfc3339;
 
 use crate::domain::invite::Invite;
 use crate::domain::webhook::{EventKind, WebhookSecret, WebhookUrl, parse_events};
@@ -30,8 +31,9 @@ pub struct WebhookSummary {
     pub latest: Option<WebhookDelivery>,
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
+/// The counter that numbers an endpoint's deliveries.
+fn sequence(endpoint: &str) -> String {
+    format!("webhook_seq:{endpoint}")
 }
 
 impl Muster {
@@ -59,10 +61,11 @@ impl Muster {
             events: events.iter().map(|e| e.name().to_string()).collect(),
             created_at: self.now(),
             created_by: actor.clone(),
-            next_seq: 1,
         };
         self.store.write(|w| {
             w.put_webhook(&endpoint)?;
+            // No write can run beside this one: the next event reads afresh.
+            self.forget_endpoints();
             self.audit(
                 w,
                 actor,
@@ -99,6 +102,7 @@ impl Muster {
                 .webhook(id)?
                 .ok_or_else(|| ServiceError::NoWebhook(id.to_string()))?;
             w.remove_webhook(id)?;
+            self.forget_endpoints();
             self.audit(w, actor, "webhook.delete", id, format!("{} removed", e.url))?;
             Ok(())
         })
@@ -129,25 +133,24 @@ impl Muster {
     ) -> Result<WebhookDelivery, ServiceError> {
         let now = self.now();
         let again = self.store.write(|w| {
-            let mut endpoint = w
-                .webhook(id)?
-                .ok_or_else(|| ServiceError::NoWebhook(id.to_string()))?;
+            if w.webhook(id)?.is_none() {
+                return Err(ServiceError::NoWebhook(id.to_string()));
+            }
             let old = w
                 .webhook_delivery(id, seq)?
                 .ok_or_else(|| ServiceError::NoDelivery(format!("{id}/{seq}")))?;
             let again = WebhookDelivery {
-                seq: endpoint.next_seq,
+                seq: w.next_number(&sequence(id))?,
                 created_at: now,
                 state: DeliveryState::Pending,
                 attempts: 0,
+                first_attempt_at: None,
                 next_attempt_at: Some(now),
                 last_status: None,
                 last_error: None,
                 delivered_at: None,
                 ..old
             };
-            endpoint.next_seq += 1;
-            w.put_webhook(&endpoint)?;
             w.put_webhook_delivery(&again)?;
             self.audit(
                 w,
@@ -165,6 +168,28 @@ impl Muster {
         Ok(again)
     }
 
+    /// The endpoints, read once and kept until one is made or removed
+    /// (every event asks, on the path of every message sent).
+    fn endpoints(&self, w: &WriteView) -> Result<Arc<Vec<WebhookEndpoint>>, StoreError> {
+        let mut cached = self
+            .webhook_endpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(list) = cached.as_ref() {
+            return Ok(list.clone());
+        }
+        let list = Arc::new(w.webhooks()?);
+        *cached = Some(list.clone());
+        Ok(list)
+    }
+
+    fn forget_endpoints(&self) {
+        *self
+            .webhook_endpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
     /// Queues `kind` for every endpoint that asks for it, in the caller's
     /// commit: the event is delivered if and only if the change is made.
     /// `data` is built only when some endpoint wants it.
@@ -175,25 +200,18 @@ impl Muster {
         subject: &str,
         data: impl FnOnce() -> Value,
     ) -> Result<(), StoreError> {
-        if !w.has_webhooks()? {
-            return Ok(());
-        }
-        let endpoints: Vec<WebhookEndpoint> = w
-            .webhooks()?
-            .into_iter()
-            .filter(|e| e.wants(kind.name()))
-            .collect();
-        if endpoints.is_empty() {
+        let endpoints = self.endpoints(w)?;
+        if !endpoints.iter().any(|e| e.wants(kind.name())) {
             return Ok(());
         }
         let now = self.now();
         let payload =
             json!({"type": kind.name(), "timestamp": rfc3339(now), "data": data()}).to_string();
         let msg_id = format!("msg_{}", self.new_id());
-        for mut endpoint in endpoints {
+        for endpoint in endpoints.iter().filter(|e| e.wants(kind.name())) {
             w.put_webhook_delivery(&WebhookDelivery {
                 endpoint_id: endpoint.id.clone(),
-                seq: endpoint.next_seq,
+                seq: w.next_number(&sequence(&endpoint.id))?,
                 msg_id: msg_id.clone(),
                 event: kind.name().to_string(),
                 subject: subject.to_string(),
@@ -201,16 +219,15 @@ impl Muster {
                 created_at: now,
                 state: DeliveryState::Pending,
                 attempts: 0,
+                first_attempt_at: None,
                 next_attempt_at: Some(now),
                 last_status: None,
                 last_error: None,
                 delivered_at: None,
             })?;
-            endpoint.next_seq += 1;
-            w.put_webhook(&endpoint)?;
         }
-        // Early is harmless: the worker also looks every second.
-        self.webhooks_changed.notify_one();
+        let worker = self.webhooks_changed.clone();
+        w.after_commit(move || worker.notify_one());
         Ok(())
     }
 

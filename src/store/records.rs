@@ -24,6 +24,13 @@ impl Actor {
     pub fn token(name: &str, id: &str) -> Self {
         Self(format!("token:{name}:{id}"))
     }
+    /// The API token's id, when a token acted.
+    pub fn token_id(&self) -> Option<&str> {
+        self.0
+            .strip_prefix("token:")
+            .and_then(|rest| rest.rsplit_once(':'))
+            .map(|(_, id)| id)
+    }
     pub fn recipient(email: impl std::fmt::Display) -> Self {
         Self(format!("recipient:{email}"))
     }
@@ -57,6 +64,12 @@ impl Batch {
     pub fn link_life(&self) -> time::Duration {
         time::Duration::seconds(self.expires_in_secs as i64)
     }
+
+    /// When the current link of one of its invites went out: its expiry
+    /// less the links' life (a resend gives a fresh life from then).
+    pub fn link_sent_at(&self, invite: &crate::domain::invite::Invite) -> OffsetDateTime {
+        invite.expires_at - self.link_life()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,9 +97,12 @@ pub enum TaskKind {
         invite_id: String,
         event: NoticeEvent,
     },
-    /// The daily digest to `to`, about the day that ended at `until`.
+    /// The daily digest to `to`, about what happened from `since` to
+    /// `until` (a day, or longer after Muster was down at digest time).
     Digest {
         to: String,
+        #[serde(with = "time::serde::rfc3339")]
+        since: OffsetDateTime,
         #[serde(with = "time::serde::rfc3339")]
         until: OffsetDateTime,
     },
@@ -160,17 +176,22 @@ impl Task {
         }
     }
 
-    /// A notice about one event of one invite's generation: the same event
-    /// queued twice is one task.
+    /// A notice about an event of one invite: one task per event of each
+    /// generation; failures, one per batch (while its notice waits to go,
+    /// more failures in the batch join it instead of each mailing the admin).
     pub fn notice(
         to: &str,
-        invite_id: &str,
-        generation: u32,
+        invite: &crate::domain::invite::Invite,
         event: NoticeEvent,
         now: OffsetDateTime,
     ) -> Self {
+        let key = match event {
+            NoticeEvent::Failed => invite.batch_id.clone(),
+            _ => format!("{}:{}", invite.id, invite.generation),
+        };
+        let invite_id = &invite.id;
         Self {
-            id: format!("notice:{}:{invite_id}:{generation}", event.name()),
+            id: format!("notice:{}:{key}", event.name()),
             kind: TaskKind::Notice {
                 to: to.to_string(),
                 invite_id: invite_id.to_string(),
@@ -181,12 +202,18 @@ impl Task {
         }
     }
 
-    /// The digest to `to` for the day that ended at `until` (one a day).
-    pub fn digest(to: &str, until: OffsetDateTime, now: OffsetDateTime) -> Self {
+    /// The digest to `to` for the time from `since` to `until` (one a day).
+    pub fn digest(
+        to: &str,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Self {
         Self {
             id: format!("digest:{to}:{}", until.date()),
             kind: TaskKind::Digest {
                 to: to.to_string(),
+                since,
                 until,
             },
             queued_at: now,
@@ -381,8 +408,6 @@ pub struct WebhookEndpoint {
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     pub created_by: Actor,
-    /// The number the next delivery gets.
-    pub next_seq: u64,
 }
 
 impl WebhookEndpoint {
@@ -430,6 +455,8 @@ pub struct WebhookDelivery {
     pub created_at: OffsetDateTime,
     pub state: DeliveryState,
     pub attempts: u32,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub first_attempt_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub next_attempt_at: Option<OffsetDateTime>,
     pub last_status: Option<u16>,

@@ -17,6 +17,8 @@ pub struct View {
 
 pub struct WriteView {
     pub(super) txn: WriteTransaction,
+    /// Run once the transaction is committed (and dropped if it is not).
+    after: std::cell::RefCell<Vec<Box<dyn FnOnce()>>>,
 }
 
 /// A page of invites and the cursor for the next one.
@@ -84,10 +86,7 @@ impl InviteFilter {
             let ok = match asked {
                 "pending" => i.counts_as_pending(now),
                 "new_link_requested" => i.new_link_requested_at.is_some(),
-                "expiring" => {
-                    i.link_state(now) == LinkState::Live
-                        && i.expires_at - now <= crate::domain::invite::EXPIRING_SOON
-                }
+                "expiring" => i.expiring_soon(now),
                 _ => link == asked || delivery == asked,
             };
             if !ok {
@@ -351,6 +350,7 @@ macro_rules! read_methods {
             Ok(out)
         }
 
+        /// The queued task with this id, if there is one.
         pub fn task(&self, id: &str) -> Result<Option<Task>> {
             let Some(due) = self.task_due(id)? else {
                 return Ok(None);
@@ -484,13 +484,25 @@ impl View {
 
 impl WriteView {
     pub(super) fn new(txn: WriteTransaction) -> Self {
-        Self { txn }
+        Self {
+            txn,
+            after: Default::default(),
+        }
     }
 
     read_methods!();
 
+    /// Runs `f` once this transaction is committed: telling a worker
+    /// about what it wrote before then would let it look too early.
+    pub fn after_commit(&self, f: impl FnOnce() + 'static) {
+        self.after.borrow_mut().push(Box::new(f));
+    }
+
     pub(super) fn commit(self) -> Result<()> {
         self.txn.commit()?;
+        for f in self.after.into_inner() {
+            f();
+        }
         Ok(())
     }
 
@@ -615,7 +627,6 @@ impl WriteView {
         Ok(due.is_some())
     }
 
-    /// The queued task with this id, if there is one.
     pub fn put_mailbox(&self, record: &MailboxRecord) -> Result<()> {
         self.txn
             .open_table(MAILBOXES)?
@@ -640,6 +651,19 @@ impl WriteView {
         let mut t = self.txn.open_table(COUNTERS)?;
         let n = t.get(counter)?.map(|v| v.value()).unwrap_or(0);
         t.insert(counter, n.saturating_sub(by))?;
+        Ok(())
+    }
+
+    /// The next number of a sequence (1, 2, …), kept with the counters.
+    pub fn next_number(&self, sequence: &str) -> Result<u64> {
+        let mut t = self.txn.open_table(COUNTERS)?;
+        let n = t.get(sequence)?.map(|v| v.value()).unwrap_or(0) + 1;
+        t.insert(sequence, n)?;
+        Ok(n)
+    }
+
+    pub fn set_counter(&self, counter: &str, value: u64) -> Result<()> {
+        self.txn.open_table(COUNTERS)?.insert(counter, value)?;
         Ok(())
     }
 

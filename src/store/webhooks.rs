@@ -3,7 +3,7 @@
 //! holds each undelivered one with when it is next due and what it is
 //! about (an invite), so the worker keeps each invite's events in order.
 
-use redb::{ReadableTable, ReadableTableMetadata};
+use redb::ReadableTable;
 use time::OffsetDateTime;
 
 use super::tables::*;
@@ -103,11 +103,6 @@ macro_rules! webhook_reads {
             }
             Ok(n)
         }
-
-        /// Whether any endpoint exists (checked on every event).
-        pub fn has_webhooks(&self) -> Result<bool> {
-            Ok(self.txn.open_table(WEBHOOKS)?.len()? > 0)
-        }
     };
 }
 
@@ -159,12 +154,29 @@ impl WriteView {
 
     /// Forgets finished deliveries made before `before` (the log keeps a
     /// week); undelivered ones stay until they are delivered or given up.
+    /// Numbers rise with time, so each endpoint is read from its oldest
+    /// delivery up to the first one young enough to keep.
     pub fn prune_webhook_deliveries(&self, before: OffsetDateTime) -> Result<()> {
         let cutoff = millis(before);
-        self.txn.open_table(WEBHOOK_DELIVERIES)?.retain(|_, v| {
-            serde_json::from_slice::<WebhookDelivery>(v)
-                .is_ok_and(|d| d.state.is_pending() || millis(d.created_at) >= cutoff)
-        })?;
+        let endpoints = self.webhooks()?;
+        let mut table = self.txn.open_table(WEBHOOK_DELIVERIES)?;
+        for endpoint in endpoints {
+            let id = endpoint.id.as_str();
+            let mut old = Vec::new();
+            for entry in table.range((id, 0u64)..=(id, u64::MAX))? {
+                let (k, v) = entry?;
+                let d: WebhookDelivery = decode("webhook_deliveries", id, v.value())?;
+                if millis(d.created_at) >= cutoff {
+                    break;
+                }
+                if !d.state.is_pending() {
+                    old.push(k.value().1);
+                }
+            }
+            for seq in old {
+                table.remove((id, seq))?;
+            }
+        }
         Ok(())
     }
 }

@@ -59,6 +59,8 @@ impl Poster {
         let timeout = Duration::from_secs(config.webhooks.timeout_secs);
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would be the only address the checks see.
+            .no_proxy()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             .user_agent(concat!("Muster/", env!("CARGO_PKG_VERSION")))
@@ -85,7 +87,8 @@ impl Poster {
             Ok(u) => u,
             Err(e) => return failed(e.to_string()),
         };
-        if let Ok(ip) = url.host().parse::<std::net::IpAddr>()
+        // An address in the URL is never resolved: check it here.
+        if let Some(ip) = url.ip()
             && let Err(why) = url.address_ok(ip, &self.allowed)
         {
             return failed(format!("{ip} is {why}"));

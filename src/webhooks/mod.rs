@@ -24,10 +24,13 @@ use crate::store::{DeliveryState, StoreError, WebhookDelivery, WebhookEndpoint};
 
 pub use client::Poster;
 
-/// Deliveries one endpoint takes at once.
+/// Deliveries one endpoint takes at once. There is no limit in all: each
+/// is a task waiting on its endpoint, and a cap in all would let a few
+/// silent endpoints hold up the others.
 const PER_ENDPOINT: usize = 4;
-/// Deliveries in flight in all.
-const IN_ALL: usize = 32;
+/// The most pending deliveries of one endpoint looked at in one pass
+/// (after an outage that many may wait; each invite's first goes first).
+const LOOK_AHEAD: usize = 100_000;
 /// The worker looks at the queue at least this often.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -78,9 +81,6 @@ pub fn spawn(muster: Arc<Muster>, mut stop: watch::Receiver<bool>) -> JoinHandle
             match ready {
                 Ok(list) => {
                     for (endpoint, delivery) in list {
-                        if out.len() >= IN_ALL {
-                            break;
-                        }
                         let key = (endpoint.id.clone(), delivery.seq);
                         out.insert(key.clone());
                         let secret = muster.webhook_secret(&endpoint);
@@ -129,7 +129,7 @@ fn ready(
     for endpoint in view.webhooks()? {
         let mut busy = out.iter().filter(|(e, _)| *e == endpoint.id).count();
         let mut waiting: HashSet<String> = HashSet::new();
-        for p in view.pending_webhook_deliveries(&endpoint.id, 500)? {
+        for p in view.pending_webhook_deliveries(&endpoint.id, LOOK_AHEAD)? {
             if busy >= PER_ENDPOINT {
                 break;
             }
@@ -168,13 +168,16 @@ fn record(muster: &Muster, key: &Key, attempt: &Attempt) {
         }
         let now: OffsetDateTime = muster.now();
         d.attempts += 1;
+        // Waiting behind an earlier delivery is not failing: the give-up
+        // age counts from the first attempt.
+        let first = *d.first_attempt_at.get_or_insert(now);
         d.last_status = attempt.status;
         d.last_error = attempt.error.clone();
         if attempt.delivered() {
             d.state = DeliveryState::Delivered;
             d.delivered_at = Some(now);
             d.next_attempt_at = None;
-        } else if now - d.created_at >= policy.give_up_after {
+        } else if now - first >= policy.give_up_after {
             d.state = DeliveryState::Failed;
             d.next_attempt_at = None;
             tracing::warn!(endpoint = %d.endpoint_id, event = %d.event, msg = %d.msg_id, "gave up on a webhook delivery");

@@ -303,10 +303,7 @@ pub struct InviteBody {
     pub purpose: String,
 }
 
-pub fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
+pub use crate::domain::rfc3339;
 
 impl From<&InviteView> for InviteBody {
     fn from(v: &InviteView) -> Self {
