@@ -9,6 +9,7 @@ mod ops;
 mod output;
 mod preview;
 mod serve;
+mod sql;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +59,9 @@ enum Command {
     Mcp,
     /// Check the configuration, the SMTP relay, the mail host files and the public URL.
     Check,
+    /// For an SQL mail host: make Muster's table and print the Dovecot and Postfix settings.
+    #[command(subcommand)]
+    Sql(sql::SqlCommand),
     /// Exit 0 when the local server answers /healthz (for container health checks).
     Health {
         /// The server's base URL (default: from `listen`).
@@ -126,6 +130,7 @@ pub fn main() -> ExitCode {
             Command::Admin(cmd) => accounts::admin(config, cmd),
             Command::Token(cmd) => accounts::token(config, cmd),
             Command::Mcp => mcp(config).await,
+            Command::Sql(cmd) => sql::run(config, cmd).await,
             Command::Check => unreachable!("handled above"),
             Command::Health { url } => ops::health(config, url).await,
             Command::Backup { file, force } => ops::backup(config, file, force),
@@ -174,7 +179,7 @@ fn muster_for_reading(config: Config) -> Result<Muster, ServiceError> {
         Store::in_memory()?
     };
     let config = Arc::new(config);
-    let host = crate::provision::from_config(&config);
+    let host = crate::provision::from_config(&config)?;
     let key = crate::domain::token::LinkKey::from_bytes([0; 32]);
     Ok(Muster::new(config, store, host, Arc::new(SystemClock), key))
 }

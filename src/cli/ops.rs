@@ -282,8 +282,19 @@ pub async fn check(
                 }
             }
         }
+        MailHostBackend::Sql => match crate::provision::sql::SqlHost::from_config(&config) {
+            Ok(host) => match tokio::task::spawn_blocking(move || host.check()).await {
+                Ok(Ok(said)) => r.ok(&said),
+                Ok(Err(e)) => r.fail(
+                    &e.to_string(),
+                    "check mail_host.sql (url, layout, tls) and that the database runs; for the muster layout run `muster sql init`",
+                ),
+                Err(e) => r.fail(&format!("mail database: {e}"), "check mail_host.sql"),
+            },
+            Err(e) => r.fail(&e.to_string(), "check mail_host.sql.url"),
+        },
         MailHostBackend::Command => {
-            let host = crate::provision::from_config(&config);
+            let host = crate::provision::from_config(&config)?;
             match tokio::task::spawn_blocking(move || host.list()).await {
                 Ok(Ok(index)) => r.ok(&format!(
                     "mail host command lists {} mailboxes",

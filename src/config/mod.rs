@@ -138,6 +138,56 @@ pub struct InviteSettings {
 pub enum MailHostBackend {
     PasswdFile,
     Command,
+    /// A PostgreSQL or MariaDB/MySQL database that Dovecot and Postfix read.
+    Sql,
+}
+
+/// How the SQL backend's tables are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqlLayout {
+    /// Muster's own table (`muster sql init` makes it).
+    Muster,
+    /// Postfix Admin's `mailbox`, `alias` and `domain` tables.
+    Postfixadmin,
+}
+
+/// TLS to the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqlTls {
+    /// TLS when the server offers it.
+    Prefer,
+    /// TLS or no connection (the certificate is not checked).
+    Require,
+    /// TLS with the certificate checked against `ca_file` (or the system's).
+    Verify,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SqlSettings {
+    /// `postgres://user:password@host:5432/mail` or
+    /// `mysql://user:password@host:3306/mail` (MariaDB too).
+    pub url: Option<Secret>,
+    pub layout: SqlLayout,
+    /// Connections kept open.
+    pub pool_size: u32,
+    pub tls: SqlTls,
+    /// The CA certificate (PEM) that signed the database's, for `verify`.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for SqlSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            layout: SqlLayout::Muster,
+            pool_size: 4,
+            tls: SqlTls::Prefer,
+            ca_file: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,6 +219,8 @@ pub struct MailHostSettings {
     pub default_quota_mb: Option<u64>,
     /// For the `command` backend: a program run with `sh -c`.
     pub command: Option<String>,
+    /// For the `sql` backend.
+    pub sql: SqlSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -380,6 +432,7 @@ impl Default for MailHostSettings {
             home: "/var/vmail/%d/%n".into(),
             default_quota_mb: None,
             command: None,
+            sql: SqlSettings::default(),
         }
     }
 }

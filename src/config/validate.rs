@@ -158,6 +158,19 @@ impl Config {
                 "the command backend needs a command",
             ));
         }
+        if mh.backend == MailHostBackend::Sql {
+            let Some(url) = &mh.sql.url else {
+                return Err(Self::invalid(
+                    "mail_host.sql.url",
+                    "the sql backend needs the database, like postgres://muster:PASSWORD@127.0.0.1:5432/mail or mysql://muster:PASSWORD@127.0.0.1:3306/mail",
+                ));
+            };
+            crate::provision::sql::check_url(url.expose())
+                .map_err(|m| Self::invalid("mail_host.sql.url", m))?;
+            if !(1..=64).contains(&mh.sql.pool_size) {
+                return Err(Self::invalid("mail_host.sql.pool_size", "must be 1 to 64"));
+            }
+        }
         if mh.default_quota_mb == Some(0) {
             return Err(Self::invalid(
                 "mail_host.default_quota_mb",

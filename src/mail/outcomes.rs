@@ -234,7 +234,7 @@ mod tests {
         let m = Muster::new(
             config.clone(),
             Store::in_memory().unwrap(),
-            crate::provision::from_config(&config),
+            crate::provision::from_config(&config).unwrap(),
             clock.clone(),
             LinkKey::from_bytes([5; 32]),
         );
@@ -308,8 +308,17 @@ mod tests {
             .write(|w| record(&m, w, &done(first.clone(), skipped)))
             .unwrap();
         let next = m.store.read().unwrap().task(&reminder_id).unwrap().unwrap();
-        assert!(matches!(next.kind, TaskKind::Reminder { number: 2, .. }), "{next:?}");
-        let due = m.store.read().unwrap().task_due(&reminder_id).unwrap().unwrap();
+        assert!(
+            matches!(next.kind, TaskKind::Reminder { number: 2, .. }),
+            "{next:?}"
+        );
+        let due = m
+            .store
+            .read()
+            .unwrap()
+            .task_due(&reminder_id)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             due,
             crate::store::millis(T0 + Duration::days(28)),

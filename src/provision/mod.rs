@@ -7,6 +7,7 @@ mod files;
 pub mod hash;
 mod index;
 mod passwd_file;
+pub mod sql;
 
 use std::sync::Arc;
 
@@ -95,6 +96,10 @@ pub enum ProvisionError {
     Invalid(String),
     #[error("{0} cannot change or remove a mailbox; do it on the mail server")]
     Unsupported(String),
+    /// The SQL backend's database did not do what was asked (down,
+    /// unreachable, a missing table): nothing was changed.
+    #[error("the mail database, {what}: {error}")]
+    Database { what: String, error: String },
 }
 
 /// The host mail server as Muster sees it.
@@ -155,11 +160,12 @@ pub trait MailHost: Send + Sync {
 }
 
 /// The backend the configuration asks for.
-pub fn from_config(config: &Config) -> Arc<dyn MailHost> {
-    match config.mail_host.backend {
+pub fn from_config(config: &Config) -> Result<Arc<dyn MailHost>, ProvisionError> {
+    Ok(match config.mail_host.backend {
         MailHostBackend::PasswdFile => Arc::new(PasswdFileHost::from_config(config)),
         MailHostBackend::Command => Arc::new(CommandHost::new(
             config.mail_host.command.clone().unwrap_or_default(),
         )),
-    }
+        MailHostBackend::Sql => Arc::new(sql::SqlHost::from_config(config)?),
+    })
 }

@@ -608,7 +608,7 @@ mod tests {
     fn muster() -> Muster {
         let store = crate::store::Store::in_memory().unwrap();
         let config = Arc::new(Config::default());
-        let host = crate::provision::from_config(&config);
+        let host = crate::provision::from_config(&config).unwrap();
         let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
         Muster::new(
             config,

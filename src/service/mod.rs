@@ -254,7 +254,7 @@ impl Muster {
     pub fn open(config: Arc<Config>, clock: Arc<dyn Clock>) -> Result<Self, ServiceError> {
         let store = Store::open(&config.store_path())?;
         let key = load_link_key(&config.data_dir)?;
-        let host = crate::provision::from_config(&config);
+        let host = crate::provision::from_config(&config)?;
         Ok(Self::new(config, store, host, clock, key))
     }
 

@@ -35,7 +35,7 @@ fn fixture(tweak: impl FnOnce(&mut Config)) -> Fixture {
     let muster = Muster::new(
         config.clone(),
         Store::in_memory().unwrap(),
-        crate::provision::from_config(&config),
+        crate::provision::from_config(&config).unwrap(),
         clock.clone(),
         LinkKey::from_bytes([3; 32]),
     );
