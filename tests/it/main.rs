@@ -26,5 +26,6 @@ mod redeem;
 mod reminders;
 mod schemathesis;
 mod send;
+mod sql_host;
 mod webhooks;
 mod welcome;

@@ -15,7 +15,7 @@ use super::{free_port, have_command, require, wait_for};
 /// The uid and gid that own delivered mail (Muster's default too).
 pub const VMAIL: u32 = 5000;
 
-fn sh(cmd: &mut Command) -> std::process::Output {
+pub(super) fn sh(cmd: &mut Command) -> std::process::Output {
     let out = cmd.output().expect("command runs");
     if !out.status.success() {
         panic!(
@@ -27,7 +27,7 @@ fn sh(cmd: &mut Command) -> std::process::Output {
     out
 }
 
-fn chown(path: &Path, uid: u32, gid: u32) {
+pub(super) fn chown(path: &Path, uid: u32, gid: u32) {
     std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
 }
 
@@ -38,7 +38,7 @@ pub fn open_dir(path: &Path) {
 }
 
 /// The numeric id of a user (`passwd`) or group (`group`).
-fn id_of(database: &str, name: &str) -> u32 {
+pub(super) fn id_of(database: &str, name: &str) -> u32 {
     let out = sh(Command::new("getent").args([database, name]));
     String::from_utf8_lossy(&out.stdout)
         .split(':')
@@ -68,8 +68,11 @@ pub struct Postfix {
 /// The hosted-domain side of Postfix, for provisioning tests.
 pub struct Hosted<'a> {
     pub domain: &'a str,
-    /// Muster's virtual mailbox map (read as `texthash:`; reload after changes).
-    pub map: &'a Path,
+    /// Postfix's `virtual_mailbox_maps`: Muster's map as `texthash:PATH`
+    /// (reload after changes), or an SQL map (`pgsql:PATH`).
+    pub mailbox_maps: String,
+    /// `virtual_alias_maps`, when aliases live in the database.
+    pub alias_maps: Option<String>,
     pub lmtp_socket: &'a Path,
 }
 
@@ -115,11 +118,14 @@ biff = no
         );
         if let Some(h) = &hosted {
             main.push_str(&format!(
-                "virtual_mailbox_domains = {}\nvirtual_mailbox_maps = texthash:{}\nvirtual_transport = lmtp:unix:{}\n",
+                "virtual_mailbox_domains = {}\nvirtual_mailbox_maps = {}\nvirtual_transport = lmtp:unix:{}\n",
                 h.domain,
-                h.map.display(),
+                h.mailbox_maps,
                 h.lmtp_socket.display()
             ));
+            if let Some(aliases) = &h.alias_maps {
+                main.push_str(&format!("virtual_alias_maps = {aliases}\n"));
+            }
         }
         std::fs::write(etc.join("main.cf"), main).unwrap();
         let master = format!(
@@ -199,6 +205,47 @@ capture unix - n n - - virtual -o virtual_mailbox_base={s}/captured -o virtual_m
     }
 }
 
+impl Postfix {
+    /// Sends a plain message through Postfix's SMTP port.
+    pub fn send_mail(&self, to: &str, subject: &str) -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut r = BufReader::new(stream.try_clone().unwrap());
+        let mut w = stream;
+        let mut last = String::new();
+        let read_reply = |r: &mut BufReader<std::net::TcpStream>| {
+            loop {
+                let mut l = String::new();
+                r.read_line(&mut l).unwrap();
+                if l.len() < 4 || l.as_bytes()[3] != b'-' {
+                    return l;
+                }
+            }
+        };
+        read_reply(&mut r);
+        for cmd in [
+            "EHLO test.local\r\n".to_string(),
+            "MAIL FROM:<sender@elsewhere.org>\r\n".to_string(),
+            format!("RCPT TO:<{to}>\r\n"),
+            "DATA\r\n".to_string(),
+            format!(
+                "Subject: {subject}\r\nFrom: sender@elsewhere.org\r\nTo: {to}\r\n\r\nHello.\r\n.\r\n"
+            ),
+        ] {
+            w.write_all(cmd.as_bytes()).unwrap();
+            last = read_reply(&mut r);
+            if !(last.starts_with('2') || last.starts_with('3')) {
+                break;
+            }
+        }
+        let _ = w.write_all(b"QUIT\r\n");
+        last
+    }
+}
+
 impl Drop for Postfix {
     fn drop(&mut self) {
         let _ = Command::new("postfix")
@@ -232,15 +279,25 @@ impl Dovecot {
     /// Starts Dovecot with `passwd` as its passdb and userdb; mail homes
     /// live under `<state>/vmail`.
     pub fn start(state: &Path, passwd: &Path) -> Self {
-        let state = state.join("dovecot");
+        if let Some(dir) = passwd.parent() {
+            open_dir(dir);
+        }
+        let auth = format!(
+            "passdb {{\n  driver = passwd-file\n  args = {p}\n}}\nuserdb {{\n  driver = passwd-file\n  args = {p}\n}}\n",
+            p = passwd.display()
+        );
+        Self::start_with(&state.join("dovecot"), &auth)
+    }
+
+    /// Starts Dovecot in `state` with the `passdb` and `userdb` blocks in
+    /// `auth` (a passwd-file, or SQL); mail homes under `<state>/vmail`.
+    pub fn start_with(state: &Path, auth: &str) -> Self {
+        let state = state.to_path_buf();
         open_dir(&state);
         open_dir(&state.join("run"));
         let vmail = state.join("vmail");
         open_dir(&vmail);
         chown(&vmail, VMAIL, VMAIL);
-        if let Some(dir) = passwd.parent() {
-            open_dir(dir);
-        }
         let imap_port = free_port();
         let s = state.display();
         let conf = format!(
@@ -280,20 +337,12 @@ service anvil {{
 protocol imap {{
   mail_plugins = $mail_plugins imap_quota
 }}
-passdb {{
-  driver = passwd-file
-  args = {passwd}
-}}
-userdb {{
-  driver = passwd-file
-  args = {passwd}
-}}
+{auth}
 plugin {{
   quota = count:User quota
   quota_vsizes = yes
 }}
-",
-            passwd = passwd.display()
+"
         );
         std::fs::write(state.join("dovecot.conf"), conf).unwrap();
         // The daemon keeps inherited pipes open: give it none, so starting returns.
@@ -453,7 +502,8 @@ impl Stack {
             state,
             Some(Hosted {
                 domain,
-                map: &map,
+                mailbox_maps: format!("texthash:{}", map.display()),
+                alias_maps: None,
                 lmtp_socket: &dovecot.lmtp_socket(),
             }),
         );
@@ -483,40 +533,6 @@ impl Stack {
 
     /// Sends a plain message through Postfix's SMTP port.
     pub fn send_mail(&self, to: &str, subject: &str) -> String {
-        use std::io::{BufRead, BufReader, Write};
-        let stream = std::net::TcpStream::connect(("127.0.0.1", self.postfix.port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        let mut r = BufReader::new(stream.try_clone().unwrap());
-        let mut w = stream;
-        let mut last = String::new();
-        let read_reply = |r: &mut BufReader<std::net::TcpStream>| {
-            loop {
-                let mut l = String::new();
-                r.read_line(&mut l).unwrap();
-                if l.len() < 4 || l.as_bytes()[3] != b'-' {
-                    return l;
-                }
-            }
-        };
-        read_reply(&mut r);
-        for cmd in [
-            "EHLO test.local\r\n".to_string(),
-            "MAIL FROM:<sender@elsewhere.org>\r\n".to_string(),
-            format!("RCPT TO:<{to}>\r\n"),
-            "DATA\r\n".to_string(),
-            format!(
-                "Subject: {subject}\r\nFrom: sender@elsewhere.org\r\nTo: {to}\r\n\r\nHello.\r\n.\r\n"
-            ),
-        ] {
-            w.write_all(cmd.as_bytes()).unwrap();
-            last = read_reply(&mut r);
-            if !(last.starts_with('2') || last.starts_with('3')) {
-                break;
-            }
-        }
-        let _ = w.write_all(b"QUIT\r\n");
-        last
+        self.postfix.send_mail(to, subject)
     }
 }

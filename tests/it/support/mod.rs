@@ -2,6 +2,7 @@
 //! `muster` binary, an in-process app on port 0, and polling with deadlines.
 
 pub mod app;
+pub mod databases;
 pub mod mailstack;
 pub mod mcp_client;
 pub mod smtp_peer;

@@ -1,0 +1,414 @@
+//! The SQL mail host, for each database (a real PostgreSQL and a real
+//! MariaDB, started by the suite) and each layout (Muster's table, Postfix
+//! Admin's tables), with Dovecot and Postfix reading the same database
+//! through the queries `muster sql` prints: a redemption logs in over IMAP
+//! with the chosen password and its quota, mail through Postfix lands in
+//! its INBOX, a second Dovecot accepts the login too; fifty submissions at
+//! once and two Muster processes at once make one row; a database stopped
+//! mid-redemption gives a clean error page and the same link works once it
+//! is back; bulk creation is one transaction.
+
+use std::time::Duration;
+
+use crate::support::app::TestApp;
+use crate::support::databases::{Database, Engine, SqlStack};
+use crate::support::mailstack::{self, login_eventually};
+use crate::support::*;
+use muster::config::SqlLayout;
+use muster::domain::roster::InviteRow;
+use muster::service::BatchRequest;
+use muster::store::Actor;
+use reqwest::Method;
+use serde_json::json;
+
+const DOMAIN: &str = "team.example";
+
+/// The rows the layout keeps for `address`.
+fn rows(db: &Database, layout: SqlLayout, address: &str) -> usize {
+    let sql = match layout {
+        SqlLayout::Muster => {
+            format!("SELECT count(*) FROM muster_mailboxes WHERE address = '{address}'")
+        }
+        SqlLayout::Postfixadmin => {
+            format!("SELECT count(*) FROM mailbox WHERE username = '{address}'")
+        }
+    };
+    db.query(&sql).parse().unwrap()
+}
+
+/// A database, the stack reading it, and a Muster writing to it.
+struct Scene {
+    app: TestApp,
+    stack: SqlStack,
+    db: Database,
+    state: TestDir,
+}
+
+async fn scene(engine: Engine, layout: SqlLayout) -> Option<Scene> {
+    if !engine.available() || !require("the mail stack", mailstack::available()) {
+        return None;
+    }
+    let state = TestDir::new();
+    mailstack::open_dir(state.path());
+    let db = Database::start(state.path(), engine);
+    if layout == SqlLayout::Postfixadmin {
+        db.postfix_admin_schema(DOMAIN);
+    }
+    let stack = SqlStack::start(state.path(), DOMAIN, &db, layout);
+    let app = TestApp::spawn(|c| {
+        stack.configure(c, &db);
+        c.client.welcome = false;
+        c.notifications.mode = muster::config::NotificationMode::Off;
+        c.storage_pool_mb = 10_000;
+        c.domains[0].mailbox_cap = 100;
+    })
+    .await;
+    if layout == SqlLayout::Muster {
+        // `muster sql init` makes the table and prints what to paste.
+        let path = app.dir.write_config(&app.muster.config);
+        let out = tokio::task::spawn_blocking(move || {
+            run(
+                muster(&["--config", path.to_str().unwrap(), "sql", "init"]),
+                None,
+            )
+        })
+        .await
+        .unwrap();
+        assert_exit(&out, 0);
+        let printed = text(&out.stdout);
+        assert!(
+            printed.contains("password_query = SELECT address AS user"),
+            "{printed}"
+        );
+        assert!(printed.contains("virtual_mailbox_maps = "), "{printed}");
+        assert!(
+            !printed.contains(crate::support::databases::PASSWORD),
+            "the password stays out: {printed}"
+        );
+        // `muster check` tries the connection, the table and the queries.
+        let path = app.dir.write_config(&app.muster.config);
+        let out = tokio::task::spawn_blocking(move || {
+            run(muster(&["--config", path.to_str().unwrap(), "check"]), None)
+        })
+        .await
+        .unwrap();
+        let said = text(&out.stdout);
+        assert!(
+            said.lines().any(
+                |l| l.contains("database") && l.contains("the Dovecot and Postfix queries run")
+            ),
+            "{said}"
+        );
+    }
+    Some(Scene {
+        app,
+        stack,
+        db,
+        state,
+    })
+}
+
+impl Scene {
+    /// Invites `who` (a dedicated allocation when given); its setup link.
+    fn invite(&self, who: &str, mb: Option<u64>) -> String {
+        let made = self
+            .app
+            .muster
+            .create_batch(BatchRequest::new(
+                vec![InviteRow {
+                    storage_allocation_mb: mb.map(|m| m.to_string()),
+                    ..InviteRow::to(format!("{who}@elsewhere.org"))
+                }],
+                Actor::cli(),
+            ))
+            .unwrap();
+        let invite = self
+            .app
+            .muster
+            .store
+            .read()
+            .unwrap()
+            .invite(&made.invites[0].id)
+            .unwrap()
+            .unwrap();
+        self.app.link(&invite)
+    }
+}
+
+async fn a_redemption_logs_in_and_receives_mail(engine: Engine, layout: SqlLayout) {
+    let Some(s) = scene(engine, layout).await else {
+        return;
+    };
+    let link = s.invite("ann", Some(300));
+    let (status, page) = submit_password(&s.app.client, &link, PASSWORD, PASSWORD).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Your mailbox is ready"), "{page}");
+    assert_eq!(rows(&s.db, layout, "ann@team.example"), 1);
+
+    // The chosen password, the allocation as the quota.
+    let mut imap = login_eventually(s.stack.dovecot.imap_port, "ann@team.example", PASSWORD)
+        .expect("login with the chosen password");
+    let (lines, _) = imap.cmd("GETQUOTAROOT INBOX");
+    assert!(
+        lines.iter().any(|l| l.contains("STORAGE 0 307200")),
+        "300 MB: {lines:?}"
+    );
+    let reply = wait_for(
+        "Postfix to take mail for ann",
+        Duration::from_secs(20),
+        || {
+            let r = s
+                .stack
+                .postfix
+                .send_mail("ann@team.example", "hello from SQL");
+            r.starts_with("250").then_some(r)
+        },
+    );
+    assert!(reply.starts_with("250"));
+    wait_for("the mail in INBOX", Duration::from_secs(20), || {
+        let (lines, _) = imap.cmd("STATUS INBOX (MESSAGES)");
+        lines.iter().any(|l| l.contains("MESSAGES 1")).then_some(())
+    });
+    let mut wrong = mailstack::Imap::connect(s.stack.dovecot.imap_port);
+    assert!(!wrong.login("ann@team.example", "not-the-password-at-all"));
+
+    // Another mail node reading the same database takes the login too.
+    let second = s.stack.another_dovecot(s.state.path());
+    assert!(login_eventually(second.imap_port, "ann@team.example", PASSWORD).is_some());
+
+    // Suspended: logins refused, mail still delivered; then restored.
+    // Postfix Admin's `active` would stop the mail too: refused there.
+    match layout {
+        SqlLayout::Muster => {
+            s.app
+                .muster
+                .set_suspended("ann@team.example", true, &Actor::cli())
+                .unwrap();
+            let mut refused = mailstack::Imap::connect(s.stack.dovecot.imap_port);
+            assert!(!refused.login("ann@team.example", PASSWORD));
+            let r = s
+                .stack
+                .postfix
+                .send_mail("ann@team.example", "while suspended");
+            assert!(r.starts_with("250"), "{r}");
+            wait_for("the mail kept", Duration::from_secs(20), || {
+                let (lines, _) = imap.cmd("STATUS INBOX (MESSAGES)");
+                lines.iter().any(|l| l.contains("MESSAGES 2")).then_some(())
+            });
+            s.app
+                .muster
+                .set_suspended("ann@team.example", false, &Actor::cli())
+                .unwrap();
+            assert!(
+                login_eventually(s.stack.dovecot.imap_port, "ann@team.example", PASSWORD).is_some()
+            );
+        }
+        SqlLayout::Postfixadmin => {
+            let e = s
+                .app
+                .muster
+                .set_suspended("ann@team.example", true, &Actor::cli())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("suspend it in Postfix Admin"), "{e}");
+        }
+    }
+
+    // The mailbox counts under the cap and the pool, read from SQL.
+    let (_, capacity) = s.app.call(Method::GET, "/capacity", None).await;
+    let domain = &capacity["domains"][0];
+    assert_eq!(domain["existing"], 1, "{capacity}");
+    assert_eq!(capacity["pool"]["allocated_mb"], 300, "{capacity}");
+
+    // Fifty submissions of one link at once: one mailbox, one row.
+    let link = s.invite("bo", None);
+    let proof = fetch_form_token(&s.app.client, &link).await;
+    let mut tries = Vec::new();
+    for _ in 0..50 {
+        let (client, link, proof) = (s.app.client.clone(), link.clone(), proof.clone());
+        tries.push(tokio::spawn(async move {
+            post_password(&client, &link, &proof, PASSWORD, PASSWORD).await
+        }));
+    }
+    let mut ready = 0;
+    for t in tries {
+        let (_, page) = t.await.unwrap();
+        if page.contains("Your mailbox is ready") {
+            ready += 1;
+        }
+    }
+    assert_eq!(ready, 1);
+    assert_eq!(rows(&s.db, layout, "bo@team.example"), 1);
+    s.app.shutdown().await;
+}
+
+async fn two_musters_one_row_and_a_database_down_then_back(engine: Engine, layout: SqlLayout) {
+    let Some(mut s) = scene(engine, layout).await else {
+        return;
+    };
+    // A second Muster (its own store) on the same database invites the
+    // same mailbox; both recipients submit at once: one row.
+    let other = TestApp::spawn(|c| {
+        s.stack.configure(c, &s.db);
+        c.client.welcome = false;
+        c.notifications.mode = muster::config::NotificationMode::Off;
+        c.domains[0].mailbox_cap = 100;
+    })
+    .await;
+    let first = s.invite("cy", None);
+    let made = other
+        .muster
+        .create_batch(BatchRequest::new(
+            vec![InviteRow::to("cy@elsewhere.org")],
+            Actor::cli(),
+        ))
+        .unwrap();
+    let invite = other
+        .muster
+        .store
+        .read()
+        .unwrap()
+        .invite(&made.invites[0].id)
+        .unwrap()
+        .unwrap();
+    let second = other.link(&invite);
+    let (a, b) = tokio::join!(
+        submit_password(&s.app.client, &first, PASSWORD, PASSWORD),
+        submit_password(&other.client, &second, PASSWORD, PASSWORD)
+    );
+    let made_it = [&a, &b]
+        .iter()
+        .filter(|(_, page)| page.contains("Your mailbox is ready"))
+        .count();
+    assert_eq!(made_it, 1, "{a:?} {b:?}");
+    assert_eq!(rows(&s.db, layout, "cy@team.example"), 1);
+    other.shutdown().await;
+
+    // The database stops: the recipient gets a clean page and the link
+    // stays valid; once it is back the same link sets up the mailbox.
+    let link = s.invite("dee", Some(100));
+    s.db.stop();
+    let (status, page) = submit_password(&s.app.client, &link, PASSWORD, PASSWORD).await;
+    assert!(status >= 500, "{status}: {page}");
+    assert!(page.contains("try again"), "{page}");
+    assert!(
+        !page.contains("sqlx") && !page.contains("password="),
+        "{page}"
+    );
+    let view = s
+        .app
+        .muster
+        .list_invites(
+            &muster::store::view::InviteFilter {
+                text: Some("dee@".into()),
+                ..Default::default()
+            },
+            None,
+            10,
+        )
+        .unwrap()
+        .0
+        .remove(0);
+    assert_eq!(view.link_state, "live");
+    assert!(
+        view.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("mail database"),
+        "{view:?}"
+    );
+    // /readyz says so once the mailbox list (kept 10 s) is read again.
+    let said = readyz_until(&s.app, |status, _| status == 503).await;
+    assert!(said.contains("mail database"), "{said}");
+    assert!(!said.contains("password="), "{said}");
+    s.db.run();
+    readyz_until(&s.app, |status, _| status == 200).await;
+    let (status, page) = submit_password(&s.app.client, &link, PASSWORD, PASSWORD).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Your mailbox is ready"), "{page}");
+    assert_eq!(rows(&s.db, layout, "dee@team.example"), 1);
+    assert!(login_eventually(s.stack.dovecot.imap_port, "dee@team.example", PASSWORD).is_some());
+
+    // Bulk creation is one transaction: the database refusing the third
+    // row (a rule the preview cannot see) leaves none of the three.
+    let (table, column) = match layout {
+        SqlLayout::Muster => ("muster_mailboxes", "address"),
+        SqlLayout::Postfixadmin => ("mailbox", "username"),
+    };
+    s.db.query(&format!(
+        "ALTER TABLE {table} ADD CONSTRAINT not_hal CHECK ({column} <> 'hal@team.example')"
+    ));
+    let items = |third: &str| {
+        json!({"items": [
+            {"local_part": "eve", "password": "generate"},
+            {"local_part": "fay", "password": "generate"},
+            {"local_part": third, "password": "generate"}]})
+    };
+    let (status, body) = s
+        .app
+        .call(Method::POST, "/mailboxes:bulk", Some(items("hal")))
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["code"], "mail_host_failed", "{body}");
+    assert_eq!(rows(&s.db, layout, "eve@team.example"), 0, "{body}");
+    assert_eq!(rows(&s.db, layout, "fay@team.example"), 0, "{body}");
+    let (status, body) = s
+        .app
+        .call(Method::POST, "/mailboxes:bulk", Some(items("gus")))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    for who in ["eve", "fay", "gus"] {
+        assert_eq!(rows(&s.db, layout, &format!("{who}@team.example")), 1);
+    }
+    s.app.shutdown().await;
+}
+
+macro_rules! for_each_database {
+    ($($test:ident),* $(,)?) => {
+        $(
+            mod $test {
+                use super::*;
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres_muster_layout() {
+                    super::$test(Engine::Postgres, SqlLayout::Muster).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres_postfix_admin_layout() {
+                    super::$test(Engine::Postgres, SqlLayout::Postfixadmin).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn mariadb_muster_layout() {
+                    super::$test(Engine::MariaDb, SqlLayout::Muster).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn mariadb_postfix_admin_layout() {
+                    super::$test(Engine::MariaDb, SqlLayout::Postfixadmin).await;
+                }
+            }
+        )*
+    };
+}
+
+for_each_database!(
+    a_redemption_logs_in_and_receives_mail,
+    two_musters_one_row_and_a_database_down_then_back
+);
+
+/// Polls `/readyz` until `done` holds, for at most 30 seconds; the body.
+async fn readyz_until(app: &TestApp, done: impl Fn(u16, &str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = http()
+            .get(format!("{}/readyz", app.url()))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        if done(status, &body) {
+            return body;
+        }
+        assert!(std::time::Instant::now() < deadline, "{status}: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
