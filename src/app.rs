@@ -142,7 +142,8 @@ impl App {
 }
 
 /// Once a minute: mark expired invites, plan the daily digests when
-/// their hour has come, and forget idle rate-limit keys.
+/// their hour has come, settle redemptions a crash interrupted while the
+/// mail host was unreadable, and forget idle rate-limit keys.
 async fn upkeep(
     muster: Arc<Muster>,
     http: Arc<crate::http::HttpState>,
@@ -153,6 +154,7 @@ async fn upkeep(
         match tokio::task::spawn_blocking(move || {
             m.purge_expired()?;
             m.plan_digests()?;
+            m.retry_recovery()?;
             m.sweep_expired()
         })
         .await

@@ -173,7 +173,9 @@ pub struct SqlSettings {
     pub layout: SqlLayout,
     /// Connections kept open.
     pub pool_size: u32,
-    pub tls: SqlTls,
+    /// Unset: what the URL says (`sslmode=` / `ssl-mode=`), else prefer.
+    /// Set: this, whatever the URL says.
+    pub tls: Option<SqlTls>,
     /// The CA certificate (PEM) that signed the database's, for `verify`.
     pub ca_file: Option<PathBuf>,
 }
@@ -184,7 +186,7 @@ impl Default for SqlSettings {
             url: None,
             layout: SqlLayout::Muster,
             pool_size: 4,
-            tls: SqlTls::Prefer,
+            tls: None,
             ca_file: None,
         }
     }

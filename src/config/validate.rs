@@ -167,6 +167,12 @@ impl Config {
             };
             crate::provision::sql::check_url(url.expose())
                 .map_err(|m| Self::invalid("mail_host.sql.url", m))?;
+            if mh.sql.ca_file.is_some() && mh.sql.tls != Some(super::SqlTls::Verify) {
+                return Err(Self::invalid(
+                    "mail_host.sql.ca_file",
+                    "is used only to verify the database's certificate: set mail_host.sql.tls = \"verify\" too",
+                ));
+            }
             if !(1..=64).contains(&mh.sql.pool_size) {
                 return Err(Self::invalid("mail_host.sql.pool_size", "must be 1 to 64"));
             }

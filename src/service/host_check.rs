@@ -30,8 +30,10 @@ pub(super) type HostCheckCache = Option<(Arc<HostIndex>, u64, Option<HostDamage>
 impl Muster {
     /// The mailboxes Muster created that the host no longer has, if any.
     pub fn host_damage(&self) -> Result<Option<HostDamage>, ServiceError> {
-        let host = self.host_index()?;
+        // The store first: a mailbox it records was on the host before
+        // the record, so a listing read after it has it.
         let view = self.store.read()?;
+        let host = self.host_index()?;
         let recorded = view.created_mailbox_count()?;
         let mut cache = self.host_check.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((index, count, verdict)) = cache.as_ref()

@@ -172,6 +172,9 @@ pub struct Muster {
     /// Every password hash goes through this bounded pool.
     pub hasher: hashing::HashPool,
     host_check: Mutex<host_check::HostCheckCache>,
+    /// Redemptions interrupted by a crash that could not be settled at
+    /// start (the mail host unreadable): settled once it is back.
+    unrecovered: Mutex<Vec<String>>,
     ids: Mutex<ulid::Generator>,
     /// Idempotency-Keys whose first call is still running.
     pub(crate) in_flight: idempotency::InFlight,
@@ -245,6 +248,7 @@ impl Muster {
             provision_lock: Mutex::new(()),
             metrics: metrics::Metrics::default(),
             host_check: Mutex::new(None),
+            unrecovered: Mutex::new(Vec::new()),
             ids: Mutex::new(ulid::Generator::new()),
             in_flight: Default::default(),
         }

@@ -327,12 +327,16 @@ impl Muster {
                 )
                 .map_err(RedeemError::Provision);
         }
-        self.ensure_host_whole().map_err(|e| match e {
+        // The host unreadable (a database down) is the mail host failing:
+        // the recipient is asked to try again, the link stays usable.
+        let host_failed = |e| match e {
             ServiceError::HostDamaged(d) => RedeemError::HostDamaged(d),
+            ServiceError::Host(p) => RedeemError::Provision(p),
             other => RedeemError::Service(other),
-        })?;
+        };
+        self.ensure_host_whole().map_err(host_failed)?;
         if let Some(mb) = invite.storage_allocation_mb {
-            let host = self.host_index()?;
+            let host = self.host_index().map_err(host_failed)?;
             let view = self.store.read()?;
             if !self.capacity(&view, &host, invite.domain(), now)?.fits(mb) {
                 return Err(RedeemError::PoolFull);
@@ -441,6 +445,21 @@ impl Muster {
     /// the others return to live. Run at start, before serving.
     pub fn recover_redemptions(&self) -> Result<usize, ServiceError> {
         let ids = self.store.read()?.redeeming()?;
+        self.settle_interrupted(ids)
+    }
+
+    /// The redemptions `recover_redemptions` had to leave (the mail host
+    /// could not be read), tried again: the upkeep calls it. No other
+    /// redemption can be among them, since each is still "redeeming".
+    pub fn retry_recovery(&self) -> Result<usize, ServiceError> {
+        let ids = std::mem::take(&mut *self.unrecovered.lock().unwrap_or_else(|p| p.into_inner()));
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.settle_interrupted(ids)
+    }
+
+    fn settle_interrupted(&self, ids: Vec<String>) -> Result<usize, ServiceError> {
         if ids.is_empty() {
             return Ok(0);
         }
@@ -453,7 +472,20 @@ impl Muster {
             );
             return Ok(0);
         }
-        let host = self.host_index()?;
+        let host = match self.host_index() {
+            Ok(host) => host,
+            // A database down at start: the redemptions wait (their links
+            // answer "being set up") and are tried again every minute.
+            Err(ServiceError::Host(e)) => {
+                tracing::error!(
+                    redemptions = ids.len(),
+                    "interrupted redemptions wait until the mail host can be read: {e}"
+                );
+                *self.unrecovered.lock().unwrap_or_else(|p| p.into_inner()) = ids;
+                return Ok(0);
+            }
+            Err(e) => return Err(e),
+        };
         for id in &ids {
             let Some(invite) = self.store.read()?.invite(id)? else {
                 continue;

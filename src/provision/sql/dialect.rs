@@ -77,22 +77,17 @@ pub fn check_url(url: &str) -> Result<(), String> {
     }
 }
 
-/// The URL with its password left out, for logs and messages.
+/// The URL with its password and parameters left out, for logs and
+/// messages.
 pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "…".into();
-    };
-    let (auth, host) = match rest.rsplit_once('@') {
-        Some((auth, host)) => (Some(auth), host),
-        None => (None, rest),
-    };
-    let host = host.split('?').next().unwrap_or(host);
-    match auth {
-        Some(auth) => {
-            let user = auth.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}@{host}")
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
         }
-        None => format!("{scheme}://{host}"),
+        Err(_) => "(a URL that cannot be read)".into(),
     }
 }
 
@@ -190,6 +185,10 @@ pub(super) struct Statements {
     pub(super) delete: String,
     pub(super) delete_alias: Option<String>,
     pub(super) home_of: String,
+    pub(super) password_of: String,
+    /// Postfix Admin: an alias by the address (one may exist without a
+    /// mailbox, e.g. a forwarding address).
+    pub(super) alias_of: Option<String>,
 }
 
 impl Statements {
@@ -238,6 +237,12 @@ impl Statements {
                     d.text("home"),
                     a(1)
                 ),
+                password_of: format!(
+                    "SELECT {} FROM muster_mailboxes WHERE address = {}",
+                    d.text("password"),
+                    a(1)
+                ),
+                alias_of: None,
             },
             SqlLayout::Postfixadmin => Self {
                 list: format!(
@@ -277,16 +282,24 @@ impl Statements {
                 ),
                 set_active: None,
                 delete: format!("DELETE FROM mailbox WHERE username = {}", a(1)),
-                delete_alias: Some(format!(
-                    "DELETE FROM alias WHERE address = {} AND goto = {}",
-                    a(1),
-                    a(2)
-                )),
+                // As Postfix Admin does: the alias goes with the mailbox,
+                // wherever it was pointed since.
+                delete_alias: Some(format!("DELETE FROM alias WHERE address = {}", a(1))),
                 home_of: format!(
                     "SELECT {} FROM mailbox WHERE username = {}",
                     d.text("maildir"),
                     a(1)
                 ),
+                password_of: format!(
+                    "SELECT {} FROM mailbox WHERE username = {}",
+                    d.text("password"),
+                    a(1)
+                ),
+                alias_of: Some(format!(
+                    "SELECT {} FROM alias WHERE address = {}",
+                    d.text("goto"),
+                    a(1)
+                )),
             },
         }
     }

@@ -18,6 +18,7 @@ pub use readers::Queries;
 
 use std::future::Future;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -87,6 +88,9 @@ pub struct SqlHost {
     default_quota_mb: Option<u64>,
     describe: String,
     cache: Mutex<Option<(Instant, Arc<HostIndex>)>>,
+    /// Bumped by every change Muster makes: a listing read while one
+    /// happened may miss it, so it is read again rather than kept.
+    changes: AtomicU64,
 }
 
 fn connect(settings: &SqlSettings, url: &str) -> Result<(Pool, Dialect), String> {
@@ -95,11 +99,13 @@ fn connect(settings: &SqlSettings, url: &str) -> Result<(Pool, Dialect), String>
     Ok(match dialect {
         Dialect::Postgres => {
             let mut o = PgConnectOptions::from_str(url).map_err(|e| e.to_string())?;
-            o = o.ssl_mode(match settings.tls {
-                SqlTls::Prefer => PgSslMode::Prefer,
-                SqlTls::Require => PgSslMode::Require,
-                SqlTls::Verify => PgSslMode::VerifyFull,
-            });
+            if let Some(tls) = settings.tls {
+                o = o.ssl_mode(match tls {
+                    SqlTls::Prefer => PgSslMode::Prefer,
+                    SqlTls::Require => PgSslMode::Require,
+                    SqlTls::Verify => PgSslMode::VerifyFull,
+                });
+            }
             if let Some(ca) = &settings.ca_file {
                 o = o.ssl_root_cert(ca);
             }
@@ -112,11 +118,13 @@ fn connect(settings: &SqlSettings, url: &str) -> Result<(Pool, Dialect), String>
         Dialect::MySql => {
             let url = url.replacen("mariadb://", "mysql://", 1);
             let mut o = MySqlConnectOptions::from_str(&url).map_err(|e| e.to_string())?;
-            o = o.ssl_mode(match settings.tls {
-                SqlTls::Prefer => MySqlSslMode::Preferred,
-                SqlTls::Require => MySqlSslMode::Required,
-                SqlTls::Verify => MySqlSslMode::VerifyIdentity,
-            });
+            if let Some(tls) = settings.tls {
+                o = o.ssl_mode(match tls {
+                    SqlTls::Prefer => MySqlSslMode::Preferred,
+                    SqlTls::Require => MySqlSslMode::Required,
+                    SqlTls::Verify => MySqlSslMode::VerifyIdentity,
+                });
+            }
             if let Some(ca) = &settings.ca_file {
                 o = o.ssl_ca(ca);
             }
@@ -149,11 +157,20 @@ impl SqlHost {
             .map_err(|e| {
                 ProvisionError::Invalid(format!("cannot start the database worker: {e}"))
             })?;
-        let (pool, dialect) = {
+        let connected = {
             let _inside = rt.enter();
-            connect(&mh.sql, &url).map_err(|e| {
-                ProvisionError::Invalid(format!("mail_host.sql.url {}: {e}", redact(&url)))
-            })?
+            connect(&mh.sql, &url)
+        };
+        let (pool, dialect) = match connected {
+            Ok(c) => c,
+            Err(e) => {
+                // Dropping a runtime may block, which panics inside another.
+                rt.shutdown_background();
+                return Err(ProvisionError::Invalid(format!(
+                    "mail_host.sql.url {}: {e}",
+                    redact(&url)
+                )));
+            }
         };
         Ok(Self {
             rt: Some(rt),
@@ -178,6 +195,7 @@ impl SqlHost {
                 }
             ),
             cache: Mutex::new(None),
+            changes: AtomicU64::new(0),
         })
     }
 
@@ -244,6 +262,19 @@ impl SqlHost {
                     {
                         return Ok(Err(format!("the domain {} is not in Postfix Admin's domain table; add it there first", r.domain)));
                     }
+                    if let Some(q) = &sql.alias_of
+                        && let Some(alias) = sqlx::query(q).bind(&r.address).fetch_optional(&mut *tx).await?
+                    {
+                        // A mailbox has its alias too: that is "exists".
+                        if sqlx::query(&sql.password_of).bind(&r.address).fetch_optional(&mut *tx).await?.is_some() {
+                            return Ok(Err(r.address.clone()));
+                        }
+                        let goto: String = alias.try_get(0)?;
+                        return Ok(Err(format!(
+                            "{} is an alias in Postfix Admin (to {goto}); remove the alias there, or invite another address",
+                            r.address
+                        )));
+                    }
                     let inserted = match &sql.insert_alias {
                         None => sqlx::query(&sql.insert)
                             .bind(&r.address).bind(&r.domain).bind(&r.password).bind(&r.home)
@@ -302,9 +333,10 @@ impl SqlHost {
         }
     }
 
-    /// The cached listing, with these mailboxes added (O(1) of its size).
+    /// The cached listing, with these mailboxes added (no query).
     fn remember(&self, boxes: &[NewMailbox]) {
         let mut cache = lock(&self.cache);
+        self.changes.fetch_add(1, Ordering::SeqCst);
         if let Some((at, index)) = cache.as_ref() {
             let grown = index.with_added(boxes.iter().map(|m| HostMailbox {
                 address: m.address.to_string().to_lowercase(),
@@ -313,6 +345,56 @@ impl SqlHost {
             }));
             *cache = Some((*at, Arc::new(grown)));
         }
+    }
+
+    /// The mailboxes as the database has them now.
+    fn read_listing(&self) -> Result<Arc<HostIndex>, ProvisionError> {
+        let pool = self.pool.clone();
+        let sql = self.sql.list.clone();
+        let layout = self.layout;
+        let rows = self
+            .run(async move {
+                let rows: Vec<(String, Option<i64>, Option<i64>)> = on!(pool, p => {
+                    sqlx::query(&sql)
+                        .fetch_all(&p)
+                        .await?
+                        .into_iter()
+                        .map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+                        .collect::<Result<_, _>>()?
+                });
+                Ok(rows)
+            })
+            .map_err(|f| self.error("listing the mailboxes", f))?;
+        let index = Arc::new(HostIndex::new(rows.into_iter().map(
+            |(address, quota, active)| {
+                HostMailbox {
+                    address: address.to_lowercase(),
+                    quota_mb: match layout {
+                        SqlLayout::Muster => quota.map(|q| q.max(0) as u64),
+                        SqlLayout::Postfixadmin => quota
+                            .filter(|q| *q > 0)
+                            .map(|b| (b as u64).div_ceil(1024 * 1024)),
+                    },
+                    suspended: active == Some(0),
+                }
+            },
+        )));
+        Ok(index)
+    }
+
+    /// The password hash stored for `address`, if it has a row.
+    fn stored_password(&self, address: &str) -> Result<Option<String>, ProvisionError> {
+        let pool = self.pool.clone();
+        let sql = self.sql.password_of.clone();
+        let address = address.to_string();
+        self.run(async move {
+            let hash: Option<String> = on!(pool, p => match sqlx::query(&sql).bind(&address).fetch_optional(&p).await? {
+                Some(r) => Some(r.try_get(0)?),
+                None => None,
+            });
+            Ok(hash)
+        })
+        .map_err(|f| self.error("reading a mailbox back", f))
     }
 
     /// Runs one UPDATE or DELETE; false when no row matched.
@@ -333,7 +415,9 @@ impl SqlHost {
                 })
             })
             .map_err(|f| self.error(doing, f))?;
-        *lock(&self.cache) = None;
+        let mut cache = lock(&self.cache);
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        *cache = None;
         Ok(n > 0)
     }
 
@@ -418,47 +502,48 @@ impl MailHost for SqlHost {
         {
             return Ok(index.clone());
         }
-        let pool = self.pool.clone();
-        let sql = self.sql.list.clone();
-        let layout = self.layout;
-        let rows = self
-            .run(async move {
-                let rows: Vec<(String, Option<i64>, Option<i64>)> = on!(pool, p => {
-                    sqlx::query(&sql)
-                        .fetch_all(&p)
-                        .await?
-                        .into_iter()
-                        .map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-                        .collect::<Result<_, _>>()?
-                });
-                Ok(rows)
-            })
-            .map_err(|f| self.error("listing the mailboxes", f))?;
-        let index = Arc::new(HostIndex::new(rows.into_iter().map(
-            |(address, quota, active)| {
-                HostMailbox {
-                    address: address.to_lowercase(),
-                    quota_mb: match layout {
-                        SqlLayout::Muster => quota.map(|q| q.max(0) as u64),
-                        SqlLayout::Postfixadmin => quota
-                            .filter(|q| *q > 0)
-                            .map(|b| (b as u64).div_ceil(1024 * 1024)),
-                    },
-                    suspended: active == Some(0),
-                }
-            },
-        )));
-        *lock(&self.cache) = Some((Instant::now(), index.clone()));
-        Ok(index)
+        // A change made while the listing is read may be missing from it:
+        // read again (a few times; then use it uncached).
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let before = self.changes.load(Ordering::SeqCst);
+            let index = self.read_listing()?;
+            let mut cache = lock(&self.cache);
+            if self.changes.load(Ordering::SeqCst) == before {
+                *cache = Some((Instant::now(), index.clone()));
+                return Ok(index);
+            }
+            if attempts == 3 {
+                return Ok(index);
+            }
+        }
     }
 
     fn create(&self, m: &NewMailbox) -> Result<Created, ProvisionError> {
-        match self.insert(std::slice::from_ref(m))? {
-            Ok(()) => Ok(Created::Created),
-            Err(exists) if exists == m.address.to_string().to_lowercase() => {
-                Ok(Created::AlreadyExists)
+        let outcome = self.insert(std::slice::from_ref(m));
+        let address = m.address.to_string().to_lowercase();
+        match outcome {
+            Ok(Ok(())) => Ok(Created::Created),
+            // Already there, or no telling whether the commit went
+            // through (no answer to it): the row is ours when it holds the
+            // hash just sent (salted, so no other can).
+            Ok(Err(exists)) if exists == address => {
+                if self.stored_password(&address)?.as_deref() == Some(&m.password_hash) {
+                    self.remember(std::slice::from_ref(m));
+                    Ok(Created::Created)
+                } else {
+                    Ok(Created::AlreadyExists)
+                }
             }
-            Err(refusal) => Err(ProvisionError::Invalid(refusal)),
+            Ok(Err(refusal)) => Err(ProvisionError::Invalid(refusal)),
+            Err(e) => match self.stored_password(&address) {
+                Ok(Some(hash)) if hash == m.password_hash => {
+                    self.remember(std::slice::from_ref(m));
+                    Ok(Created::Created)
+                }
+                _ => Err(e),
+            },
         }
     }
 
@@ -531,7 +616,7 @@ impl MailHost for SqlHost {
                     if home.is_some() {
                         sqlx::query(&sql.delete).bind(&addr).execute(&mut *tx).await?;
                         if let Some(alias) = &sql.delete_alias {
-                            sqlx::query(alias).bind(&addr).bind(&addr).execute(&mut *tx).await?;
+                            sqlx::query(alias).bind(&addr).execute(&mut *tx).await?;
                         }
                     }
                     tx.commit().await?;
@@ -539,7 +624,10 @@ impl MailHost for SqlHost {
                 })
             })
             .map_err(|f| self.error("removing the mailbox", f))?;
-        *lock(&self.cache) = None;
+        let mut cache = lock(&self.cache);
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        *cache = None;
+        drop(cache);
         let Some(home) = home else {
             return Err(ProvisionError::Invalid(format!(
                 "{address} is not in the {}",

@@ -32,7 +32,8 @@ impl Queries {
             SqlLayout::Postfixadmin => {
                 // The mail root: the part of mail_host.home before %d.
                 let root = home.split("%d").next().unwrap_or("/var/vmail/");
-                let root = format!("{}/", root.trim_end_matches('/'));
+                // A literal inside the queries: quotes doubled.
+                let root = format!("{}/", root.trim_end_matches('/')).replace('\'', "''");
                 let on = d.truth(true);
                 Self {
                     password_query: format!("SELECT username AS user, password FROM mailbox WHERE username = '%u' AND active = {on}"),
