@@ -2,6 +2,8 @@
 
 mod accounts;
 mod api_client;
+mod dkim;
+mod dns_report;
 mod invite;
 mod invites;
 mod mailboxes;
@@ -10,6 +12,7 @@ mod output;
 mod preview;
 mod serve;
 mod sql;
+mod test_send;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,10 +61,22 @@ enum Command {
     /// Serve the MCP tools over stdio against the local store (for desktop MCP clients).
     Mcp,
     /// Check the configuration, the SMTP relay, the mail host files and the public URL.
-    Check,
+    Check {
+        /// Instead: the DNS records each domain needs to receive mail and
+        /// to have Muster's mail trusted (MX, SPF, DKIM, DMARC, reverse
+        /// DNS), what is published now, and what to change.
+        #[arg(long)]
+        deliverability: bool,
+    },
     /// For an SQL mail host: make Muster's table and print the Dovecot and Postfix settings.
     #[command(subcommand)]
     Sql(sql::SqlCommand),
+    /// DKIM signing keys and the DNS records they need.
+    #[command(subcommand)]
+    Dkim(dkim::DkimCommand),
+    /// Send one invite-shaped test the way invites go, and say whether it
+    /// was taken and how SPF, DKIM and DMARC judge it.
+    TestSend(test_send::TestSendArgs),
     /// Exit 0 when the local server answers /healthz (for container health checks).
     Health {
         /// The server's base URL (default: from `listen`).
@@ -90,7 +105,10 @@ pub fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let loaded = Config::load(cli.config.as_deref(), std::env::vars());
-    if let Command::Check = cli.command {
+    if let Command::Check {
+        deliverability: false,
+    } = cli.command
+    {
         let source = cli
             .config
             .as_ref()
@@ -131,7 +149,9 @@ pub fn main() -> ExitCode {
             Command::Token(cmd) => accounts::token(config, cmd),
             Command::Mcp => mcp(config).await,
             Command::Sql(cmd) => sql::run(config, cmd).await,
-            Command::Check => unreachable!("handled above"),
+            Command::Dkim(cmd) => dkim::run(config, cmd),
+            Command::TestSend(args) => test_send::run(config, args).await,
+            Command::Check { deliverability: _ } => dns_report::run(config).await,
             Command::Health { url } => ops::health(config, url).await,
             Command::Backup { file, force } => ops::backup(config, file, force),
             Command::Restore { file } => ops::restore(config, file),

@@ -215,12 +215,52 @@ pub async fn check(
         );
     }
 
+    // Direct delivery: the resolver answers (the sender's own domain).
+    if config.smtp_mode() == crate::config::SmtpMode::Direct {
+        let domain = config
+            .from_address()
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_string())
+            .unwrap_or_default();
+        match crate::dns::Dns::from_config(&config.dns) {
+            Ok(dns) => match dns.mx(&domain).await {
+                Ok(_) | Err(crate::dns::LookupError::NoRecords(_)) => r.ok(&format!(
+                    "direct delivery: {} answer (asked for the MX of {domain})",
+                    dns.servers
+                )),
+                Err(e) => r.fail(
+                    &format!("direct delivery: {e}"),
+                    "check dns.resolvers, or that this host can ask DNS",
+                ),
+            },
+            Err(e) => r.fail(&format!("direct delivery: {e}"), "check dns.resolvers"),
+        }
+    }
+    // DKIM: the keys Muster signs with.
+    match crate::mail::dkim::Signer::load(&config) {
+        Ok(Some(signer)) => r.ok(&format!(
+            "DKIM: signing as {} with {}",
+            signer.domain(),
+            signer.selectors().join(", ")
+        )),
+        Ok(None) if !config.dkim.sign => r.note(
+            "DKIM: signing is off (dkim.sign = false)",
+            "set dkim.sign = true to sign",
+        ),
+        Ok(None) => r.ok("DKIM: no key for the sender's domain (`muster dkim generate` makes one)"),
+        Err(e) => r.fail(
+            &format!("{e}"),
+            "make a new key with `muster dkim generate`",
+        ),
+    }
+
     // The relay: connect, EHLO, STARTTLS and AUTH, then QUIT without sending.
     match Relay::from_config(&config) {
-        Ok(None) => r.ok(&format!(
+        Ok(None) if config.writes_outbox() => r.ok(&format!(
             "no SMTP relay configured: invites are written to {}",
             config.outbox_dir().display()
         )),
+        Ok(None) => {}
         Ok(Some(relay)) => match relay.connect().await {
             Ok(conn) => {
                 conn.quit().await;

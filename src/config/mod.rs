@@ -3,10 +3,12 @@
 //! stops the start with a message naming the setting. This module is the
 //! model: the settings, their defaults, and what is derived from them.
 
+mod delivery;
 mod env;
 mod validate;
 mod values;
 
+pub use delivery::{DirectSettings, DkimSettings, DnsSettings, SmtpMode};
 pub use env::{env_name, keys};
 pub use values::{HttpUrl, Secret};
 
@@ -62,6 +64,8 @@ pub struct Config {
     pub password_policy: PasswordPolicy,
     pub mail_host: MailHostSettings,
     pub smtp: SmtpSettings,
+    pub dns: DnsSettings,
+    pub dkim: DkimSettings,
     pub client: ClientSettings,
     pub notifications: NotificationSettings,
     pub webhooks: WebhookSettings,
@@ -236,6 +240,9 @@ pub enum SmtpTls {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmtpSettings {
+    /// Relay, direct or outbox; unset = relay when `host` is set, else
+    /// outbox.
+    pub mode: Option<SmtpMode>,
     /// The relay; with none, invites are written to `<data_dir>/outbox`.
     pub host: Option<String>,
     pub port: u16,
@@ -259,6 +266,7 @@ pub struct SmtpSettings {
     pub retry_max_secs: u64,
     /// Accept self-signed relay certificates (a relay on a private network).
     pub allow_invalid_certs: bool,
+    pub direct: DirectSettings,
 }
 
 pub use crate::domain::client_setup::ClientSecurity;
@@ -396,6 +404,8 @@ impl Default for Config {
             password_policy: PasswordPolicy::default(),
             mail_host: MailHostSettings::default(),
             smtp: SmtpSettings::default(),
+            dns: DnsSettings::default(),
+            dkim: DkimSettings::default(),
             client: ClientSettings::default(),
             notifications: NotificationSettings::default(),
             webhooks: WebhookSettings::default(),
@@ -442,6 +452,7 @@ impl Default for MailHostSettings {
 impl Default for SmtpSettings {
     fn default() -> Self {
         Self {
+            mode: None,
             host: None,
             port: 587,
             tls: SmtpTls::Starttls,
@@ -459,6 +470,7 @@ impl Default for SmtpSettings {
             retry_initial_secs: 60,
             retry_max_secs: 3_600,
             allow_invalid_certs: false,
+            direct: DirectSettings::default(),
         }
     }
 }
@@ -538,9 +550,27 @@ impl Config {
         self.data_dir.join("outbox")
     }
 
-    /// No relay configured: invites are written to the outbox folder.
+    /// How email leaves: as configured, or relay when a relay is set and
+    /// the outbox when not.
+    pub fn smtp_mode(&self) -> SmtpMode {
+        match (self.smtp.mode, &self.smtp.host) {
+            (Some(mode), _) => mode,
+            (None, Some(_)) => SmtpMode::Relay,
+            (None, None) => SmtpMode::Outbox,
+        }
+    }
+
+    /// Invites are written to the outbox folder, not sent.
     pub fn writes_outbox(&self) -> bool {
-        self.smtp.host.is_none()
+        self.smtp_mode() == SmtpMode::Outbox
+    }
+
+    /// Where the DKIM keys are.
+    pub fn dkim_dir(&self) -> PathBuf {
+        self.dkim
+            .keys_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("dkim"))
     }
 
     pub fn store_path(&self) -> PathBuf {

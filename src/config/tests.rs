@@ -192,3 +192,13 @@ fn reminders_and_notifications_are_checked_at_load() {
         crate::config::NotificationMode::Digest
     );
 }
+
+#[test]
+fn direct_delivery_needs_a_helo_name_that_is_a_name() {
+    let text = "public_url = \"http://192.0.2.7:8080\"\n[smtp]\nmode = \"direct\"\n";
+    let err = load(text, &[]).unwrap_err().to_string();
+    assert!(err.contains("smtp.helo_name"), "{err}");
+    assert!(err.contains("\"192.0.2.7\""), "{err}");
+    let named = format!("{text}helo_name = \"mail.team.example\"\n");
+    assert_eq!(load(&named, &[]).unwrap().smtp_mode(), SmtpMode::Direct);
+}

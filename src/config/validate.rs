@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use super::env::env_name;
-use super::{Config, ConfigError, HttpUrl, MAX_EXPIRY, MIN_EXPIRY, MailHostBackend};
+use super::{Config, ConfigError, HttpUrl, MAX_EXPIRY, MIN_EXPIRY, MailHostBackend, SmtpMode};
 use crate::domain::address::{DomainName, RecipientEmail};
 
 impl Config {
@@ -190,6 +190,71 @@ impl Config {
             }
             if smtp.port == 0 {
                 return Err(Self::invalid("smtp.port", "must be 1 to 65535"));
+            }
+        }
+        match (smtp.mode, &smtp.host) {
+            (Some(SmtpMode::Relay), None) => {
+                return Err(Self::invalid(
+                    "smtp.mode",
+                    "\"relay\" needs smtp.host; set it, or choose \"direct\" or \"outbox\"",
+                ));
+            }
+            (Some(mode @ (SmtpMode::Direct | SmtpMode::Outbox)), Some(_)) => {
+                return Err(Self::invalid(
+                    "smtp.host",
+                    format!(
+                        "a relay is set but smtp.mode is \"{}\"; remove smtp.host or set smtp.mode = \"relay\"",
+                        mode.name()
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        if self.smtp_mode() == SmtpMode::Direct {
+            let helo = smtp.helo_name.clone().unwrap_or_else(|| self.public_host());
+            if helo
+                .trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok()
+            {
+                return Err(Self::invalid(
+                    "smtp.helo_name",
+                    format!(
+                        "direct delivery greets mail servers by name, and {helo:?} (the public URL's host when unset) is an address, which receivers refuse; set smtp.helo_name to this server's DNS name"
+                    ),
+                ));
+            }
+        }
+        let direct = &smtp.direct;
+        if direct.port == 0 {
+            return Err(Self::invalid("smtp.direct.port", "must be 1 to 65535"));
+        }
+        if !(1..=16).contains(&direct.connections_per_domain) {
+            return Err(Self::invalid(
+                "smtp.direct.connections_per_domain",
+                "must be 1 to 16",
+            ));
+        }
+        if direct.rate_per_domain_per_minute > 0 && direct.burst_per_domain == 0 {
+            return Err(Self::invalid(
+                "smtp.direct.burst_per_domain",
+                "must be at least 1",
+            ));
+        }
+        if let Some(ca) = &direct.ca_file
+            && !ca.is_file()
+        {
+            return Err(Self::invalid(
+                "smtp.direct.ca_file",
+                format!("{} is not a readable file", ca.display()),
+            ));
+        }
+        for r in &self.dns.resolvers {
+            if crate::dns::parse_resolver(r).is_none() {
+                return Err(Self::invalid(
+                    "dns.resolvers",
+                    format!("{r:?} is not an address or address:port (e.g. 127.0.0.1 or [::1]:53)"),
+                ));
             }
         }
         if smtp.username.is_some() != smtp.password.is_some() {

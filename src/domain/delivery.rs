@@ -26,6 +26,74 @@ impl fmt::Display for Reply {
     }
 }
 
+impl Reply {
+    /// What a refusal means, in words an admin can act on, from the
+    /// enhanced status code (RFC 3463) or, without one, the reply's words.
+    pub fn meaning(&self) -> Option<&'static str> {
+        const UNKNOWN: &str = "unknown recipient: the destination has no mailbox by this address (check it for a typo)";
+        const FULL: &str = "mailbox full: the recipient's mailbox has no room";
+        const DISABLED: &str = "mailbox disabled: the destination does not take mail for it now";
+        const POLICY: &str = "refused by policy: the destination does not take mail from this sender (reputation, SPF, DKIM or DMARC; see the deliverability check)";
+        const NO_MAIL: &str = "the destination domain takes no email";
+        const GREYLISTED: &str =
+            "greylisted: the destination asks for a later try, which happens by itself";
+        const HELD: &str = "held back by policy: the destination defers mail from this sender for now (too much at once, its reputation, or SPF, DKIM or DMARC; see the deliverability check); it is tried again by itself";
+        if self.code < 400 {
+            return None;
+        }
+        let text = self.text.to_ascii_lowercase();
+        let says = |words: &[&str]| words.iter().any(|w| text.contains(w));
+        if self.code < 500 {
+            return says(&["greylist", "graylist", "try again later", "please retry"])
+                .then_some(GREYLISTED)
+                .or(match self.enhanced {
+                    Some([4, 2, 2]) => Some(FULL),
+                    Some([4, 7, _]) => Some(HELD),
+                    _ => None,
+                });
+        }
+        match self.enhanced {
+            Some([5, 1, 1]) | Some([5, 1, 0]) | Some([5, 1, 6]) => return Some(UNKNOWN),
+            Some([5, 1, 10]) => return Some(NO_MAIL),
+            Some([5, 2, 2]) => return Some(FULL),
+            Some([5, 2, 1]) => return Some(DISABLED),
+            Some([5, 7, _]) => return Some(POLICY),
+            _ => {}
+        }
+        if self.code == 552 || says(&["quota", "mailbox full", "mailbox is full", "over quota"]) {
+            Some(FULL)
+        } else if says(&[
+            "user unknown",
+            "unknown user",
+            "no such user",
+            "unknown recipient",
+            "recipient unknown",
+            "invalid recipient",
+            "does not exist",
+            "not found",
+            "no mailbox",
+        ]) {
+            Some(UNKNOWN)
+        } else if says(&[
+            "spam",
+            "blocked",
+            "policy",
+            "blacklist",
+            "blocklist",
+            "reputation",
+            "spf",
+            "dkim",
+            "dmarc",
+            "denied",
+        ]) || self.code == 554
+        {
+            Some(POLICY)
+        } else {
+            None
+        }
+    }
+}
+
 /// Trouble with no reply to go by: always worth another try.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trouble {
@@ -76,6 +144,12 @@ impl Outcome {
         }
     }
 
+    /// Never worth trying again: a 5xx refusal, or nothing to send.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Outcome::Unsendable(_))
+            || matches!(self, Outcome::Refused(r) if r.code >= 500)
+    }
+
     pub fn is_temporary(&self) -> bool {
         match self {
             Outcome::Refused(r) => r.code < 500,
@@ -93,7 +167,10 @@ impl fmt::Display for Outcome {
         match self {
             Outcome::Accepted(m) | Outcome::Unsendable(m) | Outcome::Skipped(m) => f.write_str(m),
             Outcome::Written(file) => write!(f, "written to {file}"),
-            Outcome::Refused(r) => r.fmt(f),
+            Outcome::Refused(r) => match r.meaning() {
+                Some(words) => write!(f, "{words} ({r})"),
+                None => r.fmt(f),
+            },
             Outcome::Trouble(t) => t.fmt(f),
         }
     }
@@ -305,7 +382,7 @@ mod tests {
         assert_eq!(
             next(&Outcome::Refused(reply(550)), 1, T0, now, 1.0, &p, false),
             Next::Failed {
-                reply: "550 5.1.1 no".into()
+                reply: "unknown recipient: the destination has no mailbox by this address (check it for a typo) (550 5.1.1 no)".into()
             }
         );
         let lost = Outcome::Trouble(Trouble::Timeout("the relay did not answer in time"));
@@ -339,5 +416,62 @@ mod tests {
             ),
             Next::Failed { .. }
         ));
+    }
+
+    #[test]
+    fn refusals_are_said_in_words() {
+        let r = |code, enhanced, text: &str| Reply {
+            code,
+            enhanced,
+            text: text.into(),
+        };
+        let words = |reply: Reply| Outcome::Refused(reply).to_string();
+        assert!(
+            words(r(550, Some([5, 1, 1]), "no such user here")).starts_with("unknown recipient: ")
+        );
+        assert!(
+            words(r(550, None, "User unknown in virtual mailbox table"))
+                .starts_with("unknown recipient")
+        );
+        assert!(words(r(552, Some([5, 2, 2]), "over quota")).starts_with("mailbox full"));
+        assert!(
+            words(r(
+                554,
+                Some([5, 7, 1]),
+                "Service unavailable; client host blocked"
+            ))
+            .starts_with("refused by policy")
+        );
+        assert!(
+            words(r(
+                450,
+                Some([4, 7, 1]),
+                "Recipient address rejected: Greylisted"
+            ))
+            .starts_with("greylisted")
+        );
+        // Gmail's rate and authentication deferrals are no greylisting.
+        assert!(
+            words(r(
+                421,
+                Some([4, 7, 28]),
+                "Our system has detected an unusual rate of unsolicited mail"
+            ))
+            .starts_with("held back by policy")
+        );
+        assert!(
+            words(r(556, Some([5, 1, 10]), "null MX"))
+                .starts_with("the destination domain takes no email")
+        );
+        // The reply stays whole behind the words.
+        assert!(
+            words(r(550, Some([5, 1, 1]), "no such user here"))
+                .ends_with("(550 5.1.1 no such user here)")
+        );
+        // Nothing guessed for a reply that says nothing known.
+        assert_eq!(
+            words(r(451, Some([4, 3, 0]), "local error")),
+            "451 4.3.0 local error"
+        );
     }
 }

@@ -3,6 +3,7 @@
 pub mod address;
 pub mod capacity;
 pub mod client_setup;
+pub mod deliverability;
 pub mod delivery;
 pub mod duration;
 pub mod form_proof;
@@ -12,6 +13,7 @@ pub mod preview;
 pub mod reminders;
 pub mod reserved;
 pub mod roster;
+pub mod route;
 pub mod table;
 pub mod template;
 pub mod token;

@@ -89,6 +89,7 @@ const PAGES: &[(&str, &str, Audience)] = &[
     ("/mailboxes/new", "bulk-create.html", Audience::Admin),
     ("/tokens", "tokens.html", Audience::Admin),
     ("/webhooks", "webhooks.html", Audience::Admin),
+    ("/dns", "dns.html", Audience::Admin),
     ("/audit", "audit.html", Audience::Admin),
 ];
 

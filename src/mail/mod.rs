@@ -1,8 +1,13 @@
-//! Outgoing mail: composing invite and reset emails, and the delivery
-//! worker that sends them through the SMTP relay or into the outbox folder.
+//! Outgoing mail: composing invite and reset emails, DKIM signing, and the
+//! delivery worker that sends them through the SMTP relay, straight to
+//! each recipient domain's mail servers, or into the outbox folder.
 
 pub mod compose;
+mod courier;
+pub mod direct;
+pub mod dkim;
 pub mod journal;
+mod lanes;
 pub mod notices;
 pub mod outbox;
 mod outcomes;
@@ -17,6 +22,10 @@ pub enum MailError {
     Template(#[from] templates::TemplateError),
     #[error("the SMTP relay settings: {0}")]
     Relay(String),
+    #[error("direct delivery (smtp.mode = \"direct\"): {0}")]
+    Direct(String),
+    #[error(transparent)]
+    Dkim(#[from] dkim::DkimError),
     #[error(transparent)]
     Journal(#[from] journal::JournalError),
     #[error("cannot apply the delivery journal to the store: {0}")]

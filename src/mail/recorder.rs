@@ -10,7 +10,7 @@
 //! with the next message (compose, the content); only that message's end
 //! waits for the ticket. No runtime thread ever blocks on the disk.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -58,6 +58,9 @@ pub(super) struct Recorder {
     /// equal means the store holds all the journal does.
     handed: AtomicU64,
     applied: AtomicU64,
+    /// A verdict could not be made durable: no connection may end another
+    /// message until Muster restarts (it would be sent twice).
+    broken: Arc<AtomicBool>,
 }
 
 #[derive(Default)]
@@ -110,6 +113,7 @@ impl Recorder {
             apply: Mutex::new(Some(tx)),
             handed: AtomicU64::new(0),
             applied: AtomicU64::new(0),
+            broken: Arc::default(),
         });
         let r = recorder.clone();
         let store = std::thread::Builder::new()
@@ -122,6 +126,21 @@ impl Recorder {
             .spawn(move || r.journal_loop())
             .expect("a thread starts");
         (recorder, Stages { journal, store })
+    }
+
+    /// A verdict was not made durable: every connection stops ending
+    /// messages.
+    pub fn mark_broken(&self) {
+        self.broken.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::SeqCst)
+    }
+
+    /// The flag, for the direct router (which then starts no connection).
+    pub fn broken_flag(&self) -> Arc<AtomicBool> {
+        self.broken.clone()
     }
 
     /// An outcome that is no relay's verdict (nothing was accepted): the

@@ -151,16 +151,7 @@ impl Relay {
                 .await
                 .map_err(|e| self.connect_error(e))?;
         }
-        Ok(Connection {
-            client,
-            pipelining: caps.has_capability(EXT_PIPELINING),
-            chunking: caps.has_capability(EXT_CHUNKING),
-            timeout: self.timeout,
-            ending: b".\r\n",
-            content: None,
-            head: None,
-            unread: Vec::new(),
-        })
+        Ok(Connection::open(client, &caps, self.timeout))
     }
 
     fn connect_error(&self, e: mail_send::Error) -> Outcome {
@@ -217,6 +208,24 @@ fn broken(o: Outcome) -> Failed {
 }
 
 impl Connection {
+    /// A connection past EHLO (and STARTTLS, AUTH), ready for messages.
+    pub fn open(
+        client: SmtpClient<Box<dyn Stream>>,
+        caps: &smtp_proto::EhloResponse<String>,
+        timeout: Duration,
+    ) -> Self {
+        Connection {
+            client,
+            pipelining: caps.has_capability(EXT_PIPELINING),
+            chunking: caps.has_capability(EXT_CHUNKING),
+            timeout,
+            ending: b".\r\n",
+            content: None,
+            head: None,
+            unread: Vec::new(),
+        }
+    }
+
     /// The envelope (and with CHUNKING the body) as one pipelined write;
     /// its replies are read by `read_head`.
     fn pipelined_head(&mut self, msg: &Outgoing) -> Vec<u8> {

@@ -9,43 +9,46 @@
 //! durable, so at most one message per connection can have been accepted by
 //! the relay without being recorded: that one is sent again after a restart.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use time::OffsetDateTime;
 use tokio::sync::{Mutex as AsyncMutex, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::MailError;
 use super::compose::{Composer, Outgoing, WelcomeText};
-use super::journal::{Journal, Verdict};
+use super::courier::{Courier, Link, Pace, connection_loop, outbox_loop};
+use super::direct::Direct;
+use super::dkim::Signer;
+use super::journal::Journal;
+use super::lanes::{self, LaneKit};
 use super::notices;
 use super::outbox::Outbox;
-use super::recorder::{Done, Recorder, Ticket};
-use super::smtp::{Connection, Outcome, Relay};
+use super::recorder::{Done, Recorder};
+use super::smtp::{Outcome, Relay};
+use crate::config::SmtpMode;
 use crate::domain::invite::Invite;
 use crate::domain::token::TokenPurpose;
 use crate::service::Muster;
 use crate::store::{NoticeEvent, StoreError, Task, TaskKind};
 
 /// Idle connections are closed after this long without work.
-const IDLE: Duration = Duration::from_secs(5);
+pub(super) const IDLE: Duration = Duration::from_secs(5);
 /// Jobs ready for the connections when sending is unthrottled.
 const LOOKAHEAD: usize = 16;
 /// The dispatcher looks at the queue at least this often.
 const POLL: Duration = Duration::from_secs(1);
 
 /// What a connection needs to send one task.
-struct Job {
+pub(super) struct Job {
     /// When the task was due: with its id, its key in the queue.
     due: u64,
-    task: Task,
-    payload: Payload,
+    pub task: Task,
+    pub payload: Payload,
 }
 
-enum Payload {
+pub(super) enum Payload {
     Invite(Box<Invite>),
     /// A reminder about an invite (the task says which, and which
     /// generation); the invite is read when its turn comes.
@@ -66,9 +69,9 @@ enum Payload {
     Gone,
 }
 
-#[derive(Clone)]
 enum Transport {
     Relay(Box<Relay>),
+    Direct(Arc<Direct>),
     Outbox(Outbox),
 }
 
@@ -80,53 +83,97 @@ pub fn spawn(
 ) -> Result<JoinHandle<()>, MailError> {
     let config = muster.config.clone();
     let composer = Arc::new(Composer::new(&config)?);
-    let transport = match Relay::from_config(&config).map_err(MailError::Relay)? {
-        Some(relay) => {
+    let signer = Signer::load(&config)?.map(Arc::new);
+    if let Some(s) = &signer {
+        tracing::info!(domain = %s.domain(), selectors = %s.selectors().join(", "), "signing outgoing email with DKIM");
+    }
+    let transport = match config.smtp_mode() {
+        SmtpMode::Relay => {
+            let relay = Relay::from_config(&config)
+                .map_err(MailError::Relay)?
+                .ok_or_else(|| MailError::Relay("smtp.host is not set".into()))?;
             tracing::info!(relay = %relay.address, connections = config.smtp.connections, "sending invites through the SMTP relay");
             Transport::Relay(Box::new(relay))
         }
-        None => {
+        SmtpMode::Direct => {
+            let dns = muster.dns().map_err(|e| MailError::Direct(e.to_string()))?;
+            tracing::info!(resolvers = %dns.servers, connections = config.smtp.connections, per_domain = config.smtp.direct.connections_per_domain, "sending straight to each recipient domain's mail servers");
+            Transport::Direct(Arc::new(
+                Direct::from_config(&config, dns).map_err(MailError::Direct)?,
+            ))
+        }
+        SmtpMode::Outbox => {
             let outbox = Outbox::new(config.outbox_dir());
             tracing::info!(outbox = %outbox.dir().display(), "no SMTP relay configured: invites are written as .eml files to the outbox folder");
             Transport::Outbox(outbox)
         }
     };
-    let limiter = NonZeroU32::new(config.smtp.rate_per_minute).map(|rate| {
-        let burst = NonZeroU32::new(config.smtp.burst).unwrap_or(NonZeroU32::MIN);
-        Arc::new(RateLimiter::direct(
-            Quota::per_minute(rate).allow_burst(burst),
-        ))
-    });
+    let pace = Pace::overall(config.smtp.rate_per_minute, config.smtp.burst);
     let connections = match transport {
-        Transport::Relay(_) => config.smtp.connections,
+        Transport::Relay(_) | Transport::Direct(_) => config.smtp.connections,
         Transport::Outbox(_) => 1,
     };
     // Jobs ready ahead of the connections. Unthrottled, a pass of the
     // dispatcher (a snapshot and a scan past every task still out) then
     // serves many messages; throttled, jobs would only wait longer.
-    let ready = match limiter {
-        None => (connections * 2).max(LOOKAHEAD),
-        Some(_) => connections * 2,
+    let ready = if pace.is_limited() {
+        connections * 2
+    } else {
+        (connections * 2).max(LOOKAHEAD)
     };
     let journal = replay_journal(&muster)?;
     Ok(tokio::spawn(async move {
         let (job_tx, job_rx) = mpsc::channel::<Job>(ready);
-        let job_rx = Arc::new(AsyncMutex::new(job_rx));
         let (recorder, stages) = Recorder::start(muster.clone(), journal, stop.clone());
-        let mut senders = Vec::new();
-        for _ in 0..connections {
-            let courier = Courier {
+        let make = {
+            let (muster, composer, recorder, stop, signer) = (
+                muster.clone(),
+                composer.clone(),
+                recorder.clone(),
+                stop.clone(),
+                signer.clone(),
+            );
+            move |jobs, lane, pace| Courier {
                 muster: muster.clone(),
                 composer: composer.clone(),
-                limiter: limiter.clone(),
-                jobs: job_rx.clone(),
+                pace,
+                jobs,
                 recorder: recorder.clone(),
                 stop: stop.clone(),
-            };
-            senders.push(match &transport {
-                Transport::Relay(relay) => tokio::spawn(relay_loop(courier, (**relay).clone())),
-                Transport::Outbox(outbox) => tokio::spawn(outbox_loop(courier, outbox.clone())),
-            });
+                lane,
+                signer: signer.clone(),
+            }
+        };
+        let mut senders = Vec::new();
+        match &transport {
+            Transport::Direct(direct) => {
+                let d = &muster.config.smtp.direct;
+                let kit = LaneKit {
+                    make: Box::new(move |jobs, turn, pace| make(jobs, Some(turn), pace)),
+                    direct: direct.clone(),
+                    pace: pace.clone(),
+                    per_domain: Pace::per_domain(d.rate_per_domain_per_minute, d.burst_per_domain),
+                    per_domain_connections: d.connections_per_domain,
+                    connections,
+                    broken: recorder.broken_flag(),
+                };
+                senders.push(tokio::spawn(lanes::route(muster.clone(), job_rx, kit)));
+            }
+            Transport::Relay(relay) => {
+                let job_rx = Arc::new(AsyncMutex::new(job_rx));
+                for _ in 0..connections {
+                    let courier = make(job_rx.clone(), None, pace.clone());
+                    senders.push(tokio::spawn(connection_loop(
+                        courier,
+                        Link::Relay(relay.clone()),
+                    )));
+                }
+            }
+            Transport::Outbox(outbox) => {
+                let job_rx = Arc::new(AsyncMutex::new(job_rx));
+                let courier = make(job_rx, None, Pace::default());
+                senders.push(tokio::spawn(outbox_loop(courier, outbox.clone())));
+            }
         }
         dispatch_loop(muster.clone(), job_tx, stop).await;
         for s in senders {
@@ -228,7 +275,7 @@ fn next_jobs(muster: &Muster, room: usize) -> Result<Vec<Job>, StoreError> {
     })
 }
 
-fn compose(
+pub(super) fn compose(
     muster: &Muster,
     composer: &Composer,
     job: &Job,
@@ -385,240 +432,6 @@ fn compose(
         Payload::Gone => Err(Outcome::Unsendable(
             "what it was about no longer exists".into(),
         )),
-    }
-}
-
-/// What one connection task shares with the others.
-struct Courier {
-    muster: Arc<Muster>,
-    composer: Arc<Composer>,
-    limiter: Option<Arc<DefaultDirectRateLimiter>>,
-    jobs: Arc<AsyncMutex<mpsc::Receiver<Job>>>,
-    recorder: Arc<Recorder>,
-    stop: watch::Receiver<bool>,
-}
-
-/// A job composed and ready to go out.
-struct Ready {
-    task: Task,
-    generation: Option<u32>,
-    name: String,
-    msg: Outgoing,
-}
-
-fn done(outcome: Outcome, generation: Option<u32>, task: Task) -> Done {
-    Done {
-        task,
-        generation,
-        outcome,
-        ack: None,
-    }
-}
-
-impl Courier {
-    fn stopping(&self) -> bool {
-        *self.stop.borrow()
-    }
-
-    /// A job the dispatcher has ready now, if any.
-    fn ready_job(&self) -> Option<Job> {
-        self.jobs.try_lock().ok()?.try_recv().ok()
-    }
-
-    /// The next job, waiting for it up to `IDLE`: `Err` when none came,
-    /// `Ok(None)` when the dispatcher is gone.
-    async fn next_job(&self) -> Result<Option<Job>, ()> {
-        let mut rx = self.jobs.lock().await;
-        tokio::time::timeout(IDLE, rx.recv()).await.map_err(|_| ())
-    }
-
-    /// The job's email, unless it was revoked or resent since it was
-    /// handed out (nothing to send) or cannot be composed (recorded).
-    fn prepare(&self, job: Job) -> Option<Ready> {
-        if self.muster.queue.take_withdrawn(&job.task.id) {
-            return None;
-        }
-        match compose(&self.muster, &self.composer, &job) {
-            Ok((msg, generation, name)) => Some(Ready {
-                task: job.task,
-                generation,
-                name,
-                msg,
-            }),
-            Err(outcome) => {
-                self.recorder.report(done(outcome, None, job.task));
-                None
-            }
-        }
-    }
-}
-
-/// Writes each job's email to the outbox folder; no rate limit (files in
-/// the outbox protect nobody by waiting).
-async fn outbox_loop(s: Courier, outbox: Outbox) {
-    while !s.stopping() {
-        let job = match s.ready_job() {
-            Some(job) => job,
-            None => match s.next_job().await {
-                Ok(Some(job)) => job,
-                Ok(None) => break,
-                Err(()) => continue,
-            },
-        };
-        let Some(r) = s.prepare(job) else { continue };
-        let (outbox, name, msg) = (outbox.clone(), r.name, r.msg);
-        let outcome = tokio::task::spawn_blocking(move || outbox.write(&name, &msg))
-            .await
-            .unwrap_or_else(|e| {
-                Outcome::Trouble(crate::domain::delivery::Trouble::Write(e.to_string()))
-            });
-        s.recorder.report(done(outcome, r.generation, r.task));
-    }
-}
-
-/// Sends jobs over one reused connection to the relay. A message goes out
-/// whole but its end (`begin`); its end waits until the previous message's
-/// verdict is durable, and carries the next message's envelope when a job
-/// is ready then, so one round trip ends one message and opens the next.
-async fn relay_loop(s: Courier, relay: Relay) {
-    let mut conn: Option<Connection> = None;
-    // The relay's verdict on the last message ended on this connection, on
-    // its way to the journal: it must be durable before this connection
-    // ends another message.
-    let mut previous: Option<Ticket> = None;
-    // The message begun on `conn` and not yet ended.
-    let mut begun: Option<Ready> = None;
-    // A job taken while another message was begun, waiting for its turn
-    // under the rate limit.
-    let mut held: Option<Job> = None;
-    loop {
-        if s.stopping() {
-            break;
-        }
-        let job = match held.take().or_else(|| s.ready_job()) {
-            Some(job) => Some(job),
-            // A begun message is ended at once rather than held open.
-            None if begun.is_some() => None,
-            None => {
-                // No telling how long the next job takes: learn now
-                // whether the verdict was recorded.
-                if let Some(t) = previous.take()
-                    && !t.durable().await
-                {
-                    break;
-                }
-                match s.next_job().await {
-                    Ok(Some(job)) => Some(job),
-                    Ok(None) => break,
-                    Err(()) => {
-                        if let Some(c) = conn.take() {
-                            c.quit().await;
-                        }
-                        continue;
-                    }
-                }
-            }
-        };
-        // The rate limit protects the relay and its reputation. With a
-        // message begun, the next one rides along only if its turn is now.
-        let job = match (job, &s.limiter) {
-            (Some(job), Some(l)) if begun.is_some() => {
-                if l.check().is_ok() {
-                    Some(job)
-                } else {
-                    held = Some(job);
-                    None
-                }
-            }
-            (Some(job), Some(l)) => {
-                l.until_ready().await;
-                Some(job)
-            }
-            (job, _) => job,
-        };
-        let next = job.and_then(|job| s.prepare(job));
-        if let Some(b) = begun.take() {
-            let Some(c) = conn.as_mut() else {
-                s.recorder.report(done(
-                    Outcome::Trouble(crate::domain::delivery::Trouble::Connection(
-                        "the connection was lost".into(),
-                    )),
-                    b.generation,
-                    b.task,
-                ));
-                continue;
-            };
-            if !recorded(&mut previous).await {
-                // The previous outcome was not recorded (the store takes
-                // no writes): ending this message, or any later one, could
-                // send it twice after a restart. The relay discards a
-                // message left without its end.
-                return;
-            }
-            let flight = s.recorder.ending();
-            match c.finish(next.as_ref().map(|n| &n.msg)).await {
-                Ok(outcome) if Verdict::of(&outcome).is_some() => {
-                    let d = done(outcome, b.generation, b.task);
-                    previous = Some(s.recorder.submit(d, flight));
-                }
-                Ok(outcome) => s.recorder.report(done(outcome, b.generation, b.task)),
-                Err(f) => {
-                    conn = None;
-                    s.recorder.report(done(f.outcome, b.generation, b.task));
-                }
-            }
-        }
-        let Some(n) = next else { continue };
-        if conn.is_none() {
-            match relay.connect().await {
-                Ok(c) => conn = Some(c),
-                Err(outcome) => {
-                    s.recorder.report(done(outcome, n.generation, n.task));
-                    continue;
-                }
-            }
-        }
-        let Some(c) = conn.as_mut() else { continue };
-        match c.begin(&n.msg).await {
-            Ok(()) => begun = Some(n),
-            Err(f) => {
-                if !f.connection_usable {
-                    conn = None;
-                }
-                s.recorder.report(done(f.outcome, n.generation, n.task));
-            }
-        }
-    }
-    // Stopping: the message begun is ended, once the one before is durable.
-    if let (Some(b), Some(c)) = (begun.take(), conn.as_mut())
-        && recorded(&mut previous).await
-    {
-        let flight = s.recorder.ending();
-        match c.finish(None).await {
-            Ok(outcome) if Verdict::of(&outcome).is_some() => {
-                previous = Some(
-                    s.recorder
-                        .submit(done(outcome, b.generation, b.task), flight),
-                );
-            }
-            Ok(outcome) => s.recorder.report(done(outcome, b.generation, b.task)),
-            Err(f) => {
-                conn = None;
-                s.recorder.report(done(f.outcome, b.generation, b.task));
-            }
-        }
-    }
-    recorded(&mut previous).await;
-    if let Some(c) = conn.take() {
-        c.quit().await;
-    }
-}
-
-/// Waits until the previous verdict is durable: false when it cannot be.
-async fn recorded(previous: &mut Option<Ticket>) -> bool {
-    match previous.take() {
-        Some(t) => t.durable().await,
-        None => true,
     }
 }
 

@@ -88,6 +88,7 @@ impl ServiceError {
             S::Allocation(_) => "invalid_allocation",
             S::ResetRecipient(_) => "invalid_reset",
             S::TestNotSent(_) => "test_not_sent",
+            S::Dns(_) => "dns_unavailable",
             S::Store(_) | S::Io(_) | S::Hash(_) | S::LinkKeyChanged | S::Stopped => "internal",
         }
     }
@@ -104,9 +105,11 @@ impl ServiceError {
             S::Busy(b) => ErrorKind::Unavailable {
                 retry_after_secs: Some(b.retry_after_secs),
             },
-            S::Host(_) | S::HostDamaged(_) | S::TestNotSent(_) => ErrorKind::Unavailable {
-                retry_after_secs: None,
-            },
+            S::Host(_) | S::HostDamaged(_) | S::TestNotSent(_) | S::Dns(_) => {
+                ErrorKind::Unavailable {
+                    retry_after_secs: None,
+                }
+            }
             S::Store(s) if s.is_unavailable() => ErrorKind::Unavailable {
                 retry_after_secs: None,
             },

@@ -3,11 +3,13 @@
 //! so every surface gets the same checks and the same errors.
 
 mod admins;
+pub mod authentication;
 mod batches;
 mod bulk_resend;
 mod clock;
 pub mod codes;
 mod creation;
+pub mod deliverability;
 pub mod hashing;
 mod host_check;
 mod idempotency;
@@ -27,9 +29,10 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 pub use admins::{AdminError, SESSION_HOURS, SignedIn, TokenCheck};
+pub use authentication::{Authentication, Verdict};
 pub use batches::{BatchRequest, CreatedBatch, RosterInput};
 pub use bulk_resend::{BulkResend, MIN_WAIT, ResendCandidate};
-pub use sample::{SampleInvite, TestDelivery};
+pub use sample::{SampleInvite, TestDelivery, TestSent};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use creation::{CreatedMailbox, CreatedMailboxes, CreationRequest, generate_password};
@@ -126,6 +129,9 @@ pub enum ServiceError {
     /// The relay did not take a test message.
     #[error("the test was not sent: {0}")]
     TestNotSent(String),
+    /// `dns.resolvers` cannot be used.
+    #[error("{0}")]
+    Dns(String),
     /// Work handed to a background thread did not come back (shutting down).
     #[error("Muster is stopping; try again once it is back")]
     Stopped,
@@ -175,6 +181,8 @@ pub struct Muster {
     /// Redemptions interrupted by a crash that could not be settled at
     /// start (the mail host unreadable): settled once it is back.
     unrecovered: Mutex<Vec<String>>,
+    /// The DNS resolver, made on first use (see `crate::dns`).
+    dns: std::sync::OnceLock<Arc<crate::dns::Dns>>,
     ids: Mutex<ulid::Generator>,
     /// Idempotency-Keys whose first call is still running.
     pub(crate) in_flight: idempotency::InFlight,
@@ -249,9 +257,19 @@ impl Muster {
             metrics: metrics::Metrics::default(),
             host_check: Mutex::new(None),
             unrecovered: Mutex::new(Vec::new()),
+            dns: std::sync::OnceLock::new(),
             ids: Mutex::new(ulid::Generator::new()),
             in_flight: Default::default(),
         }
+    }
+
+    /// The DNS resolver of `dns.resolvers` (or the system's).
+    pub fn dns(&self) -> Result<Arc<crate::dns::Dns>, crate::dns::SetupError> {
+        if let Some(dns) = self.dns.get() {
+            return Ok(dns.clone());
+        }
+        let dns = Arc::new(crate::dns::Dns::from_config(&self.config.dns)?);
+        Ok(self.dns.get_or_init(|| dns).clone())
     }
 
     /// Opens the store and the link key from the configuration.

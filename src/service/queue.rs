@@ -111,6 +111,17 @@ impl DeliveryQueue {
         false
     }
 
+    /// A task handed out goes back unsent (a connection giving way to
+    /// another domain): it is handed out again on the next pass.
+    pub fn release(&self, task_id: &str) {
+        let mut out = self.lock();
+        out.handed.remove(task_id);
+        out.withdrawn.remove(task_id);
+        out.resume_after = None;
+        drop(out);
+        self.changed.notify_one();
+    }
+
     /// Hands out tasks: `pick` sees the set of those already out (hold it
     /// while taking a snapshot, so no task is handed out twice) and the key
     /// to start after, and returns the keys (due time, id) it hands out,

@@ -4,14 +4,19 @@
 
 use time::OffsetDateTime;
 
+use super::authentication::{self, Authentication};
+use super::deliverability::{addresses, helo_name, sending_addresses};
 use super::{Muster, ServiceError};
+use crate::config::SmtpMode;
 use crate::domain::address::RecipientEmail;
 use crate::domain::delivery::Outcome;
 use crate::domain::duration::HumanDuration;
 use crate::domain::roster::InviteRow;
-use crate::mail::compose::{Composer, InviteText};
+use crate::mail::compose::{Composer, InviteText, Outgoing};
+use crate::mail::direct::Direct;
+use crate::mail::dkim::Signer;
 use crate::mail::outbox::Outbox;
-use crate::mail::smtp::Relay;
+use crate::mail::smtp::{Connection, Relay};
 use crate::store::Actor;
 
 /// One row's invite email, as the recipient will read it.
@@ -29,10 +34,19 @@ pub struct SampleInvite {
 /// Where a test message went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TestDelivery {
-    /// The relay took it: its reply.
-    Sent(String),
+    /// A server took it: its reply, and in direct mode which server.
+    Sent { reply: String, via: Option<String> },
     /// No relay: the file written.
     InOutbox(String),
+}
+
+/// A test sent, and how receivers will judge it.
+#[derive(Debug, Clone)]
+pub struct TestSent {
+    pub delivery: TestDelivery,
+    pub authentication: Authentication,
+    /// The DKIM keys it was signed with (`selector (algorithm)`).
+    pub signed_with: Vec<String>,
 }
 
 /// The row being previewed, checked as the batch will check it.
@@ -113,9 +127,11 @@ impl Muster {
         })
     }
 
-    /// Sends `row`'s invite email to `to` as a test, through the relay or
-    /// into the outbox, and says where it went. Audited; nothing else is
-    /// stored, and its link leads nowhere.
+    /// Sends `row`'s invite email to `to` as a test, signed as invites
+    /// are, through the relay, straight to `to`'s mail servers (direct
+    /// mode) or into the outbox, and says where it went and how SPF, DKIM
+    /// and DMARC judge it against the DNS published now. Audited; nothing
+    /// else is stored, and its link leads nowhere.
     pub async fn send_test_invite(
         &self,
         domain: Option<&str>,
@@ -123,27 +139,45 @@ impl Muster {
         expires_in: Option<HumanDuration>,
         to: &RecipientEmail,
         actor: &Actor,
-    ) -> Result<TestDelivery, ServiceError> {
+    ) -> Result<TestSent, ServiceError> {
         let draft = self.draft(domain, row, expires_in)?;
         let id = self.new_id();
         let to = to.to_string();
-        let msg = self
+        let mut msg = self
             .composer()?
             .test_invite(&draft.text(), &self.sample_link(), &to, &id, self.now())
             .map_err(|e| ServiceError::Email(e.to_string()))?;
-        let outcome = match Relay::from_config(&self.config).map_err(ServiceError::Email)? {
-            Some(relay) => match relay.connect().await {
-                Err(outcome) => outcome,
-                Ok(mut c) => {
-                    let outcome = match c.begin(&msg).await {
-                        Ok(()) => c.finish(None).await.map_err(|f| f.outcome),
-                        Err(f) => Err(f.outcome),
-                    };
-                    c.quit().await;
-                    outcome.unwrap_or_else(|o| o)
+        let signer = Signer::load(&self.config).map_err(|e| ServiceError::Email(e.to_string()))?;
+        if let Some(signer) = &signer {
+            signer
+                .sign(&mut msg)
+                .map_err(|e| ServiceError::Email(e.to_string()))?;
+        }
+        let (bytes, envelope_from) = (msg.bytes.clone(), msg.from.clone());
+        let (mut via, mut left_from) = (None, None);
+        let outcome = match self.config.smtp_mode() {
+            SmtpMode::Relay => {
+                match Relay::from_config(&self.config).map_err(ServiceError::Email)? {
+                    Some(relay) => over(relay.connect().await, &msg).await,
+                    None => return Err(ServiceError::TestNotSent("smtp.host is not set".into())),
                 }
-            },
-            None => {
+            }
+            SmtpMode::Direct => {
+                let direct = Direct::from_config(&self.config, self.resolver()?)
+                    .map_err(ServiceError::Email)?;
+                let connected = direct.connect(domain_of(&to)).await.map(|(c, reached)| {
+                    left_from = reached.local;
+                    via = Some(format!(
+                        "{} ({}{})",
+                        reached.host,
+                        reached.address,
+                        if reached.tls { ", STARTTLS" } else { "" }
+                    ));
+                    c
+                });
+                over(connected, &msg).await
+            }
+            SmtpMode::Outbox => {
                 let outbox = Outbox::new(self.config.outbox_dir());
                 let name = format!("test-{id}");
                 tokio::task::spawn_blocking(move || outbox.write(&name, &msg))
@@ -152,18 +186,88 @@ impl Muster {
             }
         };
         let delivery = match outcome {
-            Outcome::Accepted(reply) => TestDelivery::Sent(reply),
+            Outcome::Accepted(reply) => TestDelivery::Sent { reply, via },
             Outcome::Written(file) => TestDelivery::InOutbox(file),
             other => return Err(ServiceError::TestNotSent(other.to_string())),
         };
+        let authentication = match delivery {
+            TestDelivery::InOutbox(_) => Authentication::not_checked(
+                "written to the outbox: whatever sends it on decides how it is judged",
+            ),
+            TestDelivery::Sent { .. } => {
+                let dns = self.resolver()?;
+                let judged = async {
+                    let helo = helo_name(&self.config);
+                    let helo_addresses = addresses(&dns, &helo).await;
+                    let (sending, _) =
+                        sending_addresses(&self.config, &dns, &helo, &helo_addresses).await;
+                    // Direct: the address the connection left from; a
+                    // relay's is its own, so the one it is taken to have.
+                    let sending = left_from.or_else(|| {
+                        sending
+                            .iter()
+                            .find(|ip| ip.is_ipv4())
+                            .or(sending.first())
+                            .copied()
+                    });
+                    authentication::check(&dns, &bytes, &envelope_from, sending, &helo).await
+                };
+                tokio::time::timeout(JUDGING_TIME, judged)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Authentication::unanswered(&format!(
+                            "no DNS answer from {} within {} s",
+                            dns.servers,
+                            JUDGING_TIME.as_secs()
+                        ))
+                    })
+            }
+        };
         let detail = match &delivery {
-            TestDelivery::Sent(reply) => format!("as {}'s invite; relay: {reply}", draft.recipient),
+            TestDelivery::Sent { reply, via } => format!(
+                "as {}'s invite; {}: {reply}; DKIM {}, SPF {}, DMARC {}",
+                draft.recipient,
+                via.as_deref().unwrap_or("relay"),
+                authentication.dkim.result,
+                authentication.spf.result,
+                authentication.dmarc.result
+            ),
             TestDelivery::InOutbox(file) => {
                 format!("as {}'s invite; written to {file}", draft.recipient)
             }
         };
         self.store
             .write(|w| self.audit(w, actor, "invite.test_sent", &to, detail))?;
-        Ok(delivery)
+        Ok(TestSent {
+            delivery,
+            authentication,
+            signed_with: signer.map(|s| s.selectors()).unwrap_or_default(),
+        })
+    }
+
+    fn resolver(&self) -> Result<std::sync::Arc<crate::dns::Dns>, ServiceError> {
+        self.dns().map_err(|e| ServiceError::Dns(e.to_string()))
+    }
+}
+
+/// How long the SPF, DKIM and DMARC questions of a test may take.
+const JUDGING_TIME: std::time::Duration = std::time::Duration::from_secs(20);
+
+fn domain_of(address: &str) -> &str {
+    address.rsplit_once('@').map(|(_, d)| d).unwrap_or(address)
+}
+
+/// One message over a connection just opened: the server's last word.
+async fn over(connected: Result<Connection, Outcome>, msg: &Outgoing) -> Outcome {
+    match connected {
+        Err(outcome) => outcome,
+        Ok(mut c) => {
+            let outcome = match c.begin(msg).await {
+                Ok(()) => c.finish(None).await.map_err(|f| f.outcome),
+                Err(f) => Err(f.outcome),
+            };
+            c.quit().await;
+            outcome.unwrap_or_else(|o| o)
+        }
     }
 }

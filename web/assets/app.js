@@ -98,6 +98,7 @@ const Muster = (() => {
     ['/invites', 'Pending invites'],
     ['/tokens', 'API tokens'],
     ['/webhooks', 'Webhooks'],
+    ['/dns', 'DNS'],
     ['/audit', 'Audit'],
   ];
 

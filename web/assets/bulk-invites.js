@@ -217,10 +217,21 @@ Muster.page(async () => {
   $('send-test').addEventListener('click', async () => {
     $('send-test').disabled = true;
     try {
-      const t = await api('POST', '/previews/invite-email/test', sampleRequest());
-      say('test-status', t.delivery_state === 'sent' ? 'ok' : 'warn', t.delivery_state === 'sent'
-        ? 'A test went to ' + t.to + ' (the relay answered: ' + t.detail + ').'
-        : 'No SMTP relay is configured: the test for ' + t.to + ' was written to ' + t.detail + ' and not emailed.');
+      const req = sampleRequest();
+      const to = $('test-to').value.trim();
+      if (to) req.to = to;
+      const t = await api('POST', '/previews/invite-email/test', req);
+      const a = t.authentication;
+      const lines = [t.delivery_state === 'sent'
+        ? 'A test went to ' + t.to + ': ' + (t.via ? t.via + ' answered ' : 'the relay answered ') + t.detail + '.'
+        : 'No SMTP relay is configured: the test for ' + t.to + ' was written to ' + t.detail + ' and not emailed.'];
+      lines.push(t.signed_with.length ? 'Signed with ' + t.signed_with.join(', ') + '.' : 'Not DKIM-signed.');
+      for (const [name, v] of [['DKIM', a.dkim], ['SPF', a.spf], ['DMARC', a.dmarc]]) {
+        lines.push(name + ': ' + v.result.replace(/_/g, ' ') + ' (' + v.words + ')');
+      }
+      lines.push('Checked as a receiver checks it, against the DNS published now. The DNS page says what to publish.');
+      const allPass = [a.dkim, a.spf, a.dmarc].every(v => v.result === 'pass');
+      say('test-status', t.delivery_state === 'sent' && allPass ? 'ok' : 'warn', lines);
     } catch (err) {
       say('test-status', 'bad', errorText(err));
     } finally { $('send-test').disabled = false; }

@@ -10,6 +10,7 @@
 mod account;
 mod audit;
 pub mod auth;
+mod deliverability;
 mod invites;
 mod mailbox_care;
 mod mailboxes;
@@ -232,6 +233,7 @@ pub type Apis = (
     audit::AuditApi,
     samples::SamplesApi,
     webhooks::WebhooksApi,
+    deliverability::DeliverabilityApi,
 );
 
 pub fn service(public_url: &str) -> OpenApiService<Apis, ()> {
@@ -244,6 +246,7 @@ pub fn service(public_url: &str) -> OpenApiService<Apis, ()> {
             audit::AuditApi,
             samples::SamplesApi,
             webhooks::WebhooksApi,
+            deliverability::DeliverabilityApi,
         ),
         "Muster API",
         env!("CARGO_PKG_VERSION"),

@@ -13,7 +13,7 @@ use super::invites::{blocking, expiry};
 use super::types::{RosterRowBody, rfc3339};
 use crate::domain::address::RecipientEmail;
 use crate::http::HttpState;
-use crate::service::TestDelivery;
+use crate::service::{TestDelivery, Verdict};
 
 #[derive(Tags)]
 enum Tag {
@@ -54,14 +54,47 @@ pub struct SampleBody {
     pub expires_at: String,
 }
 
-/// Where the test went.
+/// Where the test went, and how receivers will judge it.
 #[derive(Object, Debug, Clone)]
+#[oai(skip_serializing_if_is_none)]
 pub struct TestSentBody {
     pub to: String,
-    /// `sent` (the relay took it) or `in_outbox` (no relay: a file).
+    /// `sent` (a server took it) or `in_outbox` (no relay: a file).
     pub delivery_state: String,
-    /// The relay's reply, or the outbox file.
+    /// The server's reply, or the outbox file.
     pub detail: String,
+    /// In direct mode: the recipient's mail server that took it.
+    pub via: Option<String>,
+    /// The DKIM keys it was signed with (`selector (algorithm)`).
+    pub signed_with: Vec<String>,
+    /// SPF, DKIM and DMARC as a receiver checks them, against the DNS
+    /// published now (Muster cannot read the recipient's mailbox: this is
+    /// the same check on the same bytes, made before they left).
+    pub authentication: AuthenticationBody,
+}
+
+#[derive(Object, Debug, Clone)]
+pub struct VerdictBody {
+    /// `pass`, `fail`, `softfail`, `neutral`, `none`, `temperror`,
+    /// `permerror` or `not_checked`.
+    pub result: String,
+    pub words: String,
+}
+
+#[derive(Object, Debug, Clone)]
+pub struct AuthenticationBody {
+    pub dkim: VerdictBody,
+    pub spf: VerdictBody,
+    pub dmarc: VerdictBody,
+}
+
+impl From<&Verdict> for VerdictBody {
+    fn from(v: &Verdict) -> Self {
+        Self {
+            result: v.result.clone(),
+            words: v.words.clone(),
+        }
+    }
 }
 
 #[OpenApi(tag = "Tag::Invites")]
@@ -102,8 +135,11 @@ impl SamplesApi {
     }
 
     /// Sends one row's invite email as a test ("[Test]" in the subject, a
-    /// link that leads nowhere) through the relay, or into the outbox when
-    /// none is configured. Audited as `invite.test_sent`.
+    /// link that leads nowhere) the way invites go: through the relay,
+    /// straight to the address's mail servers (direct mode), or into the
+    /// outbox; DKIM-signed when keys exist. Says whether it was taken and
+    /// how SPF, DKIM and DMARC judge it against the DNS published now.
+    /// Audited as `invite.test_sent`.
     #[oai(
         path = "/previews/invite-email/test",
         method = "post",
@@ -140,14 +176,23 @@ impl SamplesApi {
                 &auth.0.actor(),
             )
             .await?;
-        let (delivery_state, detail) = match delivery {
-            TestDelivery::Sent(reply) => ("sent", reply),
-            TestDelivery::InOutbox(file) => ("in_outbox", file),
+        let auth = &delivery.authentication;
+        let authentication = AuthenticationBody {
+            dkim: (&auth.dkim).into(),
+            spf: (&auth.spf).into(),
+            dmarc: (&auth.dmarc).into(),
+        };
+        let (delivery_state, detail, via) = match delivery.delivery {
+            TestDelivery::Sent { reply, via } => ("sent", reply, via),
+            TestDelivery::InOutbox(file) => ("in_outbox", file, None),
         };
         Ok(Json(TestSentBody {
             to: to.to_string(),
             delivery_state: delivery_state.into(),
             detail,
+            via,
+            signed_with: delivery.signed_with,
+            authentication,
         }))
     }
 }

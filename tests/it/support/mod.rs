@@ -3,6 +3,8 @@
 
 pub mod app;
 pub mod databases;
+pub mod destinations;
+pub mod dns;
 pub mod mailstack;
 pub mod mcp_client;
 pub mod smtp_peer;

@@ -35,6 +35,8 @@ pub struct Peer {
     /// Message ends that had the next command behind them in the same read
     /// (the sender pipelined its next envelope behind the end).
     pipelined_ends: Arc<Mutex<usize>>,
+    /// Connections: (opened in all, open now, most open at once).
+    connections: Arc<Mutex<(usize, usize, usize)>>,
 }
 
 impl Peer {
@@ -45,7 +47,12 @@ impl Peer {
 
     /// The same on a chosen port (0: any).
     pub async fn start_on(port: u16, script: Vec<Step>) -> Self {
-        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        Self::start_at("127.0.0.1", port, script).await
+    }
+
+    /// The same on a chosen loopback address (127.0.0.x) and port.
+    pub async fn start_at(ip: &str, port: u16, script: Vec<Step>) -> Self {
+        let listener = TcpListener::bind((ip, port)).await.unwrap();
         let peer = Self {
             port: listener.local_addr().unwrap().port(),
             script: Arc::new(Mutex::new(script.into())),
@@ -55,8 +62,15 @@ impl Peer {
         tokio::spawn(async move {
             while let Ok((sock, _)) = listener.accept().await {
                 let p = p.clone();
+                {
+                    let mut c = p.connections.lock().unwrap();
+                    c.0 += 1;
+                    c.1 += 1;
+                    c.2 = c.2.max(c.1);
+                }
                 tokio::spawn(async move {
                     let _ = p.serve(sock).await;
+                    p.connections.lock().unwrap().1 -= 1;
                 });
             }
         });
@@ -74,6 +88,12 @@ impl Peer {
 
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Connections opened in all, and the most open at once.
+    pub fn connections(&self) -> (usize, usize) {
+        let c = self.connections.lock().unwrap();
+        (c.0, c.2)
     }
 
     pub fn pipelined_ends(&self) -> usize {

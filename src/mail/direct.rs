@@ -1,0 +1,262 @@
+//! Direct delivery: a connection straight to one of a recipient domain's
+//! mail servers, found through its MX records and tried in preference
+//! order (each of their addresses in turn). STARTTLS whenever a server
+//! offers it, its certificate verified only when `require_tls` asks (as
+//! mail servers do among themselves, RFC 7435); a TLS handshake that fails
+//! is retried in the clear unless TLS is required.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mail_send::SmtpClient;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use smtp_proto::EXT_START_TLS;
+use tokio_rustls::TlsConnector;
+
+use super::smtp::{Connection, Outcome, Stream};
+use crate::config::Config;
+use crate::dns::{Dns, LookupError};
+use crate::domain::delivery::{Reply, Trouble};
+use crate::domain::route::Route;
+
+/// How one destination server was reached, for the pending list and logs.
+#[derive(Debug, Clone)]
+pub struct Reached {
+    pub host: String,
+    pub address: IpAddr,
+    pub tls: bool,
+    /// The address the connection left from (what the server's SPF check
+    /// sees, NAT aside).
+    pub local: Option<IpAddr>,
+}
+
+/// Addresses tried for one message at most, across all its MX hosts (as
+/// Postfix's smtp_mx_address_limit): a domain publishing dozens cannot hold
+/// a connection for hours.
+const MOST_ADDRESSES: usize = 5;
+
+pub struct Direct {
+    dns: Arc<Dns>,
+    port: u16,
+    helo: String,
+    timeout: Duration,
+    require_tls: bool,
+    /// Any certificate (opportunistic TLS), and a verified one.
+    any_certificate: TlsConnector,
+    verified: TlsConnector,
+}
+
+impl std::fmt::Debug for Direct {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Direct").field("port", &self.port).finish()
+    }
+}
+
+/// Why a server could not be used, and whether another may do better.
+enum Miss {
+    /// Not reached, or TLS failed: the next server may work.
+    Trouble(String),
+    /// It answered with a refusal (at the greeting or EHLO).
+    Refused(Reply),
+}
+
+impl Direct {
+    pub fn from_config(config: &Config, dns: Arc<Dns>) -> Result<Self, String> {
+        let d = &config.smtp.direct;
+        let any_certificate = mail_send::smtp::tls::build_tls_connector(true)?;
+        let mut roots = rustls::RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        for cert in native.certs {
+            let _ = roots.add(cert);
+        }
+        if let Some(path) = &d.ca_file {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("smtp.direct.ca_file {}: {e}", path.display()))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("smtp.direct.ca_file {}: {e}", path.display()))?;
+            if certs.is_empty() {
+                return Err(format!(
+                    "smtp.direct.ca_file {} holds no PEM certificate",
+                    path.display()
+                ));
+            }
+            for cert in certs {
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("smtp.direct.ca_file {}: {e}", path.display()))?;
+            }
+        }
+        let verified = TlsConnector::from(Arc::new(
+            rustls::ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        ));
+        Ok(Self {
+            dns,
+            port: d.port,
+            helo: config
+                .smtp
+                .helo_name
+                .clone()
+                .unwrap_or_else(|| config.public_host()),
+            timeout: Duration::from_secs(config.smtp.timeout_secs),
+            require_tls: d.require_tls,
+            any_certificate,
+            verified,
+        })
+    }
+
+    /// A connection to one of `domain`'s mail servers. A domain that can
+    /// never take mail (null MX, no such domain) is `Unsendable`; servers
+    /// that all refuse are that refusal; anything else is trouble, tried
+    /// again on the retry schedule.
+    pub async fn connect(&self, domain: &str) -> Result<(Connection, Reached), Outcome> {
+        let route = match self.dns.route(domain).await {
+            Ok(route) => route,
+            Err(e @ LookupError::Failed { .. }) => {
+                return Err(Outcome::Trouble(Trouble::Connect(format!(
+                    "the mail servers of {domain} could not be looked up: {e}"
+                ))));
+            }
+            Err(e) => return Err(Outcome::Unsendable(e.to_string())),
+        };
+        let exchangers = match route {
+            Route::Exchangers(list) => list,
+            dead => {
+                return Err(Outcome::Unsendable(
+                    dead.dead_end(domain).unwrap_or_default(),
+                ));
+            }
+        };
+        let mut misses = Vec::new();
+        let mut refusal = None;
+        // Every server tried refused for good: no point trying again.
+        let mut permanent = true;
+        let mut tries: Vec<(String, IpAddr)> = Vec::new();
+        for mx in &exchangers {
+            for ip in &mx.addresses {
+                tries.push((mx.host.clone(), *ip));
+            }
+        }
+        tries.truncate(MOST_ADDRESSES);
+        for (host, ip) in &tries {
+            match self.connect_to(host, *ip).await {
+                Ok(done) => return Ok(done),
+                Err(Miss::Trouble(why)) => {
+                    permanent = false;
+                    misses.push(format!("{host} ({ip}): {why}"));
+                }
+                Err(Miss::Refused(reply)) => {
+                    permanent &= reply.code >= 500;
+                    misses.push(format!("{host} ({ip}): {reply}"));
+                    refusal = Some(reply);
+                }
+            }
+        }
+        match refusal {
+            Some(reply) if permanent => Err(Outcome::Refused(reply)),
+            _ => Err(Outcome::Trouble(Trouble::Connect(format!(
+                "no mail server of {domain} took the connection: {}",
+                misses.join("; ")
+            )))),
+        }
+    }
+
+    async fn connect_to(&self, host: &str, ip: IpAddr) -> Result<(Connection, Reached), Miss> {
+        match self.session(host, ip, true).await {
+            // A handshake that fails may work in the clear (RFC 7435).
+            Err(Miss::Trouble(why)) if !self.require_tls && why.starts_with("TLS") => {
+                self.session(host, ip, false).await.map_err(|e| match e {
+                    Miss::Trouble(plain) => {
+                        Miss::Trouble(format!("{why}; then in the clear: {plain}"))
+                    }
+                    refused => refused,
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// Greeting, EHLO, STARTTLS when offered and `tls`, EHLO again.
+    async fn session(
+        &self,
+        host: &str,
+        ip: IpAddr,
+        tls: bool,
+    ) -> Result<(Connection, Reached), Miss> {
+        let trouble = |e: mail_send::Error| Miss::Trouble(e.to_string());
+        let mut client = SmtpClient::connect(SocketAddr::new(ip, self.port), self.timeout)
+            .await
+            .map_err(trouble)?;
+        let _ = client.stream.set_nodelay(true);
+        let local = client.stream.local_addr().ok().map(|a| a.ip());
+        let greeting = tokio::time::timeout(self.timeout, client.read())
+            .await
+            .map_err(|_| Miss::Trouble("no greeting in time".into()))?
+            .map_err(trouble)?;
+        if !(200..300).contains(&greeting.code) {
+            return Err(Miss::Refused(reply_of(&greeting)));
+        }
+        let caps = client.ehlo(&self.helo).await.map_err(refused_or_trouble)?;
+        let offered = caps.has_capability(EXT_START_TLS);
+        if !(tls && offered) {
+            if self.require_tls {
+                return Err(Miss::Trouble(format!(
+                    "TLS is required (smtp.direct.require_tls) and {host} does not offer STARTTLS"
+                )));
+            }
+            let client = SmtpClient {
+                stream: Box::new(client.stream) as Box<dyn Stream>,
+                timeout: client.timeout,
+            };
+            let reached = Reached {
+                host: host.into(),
+                address: ip,
+                tls: false,
+                local,
+            };
+            return Ok((Connection::open(client, &caps, self.timeout), reached));
+        }
+        let connector = if self.require_tls {
+            &self.verified
+        } else {
+            &self.any_certificate
+        };
+        let mut tls_client = client
+            .start_tls(connector, host)
+            .await
+            .map_err(|e| Miss::Trouble(format!("TLS with {host}: {e}")))?;
+        let caps = tls_client
+            .ehlo(&self.helo)
+            .await
+            .map_err(refused_or_trouble)?;
+        let client = SmtpClient {
+            stream: Box::new(tls_client.stream) as Box<dyn Stream>,
+            timeout: tls_client.timeout,
+        };
+        let reached = Reached {
+            host: host.into(),
+            address: ip,
+            tls: true,
+            local,
+        };
+        Ok((Connection::open(client, &caps, self.timeout), reached))
+    }
+}
+
+fn reply_of(r: &smtp_proto::Response<String>) -> Reply {
+    Reply {
+        code: r.code,
+        enhanced: (r.esc[0] > 0).then_some(r.esc),
+        text: r.message.trim().to_string(),
+    }
+}
+
+fn refused_or_trouble(e: mail_send::Error) -> Miss {
+    match e {
+        mail_send::Error::UnexpectedReply(r) => Miss::Refused(reply_of(&r)),
+        other => Miss::Trouble(other.to_string()),
+    }
+}
