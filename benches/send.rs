@@ -16,127 +16,17 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::sink::{self, SinkCount, cpu, free_port, process_cpu, smtp_source};
 use muster::config::{Config, SmtpTls};
 use muster::domain::roster::InviteRow;
 use muster::service::{BatchRequest, Muster, SystemClock};
 use muster::store::Actor;
 
 const MESSAGES: usize = 5_000;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// CPU time (user + system) of this process, or of its waited-for
-/// children.
-fn cpu(who: i32) -> Duration {
-    // SAFETY: getrusage only fills the struct it is given.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(who, &mut u) };
-    let t = |v: libc::timeval| Duration::new(v.tv_sec as u64, v.tv_usec as u32 * 1000);
-    t(u.ru_utime) + t(u.ru_stime)
-}
-
-/// CPU time (user + system) a process has used so far, from /proc.
-fn process_cpu(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The fields after the command name, which is in parentheses.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // SAFETY: sysconf only reads a constant.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Duration::from_micros((ticks(11) + ticks(12)) * 1_000_000 / hz)
-}
-
-/// Messages smtp-sink has received, as its `-c` counter prints them
-/// ("sess=N quit=N mesg=N\r" after each event).
-#[derive(Clone, Default)]
-struct SinkCount(Arc<(Mutex<u64>, Condvar)>);
-
-impl SinkCount {
-    fn follow(&self, mut out: impl Read + Send + 'static) {
-        let count = self.clone();
-        std::thread::spawn(move || {
-            let (mut buf, mut line) = ([0u8; 4096], Vec::new());
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                for &b in &buf[..n] {
-                    if b != b'\r' {
-                        line.push(b);
-                        continue;
-                    }
-                    let text = String::from_utf8_lossy(&line);
-                    if let Some(m) = text
-                        .rsplit("mesg=")
-                        .next()
-                        .and_then(|v| v.trim().parse().ok())
-                    {
-                        let (lock, seen) = &*count.0;
-                        *lock.lock().unwrap() = m;
-                        seen.notify_all();
-                    }
-                    line.clear();
-                }
-            }
-        });
-    }
-
-    fn now(&self) -> u64 {
-        *self.0.0.lock().unwrap()
-    }
-
-    /// Waits until the sink has received `target` messages in all.
-    fn reached(&self, target: u64) -> Instant {
-        let (lock, seen) = &*self.0;
-        let mut m = lock.lock().unwrap();
-        while *m < target {
-            m = seen.wait(m).unwrap();
-        }
-        Instant::now()
-    }
-}
-
-fn smtp_source(port: u16, sessions: usize, sink: &SinkCount) -> Duration {
-    let target = sink.now() + MESSAGES as u64;
-    let start = Instant::now();
-    let status = Command::new("smtp-source")
-        .args([
-            "-d",
-            "-s",
-            &sessions.to_string(),
-            "-m",
-            &MESSAGES.to_string(),
-            "-l",
-            "5120",
-        ])
-        .args(["-f", "it@team.example", "-t", "someone@elsewhere.org"])
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("smtp-source runs");
-    assert!(status.success());
-    sink.reached(target) - start
-}
 
 async fn muster_run(port: u16, sessions: usize, sink: &SinkCount) -> (Duration, Duration) {
     let dir = tempfile::tempdir().unwrap();
@@ -219,28 +109,14 @@ fn main() {
         None => vec![1, 4, 16, 64],
     };
     let rounds = common::rounds(5);
-    if Command::new("smtp-sink")
-        .arg("-h")
-        .stderr(Stdio::null())
-        .status()
-        .is_err()
-    {
+    if !sink::installed() {
         eprintln!("smtp-sink is not installed (apt package postfix); skipping");
         return;
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let port = free_port();
-    let mut sink = Command::new("smtp-sink")
-        .args(["-c", "-u", "postfix", &format!("127.0.0.1:{port}"), "1024"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("smtp-sink starts");
-    let received = SinkCount::default();
-    received.follow(sink.stdout.take().unwrap());
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let address = format!("127.0.0.1:{port}");
+    let (mut sink, received) = sink::start_sink(&address);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut summary = Vec::new();
     for sessions in counts {
@@ -248,7 +124,7 @@ fn main() {
         for round in 1..=rounds {
             let children = cpu(libc::RUSAGE_CHILDREN);
             let sink_before = process_cpu(sink.id());
-            let s = smtp_source(port, sessions, &received);
+            let s = smtp_source(&address, sessions, MESSAGES, &received);
             let source_cpu = cpu(libc::RUSAGE_CHILDREN) - children;
             let sink_for_source = process_cpu(sink.id()) - sink_before;
             let sink_before = process_cpu(sink.id());

@@ -1,5 +1,7 @@
 //! What every bench prints: a spread over rounds, never one side's best.
 
+pub mod sink;
+
 /// "min / median / max" of the values, with `digits` decimals.
 pub fn spread(values: &[f64], digits: usize) -> String {
     let mut v = values.to_vec();
