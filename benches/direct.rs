@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::sink::{self, SinkCount, free_port, smtp_source};
-use muster::config::{Config, SmtpMode};
+use muster::config::SmtpMode;
 use muster::domain::roster::InviteRow;
 use muster::service::{BatchRequest, Muster, SystemClock};
 use muster::store::Actor;
@@ -85,12 +85,7 @@ fn sink_port() -> u16 {
 
 async fn muster_run(dns_port: u16, port: u16, per_domain: usize, sinks: &[SinkCount]) -> Duration {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config {
-        data_dir: dir.path().to_path_buf(),
-        ..Config::default()
-    };
-    config.domains[0].name = muster::domain::address::DomainName::parse("team.example").unwrap();
-    config.domains[0].mailbox_cap = 100_000;
+    let mut config = sink::sender_config(dir.path());
     config.smtp.mode = Some(SmtpMode::Direct);
     config.smtp.direct.port = port;
     config.smtp.direct.connections_per_domain = per_domain;

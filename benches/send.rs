@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::sink::{self, SinkCount, cpu, free_port, process_cpu, smtp_source};
-use muster::config::{Config, SmtpTls};
+use muster::config::SmtpTls;
 use muster::domain::roster::InviteRow;
 use muster::service::{BatchRequest, Muster, SystemClock};
 use muster::store::Actor;
@@ -30,12 +30,7 @@ const MESSAGES: usize = 5_000;
 
 async fn muster_run(port: u16, sessions: usize, sink: &SinkCount) -> (Duration, Duration) {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config {
-        data_dir: dir.path().to_path_buf(),
-        ..Config::default()
-    };
-    config.domains[0].name = muster::domain::address::DomainName::parse("team.example").unwrap();
-    config.domains[0].mailbox_cap = 100_000;
+    let mut config = sink::sender_config(dir.path());
     config.smtp.host = Some("127.0.0.1".into());
     config.smtp.port = port;
     config.smtp.tls = SmtpTls::None;

@@ -143,3 +143,15 @@ pub fn installed() -> bool {
         .status()
         .is_ok()
 }
+
+/// A sender's configuration: its data in `dir`, team.example with room
+/// for every invite the benches send.
+pub fn sender_config(dir: &std::path::Path) -> muster::config::Config {
+    let mut config = muster::config::Config {
+        data_dir: dir.to_path_buf(),
+        ..Default::default()
+    };
+    config.domains[0].name = muster::domain::address::DomainName::parse("team.example").unwrap();
+    config.domains[0].mailbox_cap = 100_000;
+    config
+}

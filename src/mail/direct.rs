@@ -179,6 +179,20 @@ impl Direct {
         }
     }
 
+    /// A session ready for mail, over whichever stream it ended on.
+    fn opened<S: Stream + 'static>(
+        &self,
+        client: SmtpClient<S>,
+        caps: &smtp_proto::EhloResponse<String>,
+        reached: Reached,
+    ) -> (Connection, Reached) {
+        let client = SmtpClient {
+            stream: Box::new(client.stream) as Box<dyn Stream>,
+            timeout: client.timeout,
+        };
+        (Connection::open(client, caps, self.timeout), reached)
+    }
+
     /// Greeting, EHLO, STARTTLS when offered and `tls`, EHLO again.
     async fn session(
         &self,
@@ -207,17 +221,13 @@ impl Direct {
                     "TLS is required (smtp.direct.require_tls) and {host} does not offer STARTTLS"
                 )));
             }
-            let client = SmtpClient {
-                stream: Box::new(client.stream) as Box<dyn Stream>,
-                timeout: client.timeout,
-            };
             let reached = Reached {
                 host: host.into(),
                 address: ip,
                 tls: false,
                 local,
             };
-            return Ok((Connection::open(client, &caps, self.timeout), reached));
+            return Ok(self.opened(client, &caps, reached));
         }
         let connector = if self.require_tls {
             &self.verified
@@ -232,17 +242,13 @@ impl Direct {
             .ehlo(&self.helo)
             .await
             .map_err(refused_or_trouble)?;
-        let client = SmtpClient {
-            stream: Box::new(tls_client.stream) as Box<dyn Stream>,
-            timeout: tls_client.timeout,
-        };
         let reached = Reached {
             host: host.into(),
             address: ip,
             tls: true,
             local,
         };
-        Ok((Connection::open(client, &caps, self.timeout), reached))
+        Ok(self.opened(tls_client, &caps, reached))
     }
 }
 

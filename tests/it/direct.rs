@@ -20,25 +20,12 @@ use muster::service::{BatchRequest, InviteView};
 use muster::store::Actor;
 
 use crate::support::app::TestApp;
-use crate::support::destinations::{Behaviour, DestinationMx, TestCa};
+use crate::support::destinations::{Behaviour, DestinationMx, TestCa, port_free_on};
 use crate::support::dns::{self, TestDns, txt};
 use crate::support::mailstack;
 use crate::support::mcp_client::python;
 use crate::support::smtp_peer::Peer;
 use crate::support::*;
-
-/// A port free on each of these loopback addresses.
-fn port_free_on(ips: &[&str]) -> u16 {
-    loop {
-        let port = free_port();
-        if ips
-            .iter()
-            .all(|ip| std::net::TcpListener::bind((*ip, port)).is_ok())
-        {
-            return port;
-        }
-    }
-}
 
 pub fn dkimpy_available() -> bool {
     require(
@@ -350,6 +337,25 @@ async fn invites_go_straight_to_each_domains_mail_servers_signed() {
     app.shutdown().await;
 }
 
+/// Two test domains, each with its MX on its own loopback address: a
+/// recording SMTP peer there, on one port free on both.
+async fn two_domains(state: &TestDir, domains: [(&str, &str); 2]) -> (u16, TestDns, [Peer; 2]) {
+    let port = port_free_on(&[domains[0].1, domains[1].1]);
+    let records: Vec<String> = domains
+        .iter()
+        .flat_map(|(d, ip)| {
+            [
+                format!("{d}. 300 IN MX 10 mx.{d}."),
+                format!("mx.{d}. 300 IN A {ip}"),
+            ]
+        })
+        .collect();
+    let dns = TestDns::start(state.path(), &["test."], &records);
+    let first = Peer::start_at(domains[0].1, port, vec![]).await;
+    let second = Peer::start_at(domains[1].1, port, vec![]).await;
+    (port, dns, [first, second])
+}
+
 /// Connections per destination domain and messages per minute per domain
 /// show in what each destination saw when the other had all of its mail:
 /// one connection at a time for a domain, and only the burst sent to the
@@ -360,16 +366,11 @@ async fn per_domain_limits_hold_connections_and_pace() {
         return;
     }
     let state = TestDir::new();
-    let port = port_free_on(&["127.0.0.5", "127.0.0.6"]);
-    let records = vec![
-        "busy.test. 300 IN MX 10 mx.busy.test.".to_string(),
-        "mx.busy.test. 300 IN A 127.0.0.5".into(),
-        "quiet.test. 300 IN MX 10 mx.quiet.test.".into(),
-        "mx.quiet.test. 300 IN A 127.0.0.6".into(),
-    ];
-    let dns = TestDns::start(state.path(), &["test."], &records);
-    let busy = Peer::start_at("127.0.0.5", port, vec![]).await;
-    let quiet = Peer::start_at("127.0.0.6", port, vec![]).await;
+    let (port, dns, [busy, quiet]) = two_domains(
+        &state,
+        [("busy.test", "127.0.0.5"), ("quiet.test", "127.0.0.6")],
+    )
+    .await;
     // Each message held a moment at the destination, so a second
     // connection would have reason to open.
     busy.set_delay(Duration::from_millis(100));
@@ -448,16 +449,11 @@ async fn a_domain_without_a_connection_gets_one_before_a_long_queue_drains() {
         return;
     }
     let state = TestDir::new();
-    let port = port_free_on(&["127.0.0.7", "127.0.0.8"]);
-    let records = vec![
-        "slow.test. 300 IN MX 10 mx.slow.test.".to_string(),
-        "mx.slow.test. 300 IN A 127.0.0.7".into(),
-        "other.test. 300 IN MX 10 mx.other.test.".into(),
-        "mx.other.test. 300 IN A 127.0.0.8".into(),
-    ];
-    let dns = TestDns::start(state.path(), &["test."], &records);
-    let slow = Peer::start_at("127.0.0.7", port, vec![]).await;
-    let other = Peer::start_at("127.0.0.8", port, vec![]).await;
+    let (port, dns, [slow, other]) = two_domains(
+        &state,
+        [("slow.test", "127.0.0.7"), ("other.test", "127.0.0.8")],
+    )
+    .await;
     let app = TestApp::spawn(|c| {
         c.smtp.mode = Some(SmtpMode::Direct);
         c.smtp.direct.port = port;

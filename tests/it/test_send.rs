@@ -13,7 +13,7 @@ use muster::store::Actor;
 
 use crate::direct::{dkimpy_available, generate_key_for};
 use crate::support::app::TestApp;
-use crate::support::destinations::{Behaviour, DestinationMx};
+use crate::support::destinations::{Behaviour, DestinationMx, port_free_on};
 use crate::support::dns::{self, TestDns, txt};
 use crate::support::mailstack;
 use crate::support::mcp_client::python;
@@ -22,17 +22,20 @@ use crate::support::*;
 
 const ADMIN: &str = "admin@team.example";
 
-/// A port free on each of these loopback addresses.
-fn port_free_on(ips: &[&str]) -> u16 {
-    loop {
-        let port = free_port();
-        if ips
-            .iter()
-            .all(|ip| std::net::TcpListener::bind((*ip, port)).is_ok())
-        {
-            return port;
-        }
-    }
+/// `muster test-send --to ann@alpha.test` on `config`: exit code, output.
+fn test_send(dir: &TestDir, config: &muster::config::Config) -> (Option<i32>, String) {
+    let path = dir.write_config(config);
+    let out = run(
+        muster(&[
+            "--config",
+            path.to_str().unwrap(),
+            "test-send",
+            "--to",
+            "ann@alpha.test",
+        ]),
+        None,
+    );
+    (out.status.code(), text(&out.stdout) + &text(&out.stderr))
 }
 
 fn dkimpy_verifies(resolver: &str, state: &Path, raw: &[u8]) {
@@ -192,19 +195,8 @@ async fn a_test_send_goes_the_way_invites_go_and_is_judged_as_receivers_judge_it
     let cli_dir = TestDir::new();
     let mut config = cli_dir.config();
     direct(&mut config);
-    let path = cli_dir.write_config(&config);
-    let out = run(
-        muster(&[
-            "--config",
-            path.to_str().unwrap(),
-            "test-send",
-            "--to",
-            "ann@alpha.test",
-        ]),
-        None,
-    );
-    let said = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{said}{}", text(&out.stderr));
+    let (code, said) = test_send(&cli_dir, &config);
+    assert_eq!(code, Some(0), "{said}");
     for line in [
         "Sent to ann@alpha.test: mx2.alpha.test (127.0.0.3) answered 250",
         "Signed with muster-ed25519 (ed25519)",
@@ -216,19 +208,8 @@ async fn a_test_send_goes_the_way_invites_go_and_is_judged_as_receivers_judge_it
     }
     // Without a key: sent, but DKIM is missing, and the exit says so.
     config.dkim.keys_dir = Some(cli_dir.path().join("no-keys"));
-    let path = cli_dir.write_config(&config);
-    let out = run(
-        muster(&[
-            "--config",
-            path.to_str().unwrap(),
-            "test-send",
-            "--to",
-            "ann@alpha.test",
-        ]),
-        None,
-    );
-    let said = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{said}{}", text(&out.stderr));
+    let (code, said) = test_send(&cli_dir, &config);
+    assert_eq!(code, Some(1), "{said}");
     assert!(said.contains("Not DKIM-signed"), "{said}");
     assert!(said.contains("DKIM  none        not signed"), "{said}");
     // SPF alone still aligns with the sender's domain.

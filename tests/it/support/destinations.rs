@@ -322,3 +322,16 @@ fn greylist_service(log: Arc<Mutex<Vec<String>>>) -> u16 {
     });
     port
 }
+
+/// A port free on each of these loopback addresses.
+pub fn port_free_on(ips: &[&str]) -> u16 {
+    loop {
+        let port = free_port();
+        if ips
+            .iter()
+            .all(|ip| std::net::TcpListener::bind((*ip, port)).is_ok())
+        {
+            return port;
+        }
+    }
+}
