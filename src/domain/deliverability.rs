@@ -159,8 +159,11 @@ pub struct DomainFacts {
     pub dkim_signing: bool,
     /// The keys could not be read: why.
     pub dkim_problem: Option<String>,
-    /// The TXT records at `_dmarc.D` that start `v=DMARC1`.
+    /// The TXT records at `_dmarc.D` that start `v=DMARC1`, or at the
+    /// nearest parent's when D has none (receivers look up the tree).
     pub dmarc: Answer<String>,
+    /// That parent, when the record is its.
+    pub dmarc_at: Option<String>,
     pub autoconfig: Answer<IpAddr>,
     pub autodiscover: Answer<IpAddr>,
     /// Muster's host name, for the autoconfig advice.
@@ -527,32 +530,40 @@ fn dmarc(f: &DomainFacts) -> Finding {
             );
         }
         Answer::Records(r) => {
-            let policy = r[0].split(';').find_map(|tag| {
-                let (k, v) = tag.split_once('=')?;
-                (k.trim() == "p").then(|| v.trim().to_ascii_lowercase())
-            });
+            let tag = |name: &str| {
+                r[0].split(';').find_map(|tag| {
+                    let (k, v) = tag.split_once('=')?;
+                    (k.trim() == name).then(|| v.trim().to_ascii_lowercase())
+                })
+            };
+            // A parent's record rules its subdomains by `sp=`, else `p=`.
+            let policy = match &f.dmarc_at {
+                Some(_) => tag("sp").or_else(|| tag("p")),
+                None => tag("p"),
+            };
+            let whose = match &f.dmarc_at {
+                Some(parent) => {
+                    format!("{d} has no DMARC record of its own; receivers apply _dmarc.{parent}'s")
+                }
+                None => format!("{d} publishes DMARC"),
+            };
             match policy.as_deref() {
                 Some("none") => {
                     x.words = format!(
-                        "{d} publishes DMARC with p=none: receivers report but do not act on failures"
+                        "{whose}, with p=none: receivers report but do not act on failures"
                     );
                 }
-                Some("quarantine") | Some("reject") => {
+                Some(p @ ("quarantine" | "reject")) => {
                     x.words = format!(
-                        "{d} publishes DMARC with p={}: mail that fails SPF and DKIM alignment is {}",
-                        policy.as_deref().unwrap_or_default(),
-                        if policy.as_deref() == Some("reject") {
-                            "refused"
-                        } else {
-                            "junked"
-                        }
+                        "{whose}, with p={p}: mail that fails SPF and DKIM alignment is {}",
+                        if p == "reject" { "refused" } else { "junked" }
                     );
                 }
                 _ => {
                     x.status = Status::Wrong;
                     x.publish = Some(suggested);
                     x.words = format!(
-                        "{d}'s DMARC record has no valid p= policy (none, quarantine or reject); receivers ignore it"
+                        "{whose}, but with no valid policy (none, quarantine or reject); receivers ignore it"
                     );
                 }
             }

@@ -226,8 +226,22 @@ async fn domain_facts(c: &Common<'_>, domain: String, hosted: bool) -> DomainFac
         }
         Err(e) => dkim_problem = Some(e.to_string()),
     }
-    let (mx, spf, dmarc, spf_verdicts, autoconfig, autodiscover) =
+    let (mx, spf, mut dmarc, spf_verdicts, autoconfig, autodiscover) =
         tokio::join!(mx, spf, dmarc, verdicts, autoconfig, autodiscover);
+    // None of its own: the nearest parent's applies (the tree walk of
+    // DMARCbis; the top two labels are as far as it goes).
+    let mut dmarc_at = None;
+    let labels: Vec<&str> = domain.split('.').collect();
+    for i in 1..labels.len().saturating_sub(1) {
+        if dmarc != Answer::Absent {
+            break;
+        }
+        let parent = labels[i..].join(".");
+        dmarc = tagged_txt(dns, &format!("_dmarc.{parent}"), "v=DMARC1").await;
+        if matches!(dmarc, Answer::Records(_)) {
+            dmarc_at = Some(parent);
+        }
+    }
     DomainFacts {
         sender,
         hosted,
@@ -240,6 +254,7 @@ async fn domain_facts(c: &Common<'_>, domain: String, hosted: bool) -> DomainFac
         dkim_signing: c.config.dkim.sign,
         dkim_problem,
         dmarc,
+        dmarc_at,
         autoconfig,
         autodiscover,
         public_host: c.config.public_host(),

@@ -23,6 +23,7 @@ fn facts() -> DomainFacts {
         dkim_signing: true,
         dkim_problem: None,
         dmarc: Answer::Records(vec!["v=DMARC1; p=quarantine".into()]),
+        dmarc_at: None,
         autoconfig: Answer::Records(vec![HOST]),
         autodiscover: Answer::Absent,
         public_host: "muster.team.example".into(),
@@ -152,4 +153,21 @@ fn the_host_needs_a_resolving_helo_and_a_matching_ptr() {
     let all = assess_host(&none);
     assert_eq!(all[0].status, Status::Wrong);
     assert_eq!(all[1].status, Status::Missing);
+}
+
+#[test]
+fn a_subdomain_without_dmarc_of_its_own_gets_its_parents() {
+    let mut f = facts();
+    f.domain = "mail.team.example".into();
+    f.dmarc = Answer::Records(vec!["v=DMARC1; p=reject; sp=none".into()]);
+    f.dmarc_at = Some("team.example".into());
+    let dmarc = by(&assess_domain(&f, &Sending::From(vec![HOST])), Check::Dmarc).clone();
+    assert_eq!(dmarc.status, Status::Ok);
+    assert!(
+        dmarc.words.starts_with(
+            "mail.team.example has no DMARC record of its own; receivers apply _dmarc.team.example's"
+        ) && dmarc.words.contains("p=none"),
+        "{}",
+        dmarc.words
+    );
 }
