@@ -48,8 +48,10 @@ pub enum Check {
     HeloName,
     /// The sending address's PTR record (direct mode).
     ReverseDns,
-    /// `autoconfig.D` and `autodiscover.D`, for mail clients.
+    /// `autoconfig.D`, for Thunderbird and other mail clients.
     Autoconfig,
+    /// `autodiscover.D`, for Outlook.
+    Autodiscover,
 }
 
 impl Check {
@@ -62,6 +64,7 @@ impl Check {
             Check::HeloName => "helo_name",
             Check::ReverseDns => "reverse_dns",
             Check::Autoconfig => "autoconfig",
+            Check::Autodiscover => "autodiscover",
         }
     }
 }
@@ -209,8 +212,9 @@ pub enum Sending {
     From(Vec<IpAddr>),
     /// Invites go to the outbox: whatever sends them on is not known.
     Outbox,
-    /// They should be known but are not (the HELO name does not resolve).
-    Unknown,
+    /// They should be known but are not: the HELO name (given) does not
+    /// resolve.
+    Unknown(String),
 }
 
 impl Sending {
@@ -240,7 +244,14 @@ pub fn assess_domain(facts: &DomainFacts, sending: &Sending) -> Vec<Finding> {
 fn mx(f: &DomainFacts) -> Finding {
     let d = &f.domain;
     let mut x = finding(Check::Mx, Status::Ok, d, "MX");
+    // An MX names a host: with the mail host known only by its address,
+    // the name comes first.
+    let by_address = f.mail_host.parse::<IpAddr>().is_ok();
     let wanted = format!("10 {}.", f.mail_host);
+    let name_it = format!(
+        "; the mail host is known here only by its address {}: set client.imap_host to the mail server's DNS name, then publish an MX naming it",
+        f.mail_host
+    );
     match &f.mx {
         Answer::NoAnswer(e) => {
             x.status = Status::Unknown;
@@ -248,11 +259,18 @@ fn mx(f: &DomainFacts) -> Finding {
         }
         Answer::Absent => {
             x.status = Status::Missing;
-            x.publish = Some(wanted);
             x.words = format!(
-                "{d} has no MX record: mail to the new mailboxes goes nowhere, or to {d}'s own address at best. Publish one naming the mail host {}",
-                f.mail_host
+                "{d} has no MX record: mail to the new mailboxes goes nowhere, or to {d}'s own address at best"
             );
+            if by_address {
+                x.words.push_str(&name_it);
+            } else {
+                x.publish = Some(wanted);
+                x.words.push_str(&format!(
+                    ". Publish one naming the mail host {}",
+                    f.mail_host
+                ));
+            }
         }
         Answer::Records(records) => {
             x.published = records
@@ -271,7 +289,7 @@ fn mx(f: &DomainFacts) -> Finding {
                 });
             if null {
                 x.status = Status::Wrong;
-                x.publish = Some(wanted);
+                x.publish = (!by_address).then_some(wanted);
                 x.words = format!(
                     "{d} publishes a null MX (it takes no email): replace it with an MX naming {}",
                     f.mail_host
@@ -280,7 +298,7 @@ fn mx(f: &DomainFacts) -> Finding {
                 x.words = format!("mail for {d} goes to the mail host {}", f.mail_host);
             } else {
                 x.status = Status::Wrong;
-                x.publish = Some(wanted);
+                x.publish = (!by_address).then_some(wanted);
                 x.words = format!(
                     "{d}'s most preferred MX names other servers than the mail host {}: mail to the new mailboxes lands there first, not in the mailboxes Muster makes. Point it at {}, unless those servers forward to it",
                     f.mail_host, f.mail_host
@@ -296,10 +314,11 @@ fn spf(f: &DomainFacts, how: &Sending) -> Finding {
     let sending = how.addresses();
     let mut x = finding(Check::Spf, Status::Ok, d, "TXT");
     x.published = f.spf.records().to_vec();
-    let suggested = if sending.is_empty() {
-        "v=spf1 mx -all".to_string()
-    } else {
-        format!("v=spf1 mx {} -all", spf_terms(sending))
+    let suggested = match how {
+        Sending::From(a) => format!("v=spf1 mx {} -all", spf_terms(a)),
+        Sending::Unknown(helo) => format!("v=spf1 mx a:{helo} -all"),
+        // Whatever sends the outbox on must be added: softfail meanwhile.
+        Sending::Outbox => "v=spf1 mx ~all".to_string(),
     };
     match &f.spf {
         Answer::NoAnswer(e) => {
@@ -326,15 +345,15 @@ fn spf(f: &DomainFacts, how: &Sending) -> Finding {
         Answer::Records(_) => {}
     }
     if sending.is_empty() {
-        if *how == Sending::Outbox {
+        if let Sending::Unknown(helo) = how {
+            x.status = Status::Unknown;
+            x.words = format!(
+                "{d} publishes SPF, but the address Muster's mail leaves from is not known ({helo} does not resolve), so whether it covers it is not checked"
+            );
+        } else {
             x.status = Status::Advice;
             x.words = format!(
                 "{d} publishes SPF; Muster writes invites to the outbox, so which address they leave from, and whether SPF covers it, is up to what sends them on"
-            );
-        } else {
-            x.status = Status::Unknown;
-            x.words = format!(
-                "{d} publishes SPF, but the address Muster's mail leaves from is not known (the HELO name does not resolve), so whether it covers it is not checked"
             );
         }
         return x;
@@ -574,12 +593,18 @@ fn dmarc(f: &DomainFacts) -> Finding {
 
 fn autoconfig(f: &DomainFacts) -> Vec<Finding> {
     let d = &f.domain;
+    // A public URL on this machine or a private network has nothing
+    // public to point the names at yet.
+    let local = f.public_host.parse::<IpAddr>().is_ok_and(|ip| match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
+    });
     [
-        ("autoconfig", &f.autoconfig, "Thunderbird and other clients"),
-        ("autodiscover", &f.autodiscover, "Outlook"),
+        (Check::Autoconfig, "autoconfig", &f.autoconfig, "Thunderbird and other clients set themselves up"),
+        (Check::Autodiscover, "autodiscover", &f.autodiscover, "Outlook sets itself up"),
     ]
     .into_iter()
-    .map(|(label, answer, who)| {
+    .map(|(check, label, answer, who)| {
         let name = format!("{label}.{d}");
         // A public URL by address gets an address record, a name a CNAME.
         let (record_type, target) = match f.public_host.parse::<IpAddr>() {
@@ -587,23 +612,30 @@ fn autoconfig(f: &DomainFacts) -> Vec<Finding> {
             Ok(IpAddr::V6(_)) => ("AAAA", f.public_host.clone()),
             Err(_) => ("CNAME", format!("{}.", f.public_host)),
         };
-        let mut x = finding(Check::Autoconfig, Status::Ok, &name, record_type);
+        let mut x = finding(check, Status::Ok, &name, record_type);
         x.published = answer.records().iter().map(IpAddr::to_string).collect();
         match answer {
             Answer::NoAnswer(e) => {
                 x.status = Status::Unknown;
                 x.words = format!("no answer for {name}: {e}");
             }
+            Answer::Absent if local => {
+                x.status = Status::Advice;
+                x.words = format!(
+                    "optional: {name} pointed at Muster means {who} from the address alone; Muster's public URL is a local address ({}), so set public_url to its public name first",
+                    f.public_host
+                );
+            }
             Answer::Absent => {
                 x.status = Status::Advice;
                 x.publish = Some(target.clone());
                 x.words = format!(
-                    "optional: point {name} at Muster ({}) so {who} set themselves up from the address alone",
+                    "optional: point {name} at Muster ({}), and {who} from the address alone",
                     f.public_host
                 );
             }
             Answer::Records(_) => {
-                x.words = format!("{name} resolves, so {who} can find the settings");
+                x.words = format!("{name} resolves, so {who} from the address alone");
             }
         }
         x
@@ -628,7 +660,7 @@ pub fn assess_host(facts: &HostFacts) -> Vec<Finding> {
             x.words = format!("no answer for {helo}: {e}");
         }
         Answer::Absent => {
-            x.status = Status::Wrong;
+            x.status = Status::Missing;
             x.words = format!(
                 "the HELO name {helo} (smtp.helo_name) has no address: many receivers refuse a greeting from a name that does not resolve. Give it an A record with this server's address, or set smtp.helo_name to a name that has one"
             );
@@ -638,6 +670,13 @@ pub fn assess_host(facts: &HostFacts) -> Vec<Finding> {
         }
     }
     out.push(x);
+    if facts.reverse.is_empty() {
+        let mut x = finding(Check::ReverseDns, Status::Unknown, helo, "PTR");
+        x.words = format!(
+            "the reverse DNS of this server's address cannot be checked until {helo} resolves to it"
+        );
+        out.push(x);
+    }
     for (ip, names) in &facts.reverse {
         let reverse_name = reverse_name(*ip);
         let mut x = finding(Check::ReverseDns, Status::Ok, &reverse_name, "PTR");

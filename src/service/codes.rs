@@ -88,6 +88,7 @@ impl ServiceError {
             S::Allocation(_) => "invalid_allocation",
             S::ResetRecipient(_) => "invalid_reset",
             S::TestNotSent(_) => "test_not_sent",
+            S::TestRefused(_) => "test_refused",
             S::Dns(_) => "dns_unavailable",
             S::Store(_) | S::Io(_) | S::Hash(_) | S::LinkKeyChanged | S::Stopped => "internal",
         }

@@ -287,13 +287,18 @@ pub async fn sending_addresses(
             Vec::new(),
             "Muster writes invites to the outbox folder: whoever sends those files on decides which address they leave from".to_string(),
         ),
-        SmtpMode::Direct => (
-            match &helo_addresses {
-                Answer::Records(r) => r.clone(),
-                _ => Vec::new(),
-            },
-            format!("direct delivery from this server, as {helo} (smtp.helo_name) resolves"),
-        ),
+        SmtpMode::Direct => match helo_addresses {
+            Answer::Records(r) => (
+                r.clone(),
+                format!("direct delivery from this server, as {helo} (smtp.helo_name) resolves"),
+            ),
+            _ => (
+                Vec::new(),
+                format!(
+                    "direct delivery from this server as {helo} (smtp.helo_name); its address is not known because that name does not resolve"
+                ),
+            ),
+        },
         SmtpMode::Relay => {
             let relay = config.smtp.host.clone().unwrap_or_default();
             match addresses(dns, &relay).await {
@@ -324,7 +329,7 @@ pub async fn report(config: &Config, dns: &Dns, now: OffsetDateTime) -> Delivera
     let (sending, sending_from) = sending_addresses(config, dns, &helo, &helo_addresses).await;
     let how = match (mode, sending.is_empty()) {
         (SmtpMode::Outbox, _) => Sending::Outbox,
-        (_, true) => Sending::Unknown,
+        (_, true) => Sending::Unknown(helo.clone()),
         (_, false) => Sending::From(sending.clone()),
     };
     let sender_domain = domain_of(&config.from_address());

@@ -129,6 +129,9 @@ pub enum ServiceError {
     /// The relay did not take a test message.
     #[error("the test was not sent: {0}")]
     TestNotSent(String),
+    /// The test's destination refused it for good, or does not exist.
+    #[error("the test was not sent: {0}")]
+    TestRefused(String),
     /// `dns.resolvers` cannot be used.
     #[error("{0}")]
     Dns(String),

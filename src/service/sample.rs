@@ -188,6 +188,22 @@ impl Muster {
         let delivery = match outcome {
             Outcome::Accepted(reply) => TestDelivery::Sent { reply, via },
             Outcome::Written(file) => TestDelivery::InOutbox(file),
+            other if other.is_permanent() => {
+                let domain = domain_of(&to);
+                let hosted = self
+                    .config
+                    .hosted_domains()
+                    .iter()
+                    .any(|(d, _)| d.to_string() == domain);
+                let hint = if hosted {
+                    format!(
+                        "; {domain} is hosted here: it needs its MX published first (see the DNS page or `muster check --deliverability`)"
+                    )
+                } else {
+                    String::new()
+                };
+                return Err(ServiceError::TestRefused(format!("{other}{hint}")));
+            }
             other => return Err(ServiceError::TestNotSent(other.to_string())),
         };
         let authentication = match delivery {

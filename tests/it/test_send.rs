@@ -210,7 +210,10 @@ async fn a_test_send_goes_the_way_invites_go_and_is_judged_as_receivers_judge_it
     config.dkim.keys_dir = Some(cli_dir.path().join("no-keys"));
     let (code, said) = test_send(&cli_dir, &config);
     assert_eq!(code, Some(1), "{said}");
-    assert!(said.contains("Not DKIM-signed"), "{said}");
+    assert!(
+        said.contains("Not DKIM-signed: no key for team.example; `muster dkim generate --domain team.example` makes one"),
+        "{said}"
+    );
     assert!(said.contains("DKIM  none        not signed"), "{said}");
     // SPF alone still aligns with the sender's domain.
     assert!(said.contains("DMARC pass"), "{said}");

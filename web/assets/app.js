@@ -151,7 +151,8 @@ const Muster = (() => {
       el('code', { text: dir }),
       ' on the server and stays there. To send them, set ', el('code', { text: 'smtp.host' }),
       ' (and the port, user and password) in muster.toml or ', el('code', { text: 'MUSTER_SMTP_HOST' }),
-      ', restart Muster, and resend the invites shown as "in outbox".'));
+      ', or send straight to each recipient\'s mail servers with ', el('code', { text: 'smtp.mode = "direct"' }),
+      ' (the DNS page says what to publish first); restart Muster, and resend the invites shown as "in outbox".'));
   }
 
   function fmtDate(iso) {

@@ -225,11 +225,17 @@ Muster.page(async () => {
       const lines = [t.delivery_state === 'sent'
         ? 'A test went to ' + t.to + ': ' + (t.via ? t.via + ' answered ' : 'the relay answered ') + t.detail + '.'
         : 'No SMTP relay is configured: the test for ' + t.to + ' was written to ' + t.detail + ' and not emailed.'];
-      lines.push(t.signed_with.length ? 'Signed with ' + t.signed_with.join(', ') + '.' : 'Not DKIM-signed.');
-      for (const [name, v] of [['DKIM', a.dkim], ['SPF', a.spf], ['DMARC', a.dmarc]]) {
-        lines.push(name + ': ' + v.result.replace(/_/g, ' ') + ' (' + v.words + ')');
+      lines.push(t.signed_with.length ? 'Signed with ' + t.signed_with.join(', ') + '.'
+        : 'Not DKIM-signed: there is no key for the sender\'s domain (muster dkim generate makes one), or signing is off.');
+      const judged = [a.dkim, a.spf, a.dmarc];
+      if (judged.every(v => v.result === 'not_checked')) {
+        lines.push('Not judged: ' + a.dkim.words + '.');
+      } else {
+        for (const [name, v] of [['DKIM', a.dkim], ['SPF', a.spf], ['DMARC', a.dmarc]]) {
+          lines.push(name + ': ' + v.result.replace(/_/g, ' ') + ' (' + v.words + ')');
+        }
+        lines.push('Checked as a receiver checks it, against the DNS published now. The DNS page says what to publish.');
       }
-      lines.push('Checked as a receiver checks it, against the DNS published now. The DNS page says what to publish.');
       const allPass = [a.dkim, a.spf, a.dmarc].every(v => v.result === 'pass');
       say('test-status', t.delivery_state === 'sent' && allPass ? 'ok' : 'warn', lines);
     } catch (err) {

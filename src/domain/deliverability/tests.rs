@@ -151,8 +151,16 @@ fn the_host_needs_a_resolving_helo_and_a_matching_ptr() {
         ..facts
     };
     let all = assess_host(&none);
-    assert_eq!(all[0].status, Status::Wrong);
+    assert_eq!(all[0].status, Status::Missing);
     assert_eq!(all[1].status, Status::Missing);
+    // Nothing to look the reverse name up for: said, not skipped.
+    let unresolved = HostFacts {
+        reverse: vec![],
+        ..none
+    };
+    let all = assess_host(&unresolved);
+    assert_eq!(all[1].status, Status::Unknown);
+    assert!(all[1].words.contains("until mail.team.example resolves"));
 }
 
 #[test]
@@ -170,4 +178,21 @@ fn a_subdomain_without_dmarc_of_its_own_gets_its_parents() {
         "{}",
         dmarc.words
     );
+}
+
+#[test]
+fn a_mail_host_known_by_address_gets_no_mx_to_publish() {
+    let mut f = facts();
+    f.mail_host = "127.0.0.1".into();
+    f.mx = Answer::Absent;
+    f.public_host = "127.0.0.1".into();
+    let all = assess_domain(&f, &Sending::Unknown("mail.team.example".into()));
+    let mx = by(&all, Check::Mx);
+    assert_eq!(mx.publish, None);
+    assert!(mx.words.contains("set client.imap_host"), "{}", mx.words);
+    let spf = by(&all, Check::Spf);
+    assert_eq!(spf.status, Status::Unknown);
+    let autodiscover = by(&all, Check::Autodiscover);
+    assert_eq!(autodiscover.publish, None);
+    assert!(autodiscover.words.contains("Outlook sets itself up"));
 }

@@ -26,7 +26,8 @@ pub struct DeliverabilityApi;
 #[derive(Object, Debug, Clone)]
 #[oai(skip_serializing_if_is_none)]
 pub struct FindingBody {
-    /// `mx`, `spf`, `dkim`, `dmarc`, `helo_name`, `reverse_dns`, `autoconfig`.
+    /// `mx`, `spf`, `dkim`, `dmarc`, `helo_name`, `reverse_dns`,
+    /// `autoconfig`, `autodiscover`.
     pub check: String,
     /// `ok`, `missing`, `wrong` (both need fixing), `advice`, `unknown`.
     pub status: String,
@@ -72,7 +73,8 @@ pub struct DeliverabilityBody {
     /// Where the DNS questions went.
     pub resolver: String,
     pub sender_domain: String,
-    pub helo_name: String,
+    /// The name Muster greets servers with (none in outbox mode).
+    pub helo_name: Option<String>,
     /// The addresses SPF must cover.
     pub sending_addresses: Vec<String>,
     /// Where those addresses come from, in words.
@@ -93,7 +95,7 @@ impl From<&DeliverabilityReport> for DeliverabilityBody {
             mode: r.mode.name().into(),
             resolver: r.resolver.clone(),
             sender_domain: r.sender_domain.clone(),
-            helo_name: r.helo_name.clone(),
+            helo_name: (r.mode != crate::config::SmtpMode::Outbox).then(|| r.helo_name.clone()),
             sending_addresses: r.sending_addresses.iter().map(|a| a.to_string()).collect(),
             sending_from: r.sending_from.clone(),
             to_fix: r.to_fix() as u32,
