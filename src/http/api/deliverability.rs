@@ -66,6 +66,7 @@ pub struct DomainReportBody {
 }
 
 #[derive(Object, Debug, Clone)]
+#[oai(skip_serializing_if_is_none)]
 pub struct DeliverabilityBody {
     pub checked_at: String,
     /// `relay`, `direct` or `outbox`.
