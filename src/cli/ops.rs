@@ -217,11 +217,7 @@ pub async fn check(
 
     // Direct delivery: the resolver answers (the sender's own domain).
     if config.smtp_mode() == crate::config::SmtpMode::Direct {
-        let domain = config
-            .from_address()
-            .rsplit_once('@')
-            .map(|(_, d)| d.to_string())
-            .unwrap_or_default();
+        let domain = config.sender_domain();
         match crate::dns::Dns::from_config(&config.dns) {
             Ok(dns) => match dns.mx(&domain).await {
                 Ok(_) | Err(crate::dns::LookupError::NoRecords(_)) => r.ok(&format!(

@@ -47,11 +47,7 @@ pub async fn run(config: Config, args: TestSendArgs) -> anyhow::Result<u8> {
             return Ok(EXIT_UNUSABLE);
         }
     };
-    let sender_domain = config
-        .from_address()
-        .rsplit_once('@')
-        .map(|(_, d)| d.to_string())
-        .unwrap_or_default();
+    let sender_domain = config.sender_domain();
     let signing = config.dkim.sign;
     let muster = Arc::new(Muster::open(Arc::new(config), Arc::new(SystemClock))?);
     let sent = match muster

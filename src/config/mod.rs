@@ -604,6 +604,12 @@ impl Config {
         }
     }
 
+    /// The sender address's domain, lower-cased: the one DKIM signs for and
+    /// the deliverability report checks as the sender's.
+    pub fn sender_domain(&self) -> String {
+        crate::domain::address::domain_part(&self.from_address()).to_ascii_lowercase()
+    }
+
     /// The reserved mailbox names (R15) as this configuration sets them.
     pub fn reserved_names(&self) -> crate::domain::reserved::ReservedNames {
         crate::domain::reserved::ReservedNames::new(

@@ -303,6 +303,12 @@ macro_rules! as_text {
 }
 as_text!(DomainName, RecipientEmail, LocalPart, MailboxAddress);
 
+/// The part of an address after its last `@` (the whole when it has
+/// none), for addresses already taken in.
+pub fn domain_part(address: &str) -> &str {
+    address.rsplit_once('@').map_or(address, |(_, d)| d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

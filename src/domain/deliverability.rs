@@ -182,6 +182,19 @@ pub struct HostFacts {
     pub reverse: Vec<(IpAddr, Answer<String>)>,
 }
 
+/// An address of this machine or a private network (loopback, RFC 1918,
+/// link-local, IPv6 unique-local): nothing the public sees.
+pub fn is_local_address(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
 fn finding(check: Check, status: Status, name: &str, record_type: &'static str) -> Finding {
     Finding {
         check,
@@ -595,10 +608,10 @@ fn autoconfig(f: &DomainFacts) -> Vec<Finding> {
     let d = &f.domain;
     // A public URL on this machine or a private network has nothing
     // public to point the names at yet.
-    let local = f.public_host.parse::<IpAddr>().is_ok_and(|ip| match ip {
-        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
-        IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
-    });
+    let local = f
+        .public_host
+        .parse::<IpAddr>()
+        .is_ok_and(|ip| is_local_address(&ip));
     [
         (Check::Autoconfig, "autoconfig", &f.autoconfig, "Thunderbird and other clients set themselves up"),
         (Check::Autodiscover, "autodiscover", &f.autodiscover, "Outlook sets itself up"),

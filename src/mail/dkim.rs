@@ -273,11 +273,7 @@ impl Signer {
         if !config.dkim.sign {
             return Ok(None);
         }
-        let from = config.from_address();
-        let domain = from
-            .rsplit_once('@')
-            .map(|(_, d)| d.to_ascii_lowercase())
-            .unwrap_or_default();
+        let domain = config.sender_domain();
         let keys: Vec<_> = keys_of(&config.dkim_dir(), &domain)?
             .into_iter()
             .map(|k| {

@@ -10,6 +10,7 @@ use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{AuthenticatedMessage, DkimResult, DmarcResult, SpfOutput, SpfResult};
 
 use crate::dns::Dns;
+use crate::domain::address::domain_part;
 
 /// One mechanism's result: `pass`, `fail`, `softfail`, `neutral`, `none`,
 /// `temperror`, `permerror`, or `not_checked`; and what it means.
@@ -91,10 +92,6 @@ fn dmarc_name(r: &DmarcResult) -> &'static str {
     }
 }
 
-fn domain_of(address: &str) -> &str {
-    address.rsplit_once('@').map(|(_, d)| d).unwrap_or(address)
-}
-
 /// Checks `message` (as sent, signatures included) from `envelope_from`,
 /// leaving from `sending` (unknown in outbox mode) as `helo`.
 pub async fn check(
@@ -141,7 +138,7 @@ pub async fn check(
         let result = if passed { "pass" } else { each[0].1 };
         Verdict::new(result, words)
     };
-    let from_domain = domain_of(envelope_from).to_string();
+    let from_domain = domain_part(envelope_from).to_string();
     let spf_output = match sending {
         Some(ip) => {
             auth.verify_spf(SpfParameters::verify_mail_from(

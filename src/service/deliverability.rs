@@ -11,7 +11,7 @@ use crate::config::{Config, SmtpMode};
 use crate::dns::{Dns, LookupError};
 use crate::domain::deliverability::{
     Answer, DkimKeyFacts, DomainFacts, Finding, HostFacts, Sending, SpfVerdict, assess_domain,
-    assess_host,
+    assess_host, is_local_address,
 };
 
 /// What the report says about one domain.
@@ -113,24 +113,6 @@ async fn dkim_txt(dns: &Dns, name: &str) -> Answer<String> {
             .is_none_or(|i| i == 0 && tags[0] == "v=DKIM1");
         has_p && version_ok
     })
-}
-
-fn is_private(ip: &IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private() || v4.is_link_local(),
-        IpAddr::V6(v6) => {
-            v6.is_loopback()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
-        }
-    }
-}
-
-fn domain_of(address: &str) -> String {
-    address
-        .rsplit_once('@')
-        .map(|(_, d)| d.to_ascii_lowercase())
-        .unwrap_or_default()
 }
 
 async fn spf_verdict(dns: &Dns, ip: IpAddr, helo: &str, domain: &str) -> SpfVerdict {
@@ -302,8 +284,8 @@ pub async fn sending_addresses(
         SmtpMode::Relay => {
             let relay = config.smtp.host.clone().unwrap_or_default();
             match addresses(dns, &relay).await {
-                Answer::Records(r) if r.iter().any(|ip| !is_private(ip)) => (
-                    r.into_iter().filter(|ip| !is_private(ip)).collect(),
+                Answer::Records(r) if r.iter().any(|ip| !is_local_address(ip)) => (
+                    r.into_iter().filter(|ip| !is_local_address(ip)).collect(),
                     format!("the relay {relay} (smtp.host), as it resolves"),
                 ),
                 _ => (
@@ -332,7 +314,7 @@ pub async fn report(config: &Config, dns: &Dns, now: OffsetDateTime) -> Delivera
         (_, true) => Sending::Unknown(helo.clone()),
         (_, false) => Sending::From(sending.clone()),
     };
-    let sender_domain = domain_of(&config.from_address());
+    let sender_domain = config.sender_domain();
     let settings = config.mail_settings();
     let mail_host = settings.imap.host.clone();
     let mail_host_addresses = match addresses(dns, &mail_host).await {

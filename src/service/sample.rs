@@ -8,7 +8,7 @@ use super::authentication::{self, Authentication};
 use super::deliverability::{addresses, helo_name, sending_addresses};
 use super::{Muster, ServiceError};
 use crate::config::SmtpMode;
-use crate::domain::address::RecipientEmail;
+use crate::domain::address::{RecipientEmail, domain_part};
 use crate::domain::delivery::Outcome;
 use crate::domain::duration::HumanDuration;
 use crate::domain::roster::InviteRow;
@@ -165,7 +165,7 @@ impl Muster {
             SmtpMode::Direct => {
                 let direct = Direct::from_config(&self.config, self.resolver()?)
                     .map_err(ServiceError::Email)?;
-                let connected = direct.connect(domain_of(&to)).await.map(|(c, reached)| {
+                let connected = direct.connect(domain_part(&to)).await.map(|(c, reached)| {
                     left_from = reached.local;
                     via = Some(format!(
                         "{} ({}{})",
@@ -189,7 +189,7 @@ impl Muster {
             Outcome::Accepted(reply) => TestDelivery::Sent { reply, via },
             Outcome::Written(file) => TestDelivery::InOutbox(file),
             other if other.is_permanent() => {
-                let domain = domain_of(&to);
+                let domain = domain_part(&to);
                 let hosted = self
                     .config
                     .hosted_domains()
@@ -268,10 +268,6 @@ impl Muster {
 
 /// How long the SPF, DKIM and DMARC questions of a test may take.
 const JUDGING_TIME: std::time::Duration = std::time::Duration::from_secs(20);
-
-fn domain_of(address: &str) -> &str {
-    address.rsplit_once('@').map(|(_, d)| d).unwrap_or(address)
-}
 
 /// One message over a connection just opened: the server's last word.
 async fn over(connected: Result<Connection, Outcome>, msg: &Outgoing) -> Outcome {
