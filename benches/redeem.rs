@@ -10,8 +10,10 @@
 
 mod common;
 
+use common::parallel;
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argon2::password_hash::PasswordHasher;
 use muster::config::Config;
@@ -22,25 +24,6 @@ use muster::store::Actor;
 const REDEMPTIONS: usize = 120;
 const THREADS: usize = 2;
 const PASSWORD: &str = "plinth-ferry-quartz-77";
-
-/// Runs `f(i)` for i in 0..n on THREADS threads; returns the wall time.
-fn parallel(n: usize, f: Arc<dyn Fn(usize) + Send + Sync>) -> Duration {
-    let start = Instant::now();
-    let threads: Vec<_> = (0..THREADS)
-        .map(|t| {
-            let f = f.clone();
-            std::thread::spawn(move || {
-                for i in (t..n).step_by(THREADS) {
-                    f(i);
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
-    start.elapsed()
-}
 
 /// A Muster with `existing` mailboxes on the host and REDEMPTIONS invites;
 /// returns it with the links' tokens.
@@ -87,6 +70,7 @@ fn redeem_all(existing: usize) -> Duration {
     let tokens = Arc::new(tokens);
     let m = muster.clone();
     let elapsed = parallel(
+        THREADS,
         REDEMPTIONS,
         Arc::new(move |i| {
             m.redeem(&tokens[i], PASSWORD, PASSWORD).unwrap();
@@ -101,6 +85,7 @@ fn redeem_all(existing: usize) -> Duration {
 
 fn hash_all() -> Duration {
     parallel(
+        THREADS,
         REDEMPTIONS,
         Arc::new(|_| {
             // Same parameters as Muster's {ARGON2ID} hashes.

@@ -11,10 +11,12 @@
 
 mod common;
 
+use common::parallel;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use argon2::password_hash::PasswordHasher;
 use muster::config::{Config, MailHostBackend, Secret, SqlLayout};
@@ -90,33 +92,21 @@ impl Postgres {
         pg
     }
 
+    /// As the superuser, in its default database.
     fn sql(&self, statement: &str) {
-        sh(Command::new("psql")
-            .env("PGPASSWORD", "pw")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-            ])
-            .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", statement]));
+        self.psql(&["-U", "postgres"], statement);
     }
 
+    /// As Muster's user, in the mail database.
     fn sql_in_mail(&self, statement: &str) {
+        self.psql(&["-U", "muster", "-d", "mail"], statement);
+    }
+
+    fn psql(&self, who: &[&str], statement: &str) {
         sh(Command::new("psql")
             .env("PGPASSWORD", "pw")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "muster",
-                "-d",
-                "mail",
-            ])
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(who)
             .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", statement]));
     }
 
@@ -137,27 +127,9 @@ impl Drop for Postgres {
     }
 }
 
-/// Runs `f(i)` for i in 0..n on THREADS threads; returns the wall time.
-fn parallel(n: usize, f: Arc<dyn Fn(usize) + Send + Sync>) -> Duration {
-    let start = Instant::now();
-    let threads: Vec<_> = (0..THREADS)
-        .map(|t| {
-            let f = f.clone();
-            std::thread::spawn(move || {
-                for i in (t..n).step_by(THREADS) {
-                    f(i);
-                }
-            })
-        })
-        .collect();
-    for t in threads {
-        t.join().unwrap();
-    }
-    start.elapsed()
-}
-
 fn hash_all() -> Duration {
     parallel(
+        THREADS,
         REDEMPTIONS,
         Arc::new(|_| {
             let h = argon2::Argon2::default()
@@ -211,6 +183,7 @@ fn redeem_all(pg: &Postgres, existing: usize) -> Duration {
     );
     let m = muster.clone();
     let elapsed = parallel(
+        THREADS,
         REDEMPTIONS,
         Arc::new(move |i| {
             m.redeem(&tokens[i], PASSWORD, PASSWORD).unwrap();

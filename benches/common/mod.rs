@@ -32,3 +32,27 @@ pub fn rounds(default: usize) -> usize {
         .unwrap_or(default)
         .max(5)
 }
+
+/// Runs `f(i)` for i in 0..n on `threads` threads; returns the wall time.
+#[allow(dead_code)]
+pub fn parallel(
+    threads: usize,
+    n: usize,
+    f: std::sync::Arc<dyn Fn(usize) + Send + Sync>,
+) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    let running: Vec<_> = (0..threads)
+        .map(|t| {
+            let f = f.clone();
+            std::thread::spawn(move || {
+                for i in (t..n).step_by(threads) {
+                    f(i);
+                }
+            })
+        })
+        .collect();
+    for t in running {
+        t.join().unwrap();
+    }
+    start.elapsed()
+}
