@@ -14,11 +14,11 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::sink::{self, SinkCount, free_port, smtp_source};
+use common::sink::{self, Reaped, SinkCount, free_port, smtp_source};
 use muster::config::SmtpMode;
 use muster::domain::roster::InviteRow;
 use muster::service::{BatchRequest, Muster, SystemClock};
@@ -32,7 +32,7 @@ const DOMAINS: [(&str, &str); 3] = [
 ];
 
 /// unbound answering the MX and A records of the three domains.
-fn start_dns(dir: &std::path::Path) -> (Child, u16) {
+fn start_dns(dir: &std::path::Path) -> (Reaped, u16) {
     let port = loop {
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let port = udp.local_addr().unwrap().port();
@@ -52,13 +52,15 @@ fn start_dns(dir: &std::path::Path) -> (Child, u16) {
     conf.push_str("remote-control:\n  control-enable: no\n");
     let path = dir.join("unbound.conf");
     std::fs::write(&path, conf).unwrap();
-    let child = Command::new("unbound")
-        .args(["-d", "-c"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("unbound starts");
+    let child = Reaped(
+        Command::new("unbound")
+            .args(["-d", "-c"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("unbound starts"),
+    );
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -181,9 +183,9 @@ fn main() {
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dns_dir = tempfile::tempdir().unwrap();
-    let (mut dns, dns_port) = start_dns(dns_dir.path());
+    let (dns, dns_port) = start_dns(dns_dir.path());
     let port = sink_port();
-    let (mut children, sinks): (Vec<Child>, Vec<SinkCount>) = DOMAINS
+    let (children, sinks): (Vec<Reaped>, Vec<SinkCount>) = DOMAINS
         .iter()
         .map(|(_, ip)| sink::start_sink(&format!("{ip}:{port}")))
         .unzip();
@@ -213,8 +215,5 @@ fn main() {
     for line in summary {
         println!("{line}");
     }
-    for c in children.iter_mut().chain(std::iter::once(&mut dns)) {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
+    drop((children, dns));
 }

@@ -111,7 +111,7 @@ fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let port = free_port();
     let address = format!("127.0.0.1:{port}");
-    let (mut sink, received) = sink::start_sink(&address);
+    let (sink, received) = sink::start_sink(&address);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut summary = Vec::new();
     for sessions in counts {
@@ -151,6 +151,5 @@ fn main() {
     for line in summary {
         println!("{line}");
     }
-    let _ = sink.kill();
-    let _ = sink.wait();
+    drop(sink);
 }

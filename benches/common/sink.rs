@@ -120,7 +120,24 @@ pub fn smtp_source(address: &str, sessions: usize, messages: usize, sink: &SinkC
 }
 
 /// smtp-sink on `address` (`ip:port`), counting what it receives.
-pub fn start_sink(address: &str) -> (std::process::Child, SinkCount) {
+/// A child process that is killed and reaped when dropped, also when a
+/// bench panics (else smtp-sink or unbound would outlive it).
+pub struct Reaped(pub std::process::Child);
+
+impl Reaped {
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn start_sink(address: &str) -> (Reaped, SinkCount) {
     let mut sink = Command::new("smtp-sink")
         .args(["-c", "-u", "postfix", address, "1024"])
         .stdout(Stdio::piped())
@@ -132,7 +149,7 @@ pub fn start_sink(address: &str) -> (std::process::Child, SinkCount) {
     while std::net::TcpStream::connect(address).is_err() {
         std::thread::sleep(Duration::from_millis(20));
     }
-    (sink, received)
+    (Reaped(sink), received)
 }
 
 /// Whether Postfix's smtp-sink and smtp-source are installed.

@@ -62,30 +62,41 @@ enum Miss {
     Refused(Reply),
 }
 
+/// Why direct delivery cannot be set up from the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectError {
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
+    #[error("smtp.direct.ca_file {path}: {why}")]
+    CaFile { path: String, why: String },
+    #[error("smtp.direct.ca_file {0} holds no PEM certificate")]
+    NoCertificate(String),
+}
+
 impl Direct {
-    pub fn from_config(config: &Config, dns: Arc<Dns>) -> Result<Self, String> {
+    pub fn from_config(config: &Config, dns: Arc<Dns>) -> Result<Self, DirectError> {
         let d = &config.smtp.direct;
-        let any_certificate = mail_send::smtp::tls::build_tls_connector(true)?;
+        let any_certificate =
+            mail_send::smtp::tls::build_tls_connector(true).map_err(DirectError::Tls)?;
         let mut roots = rustls::RootCertStore::empty();
         let native = rustls_native_certs::load_native_certs();
         for cert in native.certs {
             let _ = roots.add(cert);
         }
         if let Some(path) = &d.ca_file {
+            let unusable = |e: &dyn std::fmt::Display| DirectError::CaFile {
+                path: path.display().to_string(),
+                why: e.to_string(),
+            };
             let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("smtp.direct.ca_file {}: {e}", path.display()))?
+                .map_err(|e| unusable(&e))?
                 .collect::<Result<_, _>>()
-                .map_err(|e| format!("smtp.direct.ca_file {}: {e}", path.display()))?;
+                .map_err(|e| unusable(&e))?;
             if certs.is_empty() {
-                return Err(format!(
-                    "smtp.direct.ca_file {} holds no PEM certificate",
-                    path.display()
-                ));
+                return Err(DirectError::NoCertificate(path.display().to_string()));
             }
             for cert in certs {
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("smtp.direct.ca_file {}: {e}", path.display()))?;
+                roots.add(cert).map_err(|e| unusable(&e))?;
             }
         }
         let verified = TlsConnector::from(Arc::new(
@@ -264,5 +275,41 @@ fn refused_or_trouble(e: mail_send::Error) -> Miss {
     match e {
         mail_send::Error::UnexpectedReply(r) => Miss::Refused(reply_of(&r)),
         other => Miss::Trouble(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A CA file that cannot be used is named, with what is wrong with it.
+    #[test]
+    fn an_unusable_ca_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let dns = Arc::new(
+            Dns::from_config(&crate::config::DnsSettings {
+                resolvers: vec!["127.0.0.1:53".into()],
+            })
+            .unwrap(),
+        );
+        let mut config = Config::default();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        config.smtp.direct.ca_file = Some(empty.clone());
+        let e = Direct::from_config(&config, dns.clone()).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "smtp.direct.ca_file {} holds no PEM certificate",
+                empty.display()
+            )
+        );
+        let missing = dir.path().join("missing.pem");
+        config.smtp.direct.ca_file = Some(missing.clone());
+        let e = Direct::from_config(&config, dns).err().unwrap().to_string();
+        assert!(
+            e.starts_with(&format!("smtp.direct.ca_file {}: ", missing.display())),
+            "{e}"
+        );
     }
 }

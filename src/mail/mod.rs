@@ -23,7 +23,9 @@ pub enum MailError {
     #[error("the SMTP relay settings: {0}")]
     Relay(String),
     #[error("direct delivery (smtp.mode = \"direct\"): {0}")]
-    Direct(String),
+    Dns(#[from] crate::dns::SetupError),
+    #[error("direct delivery (smtp.mode = \"direct\"): {0}")]
+    Direct(#[from] direct::DirectError),
     #[error(transparent)]
     Dkim(#[from] dkim::DkimError),
     #[error(transparent)]

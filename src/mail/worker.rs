@@ -96,11 +96,9 @@ pub fn spawn(
             Transport::Relay(Box::new(relay))
         }
         SmtpMode::Direct => {
-            let dns = muster.dns().map_err(|e| MailError::Direct(e.to_string()))?;
+            let dns = muster.dns()?;
             tracing::info!(resolvers = %dns.servers, connections = config.smtp.connections, per_domain = config.smtp.direct.connections_per_domain, "sending straight to each recipient domain's mail servers");
-            Transport::Direct(Arc::new(
-                Direct::from_config(&config, dns).map_err(MailError::Direct)?,
-            ))
+            Transport::Direct(Arc::new(Direct::from_config(&config, dns)?))
         }
         SmtpMode::Outbox => {
             let outbox = Outbox::new(config.outbox_dir());

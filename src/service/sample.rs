@@ -164,7 +164,7 @@ impl Muster {
             }
             SmtpMode::Direct => {
                 let direct = Direct::from_config(&self.config, self.resolver()?)
-                    .map_err(ServiceError::Email)?;
+                    .map_err(|e| ServiceError::Email(e.to_string()))?;
                 let connected = direct.connect(domain_part(&to)).await.map(|(c, reached)| {
                     left_from = reached.local;
                     via = Some(format!(
