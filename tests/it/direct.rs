@@ -19,7 +19,7 @@ use muster::domain::roster::InviteRow;
 use muster::service::{BatchRequest, InviteView};
 use muster::store::Actor;
 
-use crate::support::app::TestApp;
+use crate::support::app::{TestApp, final_views};
 use crate::support::destinations::{Behaviour, DestinationMx, TestCa, port_free_on};
 use crate::support::dns::{self, TestDns, txt};
 use crate::support::mailstack;
@@ -72,24 +72,6 @@ pub fn generate_key_for(keys: &Path, domain: &str, algorithm: &str) -> (String, 
 
 fn generate_key(keys: &Path, algorithm: &str) -> (String, String) {
     generate_key_for(keys, "team.example", algorithm)
-}
-
-async fn final_views(app: &TestApp, ids: &[String]) -> Vec<InviteView> {
-    wait_for_async(
-        "every invite sent or failed",
-        Duration::from_secs(90),
-        || async {
-            let views: Vec<InviteView> = ids
-                .iter()
-                .map(|id| app.muster.get_invite(id).unwrap())
-                .collect();
-            views
-                .iter()
-                .all(|v| v.delivery_state == "sent" || v.delivery_state == "failed")
-                .then_some(views)
-        },
-    )
-    .await
 }
 
 fn view_of<'a>(views: &'a [InviteView], email: &str) -> &'a InviteView {
@@ -186,7 +168,7 @@ async fn invites_go_straight_to_each_domains_mail_servers_signed() {
         .create_batch(BatchRequest::new(rows, Actor::cli()))
         .unwrap();
     let ids: Vec<String> = made.invites.iter().map(|i| i.id.clone()).collect();
-    let views = final_views(&app, &ids).await;
+    let views = final_views(&app, &ids, Duration::from_secs(90)).await;
 
     // Delivered: through the second MX, after the greylist, and to the A
     // record of a domain without MX.

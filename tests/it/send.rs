@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::app::TestApp;
+use crate::support::app::{TestApp, final_views};
 use crate::support::mailstack::{self, Postfix};
 use crate::support::smtp_peer::{Peer, Step};
 use crate::support::*;
@@ -50,24 +50,6 @@ async fn invite_state(app: &App, id: &str) -> InviteView {
     app.muster.get_invite(id).unwrap()
 }
 
-async fn wait_until_final(app: &App, ids: &[String]) -> Vec<InviteView> {
-    wait_for_async(
-        "every invite sent or failed",
-        Duration::from_secs(60),
-        || async {
-            let views: Vec<InviteView> = ids
-                .iter()
-                .map(|id| app.muster.get_invite(id).unwrap())
-                .collect();
-            views
-                .iter()
-                .all(|v| v.delivery_state == "sent" || v.delivery_state == "failed")
-                .then_some(views)
-        },
-    )
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invites_arrive_through_a_real_postfix() {
     if !mailstack::available() {
@@ -90,7 +72,7 @@ async fn invites_arrive_through_a_real_postfix() {
         .unwrap();
     let ids: Vec<String> = created.invites.iter().map(|i| i.id.clone()).collect();
     let mails = postfix.wait_for_captured(3, Duration::from_secs(60));
-    let views = wait_until_final(&app, &ids).await;
+    let views = final_views(&app, &ids, Duration::from_secs(60)).await;
     for v in &views {
         assert_eq!(v.delivery_state, "sent", "{v:?}");
         assert!(
@@ -190,7 +172,7 @@ async fn one_invite_against(script: Vec<Step>) -> (TestApp, Peer, InviteView, Te
         .create_batch(batch(vec![row("jane@elsewhere.org", None, None)], None))
         .unwrap();
     let id = created.invites[0].id.clone();
-    let view = wait_until_final(&app, std::slice::from_ref(&id))
+    let view = final_views(&app, std::slice::from_ref(&id), Duration::from_secs(60))
         .await
         .remove(0);
     (app, peer, view, t)
@@ -327,7 +309,7 @@ async fn an_end_refused_or_closed_with_the_next_envelope_behind_it_loses_nothing
         .collect();
     let created = app.muster.create_batch(batch(rows, None)).unwrap();
     let ids: Vec<String> = created.invites.iter().map(|i| i.id.clone()).collect();
-    let views = wait_until_final(&app, &ids).await;
+    let views = final_views(&app, &ids, Duration::from_secs(60)).await;
     let failed: Vec<&InviteView> = views
         .iter()
         .filter(|v| v.delivery_state == "failed")

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use muster::App;
 use muster::config::{Config, HttpUrl};
 use muster::domain::invite::Invite;
-use muster::service::{Clock, Muster, SystemClock};
+use muster::service::{Clock, InviteView, Muster, SystemClock};
 use muster::store::Actor;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use super::{TestDir, free_port, http};
+use super::{TestDir, free_port, http, wait_for_async};
 
 pub struct TestApp {
     pub app: App,
@@ -158,4 +158,23 @@ impl TestApp {
     pub async fn shutdown(self) {
         self.app.shutdown().await;
     }
+}
+
+/// The invites once every one is sent or failed (waiting up to `within`).
+pub async fn final_views(
+    app: &App,
+    ids: &[String],
+    within: std::time::Duration,
+) -> Vec<InviteView> {
+    wait_for_async("every invite sent or failed", within, || async {
+        let views: Vec<InviteView> = ids
+            .iter()
+            .map(|id| app.muster.get_invite(id).unwrap())
+            .collect();
+        views
+            .iter()
+            .all(|v| v.delivery_state == "sent" || v.delivery_state == "failed")
+            .then_some(views)
+    })
+    .await
 }

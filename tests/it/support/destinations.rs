@@ -12,7 +12,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::mailstack::{VMAIL, chown, id_of, open_dir, sh};
+use super::mailstack::{PostfixMaster, VMAIL, chown, open_dir, sh};
 use super::*;
 
 /// A CA and certificates it signs, made with openssl.
@@ -100,8 +100,7 @@ pub struct Behaviour<'a> {
 
 pub struct DestinationMx {
     state: PathBuf,
-    pub ip: String,
-    master: Option<i32>,
+    _master: PostfixMaster,
     /// Pairs the greylist deferred.
     pub greylisted: Arc<Mutex<Vec<String>>>,
 }
@@ -109,13 +108,7 @@ pub struct DestinationMx {
 impl DestinationMx {
     pub fn start(state: &Path, ip: &str, port: u16, b: Behaviour<'_>) -> Self {
         let state = state.join(format!("mx-{ip}"));
-        let etc = state.join("etc");
-        for d in [&state, &etc, &state.join("spool"), &state.join("log")] {
-            open_dir(d);
-        }
-        let data = state.join("data");
-        open_dir(&data);
-        chown(&data, id_of("passwd", "postfix"), 0);
+        let etc = PostfixMaster::folders(&state);
         let mail = state.join("mail");
         open_dir(&mail);
         chown(&mail, VMAIL, VMAIL);
@@ -164,7 +157,6 @@ biff = no
                 cert.display()
             ));
         }
-        std::fs::write(etc.join("main.cf"), main).unwrap();
         let mailboxes: String = b
             .mailboxes
             .iter()
@@ -198,36 +190,12 @@ postlog unix-dgram n - n - 1 postlogd
 tlsmgr unix - - n 1000? 1 tlsmgr
 "
         );
-        std::fs::write(etc.join("master.cf"), master).unwrap();
-        let started = Command::new("postfix")
-            .arg("-c")
-            .arg(&etc)
-            .arg("start")
-            .output()
-            .unwrap();
-        assert!(
-            started.status.success(),
-            "postfix start ({ip}): {}{}\n{}",
-            String::from_utf8_lossy(&started.stdout),
-            String::from_utf8_lossy(&started.stderr),
-            std::fs::read_to_string(state.join("log/postfix.log")).unwrap_or_default()
-        );
-        let master = std::fs::read_to_string(state.join("spool/pid/master.pid"))
-            .ok()
-            .and_then(|p| p.trim().parse().ok());
-        let mx = Self {
+        let master = PostfixMaster::start(&state, &main, &master, (ip, port));
+        Self {
             state,
-            ip: ip.to_string(),
-            master,
+            _master: master,
             greylisted,
-        };
-        let ip = mx.ip.clone();
-        wait_for(
-            "the destination Postfix to listen",
-            Duration::from_secs(20),
-            || std::net::TcpStream::connect((ip.as_str(), port)).ok(),
-        );
-        mx
+        }
     }
 
     /// The messages delivered to `mailbox` (`local@domain`), raw.
@@ -256,21 +224,6 @@ tlsmgr unix - - n 1000? 1 tlsmgr
                 (got.len() >= n).then_some(got)
             },
         )
-    }
-}
-
-impl Drop for DestinationMx {
-    fn drop(&mut self) {
-        let _ = Command::new("postfix")
-            .arg("-c")
-            .arg(self.state.join("etc"))
-            .arg("stop")
-            .output();
-        if let Some(pid) = self.master.take()
-            && unsafe { libc::kill(pid, 0) } == 0
-        {
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-        }
     }
 }
 

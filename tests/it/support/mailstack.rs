@@ -57,12 +57,88 @@ pub fn available() -> bool {
     )
 }
 
+/// A Postfix master running from a folder of its own (`etc`, `spool`,
+/// `data`, `log`), stopped when dropped.
+pub(super) struct PostfixMaster {
+    etc: PathBuf,
+    /// The master's pid, to stop it even when its folder is gone first.
+    pid: Option<i32>,
+}
+
+impl PostfixMaster {
+    /// Makes the folders Postfix needs under `state`; returns `etc`.
+    pub(super) fn folders(state: &Path) -> PathBuf {
+        let etc = state.join("etc");
+        for d in [state, &etc, &state.join("spool"), &state.join("log")] {
+            open_dir(d);
+        }
+        let data = state.join("data");
+        open_dir(&data);
+        chown(&data, id_of("passwd", "postfix"), 0);
+        etc
+    }
+
+    /// Starts Postfix with `main.cf` and `master.cf` (other files are in
+    /// `etc` already) and waits until `listen` takes connections.
+    pub(super) fn start(state: &Path, main: &str, master: &str, listen: (&str, u16)) -> Self {
+        let etc = state.join("etc");
+        std::fs::write(etc.join("main.cf"), main).unwrap();
+        std::fs::write(etc.join("master.cf"), master).unwrap();
+        let started = Command::new("postfix")
+            .arg("-c")
+            .arg(&etc)
+            .arg("start")
+            .output()
+            .unwrap();
+        assert!(
+            started.status.success(),
+            "postfix start ({}): {}{}\n{}",
+            state.display(),
+            String::from_utf8_lossy(&started.stdout),
+            String::from_utf8_lossy(&started.stderr),
+            std::fs::read_to_string(state.join("log/postfix.log")).unwrap_or_default()
+        );
+        let pid = std::fs::read_to_string(state.join("spool/pid/master.pid"))
+            .ok()
+            .and_then(|p| p.trim().parse().ok());
+        let running = Self { etc, pid };
+        wait_for(
+            &format!("postfix to listen on {}:{}", listen.0, listen.1),
+            Duration::from_secs(20),
+            || std::net::TcpStream::connect(listen).ok(),
+        );
+        running
+    }
+}
+
+impl Drop for PostfixMaster {
+    fn drop(&mut self) {
+        let _ = Command::new("postfix")
+            .arg("-c")
+            .arg(&self.etc)
+            .arg("stop")
+            .output();
+        // `postfix stop` needs the configuration folder; when a test's
+        // temporary folder went first, SIGTERM stops the master and its
+        // children instead.
+        if let Some(pid) = self.pid.take()
+            && unsafe { libc::kill(pid, 0) } == 0
+        {
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let _ = std::panic::catch_unwind(|| {
+                wait_for("postfix to stop", Duration::from_secs(10), || {
+                    (unsafe { libc::kill(pid, 0) } != 0).then_some(())
+                })
+            });
+        }
+    }
+}
+
 pub struct Postfix {
     state: PathBuf,
     pub port: u16,
     captured: PathBuf,
-    /// The master's pid, to stop it even when its folder is gone first.
-    master: Option<i32>,
+    _master: PostfixMaster,
 }
 
 /// The hosted-domain side of Postfix, for provisioning tests.
@@ -79,13 +155,7 @@ pub struct Hosted<'a> {
 impl Postfix {
     pub fn start(state: &Path, hosted: Option<Hosted<'_>>) -> Self {
         let state = state.join("postfix");
-        let etc = state.join("etc");
-        for d in [&state, &etc, &state.join("spool"), &state.join("log")] {
-            open_dir(d);
-        }
-        let data = state.join("data");
-        open_dir(&data);
-        chown(&data, id_of("passwd", "postfix"), 0);
+        let etc = PostfixMaster::folders(&state);
         let captured = state.join("captured");
         open_dir(&captured);
         chown(&captured, VMAIL, VMAIL);
@@ -127,7 +197,6 @@ biff = no
                 main.push_str(&format!("virtual_alias_maps = {aliases}\n"));
             }
         }
-        std::fs::write(etc.join("main.cf"), main).unwrap();
         let master = format!(
             "127.0.0.1:{port} inet n - n - - smtpd
 pickup unix n - n 60 1 pickup
@@ -156,22 +225,14 @@ postlog unix-dgram n - n - 1 postlogd
 capture unix - n n - - virtual -o virtual_mailbox_base={s}/captured -o virtual_mailbox_maps=regexp:{s}/etc/capture_map -o virtual_uid_maps=static:{VMAIL} -o virtual_gid_maps=static:{VMAIL}
 "
         );
-        std::fs::write(etc.join("master.cf"), master).unwrap();
         std::fs::write(etc.join("capture_map"), "/./ inbox/\n").unwrap();
-        sh(Command::new("postfix").arg("-c").arg(&etc).arg("start"));
-        let master = std::fs::read_to_string(state.join("spool/pid/master.pid"))
-            .ok()
-            .and_then(|p| p.trim().parse().ok());
-        let pf = Self {
+        let master = PostfixMaster::start(&state, &main, &master, ("127.0.0.1", port));
+        Self {
             state,
             port,
             captured,
-            master,
-        };
-        wait_for("postfix to listen", Duration::from_secs(20), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-        });
-        pf
+            _master: master,
+        }
     }
 
     pub fn etc(&self) -> PathBuf {
@@ -243,29 +304,6 @@ impl Postfix {
         }
         let _ = w.write_all(b"QUIT\r\n");
         last
-    }
-}
-
-impl Drop for Postfix {
-    fn drop(&mut self) {
-        let _ = Command::new("postfix")
-            .arg("-c")
-            .arg(self.etc())
-            .arg("stop")
-            .output();
-        // `postfix stop` needs the configuration folder; when a test's
-        // temporary folder went first, SIGTERM stops the master and its
-        // children instead.
-        if let Some(pid) = self.master.take()
-            && unsafe { libc::kill(pid, 0) } == 0
-        {
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-            let _ = std::panic::catch_unwind(|| {
-                wait_for("postfix to stop", Duration::from_secs(10), || {
-                    (unsafe { libc::kill(pid, 0) } != 0).then_some(())
-                })
-            });
-        }
     }
 }
 
