@@ -359,17 +359,10 @@ pub(super) async fn connection_loop(s: Courier, link: Link) {
                 s.recorder.mark_broken();
                 return;
             }
-            let flight = s.recorder.ending();
-            match c.finish(next.as_ref().map(|n| &n.msg)).await {
-                Ok(outcome) if Verdict::of(&outcome).is_some() => {
-                    let d = done(outcome, b.generation, b.task);
-                    previous = Some(s.recorder.submit(d, flight));
-                }
-                Ok(outcome) => s.recorder.report(done(outcome, b.generation, b.task)),
-                Err(f) => {
-                    conn = None;
-                    s.recorder.report(done(f.outcome, b.generation, b.task));
-                }
+            let kept;
+            (previous, kept) = end(&s, c, b, next.as_ref().map(|n| &n.msg)).await;
+            if !kept {
+                conn = None;
             }
         }
         let Some(n) = next else { continue };
@@ -410,24 +403,42 @@ pub(super) async fn connection_loop(s: Courier, link: Link) {
         && !s.recorder.is_broken()
         && recorded(&mut previous).await
     {
-        let flight = s.recorder.ending();
-        match c.finish(None).await {
-            Ok(outcome) if Verdict::of(&outcome).is_some() => {
-                previous = Some(
-                    s.recorder
-                        .submit(done(outcome, b.generation, b.task), flight),
-                );
-            }
-            Ok(outcome) => s.recorder.report(done(outcome, b.generation, b.task)),
-            Err(f) => {
-                conn = None;
-                s.recorder.report(done(f.outcome, b.generation, b.task));
-            }
+        let kept;
+        (previous, kept) = end(&s, c, b, None).await;
+        if !kept {
+            conn = None;
         }
     }
     recorded(&mut previous).await;
     if let Some(c) = conn.take() {
         c.quit().await;
+    }
+}
+
+/// Ends the begun message `b` (with `next`'s envelope behind its end) and
+/// hands the outcome over: a relay's verdict to the journal, with the
+/// ticket that says when it is durable; anything else to the store.
+/// Returns that ticket, and whether the connection is still usable.
+async fn end(
+    s: &Courier,
+    c: &mut Connection,
+    b: Ready,
+    next: Option<&Outgoing>,
+) -> (Option<Ticket>, bool) {
+    let flight = s.recorder.ending();
+    match c.finish(next).await {
+        Ok(outcome) if Verdict::of(&outcome).is_some() => {
+            let d = done(outcome, b.generation, b.task);
+            (Some(s.recorder.submit(d, flight)), true)
+        }
+        Ok(outcome) => {
+            s.recorder.report(done(outcome, b.generation, b.task));
+            (None, true)
+        }
+        Err(f) => {
+            s.recorder.report(done(f.outcome, b.generation, b.task));
+            (None, false)
+        }
     }
 }
 
