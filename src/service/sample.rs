@@ -214,18 +214,22 @@ impl Muster {
                 let dns = self.resolver()?;
                 let judged = async {
                     let helo = helo_name(&self.config);
-                    let helo_addresses = addresses(&dns, &helo).await;
-                    let (sending, _) =
-                        sending_addresses(&self.config, &dns, &helo, &helo_addresses).await;
                     // Direct: the address the connection left from; a
-                    // relay's is its own, so the one it is taken to have.
-                    let sending = left_from.or_else(|| {
-                        sending
-                            .iter()
-                            .find(|ip| ip.is_ipv4())
-                            .or(sending.first())
-                            .copied()
-                    });
+                    // relay's is its own, so the one it is taken to have
+                    // (looked up only then).
+                    let sending = match left_from {
+                        Some(local) => Some(local),
+                        None => {
+                            let helo_addresses = addresses(&dns, &helo).await;
+                            let (sending, _) =
+                                sending_addresses(&self.config, &dns, &helo, &helo_addresses).await;
+                            sending
+                                .iter()
+                                .find(|ip| ip.is_ipv4())
+                                .or(sending.first())
+                                .copied()
+                        }
+                    };
                     authentication::check(&dns, &bytes, &envelope_from, sending, &helo).await
                 };
                 tokio::time::timeout(JUDGING_TIME, judged)
