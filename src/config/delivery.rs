@@ -37,8 +37,13 @@ pub struct DirectSettings {
     /// server that does not offer it, or whose certificate does not verify
     /// (system CAs, or `ca_file`), is not sent to (tried again later).
     pub require_tls: bool,
-    /// Extra CA certificates (PEM) trusted when verifying servers.
+    /// Extra CA certificates (PEM) trusted when verifying servers (and
+    /// the servers of MTA-STS policies).
     pub ca_file: Option<PathBuf>,
+    /// Honour destination domains' MTA-STS policies (RFC 8461): where one
+    /// says enforce, mail goes only to the MX hosts it lists, over TLS
+    /// whose certificate verifies; otherwise it waits and is tried again.
+    pub mta_sts: bool,
     /// Connections open at once to one destination domain.
     pub connections_per_domain: usize,
     /// Messages a minute to one destination domain; 0 = unthrottled.
@@ -57,6 +62,7 @@ impl Default for DirectSettings {
             port: 25,
             require_tls: false,
             ca_file: None,
+            mta_sts: true,
             connections_per_domain: 2,
             rate_per_domain_per_minute: 60,
             burst_per_domain: 10,

@@ -74,6 +74,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("smtp.direct.port", Kind::Int),
     ("smtp.direct.require_tls", Kind::Bool),
     ("smtp.direct.ca_file", Kind::Str),
+    ("smtp.direct.mta_sts", Kind::Bool),
     ("smtp.direct.connections_per_domain", Kind::Int),
     ("smtp.direct.rate_per_domain_per_minute", Kind::Int),
     ("smtp.direct.burst_per_domain", Kind::Int),

@@ -3,7 +3,9 @@
 //! order (each of their addresses in turn). STARTTLS whenever a server
 //! offers it, its certificate verified only when `require_tls` asks (as
 //! mail servers do among themselves, RFC 7435); a TLS handshake that fails
-//! is retried in the clear unless TLS is required.
+//! is retried in the clear unless TLS is required. A domain whose MTA-STS
+//! policy says enforce (RFC 8461) gets mail only at the MX hosts it lists,
+//! over TLS whose certificate verifies for the host's name.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -15,11 +17,13 @@ use rustls::pki_types::pem::PemObject;
 use smtp_proto::EXT_START_TLS;
 use tokio_rustls::TlsConnector;
 
+use super::mta_sts::Policies;
 use super::smtp::{Connection, Outcome, Stream};
 use crate::config::Config;
 use crate::dns::{Dns, LookupError};
 use crate::domain::delivery::{Reply, Trouble};
-use crate::domain::route::Route;
+use crate::domain::mta_sts::Mode;
+use crate::domain::route::{MailExchanger, Route};
 
 /// How one destination server was reached, for the pending list and logs.
 #[derive(Debug, Clone)]
@@ -46,6 +50,8 @@ pub struct Direct {
     /// Any certificate (opportunistic TLS), and a verified one.
     any_certificate: TlsConnector,
     verified: TlsConnector,
+    /// Destination domains' MTA-STS policies (`smtp.direct.mta_sts`).
+    policies: Option<Policies>,
 }
 
 impl std::fmt::Debug for Direct {
@@ -71,6 +77,8 @@ pub enum DirectError {
     CaFile { path: String, why: String },
     #[error("smtp.direct.ca_file {0} holds no PEM certificate")]
     NoCertificate(String),
+    #[error("cannot set up fetching MTA-STS policies: {0}")]
+    PolicyClient(String),
 }
 
 impl Direct {
@@ -99,11 +107,15 @@ impl Direct {
                 roots.add(cert).map_err(|e| unusable(&e))?;
             }
         }
-        let verified = TlsConnector::from(Arc::new(
-            rustls::ClientConfig::builder()
-                .with_root_certificates(roots)
-                .with_no_client_auth(),
-        ));
+        let verified_tls = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let timeout = Duration::from_secs(config.smtp.timeout_secs);
+        let policies = d
+            .mta_sts
+            .then(|| Policies::new(dns.clone(), verified_tls.clone(), timeout))
+            .transpose()
+            .map_err(|e| DirectError::PolicyClient(e.to_string()))?;
         Ok(Self {
             dns,
             port: d.port,
@@ -112,10 +124,11 @@ impl Direct {
                 .helo_name
                 .clone()
                 .unwrap_or_else(|| config.public_host()),
-            timeout: Duration::from_secs(config.smtp.timeout_secs),
+            timeout,
             require_tls: d.require_tls,
             any_certificate,
-            verified,
+            verified: TlsConnector::from(Arc::new(verified_tls)),
+            policies,
         })
     }
 
@@ -151,9 +164,15 @@ impl Direct {
                 tries.push((mx.host.clone(), *ip));
             }
         }
+        let required = match self.held_to_policy(domain, &exchangers, &mut tries).await? {
+            Some(rule) => Some(rule),
+            None => self
+                .require_tls
+                .then(|| "smtp.direct.require_tls".to_string()),
+        };
         tries.truncate(MOST_ADDRESSES);
         for (host, ip) in &tries {
-            match self.connect_to(host, *ip).await {
+            match self.connect_to(host, *ip, required.as_deref()).await {
                 Ok(done) => return Ok(done),
                 Err(Miss::Trouble(why)) => {
                     permanent = false;
@@ -169,23 +188,76 @@ impl Direct {
         match refusal {
             Some(reply) if permanent => Err(Outcome::Refused(reply)),
             _ => Err(Outcome::Trouble(Trouble::Connect(format!(
-                "no mail server of {domain} took the connection: {}",
+                "no mail server of {domain} took the connection{}: {}",
+                required
+                    .map(|rule| format!(" over verified TLS, as {rule} requires"))
+                    .unwrap_or_default(),
                 misses.join("; ")
             )))),
         }
     }
 
-    async fn connect_to(&self, host: &str, ip: IpAddr) -> Result<(Connection, Reached), Miss> {
-        match self.session(host, ip, true).await {
+    /// Narrows `tries` to the MX hosts `domain`'s MTA-STS policy lists when
+    /// it says enforce, and returns that rule (which then requires TLS that
+    /// verifies); an error when it lists none of them.
+    async fn held_to_policy(
+        &self,
+        domain: &str,
+        exchangers: &[MailExchanger],
+        tries: &mut Vec<(String, IpAddr)>,
+    ) -> Result<Option<String>, Outcome> {
+        let Some(policies) = &self.policies else {
+            return Ok(None);
+        };
+        let Some(policy) = policies.of(domain).await else {
+            return Ok(None);
+        };
+        let unlisted: Vec<&str> = exchangers
+            .iter()
+            .map(|mx| mx.host.as_str())
+            .filter(|h| !policy.lists(h))
+            .collect();
+        match policy.mode {
+            Mode::None => Ok(None),
+            Mode::Testing => {
+                if !unlisted.is_empty() {
+                    tracing::warn!(domain = %domain, unlisted = ?unlisted, "MX hosts the domain's MTA-STS policy (testing) does not list; sending to them as it asks");
+                }
+                Ok(None)
+            }
+            Mode::Enforce => {
+                let rule = format!("the MTA-STS policy of {domain} (enforce)");
+                tries.retain(|(host, _)| policy.lists(host));
+                if tries.is_empty() {
+                    return Err(Outcome::Trouble(Trouble::Connect(format!(
+                        "{rule} lists none of its mail servers ({}), only {}; not sent to them",
+                        unlisted.join(", "),
+                        policy.mx.join(", ")
+                    ))));
+                }
+                Ok(Some(rule))
+            }
+        }
+    }
+
+    /// `required`: why TLS with a verified certificate is a must, if it is.
+    async fn connect_to(
+        &self,
+        host: &str,
+        ip: IpAddr,
+        required: Option<&str>,
+    ) -> Result<(Connection, Reached), Miss> {
+        match self.session(host, ip, true, required).await {
             // A handshake that fails may work in the clear (RFC 7435).
-            Err(Miss::Trouble(why)) if !self.require_tls && why.starts_with("TLS") => {
-                self.session(host, ip, false).await.map_err(|e| match e {
+            Err(Miss::Trouble(why)) if required.is_none() && why.starts_with("TLS") => self
+                .session(host, ip, false, None)
+                .await
+                .map_err(|e| match e {
                     Miss::Trouble(plain) => {
                         Miss::Trouble(format!("{why}; then in the clear: {plain}"))
                     }
                     refused => refused,
-                })
-            }
+                }),
             other => other,
         }
     }
@@ -210,6 +282,7 @@ impl Direct {
         host: &str,
         ip: IpAddr,
         tls: bool,
+        required: Option<&str>,
     ) -> Result<(Connection, Reached), Miss> {
         let trouble = |e: mail_send::Error| Miss::Trouble(e.to_string());
         let mut client = SmtpClient::connect(SocketAddr::new(ip, self.port), self.timeout)
@@ -227,9 +300,9 @@ impl Direct {
         let caps = client.ehlo(&self.helo).await.map_err(refused_or_trouble)?;
         let offered = caps.has_capability(EXT_START_TLS);
         if !(tls && offered) {
-            if self.require_tls {
+            if let Some(rule) = required {
                 return Err(Miss::Trouble(format!(
-                    "TLS is required (smtp.direct.require_tls) and {host} does not offer STARTTLS"
+                    "TLS is required ({rule}) and {host} does not offer STARTTLS"
                 )));
             }
             let reached = Reached {
@@ -240,7 +313,7 @@ impl Direct {
             };
             return Ok(self.opened(client, &caps, reached));
         }
-        let connector = if self.require_tls {
+        let connector = if required.is_some() {
             &self.verified
         } else {
             &self.any_certificate

@@ -8,6 +8,7 @@ pub mod direct;
 pub mod dkim;
 pub mod journal;
 mod lanes;
+pub mod mta_sts;
 pub mod notices;
 pub mod outbox;
 mod outcomes;

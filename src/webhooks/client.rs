@@ -132,7 +132,7 @@ impl Poster {
 
 /// A failed request in words, with its cause (reqwest's own message alone
 /// says only "error sending request").
-fn describe(e: &reqwest::Error) -> String {
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     let what = if e.is_timeout() {
         "no answer in time".to_string()
     } else if e.is_connect() {

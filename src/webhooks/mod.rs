@@ -23,6 +23,7 @@ use crate::service::Muster;
 use crate::store::{DeliveryState, StoreError, WebhookDelivery, WebhookEndpoint};
 
 pub use client::Poster;
+pub(crate) use client::describe;
 
 /// Deliveries one endpoint takes at once. There is no limit in all: each
 /// is a task waiting on its endpoint, and a cap in all would let a few

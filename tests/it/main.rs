@@ -20,6 +20,7 @@ mod hardening;
 mod hostile;
 mod mailbox_care;
 mod mcp;
+mod mta_sts;
 mod notifications;
 mod ops;
 mod races;

@@ -50,11 +50,18 @@ impl TestCa {
 
     /// A key and certificate for `host`: (key path, certificate path).
     pub fn issue(&self, host: &str) -> (PathBuf, PathBuf) {
+        self.issue_for(&[host])
+    }
+
+    /// A key and certificate valid for each of `hosts`, named after the first.
+    pub fn issue_for(&self, hosts: &[&str]) -> (PathBuf, PathBuf) {
+        let host = hosts[0];
         let key = self.dir.join(format!("{host}.key"));
         let csr = self.dir.join(format!("{host}.csr"));
         let cert = self.dir.join(format!("{host}.pem"));
         let ext = self.dir.join(format!("{host}.ext"));
-        std::fs::write(&ext, format!("subjectAltName=DNS:{host}\n")).unwrap();
+        let names: Vec<String> = hosts.iter().map(|h| format!("DNS:{h}")).collect();
+        std::fs::write(&ext, format!("subjectAltName={}\n", names.join(","))).unwrap();
         sh(Command::new("openssl")
             .args([
                 "req",

@@ -7,6 +7,7 @@ pub mod destinations;
 pub mod dns;
 pub mod mailstack;
 pub mod mcp_client;
+pub mod policy_server;
 pub mod smtp_peer;
 pub mod webdriver;
 

@@ -1,0 +1,243 @@
+//! MTA-STS (RFC 8461): a recipient domain's published promise that its
+//! mail servers take mail only over TLS with a certificate that verifies.
+//! The DNS record says a policy exists and which version; the policy,
+//! fetched over HTTPS, names the MX hosts and the mode.
+
+/// The one `_mta-sts` TXT record's policy id, when exactly one record
+/// starts with `v=STSv1;` and it is well formed (section 3.1); otherwise the
+/// domain has no policy to use.
+pub fn record_id(records: &[String]) -> Option<String> {
+    let mut sts = records.iter().filter(|r| {
+        r.trim_start()
+            .strip_prefix("v=STSv1")
+            .is_some_and(|rest| rest.trim_start().starts_with(';'))
+    });
+    let record = sts.next()?;
+    if sts.next().is_some() {
+        return None;
+    }
+    let mut id = None;
+    for field in record.split(';').skip(1) {
+        let field = field.trim();
+        if field.is_empty() {
+            continue;
+        }
+        let (key, value) = field.split_once('=')?;
+        if key.trim() == "id" {
+            let value = value.trim();
+            if value.is_empty()
+                || value.len() > 32
+                || !value.chars().all(|c| c.is_ascii_alphanumeric())
+            {
+                return None;
+            }
+            id = Some(value.to_string());
+        }
+    }
+    id
+}
+
+/// What a policy asks of senders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Only to listed MX hosts, over TLS that verifies; else not at all.
+    Enforce,
+    /// Report failures, deliver anyway.
+    Testing,
+    /// The domain has withdrawn its policy.
+    None,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Testing => "testing",
+            Mode::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub mode: Mode,
+    /// MX host patterns: a name, or `*.` and a name (one label more).
+    pub mx: Vec<String>,
+    /// How long the policy may be kept, in seconds.
+    pub max_age: u64,
+}
+
+/// Why a fetched policy cannot be used (section 3.2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("its version is not STSv1")]
+    Version,
+    #[error("its mode {0:?} is none of enforce, testing, none")]
+    Mode(String),
+    #[error("it has no mode")]
+    NoMode,
+    #[error("its max_age {0:?} is not a number of seconds up to 31557600")]
+    MaxAge(String),
+    #[error("it has no max_age")]
+    NoMaxAge,
+    #[error("it names no mx host")]
+    NoMx,
+}
+
+/// The longest max_age a policy may give (one year).
+const MOST_AGE: u64 = 31_557_600;
+
+impl Policy {
+    /// Parses the policy body: `key: value` lines, unknown keys ignored.
+    pub fn parse(text: &str) -> Result<Self, PolicyError> {
+        let (mut version, mut mode, mut max_age, mut mx) = (None, None, None, Vec::new());
+        for line in text.lines() {
+            let Some((key, value)) = line.split_once(':') else {
+                continue;
+            };
+            let value = value.trim();
+            match key.trim() {
+                "version" => version = Some(value == "STSv1"),
+                "mode" => {
+                    mode = Some(match value {
+                        "enforce" => Mode::Enforce,
+                        "testing" => Mode::Testing,
+                        "none" => Mode::None,
+                        other => return Err(PolicyError::Mode(other.to_string())),
+                    })
+                }
+                "max_age" => {
+                    max_age = Some(
+                        value
+                            .parse::<u64>()
+                            .ok()
+                            .filter(|a| *a <= MOST_AGE && value.len() <= 10)
+                            .ok_or_else(|| PolicyError::MaxAge(value.to_string()))?,
+                    )
+                }
+                "mx" if !value.is_empty() => mx.push(normal(value)),
+                _ => {}
+            }
+        }
+        if version != Some(true) {
+            return Err(PolicyError::Version);
+        }
+        let mode = mode.ok_or(PolicyError::NoMode)?;
+        let max_age = max_age.ok_or(PolicyError::NoMaxAge)?;
+        if mx.is_empty() && mode != Mode::None {
+            return Err(PolicyError::NoMx);
+        }
+        Ok(Self { mode, mx, max_age })
+    }
+
+    /// Whether `host` is one of the policy's MX hosts (section 4.1): the
+    /// same name, or one label under a `*.` pattern's name.
+    pub fn lists(&self, host: &str) -> bool {
+        let host = normal(host);
+        self.mx
+            .iter()
+            .any(|pattern| match pattern.strip_prefix("*.") {
+                Some(parent) => host
+                    .split_once('.')
+                    .is_some_and(|(label, rest)| !label.is_empty() && rest == parent),
+                None => *pattern == host,
+            })
+    }
+}
+
+fn normal(name: &str) -> String {
+    name.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_record_gives_its_id_only_when_it_is_the_one_sts_record() {
+        assert_eq!(
+            record_id(&strings(&["v=STSv1; id=20261206T01;"])),
+            Some("20261206T01".into())
+        );
+        assert_eq!(
+            record_id(&strings(&["v=spf1 -all", "v=STSv1;id=abc"])),
+            Some("abc".into())
+        );
+        // Two, none, a bad id, another version: no policy.
+        assert_eq!(
+            record_id(&strings(&["v=STSv1; id=a;", "v=STSv1; id=b;"])),
+            None
+        );
+        assert_eq!(record_id(&strings(&["v=spf1 -all"])), None);
+        assert_eq!(record_id(&strings(&["v=STSv1; id=not-alnum;"])), None);
+        assert_eq!(record_id(&strings(&["v=STSv1;"])), None);
+        assert_eq!(record_id(&strings(&["v=STSv10; id=a;"])), None);
+        assert_eq!(
+            record_id(&strings(&[&format!("v=STSv1; id={};", "a".repeat(33))])),
+            None
+        );
+    }
+
+    #[test]
+    fn a_policy_is_read_with_crlf_or_lf_and_unknown_keys_ignored() {
+        let p = Policy::parse(
+            "version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nmx: *.example.net\r\nmax_age: 604800\r\nextension: x\r\n",
+        )
+        .unwrap();
+        assert_eq!(p.mode, Mode::Enforce);
+        assert_eq!(p.max_age, 604_800);
+        assert_eq!(p.mx, strings(&["mail.example.com", "*.example.net"]));
+        let none = Policy::parse("version: STSv1\nmode: none\nmax_age: 0\n").unwrap();
+        assert_eq!(none.mode, Mode::None);
+    }
+
+    #[test]
+    fn a_broken_policy_says_what_is_wrong() {
+        let cases = [
+            ("mode: enforce\nmx: a.b\nmax_age: 1\n", PolicyError::Version),
+            (
+                "version: STSv2\nmode: enforce\nmx: a.b\nmax_age: 1\n",
+                PolicyError::Version,
+            ),
+            (
+                "version: STSv1\nmode: strict\nmx: a.b\nmax_age: 1\n",
+                PolicyError::Mode("strict".into()),
+            ),
+            ("version: STSv1\nmx: a.b\nmax_age: 1\n", PolicyError::NoMode),
+            (
+                "version: STSv1\nmode: enforce\nmx: a.b\n",
+                PolicyError::NoMaxAge,
+            ),
+            (
+                "version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 31557601\n",
+                PolicyError::MaxAge("31557601".into()),
+            ),
+            (
+                "version: STSv1\nmode: testing\nmax_age: 1\n",
+                PolicyError::NoMx,
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(Policy::parse(text), Err(want), "{text}");
+        }
+    }
+
+    #[test]
+    fn mx_hosts_match_by_name_or_one_label_under_a_wildcard() {
+        let p = Policy::parse(
+            "version: STSv1\nmode: enforce\nmx: Mail.Example.com.\nmx: *.example.net\nmax_age: 60\n",
+        )
+        .unwrap();
+        assert!(p.lists("mail.example.com"));
+        assert!(p.lists("MAIL.example.com."));
+        assert!(p.lists("mx1.example.net"));
+        assert!(!p.lists("example.net"));
+        assert!(!p.lists("a.mx1.example.net"));
+        assert!(!p.lists("other.example.com"));
+        assert!(!p.lists("mail.example.com.evil.test"));
+    }
+}

@@ -1,0 +1,255 @@
+//! MTA-STS in direct delivery, over real servers on loopback: unbound
+//! serves the `_mta-sts` TXT records and the policy hosts' addresses, an
+//! HTTPS server (certificate from the test CA) serves the policies, and one
+//! real Postfix on 127.0.0.9 is every domain's mail server, offering
+//! STARTTLS with a certificate valid only for `mx.sts.test`. Without a
+//! policy Muster would send to it for every domain (opportunistic TLS);
+//! under an enforced policy it sends only where the host is listed and its
+//! certificate verifies for that name.
+
+use std::time::Duration;
+
+use muster::config::SmtpMode;
+use muster::domain::roster::InviteRow;
+use muster::service::{BatchRequest, InviteView};
+use muster::store::Actor;
+
+use crate::support::app::TestApp;
+use crate::support::destinations::{Behaviour, DestinationMx, TestCa, port_free_on};
+use crate::support::dns::{self, TestDns, txt};
+use crate::support::mailstack;
+use crate::support::policy_server::PolicyServer;
+use crate::support::*;
+
+const IP: &str = "127.0.0.9";
+
+fn policy(mode: &str, mx: &str) -> String {
+    format!("version: STSv1\r\nmode: {mode}\r\nmx: {mx}\r\nmax_age: 86400\r\n")
+}
+
+/// The records: each domain's MX and policy host on 127.0.0.9, and its
+/// `_mta-sts` record (time to live 0, so that a change shows at once)
+/// unless left out.
+fn records(without_sts: &[&str]) -> Vec<String> {
+    let mut out = vec![
+        "sts.test. 300 IN MX 10 mx.sts.test.".to_string(),
+        "badcert.test. 300 IN MX 10 mx.badcert.test.".into(),
+        "unlisted.test. 300 IN MX 10 mx.sts.test.".into(),
+        "trial.test. 300 IN MX 10 mx.trial.test.".into(),
+        "plain.test. 300 IN MX 10 mx.badcert.test.".into(),
+        "moved.test. 300 IN MX 10 mx.badcert.test.".into(),
+        "html.test. 300 IN MX 10 mx.badcert.test.".into(),
+    ];
+    for host in ["mx.sts.test", "mx.badcert.test", "mx.trial.test"] {
+        out.push(format!("{host}. 300 IN A {IP}"));
+    }
+    for domain in [
+        "sts.test",
+        "badcert.test",
+        "unlisted.test",
+        "trial.test",
+        "moved.test",
+        "html.test",
+    ] {
+        out.push(format!("mta-sts.{domain}. 300 IN A {IP}"));
+        if !without_sts.contains(&domain) {
+            out.push(format!(
+                "_mta-sts.{domain}. 0 IN TXT {}",
+                txt("v=STSv1; id=20261206;")
+            ));
+        }
+    }
+    out
+}
+
+async fn tried(app: &TestApp, ids: &[String]) -> Vec<InviteView> {
+    wait_for_async("every invite tried", Duration::from_secs(60), || async {
+        let views: Vec<InviteView> = ids
+            .iter()
+            .map(|id| app.muster.get_invite(id).unwrap())
+            .collect();
+        views
+            .iter()
+            .all(|v| v.attempts >= 1 && v.delivery_state != "sending")
+            .then_some(views)
+    })
+    .await
+}
+
+fn invite(app: &TestApp, to: &[&str]) -> Vec<String> {
+    let made = app
+        .muster
+        .create_batch(BatchRequest::new(
+            to.iter().map(|a| InviteRow::to(a.to_string())).collect(),
+            Actor::cli(),
+        ))
+        .unwrap();
+    made.invites.iter().map(|i| i.id.clone()).collect()
+}
+
+fn state_and_detail(views: &[InviteView], email: &str) -> (String, String) {
+    let v = views.iter().find(|v| v.recipient_email == email).unwrap();
+    (
+        v.delivery_state.to_string(),
+        v.delivery_detail.clone().unwrap_or_default(),
+    )
+}
+
+/// An enforced policy: mail goes to a listed host whose certificate
+/// verifies; a host whose certificate is for another name, or a host the
+/// policy does not list, gets nothing and the invite waits, in words. A
+/// testing policy and no policy change nothing. A policy once fetched
+/// holds after its record is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enforced_policy_sends_only_to_listed_hosts_over_verified_tls() {
+    if !mailstack::available() || !dns::available() {
+        return;
+    }
+    let state = TestDir::new();
+    let port = port_free_on(&[IP]);
+    let mut dns = TestDns::start(state.path(), &["test."], &records(&[]));
+    let ca = TestCa::new(state.path());
+    let mailboxes = [
+        "ann@sts.test",
+        "bob@badcert.test",
+        "bea@badcert.test",
+        "cy@unlisted.test",
+        "dee@trial.test",
+        "pia@plain.test",
+        "mo@moved.test",
+        "hal@html.test",
+    ];
+    let mx = DestinationMx::start(
+        state.path(),
+        IP,
+        port,
+        Behaviour {
+            domains: &[
+                "sts.test",
+                "badcert.test",
+                "unlisted.test",
+                "trial.test",
+                "plain.test",
+                "moved.test",
+                "html.test",
+            ],
+            mailboxes: &mailboxes,
+            greylist: false,
+            tls: Some(ca.issue("mx.sts.test")),
+            hostname: "mx.sts.test",
+        },
+    );
+    let policies = PolicyServer::start(
+        IP,
+        &ca,
+        &[
+            ("sts.test", &policy("enforce", "mx.sts.test")),
+            ("badcert.test", &policy("enforce", "*.badcert.test")),
+            ("unlisted.test", &policy("enforce", "mx.elsewhere.test")),
+            ("trial.test", &policy("testing", "mx.elsewhere.test")),
+            // Answers that are no policy: a redirect (to one that would
+            // hold mail back here), and a page that is not text/plain.
+            ("moved.test", "HTTP/1.1 301 Moved Permanently\r\nLocation: https://mta-sts.sts.test/.well-known/mta-sts.txt\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+            ("html.test", &{
+                let body = policy("enforce", "mx.elsewhere.test");
+                format!("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+            }),
+        ],
+    )
+    .await;
+    let app = TestApp::spawn(|c| {
+        c.smtp.mode = Some(SmtpMode::Direct);
+        c.smtp.direct.port = port;
+        c.smtp.direct.ca_file = Some(ca.pem());
+        c.smtp.helo_name = Some("muster.test".into());
+        c.smtp.rate_per_minute = 0;
+        c.smtp.retry_initial_secs = 600;
+        c.dns.resolvers = vec![dns.resolver()];
+    })
+    .await;
+    let ids = invite(
+        &app,
+        &[
+            "ann@sts.test",
+            "bob@badcert.test",
+            "cy@unlisted.test",
+            "dee@trial.test",
+            "pia@plain.test",
+            "mo@moved.test",
+            "hal@html.test",
+        ],
+    );
+    let views = tried(&app, &ids).await;
+
+    let (ann, _) = state_and_detail(&views, "ann@sts.test");
+    assert_eq!(ann, "sent", "{views:#?}");
+    let got = mx.wait_for_delivered("ann@sts.test", 1);
+    assert!(String::from_utf8_lossy(&got[0]).contains("with ESMTPS"));
+
+    let (bob, why) = state_and_detail(&views, "bob@badcert.test");
+    assert_eq!(bob, "deferred", "{views:#?}");
+    assert!(
+        why.contains("the MTA-STS policy of badcert.test (enforce)")
+            && why.contains("TLS with mx.badcert.test"),
+        "{why}"
+    );
+    let (cy, why) = state_and_detail(&views, "cy@unlisted.test");
+    assert_eq!(cy, "deferred", "{views:#?}");
+    assert!(
+        why.contains("the MTA-STS policy of unlisted.test (enforce) lists none of its mail servers (mx.sts.test), only mx.elsewhere.test"),
+        "{why}"
+    );
+    // Testing mode, no policy, and a policy that could not be fetched (a
+    // redirect is not followed; only text/plain is a policy): sent as
+    // before, over TLS that is not verified (the certificate names
+    // mx.sts.test).
+    for email in [
+        "dee@trial.test",
+        "pia@plain.test",
+        "mo@moved.test",
+        "hal@html.test",
+    ] {
+        assert_eq!(state_and_detail(&views, email).0, "sent", "{views:#?}");
+        mx.wait_for_delivered(email, 1);
+    }
+    assert!(mx.delivered("bob@badcert.test").is_empty());
+    assert!(mx.delivered("cy@unlisted.test").is_empty());
+
+    let asked = policies.asked();
+    for host in [
+        "mta-sts.sts.test",
+        "mta-sts.badcert.test",
+        "mta-sts.unlisted.test",
+        "mta-sts.trial.test",
+        "mta-sts.moved.test",
+        "mta-sts.html.test",
+    ] {
+        assert!(asked.iter().any(|h| h == host), "{asked:?}");
+    }
+    assert!(
+        policies
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(_, line)| line.starts_with("GET /.well-known/mta-sts.txt HTTP/1.1")),
+        "{:?}",
+        policies.requests.lock().unwrap()
+    );
+
+    // The record goes away (as an attacker on the path could make it
+    // seem): the policy kept holds, without asking for it again.
+    let fetched_before = policies.asked().len();
+    dns.set(&["test."], &records(&["badcert.test"]));
+    let ids = invite(&app, &["bea@badcert.test"]);
+    let views = tried(&app, &ids).await;
+    let (bea, why) = state_and_detail(&views, "bea@badcert.test");
+    assert_eq!(bea, "deferred", "{views:#?}");
+    assert!(
+        why.contains("the MTA-STS policy of badcert.test (enforce)"),
+        "{why}"
+    );
+    assert!(mx.delivered("bea@badcert.test").is_empty());
+    assert_eq!(policies.asked().len(), fetched_before);
+    app.shutdown().await;
+}

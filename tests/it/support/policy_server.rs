@@ -1,0 +1,116 @@
+//! An HTTPS server for MTA-STS policies (RFC 8461): on one loopback
+//! address, port 443, with a certificate from the test CA valid for each
+//! `mta-sts.<domain>` it serves; it answers
+//! `/.well-known/mta-sts.txt` with the policy of the domain the request's
+//! Host names (or, when that starts with `HTTP/1.1 `, with it as the whole
+//! answer), and keeps every request line and Host it saw.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::destinations::TestCa;
+
+pub struct PolicyServer {
+    /// (Host, request line) of each request, in order.
+    pub requests: Arc<Mutex<Vec<(String, String)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PolicyServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl PolicyServer {
+    /// `policies`: (domain, policy text).
+    pub async fn start(ip: &str, ca: &TestCa, policies: &[(&str, &str)]) -> Self {
+        let hosts: Vec<String> = policies
+            .iter()
+            .map(|(d, _)| format!("mta-sts.{d}"))
+            .collect();
+        let (key, cert) = ca.issue_for(&hosts.iter().map(String::as_str).collect::<Vec<_>>());
+        let acceptor = acceptor(&key, &cert);
+        let listener = tokio::net::TcpListener::bind((ip, 443)).await.unwrap();
+        let bodies: Arc<HashMap<String, String>> = Arc::new(
+            policies
+                .iter()
+                .map(|(d, p)| (format!("mta-sts.{d}"), p.to_string()))
+                .collect(),
+        );
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, bodies, seen) = (acceptor.clone(), bodies.clone(), seen.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+                        match tls.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let line = head.lines().next().unwrap_or_default().to_string();
+                    let host = head
+                        .lines()
+                        .find_map(|l| {
+                            l.strip_prefix("host: ")
+                                .or_else(|| l.strip_prefix("Host: "))
+                        })
+                        .unwrap_or_default()
+                        .to_string();
+                    seen.lock().unwrap().push((host.clone(), line.clone()));
+                    let answer = match bodies.get(&host) {
+                        Some(raw) if raw.starts_with("HTTP/1.1 ") => raw.clone(),
+                        Some(body) if line.starts_with("GET /.well-known/mta-sts.txt ") => format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        ),
+                        _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+                    };
+                    let _ = tls.write_all(answer.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        Self { requests, task }
+    }
+
+    /// The hosts whose policy was asked for.
+    pub fn asked(&self) -> Vec<String> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(host, _)| host.clone())
+            .collect()
+    }
+}
+
+fn acceptor(key: &Path, cert: &Path) -> tokio_rustls::TlsAcceptor {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
