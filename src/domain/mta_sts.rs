@@ -3,13 +3,15 @@
 //! The DNS record says a policy exists and which version; the policy,
 //! fetched over HTTPS, names the MX hosts and the mode.
 
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
 /// The one `_mta-sts` TXT record's policy id, when exactly one record
 /// starts with `v=STSv1;` and it is well formed (section 3.1); otherwise the
 /// domain has no policy to use.
 pub fn record_id(records: &[String]) -> Option<String> {
     let mut sts = records.iter().filter(|r| {
-        r.trim_start()
-            .strip_prefix("v=STSv1")
+        r.strip_prefix("v=STSv1")
             .is_some_and(|rest| rest.trim_start().starts_with(';'))
     });
     let record = sts.next()?;
@@ -38,7 +40,8 @@ pub fn record_id(records: &[String]) -> Option<String> {
 }
 
 /// What a policy asks of senders.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Only to listed MX hosts, over TLS that verifies; else not at all.
     Enforce,
@@ -58,7 +61,7 @@ impl Mode {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
     pub mode: Mode,
     /// MX host patterns: a name, or `*.` and a name (one label more).
@@ -76,7 +79,7 @@ pub enum PolicyError {
     Mode(String),
     #[error("it has no mode")]
     NoMode,
-    #[error("its max_age {0:?} is not a number of seconds up to 31557600")]
+    #[error("its max_age {0:?} is not a number of seconds")]
     MaxAge(String),
     #[error("it has no max_age")]
     NoMaxAge,
@@ -84,8 +87,17 @@ pub enum PolicyError {
     NoMx,
 }
 
-/// The longest max_age a policy may give (one year).
+/// The longest max_age a policy may give (one year); a longer one is cut
+/// to it rather than losing the policy.
 const MOST_AGE: u64 = 31_557_600;
+
+/// The most MX patterns read from one policy (real ones list a handful).
+const MOST_MX: usize = 100;
+
+/// How long a kept policy is used before it is fetched again even though
+/// its record's id has not changed (section 3.3 asks for about a day), so
+/// that a fetch blocked around its expiry finds a fresh copy kept.
+pub const REFRESH_AFTER: time::Duration = time::Duration::days(1);
 
 impl Policy {
     /// Parses the policy body: `key: value` lines, unknown keys ignored.
@@ -107,15 +119,14 @@ impl Policy {
                     })
                 }
                 "max_age" => {
-                    max_age = Some(
-                        value
-                            .parse::<u64>()
-                            .ok()
-                            .filter(|a| *a <= MOST_AGE && value.len() <= 10)
-                            .ok_or_else(|| PolicyError::MaxAge(value.to_string()))?,
-                    )
+                    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(PolicyError::MaxAge(value.to_string()));
+                    }
+                    max_age = Some(value.parse::<u64>().unwrap_or(u64::MAX).min(MOST_AGE));
                 }
-                "mx" if !value.is_empty() => mx.push(normal(value)),
+                // Only what can be a host name (or `*.` and one): anything
+                // else could never match, and would only fill the messages.
+                "mx" if mx.len() < MOST_MX && is_pattern(value) => mx.push(normal(value)),
                 _ => {}
             }
         }
@@ -143,6 +154,69 @@ impl Policy {
                 None => *pattern == host,
             })
     }
+}
+
+/// A policy as fetched, with the id of the record that announced it: kept
+/// (across restarts too) until its max_age runs out, so that a record
+/// removed or a fetch blocked by someone on the path cannot switch the
+/// protection off (section 10.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptPolicy {
+    pub id: String,
+    pub policy: Policy,
+    #[serde(with = "time::serde::rfc3339")]
+    pub fetched_at: OffsetDateTime,
+}
+
+impl KeptPolicy {
+    /// Whether it still holds at `now`.
+    pub fn holds_at(&self, now: OffsetDateTime) -> bool {
+        now < self.fetched_at + time::Duration::seconds(self.policy.max_age as i64)
+    }
+}
+
+/// What to do about a domain's policy, given the id its `_mta-sts` record
+/// gives now and the policy kept for it (section 5.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The kept policy holds: no record now (removing it must not switch
+    /// protection off), or the same id and fetched within a day.
+    Keep(KeptPolicy),
+    /// Fetch it; should that fail, `fallback` (still in force) holds.
+    Fetch {
+        id: String,
+        fallback: Option<KeptPolicy>,
+    },
+    /// Neither a record nor a policy in force: send as usual.
+    None,
+}
+
+pub fn step(record: Option<String>, kept: Option<KeptPolicy>, now: OffsetDateTime) -> Step {
+    let kept = kept.filter(|k| k.holds_at(now));
+    match (record, kept) {
+        (None, Some(k)) => Step::Keep(k),
+        (None, None) => Step::None,
+        (Some(id), Some(k)) if id == k.id && now - k.fetched_at < REFRESH_AFTER => Step::Keep(k),
+        (Some(id), fallback) => Step::Fetch { id, fallback },
+    }
+}
+
+/// A host name, or `*.` and one: letters, digits and hyphens in labels of
+/// up to 63, 253 in all.
+fn is_pattern(value: &str) -> bool {
+    let name = value
+        .strip_prefix("*.")
+        .unwrap_or(value)
+        .trim_end_matches('.');
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 fn normal(name: &str) -> String {
@@ -175,6 +249,8 @@ mod tests {
         assert_eq!(record_id(&strings(&["v=spf1 -all"])), None);
         assert_eq!(record_id(&strings(&["v=STSv1; id=not-alnum;"])), None);
         assert_eq!(record_id(&strings(&["v=STSv1;"])), None);
+        assert_eq!(record_id(&strings(&[" v=STSv1; id=a;"])), None);
+        assert_eq!(record_id(&strings(&["v=STSv1 ; id=a"])), Some("a".into()));
         assert_eq!(record_id(&strings(&["v=STSv10; id=a;"])), None);
         assert_eq!(
             record_id(&strings(&[&format!("v=STSv1; id={};", "a".repeat(33))])),
@@ -193,6 +269,18 @@ mod tests {
         assert_eq!(p.mx, strings(&["mail.example.com", "*.example.net"]));
         let none = Policy::parse("version: STSv1\nmode: none\nmax_age: 0\n").unwrap();
         assert_eq!(none.mode, Mode::None);
+        // A max_age past a year is cut to one; names that cannot be hosts
+        // are left out, and no more than 100 are read.
+        let mut text =
+            "version: STSv1\nmode: enforce\nmax_age: 99999999999999999999999\nmx: bad_name.test\n"
+                .to_string();
+        for i in 0..150 {
+            text.push_str(&format!("mx: mx{i}.example.com\n"));
+        }
+        let p = Policy::parse(&text).unwrap();
+        assert_eq!(p.max_age, 31_557_600);
+        assert_eq!(p.mx.len(), 100);
+        assert_eq!(p.mx[0], "mx0.example.com");
     }
 
     #[test]
@@ -213,8 +301,17 @@ mod tests {
                 PolicyError::NoMaxAge,
             ),
             (
-                "version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 31557601\n",
-                PolicyError::MaxAge("31557601".into()),
+                "version: STSv1\nmode: enforce\nmx: a.b\nmax_age: soon\n",
+                PolicyError::MaxAge("soon".into()),
+            ),
+            (
+                "version: STSv1\nmode: enforce\nmx: a.b\nmax_age: -1\n",
+                PolicyError::MaxAge("-1".into()),
+            ),
+            // Nothing that can be a host name.
+            (
+                "version: STSv1\nmode: enforce\nmx: \u{202e}moc.elpmaxe\nmx: a b\nmax_age: 1\n",
+                PolicyError::NoMx,
             ),
             (
                 "version: STSv1\nmode: testing\nmax_age: 1\n",
@@ -239,5 +336,52 @@ mod tests {
         assert!(!p.lists("a.mx1.example.net"));
         assert!(!p.lists("other.example.com"));
         assert!(!p.lists("mail.example.com.evil.test"));
+    }
+
+    #[test]
+    fn a_kept_policy_holds_for_its_max_age() {
+        let fetched_at = time::macros::datetime!(2026-12-06 08:00 UTC);
+        let kept = KeptPolicy {
+            id: "1".into(),
+            policy: Policy::parse("version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 3600\n")
+                .unwrap(),
+            fetched_at,
+        };
+        assert!(kept.holds_at(fetched_at + time::Duration::seconds(3599)));
+        assert!(!kept.holds_at(fetched_at + time::Duration::seconds(3600)));
+    }
+
+    #[test]
+    fn a_kept_policy_is_fetched_again_on_a_new_id_after_a_day_or_once_expired() {
+        let fetched_at = time::macros::datetime!(2026-12-06 08:00 UTC);
+        let kept = KeptPolicy {
+            id: "1".into(),
+            policy: Policy::parse("version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 604800\n")
+                .unwrap(),
+            fetched_at,
+        };
+        let hour = time::Duration::hours(1);
+        let k = || Some(kept.clone());
+        let fetch = |id: &str, fallback: Option<KeptPolicy>| Step::Fetch {
+            id: id.into(),
+            fallback,
+        };
+        assert_eq!(
+            step(Some("1".into()), k(), fetched_at + hour),
+            Step::Keep(kept.clone())
+        );
+        assert_eq!(step(None, k(), fetched_at + hour), Step::Keep(kept.clone()));
+        assert_eq!(
+            step(Some("2".into()), k(), fetched_at + hour),
+            fetch("2", k())
+        );
+        assert_eq!(
+            step(Some("1".into()), k(), fetched_at + 25 * hour),
+            fetch("1", k())
+        );
+        let expired = fetched_at + time::Duration::days(8);
+        assert_eq!(step(Some("1".into()), k(), expired), fetch("1", None));
+        assert_eq!(step(None, k(), expired), Step::None);
+        assert_eq!(step(None, None, expired), Step::None);
     }
 }

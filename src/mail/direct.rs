@@ -17,7 +17,7 @@ use rustls::pki_types::pem::PemObject;
 use smtp_proto::EXT_START_TLS;
 use tokio_rustls::TlsConnector;
 
-use super::mta_sts::Policies;
+use super::mta_sts::{Keeping, Policies};
 use super::smtp::{Connection, Outcome, Stream};
 use crate::config::Config;
 use crate::dns::{Dns, LookupError};
@@ -82,7 +82,12 @@ pub enum DirectError {
 }
 
 impl Direct {
-    pub fn from_config(config: &Config, dns: Arc<Dns>) -> Result<Self, DirectError> {
+    /// `keeping`: where destinations' MTA-STS policies are kept.
+    pub fn from_config(
+        config: &Config,
+        dns: Arc<Dns>,
+        keeping: Keeping,
+    ) -> Result<Self, DirectError> {
         let d = &config.smtp.direct;
         let any_certificate =
             mail_send::smtp::tls::build_tls_connector(true).map_err(DirectError::Tls)?;
@@ -113,7 +118,7 @@ impl Direct {
         let timeout = Duration::from_secs(config.smtp.timeout_secs);
         let policies = d
             .mta_sts
-            .then(|| Policies::new(dns.clone(), verified_tls.clone(), timeout))
+            .then(|| Policies::new(dns.clone(), verified_tls.clone(), timeout, keeping))
             .transpose()
             .map_err(|e| DirectError::PolicyClient(e.to_string()))?;
         Ok(Self {
@@ -209,9 +214,10 @@ impl Direct {
         let Some(policies) = &self.policies else {
             return Ok(None);
         };
-        let Some(policy) = policies.of(domain).await else {
+        let Some(kept) = policies.of(domain).await else {
             return Ok(None);
         };
+        let policy = &kept.policy;
         let unlisted: Vec<&str> = exchangers
             .iter()
             .map(|mx| mx.host.as_str())
@@ -226,13 +232,18 @@ impl Direct {
                 Ok(None)
             }
             Mode::Enforce => {
-                let rule = format!("the MTA-STS policy of {domain} (enforce)");
+                // When it was fetched: a policy kept after its record went
+                // away is not what a DNS lookup shows now.
+                let rule = format!(
+                    "the MTA-STS policy of {domain} (enforce, fetched {})",
+                    crate::domain::rfc3339(kept.fetched_at)
+                );
                 tries.retain(|(host, _)| policy.lists(host));
                 if tries.is_empty() {
                     return Err(Outcome::Trouble(Trouble::Connect(format!(
-                        "{rule} lists none of its mail servers ({}), only {}; not sent to them",
-                        unlisted.join(", "),
-                        policy.mx.join(", ")
+                        "{rule} allows only {}, but its MX records name {}; not sent, tried again later (the domain must mend its MX records or its policy)",
+                        some_of(&policy.mx),
+                        some_of(&unlisted)
                     ))));
                 }
                 Ok(Some(rule))
@@ -336,6 +347,15 @@ impl Direct {
     }
 }
 
+/// Up to five names, and how many more.
+fn some_of<S: AsRef<str>>(names: &[S]) -> String {
+    let shown: Vec<&str> = names.iter().take(5).map(AsRef::as_ref).collect();
+    match names.len().saturating_sub(5) {
+        0 => shown.join(", "),
+        more => format!("{} and {more} more", shown.join(", ")),
+    }
+}
+
 fn reply_of(r: &smtp_proto::Response<String>) -> Reply {
     Reply {
         code: r.code,
@@ -355,6 +375,13 @@ fn refused_or_trouble(e: mail_send::Error) -> Miss {
 mod tests {
     use super::*;
 
+    fn memory_only() -> Keeping {
+        Keeping {
+            store: None,
+            clock: Arc::new(crate::service::SystemClock),
+        }
+    }
+
     /// A CA file that cannot be used is named, with what is wrong with it.
     #[test]
     fn an_unusable_ca_file_is_named() {
@@ -369,7 +396,9 @@ mod tests {
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
         config.smtp.direct.ca_file = Some(empty.clone());
-        let e = Direct::from_config(&config, dns.clone()).err().unwrap();
+        let e = Direct::from_config(&config, dns.clone(), memory_only())
+            .err()
+            .unwrap();
         assert_eq!(
             e.to_string(),
             format!(
@@ -379,7 +408,10 @@ mod tests {
         );
         let missing = dir.path().join("missing.pem");
         config.smtp.direct.ca_file = Some(missing.clone());
-        let e = Direct::from_config(&config, dns).err().unwrap().to_string();
+        let e = Direct::from_config(&config, dns, memory_only())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             e.starts_with(&format!("smtp.direct.ca_file {}: ", missing.display())),
             "{e}"

@@ -1,19 +1,24 @@
 //! Destination domains' MTA-STS policies (RFC 8461 section 5): the
 //! `_mta-sts` TXT record is asked at each new connection; the policy is
 //! fetched over HTTPS (a certificate valid for `mta-sts.<domain>`, no
-//! redirects) only when the record's id is new or the kept copy expired,
-//! and kept in memory for its max_age. A fetch that fails leaves the kept
-//! copy in force; with none, the domain is sent to as without a policy.
+//! redirects) when the record's id is new, the kept copy is a day old or
+//! has expired, and kept for its max_age (in memory, and in the store
+//! across restarts). A fetch that fails leaves the kept copy in force (with
+//! none, the domain is sent to as without a policy) and is not tried again
+//! for ten minutes.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use time::OffsetDateTime;
 
 use crate::dns::Dns;
-use crate::domain::mta_sts::{Policy, record_id};
+use crate::domain::mta_sts::{KeptPolicy, Policy, Step, record_id, step};
+use crate::service::Clock;
+use crate::store::Store;
 
 /// The largest policy read (the RFC suggests senders limit it; 64 KB is
 /// far more than any list of MX hosts needs).
@@ -35,17 +40,45 @@ impl Resolve for ViaDns {
     }
 }
 
-struct Kept {
-    id: String,
-    policy: Policy,
-    until: Instant,
+/// Where fetched policies are kept across restarts (none: in memory only),
+/// and the clock their max_age runs on.
+#[derive(Clone)]
+pub struct Keeping {
+    pub store: Option<Store>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Keeping {
+    /// In Muster's store, on its clock.
+    pub fn of(muster: &crate::service::Muster) -> Self {
+        Self {
+            store: Some(muster.store.clone()),
+            clock: muster.clock.clone(),
+        }
+    }
 }
 
 pub struct Policies {
     dns: Arc<Dns>,
     client: reqwest::Client,
-    kept: Mutex<HashMap<String, Kept>>,
+    keeping: Keeping,
+    memory: Mutex<Memory>,
 }
+
+#[derive(Default)]
+struct Memory {
+    kept: HashMap<String, KeptPolicy>,
+    /// Fetches that failed: (domain, record id) → until when not to try
+    /// again, so that a broken or hostile policy server does not hold a
+    /// connection for a fetch at every new connection.
+    failed: HashMap<(String, String), OffsetDateTime>,
+}
+
+/// How long a failed fetch is not tried again.
+const FAILED_FOR: time::Duration = time::Duration::minutes(10);
+
+/// The longest a policy fetch may take (the RFC says at most 60 s).
+const MOST_FETCH: Duration = Duration::from_secs(15);
 
 impl Policies {
     /// `tls` trusts what direct delivery's verified TLS trusts (the
@@ -54,59 +87,103 @@ impl Policies {
         dns: Arc<Dns>,
         tls: rustls::ClientConfig,
         timeout: Duration,
+        keeping: Keeping,
     ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
-            .timeout(timeout)
+            .timeout(timeout.min(MOST_FETCH))
             .user_agent(concat!("Muster/", env!("CARGO_PKG_VERSION")))
             .dns_resolver(ViaDns(dns.clone()))
             .build()?;
         Ok(Self {
             dns,
             client,
-            kept: Mutex::default(),
+            keeping,
+            memory: Mutex::default(),
         })
     }
 
-    /// The policy `domain` publishes now, if any (mode none included).
-    pub async fn of(&self, domain: &str) -> Option<Policy> {
+    /// The policy in force for `domain` now, if any (mode none included).
+    pub async fn of(&self, domain: &str) -> Option<KeptPolicy> {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-        let id = match self.dns.txt(&format!("_mta-sts.{domain}")).await {
+        let record = match self.dns.txt(&format!("_mta-sts.{domain}")).await {
             Ok(records) => record_id(&records),
             Err(_) => None,
         };
-        let now = Instant::now();
-        let kept = {
-            let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-            kept.get(&domain)
-                .filter(|k| k.until > now)
-                .map(|k| (k.id.clone(), k.policy.clone()))
+        let now = self.keeping.clock.now();
+        let (id, fallback) = match step(record, self.kept(&domain), now) {
+            Step::Keep(kept) => return Some(kept),
+            Step::None => return None,
+            Step::Fetch { id, fallback } => (id, fallback),
         };
-        let (id, policy) = match (id, kept) {
-            // No record now (or no answer): a kept policy still holds, so
-            // that removing the record cannot switch protection off at once.
-            (None, kept) => return kept.map(|(_, p)| p),
-            (Some(id), Some((kept_id, policy))) if id == kept_id => return Some(policy),
-            (Some(id), kept) => match self.fetch(&domain).await {
-                Ok(policy) => (id, policy),
-                Err(why) => {
-                    tracing::warn!(domain = %domain, why = %why, "cannot fetch the MTA-STS policy");
-                    return kept.map(|(_, p)| p);
-                }
-            },
+        let key = (domain.clone(), id.clone());
+        if self
+            .memory()
+            .failed
+            .get(&key)
+            .is_some_and(|until| *until > now)
+        {
+            return fallback;
+        }
+        let policy = match self.fetch(&domain).await {
+            Ok(policy) => policy,
+            Err(why) => {
+                tracing::warn!(domain = %domain, why = %why, kept = fallback.is_some(), "cannot fetch the MTA-STS policy");
+                let mut memory = self.memory();
+                memory.failed.retain(|_, until| *until > now);
+                memory.failed.insert(key, now + FAILED_FOR);
+                return fallback;
+            }
         };
-        let until = now + Duration::from_secs(policy.max_age);
-        self.kept.lock().unwrap_or_else(|p| p.into_inner()).insert(
-            domain,
-            Kept {
-                id,
-                policy: policy.clone(),
-                until,
-            },
-        );
-        Some(policy)
+        let kept = KeptPolicy {
+            id,
+            policy,
+            fetched_at: now,
+        };
+        {
+            let mut memory = self.memory();
+            memory.kept.retain(|_, k| k.holds_at(now));
+            memory.kept.insert(domain.clone(), kept.clone());
+        }
+        if let Some(store) = self.keeping.store.clone() {
+            let keep = kept.clone();
+            let written = tokio::task::spawn_blocking(move || {
+                store.write(|w| w.put_mta_sts_policy(&domain, &keep))
+            })
+            .await;
+            if let Ok(Err(e)) = written {
+                tracing::warn!(error = %e, "cannot keep the MTA-STS policy in the store; it is kept until Muster restarts");
+            }
+        }
+        Some(kept)
+    }
+
+    fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.memory.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The policy kept for `domain` (in memory, else in the store), in
+    /// force or not.
+    fn kept(&self, domain: &str) -> Option<KeptPolicy> {
+        if let Some(k) = self.memory().kept.get(domain) {
+            return Some(k.clone());
+        }
+        let stored = self
+            .keeping
+            .store
+            .as_ref()?
+            .read()
+            .and_then(|v| v.mta_sts_policy(domain))
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot read a kept MTA-STS policy");
+                None
+            })?;
+        self.memory()
+            .kept
+            .insert(domain.to_string(), stored.clone());
+        Some(stored)
     }
 
     async fn fetch(&self, domain: &str) -> Result<Policy, String> {

@@ -23,6 +23,7 @@ use super::direct::Direct;
 use super::dkim::Signer;
 use super::journal::Journal;
 use super::lanes::{self, LaneKit};
+use super::mta_sts::Keeping;
 use super::notices;
 use super::outbox::Outbox;
 use super::recorder::{Done, Recorder};
@@ -98,7 +99,11 @@ pub fn spawn(
         SmtpMode::Direct => {
             let dns = muster.dns()?;
             tracing::info!(resolvers = %dns.servers, connections = config.smtp.connections, per_domain = config.smtp.direct.connections_per_domain, "sending straight to each recipient domain's mail servers");
-            Transport::Direct(Arc::new(Direct::from_config(&config, dns)?))
+            Transport::Direct(Arc::new(Direct::from_config(
+                &config,
+                dns,
+                Keeping::of(&muster),
+            )?))
         }
         SmtpMode::Outbox => {
             let outbox = Outbox::new(config.outbox_dir());

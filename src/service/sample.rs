@@ -15,6 +15,7 @@ use crate::domain::roster::InviteRow;
 use crate::mail::compose::{Composer, InviteText, Outgoing};
 use crate::mail::direct::Direct;
 use crate::mail::dkim::Signer;
+use crate::mail::mta_sts::Keeping;
 use crate::mail::outbox::Outbox;
 use crate::mail::smtp::{Connection, Relay};
 use crate::store::Actor;
@@ -163,7 +164,7 @@ impl Muster {
                 }
             }
             SmtpMode::Direct => {
-                let direct = Direct::from_config(&self.config, self.resolver()?)
+                let direct = Direct::from_config(&self.config, self.resolver()?, Keeping::of(self))
                     .map_err(|e| ServiceError::Email(e.to_string()))?;
                 let connected = direct.connect(domain_part(&to)).await.map(|(c, reached)| {
                     left_from = reached.local;

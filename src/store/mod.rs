@@ -3,6 +3,7 @@
 //! offers read and write views with the lookups the rest of Muster uses.
 
 pub mod accounts;
+mod mta_sts;
 mod records;
 pub mod tables;
 pub mod view;

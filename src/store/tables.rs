@@ -90,6 +90,9 @@ pub const WEBHOOK_DELIVERIES: TableDefinition<(&str, u64), &[u8]> =
 pub const WEBHOOK_PENDING: TableDefinition<(&str, u64), (u64, &str)> =
     TableDefinition::new("webhook_pending");
 
+/// Destination domain → [`crate::domain::mta_sts::KeptPolicy`].
+pub const MTA_STS_POLICIES: TableDefinition<&str, &[u8]> = TableDefinition::new("mta_sts_policies");
+
 /// Calls `$m!` with every table, so creating and copying them cannot miss one.
 macro_rules! all_tables {
     ($m:ident) => {
@@ -118,7 +121,8 @@ macro_rules! all_tables {
             IDEMPOTENCY,
             WEBHOOKS,
             WEBHOOK_DELIVERIES,
-            WEBHOOK_PENDING
+            WEBHOOK_PENDING,
+            MTA_STS_POLICIES
         )
     };
 }

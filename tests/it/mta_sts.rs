@@ -5,13 +5,17 @@
 //! STARTTLS with a certificate valid only for `mx.sts.test`. Without a
 //! policy Muster would send to it for every domain (opportunistic TLS);
 //! under an enforced policy it sends only where the host is listed and its
-//! certificate verifies for that name.
+//! certificate verifies for that name; a policy it cannot fetch (a
+//! redirect, not text/plain, a policy host whose certificate does not
+//! verify) counts as none, unless one is kept.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use muster::config::SmtpMode;
+use muster::config::{DnsSettings, SmtpMode};
+use muster::dns::Dns;
 use muster::domain::roster::InviteRow;
-use muster::service::{BatchRequest, InviteView};
+use muster::service::{BatchRequest, InviteView, SystemClock};
 use muster::store::Actor;
 
 use crate::support::app::TestApp;
@@ -27,35 +31,45 @@ fn policy(mode: &str, mx: &str) -> String {
     format!("version: STSv1\r\nmode: {mode}\r\nmx: {mx}\r\nmax_age: 86400\r\n")
 }
 
+/// Domains with a policy record, and the one without.
+const STS: [&str; 7] = [
+    "sts.test",
+    "badcert.test",
+    "unlisted.test",
+    "trial.test",
+    "moved.test",
+    "html.test",
+    "forged.test",
+];
+
 /// The records: each domain's MX and policy host on 127.0.0.9, and its
 /// `_mta-sts` record (time to live 0, so that a change shows at once)
-/// unless left out.
-fn records(without_sts: &[&str]) -> Vec<String> {
+/// with `id`, unless `without` leaves it out.
+fn records(id_of: impl Fn(&str) -> Option<&'static str>) -> Vec<String> {
     let mut out = vec![
         "sts.test. 300 IN MX 10 mx.sts.test.".to_string(),
-        "badcert.test. 300 IN MX 10 mx.badcert.test.".into(),
         "unlisted.test. 300 IN MX 10 mx.sts.test.".into(),
         "trial.test. 300 IN MX 10 mx.trial.test.".into(),
-        "plain.test. 300 IN MX 10 mx.badcert.test.".into(),
-        "moved.test. 300 IN MX 10 mx.badcert.test.".into(),
-        "html.test. 300 IN MX 10 mx.badcert.test.".into(),
     ];
+    // mx.badcert.test's address has a certificate for mx.sts.test only.
+    for domain in [
+        "badcert.test",
+        "plain.test",
+        "moved.test",
+        "html.test",
+        "forged.test",
+    ] {
+        out.push(format!("{domain}. 300 IN MX 10 mx.badcert.test."));
+    }
     for host in ["mx.sts.test", "mx.badcert.test", "mx.trial.test"] {
         out.push(format!("{host}. 300 IN A {IP}"));
     }
-    for domain in [
-        "sts.test",
-        "badcert.test",
-        "unlisted.test",
-        "trial.test",
-        "moved.test",
-        "html.test",
-    ] {
+    for domain in STS {
         out.push(format!("mta-sts.{domain}. 300 IN A {IP}"));
-        if !without_sts.contains(&domain) {
+        if let Some(id) = id_of(domain) {
             out.push(format!(
                 "_mta-sts.{domain}. 0 IN TXT {}",
-                txt("v=STSv1; id=20261206;")
+                txt(&format!("v=STSv1; id={id};"))
             ));
         }
     }
@@ -98,8 +112,9 @@ fn state_and_detail(views: &[InviteView], email: &str) -> (String, String) {
 /// An enforced policy: mail goes to a listed host whose certificate
 /// verifies; a host whose certificate is for another name, or a host the
 /// policy does not list, gets nothing and the invite waits, in words. A
-/// testing policy and no policy change nothing. A policy once fetched
-/// holds after its record is removed.
+/// testing policy, no policy and a policy that cannot be fetched change
+/// nothing. A policy once fetched holds after a restart, after its record
+/// is removed, and when a new id's fetch fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_enforced_policy_sends_only_to_listed_hosts_over_verified_tls() {
     if !mailstack::available() || !dns::available() {
@@ -107,38 +122,41 @@ async fn an_enforced_policy_sends_only_to_listed_hosts_over_verified_tls() {
     }
     let state = TestDir::new();
     let port = port_free_on(&[IP]);
-    let mut dns = TestDns::start(state.path(), &["test."], &records(&[]));
+    let mut dns = TestDns::start(state.path(), &["test."], &records(|_| Some("20261206")));
     let ca = TestCa::new(state.path());
-    let mailboxes = [
+    let first = [
         "ann@sts.test",
         "bob@badcert.test",
-        "bea@badcert.test",
         "cy@unlisted.test",
         "dee@trial.test",
         "pia@plain.test",
         "mo@moved.test",
         "hal@html.test",
+        "fay@forged.test",
     ];
+    let later = ["bea@badcert.test", "cal@unlisted.test"];
+    let mailboxes: Vec<&str> = first.iter().chain(&later).copied().collect();
+    let mut domains: Vec<&str> = STS.to_vec();
+    domains.push("plain.test");
     let mx = DestinationMx::start(
         state.path(),
         IP,
         port,
         Behaviour {
-            domains: &[
-                "sts.test",
-                "badcert.test",
-                "unlisted.test",
-                "trial.test",
-                "plain.test",
-                "moved.test",
-                "html.test",
-            ],
+            domains: &domains,
             mailboxes: &mailboxes,
             greylist: false,
             tls: Some(ca.issue("mx.sts.test")),
             hostname: "mx.sts.test",
         },
     );
+    let html = {
+        let body = policy("enforce", "mx.elsewhere.test");
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
     let policies = PolicyServer::start(
         IP,
         &ca,
@@ -148,13 +166,16 @@ async fn an_enforced_policy_sends_only_to_listed_hosts_over_verified_tls() {
             ("unlisted.test", &policy("enforce", "mx.elsewhere.test")),
             ("trial.test", &policy("testing", "mx.elsewhere.test")),
             // Answers that are no policy: a redirect (to one that would
-            // hold mail back here), and a page that is not text/plain.
-            ("moved.test", "HTTP/1.1 301 Moved Permanently\r\nLocation: https://mta-sts.sts.test/.well-known/mta-sts.txt\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
-            ("html.test", &{
-                let body = policy("enforce", "mx.elsewhere.test");
-                format!("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
-            }),
+            // hold mail back here), a page that is not text/plain, and a
+            // policy host whose certificate is not for its name.
+            (
+                "moved.test",
+                "HTTP/1.1 301 Moved Permanently\r\nLocation: https://mta-sts.sts.test/.well-known/mta-sts.txt\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            ),
+            ("html.test", &html),
+            ("forged.test", &policy("enforce", "mx.elsewhere.test")),
         ],
+        &["forged.test"],
     )
     .await;
     let app = TestApp::spawn(|c| {
@@ -167,18 +188,7 @@ async fn an_enforced_policy_sends_only_to_listed_hosts_over_verified_tls() {
         c.dns.resolvers = vec![dns.resolver()];
     })
     .await;
-    let ids = invite(
-        &app,
-        &[
-            "ann@sts.test",
-            "bob@badcert.test",
-            "cy@unlisted.test",
-            "dee@trial.test",
-            "pia@plain.test",
-            "mo@moved.test",
-            "hal@html.test",
-        ],
-    );
+    let ids = invite(&app, &first);
     let views = tried(&app, &ids).await;
 
     let (ann, _) = state_and_detail(&views, "ann@sts.test");
@@ -189,25 +199,28 @@ async fn an_enforced_policy_sends_only_to_listed_hosts_over_verified_tls() {
     let (bob, why) = state_and_detail(&views, "bob@badcert.test");
     assert_eq!(bob, "deferred", "{views:#?}");
     assert!(
-        why.contains("the MTA-STS policy of badcert.test (enforce)")
-            && why.contains("TLS with mx.badcert.test"),
+        why.contains("as the MTA-STS policy of badcert.test (enforce, fetched ")
+            && why.contains("TLS with mx.badcert.test")
+            && why.contains("not valid for name"),
         "{why}"
     );
     let (cy, why) = state_and_detail(&views, "cy@unlisted.test");
     assert_eq!(cy, "deferred", "{views:#?}");
     assert!(
-        why.contains("the MTA-STS policy of unlisted.test (enforce) lists none of its mail servers (mx.sts.test), only mx.elsewhere.test"),
+        why.starts_with("the MTA-STS policy of unlisted.test (enforce, fetched ")
+            && why.contains(") allows only mx.elsewhere.test, but its MX records name mx.sts.test; not sent, tried again later"),
         "{why}"
     );
     // Testing mode, no policy, and a policy that could not be fetched (a
-    // redirect is not followed; only text/plain is a policy): sent as
-    // before, over TLS that is not verified (the certificate names
-    // mx.sts.test).
+    // redirect is not followed, only text/plain is a policy, the policy
+    // host must prove its name): sent as before, over TLS that is not
+    // verified (the certificate names mx.sts.test).
     for email in [
         "dee@trial.test",
         "pia@plain.test",
         "mo@moved.test",
         "hal@html.test",
+        "fay@forged.test",
     ] {
         assert_eq!(state_and_detail(&views, email).0, "sent", "{views:#?}");
         mx.wait_for_delivered(email, 1);
@@ -216,15 +229,11 @@ async fn an_enforced_policy_sends_only_to_listed_hosts_over_verified_tls() {
     assert!(mx.delivered("cy@unlisted.test").is_empty());
 
     let asked = policies.asked();
-    for host in [
-        "mta-sts.sts.test",
-        "mta-sts.badcert.test",
-        "mta-sts.unlisted.test",
-        "mta-sts.trial.test",
-        "mta-sts.moved.test",
-        "mta-sts.html.test",
-    ] {
-        assert!(asked.iter().any(|h| h == host), "{asked:?}");
+    for domain in STS.iter().filter(|d| **d != "forged.test") {
+        assert!(
+            asked.iter().any(|h| *h == format!("mta-sts.{domain}")),
+            "{asked:?}"
+        );
     }
     assert!(
         policies
@@ -237,19 +246,53 @@ async fn an_enforced_policy_sends_only_to_listed_hosts_over_verified_tls() {
         policies.requests.lock().unwrap()
     );
 
-    // The record goes away (as an attacker on the path could make it
-    // seem): the policy kept holds, without asking for it again.
-    let fetched_before = policies.asked().len();
-    dns.set(&["test."], &records(&["badcert.test"]));
-    let ids = invite(&app, &["bea@badcert.test"]);
+    // Muster restarts; unlisted.test's record goes away (as someone on the
+    // path could make it seem), and badcert.test's gets a new id whose
+    // policy cannot be fetched: the policies kept in the store hold.
+    let config = (*app.muster.config).clone();
+    let dir = app.stop().await;
+    dns.set(
+        &["test."],
+        &records(|d| match d {
+            "unlisted.test" => None,
+            "badcert.test" => Some("20261207"),
+            _ => Some("20261206"),
+        }),
+    );
+    policies.withdraw("badcert.test");
+    let resolver = Dns::from_config(&DnsSettings {
+        resolvers: vec![dns.resolver()],
+    })
+    .unwrap();
+    assert!(
+        resolver.txt("_mta-sts.unlisted.test").await.is_err(),
+        "the record is gone"
+    );
+    let asked_before = policies.asked();
+    let app = TestApp::start(dir, config, Arc::new(SystemClock)).await;
+    let ids = invite(&app, &later);
     let views = tried(&app, &ids).await;
     let (bea, why) = state_and_detail(&views, "bea@badcert.test");
     assert_eq!(bea, "deferred", "{views:#?}");
     assert!(
-        why.contains("the MTA-STS policy of badcert.test (enforce)"),
+        why.contains("as the MTA-STS policy of badcert.test (enforce, fetched "),
+        "{why}"
+    );
+    let (cal, why) = state_and_detail(&views, "cal@unlisted.test");
+    assert_eq!(cal, "deferred", "{views:#?}");
+    assert!(
+        why.contains("allows only mx.elsewhere.test, but its MX records name mx.sts.test"),
         "{why}"
     );
     assert!(mx.delivered("bea@badcert.test").is_empty());
-    assert_eq!(policies.asked().len(), fetched_before);
+    assert!(mx.delivered("cal@unlisted.test").is_empty());
+    // The new id was asked for (and answered 404); the removed record's
+    // policy was not.
+    let asked_since = policies.asked()[asked_before.len()..].to_vec();
+    assert!(
+        asked_since.iter().any(|h| h == "mta-sts.badcert.test")
+            && !asked_since.iter().any(|h| h == "mta-sts.unlisted.test"),
+        "{asked_since:?}"
+    );
     app.shutdown().await;
 }

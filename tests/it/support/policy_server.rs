@@ -1,6 +1,7 @@
 //! An HTTPS server for MTA-STS policies (RFC 8461): on one loopback
 //! address, port 443, with a certificate from the test CA valid for each
-//! `mta-sts.<domain>` it serves; it answers
+//! `mta-sts.<domain>` it serves (but those it is told to leave out); it
+//! answers
 //! `/.well-known/mta-sts.txt` with the policy of the domain the request's
 //! Host names (or, when that starts with `HTTP/1.1 `, with it as the whole
 //! answer), and keeps every request line and Host it saw.
@@ -18,6 +19,8 @@ use super::destinations::TestCa;
 pub struct PolicyServer {
     /// (Host, request line) of each request, in order.
     pub requests: Arc<Mutex<Vec<(String, String)>>>,
+    /// What each policy host is answered, by host.
+    answers: Arc<Mutex<HashMap<String, String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -28,21 +31,29 @@ impl Drop for PolicyServer {
 }
 
 impl PolicyServer {
-    /// `policies`: (domain, policy text).
-    pub async fn start(ip: &str, ca: &TestCa, policies: &[(&str, &str)]) -> Self {
+    /// `policies`: (domain, policy text); the certificate is not valid for
+    /// the policy hosts of the domains in `uncertified`.
+    pub async fn start(
+        ip: &str,
+        ca: &TestCa,
+        policies: &[(&str, &str)],
+        uncertified: &[&str],
+    ) -> Self {
         let hosts: Vec<String> = policies
             .iter()
+            .filter(|(d, _)| !uncertified.contains(d))
             .map(|(d, _)| format!("mta-sts.{d}"))
             .collect();
         let (key, cert) = ca.issue_for(&hosts.iter().map(String::as_str).collect::<Vec<_>>());
         let acceptor = acceptor(&key, &cert);
         let listener = tokio::net::TcpListener::bind((ip, 443)).await.unwrap();
-        let bodies: Arc<HashMap<String, String>> = Arc::new(
+        let answers: Arc<Mutex<HashMap<String, String>>> = Arc::new(Mutex::new(
             policies
                 .iter()
                 .map(|(d, p)| (format!("mta-sts.{d}"), p.to_string()))
                 .collect(),
-        );
+        ));
+        let bodies = answers.clone();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let seen = requests.clone();
         let task = tokio::spawn(async move {
@@ -71,8 +82,9 @@ impl PolicyServer {
                         .unwrap_or_default()
                         .to_string();
                     seen.lock().unwrap().push((host.clone(), line.clone()));
-                    let answer = match bodies.get(&host) {
-                        Some(raw) if raw.starts_with("HTTP/1.1 ") => raw.clone(),
+                    let body = bodies.lock().unwrap().get(&host).cloned();
+                    let answer = match body {
+                        Some(raw) if raw.starts_with("HTTP/1.1 ") => raw,
                         Some(body) if line.starts_with("GET /.well-known/mta-sts.txt ") => format!(
                             "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                             body.len()
@@ -84,7 +96,19 @@ impl PolicyServer {
                 });
             }
         });
-        Self { requests, task }
+        Self {
+            requests,
+            answers,
+            task,
+        }
+    }
+
+    /// From now on, `domain`'s policy host answers 404.
+    pub fn withdraw(&self, domain: &str) {
+        self.answers
+            .lock()
+            .unwrap()
+            .remove(&format!("mta-sts.{domain}"));
     }
 
     /// The hosts whose policy was asked for.
