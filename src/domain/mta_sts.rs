@@ -338,28 +338,28 @@ mod tests {
         assert!(!p.lists("mail.example.com.evil.test"));
     }
 
+    const FETCHED_AT: OffsetDateTime = time::macros::datetime!(2026-12-06 08:00 UTC);
+
+    /// Policy id "1", fetched at `FETCHED_AT`.
+    fn kept_for(max_age: u64) -> KeptPolicy {
+        let text = format!("version: STSv1\nmode: enforce\nmx: a.b\nmax_age: {max_age}\n");
+        KeptPolicy {
+            id: "1".into(),
+            policy: Policy::parse(&text).unwrap(),
+            fetched_at: FETCHED_AT,
+        }
+    }
+
     #[test]
     fn a_kept_policy_holds_for_its_max_age() {
-        let fetched_at = time::macros::datetime!(2026-12-06 08:00 UTC);
-        let kept = KeptPolicy {
-            id: "1".into(),
-            policy: Policy::parse("version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 3600\n")
-                .unwrap(),
-            fetched_at,
-        };
+        let (fetched_at, kept) = (FETCHED_AT, kept_for(3600));
         assert!(kept.holds_at(fetched_at + time::Duration::seconds(3599)));
         assert!(!kept.holds_at(fetched_at + time::Duration::seconds(3600)));
     }
 
     #[test]
     fn a_kept_policy_is_fetched_again_on_a_new_id_after_a_day_or_once_expired() {
-        let fetched_at = time::macros::datetime!(2026-12-06 08:00 UTC);
-        let kept = KeptPolicy {
-            id: "1".into(),
-            policy: Policy::parse("version: STSv1\nmode: enforce\nmx: a.b\nmax_age: 604800\n")
-                .unwrap(),
-            fetched_at,
-        };
+        let (fetched_at, kept) = (FETCHED_AT, kept_for(604_800));
         let hour = time::Duration::hours(1);
         let k = || Some(kept.clone());
         let fetch = |id: &str, fallback: Option<KeptPolicy>| Step::Fetch {

@@ -19,7 +19,7 @@ use muster::domain::roster::InviteRow;
 use muster::service::{BatchRequest, InviteView};
 use muster::store::Actor;
 
-use crate::support::app::{TestApp, final_views};
+use crate::support::app::{TestApp, final_views, tried_views};
 use crate::support::destinations::{Behaviour, DestinationMx, TestCa, port_free_on};
 use crate::support::dns::{self, TestDns, txt};
 use crate::support::mailstack;
@@ -542,17 +542,7 @@ async fn required_tls_sends_only_to_servers_that_prove_who_they_are() {
                 ))
                 .unwrap();
             let ids: Vec<String> = made.invites.iter().map(|i| i.id.clone()).collect();
-            let views = wait_for_async("both tried", Duration::from_secs(60), || async {
-                let views: Vec<InviteView> = ids
-                    .iter()
-                    .map(|id| app.muster.get_invite(id).unwrap())
-                    .collect();
-                views
-                    .iter()
-                    .all(|v| v.attempts >= 1 && v.delivery_state != "sending")
-                    .then_some(views)
-            })
-            .await;
+            let views = tried_views(&app, &ids, Duration::from_secs(60)).await;
             app.shutdown().await;
             views
         }

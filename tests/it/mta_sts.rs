@@ -18,7 +18,7 @@ use muster::domain::roster::InviteRow;
 use muster::service::{BatchRequest, InviteView, SystemClock};
 use muster::store::Actor;
 
-use crate::support::app::TestApp;
+use crate::support::app::{TestApp, tried_views};
 use crate::support::destinations::{Behaviour, DestinationMx, TestCa, port_free_on};
 use crate::support::dns::{self, TestDns, txt};
 use crate::support::mailstack;
@@ -74,20 +74,6 @@ fn records(id_of: impl Fn(&str) -> Option<&'static str>) -> Vec<String> {
         }
     }
     out
-}
-
-async fn tried(app: &TestApp, ids: &[String]) -> Vec<InviteView> {
-    wait_for_async("every invite tried", Duration::from_secs(60), || async {
-        let views: Vec<InviteView> = ids
-            .iter()
-            .map(|id| app.muster.get_invite(id).unwrap())
-            .collect();
-        views
-            .iter()
-            .all(|v| v.attempts >= 1 && v.delivery_state != "sending")
-            .then_some(views)
-    })
-    .await
 }
 
 fn invite(app: &TestApp, to: &[&str]) -> Vec<String> {
@@ -189,7 +175,7 @@ async fn an_enforced_policy_sends_only_to_listed_hosts_over_verified_tls() {
     })
     .await;
     let ids = invite(&app, &first);
-    let views = tried(&app, &ids).await;
+    let views = tried_views(&app, &ids, Duration::from_secs(60)).await;
 
     let (ann, _) = state_and_detail(&views, "ann@sts.test");
     assert_eq!(ann, "sent", "{views:#?}");
@@ -271,7 +257,7 @@ async fn an_enforced_policy_sends_only_to_listed_hosts_over_verified_tls() {
     let asked_before = policies.asked();
     let app = TestApp::start(dir, config, Arc::new(SystemClock)).await;
     let ids = invite(&app, &later);
-    let views = tried(&app, &ids).await;
+    let views = tried_views(&app, &ids, Duration::from_secs(60)).await;
     let (bea, why) = state_and_detail(&views, "bea@badcert.test");
     assert_eq!(bea, "deferred", "{views:#?}");
     assert!(

@@ -166,15 +166,38 @@ pub async fn final_views(
     ids: &[String],
     within: std::time::Duration,
 ) -> Vec<InviteView> {
-    wait_for_async("every invite sent or failed", within, || async {
+    views_once(app, ids, within, "every invite sent or failed", |v| {
+        v.delivery_state == "sent" || v.delivery_state == "failed"
+    })
+    .await
+}
+
+/// The invites once every one has been tried and is not being sent (sent,
+/// deferred or failed), waiting up to `within`.
+pub async fn tried_views(
+    app: &App,
+    ids: &[String],
+    within: std::time::Duration,
+) -> Vec<InviteView> {
+    views_once(app, ids, within, "every invite tried", |v| {
+        v.attempts >= 1 && v.delivery_state != "sending"
+    })
+    .await
+}
+
+async fn views_once(
+    app: &App,
+    ids: &[String],
+    within: std::time::Duration,
+    what: &str,
+    done: impl Fn(&InviteView) -> bool,
+) -> Vec<InviteView> {
+    wait_for_async(what, within, || async {
         let views: Vec<InviteView> = ids
             .iter()
             .map(|id| app.muster.get_invite(id).unwrap())
             .collect();
-        views
-            .iter()
-            .all(|v| v.delivery_state == "sent" || v.delivery_state == "failed")
-            .then_some(views)
+        views.iter().all(&done).then_some(views)
     })
     .await
 }
