@@ -1,6 +1,7 @@
 //! The admin web app as an admin uses it, in both browsers: signed-out
 //! visits and first start, and the pending list (its layout on a laptop
-//! and a phone, the batch filter, confirmations, the CSV export).
+//! and a phone, the batch filter, confirmations, the CSV export, why an
+//! invite waits).
 
 use crate::support::app::TestApp;
 use crate::support::webdriver::{Browser, Engine};
@@ -214,6 +215,91 @@ async fn the_pending_list_fits_asks_first_and_exports_what_it_shows(engine: Engi
             .all(|l| l.starts_with("second") && l.contains(",revoked,"))
     );
     b.step("exported").await;
+    b.quit().await;
+    app.shutdown().await;
+}
+
+/// Why an invite waits fits on one line, and a click or tap (a phone has
+/// no hover) shows all of it, within the window.
+async fn why_an_invite_waits_shows_whole_on_a_tap(engine: Engine) {
+    if !engine.available() {
+        return;
+    }
+    // A relay that takes no connection: the invite waits, with the reason.
+    let app = TestApp::spawn(|c| {
+        c.smtp.host = Some("127.0.0.1".into());
+        c.smtp.port = free_port();
+        c.smtp.tls = muster::config::SmtpTls::None;
+        c.smtp.retry_initial_secs = 600;
+    })
+    .await;
+    app.muster
+        .add_admin(ADMIN, PASSWORD, &Actor::cli())
+        .unwrap();
+    let made = app.muster.create_batch(invite_batch(1, "waits")).unwrap();
+    let id = made.invites[0].id.clone();
+    let reason = wait_for(
+        "the invite deferred",
+        std::time::Duration::from_secs(30),
+        || {
+            let v = app.muster.get_invite(&id).unwrap();
+            (v.delivery_state == "deferred").then(|| v.delivery_detail.unwrap())
+        },
+    );
+    let mut b = Browser::start(engine, "why_an_invite_waits_shows_whole_on_a_tap").await;
+    b.goto(&format!("{}/invites", app.url())).await;
+    b.wait("#sign-in").await;
+    sign_in_here(&b).await;
+    b.wait("tr[data-delivery=deferred] button.detail").await;
+    for (w, h) in [(1280, 900), (390, 844)] {
+        b.set_size(w, h).await;
+        let cut = "const d = document.querySelector('button.detail');
+                   return [d.scrollWidth - d.clientWidth, d.getBoundingClientRect().height,
+                           document.documentElement.scrollWidth - window.innerWidth];";
+        let before = b.run(cut).await;
+        assert!(
+            before[0].as_f64().unwrap() > 0.0,
+            "{w}x{h}: the reason is cut to one line: {before:?}"
+        );
+        assert_eq!(
+            b.html_attribute("button.detail", "aria-expanded")
+                .await
+                .as_deref(),
+            Some("false")
+        );
+        b.click("button.detail").await;
+        b.until("the whole reason", || async {
+            (b.text("button.detail").await == reason).then_some(())
+        })
+        .await;
+        let after = b.run(cut).await;
+        assert!(
+            after[0].as_f64().unwrap() <= 0.0
+                && after[1].as_f64().unwrap() > before[1].as_f64().unwrap(),
+            "{w}x{h}: the whole reason shows on several lines: {after:?}"
+        );
+        assert!(
+            after[2].as_f64().unwrap() <= 0.0,
+            "{w}x{h}: the page scrolls sideways: {after:?}"
+        );
+        assert_eq!(
+            b.html_attribute("button.detail", "aria-expanded")
+                .await
+                .as_deref(),
+            Some("true")
+        );
+        b.step(&format!("reason-open-{w}")).await;
+        // Another tap folds it again.
+        b.click("button.detail").await;
+        b.until("one line again", || async {
+            (b.html_attribute("button.detail", "aria-expanded")
+                .await
+                .as_deref()
+                == Some("false"))
+            .then_some(())
+        })
+        .await;
+    }
     b.quit().await;
     app.shutdown().await;
 }
@@ -536,4 +622,5 @@ crate::in_both_browsers!(
     a_token_secret_is_copied_once_and_revoking_asks_first,
     signed_out_pages_send_the_browser_to_sign_in,
     the_pending_list_fits_asks_first_and_exports_what_it_shows,
+    why_an_invite_waits_shows_whole_on_a_tap,
 );

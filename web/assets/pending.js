@@ -53,6 +53,18 @@ Muster.page(async () => {
     return i.delivery_state === 'in_outbox' ? i.delivery_detail.replace(/^.*\//, '') : i.delivery_detail;
   }
 
+  // Why an invite waits or failed: one line, shown whole on a click or tap
+  // (a phone has no hover for the title).
+  function detailButton(full, short) {
+    const b = el('button', { type: 'button', class: 'muted detail', title: full, 'aria-expanded': 'false', text: short });
+    b.addEventListener('click', () => {
+      const open = b.getAttribute('aria-expanded') !== 'true';
+      b.setAttribute('aria-expanded', String(open));
+      b.textContent = open ? full : short;
+    });
+    return b;
+  }
+
   function row(i) {
     const check = el('input', { type: 'checkbox', class: 'pick', value: i.id, 'aria-label': 'Select ' + i.recipient_email });
     const open = ['live', 'expired', 'blocked'].includes(i.link_state);
@@ -80,7 +92,7 @@ Muster.page(async () => {
         i.purpose === 'password_reset' ? el('span', { class: 'state', text: 'password reset' }) : null),
       el('td', { 'data-label': 'Link' }, stateBadge(i.link_state), notes),
       el('td', { 'data-label': 'Delivery' }, stateBadge(i.delivery_state),
-        detail ? el('div', { class: 'muted detail', title: i.delivery_detail, text: detail }) : null),
+        detail ? detailButton(i.delivery_detail, detail) : null),
       el('td', { 'data-label': 'Expires', class: 'nowrap', text: fmtDate(i.expires_at) }),
       el('td', {}, el('div', { class: 'actions compact' }, button('Resend', 'resend'), button('Revoke', 'revoke', 'danger'), button('Copy link', 'link'))));
   }
