@@ -171,7 +171,10 @@ pub struct KeptPolicy {
 impl KeptPolicy {
     /// Whether it still holds at `now`.
     pub fn holds_at(&self, now: OffsetDateTime) -> bool {
-        now < self.fetched_at + time::Duration::seconds(self.policy.max_age as i64)
+        let age = time::Duration::seconds(self.policy.max_age.min(MOST_AGE) as i64);
+        self.fetched_at
+            .checked_add(age)
+            .is_some_and(|until| now < until)
     }
 }
 
@@ -355,6 +358,12 @@ mod tests {
         let (fetched_at, kept) = (FETCHED_AT, kept_for(3600));
         assert!(kept.holds_at(fetched_at + time::Duration::seconds(3599)));
         assert!(!kept.holds_at(fetched_at + time::Duration::seconds(3600)));
+        // Its end past the last time there is: no panic, and over.
+        let last = KeptPolicy {
+            fetched_at: time::macros::datetime!(9999-12-31 23:00 UTC),
+            ..kept
+        };
+        assert!(!last.holds_at(last.fetched_at));
     }
 
     #[test]

@@ -240,10 +240,14 @@ impl Direct {
                 );
                 tries.retain(|(host, _)| policy.lists(host));
                 if tries.is_empty() {
+                    let why = if unlisted.is_empty() {
+                        "but none of those hosts has an address".to_string()
+                    } else {
+                        format!("but its MX records name {}", some_of(&unlisted))
+                    };
                     return Err(Outcome::Trouble(Trouble::Connect(format!(
-                        "{rule} allows only {}, but its MX records name {}; not sent, tried again later (the domain must mend its MX records or its policy)",
+                        "{rule} allows only {}, {why}; not sent, tried again later (the domain must mend its MX records or its policy)",
                         some_of(&policy.mx),
-                        some_of(&unlisted)
                     ))));
                 }
                 Ok(Some(rule))

@@ -147,7 +147,8 @@ impl Policies {
             memory.kept.retain(|_, k| k.holds_at(now));
             memory.kept.insert(domain.clone(), kept.clone());
         }
-        if let Some(store) = self.keeping.store.clone() {
+        // max_age 0: in force for this connection only, nothing to keep.
+        if let Some(store) = self.keeping.store.clone().filter(|_| kept.holds_at(now)) {
             let keep = kept.clone();
             let written = tokio::task::spawn_blocking(move || {
                 store.write(|w| w.put_mta_sts_policy(&domain, &keep))

@@ -161,3 +161,34 @@ fn backup_copies_a_consistent_snapshot() {
         1
     );
 }
+
+/// A store an older Muster made lacks the tables added since: opened read-only
+/// beside it (no writer to add them), a read finds nothing there and a backup
+/// copies them as empty.
+#[test]
+fn tables_an_older_store_lacks_read_as_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.redb");
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(crate::store::tables::META).unwrap();
+        txn.commit().unwrap();
+    }
+    let store = Store::open_read_only(&path).unwrap();
+    assert_eq!(
+        store.read().unwrap().mta_sts_policy("example.com").unwrap(),
+        None
+    );
+    let copy = dir.path().join("backup.redb");
+    store.backup_to(&copy).unwrap();
+    let copied = Store::open(&copy).unwrap();
+    assert_eq!(
+        copied
+            .read()
+            .unwrap()
+            .mta_sts_policy("example.com")
+            .unwrap(),
+        None
+    );
+}

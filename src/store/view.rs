@@ -682,13 +682,19 @@ pub(super) fn copy_all(src: &ReadTransaction, dest: &Path) -> Result<()> {
         message: e.to_string(),
     })?;
     let dst = db.begin_write()?;
+    // A table a newer Muster added and the running (older) one has not
+    // made yet is copied as empty.
     macro_rules! copy {
         ($($def:expr),*) => {$({
-            let from = src.open_table($def)?;
             let mut to = dst.open_table($def)?;
-            for entry in from.iter()? {
-                let (k, v) = entry?;
-                to.insert(k.value(), v.value())?;
+            match src.open_table($def) {
+                Err(redb::TableError::TableDoesNotExist(_)) => {}
+                from => {
+                    for entry in from?.iter()? {
+                        let (k, v) = entry?;
+                        to.insert(k.value(), v.value())?;
+                    }
+                }
             }
         })*};
     }

@@ -56,7 +56,7 @@ Muster.page(async () => {
   // Why an invite waits or failed: one line, shown whole on a click or tap
   // (a phone has no hover for the title).
   function detailButton(full, short) {
-    const b = el('button', { type: 'button', class: 'muted detail', title: full, 'aria-expanded': 'false', text: short });
+    const b = el('button', { type: 'button', class: 'muted detail', title: full === short ? null : full, 'aria-expanded': 'false', text: short });
     b.addEventListener('click', () => {
       const open = b.getAttribute('aria-expanded') !== 'true';
       b.setAttribute('aria-expanded', String(open));
