@@ -6,6 +6,8 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::address::DomainName;
+
 /// The one `_mta-sts` TXT record's policy id, when exactly one record
 /// starts with `v=STSv1;` and it is well formed (section 3.1); otherwise the
 /// domain has no policy to use.
@@ -126,7 +128,7 @@ impl Policy {
                 }
                 // Only what can be a host name (or `*.` and one): anything
                 // else could never match, and would only fill the messages.
-                "mx" if mx.len() < MOST_MX && is_pattern(value) => mx.push(normal(value)),
+                "mx" if mx.len() < MOST_MX => mx.extend(pattern(value)),
                 _ => {}
             }
         }
@@ -204,22 +206,15 @@ pub fn step(record: Option<String>, kept: Option<KeptPolicy>, now: OffsetDateTim
     }
 }
 
-/// A host name, or `*.` and one: letters, digits and hyphens in labels of
-/// up to 63, 253 in all.
-fn is_pattern(value: &str) -> bool {
-    let name = value
-        .strip_prefix("*.")
-        .unwrap_or(value)
-        .trim_end_matches('.');
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
+/// A host name (ASCII, as [`DomainName`] takes one), or `*.` and one, in
+/// lower case without a trailing dot.
+fn pattern(value: &str) -> Option<String> {
+    let (wild, name) = match value.strip_prefix("*.") {
+        Some(name) => ("*.", name),
+        None => ("", value),
+    };
+    let name = DomainName::parse(name).ok().filter(|_| name.is_ascii())?;
+    Some(format!("{wild}{}", name.as_str()))
 }
 
 fn normal(name: &str) -> String {
