@@ -14,25 +14,25 @@ use super::{
 macro_rules! account_reads {
     () => {
         pub fn admin(&self, email: &str) -> Result<Option<Admin>> {
-            let t = self.txn.open_table(ADMINS)?;
+            let t = self.open(ADMINS)?;
             t.get(email)?
                 .map(|v| decode("admins", email, v.value()))
                 .transpose()
         }
 
         pub fn admin_count(&self) -> Result<u64> {
-            Ok(self.txn.open_table(ADMINS)?.len()?)
+            Ok(self.open(ADMINS)?.len()?)
         }
 
         pub fn session(&self, hash: &[u8; 32]) -> Result<Option<Session>> {
-            let t = self.txn.open_table(SESSIONS)?;
+            let t = self.open(SESSIONS)?;
             t.get(hash.as_slice())?
                 .map(|v| decode("sessions", "session", v.value()))
                 .transpose()
         }
 
         pub fn one_time_token(&self, hash: &[u8; 32]) -> Result<Option<OneTimeToken>> {
-            let t = self.txn.open_table(ONE_TIME_TOKENS)?;
+            let t = self.open(ONE_TIME_TOKENS)?;
             t.get(hash.as_slice())?
                 .map(|v| decode("one_time_tokens", "token", v.value()))
                 .transpose()
@@ -40,11 +40,11 @@ macro_rules! account_reads {
 
         /// Reset requests not yet looked at.
         pub fn reset_requests_waiting(&self) -> Result<u64> {
-            Ok(self.txn.open_table(RESET_REQUESTS)?.len()?)
+            Ok(self.open(RESET_REQUESTS)?.len()?)
         }
 
         pub fn api_token(&self, id: &str) -> Result<Option<ApiToken>> {
-            let t = self.txn.open_table(API_TOKENS)?;
+            let t = self.open(API_TOKENS)?;
             t.get(id)?
                 .map(|v| decode("api_tokens", id, v.value()))
                 .transpose()
@@ -52,8 +52,7 @@ macro_rules! account_reads {
 
         pub fn api_token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiToken>> {
             let id = self
-                .txn
-                .open_table(API_TOKEN_BY_HASH)?
+                .open(API_TOKEN_BY_HASH)?
                 .get(hash.as_slice())?
                 .map(|v| v.value().to_string());
             match id {
@@ -63,7 +62,7 @@ macro_rules! account_reads {
         }
 
         pub fn api_tokens(&self) -> Result<Vec<ApiToken>> {
-            let t = self.txn.open_table(API_TOKENS)?;
+            let t = self.open(API_TOKENS)?;
             let mut out = Vec::new();
             for entry in t.iter()? {
                 let (k, v) = entry?;
@@ -73,7 +72,7 @@ macro_rules! account_reads {
         }
 
         pub fn idempotency(&self, principal: &str, key: &str) -> Result<Option<IdempotencyRecord>> {
-            let t = self.txn.open_table(IDEMPOTENCY)?;
+            let t = self.open(IDEMPOTENCY)?;
             t.get((principal, key))?
                 .map(|v| decode("idempotency", key, v.value()))
                 .transpose()

@@ -262,7 +262,7 @@ impl Store {
     /// Copies every table into a new store file at `dest`, from one
     /// consistent snapshot.
     pub fn backup_to(&self, dest: &Path) -> Result<()> {
-        view::copy_all(self.read()?.txn(), dest)
+        view::copy_all(&self.read()?, dest)
     }
 }
 

@@ -8,12 +8,7 @@ use crate::domain::mta_sts::KeptPolicy;
 
 impl View {
     pub fn mta_sts_policy(&self, domain: &str) -> Result<Option<KeptPolicy>> {
-        // Opened read-only beside an older Muster, the table may not exist yet.
-        let table = match self.txn.open_table(MTA_STS_POLICIES) {
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            other => other?,
-        };
-        table
+        self.open(MTA_STS_POLICIES)?
             .get(domain)?
             .map(|v| decode("mta_sts_policies", domain, v.value()))
             .transpose()

@@ -176,10 +176,19 @@ fn tables_an_older_store_lacks_read_as_empty() {
         txn.commit().unwrap();
     }
     let store = Store::open_read_only(&path).unwrap();
+    let view = store.read().unwrap();
+    assert_eq!(view.mta_sts_policy("example.com").unwrap(), None);
+    assert!(view.webhooks().unwrap().is_empty());
+    assert_eq!(view.pending_webhook_count("hook").unwrap(), 0);
+    assert_eq!(view.admin_count().unwrap(), 0);
+    assert_eq!(view.invite("inv").unwrap(), None);
     assert_eq!(
-        store.read().unwrap().mta_sts_policy("example.com").unwrap(),
-        None
+        view.due_task_count(time::OffsetDateTime::now_utc())
+            .unwrap(),
+        0
     );
+    assert!(view.audit(None, 10).unwrap().is_empty());
+    drop(view);
     let copy = dir.path().join("backup.redb");
     store.backup_to(&copy).unwrap();
     let copied = Store::open(&copy).unwrap();

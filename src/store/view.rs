@@ -4,7 +4,10 @@
 
 use std::path::Path;
 
-use redb::{ReadTransaction, ReadableTable, ReadableTableMetadata, WriteTransaction};
+use redb::{
+    ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition, WriteTransaction,
+};
 use time::OffsetDateTime;
 
 use super::tables::*;
@@ -108,6 +111,24 @@ impl InviteFilter {
     }
 }
 
+/// Every table, empty: what a read finds in a table the store lacks.
+fn empty_tables() -> Result<&'static redb::Database> {
+    static EMPTY: std::sync::OnceLock<redb::Database> = std::sync::OnceLock::new();
+    if let Some(db) = EMPTY.get() {
+        return Ok(db);
+    }
+    let db = redb::Database::builder()
+        .create_with_backend(redb::backends::InMemoryBackend::new())
+        .map_err(|e| StoreError::Open {
+            path: ":memory:".into(),
+            message: e.to_string(),
+        })?;
+    let txn = db.begin_write()?;
+    create_tables(&txn)?;
+    txn.commit()?;
+    Ok(EMPTY.get_or_init(|| db))
+}
+
 pub(super) fn create_tables(txn: &WriteTransaction) -> Result<()> {
     macro_rules! create {
         ($($def:expr),*) => {$(
@@ -139,14 +160,14 @@ pub fn hex_hash(hash: &[u8; 32]) -> String {
 macro_rules! read_methods {
     () => {
         pub fn batch(&self, id: &str) -> Result<Option<Batch>> {
-            let t = self.txn.open_table(BATCHES)?;
+            let t = self.open(BATCHES)?;
             t.get(id)?
                 .map(|v| decode("batches", id, v.value()))
                 .transpose()
         }
 
         pub fn invite(&self, id: &str) -> Result<Option<Invite>> {
-            let t = self.txn.open_table(INVITES)?;
+            let t = self.open(INVITES)?;
             t.get(id)?
                 .map(|v| decode("invites", id, v.value()))
                 .transpose()
@@ -155,7 +176,7 @@ macro_rules! read_methods {
         /// The invite whose current token hashes to `hash`, unless revoked.
         pub fn invite_by_token(&self, hash: &[u8; 32]) -> Result<Option<Invite>> {
             let id = {
-                let t = self.txn.open_table(INVITE_BY_TOKEN)?;
+                let t = self.open(INVITE_BY_TOKEN)?;
                 t.get(hash.as_slice())?.map(|v| v.value().to_string())
             };
             match id {
@@ -166,7 +187,7 @@ macro_rules! read_methods {
 
         /// The invite holding a place for `mailbox`, with its expiry in ms.
         pub fn open_invite_for(&self, mailbox: &str) -> Result<Option<(String, u64)>> {
-            let t = self.txn.open_table(OPEN_BY_MAILBOX)?;
+            let t = self.open(OPEN_BY_MAILBOX)?;
             Ok(t.get(mailbox)?.map(|v| {
                 let (id, exp) = v.value();
                 (id.to_string(), exp)
@@ -177,12 +198,11 @@ macro_rules! read_methods {
         /// counter minus those already past expiry but not yet swept.
         pub fn pending_count(&self, domain: &str, now: OffsetDateTime) -> Result<u64> {
             let total = self
-                .txn
-                .open_table(OPEN_COUNT)?
+                .open(OPEN_COUNT)?
                 .get(domain)?
                 .map(|v| v.value())
                 .unwrap_or(0);
-            let by_expiry = self.txn.open_table(OPEN_BY_EXPIRY)?;
+            let by_expiry = self.open(OPEN_BY_EXPIRY)?;
             let now_ms = millis(now);
             let mut expired = 0u64;
             for entry in by_expiry.range((domain, 0u64, "")..=(domain, now_ms, "\u{10ffff}"))? {
@@ -194,14 +214,14 @@ macro_rules! read_methods {
 
         pub fn invites_of_batch(&self, batch_id: &str) -> Result<Vec<Invite>> {
             let ids: Vec<String> = {
-                let t = self.txn.open_table(INVITES_BY_BATCH)?;
+                let t = self.open(INVITES_BY_BATCH)?;
                 let mut ids = Vec::new();
                 for entry in t.range((batch_id, "")..(batch_id, "\u{10ffff}"))? {
                     ids.push(entry?.0.value().1.to_string());
                 }
                 ids
             };
-            let t = self.txn.open_table(INVITES)?;
+            let t = self.open(INVITES)?;
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
                 if let Some(v) = t.get(id.as_str())? {
@@ -220,7 +240,7 @@ macro_rules! read_methods {
             limit: usize,
             now: OffsetDateTime,
         ) -> Result<InvitePage> {
-            let t = self.txn.open_table(INVITES)?;
+            let t = self.open(INVITES)?;
             let iter = match cursor {
                 Some(c) => t.range::<&str>(..c)?,
                 None => t.range::<&str>(..)?,
@@ -249,7 +269,7 @@ macro_rules! read_methods {
             std::collections::BTreeMap<&'static str, u64>,
             std::collections::BTreeMap<&'static str, u64>,
         )> {
-            let t = self.txn.open_table(INVITES)?;
+            let t = self.open(INVITES)?;
             let (mut links, mut deliveries) = (
                 std::collections::BTreeMap::new(),
                 std::collections::BTreeMap::new(),
@@ -264,11 +284,11 @@ macro_rules! read_methods {
         }
 
         pub fn invite_count(&self) -> Result<u64> {
-            Ok(self.txn.open_table(INVITES)?.len()?)
+            Ok(self.open(INVITES)?.len()?)
         }
 
         pub fn batches(&self) -> Result<Vec<Batch>> {
-            let t = self.txn.open_table(BATCHES)?;
+            let t = self.open(BATCHES)?;
             let mut out = Vec::new();
             for entry in t.iter()?.rev() {
                 let (k, v) = entry?;
@@ -278,7 +298,7 @@ macro_rules! read_methods {
         }
 
         pub fn created_mailbox(&self, address: &str) -> Result<Option<MailboxRecord>> {
-            let t = self.txn.open_table(MAILBOXES)?;
+            let t = self.open(MAILBOXES)?;
             t.get(address)?
                 .map(|v| decode("mailboxes", address, v.value()))
                 .transpose()
@@ -286,7 +306,7 @@ macro_rules! read_methods {
 
         /// The addresses of the mailboxes Muster created, sorted.
         pub fn created_mailbox_addresses(&self) -> Result<Vec<String>> {
-            let t = self.txn.open_table(MAILBOXES)?;
+            let t = self.open(MAILBOXES)?;
             let mut out = Vec::new();
             for entry in t.iter()? {
                 out.push(entry?.0.value().to_string());
@@ -295,11 +315,11 @@ macro_rules! read_methods {
         }
 
         pub fn created_mailbox_count(&self) -> Result<u64> {
-            Ok(self.txn.open_table(MAILBOXES)?.len()?)
+            Ok(self.open(MAILBOXES)?.len()?)
         }
 
         pub fn created_mailboxes(&self) -> Result<Vec<MailboxRecord>> {
-            let t = self.txn.open_table(MAILBOXES)?;
+            let t = self.open(MAILBOXES)?;
             let mut out = Vec::new();
             for entry in t.iter()? {
                 let (k, v) = entry?;
@@ -329,7 +349,7 @@ macro_rules! read_methods {
             skip: &dyn Fn(&str) -> bool,
         ) -> Result<Vec<(u64, Task)>> {
             use std::ops::Bound;
-            let t = self.txn.open_table(TASKS)?;
+            let t = self.open(TASKS)?;
             let mut out = Vec::new();
             let start = match after {
                 Some(key) => Bound::Excluded(key),
@@ -355,7 +375,7 @@ macro_rules! read_methods {
             let Some(due) = self.task_due(id)? else {
                 return Ok(None);
             };
-            match self.txn.open_table(TASKS)?.get((due, id))? {
+            match self.open(TASKS)?.get((due, id))? {
                 Some(v) => Ok(Some(decode("tasks", id, v.value())?)),
                 None => Ok(None),
             }
@@ -363,17 +383,17 @@ macro_rules! read_methods {
 
         /// When the task `id` is due (ms), if it is queued.
         pub fn task_due(&self, id: &str) -> Result<Option<u64>> {
-            Ok(self.txn.open_table(TASK_DUE)?.get(id)?.map(|v| v.value()))
+            Ok(self.open(TASK_DUE)?.get(id)?.map(|v| v.value()))
         }
 
         /// Every task in the queue, due or planned (reminders ahead).
         pub fn task_count(&self) -> Result<u64> {
-            Ok(self.txn.open_table(TASKS)?.len()?)
+            Ok(self.open(TASKS)?.len()?)
         }
 
         /// Tasks due at or before `now`: what is waiting to be sent.
         pub fn due_task_count(&self, now: OffsetDateTime) -> Result<u64> {
-            let t = self.txn.open_table(TASKS)?;
+            let t = self.open(TASKS)?;
             let mut n = 0;
             for entry in t.range((0u64, "")..=(millis(now), "\u{10ffff}"))? {
                 entry?;
@@ -384,16 +404,12 @@ macro_rules! read_methods {
 
         /// The earliest due time in the queue.
         pub fn next_due(&self) -> Result<Option<u64>> {
-            Ok(self
-                .txn
-                .open_table(TASKS)?
-                .first()?
-                .map(|(k, _)| k.value().0))
+            Ok(self.open(TASKS)?.first()?.map(|(k, _)| k.value().0))
         }
 
         /// Invites whose redemption began and did not finish.
         pub fn redeeming(&self) -> Result<Vec<String>> {
-            let t = self.txn.open_table(REDEEMING)?;
+            let t = self.open(REDEEMING)?;
             let mut out = Vec::new();
             for entry in t.iter()? {
                 out.push(entry?.0.value().to_string());
@@ -403,15 +419,14 @@ macro_rules! read_methods {
 
         pub fn counter(&self, name: &str) -> Result<u64> {
             Ok(self
-                .txn
-                .open_table(COUNTERS)?
+                .open(COUNTERS)?
                 .get(name)?
                 .map(|v| v.value())
                 .unwrap_or(0))
         }
 
         pub fn counters(&self) -> Result<Vec<(String, u64)>> {
-            let t = self.txn.open_table(COUNTERS)?;
+            let t = self.open(COUNTERS)?;
             let mut out = Vec::new();
             for entry in t.iter()? {
                 let (k, v) = entry?;
@@ -433,7 +448,7 @@ macro_rules! read_methods {
             limit: usize,
             filter: &AuditFilter,
         ) -> Result<Vec<AuditEvent>> {
-            let t = self.txn.open_table(AUDIT)?;
+            let t = self.open(AUDIT)?;
             let until = filter.until_ms.map(|ms| (ms, ""));
             let upper = match (before, until) {
                 (Some(b), Some(u)) => Some(b.min(u)),
@@ -466,8 +481,19 @@ impl View {
         Self { txn }
     }
 
-    pub(super) fn txn(&self) -> &ReadTransaction {
-        &self.txn
+    /// A table to read. Opened read-only beside an older Muster, the store
+    /// may lack a table added since (its writer makes it at its next
+    /// start): that table reads as empty.
+    pub(super) fn open<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        def: TableDefinition<K, V>,
+    ) -> Result<ReadOnlyTable<K, V>> {
+        match self.txn.open_table(def) {
+            Err(redb::TableError::TableDoesNotExist(_)) => {
+                Ok(empty_tables()?.begin_read()?.open_table(def)?)
+            }
+            other => Ok(other?),
+        }
     }
 
     pub fn schema_version(&self) -> Result<u32> {
@@ -491,6 +517,13 @@ impl WriteView {
     }
 
     read_methods!();
+
+    pub(super) fn open<K: redb::Key + 'static, V: redb::Value + 'static>(
+        &self,
+        def: TableDefinition<K, V>,
+    ) -> Result<redb::Table<'_, K, V>> {
+        Ok(self.txn.open_table(def)?)
+    }
 
     /// Runs `f` once this transaction is committed: telling a worker
     /// about what it wrote before then would let it look too early.
@@ -676,7 +709,7 @@ impl WriteView {
 }
 
 /// Copies every table of `src` into a fresh store file at `dest`.
-pub(super) fn copy_all(src: &ReadTransaction, dest: &Path) -> Result<()> {
+pub(super) fn copy_all(src: &View, dest: &Path) -> Result<()> {
     let db = redb::Database::create(dest).map_err(|e| StoreError::Open {
         path: dest.to_path_buf(),
         message: e.to_string(),
@@ -687,14 +720,9 @@ pub(super) fn copy_all(src: &ReadTransaction, dest: &Path) -> Result<()> {
     macro_rules! copy {
         ($($def:expr),*) => {$({
             let mut to = dst.open_table($def)?;
-            match src.open_table($def) {
-                Err(redb::TableError::TableDoesNotExist(_)) => {}
-                from => {
-                    for entry in from?.iter()? {
-                        let (k, v) = entry?;
-                        to.insert(k.value(), v.value())?;
-                    }
-                }
+            for entry in src.open($def)?.iter()? {
+                let (k, v) = entry?;
+                to.insert(k.value(), v.value())?;
             }
         })*};
     }

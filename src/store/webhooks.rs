@@ -23,7 +23,7 @@ pub struct PendingDelivery {
 macro_rules! webhook_reads {
     () => {
         pub fn webhooks(&self) -> Result<Vec<WebhookEndpoint>> {
-            let t = self.txn.open_table(WEBHOOKS)?;
+            let t = self.open(WEBHOOKS)?;
             let mut out = Vec::new();
             for entry in t.iter()? {
                 let (k, v) = entry?;
@@ -33,7 +33,7 @@ macro_rules! webhook_reads {
         }
 
         pub fn webhook(&self, id: &str) -> Result<Option<WebhookEndpoint>> {
-            let t = self.txn.open_table(WEBHOOKS)?;
+            let t = self.open(WEBHOOKS)?;
             t.get(id)?
                 .map(|v| decode("webhooks", id, v.value()))
                 .transpose()
@@ -44,7 +44,7 @@ macro_rules! webhook_reads {
             endpoint: &str,
             seq: u64,
         ) -> Result<Option<WebhookDelivery>> {
-            let t = self.txn.open_table(WEBHOOK_DELIVERIES)?;
+            let t = self.open(WEBHOOK_DELIVERIES)?;
             t.get((endpoint, seq))?
                 .map(|v| decode("webhook_deliveries", endpoint, v.value()))
                 .transpose()
@@ -57,7 +57,7 @@ macro_rules! webhook_reads {
             before: Option<u64>,
             limit: usize,
         ) -> Result<Vec<WebhookDelivery>> {
-            let t = self.txn.open_table(WEBHOOK_DELIVERIES)?;
+            let t = self.open(WEBHOOK_DELIVERIES)?;
             let end = before.unwrap_or(u64::MAX);
             let mut out = Vec::new();
             for entry in t.range((endpoint, 0u64)..(endpoint, end))?.rev() {
@@ -76,7 +76,7 @@ macro_rules! webhook_reads {
             endpoint: &str,
             limit: usize,
         ) -> Result<Vec<PendingDelivery>> {
-            let t = self.txn.open_table(WEBHOOK_PENDING)?;
+            let t = self.open(WEBHOOK_PENDING)?;
             let mut out = Vec::new();
             for entry in t.range((endpoint, 0u64)..=(endpoint, u64::MAX))? {
                 if out.len() == limit {
@@ -95,7 +95,7 @@ macro_rules! webhook_reads {
 
         /// How many deliveries of an endpoint wait.
         pub fn pending_webhook_count(&self, endpoint: &str) -> Result<u64> {
-            let t = self.txn.open_table(WEBHOOK_PENDING)?;
+            let t = self.open(WEBHOOK_PENDING)?;
             let mut n = 0;
             for entry in t.range((endpoint, 0u64)..=(endpoint, u64::MAX))? {
                 entry?;
