@@ -15,7 +15,8 @@ use std::time::Duration;
 use muster::config::{DnsSettings, SmtpMode};
 use muster::dns::Dns;
 use muster::domain::roster::InviteRow;
-use muster::service::{BatchRequest, InviteView, SystemClock};
+use muster::mail::mta_sts::{Keeping, Policies};
+use muster::service::{BatchRequest, InviteView, ManualClock, SystemClock};
 use muster::store::Actor;
 
 use crate::support::app::{TestApp, tried_views};
@@ -281,4 +282,97 @@ async fn an_enforced_policy_sends_only_to_listed_hosts_over_verified_tls() {
         "{asked_since:?}"
     );
     app.shutdown().await;
+}
+
+/// A policy fetch that fails (the server answers 500, or its certificate
+/// is not for the policy host) is not tried again at the next connection,
+/// nor nine minutes later, but is after ten; meanwhile the domain counts
+/// as having no policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_policy_fetch_is_tried_again_after_ten_minutes() {
+    if !dns::available() {
+        return;
+    }
+    const HERE: &str = "127.0.0.10";
+    let state = TestDir::new();
+    let mut records = Vec::new();
+    for domain in ["failing.test", "forged.test"] {
+        records.push(format!("mta-sts.{domain}. 300 IN A {HERE}"));
+        records.push(format!(
+            "_mta-sts.{domain}. 300 IN TXT {}",
+            txt("v=STSv1; id=1;")
+        ));
+    }
+    let dns = TestDns::start(state.path(), &["test."], &records);
+    let ca = TestCa::new(state.path());
+    let server = PolicyServer::start(
+        HERE,
+        &ca,
+        &[
+            (
+                "failing.test",
+                "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            ),
+            ("forged.test", &policy("enforce", "mx.elsewhere.test")),
+        ],
+        &["forged.test"],
+    )
+    .await;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca.pem()).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+    let resolver = Dns::from_config(&DnsSettings {
+        resolvers: vec![dns.resolver()],
+    })
+    .unwrap();
+    let policies = Policies::new(
+        Arc::new(resolver),
+        tls,
+        Duration::from_secs(10),
+        Keeping {
+            store: None,
+            clock: clock.clone(),
+        },
+    )
+    .unwrap();
+
+    // Each new connection to a domain asks for its policy.
+    let tries = |domain: &str| {
+        let host = format!("mta-sts.{domain}");
+        server.asked().iter().filter(|h| **h == host).count()
+    };
+    assert!(policies.of("failing.test").await.is_none());
+    assert_eq!(tries("failing.test"), 1);
+    let before = server.connections();
+    assert!(policies.of("forged.test").await.is_none());
+    assert_eq!(server.connections(), before + 1, "a fetch was tried");
+    assert_eq!(
+        tries("forged.test"),
+        0,
+        "no request without a valid certificate"
+    );
+
+    for minutes in [0, 9] {
+        clock.advance(time::Duration::minutes(minutes));
+        let before = server.connections();
+        assert!(policies.of("failing.test").await.is_none());
+        assert!(policies.of("forged.test").await.is_none());
+        assert_eq!(server.connections(), before, "at {minutes} minutes");
+    }
+    clock.advance(time::Duration::minutes(1));
+    let before = server.connections();
+    assert!(policies.of("failing.test").await.is_none());
+    assert!(policies.of("forged.test").await.is_none());
+    assert_eq!(tries("failing.test"), 2);
+    assert_eq!(server.connections(), before + 2);
 }

@@ -4,10 +4,12 @@
 //! answers
 //! `/.well-known/mta-sts.txt` with the policy of the domain the request's
 //! Host names (or, when that starts with `HTTP/1.1 `, with it as the whole
-//! answer), and keeps every request line and Host it saw.
+//! answer), and keeps every request line and Host it saw, and counts the
+//! connections made to it (a refused handshake sends no request).
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rustls::pki_types::pem::PemObject;
@@ -19,6 +21,8 @@ use super::destinations::TestCa;
 pub struct PolicyServer {
     /// (Host, request line) of each request, in order.
     pub requests: Arc<Mutex<Vec<(String, String)>>>,
+    /// Connections accepted, whether or not a request came.
+    connections: Arc<AtomicUsize>,
     /// What each policy host is answered, by host.
     answers: Arc<Mutex<HashMap<String, String>>>,
     task: tokio::task::JoinHandle<()>,
@@ -56,8 +60,11 @@ impl PolicyServer {
         let bodies = answers.clone();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let seen = requests.clone();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let accepted = connections.clone();
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let (acceptor, bodies, seen) = (acceptor.clone(), bodies.clone(), seen.clone());
                 tokio::spawn(async move {
                     let Ok(mut tls) = acceptor.accept(tcp).await else {
@@ -98,6 +105,7 @@ impl PolicyServer {
         });
         Self {
             requests,
+            connections,
             answers,
             task,
         }
@@ -109,6 +117,11 @@ impl PolicyServer {
             .lock()
             .unwrap()
             .remove(&format!("mta-sts.{domain}"));
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
     }
 
     /// The hosts whose policy was asked for.
