@@ -63,6 +63,10 @@ pub struct Policies {
     client: reqwest::Client,
     keeping: Keeping,
     memory: Mutex<Memory>,
+    /// One lookup at a time per domain: a domain's second connection, opened
+    /// while the first fetches its policy, waits for that fetch instead of
+    /// making its own.
+    looking: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 #[derive(Default)]
@@ -102,12 +106,34 @@ impl Policies {
             client,
             keeping,
             memory: Mutex::default(),
+            looking: Mutex::default(),
         })
     }
 
     /// The policy in force for `domain` now, if any (mode none included).
     pub async fn of(&self, domain: &str) -> Option<KeptPolicy> {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+        let turn = self
+            .looking
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(domain.clone())
+            .or_default()
+            .clone();
+        let found = {
+            let _turn = turn.lock().await;
+            self.look_up(&domain).await
+        };
+        // The last one out takes the domain's entry away.
+        let mut looking = self.looking.lock().unwrap_or_else(|p| p.into_inner());
+        if Arc::strong_count(&turn) == 2 {
+            looking.remove(&domain);
+        }
+        found
+    }
+
+    async fn look_up(&self, domain: &str) -> Option<KeptPolicy> {
+        let domain = domain.to_string();
         let record = match self.dns.txt(&format!("_mta-sts.{domain}")).await {
             Ok(records) => record_id(&records),
             Err(_) => None,

@@ -161,6 +161,7 @@ async fn an_enforced_policy_sends_only_to_listed_hosts_over_verified_tls() {
             ),
             ("html.test", &html),
             ("forged.test", &policy("enforce", "mx.elsewhere.test")),
+            ("shared.test", &policy("enforce", "mx.shared.test")),
         ],
         &["forged.test"],
     )
@@ -284,19 +285,20 @@ async fn an_enforced_policy_sends_only_to_listed_hosts_over_verified_tls() {
     app.shutdown().await;
 }
 
-/// A policy fetch that fails (the server answers 500, or its certificate
-/// is not for the policy host) is not tried again at the next connection,
-/// nor nine minutes later, but is after ten; meanwhile the domain counts
-/// as having no policy.
+/// Two connections opened at once to a domain fetch its policy once. A
+/// policy fetch that fails (the server answers 500, or its certificate is
+/// not for the policy host) is not tried again at the next connection, nor
+/// nine minutes later, but is after ten; meanwhile the domain counts as
+/// having no policy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_policy_fetch_is_tried_again_after_ten_minutes() {
+async fn policies_are_fetched_once_and_a_failed_fetch_waits_ten_minutes() {
     if !dns::available() {
         return;
     }
     const HERE: &str = "127.0.0.10";
     let state = TestDir::new();
     let mut records = Vec::new();
-    for domain in ["failing.test", "forged.test"] {
+    for domain in ["shared.test", "failing.test", "forged.test"] {
         records.push(format!("mta-sts.{domain}. 300 IN A {HERE}"));
         records.push(format!(
             "_mta-sts.{domain}. 300 IN TXT {}",
@@ -314,6 +316,7 @@ async fn a_failed_policy_fetch_is_tried_again_after_ten_minutes() {
                 "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             ),
             ("forged.test", &policy("enforce", "mx.elsewhere.test")),
+            ("shared.test", &policy("enforce", "mx.shared.test")),
         ],
         &["forged.test"],
     )
@@ -351,6 +354,10 @@ async fn a_failed_policy_fetch_is_tried_again_after_ten_minutes() {
         let host = format!("mta-sts.{domain}");
         server.asked().iter().filter(|h| **h == host).count()
     };
+    let (one, two) = tokio::join!(policies.of("shared.test"), policies.of("shared.test"));
+    assert!(one.is_some() && two.is_some());
+    assert_eq!(tries("shared.test"), 1);
+
     assert!(policies.of("failing.test").await.is_none());
     assert_eq!(tries("failing.test"), 1);
     let before = server.connections();
