@@ -63,10 +63,36 @@ pub struct Policies {
     client: reqwest::Client,
     keeping: Keeping,
     memory: Mutex<Memory>,
-    /// One lookup at a time per domain: a domain's second connection, opened
-    /// while the first fetches its policy, waits for that fetch instead of
-    /// making its own.
-    looking: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Per domain, whose turn it is to fetch its policy.
+    looking: Mutex<Turns>,
+}
+
+type Turns = HashMap<String, Arc<tokio::sync::Mutex<()>>>;
+
+/// A domain's turn to fetch its policy. The last one to leave takes the
+/// domain's entry away (counted while `looking` is held, so no one can
+/// join meanwhile).
+struct Turn<'a> {
+    looking: &'a Mutex<Turns>,
+    domain: String,
+    lock: Option<Arc<tokio::sync::Mutex<()>>>,
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut looking = lock(self.looking);
+        self.held.take();
+        if let Some(mine) = self.lock.take()
+            && Arc::strong_count(&mine) == 2
+        {
+            looking.remove(&self.domain);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[derive(Default)]
@@ -113,31 +139,19 @@ impl Policies {
     /// The policy in force for `domain` now, if any (mode none included).
     pub async fn of(&self, domain: &str) -> Option<KeptPolicy> {
         let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-        let turn = self
-            .looking
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(domain.clone())
-            .or_default()
-            .clone();
-        let found = {
-            let _turn = turn.lock().await;
-            self.look_up(&domain).await
-        };
-        // The last one out takes the domain's entry away.
-        let mut looking = self.looking.lock().unwrap_or_else(|p| p.into_inner());
-        if Arc::strong_count(&turn) == 2 {
-            looking.remove(&domain);
-        }
-        found
-    }
-
-    async fn look_up(&self, domain: &str) -> Option<KeptPolicy> {
-        let domain = domain.to_string();
         let record = match self.dns.txt(&format!("_mta-sts.{domain}")).await {
             Ok(records) => record_id(&records),
             Err(_) => None,
         };
+        let now = self.keeping.clock.now();
+        match step(record.clone(), self.kept(&domain), now) {
+            Step::Keep(kept) => return Some(kept),
+            Step::None => return None,
+            Step::Fetch { .. } => {}
+        }
+        // One fetch at a time per domain: a second connection opened
+        // meanwhile waits for the first one's fetch and uses what it found.
+        let turn = self.turn(&domain).await;
         let now = self.keeping.clock.now();
         let (id, fallback) = match step(record, self.kept(&domain), now) {
             Step::Keep(kept) => return Some(kept),
@@ -173,6 +187,7 @@ impl Policies {
             memory.kept.retain(|_, k| k.holds_at(now));
             memory.kept.insert(domain.clone(), kept.clone());
         }
+        drop(turn);
         // max_age 0: in force for this connection only, nothing to keep.
         if let Some(store) = self.keeping.store.clone().filter(|_| kept.holds_at(now)) {
             let keep = kept.clone();
@@ -187,8 +202,24 @@ impl Policies {
         Some(kept)
     }
 
+    /// Waits for `domain`'s turn to fetch its policy.
+    async fn turn(&self, domain: &str) -> Turn<'_> {
+        let lock = lock(&self.looking)
+            .entry(domain.to_string())
+            .or_default()
+            .clone();
+        let mut turn = Turn {
+            looking: &self.looking,
+            domain: domain.to_string(),
+            lock: Some(lock.clone()),
+            held: None,
+        };
+        turn.held = Some(lock.lock_owned().await);
+        turn
+    }
+
     fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
-        self.memory.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.memory)
     }
 
     /// The policy kept for `domain` (in memory, else in the store), in

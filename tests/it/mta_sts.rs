@@ -161,7 +161,6 @@ async fn an_enforced_policy_sends_only_to_listed_hosts_over_verified_tls() {
             ),
             ("html.test", &html),
             ("forged.test", &policy("enforce", "mx.elsewhere.test")),
-            ("shared.test", &policy("enforce", "mx.shared.test")),
         ],
         &["forged.test"],
     )
