@@ -75,18 +75,19 @@ type Turns = HashMap<String, Arc<tokio::sync::Mutex<()>>>;
 struct Turn<'a> {
     looking: &'a Mutex<Turns>,
     domain: String,
-    lock: Option<Arc<tokio::sync::Mutex<()>>>,
     held: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl Drop for Turn<'_> {
     fn drop(&mut self) {
         let mut looking = lock(self.looking);
-        self.held.take();
-        if let Some(mine) = self.lock.take()
-            && Arc::strong_count(&mine) == 2
-        {
-            looking.remove(&self.domain);
+        if let Some(held) = self.held.take() {
+            let mine = tokio::sync::OwnedMutexGuard::mutex(&held).clone();
+            drop(held);
+            // Its entry's and ours: no one else waits.
+            if Arc::strong_count(&mine) == 2 {
+                looking.remove(&self.domain);
+            }
         }
     }
 }
@@ -202,20 +203,18 @@ impl Policies {
         Some(kept)
     }
 
-    /// Waits for `domain`'s turn to fetch its policy.
+    /// Waits for `domain`'s turn to fetch its policy. (A wait cut short
+    /// leaves the domain's entry for the next turn to take away.)
     async fn turn(&self, domain: &str) -> Turn<'_> {
-        let lock = lock(&self.looking)
+        let domains_turn = lock(&self.looking)
             .entry(domain.to_string())
             .or_default()
             .clone();
-        let mut turn = Turn {
+        Turn {
             looking: &self.looking,
             domain: domain.to_string(),
-            lock: Some(lock.clone()),
-            held: None,
-        };
-        turn.held = Some(lock.lock_owned().await);
-        turn
+            held: Some(domains_turn.lock_owned().await),
+        }
     }
 
     fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
