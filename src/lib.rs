@@ -14,3 +14,9 @@ pub mod store;
 pub mod webhooks;
 
 pub use app::App;
+
+/// Locks `m`, also when a thread panicked while holding it: one panic must
+/// not stop every other user of the lock.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 
 use crate::dns::Dns;
 use crate::domain::mta_sts::{KeptPolicy, Policy, Step, record_id, step};
+use crate::lock;
 use crate::service::Clock;
 use crate::store::Store;
 
@@ -90,10 +91,6 @@ impl Drop for Turn<'_> {
             }
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[derive(Default)]

@@ -19,6 +19,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::journal::{Entry, Journal, Verdict};
 use super::smtp::Outcome;
+use crate::lock;
 use crate::service::Muster;
 use crate::service::queue::Recorded;
 use crate::store::{StoreError, Task};
@@ -257,10 +258,6 @@ impl Recorder {
         let _ = stages.store.join();
         self.clear_if_caught_up(&mut lock(&self.journal));
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The store's stage: outcomes into the store, as many per commit as have

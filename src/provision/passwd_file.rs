@@ -16,6 +16,7 @@ use super::{
     ProvisionError,
 };
 use crate::config::Config;
+use crate::lock;
 
 /// The passdb extra field that refuses a user's logins while the userdb
 /// (and so LMTP delivery) still knows them.
@@ -308,10 +309,6 @@ impl PasswdFileHost {
         (home == expected && home.starts_with('/') && home.len() > 1 && !shared)
             .then(|| PathBuf::from(home))
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl MailHost for PasswdFileHost {

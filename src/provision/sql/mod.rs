@@ -31,6 +31,7 @@ use super::{
     ProvisionError,
 };
 use crate::config::{Config, SqlLayout, SqlSettings, SqlTls};
+use crate::lock;
 use dialect::Statements;
 
 /// How long a listing is reused before the database is asked again
@@ -489,10 +490,6 @@ enum Arg {
     Text(String),
     Int(i64),
     MaybeInt(Option<i64>),
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl MailHost for SqlHost {
