@@ -5,7 +5,9 @@
 //! connections per domain, next to three smtp-source processes (one per
 //! sink, N sessions each) sending as many 5 KB messages, interleaved in
 //! each round. Both are timed at the sinks: from the start until all three
-//! have received their share. Goal: Muster >= 0.8 x smtp-source.
+//! have received their share. Goal: Muster >= 0.8 x smtp-source. Each
+//! round also times the restart promise's floor (see `common::floor`)
+//! with the same sessions per sink: the ratio Muster could reach at best.
 //!
 //! Run: `cargo bench --bench direct [-- N] [--rounds=N]` (default: 1 and
 //! 4 connections per domain, 5 rounds). Needs postfix (smtp-sink,
@@ -18,6 +20,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::floor::promise_floor;
 use common::sink::{self, Reaped, SinkCount, free_port, smtp_source};
 use muster::config::SmtpMode;
 use muster::domain::roster::InviteRow;
@@ -150,8 +153,14 @@ fn share(k: usize) -> usize {
     MESSAGES / DOMAINS.len() + usize::from(k < MESSAGES % DOMAINS.len())
 }
 
-/// Three smtp-source processes at once, one per sink.
-fn sources(port: u16, per_domain: usize, sinks: &[SinkCount]) -> Duration {
+/// Three senders at once, one per sink: smtp-source, or the promise's
+/// floor when `floor_dir` is given.
+fn sources(
+    port: u16,
+    per_domain: usize,
+    sinks: &[SinkCount],
+    floor_dir: Option<&std::path::Path>,
+) -> Duration {
     let start = Instant::now();
     std::thread::scope(|s| {
         let runs: Vec<_> = DOMAINS
@@ -159,7 +168,15 @@ fn sources(port: u16, per_domain: usize, sinks: &[SinkCount]) -> Duration {
             .zip(sinks)
             .enumerate()
             .map(|(k, ((_, ip), sink))| {
-                s.spawn(move || smtp_source(&format!("{ip}:{port}"), per_domain, share(k), sink))
+                let address = format!("{ip}:{port}");
+                s.spawn(move || match floor_dir {
+                    Some(dir) => {
+                        let dir = dir.join(k.to_string());
+                        std::fs::create_dir_all(&dir).unwrap();
+                        promise_floor(&address, per_domain, share(k), &dir, sink)
+                    }
+                    None => smtp_source(&address, per_domain, share(k), sink),
+                })
             })
             .collect();
         for r in runs {
@@ -192,24 +209,33 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut summary = Vec::new();
     for per_domain in counts {
-        let mut ratios = Vec::new();
+        let (mut ratios, mut floors, mut of_floor) = (Vec::new(), Vec::new(), Vec::new());
         for round in 1..=rounds {
-            let s = sources(port, per_domain, &sinks);
+            let s = sources(port, per_domain, &sinks, None);
+            let floor_dir = tempfile::tempdir().unwrap();
+            let b = sources(port, per_domain, &sinks, Some(floor_dir.path()));
             let m = rt.block_on(muster_run(dns_port, port, per_domain, &sinks));
-            let (source_rate, muster_rate) = (
+            let (source_rate, floor_rate, muster_rate) = (
                 MESSAGES as f64 / s.as_secs_f64(),
+                MESSAGES as f64 / b.as_secs_f64(),
                 MESSAGES as f64 / m.as_secs_f64(),
             );
             println!(
-                "{per_domain} per domain ({} sessions), round {round}: smtp-source {source_rate:.0} msg/s, Muster direct {muster_rate:.0} msg/s, ratio {:.2}",
+                "{per_domain} per domain ({} sessions), round {round}: smtp-source {source_rate:.0} msg/s, the promise's floor {floor_rate:.0} msg/s (ratio {:.2}), Muster direct {muster_rate:.0} msg/s, ratio {:.2} ({:.2} of the floor)",
                 per_domain * DOMAINS.len(),
-                muster_rate / source_rate
+                floor_rate / source_rate,
+                muster_rate / source_rate,
+                muster_rate / floor_rate
             );
             ratios.push(muster_rate / source_rate);
+            floors.push(floor_rate / source_rate);
+            of_floor.push(muster_rate / floor_rate);
         }
         summary.push(format!(
-            "direct: {MESSAGES} messages to 3 domains, {per_domain} connection(s) per domain, Muster / smtp-source per round (min / median / max of {rounds}): {} (goal >= 0.8)",
-            common::spread(&ratios, 2)
+            "direct: {MESSAGES} messages to 3 domains, {per_domain} connection(s) per domain, per round (min / median / max of {rounds}): Muster / smtp-source {} (goal >= 0.8); the promise's floor / smtp-source {}; Muster / the floor {}",
+            common::spread(&ratios, 2),
+            common::spread(&floors, 2),
+            common::spread(&of_floor, 2)
         ));
     }
     for line in summary {

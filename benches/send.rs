@@ -12,7 +12,9 @@
 //! (smtp-sink, smtp-source). Muster's journal is a real file: at one
 //! connection each message's final dot waits for the previous message's
 //! verdict to be synced, so the disk's fsync rate bounds it; the bench
-//! measures that rate in the same run and prints it.
+//! measures that rate in the same run and prints it. Each round also
+//! times the restart promise's floor (see `common::floor`): a bare client
+//! that keeps the same promise, so the ratio Muster could reach at best.
 
 mod common;
 
@@ -20,6 +22,7 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::floor::promise_floor;
 use common::sink::{self, SinkCount, cpu, free_port, process_cpu, smtp_source};
 use muster::config::SmtpTls;
 use muster::domain::roster::InviteRow;
@@ -115,36 +118,46 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut summary = Vec::new();
     for sessions in counts {
-        let (mut ratios, mut fsyncs) = (Vec::new(), Vec::new());
+        let (mut ratios, mut floors, mut of_floor, mut fsyncs) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for round in 1..=rounds {
             let children = cpu(libc::RUSAGE_CHILDREN);
             let sink_before = process_cpu(sink.id());
             let s = smtp_source(&address, sessions, MESSAGES, &received);
             let source_cpu = cpu(libc::RUSAGE_CHILDREN) - children;
             let sink_for_source = process_cpu(sink.id()) - sink_before;
+            let floor_dir = tempfile::tempdir().unwrap();
+            let b = promise_floor(&address, sessions, MESSAGES, floor_dir.path(), &received);
             let sink_before = process_cpu(sink.id());
             let (m, muster_cpu) = rt.block_on(muster_run(port, sessions, &received));
             let sink_for_muster = process_cpu(sink.id()) - sink_before;
             let per_message = |d: Duration| d.as_secs_f64() * 1e6 / MESSAGES as f64;
             let f = fsync_rate();
-            let (source_rate, muster_rate) = (
+            let (source_rate, floor_rate, muster_rate) = (
                 MESSAGES as f64 / s.as_secs_f64(),
+                MESSAGES as f64 / b.as_secs_f64(),
                 MESSAGES as f64 / m.as_secs_f64(),
             );
             println!(
-                "{sessions} sessions, round {round}: smtp-source {source_rate:.0} msg/s, Muster {muster_rate:.0} msg/s, ratio {:.2}; CPU per message: smtp-source {:.0} us, Muster {:.0} us, smtp-sink {:.0} us receiving from smtp-source and {:.0} us from Muster; disk {f:.0} fsyncs/s",
+                "{sessions} sessions, round {round}: smtp-source {source_rate:.0} msg/s, the promise's floor {floor_rate:.0} msg/s (ratio {:.2}), Muster {muster_rate:.0} msg/s, ratio {:.2} ({:.2} of the floor); CPU per message: smtp-source {:.0} us, Muster {:.0} us, smtp-sink {:.0} us receiving from smtp-source and {:.0} us from Muster; disk {f:.0} fsyncs/s",
+                floor_rate / source_rate,
                 muster_rate / source_rate,
+                muster_rate / floor_rate,
                 per_message(source_cpu),
                 per_message(muster_cpu),
                 per_message(sink_for_source),
                 per_message(sink_for_muster)
             );
             ratios.push(muster_rate / source_rate);
+            floors.push(floor_rate / source_rate);
+            of_floor.push(muster_rate / floor_rate);
             fsyncs.push(f);
         }
         summary.push(format!(
-            "send {MESSAGES} messages over {sessions} sessions, Muster / smtp-source per round (min / median / max of {rounds}): {} (goal >= 0.8); disk fsyncs/s {}",
+            "send {MESSAGES} messages over {sessions} sessions, per round (min / median / max of {rounds}): Muster / smtp-source {} (goal >= 0.8); the promise's floor / smtp-source {}; Muster / the floor {}; disk fsyncs/s {}",
             common::spread(&ratios, 2),
+            common::spread(&floors, 2),
+            common::spread(&of_floor, 2),
             common::spread(&fsyncs, 0)
         ));
     }

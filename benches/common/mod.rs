@@ -1,5 +1,6 @@
 //! What every bench prints: a spread over rounds, never one side's best.
 
+pub mod floor;
 pub mod sink;
 
 /// "min / median / max" of the values, with `digits` decimals.

@@ -50,7 +50,12 @@ impl PolicyServer {
             .collect();
         let (key, cert) = ca.issue_for(&hosts.iter().map(String::as_str).collect::<Vec<_>>());
         let acceptor = acceptor(&key, &cert);
-        let listener = tokio::net::TcpListener::bind((ip, 443)).await.unwrap();
+        // MTA-STS policies are fetched from port 443 only (RFC 8461 3.3).
+        let listener = tokio::net::TcpListener::bind((ip, 443))
+            .await
+            .unwrap_or_else(|e| {
+                panic!("the MTA-STS tests serve policies on {ip}:443 and cannot bind it ({e}): run them as root or with CAP_NET_BIND_SERVICE")
+            });
         let answers: Arc<Mutex<HashMap<String, String>>> = Arc::new(Mutex::new(
             policies
                 .iter()
