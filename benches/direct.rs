@@ -7,7 +7,7 @@
 //! each round. Both are timed at the sinks: from the start until all three
 //! have received their share. Goal: Muster >= 0.8 x smtp-source. Each
 //! round also times the restart promise's floor (see `common::floor`)
-//! with the same sessions per sink: the ratio Muster could reach at best.
+//! with the same sessions per sink, each syncing on its own.
 //!
 //! Run: `cargo bench --bench direct [-- N] [--rounds=N]` (default: 1 and
 //! 4 connections per domain, 5 rounds). Needs postfix (smtp-sink,
@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::floor::promise_floor;
+use common::floor::Floor;
 use common::sink::{self, Reaped, SinkCount, free_port, smtp_source};
 use muster::config::SmtpMode;
 use muster::domain::roster::InviteRow;
@@ -154,36 +154,47 @@ fn share(k: usize) -> usize {
 }
 
 /// Three senders at once, one per sink: smtp-source, or the promise's
-/// floor when `floor_dir` is given.
+/// floor when `floor_dir` is given (its sessions connected first). The
+/// time until the last sink has its share.
 fn sources(
     port: u16,
     per_domain: usize,
     sinks: &[SinkCount],
     floor_dir: Option<&std::path::Path>,
 ) -> Duration {
-    let start = Instant::now();
+    let addresses: Vec<String> = DOMAINS
+        .iter()
+        .map(|(_, ip)| format!("{ip}:{port}"))
+        .collect();
+    let floors: Vec<Option<Floor>> = addresses
+        .iter()
+        .enumerate()
+        .map(|(k, address)| {
+            floor_dir.map(|dir| {
+                let dir = dir.join(k.to_string());
+                std::fs::create_dir_all(&dir).unwrap();
+                Floor::ready(address, per_domain, share(k), &dir)
+            })
+        })
+        .collect();
     std::thread::scope(|s| {
-        let runs: Vec<_> = DOMAINS
-            .iter()
+        let runs: Vec<_> = floors
+            .into_iter()
             .zip(sinks)
+            .zip(&addresses)
             .enumerate()
-            .map(|(k, ((_, ip), sink))| {
-                let address = format!("{ip}:{port}");
-                s.spawn(move || match floor_dir {
-                    Some(dir) => {
-                        let dir = dir.join(k.to_string());
-                        std::fs::create_dir_all(&dir).unwrap();
-                        promise_floor(&address, per_domain, share(k), &dir, sink)
-                    }
-                    None => smtp_source(&address, per_domain, share(k), sink),
+            .map(|(k, ((floor, sink), address))| {
+                s.spawn(move || match floor {
+                    Some(floor) => floor.run(sink),
+                    None => smtp_source(address, per_domain, share(k), sink),
                 })
             })
             .collect();
-        for r in runs {
-            r.join().unwrap();
-        }
-    });
-    start.elapsed()
+        runs.into_iter()
+            .map(|r| r.join().unwrap())
+            .max()
+            .unwrap_or_default()
+    })
 }
 
 fn main() {
@@ -214,6 +225,7 @@ fn main() {
             let s = sources(port, per_domain, &sinks, None);
             let floor_dir = tempfile::tempdir().unwrap();
             let b = sources(port, per_domain, &sinks, Some(floor_dir.path()));
+            drop(floor_dir);
             let m = rt.block_on(muster_run(dns_port, port, per_domain, &sinks));
             let (source_rate, floor_rate, muster_rate) = (
                 MESSAGES as f64 / s.as_secs_f64(),

@@ -83,6 +83,19 @@ impl SinkCount {
         *self.0.0.lock().unwrap()
     }
 
+    /// Runs `send`, which sends `messages` to the sink; returns the time
+    /// from its start until the sink has them all (not until `send` has
+    /// also hung up and ended).
+    pub fn time(&self, messages: usize, send: impl FnOnce()) -> Duration {
+        let target = self.now() + messages as u64;
+        let start = Instant::now();
+        // Not scoped: if `send` panics, the bench ends instead of waiting.
+        let sink = self.clone();
+        let arrived = std::thread::spawn(move || sink.reached(target));
+        send();
+        arrived.join().unwrap() - start
+    }
+
     /// Waits until the sink has received `target` messages in all.
     pub fn reached(&self, target: u64) -> Instant {
         let (lock, seen) = &*self.0;
@@ -97,26 +110,25 @@ impl SinkCount {
 /// smtp-source sending `messages` 5 KB messages over `sessions` sessions
 /// to `address`, timed until the sink has them all.
 pub fn smtp_source(address: &str, sessions: usize, messages: usize, sink: &SinkCount) -> Duration {
-    let target = sink.now() + messages as u64;
-    let start = Instant::now();
-    let status = Command::new("smtp-source")
-        .args([
-            "-d",
-            "-s",
-            &sessions.to_string(),
-            "-m",
-            &messages.to_string(),
-            "-l",
-            "5120",
-        ])
-        .args(["-f", "it@team.example", "-t", "someone@elsewhere.org"])
-        .arg(address)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("smtp-source runs");
-    assert!(status.success());
-    sink.reached(target) - start
+    sink.time(messages, || {
+        let status = Command::new("smtp-source")
+            .args([
+                "-d",
+                "-s",
+                &sessions.to_string(),
+                "-m",
+                &messages.to_string(),
+                "-l",
+                "5120",
+            ])
+            .args(["-f", "it@team.example", "-t", "someone@elsewhere.org"])
+            .arg(address)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("smtp-source runs");
+        assert!(status.success());
+    })
 }
 
 /// smtp-sink on `address` (`ip:port`), counting what it receives.
