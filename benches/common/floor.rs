@@ -26,7 +26,7 @@ const BLOCK: usize = 4096;
 /// Blocks of the file each session cycles through, at most.
 const SLOTS: usize = 2048;
 
-/// `messages` 5 KB messages to send over sessions already connected,
+/// `messages` 5 KB messages to send over sessions whose files are ready,
 /// each verdict synced before its session ends the next message.
 pub struct Floor {
     messages: usize,
@@ -35,7 +35,8 @@ pub struct Floor {
 }
 
 impl Floor {
-    /// Returns once every session is connected and its file is ready.
+    /// Returns once every session's file is ready (zeroing it is not
+    /// timed: Muster's journal is made before a send, not during it).
     pub fn ready(address: &str, sessions: usize, messages: usize, dir: &Path) -> Self {
         assert!(sessions > 0, "at least one session");
         let (opened, ready) = std::sync::mpsc::channel();
@@ -47,17 +48,19 @@ impl Floor {
                 let path = dir.join(format!("floor-{k}"));
                 let (address, opened, go) = (address.to_string(), opened.clone(), go.clone());
                 std::thread::spawn(move || {
-                    let mut session = Session::open(&address, &path, share);
+                    let notes = Notes::open(&path, share.clamp(1, SLOTS));
                     let _ = opened.send(());
+                    drop(opened);
                     go.wait();
-                    session.send(share);
+                    // Connecting is timed, as it is for smtp-source and Muster.
+                    Session::connect(&address, notes).send(share);
                 })
             })
             .collect();
         drop(opened);
         for _ in 0..count {
             // A session that panicked never says so: all gone, then an error.
-            ready.recv().expect("every floor session connects");
+            ready.recv().expect("every floor session readies its file");
         }
         Self {
             messages,
@@ -88,9 +91,8 @@ const ENVELOPE: &[u8] =
     b"MAIL FROM:<it@team.example>\r\nRCPT TO:<someone@elsewhere.org>\r\nDATA\r\n";
 
 impl Session {
-    /// Connected, greeted, with its notes' file ready.
-    fn open(address: &str, journal: &Path, messages: usize) -> Self {
-        let notes = Notes::open(journal, messages.clamp(1, SLOTS));
+    /// Connected and greeted.
+    fn connect(address: &str, notes: Notes) -> Self {
         let stream = TcpStream::connect(address).expect("the sink answers");
         stream.set_nodelay(true).unwrap();
         let mut out = stream.try_clone().unwrap();

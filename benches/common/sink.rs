@@ -96,12 +96,20 @@ impl SinkCount {
         arrived.join().unwrap() - start
     }
 
-    /// Waits until the sink has received `target` messages in all.
+    /// Waits until the sink has received `target` messages in all; panics
+    /// after five minutes (a run takes seconds), so a bench never hangs.
     pub fn reached(&self, target: u64) -> Instant {
         let (lock, seen) = &*self.0;
+        let deadline = Instant::now() + Duration::from_secs(300);
         let mut m = lock.lock().unwrap();
         while *m < target {
-            m = seen.wait(m).unwrap();
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "smtp-sink received {} of {target} messages in five minutes",
+                *m
+            );
+            m = seen.wait_timeout(m, left).unwrap().0;
         }
         Instant::now()
     }
