@@ -154,7 +154,7 @@ fn share(k: usize) -> usize {
 }
 
 /// Three senders at once, one per sink: smtp-source, or the promise's
-/// floor when `floor_dir` is given (its sessions connected first). The
+/// floor when `floor_dir` is given (its sessions' files made first). The
 /// time until the last sink has its share.
 fn sources(
     port: u16,

@@ -9,6 +9,7 @@
 //! left is the round trip and the sync. Over one session nothing can do
 //! better; over several, sessions that share syncs (as Muster's
 //! connections do) can, so there it is a yardstick, not a bound.
+// Only the sending benches use it; the others compile it too.
 #![allow(dead_code)]
 
 use std::fs::{File, OpenOptions};
@@ -41,10 +42,9 @@ impl Floor {
         assert!(sessions > 0, "at least one session");
         let (opened, ready) = std::sync::mpsc::channel();
         let go = Arc::new(Barrier::new(sessions + 1));
-        let count = sessions;
-        let sessions = (0..count)
+        let threads = (0..sessions)
             .map(|k| {
-                let share = messages / count + usize::from(k < messages % count);
+                let share = messages / sessions + usize::from(k < messages % sessions);
                 let path = dir.join(format!("floor-{k}"));
                 let (address, opened, go) = (address.to_string(), opened.clone(), go.clone());
                 std::thread::spawn(move || {
@@ -58,14 +58,14 @@ impl Floor {
             })
             .collect();
         drop(opened);
-        for _ in 0..count {
+        for _ in 0..sessions {
             // A session that panicked never says so: all gone, then an error.
             ready.recv().expect("every floor session readies its file");
         }
         Self {
             messages,
             go,
-            sessions,
+            sessions: threads,
         }
     }
 
