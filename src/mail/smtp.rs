@@ -37,15 +37,20 @@ fn io_error(context: &str, e: impl std::fmt::Display) -> Outcome {
 }
 
 /// Escapes lines that start with a dot and ends the body with CRLF; the
-/// terminating dot is sent separately.
+/// terminating dot is sent separately. Copies runs between the rare line
+/// starts that need a dot (found by SIMD search) rather than line by line.
 pub fn dot_stuff(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + 64);
-    for line in body.split_inclusive(|b| *b == b'\n') {
-        if line.first() == Some(&b'.') {
-            out.push(b'.');
-        }
-        out.extend_from_slice(line);
+    if body.first() == Some(&b'.') {
+        out.push(b'.');
     }
+    let mut copied = 0;
+    for at in memchr::memmem::find_iter(body, b"\n.") {
+        out.extend_from_slice(&body[copied..=at]);
+        out.push(b'.');
+        copied = at + 1;
+    }
+    out.extend_from_slice(&body[copied..]);
     if !out.ends_with(b"\r\n") {
         if out.ends_with(b"\n") {
             out.pop();
@@ -457,5 +462,37 @@ mod tests {
         assert_eq!(dot_stuff(b"a\r\n.b\r\n"), b"a\r\n..b\r\n");
         assert_eq!(dot_stuff(b".start"), b"..start\r\n");
         assert_eq!(dot_stuff(b"x\n"), b"x\r\n");
+        assert_eq!(dot_stuff(b""), b"\r\n");
+        assert_eq!(dot_stuff(b"."), b"..\r\n");
+        assert_eq!(dot_stuff(b"\n.\n..\r\n.x"), b"\n..\n...\r\n..x\r\n");
+    }
+
+    /// The same bytes as stuffing line by line, on bodies made of every
+    /// mix of the bytes that matter.
+    #[test]
+    fn dot_stuffing_matches_line_by_line() {
+        fn line_by_line(body: &[u8]) -> Vec<u8> {
+            let mut out = Vec::new();
+            for line in body.split_inclusive(|b| *b == b'\n') {
+                if line.first() == Some(&b'.') {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(line);
+            }
+            if !out.ends_with(b"\r\n") {
+                if out.ends_with(b"\n") {
+                    out.pop();
+                }
+                out.extend_from_slice(b"\r\n");
+            }
+            out
+        }
+        let alphabet = [b'.', b'\r', b'\n', b'a'];
+        for len in 0..=6u32 {
+            for n in 0..4usize.pow(len) {
+                let body: Vec<u8> = (0..len).map(|i| alphabet[n / 4usize.pow(i) % 4]).collect();
+                assert_eq!(dot_stuff(&body), line_by_line(&body), "{body:?}");
+            }
+        }
     }
 }
