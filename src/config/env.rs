@@ -53,6 +53,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("mail_host.sql.pool_size", Kind::Int),
     ("mail_host.sql.tls", Kind::Str),
     ("mail_host.sql.ca_file", Kind::Str),
+    ("mail_host.sql.quota_multiplier", Kind::Int),
     ("smtp.mode", Kind::Str),
     ("smtp.host", Kind::Str),
     ("smtp.port", Kind::Int),

@@ -147,6 +147,9 @@ pub enum MailHostBackend {
 }
 
 /// How the SQL backend's tables are laid out.
+/// Postfix Admin's default `quota_multiplier`: bytes per MB in `mailbox.quota`.
+pub const POSTFIX_ADMIN_QUOTA_MULTIPLIER: u64 = 1_024_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SqlLayout {
@@ -182,6 +185,10 @@ pub struct SqlSettings {
     pub tls: Option<SqlTls>,
     /// The CA certificate (PEM) that signed the database's, for `verify`.
     pub ca_file: Option<PathBuf>,
+    /// Postfix Admin layout: bytes per MB in its `quota` column, as its
+    /// `$CONF['quota_multiplier']` says (1024000 unless changed there), so
+    /// that its pages show the MB Muster gave.
+    pub quota_multiplier: u64,
 }
 
 impl Default for SqlSettings {
@@ -192,6 +199,7 @@ impl Default for SqlSettings {
             pool_size: 4,
             tls: None,
             ca_file: None,
+            quota_multiplier: POSTFIX_ADMIN_QUOTA_MULTIPLIER,
         }
     }
 }

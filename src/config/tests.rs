@@ -111,6 +111,10 @@ fn values_are_validated_at_load() {
             "client.webmail_url",
         ),
         ("[mail_host]\nbackend = \"command\"\n", "mail_host.command"),
+        (
+            "[mail_host]\nbackend = \"sql\"\n[mail_host.sql]\nurl = \"postgres://m@127.0.0.1/mail\"\nquota_multiplier = 0\n",
+            "mail_host.sql.quota_multiplier",
+        ),
     ];
     for (text, key) in cases {
         match load(text, &[]) {

@@ -176,6 +176,12 @@ impl Config {
             if !(1..=64).contains(&mh.sql.pool_size) {
                 return Err(Self::invalid("mail_host.sql.pool_size", "must be 1 to 64"));
             }
+            if mh.sql.quota_multiplier == 0 {
+                return Err(Self::invalid(
+                    "mail_host.sql.quota_multiplier",
+                    "give Postfix Admin's $CONF['quota_multiplier'] (bytes per MB, 1024000 unless changed)",
+                ));
+            }
         }
         if mh.default_quota_mb == Some(0) {
             return Err(Self::invalid(

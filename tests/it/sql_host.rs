@@ -148,9 +148,22 @@ async fn a_redemption_logs_in_and_receives_mail(engine: Engine, layout: SqlLayou
     // The chosen password, the allocation as the quota.
     let mut imap = login_eventually(s.stack.dovecot.imap_port, "ann@team.example", PASSWORD)
         .expect("login with the chosen password");
+    // Postfix Admin keeps bytes: MB times its quota multiplier (1024000 by
+    // default), so that its own pages show 300 MB too.
+    let kib = match layout {
+        SqlLayout::Muster => 300 * 1024,
+        SqlLayout::Postfixadmin => {
+            let bytes =
+                s.db.query("SELECT quota FROM mailbox WHERE username = 'ann@team.example'");
+            assert_eq!(bytes, "307200000", "Postfix Admin shows 300 MB");
+            300_000
+        }
+    };
     let (lines, _) = imap.cmd("GETQUOTAROOT INBOX");
     assert!(
-        lines.iter().any(|l| l.contains("STORAGE 0 307200")),
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("STORAGE 0 {kib}"))),
         "300 MB: {lines:?}"
     );
     let reply = wait_for(

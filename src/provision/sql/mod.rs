@@ -87,6 +87,8 @@ pub struct SqlHost {
     gid: u32,
     home: String,
     default_quota_mb: Option<u64>,
+    /// Postfix Admin layout: bytes per MB in `mailbox.quota`.
+    quota_multiplier: u64,
     describe: String,
     cache: Mutex<Option<(Instant, Arc<HostIndex>)>>,
     /// Bumped by every change Muster makes: a listing read while one
@@ -183,6 +185,7 @@ impl SqlHost {
             gid: mh.gid,
             home: mh.home.clone(),
             default_quota_mb: mh.default_quota_mb,
+            quota_multiplier: mh.sql.quota_multiplier.max(1),
             describe: format!(
                 "{} database {} ({} layout)",
                 match dialect {
@@ -240,11 +243,14 @@ impl SqlHost {
     }
 
     /// The value a layout keeps a quota as: MB (Muster's), bytes (Postfix
-    /// Admin's, where 0 means none).
+    /// Admin's: MB times its quota multiplier, where 0 means none).
     fn stored_quota(&self, mb: Option<u64>) -> Option<i64> {
         match self.layout {
             SqlLayout::Muster => mb.map(|mb| mb as i64),
-            SqlLayout::Postfixadmin => Some(mb.map_or(0, |mb| (mb * 1024 * 1024) as i64)),
+            SqlLayout::Postfixadmin => Some(mb.map_or(0, |mb| {
+                mb.saturating_mul(self.quota_multiplier)
+                    .min(i64::MAX as u64) as i64
+            })),
         }
     }
 
@@ -352,7 +358,7 @@ impl SqlHost {
     fn read_listing(&self) -> Result<Arc<HostIndex>, ProvisionError> {
         let pool = self.pool.clone();
         let sql = self.sql.list.clone();
-        let layout = self.layout;
+        let (layout, multiplier) = (self.layout, self.quota_multiplier);
         let rows = self
             .run(async move {
                 let rows: Vec<(String, Option<i64>, Option<i64>)> = on!(pool, p => {
@@ -374,7 +380,7 @@ impl SqlHost {
                         SqlLayout::Muster => quota.map(|q| q.max(0) as u64),
                         SqlLayout::Postfixadmin => quota
                             .filter(|q| *q > 0)
-                            .map(|b| (b as u64).div_ceil(1024 * 1024)),
+                            .map(|b| (b as u64).div_ceil(multiplier)),
                     },
                     suspended: active == Some(0),
                 }
