@@ -267,6 +267,35 @@ async fn a_redemption_logs_in_and_receives_mail(engine: Engine, layout: SqlLayou
         let error = last_error(&s.app, "desk@");
         assert!(error.contains("is an alias in Postfix Admin"), "{error}");
 
+        // Postfix Admin's limits for the domain hold: its mailbox count,
+        // its largest quota, its active flag. Each refusal is in words and
+        // writes nothing; the same link works once the limit is lifted.
+        let link = s.invite("cy", Some(300));
+        for (limit, words) in [
+            ("mailboxes = 2", "has 2 mailboxes, Postfix Admin's limit"),
+            (
+                "mailboxes = 0, maxquota = 100",
+                "quota (300 MB) is above Postfix Admin's largest",
+            ),
+            (
+                "maxquota = 0, active = FALSE",
+                "is inactive in Postfix Admin",
+            ),
+        ] {
+            s.db.query(&format!(
+                "UPDATE domain SET {limit} WHERE domain = 'team.example'"
+            ));
+            let (_, page) = submit_password(&s.app.client, &link, PASSWORD, PASSWORD).await;
+            assert!(!page.contains("Your mailbox is ready"), "{limit}: {page}");
+            assert_eq!(rows(&s.db, layout, "cy@team.example"), 0, "{limit}");
+            let error = last_error(&s.app, "cy@");
+            assert!(error.contains(words), "{limit}: {error}");
+        }
+        s.db.query("UPDATE domain SET active = TRUE WHERE domain = 'team.example'");
+        let (_, page) = submit_password(&s.app.client, &link, PASSWORD, PASSWORD).await;
+        assert!(page.contains("Your mailbox is ready"), "{page}");
+        assert_eq!(rows(&s.db, layout, "cy@team.example"), 1);
+
         // Removal takes the mailbox's alias along, even pointed elsewhere
         // since (as Postfix Admin itself does).
         s.db.query(

@@ -177,7 +177,10 @@ pub(super) struct Statements {
     /// Postfix Admin: the alias row every mailbox has.
     pub(super) insert_alias: Option<String>,
     /// Postfix Admin: the domain must be one of its domains.
-    pub(super) domain_known: Option<String>,
+    /// Postfix Admin: the domain's `active`, `mailboxes` and `maxquota`
+    /// (MB) and its mailboxes now (binds the domain twice); no row when it
+    /// is not there.
+    pub(super) domain_limits: Option<String>,
     pub(super) set_quota: String,
     pub(super) set_password: String,
     /// Muster's layout only (Postfix Admin's `active` stops mail too).
@@ -214,7 +217,7 @@ impl Statements {
                     a(8)
                 ),
                 insert_alias: None,
-                domain_known: None,
+                domain_limits: None,
                 set_quota: format!(
                     "UPDATE muster_mailboxes SET quota_mb = {} WHERE address = {}",
                     a(1),
@@ -269,7 +272,17 @@ impl Statements {
                     a(3),
                     d.truth(true)
                 )),
-                domain_known: Some(format!("SELECT domain FROM domain WHERE domain = {}", a(1))),
+                domain_limits: Some(format!(
+                    "SELECT {}, {}, {}, {} FROM domain WHERE domain = {}",
+                    d.int("CASE WHEN active THEN 1 ELSE 0 END"),
+                    d.int("mailboxes"),
+                    d.int("maxquota"),
+                    d.int(&format!(
+                        "(SELECT count(*) FROM mailbox WHERE domain = {})",
+                        a(1)
+                    )),
+                    a(2)
+                )),
                 set_quota: format!(
                     "UPDATE mailbox SET quota = {}, modified = NOW() WHERE username = {}",
                     a(1),

@@ -11,6 +11,7 @@
 //! deadline) on a channel.
 
 mod dialect;
+mod limits;
 mod readers;
 
 pub use dialect::{Dialect, Server, check_url, redact, schema};
@@ -25,6 +26,8 @@ use std::time::{Duration, Instant};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions, MySqlSslMode};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{MySqlPool, PgPool, Row};
+
+use limits::DomainLimits;
 
 use super::{
     Created, HostIndex, HostMailbox, MailFolder, MailHost, MailboxChange, NewMailbox,
@@ -264,10 +267,19 @@ impl SqlHost {
             on!(pool, p => {
                 let mut tx = p.begin().await?;
                 for r in &rows {
-                    if let Some(q) = &sql.domain_known
-                        && sqlx::query(q).bind(&r.domain).fetch_optional(&mut *tx).await?.is_none()
-                    {
-                        return Ok(Err(format!("the domain {} is not in Postfix Admin's domain table; add it there first", r.domain)));
+                    if let Some(q) = &sql.domain_limits {
+                        let Some(limits) = sqlx::query(q).bind(&r.domain).bind(&r.domain).fetch_optional(&mut *tx).await? else {
+                            return Ok(Err(format!("the domain {} is not in Postfix Admin's domain table; add it there first", r.domain)));
+                        };
+                        let limits = DomainLimits {
+                            active: limits.try_get::<i64, _>(0)? != 0,
+                            mailboxes: limits.try_get(1)?,
+                            max_quota_mb: limits.try_get(2)?,
+                            has: limits.try_get(3)?,
+                        };
+                        if let Some(refusal) = limits.refusal(&r.domain, r.quota_mb) {
+                            return Ok(Err(refusal));
+                        }
                     }
                     if let Some(q) = &sql.alias_of
                         && let Some(alias) = sqlx::query(q).bind(&r.address).fetch_optional(&mut *tx).await?
@@ -336,6 +348,7 @@ impl SqlHost {
             uid: self.uid as i32,
             gid: self.gid as i32,
             quota: self.stored_quota(self.quota_of(m)),
+            quota_mb: self.quota_of(m),
             name: m.display_name.clone(),
         }
     }
@@ -489,6 +502,8 @@ struct Row7 {
     uid: i32,
     gid: i32,
     quota: Option<i64>,
+    /// The quota in MB, none for none.
+    quota_mb: Option<u64>,
     name: Option<String>,
 }
 
