@@ -146,10 +146,10 @@ pub enum MailHostBackend {
     Sql,
 }
 
-/// How the SQL backend's tables are laid out.
 /// Postfix Admin's default `quota_multiplier`: bytes per MB in `mailbox.quota`.
 pub const POSTFIX_ADMIN_QUOTA_MULTIPLIER: u64 = 1_024_000;
 
+/// How the SQL backend's tables are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SqlLayout {

@@ -492,6 +492,15 @@ mod tests {
             for n in 0..4usize.pow(len) {
                 let body: Vec<u8> = (0..len).map(|i| alphabet[n / 4usize.pow(i) % 4]).collect();
                 assert_eq!(dot_stuff(&body), line_by_line(&body), "{body:?}");
+                // Long enough for the vector search, at every offset
+                // across its 16- and 32-byte chunks.
+                if len == 4 {
+                    for at in 0..40 {
+                        let mut long = vec![b'x'; 96];
+                        long.splice(at..at, body.iter().copied());
+                        assert_eq!(dot_stuff(&long), line_by_line(&long), "{long:?}");
+                    }
+                }
             }
         }
     }

@@ -176,10 +176,9 @@ pub(super) struct Statements {
     pub(super) insert: String,
     /// Postfix Admin: the alias row every mailbox has.
     pub(super) insert_alias: Option<String>,
-    /// Postfix Admin: the domain must be one of its domains.
-    /// Postfix Admin: the domain's `active`, `mailboxes` and `maxquota`
-    /// (MB) and its mailboxes now (binds the domain twice); no row when it
-    /// is not there.
+    /// Postfix Admin: the domain's `active` and `mailboxes` and its
+    /// mailboxes now (binds the domain twice); no row when it is not one
+    /// of its domains.
     pub(super) domain_limits: Option<String>,
     pub(super) set_quota: String,
     pub(super) set_password: String,
@@ -273,10 +272,9 @@ impl Statements {
                     d.truth(true)
                 )),
                 domain_limits: Some(format!(
-                    "SELECT {}, {}, {}, {} FROM domain WHERE domain = {}",
+                    "SELECT {}, {}, {} FROM domain WHERE domain = {}",
                     d.int("CASE WHEN active THEN 1 ELSE 0 END"),
                     d.int("mailboxes"),
-                    d.int("maxquota"),
                     d.int(&format!(
                         "(SELECT count(*) FROM mailbox WHERE domain = {})",
                         a(1)

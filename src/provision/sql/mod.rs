@@ -188,7 +188,7 @@ impl SqlHost {
             gid: mh.gid,
             home: mh.home.clone(),
             default_quota_mb: mh.default_quota_mb,
-            quota_multiplier: mh.sql.quota_multiplier.max(1),
+            quota_multiplier: mh.sql.quota_multiplier,
             describe: format!(
                 "{} database {} ({} layout)",
                 match dialect {
@@ -267,20 +267,6 @@ impl SqlHost {
             on!(pool, p => {
                 let mut tx = p.begin().await?;
                 for r in &rows {
-                    if let Some(q) = &sql.domain_limits {
-                        let Some(limits) = sqlx::query(q).bind(&r.domain).bind(&r.domain).fetch_optional(&mut *tx).await? else {
-                            return Ok(Err(format!("the domain {} is not in Postfix Admin's domain table; add it there first", r.domain)));
-                        };
-                        let limits = DomainLimits {
-                            active: limits.try_get::<i64, _>(0)? != 0,
-                            mailboxes: limits.try_get(1)?,
-                            max_quota_mb: limits.try_get(2)?,
-                            has: limits.try_get(3)?,
-                        };
-                        if let Some(refusal) = limits.refusal(&r.domain, r.quota_mb) {
-                            return Ok(Err(refusal));
-                        }
-                    }
                     if let Some(q) = &sql.alias_of
                         && let Some(alias) = sqlx::query(q).bind(&r.address).fetch_optional(&mut *tx).await?
                     {
@@ -293,6 +279,19 @@ impl SqlHost {
                             "{} is an alias in Postfix Admin (to {goto}); remove the alias there, or invite another address",
                             r.address
                         )));
+                    }
+                    if let Some(q) = &sql.domain_limits {
+                        let Some(limits) = sqlx::query(q).bind(&r.domain).bind(&r.domain).fetch_optional(&mut *tx).await? else {
+                            return Ok(Err(format!("the domain {} is not in Postfix Admin's domain table; add it there first", r.domain)));
+                        };
+                        let limits = DomainLimits {
+                            active: limits.try_get::<i64, _>(0)? != 0,
+                            mailboxes: limits.try_get(1)?,
+                            has: limits.try_get(2)?,
+                        };
+                        if let Some(refusal) = limits.refusal(&r.domain) {
+                            return Ok(Err(refusal));
+                        }
                     }
                     let inserted = match &sql.insert_alias {
                         None => sqlx::query(&sql.insert)
@@ -348,7 +347,6 @@ impl SqlHost {
             uid: self.uid as i32,
             gid: self.gid as i32,
             quota: self.stored_quota(self.quota_of(m)),
-            quota_mb: self.quota_of(m),
             name: m.display_name.clone(),
         }
     }
@@ -502,8 +500,6 @@ struct Row7 {
     uid: i32,
     gid: i32,
     quota: Option<i64>,
-    /// The quota in MB, none for none.
-    quota_mb: Option<u64>,
     name: Option<String>,
 }
 
