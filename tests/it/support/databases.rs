@@ -108,14 +108,19 @@ impl Database {
             Engine::MariaDb => {
                 let data = db.dir.join("data");
                 let run = db.dir.join("run");
-                open_dir(&data);
-                open_dir(&run);
+                let tmp = db.dir.join("tmp");
                 let mysql = id_of("passwd", "mysql");
-                chown(&data, mysql, mysql);
-                chown(&run, mysql, mysql);
+                for dir in [&data, &run, &tmp] {
+                    open_dir(dir);
+                    chown(dir, mysql, mysql);
+                }
+                // Its own temporary folder: with the shared /tmp, one of many
+                // parallel set-ups lost a temporary table and failed
+                // ("Unknown table 'mysql.tmp_user_sys'").
                 sh(Command::new("mariadb-install-db")
                     .arg("--user=mysql")
                     .arg(format!("--datadir={}", data.display()))
+                    .arg(format!("--tmpdir={}", tmp.display()))
                     .args(["--auth-root-authentication-method=normal", "--skip-test-db"]));
                 db.run();
                 db.admin(&format!(
@@ -153,6 +158,7 @@ impl Database {
                     .arg("--bind-address=127.0.0.1")
                     .arg(format!("--socket={}", self.dir.join("run/sock").display()))
                     .arg(format!("--pid-file={}", self.dir.join("run/pid").display()))
+                    .arg(format!("--tmpdir={}", self.dir.join("tmp").display()))
                     .args([
                         "--user=mysql",
                         "--skip-log-bin",
