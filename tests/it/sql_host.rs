@@ -445,6 +445,30 @@ async fn two_musters_one_row_and_a_database_down_then_back(engine: Engine, layou
     assert_eq!(body["code"], "mail_host_failed", "{body}");
     assert_eq!(rows(&s.db, layout, "eve@team.example"), 0, "{body}");
     assert_eq!(rows(&s.db, layout, "fay@team.example"), 0, "{body}");
+    if layout == SqlLayout::Postfixadmin {
+        // Postfix Admin's mailbox count holds across the batch: room for
+        // two more refuses all three, and writes none.
+        let has: i64 =
+            s.db.query("SELECT count(*) FROM mailbox WHERE domain = 'team.example'")
+                .parse()
+                .unwrap();
+        s.db.query(&format!(
+            "UPDATE domain SET mailboxes = {} WHERE domain = 'team.example'",
+            has + 2
+        ));
+        let (status, body) = s
+            .app
+            .call(Method::POST, "/mailboxes:bulk", Some(items("gus")))
+            .await;
+        // The host's words go to the server log, as for every mail host
+        // refusal; without the batch's own rows counted, all three fit.
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["code"], "mail_host_failed", "{body}");
+        for who in ["eve", "fay", "gus"] {
+            assert_eq!(rows(&s.db, layout, &format!("{who}@team.example")), 0);
+        }
+        s.db.query("UPDATE domain SET mailboxes = 0 WHERE domain = 'team.example'");
+    }
     let (status, body) = s
         .app
         .call(Method::POST, "/mailboxes:bulk", Some(items("gus")))

@@ -17,6 +17,8 @@ mod readers;
 pub use dialect::{Dialect, Server, check_url, redact, schema};
 pub use readers::Queries;
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -266,6 +268,9 @@ impl SqlHost {
         let outcome = self.run(async move {
             on!(pool, p => {
                 let mut tx = p.begin().await?;
+                // Each domain's limits are read once per transaction; its
+                // count then grows with the rows added here.
+                let mut domains: HashMap<&str, DomainLimits> = HashMap::new();
                 for r in &rows {
                     if let Some(q) = &sql.alias_of
                         && let Some(alias) = sqlx::query(q).bind(&r.address).fetch_optional(&mut *tx).await?
@@ -281,17 +286,24 @@ impl SqlHost {
                         )));
                     }
                     if let Some(q) = &sql.domain_limits {
-                        let Some(limits) = sqlx::query(q).bind(&r.domain).bind(&r.domain).fetch_optional(&mut *tx).await? else {
-                            return Ok(Err(format!("the domain {} is not in Postfix Admin's domain table; add it there first", r.domain)));
-                        };
-                        let limits = DomainLimits {
-                            active: limits.try_get::<i64, _>(0)? != 0,
-                            mailboxes: limits.try_get(1)?,
-                            has: limits.try_get(2)?,
+                        let limits = match domains.entry(r.domain.as_str()) {
+                            Entry::Occupied(known) => known.into_mut(),
+                            Entry::Vacant(new) => {
+                                let Some(row) = sqlx::query(q).bind(&r.domain).bind(&r.domain).fetch_optional(&mut *tx).await? else {
+                                    return Ok(Err(format!("the domain {} is not in Postfix Admin's domain table; add it there first", r.domain)));
+                                };
+                                new.insert(DomainLimits {
+                                    active: row.try_get::<i64, _>(0)? != 0,
+                                    mailboxes: row.try_get(1)?,
+                                    has: row.try_get(2)?,
+                                })
+                            }
                         };
                         if let Some(refusal) = limits.refusal(&r.domain) {
                             return Ok(Err(refusal));
                         }
+                        // A failed insert below ends the transaction whole.
+                        limits.has += 1;
                     }
                     let inserted = match &sql.insert_alias {
                         None => sqlx::query(&sql.insert)
