@@ -166,12 +166,18 @@ pub fn run(mut cmd: impl std::borrow::BorrowMut<Command>, stdin: Option<&[u8]>) 
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("muster runs");
-    if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input).unwrap();
-    } else {
-        drop(child.stdin.take());
-    }
-    child.wait_with_output().unwrap()
+    let mut pipe = child.stdin.take().unwrap();
+    let input = stdin.unwrap_or_default().to_vec();
+    // Written from a thread so a large output cannot block the input, and a
+    // command that exits before reading (bad configuration) is not a failure
+    // of the test: the pipe is then closed, and the exit status tells.
+    let writer = std::thread::spawn(move || match pipe.write_all(&input) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other.unwrap(),
+    });
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    output
 }
 
 pub fn text(bytes: &[u8]) -> String {
