@@ -94,6 +94,11 @@ pub enum ProvisionError {
     CommandOutput(String),
     #[error("{0}")]
     Invalid(String),
+    /// The host takes no such change, in Muster's own words (the address
+    /// exists, a domain limit is reached): nothing was changed, and the
+    /// words are safe to show the admin who asked.
+    #[error("{0}")]
+    Refused(String),
     #[error("{0} cannot change or remove a mailbox; do it on the mail server")]
     Unsupported(String),
     /// The SQL backend's database did not do what was asked (down,
@@ -118,7 +123,7 @@ pub trait MailHost: Send + Sync {
             match self.create(m) {
                 Ok(Created::Created) => done.push(m.address.to_string()),
                 Ok(Created::AlreadyExists) => {
-                    return Err(ProvisionError::Invalid(format!(
+                    return Err(ProvisionError::Refused(format!(
                         "the mailbox {} already exists; created before it: {}",
                         m.address,
                         if done.is_empty() {
@@ -130,10 +135,11 @@ pub trait MailHost: Send + Sync {
                 }
                 Err(e) if done.is_empty() => return Err(e),
                 Err(e) => {
-                    return Err(ProvisionError::Invalid(format!(
-                        "{e}; created before the failure: {}",
-                        done.join(", ")
-                    )));
+                    let said = format!("{e}; created before the failure: {}", done.join(", "));
+                    return Err(match e {
+                        ProvisionError::Refused(_) => ProvisionError::Refused(said),
+                        _ => ProvisionError::Invalid(said),
+                    });
                 }
             }
         }

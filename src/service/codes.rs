@@ -5,6 +5,7 @@
 use crate::domain::preview::{CreationPreview, Flag, InvitePreview};
 
 use super::ServiceError;
+use crate::provision::ProvisionError;
 
 /// What kind of failure an error is, for a status code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +80,7 @@ impl ServiceError {
             S::NoBatch(_) => "no_such_batch",
             S::Transition(_) => "invite_state",
             S::IdempotencyMismatch => "idempotency_key_reused",
+            S::Host(ProvisionError::Refused(_)) => "mail_host_refused",
             S::Host(_) => "mail_host_failed",
             S::HostDamaged(_) => "mail_host_damaged",
             S::Busy(_) => "busy",
@@ -102,7 +104,7 @@ impl ServiceError {
             | S::NotManaged(_)
             | S::NoWebhook(_)
             | S::NoDelivery(_) => ErrorKind::NotFound,
-            S::Transition(_) => ErrorKind::Conflict,
+            S::Transition(_) | S::Host(ProvisionError::Refused(_)) => ErrorKind::Conflict,
             S::Busy(b) => ErrorKind::Unavailable {
                 retry_after_secs: Some(b.retry_after_secs),
             },
@@ -127,6 +129,12 @@ impl ServiceError {
         match (self, self.kind()) {
             (_, ErrorKind::Internal) => {
                 "internal error; the server log has the details".to_string()
+            }
+            // Muster's own words on what the host does not take (a
+            // domain's limit, an address there already) tell the admin what
+            // to do; anything else the host said stays in the log.
+            (ServiceError::Host(ProvisionError::Refused(refusal)), _) => {
+                format!("the mail server refused: {refusal}")
             }
             (ServiceError::Host(_), _) => {
                 "the mail server could not be updated; nothing was created; the server log has the details".to_string()

@@ -460,10 +460,18 @@ async fn two_musters_one_row_and_a_database_down_then_back(engine: Engine, layou
             .app
             .call(Method::POST, "/mailboxes:bulk", Some(items("gus")))
             .await;
-        // The host's words go to the server log, as for every mail host
-        // refusal; without the batch's own rows counted, all three fit.
-        assert_eq!(status, 503, "{body}");
-        assert_eq!(body["code"], "mail_host_failed", "{body}");
+        // Without the batch's own rows counted, all three would fit. The
+        // refusal is Muster's own words, so the admin sees them.
+        assert_eq!(status, 409, "{body}");
+        assert_eq!(body["code"], "mail_host_refused", "{body}");
+        let said = body["message"].as_str().unwrap();
+        assert!(
+            said.contains(&format!(
+                "team.example has {has} mailboxes (and 2 more earlier in this request) and Postfix Admin allows it {}",
+                has + 2
+            )) && said.contains("nothing was created"),
+            "{said}"
+        );
         for who in ["eve", "fay", "gus"] {
             assert_eq!(rows(&s.db, layout, &format!("{who}@team.example")), 0);
         }

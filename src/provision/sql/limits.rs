@@ -8,7 +8,10 @@ pub(super) struct DomainLimits {
     pub active: bool,
     /// 0: no limit; -1: none allowed (as Postfix Admin reads it).
     pub mailboxes: i64,
+    /// Mailboxes in the table when the transaction read them.
     pub has: i64,
+    /// Rows this transaction added before the one being checked.
+    pub adding: i64,
 }
 
 impl DomainLimits {
@@ -26,9 +29,14 @@ impl DomainLimits {
                 "Postfix Admin allows no mailboxes in {domain}; change the domain's mailbox limit there"
             ));
         }
-        if self.mailboxes > 0 && self.has >= self.mailboxes {
+        if self.mailboxes > 0 && self.has + self.adding >= self.mailboxes {
+            let earlier = match self.adding {
+                0 => String::new(),
+                1 => " (and 1 more earlier in this request)".to_string(),
+                n => format!(" (and {n} more earlier in this request)"),
+            };
             return Some(format!(
-                "{domain} has {} mailboxes and Postfix Admin allows it {}; raise the limit there or remove a mailbox",
+                "{domain} has {} mailboxes{earlier} and Postfix Admin allows it {}; raise the limit there or remove a mailbox",
                 self.has, self.mailboxes
             ));
         }
@@ -45,6 +53,7 @@ mod tests {
             active,
             mailboxes,
             has,
+            adding: 0,
         }
     }
 
@@ -58,5 +67,13 @@ mod tests {
         assert!(said(limits(true, -1, 0)).contains("allows no mailboxes"));
         assert!(said(limits(true, 3, 3)).contains("has 3 mailboxes and Postfix Admin allows it 3"));
         assert!(said(limits(true, 1, 2)).contains("has 2 mailboxes and Postfix Admin allows it 1"));
+        let batch = |adding| DomainLimits {
+            adding,
+            ..limits(true, 5, 3)
+        };
+        assert_eq!(batch(1).refusal(d), None);
+        assert!(said(batch(2)).contains(
+            "has 3 mailboxes (and 2 more earlier in this request) and Postfix Admin allows it 5"
+        ));
     }
 }

@@ -296,6 +296,7 @@ impl SqlHost {
                                     active: row.try_get::<i64, _>(0)? != 0,
                                     mailboxes: row.try_get(1)?,
                                     has: row.try_get(2)?,
+                                    adding: 0,
                                 })
                             }
                         };
@@ -303,7 +304,7 @@ impl SqlHost {
                             return Ok(Err(refusal));
                         }
                         // A failed insert below ends the transaction whole.
-                        limits.has += 1;
+                        limits.adding += 1;
                     }
                     let inserted = match &sql.insert_alias {
                         None => sqlx::query(&sql.insert)
@@ -562,7 +563,7 @@ impl MailHost for SqlHost {
                     Ok(Created::AlreadyExists)
                 }
             }
-            Ok(Err(refusal)) => Err(ProvisionError::Invalid(refusal)),
+            Ok(Err(refusal)) => Err(ProvisionError::Refused(refusal)),
             Err(e) => match self.stored_password(&address) {
                 Ok(Some(hash)) if hash == m.password_hash => {
                     self.remember(std::slice::from_ref(m));
@@ -578,11 +579,11 @@ impl MailHost for SqlHost {
         match self.insert(boxes)? {
             Ok(()) => Ok(()),
             Err(refusal) if refusal.contains('@') && !refusal.contains(' ') => {
-                Err(ProvisionError::Invalid(format!(
+                Err(ProvisionError::Refused(format!(
                     "the mailbox {refusal} already exists; nothing was created"
                 )))
             }
-            Err(refusal) => Err(ProvisionError::Invalid(format!(
+            Err(refusal) => Err(ProvisionError::Refused(format!(
                 "{refusal}; nothing was created"
             ))),
         }
@@ -619,7 +620,7 @@ impl MailHost for SqlHost {
             },
         };
         if !found {
-            return Err(ProvisionError::Invalid(format!(
+            return Err(ProvisionError::Refused(format!(
                 "{address} is not in the {}",
                 self.describe
             )));
@@ -655,7 +656,7 @@ impl MailHost for SqlHost {
         *cache = None;
         drop(cache);
         let Some(home) = home else {
-            return Err(ProvisionError::Invalid(format!(
+            return Err(ProvisionError::Refused(format!(
                 "{address} is not in the {}",
                 self.describe
             )));
