@@ -9,6 +9,7 @@ use crate::domain::reminders::ReminderPlan;
 use crate::domain::roster::{InviteRow, RosterFormat, parse_invite_roster};
 use crate::domain::token::TokenPurpose;
 use crate::domain::webhook::EventKind;
+use crate::provision::HostIndex;
 use crate::store::{Actor, Batch, Task, View};
 
 use super::{Muster, Reads, ServiceError, StoreOccupancy};
@@ -123,14 +124,16 @@ impl Muster {
             return Err(ServiceError::NoItems);
         }
         let domain = self.resolve_domain(domain)?;
+        let host = self.host_index()?;
         let view = self.store.read()?;
-        let (preview, _) = self.checked_rows(&view, &domain, rows)?;
+        let (preview, _) = self.checked_rows(&view, &host, &domain, rows)?;
         Ok((domain, preview))
     }
 
     pub(super) fn checked_rows(
         &self,
         view: &dyn Reads,
+        host: &HostIndex,
         domain: &DomainName,
         rows: &[InviteRow],
     ) -> Result<
@@ -141,9 +144,8 @@ impl Muster {
         ServiceError,
     > {
         let now = self.now();
-        let host = self.host_index()?;
-        let facts = self.capacity(view, &host, domain, now)?;
-        let occupancy = StoreOccupancy::new(view, &host);
+        let facts = self.capacity(view, host, domain, now)?;
+        let occupancy = StoreOccupancy::new(view, host);
         let out = preview_invites(rows, &facts, &occupancy, &self.config.reserved_names(), now);
         occupancy.finish()?;
         Ok(out)
@@ -171,11 +173,20 @@ impl Muster {
         if req.rows.is_empty() {
             return Err(ServiceError::NoItems);
         }
+        // Bulk creation and redemptions write the host outside the store's
+        // write transaction, under the provisioning lock: held here, the
+        // host's count and the invites' stay together. The host is read
+        // before the transaction (listing it may wait on a mail database).
+        let _guard = self
+            .provision_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let host = self.host_index()?;
         let created = self.store.write(|w| {
             if let Some(earlier) = key.map(|k| k.earlier(w)).transpose()?.flatten() {
                 return Ok(super::Idempotent::Replayed(earlier));
             }
-            let (preview, clean) = self.checked_rows(w, &domain, &req.rows)?;
+            let (preview, clean) = self.checked_rows(w, &host, &domain, &req.rows)?;
             if preview.flagged_rows > 0 && !req.only_clean {
                 return Err(ServiceError::Flagged {
                     flagged: preview.flagged_rows,

@@ -7,7 +7,7 @@ use rand::Rng;
 use crate::domain::address::MailboxAddress;
 use crate::domain::preview::{CleanCreation, CreationPreview, PasswordChoice, preview_creation};
 use crate::domain::roster::CreationRow;
-use crate::provision::NewMailbox;
+use crate::provision::{HostIndex, NewMailbox};
 use crate::store::{Actor, MailboxOrigin, MailboxRecord, Task};
 
 use super::{Muster, Reads, SHARED_QUOTA_COUNTER, ServiceError, StoreOccupancy};
@@ -80,13 +80,13 @@ impl Muster {
     fn creation_preview_in(
         &self,
         view: &dyn Reads,
+        host: &HostIndex,
         domain: &crate::domain::address::DomainName,
         rows: &[CreationRow],
     ) -> Result<(CreationPreview, Vec<Option<CleanCreation>>), ServiceError> {
         let now = self.now();
-        let host = self.host_index()?;
-        let facts = self.capacity(view, &host, domain, now)?;
-        let occupancy = StoreOccupancy::new(view, &host);
+        let facts = self.capacity(view, host, domain, now)?;
+        let occupancy = StoreOccupancy::new(view, host);
         let policy = self.config.password_policy;
         let check = |password: &str, m: &MailboxAddress| {
             policy
@@ -115,8 +115,9 @@ impl Muster {
             return Err(ServiceError::NoItems);
         }
         let domain = self.resolve_domain(domain)?;
+        let host = self.host_index()?;
         let view = self.store.read()?;
-        Ok(self.creation_preview_in(&view, &domain, rows)?.0)
+        Ok(self.creation_preview_in(&view, &host, &domain, rows)?.0)
     }
 
     /// Creates every clean row's mailbox, or none: the passwd-file backend
@@ -159,7 +160,8 @@ impl Muster {
             {
                 break 'hash std::collections::HashMap::new();
             }
-            let (preview, clean) = self.creation_preview_in(&view, &domain, rows)?;
+            let host = self.host_index()?;
+            let (preview, clean) = self.creation_preview_in(&view, &host, &domain, rows)?;
             if (preview.flagged_rows > 0 && !only_clean) || preview.clean_rows == 0 {
                 return Err(ServiceError::CreationFlagged(Box::new(preview)));
             }
@@ -169,41 +171,57 @@ impl Muster {
             }
             hashed
         };
-        // The pool and the host are checked and written under one lock, and
-        // the store's write transaction keeps batches out meanwhile.
+        // The pool, the cap and the host are checked and written under the
+        // provisioning lock, which everything that changes them takes (a
+        // batch's invites too). The mail host is written outside the
+        // store's write transaction, so a mail database that hangs holds up
+        // provisioning only, not sending, sign-in or revoking.
         let _guard = self
             .provision_lock
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         self.ensure_host_whole()?;
-        let result = self.store.write(|w| {
-            if let Some(earlier) = key.map(|k| k.earlier(w)).transpose()?.flatten() {
+        let replay = |w: &crate::store::WriteView| -> Result<_, ServiceError> {
+            Ok(key.map(|k| k.earlier(w)).transpose()?.flatten())
+        };
+        let view = self.store.read()?;
+        if let Some(k) = key
+            && k.has_record(&view)?
+        {
+            drop(view);
+            if let Some(earlier) = self.store.write(replay)? {
                 return Ok(super::Idempotent::Replayed(earlier));
             }
-            let (preview, clean) = self.creation_preview_in(w, &domain, rows)?;
-            if preview.flagged_rows > 0 && !only_clean {
-                return Err(ServiceError::CreationFlagged(Box::new(preview)));
-            }
-            if preview.clean_rows == 0 {
-                return Err(ServiceError::CreationFlagged(Box::new(preview)));
-            }
-            let mut created = Vec::new();
-            let mut new_boxes = Vec::new();
-            for row in clean.into_iter().flatten() {
-                let (hash, generated) = match hashed.get(&row.index) {
-                    Some(h) => h.clone(),
-                    // Clean only now (the host changed meanwhile): rare.
-                    None => self.hash_creation(&row.password)?,
-                };
-                new_boxes.push(NewMailbox {
-                    address: row.mailbox.clone(),
-                    password_hash: hash,
-                    quota_mb: row.storage_allocation_mb,
-                    display_name: row.display_name.clone(),
-                });
-                created.push((row, generated));
-            }
-            self.host.create_many(&new_boxes)?;
+            // Gone meanwhile (kept a day at least): made as a new call.
+        }
+        let host = self.host_index()?;
+        let view = self.store.read()?;
+        let (preview, clean) = self.creation_preview_in(&view, &host, &domain, rows)?;
+        drop(view);
+        if preview.flagged_rows > 0 && !only_clean {
+            return Err(ServiceError::CreationFlagged(Box::new(preview)));
+        }
+        if preview.clean_rows == 0 {
+            return Err(ServiceError::CreationFlagged(Box::new(preview)));
+        }
+        let mut created = Vec::new();
+        let mut new_boxes = Vec::new();
+        for row in clean.into_iter().flatten() {
+            let (hash, generated) = match hashed.get(&row.index) {
+                Some(h) => h.clone(),
+                // Clean only now (the host changed meanwhile): rare.
+                None => self.hash_creation(&row.password)?,
+            };
+            new_boxes.push(NewMailbox {
+                address: row.mailbox.clone(),
+                password_hash: hash,
+                quota_mb: row.storage_allocation_mb,
+                display_name: row.display_name.clone(),
+            });
+            created.push((row, generated));
+        }
+        self.host.create_many(&new_boxes)?;
+        let result = self.store.write(|w| {
             let batch_id = self.new_id();
             let now = self.now();
             if let Some(key) = key {

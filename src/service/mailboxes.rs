@@ -41,6 +41,22 @@ fn allocation_words(mb: Option<u64>) -> String {
 }
 
 impl Muster {
+    /// A host change the store did not record is changed back, so the two
+    /// agree; the store's error is the answer either way.
+    fn undo_on_failure(
+        &self,
+        address: &str,
+        written: Result<(), ServiceError>,
+        undo: MailboxChange,
+    ) -> Result<(), ServiceError> {
+        if written.is_err()
+            && let Err(e) = self.host.change(address, &undo)
+        {
+            tracing::error!(mailbox = %address, error = %e, "a mail host change the store did not record could not be changed back: the mail host and Muster now differ for this mailbox");
+        }
+        written
+    }
+
     /// The mailbox, when Muster made it and it is on the host.
     pub fn managed_mailbox(&self, address: &str) -> Result<ManagedMailbox, ServiceError> {
         let address = address.trim().to_lowercase();
@@ -81,23 +97,31 @@ impl Muster {
             return Ok(current);
         }
         let host = self.host_index()?;
-        self.store.write(|w| {
-            let shared = w.counter(SHARED_QUOTA_COUNTER)?;
+        let fits = |shared: u64| {
             let allocated = Capacity::allocated_mb(host.allocated_mb(), shared);
             let without = allocated.saturating_sub(old.unwrap_or(0));
-            if let Some(mb) = mb
-                && without.saturating_add(mb) > self.config.storage_pool_mb
-            {
-                return Err(ServiceError::Allocation(format!(
-                    "{} does not fit the storage pool: {} of {} are allocated to other mailboxes, so at most {} is left; choose a smaller allocation or the shared pool",
-                    size_words(mb),
-                    size_words(without),
-                    size_words(self.config.storage_pool_mb),
-                    size_words(self.config.storage_pool_mb.saturating_sub(without)),
-                )));
+            match mb {
+                Some(mb) if without.saturating_add(mb) > self.config.storage_pool_mb => {
+                    Err(ServiceError::Allocation(format!(
+                        "{} does not fit the storage pool: {} of {} are allocated to other mailboxes, so at most {} is left; choose a smaller allocation or the shared pool",
+                        size_words(mb),
+                        size_words(without),
+                        size_words(self.config.storage_pool_mb),
+                        size_words(self.config.storage_pool_mb.saturating_sub(without)),
+                    )))
+                }
+                _ => Ok(()),
             }
-            self.host
-                .change(&current.record.address, &MailboxChange::Quota(mb))?;
+        };
+        fits(self.store.read()?.counter(SHARED_QUOTA_COUNTER)?)?;
+        // The host is changed outside the store's write transaction (a mail
+        // database that hangs must not hold up every other write), and
+        // changed back if the store does not take the change.
+        let address = current.record.address.clone();
+        self.host.change(&address, &MailboxChange::Quota(mb))?;
+        let written = self.store.write(|w| {
+            // A redemption finished since may have taken from the pool.
+            fits(w.counter(SHARED_QUOTA_COUNTER)?)?;
             let default = self.config.mail_host.default_quota_mb;
             match (old, mb, default) {
                 (None, Some(_), Some(q)) => w.lower(SHARED_QUOTA_COUNTER, q)?,
@@ -123,8 +147,9 @@ impl Muster {
                 ),
             )?;
             Ok(())
-        })?;
-        self.managed_mailbox(address)
+        });
+        self.undo_on_failure(&address, written, MailboxChange::Quota(old))?;
+        self.managed_mailbox(&address)
     }
 
     /// Refuses (true) or allows again (false) the mailbox's logins; its
@@ -143,11 +168,10 @@ impl Muster {
         if current.host.suspended == suspended {
             return Ok(current);
         }
-        self.store.write(|w| {
-            self.host.change(
-                &current.record.address,
-                &MailboxChange::Suspended(suspended),
-            )?;
+        let address = current.record.address.clone();
+        self.host
+            .change(&address, &MailboxChange::Suspended(suspended))?;
+        let written = self.store.write(|w| {
             let (action, detail) = if suspended {
                 (
                     "mailbox.suspend",
@@ -156,10 +180,11 @@ impl Muster {
             } else {
                 ("mailbox.restore", "restored: logins allowed again")
             };
-            self.audit(w, actor, action, &current.record.address, detail)?;
+            self.audit(w, actor, action, &address, detail)?;
             Ok::<_, ServiceError>(())
-        })?;
-        self.managed_mailbox(address)
+        });
+        self.undo_on_failure(&address, written, MailboxChange::Suspended(!suspended))?;
+        self.managed_mailbox(&address)
     }
 
     /// Takes the mailbox off the host and forgets it. Its mail folder stays

@@ -89,8 +89,10 @@ impl Muster {
     ) -> Result<Drafted, ServiceError> {
         let domain = self.resolve_domain(domain)?;
         let window = self.batch_expiry(expires_in)?;
+        let host = self.host_index()?;
         let view = self.store.read()?;
-        let (preview, clean) = self.checked_rows(&view, &domain, std::slice::from_ref(row))?;
+        let (preview, clean) =
+            self.checked_rows(&view, &host, &domain, std::slice::from_ref(row))?;
         let Some(Some(clean)) = clean.into_iter().next() else {
             return Err(ServiceError::NothingClean {
                 preview: Box::new(preview),

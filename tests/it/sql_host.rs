@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use crate::support::app::TestApp;
 use crate::support::databases::{Database, Engine, SqlStack};
+use crate::support::holding_proxy::HoldingProxy;
 use crate::support::mailstack::{self, login_eventually};
 use crate::support::*;
 use muster::config::SqlLayout;
@@ -486,6 +487,77 @@ async fn two_musters_one_row_and_a_database_down_then_back(engine: Engine, layou
         assert_eq!(rows(&s.db, layout, &format!("{who}@team.example")), 1);
     }
     s.app.shutdown().await;
+}
+
+/// A mail database that stops answering holds up provisioning only: while a
+/// bulk creation waits on it, an invite is revoked and a mailbox's Muster
+/// records stay readable; once it answers again the creation completes.
+/// (The creation used to write the host inside the store's one write
+/// transaction, so every other write waited up to 15 s and the creation
+/// then failed.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_database_holds_up_provisioning_only() {
+    let engine = Engine::MariaDb;
+    if !engine.available() {
+        return;
+    }
+    let state = TestDir::new();
+    let db = Database::start(state.path(), engine);
+    db.postfix_admin_schema(DOMAIN);
+    let proxy = HoldingProxy::start(db.port).await;
+    let url = db
+        .url()
+        .replace(&format!(":{}/", db.port), &format!(":{}/", proxy.port));
+    let home = format!("{}/vmail/%d/%n", state.path().display());
+    let app = TestApp::spawn(|c| {
+        c.mail_host.backend = muster::config::MailHostBackend::Sql;
+        c.mail_host.sql.url = Some(muster::config::Secret::new(url.clone()));
+        c.mail_host.sql.layout = SqlLayout::Postfixadmin;
+        c.mail_host.home = home.clone();
+        c.client.welcome = false;
+        c.notifications.mode = muster::config::NotificationMode::Off;
+        c.storage_pool_mb = 10_000;
+        c.domains[0].mailbox_cap = 100;
+    })
+    .await;
+    let pending = app
+        .muster
+        .create_batch(BatchRequest::new(
+            vec![InviteRow::to("amy@elsewhere.org")],
+            Actor::cli(),
+        ))
+        .unwrap()
+        .invites[0]
+        .id
+        .clone();
+
+    proxy.hold();
+    let (status, body) = {
+        let creation = app.call(
+            Method::POST,
+            "/mailboxes:bulk",
+            Some(json!({"items": [{"local_part": "ivy", "password": "generate"}]})),
+        );
+        tokio::pin!(creation);
+        tokio::select! {
+            answer = &mut creation => panic!("created while the database was held: {answer:?}"),
+            () = proxy.until_held(Duration::from_secs(60)) => {}
+        }
+        // The creation waits on the database (its statement is held); a
+        // store write that needs no mail host goes through meanwhile.
+        let (status, body) = app
+            .call(Method::POST, &format!("/invites/{pending}/revoke"), None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        proxy.release();
+        creation.await
+    };
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        db.query("SELECT count(*) FROM mailbox WHERE username = 'ivy@team.example'"),
+        "1"
+    );
+    app.shutdown().await;
 }
 
 macro_rules! for_each_database {

@@ -5,6 +5,7 @@ pub mod app;
 pub mod databases;
 pub mod destinations;
 pub mod dns;
+pub mod holding_proxy;
 pub mod mailstack;
 pub mod mcp_client;
 pub mod policy_server;
