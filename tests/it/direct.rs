@@ -147,7 +147,7 @@ async fn invites_go_straight_to_each_domains_mail_servers_signed() {
         c.smtp.rate_per_minute = 0;
         c.smtp.retry_initial_secs = 1;
         c.smtp.retry_max_secs = 2;
-        c.smtp.timeout_secs = 5;
+        c.smtp.timeout_secs = 30;
         c.dns.resolvers = vec![dns.resolver()];
         c.dkim.keys_dir = Some(keys.clone());
     })

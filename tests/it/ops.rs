@@ -141,7 +141,9 @@ async fn check_against_the_real_stack() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_during_a_batch_loses_nothing() {
     let peer = Peer::start(vec![]).await;
-    peer.set_delay(Duration::from_millis(20));
+    // Slow enough that the batch is still going when SIGTERM lands, on a
+    // busy machine too (80 messages left take some 4 s).
+    peer.set_delay(Duration::from_millis(100));
     let t = TestDir::new();
     let mut config = t.config();
     let port = free_port();

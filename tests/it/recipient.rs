@@ -258,13 +258,17 @@ async fn a_desktop_sees_its_ways_to_mail(r: &Recipient, b: &Browser) {
 
     // The profile downloads with a click, for this address.
     b.click("#apple-profile").await;
-    let file = wait_for("the profile downloaded", Duration::from_secs(20), || {
+    // Firefox names the file before it has written it: read it whole.
+    let (file, profile) = wait_for("the profile downloaded", Duration::from_secs(20), || {
         b.downloads()
             .into_iter()
             .find(|p| p.extension().is_some_and(|e| e == "mobileconfig"))
+            .and_then(|p| {
+                let t = std::fs::read_to_string(&p).ok()?;
+                t.contains("</plist>").then_some((p, t))
+            })
     });
     assert_eq!(file.file_name().unwrap(), "team.example.mobileconfig");
-    let profile = std::fs::read_to_string(&file).unwrap();
     assert!(profile.contains("<string>jane.doe@team.example</string>"));
     assert!(profile.contains("<string>com.apple.mail.managed</string>"));
 }

@@ -707,11 +707,14 @@ async fn start_up_and_check_report_a_passwd_file_without_a_final_newline() {
         .unwrap();
     let seen = tokio::task::spawn_blocking({
         let log = log.clone();
+        let passwd = passwd.clone();
         move || {
             wait_for("the start-up report", Duration::from_secs(30), || {
+                // Both in one read: the line may be midway through.
                 let text = std::fs::read_to_string(&log).unwrap_or_default();
-                text.contains("the mail host cannot take new mailboxes")
-                    .then_some(text)
+                (text.contains("the mail host cannot take new mailboxes")
+                    && text.contains(&passwd.display().to_string()))
+                .then_some(text)
             })
         }
     })

@@ -481,7 +481,9 @@ async fn the_outbox_takes_500_invites_without_waiting_for_the_rate_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kills_during_a_500_invite_send_lose_nothing_and_repeat_at_most_one_per_connection() {
     let peer = Peer::start(vec![]).await;
-    peer.set_delay(Duration::from_millis(6));
+    // The last kill leaves 200 messages, some 1.5 s of sending: it lands
+    // mid-batch on a busy machine too.
+    peer.set_delay(Duration::from_millis(15));
     let t = TestDir::new();
     let mut config = relay_config(&t, peer.port);
     config.smtp.connections = 2;
@@ -519,7 +521,7 @@ async fn kills_during_a_500_invite_send_lose_nothing_and_repeat_at_most_one_per_
         .unwrap();
     kill_at(peer.clone(), first, 60).await;
     let mut kills = 1;
-    for at in [220, 380] {
+    for at in [180, 300] {
         kill_at(peer.clone(), spawn_serve(&config_path), at).await;
         kills += 1;
     }
@@ -690,8 +692,10 @@ async fn a_revoke_or_resend_reaches_an_email_already_waiting_to_be_sent() {
     mailstack::open_dir(t.path());
     let postfix = Postfix::start(t.path(), None);
     let mut config = relay_config(&t, postfix.port);
-    // One message every two seconds, so the later two wait their turn.
-    config.smtp.rate_per_minute = 30;
+    // One message every ten seconds, so the later two wait their turn
+    // long enough for the resend and the revoke to reach them on a busy
+    // machine.
+    config.smtp.rate_per_minute = 6;
     config.smtp.burst = 1;
     config.smtp.connections = 1;
     let app = TestApp::on(config).await;

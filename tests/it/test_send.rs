@@ -148,7 +148,7 @@ async fn a_test_send_goes_the_way_invites_go_and_is_judged_as_receivers_judge_it
         c.smtp.mode = Some(SmtpMode::Direct);
         c.smtp.direct.port = port;
         c.smtp.helo_name = Some("muster.team.example".into());
-        c.smtp.timeout_secs = 5;
+        c.smtp.timeout_secs = 30;
         c.dns.resolvers = vec![server.resolver()];
         c.dkim.keys_dir = Some(keys.clone());
     };

@@ -48,8 +48,10 @@ impl Receiver {
 
     /// Every request it logged, in the order they came.
     fn seen(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        // Only whole lines: the receiver may be midway through one.
+        let whole = log.rfind('\n').map_or(0, |i| i + 1);
+        log[..whole]
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()

@@ -499,7 +499,9 @@ impl Imap {
 /// Logs in, retrying for a few seconds: Dovecot notices a changed
 /// passwd-file by its mtime, at most once a second.
 pub fn login_eventually(port: u16, user: &str, password: &str) -> Option<Imap> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    // Dovecot reads a changed passwd-file at most once a second, and each
+    // try is an Argon2 check: a busy machine needs more than a few.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let mut imap = Imap::connect(port);
         if imap.login(user, password) {

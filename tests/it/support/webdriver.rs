@@ -19,6 +19,9 @@ use serde_json::{Value, json};
 use super::{free_port, have_command, require};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+/// WebDriver's key codes for End and Backspace.
+const END: char = '\u{E010}';
+const BACKSPACE: char = '\u{E003}';
 
 /// The window sizes every page must fit: a laptop and a phone.
 pub const SIZES: [(u32, u32); 2] = [(1280, 900), (390, 844)];
@@ -441,11 +444,21 @@ impl Browser {
             .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
     }
 
-    /// Clears the field and types `text`.
+    /// Replaces what the field holds with `text`, as a person does: End
+    /// (a number field's caret starts at its beginning), Backspace until
+    /// it is empty, then the typing.
+    /// (WebDriver's clear fires `change` at once, which starts a page's
+    /// re-check while the typing is still to come.)
     pub async fn type_in(&self, css: &str, text: &str) {
         let id = self.wait(css).await;
-        let _ = self.post(&format!("/element/{id}/clear"), json!({})).await;
-        self.post(&format!("/element/{id}/value"), json!({"text": text}))
+        let held = self
+            .get(&format!("/element/{id}/property/value"))
+            .await
+            .ok()
+            .and_then(|v| v.as_str().map(|v| v.chars().count()))
+            .unwrap_or(0);
+        let keys = format!("{END}{}{text}", BACKSPACE.to_string().repeat(held));
+        self.post(&format!("/element/{id}/value"), json!({"text": keys}))
             .await
             .unwrap_or_else(|e| panic!("typing into {css}: {e}"));
     }
