@@ -150,6 +150,8 @@ fn failure(e: ServiceError) -> CallToolResult {
         ErrorKind::Internal | ErrorKind::Unavailable { .. }
     ) {
         tracing::error!(error = %e, code, "MCP tool failed");
+    } else if e.is_host_refusal() {
+        tracing::warn!(error = %e, code, "the mail host refused an MCP call");
     }
     let message = e.public_message();
     let mut value = json!({"code": code, "message": message});

@@ -122,24 +122,27 @@ pub trait MailHost: Send + Sync {
         for m in boxes {
             match self.create(m) {
                 Ok(Created::Created) => done.push(m.address.to_string()),
-                Ok(Created::AlreadyExists) => {
+                Ok(Created::AlreadyExists) if done.is_empty() => {
                     return Err(ProvisionError::Refused(format!(
+                        "the mailbox {} already exists; nothing was created",
+                        m.address
+                    )));
+                }
+                // Some were made: not a plain refusal, and the log keeps
+                // which (this backend cannot take them off again).
+                Ok(Created::AlreadyExists) => {
+                    return Err(ProvisionError::Invalid(format!(
                         "the mailbox {} already exists; created before it: {}",
                         m.address,
-                        if done.is_empty() {
-                            "none".into()
-                        } else {
-                            done.join(", ")
-                        }
+                        done.join(", ")
                     )));
                 }
                 Err(e) if done.is_empty() => return Err(e),
                 Err(e) => {
-                    let said = format!("{e}; created before the failure: {}", done.join(", "));
-                    return Err(match e {
-                        ProvisionError::Refused(_) => ProvisionError::Refused(said),
-                        _ => ProvisionError::Invalid(said),
-                    });
+                    return Err(ProvisionError::Invalid(format!(
+                        "{e}; created before the failure: {}",
+                        done.join(", ")
+                    )));
                 }
             }
         }

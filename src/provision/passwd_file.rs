@@ -122,7 +122,7 @@ impl PasswdFileHost {
         let (local, domain) = (m.address.local().as_str(), m.address.domain().as_str());
         let safe = |s: &str| !s.contains([':', '\n', '\r', ' ', '\t']) && !s.is_empty();
         if !safe(&m.password_hash) {
-            return Err(ProvisionError::Refused(
+            return Err(ProvisionError::Invalid(
                 "a passwd-file field would contain ':' or whitespace".into(),
             ));
         }
@@ -285,7 +285,7 @@ fn join_lines(lines: &[&str]) -> String {
 
 impl PasswdFileHost {
     fn not_here(&self, address: &str) -> ProvisionError {
-        ProvisionError::Refused(format!(
+        ProvisionError::Invalid(format!(
             "{address} is not in {}; nothing was changed",
             self.passwd.display()
         ))
@@ -362,7 +362,7 @@ impl MailHost for PasswdFileHost {
         if let MailboxChange::Password(hash) = change
             && hash.contains([':', '\n', '\r', ' ', '\t'])
         {
-            return Err(ProvisionError::Refused(
+            return Err(ProvisionError::Invalid(
                 "a passwd-file field would contain ':' or whitespace".into(),
             ));
         }
@@ -607,7 +607,7 @@ mod tests {
         assert!(!h.list().unwrap().get("jane@x.org").unwrap().suspended);
         assert!(matches!(
             h.change("nobody@x.org", &MailboxChange::Suspended(true)),
-            Err(ProvisionError::Refused(_))
+            Err(ProvisionError::Invalid(_))
         ));
 
         // Removed: both lines go, the others stay, the mail folder is kept.
@@ -673,6 +673,6 @@ mod tests {
         let h = host(dir.path(), None);
         let mut m = mailbox("jane@x.org", None);
         m.password_hash = "a:b".into();
-        assert!(matches!(h.create(&m), Err(ProvisionError::Refused(_))));
+        assert!(matches!(h.create(&m), Err(ProvisionError::Invalid(_))));
     }
 }

@@ -173,6 +173,14 @@ impl Muster {
         if req.rows.is_empty() {
             return Err(ServiceError::NoItems);
         }
+        // A repeated call is answered from what the first kept, without
+        // the mail host.
+        if let Some(k) = key
+            && k.has_record(&self.store.read()?)?
+            && let Some(earlier) = self.store.write(|w| k.earlier(w))?
+        {
+            return Ok(super::Idempotent::Replayed(earlier));
+        }
         // Bulk creation and redemptions write the host outside the store's
         // write transaction, under the provisioning lock: held here, the
         // host's count and the invites' stay together. The host is read

@@ -123,6 +123,11 @@ impl ServiceError {
         }
     }
 
+    /// The mail host refused (in Muster's words); worth a line in the log.
+    pub fn is_host_refusal(&self) -> bool {
+        matches!(self, ServiceError::Host(ProvisionError::Refused(_)))
+    }
+
     /// Words safe to show any caller: the error itself, except for faults
     /// and the mail host (whose details go to the log).
     pub fn public_message(&self) -> String {

@@ -220,6 +220,10 @@ impl Muster {
             });
             created.push((row, generated));
         }
+        // A store that takes no writes would leave the mailboxes unrecorded.
+        if self.store.needs_restart() {
+            return Err(crate::store::StoreError::NeedsRestart.into());
+        }
         self.host.create_many(&new_boxes)?;
         let result = self.store.write(|w| {
             let batch_id = self.new_id();
@@ -280,12 +284,30 @@ impl Muster {
                 preview,
             }))
         });
+        if result.is_err() {
+            self.undo_creation(&new_boxes);
+        }
         if let Ok(super::Idempotent::Made(c)) = &result {
             tracing::info!(batch = %c.batch_id, mailboxes = c.mailboxes.len(), actor = %actor, "mailboxes created in bulk");
             // Their welcome messages are queued.
             self.queue.wake();
         }
         result
+    }
+}
+
+impl Muster {
+    /// Mailboxes made on the host for a creation the store did not record
+    /// are taken off again (their mail folders, new and empty, stay), so
+    /// the answer "nothing was created" holds; what cannot be taken off is
+    /// logged by address.
+    fn undo_creation(&self, made: &[NewMailbox]) {
+        for m in made {
+            let address = m.address.to_string();
+            if let Err(e) = self.host.remove(&address, false) {
+                tracing::error!(mailbox = %address, error = %e, "a mailbox made for a bulk creation the store did not record could not be taken off the mail host; remove it there");
+            }
+        }
     }
 }
 

@@ -41,6 +41,14 @@ fn allocation_words(mb: Option<u64>) -> String {
 }
 
 impl Muster {
+    /// Refuses before the host is changed when the store takes no writes.
+    fn store_writable(&self) -> Result<(), ServiceError> {
+        if self.store.needs_restart() {
+            return Err(crate::store::StoreError::NeedsRestart.into());
+        }
+        Ok(())
+    }
+
     /// A host change the store did not record is changed back, so the two
     /// agree; the store's error is the answer either way.
     fn undo_on_failure(
@@ -113,15 +121,16 @@ impl Muster {
                 _ => Ok(()),
             }
         };
+        // Everything that changes the pool holds the provisioning lock, so
+        // this check holds until the write below.
         fits(self.store.read()?.counter(SHARED_QUOTA_COUNTER)?)?;
         // The host is changed outside the store's write transaction (a mail
         // database that hangs must not hold up every other write), and
         // changed back if the store does not take the change.
+        self.store_writable()?;
         let address = current.record.address.clone();
         self.host.change(&address, &MailboxChange::Quota(mb))?;
         let written = self.store.write(|w| {
-            // A redemption finished since may have taken from the pool.
-            fits(w.counter(SHARED_QUOTA_COUNTER)?)?;
             let default = self.config.mail_host.default_quota_mb;
             match (old, mb, default) {
                 (None, Some(_), Some(q)) => w.lower(SHARED_QUOTA_COUNTER, q)?,
@@ -168,6 +177,7 @@ impl Muster {
         if current.host.suspended == suspended {
             return Ok(current);
         }
+        self.store_writable()?;
         let address = current.record.address.clone();
         self.host
             .change(&address, &MailboxChange::Suspended(suspended))?;

@@ -114,6 +114,8 @@ impl From<ServiceError> for ApiError {
         let kind = e.kind();
         if matches!(kind, ErrorKind::Internal | ErrorKind::Unavailable { .. }) {
             tracing::error!(error = %e, code = e.code(), "API request failed");
+        } else if e.is_host_refusal() {
+            tracing::warn!(error = %e, code = e.code(), "the mail host refused an API request");
         }
         let errors = e
             .item_problems()
