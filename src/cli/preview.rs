@@ -101,8 +101,12 @@ pub fn render(p: &InvitePreview) -> String {
             problems
         ));
     }
+    let host = c
+        .host_limit
+        .map(|n| format!(", mail server allows {n}"))
+        .unwrap_or_default();
     out.push_str(&format!(
-        "\nMailboxes on {}: cap {}, existing {}, pending {}, this batch {}, left after {}\n",
+        "\nMailboxes on {}: cap {}{host}, existing {}, pending {}, this batch {}, left after {}\n",
         c.domain, c.cap, c.existing, c.pending, c.this_batch, c.left_after
     ));
     out.push_str(&format!(

@@ -20,6 +20,28 @@ pub struct Capacity {
     pub pool_mb: u64,
     /// Dedicated allocations of existing mailboxes (all domains).
     pub pool_allocated_mb: u64,
+    /// A limit the mail host keeps on the domain itself, when it keeps one.
+    pub host_limit: Option<HostLimit>,
+}
+
+/// A mail host's own limit on a domain's mailboxes (Postfix Admin's), which
+/// a new mailbox must fit as well as the cap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum HostLimit {
+    /// At most `allowed` mailboxes; `set_in` says where to change it.
+    Mailboxes { allowed: u64, set_in: String },
+    /// No new mailbox at all, and why (in words, with what to do).
+    Closed(String),
+}
+
+impl HostLimit {
+    /// The mailboxes the host allows in the domain.
+    pub fn allowed(&self) -> u64 {
+        match self {
+            HostLimit::Mailboxes { allowed, .. } => *allowed,
+            HostLimit::Closed(_) => 0,
+        }
+    }
 }
 
 impl Capacity {
@@ -30,9 +52,22 @@ impl Capacity {
         host_quotas_mb.saturating_sub(shared_default_quotas_mb)
     }
 
-    /// Places left under the cap; negative when over.
+    /// Places left under the cap, and under the host's own limit when it
+    /// keeps one; negative when over.
     pub fn left(&self) -> i64 {
-        self.cap as i64 - self.existing as i64 - self.pending as i64
+        let used = self.existing as i64 + self.pending as i64;
+        let under_cap = self.cap as i64 - used;
+        match &self.host_limit {
+            Some(limit) => under_cap.min(limit.allowed() as i64 - used),
+            None => under_cap,
+        }
+    }
+
+    /// Whether the host's limit, not the cap, is the one reached first.
+    pub fn host_limit_binds(&self) -> bool {
+        self.host_limit
+            .as_ref()
+            .is_some_and(|l| l.allowed() < self.cap)
     }
 
     /// MB of the pool not yet allocated; negative when over.
@@ -59,11 +94,26 @@ mod tests {
             pending: 4,
             pool_mb: 1000,
             pool_allocated_mb: Capacity::allocated_mb(700, 100),
+            host_limit: None,
         };
         assert_eq!(c.left(), -1);
         assert_eq!(c.pool_available_mb(), 400);
         assert!(c.fits(400));
         assert!(!c.fits(401));
         assert_eq!(Capacity::allocated_mb(50, 100), 0);
+        let limited = |limit| Capacity {
+            cap: 100,
+            host_limit: Some(limit),
+            ..c.clone()
+        };
+        let pfa = |allowed| HostLimit::Mailboxes {
+            allowed,
+            set_in: "Postfix Admin".into(),
+        };
+        assert_eq!(limited(pfa(20)).left(), 9);
+        assert!(limited(pfa(20)).host_limit_binds());
+        assert_eq!(limited(pfa(500)).left(), 89, "the cap is lower");
+        assert!(!limited(pfa(500)).host_limit_binds());
+        assert_eq!(limited(HostLimit::Closed("inactive".into())).left(), -11);
     }
 }

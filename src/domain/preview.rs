@@ -7,7 +7,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::address::{LocalPart, MailboxAddress, RecipientEmail};
-use super::capacity::Capacity;
+use super::capacity::{Capacity, HostLimit};
 use super::reserved::ReservedNames;
 use super::roster::{CreationRow, InviteRow, parse_allocation};
 
@@ -87,8 +87,12 @@ pub struct CapacityAfter {
     pub pending: u64,
     /// Rows that would create a mailbox if sent.
     pub this_batch: u64,
-    /// cap − existing − pending − this batch; negative when over.
+    /// cap − existing − pending − this batch (or the mail host's own
+    /// limit, when lower); negative when over.
     pub left_after: i64,
+    /// The mailboxes the mail host itself allows in the domain, when it
+    /// keeps a limit (Postfix Admin's); 0 when it takes none.
+    pub host_limit: Option<u64>,
     pub pool_mb: u64,
     pub pool_allocated_mb: u64,
     pub batch_allocated_mb: u64,
@@ -244,10 +248,7 @@ fn apply_capacity(
             c.flags.push(Flag::new(
                 FlagCode::OverCap,
                 "recipient_email",
-                format!(
-                    "past the cap of {} mailboxes for {}: {} exist and {} invites are pending",
-                    facts.cap, facts.domain, facts.existing, facts.pending
-                ),
+                over_cap_words(facts),
             ));
             continue;
         }
@@ -272,10 +273,27 @@ fn apply_capacity(
         pending: facts.pending,
         this_batch,
         left_after: left - this_batch as i64,
+        host_limit: facts.host_limit.as_ref().map(HostLimit::allowed),
         pool_mb: facts.pool_mb,
         pool_allocated_mb: facts.pool_allocated_mb,
         batch_allocated_mb: allocated,
         pool_left_after_mb: available_mb - allocated as i64,
+    }
+}
+
+/// Why a row does not fit: the cap, or the mail host's own limit when that
+/// is the one reached.
+fn over_cap_words(facts: &Capacity) -> String {
+    match &facts.host_limit {
+        Some(HostLimit::Closed(why)) => why.clone(),
+        Some(HostLimit::Mailboxes { allowed, set_in }) if facts.host_limit_binds() => format!(
+            "past the {allowed} mailboxes {set_in} allows {}: {} exist and {} invites are pending; raise the limit there",
+            facts.domain, facts.existing, facts.pending
+        ),
+        _ => format!(
+            "past the cap of {} mailboxes for {}: {} exist and {} invites are pending",
+            facts.cap, facts.domain, facts.existing, facts.pending
+        ),
     }
 }
 

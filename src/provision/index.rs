@@ -6,6 +6,8 @@
 
 use imbl::HashMap;
 
+use crate::domain::capacity::HostLimit;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostMailbox {
     /// `local@domain`, lower case.
@@ -22,6 +24,12 @@ pub struct HostIndex {
     quota: HashMap<String, (Option<u64>, bool)>,
     per_domain: HashMap<String, u64>,
     allocated_mb: u64,
+    /// The host's own limits by domain (None: no limit there), when it
+    /// keeps any (Postfix Admin); a domain it does not list takes none.
+    limits: Option<HashMap<String, Option<HostLimit>>>,
+    /// Why a domain missing from `limits` takes no mailbox, `{domain}`
+    /// standing for its name.
+    unlisted: String,
 }
 
 impl HostIndex {
@@ -29,6 +37,27 @@ impl HostIndex {
         let mut index = Self::default();
         index.add(mailboxes);
         index
+    }
+
+    /// The host's own limits by domain; a domain not among them takes no
+    /// mailbox, for the reason `unlisted` gives (`{domain}` is its name).
+    pub fn with_limits(
+        mut self,
+        limits: impl IntoIterator<Item = (String, Option<HostLimit>)>,
+        unlisted: &str,
+    ) -> Self {
+        self.limits = Some(limits.into_iter().collect());
+        self.unlisted = unlisted.to_string();
+        self
+    }
+
+    /// The host's own limit on `domain`, when it keeps one.
+    pub fn limit(&self, domain: &str) -> Option<HostLimit> {
+        let limits = self.limits.as_ref()?;
+        match limits.get(domain) {
+            Some(limit) => limit.clone(),
+            None => Some(HostLimit::Closed(self.unlisted.replace("{domain}", domain))),
+        }
     }
 
     /// This index with more mailboxes; the copy shares what is unchanged.

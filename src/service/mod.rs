@@ -365,6 +365,7 @@ impl Muster {
             pending: view.pending_count(domain.as_str(), now)?,
             pool_mb: self.config.storage_pool_mb,
             pool_allocated_mb: Capacity::allocated_mb(host.allocated_mb(), shared),
+            host_limit: host.limit(domain.as_str()),
         })
     }
 

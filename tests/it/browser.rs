@@ -11,9 +11,9 @@ use crate::support::*;
 use muster::App;
 use muster::store::Actor;
 
-const ADMIN: &str = "admin@team.example";
+pub(crate) const ADMIN: &str = "admin@team.example";
 
-async fn sign_in(b: &mut Browser, app: &App, password: &str) {
+pub(crate) async fn sign_in(b: &mut Browser, app: &App, password: &str) {
     b.goto(&format!("{}/login", app.url())).await;
     b.type_in("#email", ADMIN).await;
     b.type_in("#password", password).await;

@@ -10,17 +10,19 @@
 
 use std::time::Duration;
 
+use crate::browser::{ADMIN, sign_in};
 use crate::support::app::TestApp;
 use crate::support::databases::{Database, Engine, SqlStack};
 use crate::support::holding_proxy::HoldingProxy;
 use crate::support::mailstack::{self, login_eventually};
+use crate::support::webdriver::{self, Browser};
 use crate::support::*;
 use muster::config::SqlLayout;
 use muster::domain::roster::InviteRow;
 use muster::service::BatchRequest;
 use muster::store::Actor;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
 const DOMAIN: &str = "team.example";
 
@@ -457,31 +459,106 @@ async fn two_musters_one_row_and_a_database_down_then_back(engine: Engine, layou
             "UPDATE domain SET mailboxes = {} WHERE domain = 'team.example'",
             has + 2
         ));
+        // The invite preview counts the limit too (once the listing, kept
+        // 10 s, is read again), and says whose it is.
+        let three = json!({"rows": [
+            {"recipient_email": "p1@elsewhere.org"},
+            {"recipient_email": "p2@elsewhere.org"},
+            {"recipient_email": "p3@elsewhere.org"}]});
+        let preview = wait_for_async(
+            "the preview to see the limit",
+            Duration::from_secs(30),
+            || async {
+                let (status, p) = s
+                    .app
+                    .call(Method::POST, "/previews/invites", Some(three.clone()))
+                    .await;
+                assert_eq!(status, 200, "{p}");
+                (p["capacity"]["host_limit"] == has + 2).then_some(p)
+            },
+        )
+        .await;
+        let counted = |what: &str| preview["capacity"][what].as_i64().unwrap();
+        assert_eq!(counted("existing"), has, "{preview}");
+        let left = 2 - counted("pending");
+        assert_eq!(counted("left_after"), left - 3, "{preview}");
+        let over: Vec<&Value> = preview["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["flags"].as_array().is_some_and(|f| !f.is_empty()))
+            .collect();
+        assert_eq!(over.len() as i64, (3 - left).min(3), "{preview}");
+        let said = over[0]["flags"][0]["message"].as_str().unwrap();
+        assert!(
+            said.contains(&format!(
+                "past the {} mailboxes Postfix Admin allows team.example",
+                has + 2
+            )),
+            "{said}"
+        );
+        // Bulk creation's preview counts the limit too: refused whole, with
+        // the rows past it flagged in words.
         let (status, body) = s
             .app
             .call(Method::POST, "/mailboxes:bulk", Some(items("gus")))
             .await;
-        // Without the batch's own rows counted, all three would fit. The
-        // refusal is Muster's own words, so the admin sees them.
-        assert_eq!(status, 409, "{body}");
-        assert_eq!(body["code"], "mail_host_refused", "{body}");
-        let said = body["message"].as_str().unwrap();
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["code"], "flagged_items", "{body}");
         assert!(
-            said.contains(&format!(
-                "team.example has {has} mailboxes (and 2 more earlier in this request) and Postfix Admin allows it {}",
-                has + 2
-            )) && said.contains("nothing was created"),
-            "{said}"
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Postfix Admin allows team.example"),
+            "{body}"
         );
+        // A limit lowered after the listing was read is met in the
+        // transaction: refused in Muster's words, which the admin sees.
+        // (Should the listing be read again first, the preview refuses.)
+        s.db.query(&format!(
+            "UPDATE domain SET mailboxes = {has} WHERE domain = 'team.example'"
+        ));
+        let one = json!({"items": [{"local_part": "eve", "password": "generate"}]});
+        let (status, body) = s.app.call(Method::POST, "/mailboxes:bulk", Some(one)).await;
+        match status.as_u16() {
+            409 => {
+                assert_eq!(body["code"], "mail_host_refused", "{body}");
+                let said = body["message"].as_str().unwrap();
+                assert!(
+                    said.contains(&format!(
+                        "team.example has {has} mailboxes and Postfix Admin allows it {has}"
+                    )) && said.contains("nothing was created"),
+                    "{said}"
+                );
+            }
+            422 => assert!(
+                body["errors"][0]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("past the {has} mailboxes Postfix Admin allows")),
+                "{body}"
+            ),
+            other => panic!("{other}: {body}"),
+        }
         for who in ["eve", "fay", "gus"] {
             assert_eq!(rows(&s.db, layout, &format!("{who}@team.example")), 0);
         }
         s.db.query("UPDATE domain SET mailboxes = 0 WHERE domain = 'team.example'");
     }
-    let (status, body) = s
-        .app
-        .call(Method::POST, "/mailboxes:bulk", Some(items("gus")))
-        .await;
+    // A lifted limit counts once the listing is read again (within 10 s);
+    // until then the rows are flagged and nothing is made.
+    let (status, body) = wait_for_async(
+        "the creation to go through",
+        Duration::from_secs(30),
+        || async {
+            let (status, body) = s
+                .app
+                .call(Method::POST, "/mailboxes:bulk", Some(items("gus")))
+                .await;
+            (status != 422 || layout == SqlLayout::Muster).then_some((status, body))
+        },
+    )
+    .await;
     assert_eq!(status, 201, "{body}");
     for who in ["eve", "fay", "gus"] {
         assert_eq!(rows(&s.db, layout, &format!("{who}@team.example")), 1);
@@ -508,18 +585,7 @@ async fn a_hung_database_holds_up_provisioning_only() {
     let url = db
         .url()
         .replace(&format!(":{}/", db.port), &format!(":{}/", proxy.port));
-    let home = format!("{}/vmail/%d/%n", state.path().display());
-    let app = TestApp::spawn(|c| {
-        c.mail_host.backend = muster::config::MailHostBackend::Sql;
-        c.mail_host.sql.url = Some(muster::config::Secret::new(url.clone()));
-        c.mail_host.sql.layout = SqlLayout::Postfixadmin;
-        c.mail_host.home = home.clone();
-        c.client.welcome = false;
-        c.notifications.mode = muster::config::NotificationMode::Off;
-        c.storage_pool_mb = 10_000;
-        c.domains[0].mailbox_cap = 100;
-    })
-    .await;
+    let app = postfix_admin_muster(&state, &url).await;
     let pending = app
         .muster
         .create_batch(BatchRequest::new(
@@ -559,6 +625,64 @@ async fn a_hung_database_holds_up_provisioning_only() {
     );
     app.shutdown().await;
 }
+
+/// A Muster on Postfix Admin's tables at `url`, with no mail stack.
+async fn postfix_admin_muster(state: &TestDir, url: &str) -> TestApp {
+    let home = format!("{}/vmail/%d/%n", state.path().display());
+    TestApp::spawn(|c| {
+        c.mail_host.backend = muster::config::MailHostBackend::Sql;
+        c.mail_host.sql.url = Some(muster::config::Secret::new(url.to_string()));
+        c.mail_host.sql.layout = SqlLayout::Postfixadmin;
+        c.mail_host.home = home.clone();
+        c.client.welcome = false;
+        c.notifications.mode = muster::config::NotificationMode::Off;
+        c.storage_pool_mb = 10_000;
+        c.domains[0].mailbox_cap = 100;
+    })
+    .await
+}
+
+/// Postfix Admin's mailbox limit for the domain, as an admin meets it: the
+/// invite wizard's preview flags the rows past it and says whose limit it
+/// is, and the capacity panels show it beside the cap.
+async fn the_preview_shows_postfix_admins_mailbox_limit(browser: webdriver::Engine) {
+    if !browser.available() || !Engine::MariaDb.available() {
+        return;
+    }
+    let state = TestDir::new();
+    let db = Database::start(state.path(), Engine::MariaDb);
+    db.postfix_admin_schema(DOMAIN);
+    db.query("UPDATE domain SET mailboxes = 2 WHERE domain = 'team.example'");
+    let app = postfix_admin_muster(&state, &db.url()).await;
+    app.muster
+        .add_admin(ADMIN, PASSWORD, &Actor::cli())
+        .unwrap();
+    let mut b = Browser::start(browser, "the_preview_shows_postfix_admins_mailbox_limit").await;
+    sign_in(&mut b, &app, PASSWORD).await;
+    b.wait_text("#capacity", "the mail server allows").await;
+    b.step("mailboxes-with-a-host-limit").await;
+    b.goto(&format!("{}/invites/new", app.url())).await;
+    b.type_in(
+        "#paste",
+        "amy@elsewhere.org\nbob@elsewhere.org\ncat@elsewhere.org\n",
+    )
+    .await;
+    b.click("#to-preview").await;
+    b.wait_text("#summary", "3 rows: 2 clean, 1 flagged").await;
+    assert_eq!(b.count("[data-code=over_cap]").await, 1);
+    let flagged = b.text("#preview").await;
+    assert!(
+        flagged.contains("past the 2 mailboxes Postfix Admin allows team.example"),
+        "{flagged}"
+    );
+    let panel = b.text("#capacity").await;
+    assert!(panel.contains("the mail server allows"), "{panel}");
+    b.step("preview-past-a-host-limit").await;
+    b.quit().await;
+    app.shutdown().await;
+}
+
+crate::in_both_browsers!(the_preview_shows_postfix_admins_mailbox_limit);
 
 macro_rules! for_each_database {
     ($($test:ident),* $(,)?) => {

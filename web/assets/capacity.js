@@ -9,6 +9,7 @@ const Capacity = (() => {
   function preview(box, c) {
     box.replaceChildren(
       stat('mailbox cap on ' + c.domain, c.cap),
+      ...hostLimit(c),
       stat('existing', c.existing),
       stat('pending invites', c.pending),
       stat('this batch', c.this_batch),
@@ -18,5 +19,9 @@ const Capacity = (() => {
       stat('this batch (MB)', c.batch_allocated_mb),
       stat('pool left after (MB)', c.pool_left_after_mb, c.pool_left_after_mb < 0));
   }
-  return { stat, preview };
+  // The mail server's own limit on the domain, when it keeps one.
+  function hostLimit(c) {
+    return c.host_limit == null ? [] : [stat('the mail server allows', c.host_limit)];
+  }
+  return { stat, preview, hostLimit };
 })();

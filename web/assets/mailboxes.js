@@ -23,7 +23,7 @@ Muster.page(async () => {
       const d = cap.domains.find(x => x.domain === $('domain').value) || cap.domains[0];
       const s = Capacity.stat;
       $('capacity').replaceChildren(
-        s('mailbox cap', d.cap), s('existing', d.existing), s('pending invites', d.pending),
+        s('mailbox cap', d.cap), ...Capacity.hostLimit(d), s('existing', d.existing), s('pending invites', d.pending),
         s('places left', d.left, d.left < 0), s('storage pool', size(cap.pool.pool_mb)),
         s('allocated', size(cap.pool.allocated_mb)), s('available', cap.pool.available_mb < 0 ? '-' + size(-cap.pool.available_mb) : size(cap.pool.available_mb), cap.pool.available_mb < 0));
       mailboxes = list.mailboxes;

@@ -31,6 +31,7 @@ fn facts(cap: u64, existing: u64, pending: u64, pool: u64, allocated: u64) -> Ca
         pending,
         pool_mb: pool,
         pool_allocated_mb: allocated,
+        host_limit: None,
     }
 }
 
@@ -187,6 +188,43 @@ fn rows_past_the_cap() {
     );
     assert_eq!(p.capacity.this_batch, 4);
     assert_eq!(p.capacity.left_after, -2);
+    assert!(p.rows[3].flags[0].message.starts_with("past the cap of 5"));
+    assert_eq!(p.capacity.host_limit, None);
+}
+
+#[test]
+fn the_mail_hosts_own_limit_counts_when_it_is_lower() {
+    let limited = |limit| Capacity {
+        host_limit: Some(limit),
+        ..facts(50, 2, 1, 0, 0)
+    };
+    let pfa = |allowed| crate::domain::capacity::HostLimit::Mailboxes {
+        allowed,
+        set_in: "Postfix Admin".into(),
+    };
+    let text = "a@x.org\nb@x.org\nc@x.org\n";
+    let p = run(text, &limited(pfa(4)), &Fake::default());
+    assert_eq!(codes(&p), vec![vec![], vec!["over_cap"], vec!["over_cap"]]);
+    assert_eq!(
+        p.rows[1].flags[0].message,
+        "past the 4 mailboxes Postfix Admin allows team.example: 2 exist and 1 invites are pending; raise the limit there"
+    );
+    assert_eq!(p.capacity.host_limit, Some(4));
+    assert_eq!(p.capacity.left_after, -2);
+    // A higher host limit leaves the cap in charge, and its words.
+    let p = run(text, &limited(pfa(400)), &Fake::default());
+    assert_eq!(p.flagged_rows, 0);
+    assert_eq!(p.capacity.left_after, 44);
+    // A domain the host takes no mailbox in: every row, with the reason.
+    let closed = crate::domain::capacity::HostLimit::Closed("inactive there".into());
+    let p = run(text, &limited(closed), &Fake::default());
+    assert_eq!(p.flagged_rows, 3);
+    assert!(
+        p.rows
+            .iter()
+            .all(|r| r.flags[0].message == "inactive there")
+    );
+    assert_eq!(p.capacity.host_limit, Some(0));
 }
 
 #[test]

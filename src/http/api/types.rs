@@ -3,6 +3,7 @@
 
 use poem_openapi::{Enum, Object};
 
+use crate::domain::capacity::HostLimit;
 use crate::domain::preview::{CapacityAfter, CreationPreview, Flag, InvitePreview};
 use crate::domain::roster::{CreationRow, InviteRow};
 use crate::service::InviteView;
@@ -184,7 +185,11 @@ pub struct CapacityBody {
     pub existing: u64,
     pub pending: u64,
     pub this_batch: u64,
+    /// Under the cap, or under the mail server's own limit when lower.
     pub left_after: i64,
+    /// The mailboxes the mail server itself allows in the domain, when it
+    /// keeps a limit (Postfix Admin's); 0 when it takes none.
+    pub host_limit: Option<u64>,
     pub pool_mb: u64,
     pub pool_allocated_mb: u64,
     pub batch_allocated_mb: u64,
@@ -200,6 +205,7 @@ impl From<&CapacityAfter> for CapacityBody {
             pending: c.pending,
             this_batch: c.this_batch,
             left_after: c.left_after,
+            host_limit: c.host_limit,
             pool_mb: c.pool_mb,
             pool_allocated_mb: c.pool_allocated_mb,
             batch_allocated_mb: c.batch_allocated_mb,
@@ -474,7 +480,11 @@ pub struct DomainCapacity {
     pub cap: u64,
     pub existing: u64,
     pub pending: u64,
+    /// Under the cap, or under the mail server's own limit when lower.
     pub left: i64,
+    /// The mailboxes the mail server itself allows in the domain, when it
+    /// keeps a limit (Postfix Admin's); 0 when it takes none.
+    pub host_limit: Option<u64>,
 }
 
 #[derive(Object, Debug, Clone)]
@@ -514,6 +524,7 @@ impl CapacityOverview {
                     existing: c.existing,
                     pending: c.pending,
                     left: c.left(),
+                    host_limit: c.host_limit.as_ref().map(HostLimit::allowed),
                 })
                 .collect(),
             pool,

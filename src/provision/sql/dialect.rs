@@ -180,6 +180,9 @@ pub(super) struct Statements {
     /// mailboxes now (binds the domain twice); no row when it is not one
     /// of its domains.
     pub(super) domain_limits: Option<String>,
+    /// Postfix Admin: every domain's active flag and mailbox limit, for
+    /// the previews (as `domain_limits`, without the count).
+    pub(super) domain_list: Option<String>,
     pub(super) set_quota: String,
     pub(super) set_password: String,
     /// Muster's layout only (Postfix Admin's `active` stops mail too).
@@ -217,6 +220,7 @@ impl Statements {
                 ),
                 insert_alias: None,
                 domain_limits: None,
+                domain_list: None,
                 set_quota: format!(
                     "UPDATE muster_mailboxes SET quota_mb = {} WHERE address = {}",
                     a(1),
@@ -280,6 +284,11 @@ impl Statements {
                         a(1)
                     )),
                     a(2)
+                )),
+                domain_list: Some(format!(
+                    "SELECT domain, {}, {} FROM domain",
+                    d.int("CASE WHEN active THEN 1 ELSE 0 END"),
+                    d.int("mailboxes"),
                 )),
                 set_quota: format!(
                     "UPDATE mailbox SET quota = {}, modified = NOW() WHERE username = {}",

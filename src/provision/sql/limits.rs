@@ -3,6 +3,13 @@
 //! domain's total) are left alone: Postfix Admin applies them only when
 //! its own `$CONF['quota']` is on (off by default), which Muster cannot see.
 
+use crate::domain::capacity::HostLimit;
+
+/// Why a domain Postfix Admin does not list takes no mailbox (`{domain}`
+/// is its name).
+pub(super) const UNLISTED: &str =
+    "the domain {domain} is not in Postfix Admin's domain table; add it there first";
+
 /// A Postfix Admin domain's limits, and its mailboxes now.
 pub(super) struct DomainLimits {
     pub active: bool,
@@ -15,6 +22,17 @@ pub(super) struct DomainLimits {
 }
 
 impl DomainLimits {
+    /// The limit as a preview counts it; None when there is none.
+    pub fn host_limit(&self, domain: &str) -> Option<HostLimit> {
+        if !self.active || self.mailboxes < 0 {
+            return self.refusal(domain).map(HostLimit::Closed);
+        }
+        (self.mailboxes > 0).then(|| HostLimit::Mailboxes {
+            allowed: self.mailboxes as u64,
+            set_in: "Postfix Admin".into(),
+        })
+    }
+
     /// Why the domain takes no more mailboxes, in words; None when it does.
     pub fn refusal(&self, domain: &str) -> Option<String> {
         if !self.active {
@@ -67,6 +85,22 @@ mod tests {
         assert!(said(limits(true, -1, 0)).contains("allows no mailboxes"));
         assert!(said(limits(true, 3, 3)).contains("has 3 mailboxes and Postfix Admin allows it 3"));
         assert!(said(limits(true, 1, 2)).contains("has 2 mailboxes and Postfix Admin allows it 1"));
+        use crate::domain::capacity::HostLimit;
+        assert_eq!(limits(true, 0, 0).host_limit(d), None);
+        assert_eq!(
+            limits(true, 5, 9).host_limit(d),
+            Some(HostLimit::Mailboxes {
+                allowed: 5,
+                set_in: "Postfix Admin".into()
+            }),
+            "the preview counts the mailboxes itself"
+        );
+        assert!(
+            matches!(limits(false, 5, 0).host_limit(d), Some(HostLimit::Closed(w)) if w.contains("inactive"))
+        );
+        assert!(
+            matches!(limits(true, -1, 0).host_limit(d), Some(HostLimit::Closed(w)) if w.contains("allows no mailboxes"))
+        );
         let batch = |adding| DomainLimits {
             adding,
             ..limits(true, 5, 3)

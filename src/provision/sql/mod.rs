@@ -290,7 +290,7 @@ impl SqlHost {
                             Entry::Occupied(known) => known.into_mut(),
                             Entry::Vacant(new) => {
                                 let Some(row) = sqlx::query(q).bind(&r.domain).bind(&r.domain).fetch_optional(&mut *tx).await? else {
-                                    return Ok(Err(format!("the domain {} is not in Postfix Admin's domain table; add it there first", r.domain)));
+                                    return Ok(Err(limits::UNLISTED.replace("{domain}", &r.domain)));
                                 };
                                 new.insert(DomainLimits {
                                     active: row.try_get::<i64, _>(0)? != 0,
@@ -382,35 +382,62 @@ impl SqlHost {
     fn read_listing(&self) -> Result<Arc<HostIndex>, ProvisionError> {
         let pool = self.pool.clone();
         let sql = self.sql.list.clone();
+        let domain_list = self.sql.domain_list.clone();
         let (layout, multiplier) = (self.layout, self.quota_multiplier);
-        let rows = self
+        let (rows, domains) = self
             .run(async move {
-                let rows: Vec<(String, Option<i64>, Option<i64>)> = on!(pool, p => {
+                let rows: Vec<(String, Option<i64>, Option<i64>)> = on!(&pool, p => {
                     sqlx::query(&sql)
-                        .fetch_all(&p)
+                        .fetch_all(p)
                         .await?
                         .into_iter()
                         .map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
                         .collect::<Result<_, _>>()?
                 });
-                Ok(rows)
+                let domains: Option<Vec<(String, i64, i64)>> = match domain_list {
+                    None => None,
+                    Some(q) => Some(on!(&pool, p => {
+                        sqlx::query(&q)
+                            .fetch_all(p)
+                            .await?
+                            .into_iter()
+                            .map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+                            .collect::<Result<_, _>>()?
+                    })),
+                };
+                Ok((rows, domains))
             })
             .map_err(|f| self.error("listing the mailboxes", f))?;
-        let index = Arc::new(HostIndex::new(rows.into_iter().map(
-            |(address, quota, active)| {
-                HostMailbox {
-                    address: address.to_lowercase(),
-                    quota_mb: match layout {
-                        SqlLayout::Muster => quota.map(|q| q.max(0) as u64),
-                        SqlLayout::Postfixadmin => quota
-                            .filter(|q| *q > 0)
-                            .map(|b| (b as u64).div_ceil(multiplier)),
-                    },
-                    suspended: active == Some(0),
-                }
-            },
-        )));
-        Ok(index)
+        let index = HostIndex::new(rows.into_iter().map(|(address, quota, active)| {
+            HostMailbox {
+                address: address.to_lowercase(),
+                quota_mb: match layout {
+                    SqlLayout::Muster => quota.map(|q| q.max(0) as u64),
+                    SqlLayout::Postfixadmin => quota
+                        .filter(|q| *q > 0)
+                        .map(|b| (b as u64).div_ceil(multiplier)),
+                },
+                suspended: active == Some(0),
+            }
+        }));
+        let index = match domains {
+            None => index,
+            Some(domains) => index.with_limits(
+                domains.into_iter().map(|(domain, active, mailboxes)| {
+                    let domain = domain.to_lowercase();
+                    let limits = DomainLimits {
+                        active: active != 0,
+                        mailboxes,
+                        has: 0,
+                        adding: 0,
+                    };
+                    let limit = limits.host_limit(&domain);
+                    (domain, limit)
+                }),
+                limits::UNLISTED,
+            ),
+        };
+        Ok(Arc::new(index))
     }
 
     /// The password hash stored for `address`, if it has a row.
@@ -620,7 +647,7 @@ impl MailHost for SqlHost {
             },
         };
         if !found {
-            return Err(ProvisionError::Refused(format!(
+            return Err(ProvisionError::Invalid(format!(
                 "{address} is not in the {}",
                 self.describe
             )));
@@ -656,7 +683,7 @@ impl MailHost for SqlHost {
         *cache = None;
         drop(cache);
         let Some(home) = home else {
-            return Err(ProvisionError::Refused(format!(
+            return Err(ProvisionError::Invalid(format!(
                 "{address} is not in the {}",
                 self.describe
             )));
