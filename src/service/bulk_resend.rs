@@ -124,6 +124,13 @@ impl Muster {
             }
             None => candidates.iter().map(|c| c.invite.id.clone()).collect(),
         };
+        // Expired links take places under the cap again: checked against
+        // the host, under the provisioning lock.
+        let _guard = self
+            .provision_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let host = self.host_index()?;
         for chunk in chosen.chunks(RESENDS_PER_COMMIT) {
             let outcome = self.store.write(|w| -> Result<_, ServiceError> {
                 let now = self.now();
@@ -142,7 +149,11 @@ impl Muster {
                         skipped.push((id.clone(), gone(wait)));
                         continue;
                     }
-                    resent.push(self.resend_in(w, &old, batch.as_ref(), actor)?);
+                    match self.resend_in(w, &old, batch.as_ref(), actor, Some(&host)) {
+                        Ok(new) => resent.push(new),
+                        Err(ServiceError::Reopen(why)) => skipped.push((id.clone(), why)),
+                        Err(e) => return Err(e),
+                    }
                 }
                 Ok((resent, skipped))
             });

@@ -79,6 +79,7 @@ impl ServiceError {
             S::NoInvite(_) => "no_such_invite",
             S::NoBatch(_) => "no_such_batch",
             S::Transition(_) => "invite_state",
+            S::Reopen(_) => "cannot_reopen",
             S::IdempotencyMismatch => "idempotency_key_reused",
             S::Host(ProvisionError::Refused(_)) => "mail_host_refused",
             S::Host(_) => "mail_host_failed",
@@ -104,7 +105,9 @@ impl ServiceError {
             | S::NotManaged(_)
             | S::NoWebhook(_)
             | S::NoDelivery(_) => ErrorKind::NotFound,
-            S::Transition(_) | S::Host(ProvisionError::Refused(_)) => ErrorKind::Conflict,
+            S::Transition(_) | S::Reopen(_) | S::Host(ProvisionError::Refused(_)) => {
+                ErrorKind::Conflict
+            }
             S::Busy(b) => ErrorKind::Unavailable {
                 retry_after_secs: Some(b.retry_after_secs),
             },

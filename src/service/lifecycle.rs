@@ -11,7 +11,13 @@ use crate::domain::webhook::EventKind;
 use crate::store::view::{InviteFilter, InvitePage};
 use crate::store::{Actor, Task, WriteView};
 
-use super::{Muster, ServiceError};
+use super::{Muster, ServiceError, StoreOccupancy};
+use crate::domain::preview::Occupancy as _;
+use crate::provision::HostIndex;
+
+/// A link this close to its expiry is resent as an expired one (checked
+/// against the cap), so it cannot expire between the look and the write.
+const REOPEN_MARGIN: time::Duration = time::Duration::minutes(1);
 
 /// An invite as the admin, the API and MCP see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -138,12 +144,25 @@ impl Muster {
 
     /// A fresh link and expiry; the old link dies in the same commit (R10).
     pub fn resend(&self, id: &str, actor: &Actor) -> Result<InviteView, ServiceError> {
+        // An expired link takes a place under the cap again: that is
+        // checked against the host, under the provisioning lock.
+        let reopening = self
+            .store
+            .read()?
+            .invite(id)?
+            .is_some_and(|i| i.link_state(self.now() + REOPEN_MARGIN) == LinkState::Expired);
+        let _guard = reopening.then(|| {
+            self.provision_lock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+        });
+        let host = reopening.then(|| self.host_index()).transpose()?;
         let invite = self.store.write(|w| {
             let old = w
                 .invite(id)?
                 .ok_or_else(|| ServiceError::NoInvite(id.to_string()))?;
             let batch = w.batch(&old.batch_id)?;
-            self.resend_in(w, &old, batch.as_ref(), actor)
+            self.resend_in(w, &old, batch.as_ref(), actor, host.as_deref())
         })?;
         self.after_resend(id);
         self.queue.wake();
@@ -158,12 +177,16 @@ impl Muster {
         old: &Invite,
         batch: Option<&crate::store::Batch>,
         actor: &Actor,
+        host: Option<&HostIndex>,
     ) -> Result<Invite, ServiceError> {
         let id = old.id.as_str();
         let window = batch
             .map(|b| b.expires_in_secs)
             .unwrap_or(self.config.default_expiry().as_secs());
         let now = self.now();
+        if old.link_state(now) == LinkState::Expired {
+            self.check_reopen(w, old, host, now)?;
+        }
         let mut new = old.clone();
         let token = self.token(TokenPurpose::Invite, id, old.generation + 1);
         new.resend(
@@ -193,6 +216,51 @@ impl Muster {
             format!("new link for {}", new.mailbox),
         )?;
         Ok(new)
+    }
+
+    /// Whether an expired invite may hold a place again: its mailbox not
+    /// made since, no other invite open for it, and room under the cap
+    /// (and the mail host's own limit).
+    fn check_reopen(
+        &self,
+        w: &WriteView,
+        old: &Invite,
+        host: Option<&HostIndex>,
+        now: time::OffsetDateTime,
+    ) -> Result<(), ServiceError> {
+        let mailbox = &old.mailbox;
+        let Some(host) = host else {
+            // It expired between the caller's look and this write.
+            return Err(ServiceError::Reopen(format!(
+                "the link for {mailbox} expired a moment ago; resend it again"
+            )));
+        };
+        let occupancy = StoreOccupancy::new(w, host);
+        let made = occupancy.mailbox_exists(mailbox);
+        occupancy.finish()?;
+        let other = w
+            .open_invite_for(&mailbox.to_string())?
+            .is_some_and(|(other, expires_ms)| {
+                other != old.id && i128::from(expires_ms) * 1_000_000 > now.unix_timestamp_nanos()
+            });
+        if made {
+            return Err(ServiceError::Reopen(format!(
+                "the mailbox {mailbox} exists on the mail server now; revoke this invite instead"
+            )));
+        }
+        if other {
+            return Err(ServiceError::Reopen(format!(
+                "another invite for {mailbox} is pending; resend or revoke that one instead"
+            )));
+        }
+        let facts = self.capacity(w, host, mailbox.domain(), now)?;
+        if facts.left() < 1 {
+            return Err(ServiceError::Reopen(format!(
+                "no place is left for {mailbox} under the limits of {} ({} mailboxes exist and {} invites are pending); revoke an invite or raise the cap, then resend",
+                facts.domain, facts.existing, facts.pending
+            )));
+        }
+        Ok(())
     }
 
     /// After a resend's commit: a connection holding the old link's email

@@ -97,6 +97,10 @@ pub enum ServiceError {
     NoBatch(String),
     #[error("{0}")]
     Transition(#[from] TransitionError),
+    /// An expired invite that cannot take a place again (its mailbox was
+    /// made since, another invite holds it, or the cap is reached).
+    #[error("{0}")]
+    Reopen(String),
     #[error("the data folder: {0}")]
     Io(#[from] std::io::Error),
     #[error(

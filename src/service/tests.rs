@@ -321,6 +321,74 @@ fn resend_revoke_and_expiry() {
     assert!(v.new_link_requested_at.is_some());
 }
 
+/// R5 holds when an expired link is resent: it takes a place again only
+/// if one is free, its mailbox was not made since, and no other invite
+/// holds that mailbox; a bulk resend skips such an invite and says why.
+#[test]
+fn an_expired_invite_takes_a_place_again_only_if_it_may() {
+    let f = fixture(|c| c.domains[0].mailbox_cap = 2);
+    let made = f.muster.create_batch(batch(2, "l")).unwrap();
+    let (a, b) = (made.invites[0].id.clone(), made.invites[1].id.clone());
+    f.clock.advance(Duration::days(31));
+    assert_eq!(f.muster.capacities().unwrap()[0].left(), 2);
+    // Meanwhile l0 is invited again, and another person takes the last place.
+    let again = f
+        .muster
+        .create_batch(BatchRequest::new(
+            vec![
+                InviteRow::to("l0@elsewhere.org"),
+                InviteRow::to("x0@elsewhere.org"),
+            ],
+            Actor::cli(),
+        ))
+        .unwrap();
+    let said = |r: Result<InviteView, ServiceError>| {
+        let e = r.unwrap_err();
+        assert_eq!(e.code(), "cannot_reopen", "{e}");
+        e.to_string()
+    };
+    assert!(
+        said(f.muster.resend(&a, &Actor::cli()))
+            .contains("another invite for l0@example.org is pending")
+    );
+    assert!(
+        said(f.muster.resend(&b, &Actor::cli())).contains("no place is left for l1@example.org")
+    );
+    assert_eq!(f.muster.capacities().unwrap()[0].left(), 0, "nothing taken");
+    f.muster
+        .revoke(&again.invites[1].id, &Actor::cli())
+        .unwrap();
+    f.muster.resend(&b, &Actor::cli()).unwrap();
+    assert_eq!(f.muster.capacities().unwrap()[0].left(), 0);
+    // The new l0 invite is redeemed: the old one's mailbox exists now.
+    let l0 = f
+        .muster
+        .view()
+        .unwrap()
+        .invite(&again.invites[0].id)
+        .unwrap()
+        .unwrap();
+    let token = f.muster.invite_token(&l0).unwrap();
+    f.muster.redeem(token.as_str(), PASSWORD, PASSWORD).unwrap();
+    assert!(
+        said(f.muster.resend(&a, &Actor::cli()))
+            .contains("the mailbox l0@example.org exists on the mail server now")
+    );
+    let bulk = f
+        .muster
+        .resend_pending(
+            crate::domain::duration::HumanDuration::parse("7d").unwrap(),
+            None,
+            None,
+            &Actor::cli(),
+        )
+        .unwrap();
+    assert!(bulk.resent.is_empty());
+    assert_eq!(bulk.skipped.len(), 1, "{:?}", bulk.skipped);
+    assert_eq!(bulk.skipped[0].0, a);
+    assert!(bulk.skipped[0].1.contains("exists on the mail server now"));
+}
+
 #[test]
 fn an_invite_out_with_a_connection_shows_as_sending() {
     let f = fixture(|_| {});
