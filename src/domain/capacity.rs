@@ -63,6 +63,22 @@ impl Capacity {
         }
     }
 
+    /// Why no place is left: the cap, or the mail host's own limit when
+    /// that is the one reached.
+    pub fn over_words(&self) -> String {
+        match &self.host_limit {
+            Some(HostLimit::Closed(why)) => why.clone(),
+            Some(HostLimit::Mailboxes { allowed, set_in }) if self.host_limit_binds() => format!(
+                "past the {allowed} mailboxes {set_in} allows {}: {} exist and {} invites are pending; raise the limit there",
+                self.domain, self.existing, self.pending
+            ),
+            _ => format!(
+                "past the cap of {} mailboxes for {}: {} exist and {} invites are pending",
+                self.cap, self.domain, self.existing, self.pending
+            ),
+        }
+    }
+
     /// Whether the host's limit, not the cap, is the one reached first.
     pub fn host_limit_binds(&self) -> bool {
         self.host_limit

@@ -248,7 +248,7 @@ fn apply_capacity(
             c.flags.push(Flag::new(
                 FlagCode::OverCap,
                 "recipient_email",
-                over_cap_words(facts),
+                facts.over_words(),
             ));
             continue;
         }
@@ -278,22 +278,6 @@ fn apply_capacity(
         pool_allocated_mb: facts.pool_allocated_mb,
         batch_allocated_mb: allocated,
         pool_left_after_mb: available_mb - allocated as i64,
-    }
-}
-
-/// Why a row does not fit: the cap, or the mail host's own limit when that
-/// is the one reached.
-fn over_cap_words(facts: &Capacity) -> String {
-    match &facts.host_limit {
-        Some(HostLimit::Closed(why)) => why.clone(),
-        Some(HostLimit::Mailboxes { allowed, set_in }) if facts.host_limit_binds() => format!(
-            "past the {allowed} mailboxes {set_in} allows {}: {} exist and {} invites are pending; raise the limit there",
-            facts.domain, facts.existing, facts.pending
-        ),
-        _ => format!(
-            "past the cap of {} mailboxes for {}: {} exist and {} invites are pending",
-            facts.cap, facts.domain, facts.existing, facts.pending
-        ),
     }
 }
 

@@ -99,6 +99,10 @@ pub enum ProvisionError {
     /// words are safe to show the admin who asked.
     #[error("{0}")]
     Refused(String),
+    /// A host that creates one mailbox at a time stopped part way: `made`
+    /// are on it, the rest are not, and Muster recorded none of them.
+    #[error("{error}; created before the failure: {}", made.join(", "))]
+    Partial { made: Vec<String>, error: String },
     #[error("{0} cannot change or remove a mailbox; do it on the mail server")]
     Unsupported(String),
     /// The SQL backend's database did not do what was asked (down,
@@ -131,18 +135,17 @@ pub trait MailHost: Send + Sync {
                 // Some were made: not a plain refusal, and the log keeps
                 // which (this backend cannot take them off again).
                 Ok(Created::AlreadyExists) => {
-                    return Err(ProvisionError::Invalid(format!(
-                        "the mailbox {} already exists; created before it: {}",
-                        m.address,
-                        done.join(", ")
-                    )));
+                    return Err(ProvisionError::Partial {
+                        made: done,
+                        error: format!("the mailbox {} already exists", m.address),
+                    });
                 }
                 Err(e) if done.is_empty() => return Err(e),
                 Err(e) => {
-                    return Err(ProvisionError::Invalid(format!(
-                        "{e}; created before the failure: {}",
-                        done.join(", ")
-                    )));
+                    return Err(ProvisionError::Partial {
+                        made: done,
+                        error: e.to_string(),
+                    });
                 }
             }
         }

@@ -82,6 +82,7 @@ impl ServiceError {
             S::Reopen(_) => "cannot_reopen",
             S::IdempotencyMismatch => "idempotency_key_reused",
             S::Host(ProvisionError::Refused(_)) => "mail_host_refused",
+            S::Host(ProvisionError::Partial { .. }) => "mail_host_partial",
             S::Host(_) => "mail_host_failed",
             S::HostDamaged(_) => "mail_host_damaged",
             S::Busy(_) => "busy",
@@ -144,8 +145,14 @@ impl ServiceError {
             (ServiceError::Host(ProvisionError::Refused(refusal)), _) => {
                 format!("the mail server refused: {refusal}")
             }
+            // The addresses are the admin's own request; what the host said
+            // stays in the log.
+            (ServiceError::Host(ProvisionError::Partial { made, .. }), _) => format!(
+                "the mail server stopped part way: {} were made on it, and Muster did not record them; remove them on the mail server, then try again; the server log has the details",
+                made.join(", ")
+            ),
             (ServiceError::Host(_), _) => {
-                "the mail server could not be updated; nothing was created; the server log has the details".to_string()
+                "the mail server could not be updated; the server log has the details".to_string()
             }
             (ServiceError::Store(_), _) => {
                 "Muster cannot write its data folder (is the disk full?); nothing was changed. Free space, then restart Muster.".to_string()

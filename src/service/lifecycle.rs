@@ -256,8 +256,8 @@ impl Muster {
         let facts = self.capacity(w, host, mailbox.domain(), now)?;
         if facts.left() < 1 {
             return Err(ServiceError::Reopen(format!(
-                "no place is left for {mailbox} under the limits of {} ({} mailboxes exist and {} invites are pending); revoke an invite or raise the cap, then resend",
-                facts.domain, facts.existing, facts.pending
+                "no place is left for {mailbox}: {}; revoke an invite to free one, then resend",
+                facts.over_words()
             )));
         }
         Ok(())

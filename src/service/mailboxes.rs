@@ -121,8 +121,6 @@ impl Muster {
                 _ => Ok(()),
             }
         };
-        // Everything that changes the pool holds the provisioning lock, so
-        // this check holds until the write below.
         fits(self.store.read()?.counter(SHARED_QUOTA_COUNTER)?)?;
         // The host is changed outside the store's write transaction (a mail
         // database that hangs must not hold up every other write), and
@@ -131,6 +129,8 @@ impl Muster {
         let address = current.record.address.clone();
         self.host.change(&address, &MailboxChange::Quota(mb))?;
         let written = self.store.write(|w| {
+            // Forgetting a mailbox changes the pool without the lock.
+            fits(w.counter(SHARED_QUOTA_COUNTER)?)?;
             let default = self.config.mail_host.default_quota_mb;
             match (old, mb, default) {
                 (None, Some(_), Some(q)) => w.lower(SHARED_QUOTA_COUNTER, q)?,
@@ -211,6 +211,7 @@ impl Muster {
             .unwrap_or_else(|p| p.into_inner());
         let current = self.managed_mailbox(address)?;
         let address = current.record.address.clone();
+        self.store_writable()?;
         // Off the store's write lock: deleting a large mail folder takes a
         // while. Should the commit below fail, the host check reports the
         // record without its mailbox, and `muster mailboxes forget` clears it.

@@ -286,7 +286,8 @@ impl Statements {
                     a(2)
                 )),
                 domain_list: Some(format!(
-                    "SELECT domain, {}, {} FROM domain",
+                    "SELECT {}, {}, {} FROM domain",
+                    d.text("domain"),
                     d.int("CASE WHEN active THEN 1 ELSE 0 END"),
                     d.int("mailboxes"),
                 )),
