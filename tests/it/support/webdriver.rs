@@ -271,15 +271,30 @@ impl Browser {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let caps = json!({"capabilities": {"alwaysMatch": engine.capabilities(profile.path(), user_agent)}});
-        let resp: Value = http
-            .post(format!("{base}/session"))
-            .json(&caps)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        // A browser starting on a loaded machine can miss the driver's
+        // start-up wait ("DevToolsActivePort file doesn't exist"): tried
+        // again, a few times, before the test fails.
+        let mut tries = 0;
+        let resp: Value = loop {
+            tries += 1;
+            let resp: Value = http
+                .post(format!("{base}/session"))
+                .json(&caps)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if resp["value"]["sessionId"].is_string() || tries == 3 {
+                break resp;
+            }
+            eprintln!(
+                "{} session not started, trying again: {resp}",
+                engine.name()
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
         let session = resp["value"]["sessionId"]
             .as_str()
             .unwrap_or_else(|| panic!("no {} session: {resp}", engine.name()))
