@@ -179,6 +179,7 @@ pub struct PreviewRowBody {
 }
 
 #[derive(Object, Debug, Clone)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CapacityBody {
     pub domain: String,
     pub cap: u64,
@@ -188,7 +189,8 @@ pub struct CapacityBody {
     /// Under the cap, or under the mail server's own limit when lower.
     pub left_after: i64,
     /// The mailboxes the mail server itself allows in the domain, when it
-    /// keeps a limit (Postfix Admin's); 0 when it takes none.
+    /// keeps a limit (Postfix Admin's); 0 when it takes none; absent when
+    /// it keeps none.
     pub host_limit: Option<u64>,
     pub pool_mb: u64,
     pub pool_allocated_mb: u64,
@@ -475,6 +477,7 @@ pub struct MailboxList {
 }
 
 #[derive(Object, Debug, Clone)]
+#[oai(skip_serializing_if_is_none)]
 pub struct DomainCapacity {
     pub domain: String,
     pub cap: u64,
@@ -483,7 +486,8 @@ pub struct DomainCapacity {
     /// Under the cap, or under the mail server's own limit when lower.
     pub left: i64,
     /// The mailboxes the mail server itself allows in the domain, when it
-    /// keeps a limit (Postfix Admin's); 0 when it takes none.
+    /// keeps a limit (Postfix Admin's); 0 when it takes none; absent when
+    /// it keeps none.
     pub host_limit: Option<u64>,
 }
 
