@@ -175,10 +175,7 @@ impl Muster {
         }
         // A repeated call is answered from what the first kept, without
         // the mail host.
-        if let Some(k) = key
-            && k.has_record(&self.store.read()?)?
-            && let Some(earlier) = self.store.write(|w| k.earlier(w))?
-        {
+        if let Some(earlier) = key.map(|k| k.replayed(&self.store)).transpose()?.flatten() {
             return Ok(super::Idempotent::Replayed(earlier));
         }
         // Bulk creation and redemptions write the host outside the store's

@@ -181,18 +181,8 @@ impl Muster {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         self.ensure_host_whole()?;
-        let replay = |w: &crate::store::WriteView| -> Result<_, ServiceError> {
-            Ok(key.map(|k| k.earlier(w)).transpose()?.flatten())
-        };
-        let view = self.store.read()?;
-        if let Some(k) = key
-            && k.has_record(&view)?
-        {
-            drop(view);
-            if let Some(earlier) = self.store.write(replay)? {
-                return Ok(super::Idempotent::Replayed(earlier));
-            }
-            // Gone meanwhile (kept a day at least): made as a new call.
+        if let Some(earlier) = key.map(|k| k.replayed(&self.store)).transpose()?.flatten() {
+            return Ok(super::Idempotent::Replayed(earlier));
         }
         let host = self.host_index()?;
         let view = self.store.read()?;
@@ -221,9 +211,7 @@ impl Muster {
             created.push((row, generated));
         }
         // A store that takes no writes would leave the mailboxes unrecorded.
-        if self.store.needs_restart() {
-            return Err(crate::store::StoreError::NeedsRestart.into());
-        }
+        self.store.ensure_writable()?;
         self.host.create_many(&new_boxes)?;
         let result = self.store.write(|w| {
             let batch_id = self.new_id();

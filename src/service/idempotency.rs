@@ -145,6 +145,19 @@ impl IdempotencyKey {
         Ok(view.idempotency(&self.principal, &self.key)?.is_some())
     }
 
+    /// The first call's answer when this key was used before (a replay),
+    /// looked up before any other work: a read, and a write transaction
+    /// only when there is a record.
+    pub(super) fn replayed(
+        &self,
+        store: &crate::store::Store,
+    ) -> Result<Option<KeyState>, ServiceError> {
+        if !self.has_record(&store.read()?)? {
+            return Ok(None);
+        }
+        store.write(|w| self.earlier(w))
+    }
+
     /// In the same transaction, once `subject` (a batch id) is made.
     pub(super) fn claim(
         &self,

@@ -235,14 +235,14 @@ impl Muster {
                 "the link for {mailbox} expired a moment ago; resend it again"
             )));
         };
+        // As a preview sees the mailbox. This invite's own open entry, if
+        // any, has expired, so a live one is another invite's.
         let occupancy = StoreOccupancy::new(w, host);
         let made = occupancy.mailbox_exists(mailbox);
+        let other = occupancy
+            .pending_invite_expiry(mailbox)
+            .is_some_and(|expiry| expiry > now);
         occupancy.finish()?;
-        let other = w
-            .open_invite_for(&mailbox.to_string())?
-            .is_some_and(|(other, expires_ms)| {
-                other != old.id && i128::from(expires_ms) * 1_000_000 > now.unix_timestamp_nanos()
-            });
         if made {
             return Err(ServiceError::Reopen(format!(
                 "the mailbox {mailbox} exists on the mail server now; revoke this invite instead"

@@ -9,7 +9,7 @@ use crate::domain::capacity::Capacity;
 use crate::domain::invite::{Delivery, Invite, InvitePurpose, LinkState};
 use crate::domain::token::TokenPurpose;
 use crate::provision::{HostMailbox, MailFolder, MailboxChange};
-use crate::store::{Actor, Batch, MailboxOrigin, MailboxRecord, Task};
+use crate::store::{Actor, Batch, MailboxOrigin, MailboxRecord, Task, WriteView};
 
 /// How long a password-reset link works: a day, whatever the invites'.
 const RESET_LINK_HOURS: i64 = 24;
@@ -41,22 +41,21 @@ fn allocation_words(mb: Option<u64>) -> String {
 }
 
 impl Muster {
-    /// Refuses before the host is changed when the store takes no writes.
-    fn store_writable(&self) -> Result<(), ServiceError> {
-        if self.store.needs_restart() {
-            return Err(crate::store::StoreError::NeedsRestart.into());
-        }
-        Ok(())
-    }
-
-    /// A host change the store did not record is changed back, so the two
-    /// agree; the store's error is the answer either way.
-    fn undo_on_failure(
+    /// Makes `change` on the host, then `record`s it in the store. The host
+    /// is changed outside the store's write transaction (a mail database
+    /// that hangs must not hold up every other write); a change the store
+    /// does not take is changed back with `undo`, so the two agree, and the
+    /// store's error is the answer.
+    fn change_then_record(
         &self,
         address: &str,
-        written: Result<(), ServiceError>,
+        change: MailboxChange,
         undo: MailboxChange,
+        record: impl FnOnce(&WriteView) -> Result<(), ServiceError>,
     ) -> Result<(), ServiceError> {
+        self.store.ensure_writable()?;
+        self.host.change(address, &change)?;
+        let written = self.store.write(record);
         if written.is_err()
             && let Err(e) = self.host.change(address, &undo)
         {
@@ -122,13 +121,9 @@ impl Muster {
             }
         };
         fits(self.store.read()?.counter(SHARED_QUOTA_COUNTER)?)?;
-        // The host is changed outside the store's write transaction (a mail
-        // database that hangs must not hold up every other write), and
-        // changed back if the store does not take the change.
-        self.store_writable()?;
         let address = current.record.address.clone();
-        self.host.change(&address, &MailboxChange::Quota(mb))?;
-        let written = self.store.write(|w| {
+        let (change, undo) = (MailboxChange::Quota(mb), MailboxChange::Quota(old));
+        self.change_then_record(&address, change, undo, |w| {
             // Forgetting a mailbox changes the pool without the lock.
             fits(w.counter(SHARED_QUOTA_COUNTER)?)?;
             let default = self.config.mail_host.default_quota_mb;
@@ -156,8 +151,7 @@ impl Muster {
                 ),
             )?;
             Ok(())
-        });
-        self.undo_on_failure(&address, written, MailboxChange::Quota(old))?;
+        })?;
         self.managed_mailbox(&address)
     }
 
@@ -177,11 +171,12 @@ impl Muster {
         if current.host.suspended == suspended {
             return Ok(current);
         }
-        self.store_writable()?;
         let address = current.record.address.clone();
-        self.host
-            .change(&address, &MailboxChange::Suspended(suspended))?;
-        let written = self.store.write(|w| {
+        let (change, undo) = (
+            MailboxChange::Suspended(suspended),
+            MailboxChange::Suspended(!suspended),
+        );
+        self.change_then_record(&address, change, undo, |w| {
             let (action, detail) = if suspended {
                 (
                     "mailbox.suspend",
@@ -191,9 +186,8 @@ impl Muster {
                 ("mailbox.restore", "restored: logins allowed again")
             };
             self.audit(w, actor, action, &address, detail)?;
-            Ok::<_, ServiceError>(())
-        });
-        self.undo_on_failure(&address, written, MailboxChange::Suspended(!suspended))?;
+            Ok(())
+        })?;
         self.managed_mailbox(&address)
     }
 
@@ -211,7 +205,7 @@ impl Muster {
             .unwrap_or_else(|p| p.into_inner());
         let current = self.managed_mailbox(address)?;
         let address = current.record.address.clone();
-        self.store_writable()?;
+        self.store.ensure_writable()?;
         // Off the store's write lock: deleting a large mail folder takes a
         // while. Should the commit below fail, the host check reports the
         // record without its mailbox, and `muster mailboxes forget` clears it.

@@ -259,6 +259,15 @@ impl Store {
         self.broken.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// Refuses before work elsewhere (on the mail host) that a write here
+    /// must then record, when the store takes no writes.
+    pub fn ensure_writable(&self) -> Result<()> {
+        if self.needs_restart() {
+            return Err(StoreError::NeedsRestart);
+        }
+        Ok(())
+    }
+
     /// Copies every table into a new store file at `dest`, from one
     /// consistent snapshot.
     pub fn backup_to(&self, dest: &Path) -> Result<()> {

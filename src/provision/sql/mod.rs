@@ -386,24 +386,11 @@ impl SqlHost {
         let (layout, multiplier) = (self.layout, self.quota_multiplier);
         let (rows, domains) = self
             .run(async move {
-                let rows: Vec<(String, Option<i64>, Option<i64>)> = on!(&pool, p => {
-                    sqlx::query(&sql)
-                        .fetch_all(p)
-                        .await?
-                        .into_iter()
-                        .map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-                        .collect::<Result<_, _>>()?
-                });
+                let rows: Vec<(String, Option<i64>, Option<i64>)> =
+                    on!(&pool, p => sqlx::query_as(&sql).fetch_all(p).await?);
                 let domains: Option<Vec<(String, i64, i64)>> = match domain_list {
                     None => None,
-                    Some(q) => Some(on!(&pool, p => {
-                        sqlx::query(&q)
-                            .fetch_all(p)
-                            .await?
-                            .into_iter()
-                            .map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-                            .collect::<Result<_, _>>()?
-                    })),
+                    Some(q) => Some(on!(&pool, p => sqlx::query_as(&q).fetch_all(p).await?)),
                 };
                 Ok((rows, domains))
             })
