@@ -160,6 +160,7 @@ pub(super) fn done(outcome: Outcome, generation: Option<u32>, task: Task) -> Don
         generation,
         outcome,
         ack: None,
+        handoff: None,
     }
 }
 
@@ -294,7 +295,7 @@ pub(super) async fn connection_loop(s: Courier, link: Link) {
                 // No telling how long the next job takes: learn now
                 // whether the verdict was recorded.
                 if let Some(t) = previous.take()
-                    && !t.durable().await
+                    && t.durable().await.is_none()
                 {
                     s.recorder.mark_broken();
                     break;
@@ -351,16 +352,29 @@ pub(super) async fn connection_loop(s: Courier, link: Link) {
                 ));
                 continue;
             };
-            if s.recorder.is_broken() || !recorded(&mut previous).await {
+            // The end goes out the moment the previous verdict is durable,
+            // written by the journal's thread when the socket allows.
+            let ending = c.end_bytes(next.as_ref().map(|n| &n.msg));
+            if let (Some(t), Some(socket), false) =
+                (previous.as_ref(), c.socket(), s.recorder.is_broken())
+            {
+                t.send_when_durable(socket, &ending);
+            }
+            let sent = match previous.take() {
+                _ if s.recorder.is_broken() => None,
+                Some(t) => t.durable().await,
+                None => Some(0),
+            };
+            let Some(sent) = sent else {
                 // The previous outcome was not recorded (the store takes
                 // no writes): ending this message, or any later one, could
                 // send it twice after a restart. The server discards a
                 // message left without its end.
                 s.recorder.mark_broken();
                 return;
-            }
+            };
             let kept;
-            (previous, kept) = end(&s, c, b, next.as_ref().map(|n| &n.msg)).await;
+            (previous, kept) = end(&s, c, b, &ending, sent).await;
             if !kept {
                 conn = None;
             }
@@ -404,7 +418,8 @@ pub(super) async fn connection_loop(s: Courier, link: Link) {
         && recorded(&mut previous).await
     {
         let kept;
-        (previous, kept) = end(&s, c, b, None).await;
+        let ending = c.end_bytes(None);
+        (previous, kept) = end(&s, c, b, &ending, 0).await;
         if !kept {
             conn = None;
         }
@@ -415,21 +430,22 @@ pub(super) async fn connection_loop(s: Courier, link: Link) {
     }
 }
 
-/// Ends the begun message `b` (with `next`'s envelope behind its end) and
-/// hands the outcome over: a relay's verdict to the journal, with the
-/// ticket that says when it is durable; anything else to the store.
-/// Returns that ticket, and whether the connection is still usable.
+/// Ends the begun message `b` (`ending`, of which the journal's thread
+/// wrote the first `sent` bytes) and hands the outcome over: a relay's
+/// verdict to the journal, with the ticket that says when it is durable;
+/// anything else to the store. Returns that ticket, and whether the
+/// connection is still usable.
 async fn end(
     s: &Courier,
     c: &mut Connection,
     b: Ready,
-    next: Option<&Outgoing>,
+    ending: &[u8],
+    sent: usize,
 ) -> (Option<Ticket>, bool) {
-    let flight = s.recorder.ending();
-    match c.finish(next).await {
+    match c.finish(ending, sent).await {
         Ok(outcome) if Verdict::of(&outcome).is_some() => {
             let d = done(outcome, b.generation, b.task);
-            (Some(s.recorder.submit(d, flight)), true)
+            (Some(s.recorder.submit(d)), true)
         }
         Ok(outcome) => {
             s.recorder.report(done(outcome, b.generation, b.task));
@@ -445,7 +461,7 @@ async fn end(
 /// Waits until the previous verdict is durable: false when it cannot be.
 async fn recorded(previous: &mut Option<Ticket>) -> bool {
     match previous.take() {
-        Some(t) => t.durable().await,
+        Some(t) => t.durable().await.is_some(),
         None => true,
     }
 }

@@ -8,6 +8,7 @@
 //! over TLS whose certificate verifies for the host's name.
 
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -283,12 +284,16 @@ impl Direct {
         client: SmtpClient<S>,
         caps: &smtp_proto::EhloResponse<String>,
         reached: Reached,
+        socket: Option<OwnedFd>,
     ) -> (Connection, Reached) {
         let client = SmtpClient {
             stream: Box::new(client.stream) as Box<dyn Stream>,
             timeout: client.timeout,
         };
-        (Connection::open(client, caps, self.timeout), reached)
+        (
+            Connection::open(client, caps, self.timeout, socket),
+            reached,
+        )
     }
 
     /// Greeting, EHLO, STARTTLS when offered and `tls`, EHLO again.
@@ -326,7 +331,8 @@ impl Direct {
                 tls: false,
                 local,
             };
-            return Ok(self.opened(client, &caps, reached));
+            let socket = client.stream.as_fd().try_clone_to_owned().ok();
+            return Ok(self.opened(client, &caps, reached, socket));
         }
         let connector = if required.is_some() {
             &self.verified
@@ -347,7 +353,7 @@ impl Direct {
             tls: true,
             local,
         };
-        Ok(self.opened(tls_client, &caps, reached))
+        Ok(self.opened(tls_client, &caps, reached, None))
     }
 }
 

@@ -247,6 +247,7 @@ mod tests {
             generation: None,
             outcome,
             ack: None,
+            handoff: None,
         }
     }
 

@@ -4,13 +4,14 @@
 //! store takes every outcome behind, many per commit.
 //!
 //! The journal has its own thread (group commit): it syncs every verdict
-//! waiting at once, back to back while they come, after waiting briefly
-//! for verdicts already on their way (other connections' message ends on
-//! the wire). A connection hands its verdict over and goes straight on
-//! with the next message (compose, the content); only that message's end
-//! waits for the ticket. No runtime thread ever blocks on the disk.
+//! waiting at once, back to back while they come. A connection hands its
+//! verdict over and goes straight on with the next message (compose, the
+//! content); only that message's end waits for the ticket, and the
+//! journal's thread writes that end itself the moment the verdict is
+//! durable (see [`Handoff`]). No runtime thread ever blocks on the disk.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -30,12 +31,6 @@ use crate::store::{StoreError, Task};
 /// every 100 ms); the cost is that an outcome shows up to 0.1 s later.
 const APPLY_GATHER: Duration = Duration::from_millis(100);
 
-/// How long the journal waits, at most, for the verdicts of messages whose
-/// end is already on the wire before it syncs: they come within a round
-/// trip, and one sync for several connections spares the disk and the CPU
-/// (a sync costs ~30 us of kernel time here, more than a round trip).
-const SYNC_GATHER: Duration = Duration::from_micros(200);
-
 /// One outcome on its way to the store.
 pub(super) struct Done {
     pub task: Task,
@@ -44,16 +39,81 @@ pub(super) struct Done {
     pub outcome: Outcome,
     /// Told once the outcome is durable (journal or store).
     pub ack: Option<oneshot::Sender<()>>,
+    /// The end of the connection's next message, when the journal's thread
+    /// is to write it (see [`Handoff`]).
+    pub handoff: Option<Arc<Handoff>>,
+}
+
+/// The end of a connection's next message, written on its socket by the
+/// journal's thread the moment the previous verdict is durable. Otherwise
+/// the connection's task would first have to be woken and scheduled, all
+/// connections at once after the same sync (measured here at 4
+/// connections: about 50 µs of a 330 µs cycle per message). Only for
+/// connections in the clear, whose socket takes bytes from any thread.
+#[derive(Default)]
+pub(super) struct Handoff(Mutex<Pass>);
+
+#[derive(Default)]
+enum Pass {
+    /// The verdict is not durable yet, and nothing is to be sent.
+    #[default]
+    Waiting,
+    /// To be written once the verdict is durable.
+    Queued {
+        socket: Arc<OwnedFd>,
+        bytes: Vec<u8>,
+    },
+    /// The verdict is durable; the journal's thread wrote this many bytes.
+    Sent(usize),
+    /// The verdict is durable; nothing was written for the connection.
+    Durable,
+}
+
+impl Handoff {
+    /// The verdict is durable: writes what is queued, as much as the
+    /// socket takes without waiting.
+    fn release(&self) {
+        let mut pass = lock(&self.0);
+        *pass = match std::mem::take(&mut *pass) {
+            Pass::Queued { socket, bytes } => Pass::Sent(send_now(&socket, &bytes)),
+            _ => Pass::Durable,
+        };
+    }
+}
+
+/// Writes as much of `bytes` as the socket takes now; 0 on any error (the
+/// connection's task then writes, and meets the error itself).
+fn send_now(socket: &OwnedFd, bytes: &[u8]) -> usize {
+    let mut sent = 0;
+    while sent < bytes.len() {
+        let rest = &bytes[sent..];
+        // SAFETY: the descriptor is open (owned here) and the buffer valid
+        // for its length.
+        let n = unsafe {
+            libc::send(
+                socket.as_raw_fd(),
+                rest.as_ptr().cast(),
+                rest.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n > 0 {
+            sent += n as usize;
+        } else if n == 0
+            || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+        {
+            break;
+        }
+    }
+    sent
 }
 
 pub(super) struct Recorder {
     journal: Mutex<Journal>,
     /// Verdicts waiting for the journal's thread.
     group: Mutex<Group>,
-    /// Verdicts came, a message's end was answered, or the recorder closed.
+    /// Verdicts came, or the recorder closed.
     wanted: Condvar,
-    /// Messages whose end is on the wire, their verdict still to come.
-    ending: AtomicUsize,
     apply: Mutex<Option<std::sync::mpsc::Sender<Vec<Done>>>>,
     /// Batches given to the store's stage, and those it has committed:
     /// equal means the store holds all the journal does.
@@ -70,24 +130,46 @@ struct Group {
     closed: bool,
 }
 
-/// Told once a verdict is durable (journal or store); false when it could
-/// not be (the store takes no writes): the connection must not end another
-/// message.
-pub(super) struct Ticket(oneshot::Receiver<()>);
+/// Told once a verdict is durable (journal or store); not told when it
+/// could not be (the store takes no writes): the connection must not end
+/// another message.
+pub(super) struct Ticket {
+    acked: oneshot::Receiver<()>,
+    handoff: Arc<Handoff>,
+}
 
 impl Ticket {
-    pub async fn durable(self) -> bool {
-        self.0.await.is_ok()
+    /// Has the journal's thread write `bytes` (the end of the connection's
+    /// next message) on `socket` the moment the verdict is durable.
+    pub fn send_when_durable(&self, socket: &Arc<OwnedFd>, bytes: &[u8]) {
+        let mut pass = lock(&self.handoff.0);
+        if matches!(*pass, Pass::Waiting) {
+            *pass = Pass::Queued {
+                socket: socket.clone(),
+                bytes: bytes.to_vec(),
+            };
+        }
+    }
+
+    /// Waits until the verdict is durable: how many bytes of what
+    /// `send_when_durable` queued were written for the connection, or None
+    /// when it cannot be made durable.
+    pub async fn durable(mut self) -> Option<usize> {
+        (&mut self.acked).await.ok()?;
+        match std::mem::replace(&mut *lock(&self.handoff.0), Pass::Durable) {
+            Pass::Sent(n) => Some(n),
+            _ => Some(0),
+        }
     }
 }
 
-/// A message's end on the wire (see [`Recorder::ending`]).
-pub(super) struct Flight(Arc<Recorder>);
-
-impl Drop for Flight {
+impl Drop for Ticket {
+    /// A connection that stops waiting ends no message.
     fn drop(&mut self) {
-        self.0.ending.fetch_sub(1, Ordering::AcqRel);
-        self.0.wanted.notify_one();
+        let mut pass = lock(&self.handoff.0);
+        if matches!(*pass, Pass::Queued { .. }) {
+            *pass = Pass::Waiting;
+        }
     }
 }
 
@@ -110,7 +192,6 @@ impl Recorder {
             journal: Mutex::new(journal),
             group: Mutex::default(),
             wanted: Condvar::new(),
-            ending: AtomicUsize::new(0),
             apply: Mutex::new(Some(tx)),
             handed: AtomicU64::new(0),
             applied: AtomicU64::new(0),
@@ -150,22 +231,15 @@ impl Recorder {
         self.forward(vec![done]);
     }
 
-    /// A message's end goes on the wire: the journal may wait for its
-    /// verdict (see [`SYNC_GATHER`]) until the returned flight is dropped
-    /// or handed to [`Recorder::submit`].
-    pub fn ending(self: &Arc<Self>) -> Flight {
-        self.ending.fetch_add(1, Ordering::AcqRel);
-        Flight(self.clone())
-    }
-
-    /// Hands the verdict of the message `flight` ended to the journal's
-    /// thread.
-    pub fn submit(&self, mut done: Done, flight: Flight) -> Ticket {
+    /// Hands a relay's verdict to the journal's thread.
+    pub fn submit(&self, mut done: Done) -> Ticket {
         let (ack, acked) = oneshot::channel();
+        let handoff = Arc::new(Handoff::default());
         done.ack = Some(ack);
+        done.handoff = Some(handoff.clone());
         lock(&self.group).waiting.push(done);
-        drop(flight);
-        Ticket(acked)
+        self.wanted.notify_one();
+        Ticket { acked, handoff }
     }
 
     /// One sync for all the verdicts waiting, again and again, until the
@@ -180,18 +254,11 @@ impl Recorder {
                 if g.waiting.is_empty() {
                     return;
                 }
-                let until = Instant::now() + SYNC_GATHER;
-                while self.ending.load(Ordering::Acquire) > 0 && !g.closed {
-                    let left = until.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        break;
-                    }
-                    g = self
-                        .wanted
-                        .wait_timeout(g, left)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0;
-                }
+                // No waiting for verdicts still on their way: the disk is
+                // the busiest part, and those that come while it syncs
+                // share the next sync (measured at 4 connections: 0.94 of
+                // the promise's floor, against 0.85 when the sync waited
+                // up to 0.2 ms for them).
                 std::mem::take(&mut g.waiting)
             };
             self.sync(batch);
@@ -213,6 +280,12 @@ impl Recorder {
         let mut journal = lock(&self.journal);
         match journal.append(&entries) {
             Ok(()) => {
+                // The ends first, so the relay has them soonest.
+                for d in &batch {
+                    if let Some(h) = &d.handoff {
+                        h.release();
+                    }
+                }
                 for d in &mut batch {
                     if let Some(ack) = d.ack.take() {
                         let _ = ack.send(());
@@ -339,4 +412,88 @@ fn apply_loop(
 /// True once the worker is told to stop, or its owner is gone.
 fn stopping(stop: &watch::Receiver<bool>) -> bool {
     *stop.borrow() || stop.has_changed().is_err()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+
+    use super::*;
+
+    fn ticket() -> (Ticket, oneshot::Sender<()>, Arc<Handoff>) {
+        let (ack, acked) = oneshot::channel();
+        let handoff = Arc::new(Handoff::default());
+        let ticket = Ticket {
+            acked,
+            handoff: handoff.clone(),
+        };
+        (ticket, ack, handoff)
+    }
+
+    fn pair() -> (Arc<OwnedFd>, UnixStream) {
+        let (ours, peer) = UnixStream::pair().unwrap();
+        peer.set_nonblocking(true).unwrap();
+        (Arc::new(OwnedFd::from(ours)), peer)
+    }
+
+    fn received(peer: &mut UnixStream) -> Vec<u8> {
+        let mut got = vec![0; 64];
+        match peer.read(&mut got) {
+            Ok(n) => got[..n].to_vec(),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Vec::new(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_queued_end_goes_out_only_once_the_verdict_is_durable() {
+        let (socket, mut peer) = pair();
+        let (t, ack, handoff) = ticket();
+        let end = b".\r\nMAIL FROM:<a@b>\r\n";
+        t.send_when_durable(&socket, end);
+        assert!(received(&mut peer).is_empty(), "nothing before the sync");
+        handoff.release();
+        let _ = ack.send(());
+        assert_eq!(t.durable().await, Some(end.len()));
+        assert_eq!(received(&mut peer), end);
+    }
+
+    #[tokio::test]
+    async fn an_end_queued_after_the_sync_is_the_connections_to_write() {
+        let (socket, mut peer) = pair();
+        let (t, ack, handoff) = ticket();
+        handoff.release();
+        let _ = ack.send(());
+        t.send_when_durable(&socket, b".\r\n");
+        assert_eq!(t.durable().await, Some(0));
+        assert!(received(&mut peer).is_empty());
+    }
+
+    #[tokio::test]
+    async fn no_end_goes_out_for_a_connection_that_stopped_waiting_or_a_verdict_not_made_durable() {
+        let (socket, mut peer) = pair();
+        let (t, _ack, handoff) = ticket();
+        t.send_when_durable(&socket, b".\r\n");
+        drop(t);
+        handoff.release();
+        assert!(received(&mut peer).is_empty());
+
+        let (t, ack, _handoff) = ticket();
+        t.send_when_durable(&socket, b".\r\n");
+        drop(ack);
+        assert_eq!(t.durable().await, None);
+        assert!(received(&mut peer).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_closed_socket_leaves_the_whole_end_to_the_connection() {
+        let (socket, peer) = pair();
+        drop(peer);
+        let (t, ack, handoff) = ticket();
+        t.send_when_durable(&socket, b".\r\n");
+        handoff.release();
+        let _ = ack.send(());
+        assert_eq!(t.durable().await, Some(0));
+    }
 }

@@ -4,6 +4,8 @@
 //! end waits until it is (see the delivery worker). With PIPELINING, MAIL,
 //! RCPT and DATA go out together, behind the previous message's end.
 
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
 use std::time::Duration;
 
 use mail_send::{Credentials, SmtpClient, SmtpClientBuilder};
@@ -117,6 +119,7 @@ impl Relay {
     }
 
     pub async fn connect(&self) -> Result<Connection, Outcome> {
+        let mut socket = None;
         let client: SmtpClient<Box<dyn Stream>> = match self.tls {
             SmtpTls::None => {
                 let c = self
@@ -127,6 +130,7 @@ impl Relay {
                 // The final dot goes out alone after the body: without
                 // NODELAY, Nagle holds it for the delayed ACK (~40 ms).
                 let _ = c.stream.set_nodelay(true);
+                socket = c.stream.as_fd().try_clone_to_owned().ok();
                 SmtpClient {
                     stream: Box::new(c.stream),
                     timeout: c.timeout,
@@ -156,7 +160,7 @@ impl Relay {
                 .await
                 .map_err(|e| self.connect_error(e))?;
         }
-        Ok(Connection::open(client, &caps, self.timeout))
+        Ok(Connection::open(client, &caps, self.timeout, socket))
     }
 
     fn connect_error(&self, e: mail_send::Error) -> Outcome {
@@ -175,6 +179,8 @@ impl Relay {
 
 pub struct Connection {
     client: SmtpClient<Box<dyn Stream>>,
+    /// A second handle on the socket of a connection in the clear.
+    socket: Option<Arc<OwnedFd>>,
     pipelining: bool,
     /// BDAT lets the body ride with the envelope and the end of the
     /// message be one short command ("BDAT 0 LAST").
@@ -218,9 +224,11 @@ impl Connection {
         client: SmtpClient<Box<dyn Stream>>,
         caps: &smtp_proto::EhloResponse<String>,
         timeout: Duration,
+        socket: Option<OwnedFd>,
     ) -> Self {
         Connection {
             client,
+            socket: socket.map(Arc::new),
             pipelining: caps.has_capability(EXT_PIPELINING),
             chunking: caps.has_capability(EXT_CHUNKING),
             timeout,
@@ -366,17 +374,31 @@ impl Connection {
         }
     }
 
-    /// Ends the message `begin` began and reads the relay's verdict. With
-    /// PIPELINING, `next`'s envelope goes out in the same write (RFC 2920
-    /// lets commands follow the end of a message), so one round trip
-    /// carries both; `begin(next)` then reads its replies. A 421 reply
-    /// means the relay is closing the connection.
-    pub async fn finish(&mut self, next: Option<&Outgoing>) -> Result<Outcome, Failed> {
+    /// The end of the message `begin` began. With PIPELINING, `next`'s
+    /// envelope rides behind it (RFC 2920 lets commands follow the end of
+    /// a message), so one round trip carries both; `begin(next)` then reads
+    /// its replies.
+    pub fn end_bytes(&mut self, next: Option<&Outgoing>) -> Vec<u8> {
         let mut out = self.ending.to_vec();
         if let Some(msg) = next.filter(|_| self.pipelining) {
             out.extend_from_slice(&self.pipelined_head(msg));
         }
-        self.write(&out).await.map_err(broken)?;
+        out
+    }
+
+    /// The socket, when the connection is in the clear: another thread may
+    /// then write a message's end on it (see `recorder::Handoff`).
+    pub fn socket(&self) -> Option<&Arc<OwnedFd>> {
+        self.socket.as_ref()
+    }
+
+    /// Writes what `end_bytes` gave, but its first `sent` bytes (written
+    /// on the socket already), and reads the relay's verdict. A 421 reply
+    /// means the relay is closing the connection.
+    pub async fn finish(&mut self, end: &[u8], sent: usize) -> Result<Outcome, Failed> {
+        if let Some(rest) = end.get(sent..).filter(|r| !r.is_empty()) {
+            self.write(rest).await.map_err(broken)?;
+        }
         let reply = self.read().await.map_err(broken)?;
         if reply.code == 421 {
             return Err(broken(classify(&reply)));

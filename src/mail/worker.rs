@@ -458,6 +458,7 @@ fn replay_journal(muster: &Muster) -> Result<Journal, MailError> {
                     generation: e.generation,
                     outcome: e.verdict.outcome(),
                     ack: None,
+                    handoff: None,
                 };
                 super::outcomes::record(muster, w, &done)?;
                 applied += 1;

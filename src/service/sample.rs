@@ -282,7 +282,10 @@ async fn over(connected: Result<Connection, Outcome>, msg: &Outgoing) -> Outcome
         Err(outcome) => outcome,
         Ok(mut c) => {
             let outcome = match c.begin(msg).await {
-                Ok(()) => c.finish(None).await.map_err(|f| f.outcome),
+                Ok(()) => {
+                    let end = c.end_bytes(None);
+                    c.finish(&end, 0).await.map_err(|f| f.outcome)
+                }
                 Err(f) => Err(f.outcome),
             };
             c.quit().await;
