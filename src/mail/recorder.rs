@@ -341,7 +341,6 @@ fn apply_loop(
     recorder: &Recorder,
     stop: watch::Receiver<bool>,
 ) {
-    yield_to_sending();
     while let Ok(first) = batches.recv() {
         // A store commit costs two syncs on the disk the journal syncs on:
         // gather for a moment so that one commit covers many outcomes.
@@ -407,19 +406,6 @@ fn apply_loop(
         if let Ok(mut journal) = recorder.journal.try_lock() {
             recorder.clear_if_caught_up(&mut journal);
         }
-    }
-}
-
-/// Lowers this thread's priority (nice 10; any user may): its commits are
-/// large and can wait, while the journal's thread and the connections are
-/// what a send waits on. On two cores they otherwise queue behind it
-/// (measured at 4 connections: 0.94-0.98 of the promise's floor, against
-/// 0.91-0.93 at equal priority).
-fn yield_to_sending() {
-    // SAFETY: plain system calls on this thread's own id.
-    let raised = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10) };
-    if raised != 0 {
-        tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower the store stage's priority");
     }
 }
 
