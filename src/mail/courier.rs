@@ -353,16 +353,18 @@ pub(super) async fn connection_loop(s: Courier, link: Link) {
                 continue;
             };
             // The end goes out the moment the previous verdict is durable,
-            // written by the journal's thread when the socket allows.
-            let ending = c.end_bytes(next.as_ref().map(|n| &n.msg));
-            if let (Some(t), Some(socket), false) =
-                (previous.as_ref(), c.socket(), s.recorder.is_broken())
-            {
-                t.send_when_durable(socket, &ending);
-            }
+            // written by the journal's thread when the socket allows. Once
+            // queued, it may go out whatever other connections do next, so
+            // the broken flag is read once, before.
+            let (ending, lead) = c.end_bytes(next.as_ref().map(|n| &n.msg));
             let sent = match previous.take() {
                 _ if s.recorder.is_broken() => None,
-                Some(t) => t.durable().await,
+                Some(t) => {
+                    if let Some(socket) = c.socket() {
+                        t.send_when_durable(socket, &ending[..lead]);
+                    }
+                    t.durable().await
+                }
                 None => Some(0),
             };
             let Some(sent) = sent else {
@@ -418,7 +420,7 @@ pub(super) async fn connection_loop(s: Courier, link: Link) {
         && recorded(&mut previous).await
     {
         let kept;
-        let ending = c.end_bytes(None);
+        let (ending, _) = c.end_bytes(None);
         (previous, kept) = end(&s, c, b, &ending, 0).await;
         if !kept {
             conn = None;

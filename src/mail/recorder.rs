@@ -81,8 +81,9 @@ impl Handoff {
     }
 }
 
-/// Writes as much of `bytes` as the socket takes now; 0 on any error (the
-/// connection's task then writes, and meets the error itself).
+/// Writes as much of `bytes` as the socket takes now, and returns how much
+/// that was; it stops at the first error (the connection's task then
+/// writes the rest, and meets the error itself).
 fn send_now(socket: &OwnedFd, bytes: &[u8]) -> usize {
     let mut sent = 0;
     while sent < bytes.len() {
@@ -438,7 +439,7 @@ mod tests {
     }
 
     fn received(peer: &mut UnixStream) -> Vec<u8> {
-        let mut got = vec![0; 64];
+        let mut got = vec![0; 1 << 16];
         match peer.read(&mut got) {
             Ok(n) => got[..n].to_vec(),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Vec::new(),
@@ -471,19 +472,50 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn no_end_goes_out_for_a_connection_that_stopped_waiting_or_a_verdict_not_made_durable() {
+    async fn no_end_goes_out_for_a_connection_that_stopped_waiting() {
         let (socket, mut peer) = pair();
         let (t, _ack, handoff) = ticket();
         t.send_when_durable(&socket, b".\r\n");
         drop(t);
         handoff.release();
         assert!(received(&mut peer).is_empty());
+    }
+
+    /// The journal could not be written: no release; the store's stage
+    /// acks once it has committed (the connection writes the end), or
+    /// never (it must not end the message).
+    #[tokio::test]
+    async fn a_verdict_the_journal_missed_leaves_the_end_to_the_connection() {
+        let (socket, mut peer) = pair();
+        let (t, ack, _handoff) = ticket();
+        t.send_when_durable(&socket, b".\r\n");
+        let _ = ack.send(());
+        assert_eq!(t.durable().await, Some(0));
+        assert!(received(&mut peer).is_empty());
 
         let (t, ack, _handoff) = ticket();
         t.send_when_durable(&socket, b".\r\n");
         drop(ack);
         assert_eq!(t.durable().await, None);
-        assert!(received(&mut peer).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_full_socket_takes_part_and_the_count_says_which() {
+        let (socket, mut peer) = pair();
+        let (t, ack, handoff) = ticket();
+        let end: Vec<u8> = (0..8 << 20).map(|i| (i % 251) as u8).collect();
+        t.send_when_durable(&socket, &end);
+        handoff.release();
+        let _ = ack.send(());
+        let sent = t.durable().await.unwrap();
+        assert!(sent > 0 && sent < end.len(), "{sent} of {}", end.len());
+        let mut got = Vec::new();
+        while got.len() < sent {
+            let more = received(&mut peer);
+            assert!(!more.is_empty(), "the peer has all that was sent");
+            got.extend(more);
+        }
+        assert_eq!(got, end[..sent]);
     }
 
     #[tokio::test]

@@ -239,17 +239,21 @@ impl Connection {
         }
     }
 
-    /// The envelope (and with CHUNKING the body) as one pipelined write;
-    /// its replies are read by `read_head`.
-    fn pipelined_head(&mut self, msg: &Outgoing) -> Vec<u8> {
+    /// The envelope (and with CHUNKING the body) as one pipelined write,
+    /// and how many of its bytes come before a body; its replies are read
+    /// by `read_head`.
+    fn pipelined_head(&mut self, msg: &Outgoing) -> (Vec<u8>, usize) {
         let mut head = format!("MAIL FROM:<{}>\r\nRCPT TO:<{}>\r\n", msg.from, msg.to).into_bytes();
+        let commands;
         if self.chunking {
             head.extend_from_slice(format!("BDAT {}\r\n", msg.bytes.len()).as_bytes());
+            commands = head.len();
             head.extend_from_slice(&msg.bytes);
             self.ending = b"BDAT 0 LAST\r\n";
             self.content = None;
         } else {
             head.extend_from_slice(b"DATA\r\n");
+            commands = head.len();
             self.ending = b".\r\n";
             // Dropped by `read_head` if the relay refuses the envelope.
             self.content = Some(dot_stuff(&msg.bytes));
@@ -257,7 +261,7 @@ impl Connection {
         self.head = Some(Head::Pipelined {
             chunking: self.chunking,
         });
-        head
+        (head, commands)
     }
 
     /// Writes the envelope. With PIPELINING the replies are read by
@@ -265,7 +269,7 @@ impl Connection {
     /// time. An error here means the connection is lost.
     async fn send_head(&mut self, msg: &Outgoing) -> Result<(), Failed> {
         if self.pipelining {
-            let head = self.pipelined_head(msg);
+            let (head, _) = self.pipelined_head(msg);
             return self.write(&head).await.map_err(broken);
         }
         let head = format!(
@@ -374,16 +378,20 @@ impl Connection {
         }
     }
 
-    /// The end of the message `begin` began. With PIPELINING, `next`'s
-    /// envelope rides behind it (RFC 2920 lets commands follow the end of
-    /// a message), so one round trip carries both; `begin(next)` then reads
-    /// its replies.
-    pub fn end_bytes(&mut self, next: Option<&Outgoing>) -> Vec<u8> {
+    /// The end of the message `begin` began, and how many of its first
+    /// bytes are the end and `next`'s envelope commands (without a BDAT
+    /// chunk's body). With PIPELINING, `next`'s envelope rides behind the
+    /// end (RFC 2920 lets commands follow the end of a message), so one
+    /// round trip carries both; `begin(next)` then reads its replies.
+    pub fn end_bytes(&mut self, next: Option<&Outgoing>) -> (Vec<u8>, usize) {
         let mut out = self.ending.to_vec();
+        let mut lead = out.len();
         if let Some(msg) = next.filter(|_| self.pipelining) {
-            out.extend_from_slice(&self.pipelined_head(msg));
+            let (head, commands) = self.pipelined_head(msg);
+            out.extend_from_slice(&head);
+            lead += commands;
         }
-        out
+        (out, lead)
     }
 
     /// The socket, when the connection is in the clear: another thread may

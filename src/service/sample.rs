@@ -283,7 +283,7 @@ async fn over(connected: Result<Connection, Outcome>, msg: &Outgoing) -> Outcome
         Ok(mut c) => {
             let outcome = match c.begin(msg).await {
                 Ok(()) => {
-                    let end = c.end_bytes(None);
+                    let (end, _) = c.end_bytes(None);
                     c.finish(&end, 0).await.map_err(|f| f.outcome)
                 }
                 Err(f) => Err(f.outcome),
