@@ -124,13 +124,12 @@ impl Muster {
             }
             None => candidates.iter().map(|c| c.invite.id.clone()).collect(),
         };
-        // Expired links take places under the cap again: checked against
-        // the host, under the provisioning lock.
-        let _guard = self
-            .provision_lock
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let host = self.host_index()?;
+        let hold = self.hold_for_reopening(
+            candidates
+                .iter()
+                .filter(|c| chosen.contains(&c.invite.id))
+                .map(|c| c.invite.expires_at),
+        )?;
         for chunk in chosen.chunks(RESENDS_PER_COMMIT) {
             let outcome = self.store.write(|w| -> Result<_, ServiceError> {
                 let now = self.now();
@@ -149,7 +148,7 @@ impl Muster {
                         skipped.push((id.clone(), gone(wait)));
                         continue;
                     }
-                    match self.resend_in(w, &old, batch.as_ref(), actor, Some(&host)) {
+                    match self.resend_in(w, &old, batch.as_ref(), actor, hold.host()) {
                         Ok(new) => resent.push(new),
                         Err(ServiceError::Reopen(why)) => skipped.push((id.clone(), why)),
                         Err(e) => return Err(e),

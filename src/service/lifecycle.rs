@@ -1,6 +1,8 @@
 //! After a batch: listing invites, resend, revoke, copying a link, the
 //! expiry sweep and recipients' requests for a new link (R8, R10).
 
+use std::sync::{Arc, MutexGuard};
+
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -14,6 +16,15 @@ use crate::store::{Actor, Task, WriteView};
 use super::{Muster, ServiceError, StoreOccupancy};
 use crate::domain::preview::Occupancy as _;
 use crate::provision::HostIndex;
+
+/// See [`Muster::hold_for_reopening`].
+pub(super) struct ReopenHold<'m>(Option<(MutexGuard<'m, ()>, Arc<HostIndex>)>);
+
+impl ReopenHold<'_> {
+    pub fn host(&self) -> Option<&HostIndex> {
+        self.0.as_ref().map(|(_, host)| &**host)
+    }
+}
 
 /// A link this close to its expiry is resent as an expired one (checked
 /// against the cap), so it cannot expire between the look and the write.
@@ -144,29 +155,42 @@ impl Muster {
 
     /// A fresh link and expiry; the old link dies in the same commit (R10).
     pub fn resend(&self, id: &str, actor: &Actor) -> Result<InviteView, ServiceError> {
-        // An expired link takes a place under the cap again: that is
-        // checked against the host, under the provisioning lock.
-        let reopening = self
-            .store
-            .read()?
-            .invite(id)?
-            .is_some_and(|i| i.link_state(self.now() + REOPEN_MARGIN) == LinkState::Expired);
-        let _guard = reopening.then(|| {
-            self.provision_lock
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-        });
-        let host = reopening.then(|| self.host_index()).transpose()?;
+        let old = self.store.read()?.invite(id)?;
+        let hold = self.hold_for_reopening(
+            old.iter()
+                .filter(|i| matches!(i.link, LinkState::Live | LinkState::Blocked))
+                .map(|i| i.expires_at),
+        )?;
         let invite = self.store.write(|w| {
             let old = w
                 .invite(id)?
                 .ok_or_else(|| ServiceError::NoInvite(id.to_string()))?;
             let batch = w.batch(&old.batch_id)?;
-            self.resend_in(w, &old, batch.as_ref(), actor, host.as_deref())
+            self.resend_in(w, &old, batch.as_ref(), actor, hold.host())
         })?;
         self.after_resend(id);
         self.queue.wake();
         Ok(self.invite_view(&invite))
+    }
+
+    /// When any of the open links to be resent (their expiries) has
+    /// expired, or is about to: such a link takes a place under the cap
+    /// again, checked against the host, so the provisioning lock and the
+    /// host's listing. Resends of live links take neither, so they never
+    /// wait on the mail host.
+    pub(super) fn hold_for_reopening(
+        &self,
+        expiries: impl IntoIterator<Item = OffsetDateTime>,
+    ) -> Result<ReopenHold<'_>, ServiceError> {
+        let soon = self.now() + REOPEN_MARGIN;
+        if !expiries.into_iter().any(|expires_at| soon >= expires_at) {
+            return Ok(ReopenHold(None));
+        }
+        let guard = self
+            .provision_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        Ok(ReopenHold(Some((guard, self.host_index()?))))
     }
 
     /// Resends `old` (of `batch`) inside a write; the caller calls
