@@ -359,12 +359,13 @@ pub(super) async fn connection_loop(s: Courier, link: Link) {
             let (ending, lead) = c.end_bytes(next.as_ref().map(|n| &n.msg));
             let sent = match previous.take() {
                 _ if s.recorder.is_broken() => None,
-                Some(t) => {
-                    if let Some(socket) = c.socket() {
+                Some(t) => match c.socket() {
+                    Some(socket) => {
                         t.send_when_durable(socket, &ending[..lead]);
+                        t.durable_or_answered(c.answered()).await
                     }
-                    t.durable().await
-                }
+                    None => t.durable().await,
+                },
                 None => Some(0),
             };
             let Some(sent) = sent else {

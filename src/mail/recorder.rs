@@ -14,7 +14,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 
@@ -71,13 +71,19 @@ enum Pass {
 
 impl Handoff {
     /// The verdict is durable: writes what is queued, as much as the
-    /// socket takes without waiting.
-    fn release(&self) {
+    /// socket takes without waiting. True when all of it went: the
+    /// relay's answer then wakes the connection, not the journal's thread.
+    fn release(&self) -> bool {
         let mut pass = lock(&self.0);
-        *pass = match std::mem::take(&mut *pass) {
-            Pass::Queued { socket, bytes } => Pass::Sent(send_now(&socket, &bytes)),
-            _ => Pass::Durable,
+        let (next, whole) = match std::mem::take(&mut *pass) {
+            Pass::Queued { socket, bytes } => {
+                let sent = send_now(&socket, &bytes);
+                (Pass::Sent(sent), sent == bytes.len())
+            }
+            _ => (Pass::Durable, false),
         };
+        *pass = next;
+        whole
     }
 }
 
@@ -115,7 +121,11 @@ pub(super) struct Recorder {
     group: Mutex<Group>,
     /// Verdicts came, or the recorder closed.
     wanted: Condvar,
-    apply: Mutex<Option<std::sync::mpsc::Sender<Vec<Done>>>>,
+    /// Outcomes for the store's stage.
+    outbound: Mutex<Outbound>,
+    /// Outcomes came to an idle store stage, enough came to commit at
+    /// once, or the recorder closed.
+    to_apply: Condvar,
     /// Batches given to the store's stage, and those it has committed:
     /// equal means the store holds all the journal does.
     handed: AtomicU64,
@@ -130,6 +140,19 @@ struct Group {
     waiting: Vec<Done>,
     closed: bool,
 }
+
+/// Batches handed to the store's stage and not yet taken. It is not woken
+/// for each (thousands a second): it takes all that came while it
+/// gathered.
+#[derive(Default)]
+struct Outbound {
+    batches: Vec<Vec<Done>>,
+    outcomes: usize,
+    closed: bool,
+}
+
+/// The most outcomes one store commit takes.
+const APPLY_MOST: usize = 2048;
 
 /// Told once a verdict is durable (journal or store); not told when it
 /// could not be (the store takes no writes): the connection must not end
@@ -155,11 +178,42 @@ impl Ticket {
     /// Waits until the verdict is durable: how many bytes of what
     /// `send_when_durable` queued were written for the connection, or None
     /// when it cannot be made durable.
-    pub async fn durable(mut self) -> Option<usize> {
-        (&mut self.acked).await.ok()?;
-        match std::mem::replace(&mut *lock(&self.handoff.0), Pass::Durable) {
-            Pass::Sent(n) => Some(n),
-            _ => Some(0),
+    pub async fn durable(self) -> Option<usize> {
+        self.durable_or_answered(std::future::pending()).await
+    }
+
+    /// As `durable`, for a connection whose end is queued: `answered`
+    /// completes when the relay sends something. Once the journal's thread
+    /// wrote the whole end, only the relay's answer to it wakes the
+    /// connection (one wake a message instead of two).
+    pub async fn durable_or_answered(
+        mut self,
+        answered: impl std::future::Future<Output = ()>,
+    ) -> Option<usize> {
+        let acked = tokio::select! {
+            biased;
+            acked = &mut self.acked => acked.is_ok(),
+            () = answered => match self.take_sent() {
+                Some(n) => return Some(n),
+                // Something the relay said unasked (a 421 before it
+                // closes): the verdict's fate is the journal's to tell.
+                None => (&mut self.acked).await.is_ok(),
+            },
+        };
+        // Written by the journal's thread means durable, whatever the
+        // store's stage told since.
+        self.take_sent().or(acked.then_some(0))
+    }
+
+    /// How many bytes the journal's thread wrote, once it has.
+    fn take_sent(&self) -> Option<usize> {
+        let mut pass = lock(&self.handoff.0);
+        match *pass {
+            Pass::Sent(n) => {
+                *pass = Pass::Durable;
+                Some(n)
+            }
+            _ => None,
         }
     }
 }
@@ -188,12 +242,12 @@ impl Recorder {
         journal: Journal,
         stop: watch::Receiver<bool>,
     ) -> (Arc<Self>, Stages) {
-        let (tx, rx) = std::sync::mpsc::channel();
         let recorder = Arc::new(Self {
             journal: Mutex::new(journal),
             group: Mutex::default(),
             wanted: Condvar::new(),
-            apply: Mutex::new(Some(tx)),
+            outbound: Mutex::default(),
+            to_apply: Condvar::new(),
             handed: AtomicU64::new(0),
             applied: AtomicU64::new(0),
             broken: Arc::default(),
@@ -201,7 +255,7 @@ impl Recorder {
         let r = recorder.clone();
         let store = std::thread::Builder::new()
             .name("delivery-store".into())
-            .spawn(move || apply_loop(muster, rx, &r, stop))
+            .spawn(move || apply_loop(muster, &r, stop))
             .expect("a thread starts");
         let r = recorder.clone();
         let journal = std::thread::Builder::new()
@@ -281,16 +335,17 @@ impl Recorder {
         let mut journal = lock(&self.journal);
         match journal.append(&entries) {
             Ok(()) => {
-                // The ends first, so the relay has them soonest.
-                for d in &batch {
-                    if let Some(h) = &d.handoff {
-                        h.release();
+                // The ends first, so the relay has them soonest. A
+                // connection whose whole end went waits for the relay's
+                // answer; the store's stage acks its verdict later.
+                let mut to_wake = Vec::with_capacity(batch.len());
+                for d in &mut batch {
+                    if !d.handoff.as_ref().is_some_and(|h| h.release()) {
+                        to_wake.extend(d.ack.take());
                     }
                 }
-                for d in &mut batch {
-                    if let Some(ack) = d.ack.take() {
-                        let _ = ack.send(());
-                    }
+                for ack in to_wake {
+                    let _ = ack.send(());
                 }
             }
             // They wait for the store's commit instead.
@@ -302,13 +357,39 @@ impl Recorder {
     }
 
     fn forward(&self, batch: Vec<Done>) {
-        let apply = lock(&self.apply);
-        if let Some(tx) = apply.as_ref() {
-            self.handed.fetch_add(1, Ordering::AcqRel);
-            if tx.send(batch).is_err() {
-                self.handed.fetch_sub(1, Ordering::AcqRel);
-            }
+        let mut out = lock(&self.outbound);
+        if out.closed {
+            return;
         }
+        self.handed.fetch_add(1, Ordering::AcqRel);
+        let before = out.outcomes;
+        out.outcomes += batch.len();
+        out.batches.push(batch);
+        if before == 0 || (before < APPLY_MOST && out.outcomes >= APPLY_MOST) {
+            self.to_apply.notify_one();
+        }
+    }
+
+    /// Waits for outcomes, gathers for up to `APPLY_GATHER`, and takes
+    /// them: with how many batches they came. None once closed and empty.
+    fn take_outbound(&self) -> Option<(Vec<Done>, u64)> {
+        let mut out = lock(&self.outbound);
+        while out.batches.is_empty() && !out.closed {
+            out = self.to_apply.wait(out).unwrap_or_else(|p| p.into_inner());
+        }
+        if out.batches.is_empty() {
+            return None;
+        }
+        // A store commit costs two syncs on the disk the journal syncs on:
+        // one commit covers what comes in a moment.
+        let (mut out, _) = self
+            .to_apply
+            .wait_timeout_while(out, APPLY_GATHER, |o| !o.closed && o.outcomes < APPLY_MOST)
+            .unwrap_or_else(|p| p.into_inner());
+        let batches = std::mem::take(&mut out.batches);
+        out.outcomes = 0;
+        let count = batches.len() as u64;
+        Some((batches.into_iter().flatten().collect(), count))
     }
 
     /// Empties the journal when the store holds all it does.
@@ -328,7 +409,8 @@ impl Recorder {
         lock(&self.group).closed = true;
         self.wanted.notify_one();
         let _ = stages.journal.join();
-        lock(&self.apply).take();
+        lock(&self.outbound).closed = true;
+        self.to_apply.notify_one();
         let _ = stages.store.join();
         self.clear_if_caught_up(&mut lock(&self.journal));
     }
@@ -336,28 +418,8 @@ impl Recorder {
 
 /// The store's stage: outcomes into the store, as many per commit as have
 /// arrived; then the queue, listeners and waiting connections are told.
-fn apply_loop(
-    muster: Arc<Muster>,
-    batches: std::sync::mpsc::Receiver<Vec<Done>>,
-    recorder: &Recorder,
-    stop: watch::Receiver<bool>,
-) {
-    while let Ok(first) = batches.recv() {
-        // A store commit costs two syncs on the disk the journal syncs on:
-        // gather for a moment so that one commit covers many outcomes.
-        let gather_until = Instant::now() + APPLY_GATHER;
-        let mut batch = first;
-        let mut count = 1;
-        while batch.len() < 2048 {
-            let wait = gather_until.saturating_duration_since(Instant::now());
-            match batches.recv_timeout(wait) {
-                Ok(more) => {
-                    batch.extend(more);
-                    count += 1;
-                }
-                Err(_) => break,
-            }
-        }
+fn apply_loop(muster: Arc<Muster>, recorder: &Recorder, stop: watch::Receiver<bool>) {
+    while let Some((batch, count)) = recorder.take_outbound() {
         let mut delay = Duration::from_millis(200);
         let recorded = loop {
             let result = muster
@@ -458,6 +520,26 @@ mod tests {
         let _ = ack.send(());
         assert_eq!(t.durable().await, Some(end.len()));
         assert_eq!(received(&mut peer), end);
+    }
+
+    /// The journal's thread wrote the whole end and acks nothing: the
+    /// relay's answer tells the connection. An answer that came before
+    /// the verdict was durable (a relay closing) tells it nothing.
+    #[tokio::test]
+    async fn the_relays_answer_wakes_a_connection_whose_whole_end_went() {
+        let (socket, mut peer) = pair();
+        let (t, _ack, handoff) = ticket();
+        let end = b".\r\nMAIL FROM:<a@b>\r\n";
+        t.send_when_durable(&socket, end);
+        assert!(handoff.release(), "the whole end went");
+        assert_eq!(received(&mut peer), end);
+        assert_eq!(t.durable_or_answered(async {}).await, Some(end.len()));
+
+        let (t, ack, _handoff) = ticket();
+        t.send_when_durable(&socket, end);
+        drop(ack);
+        assert_eq!(t.durable_or_answered(async {}).await, None);
+        assert!(received(&mut peer).is_empty(), "no end without a sync");
     }
 
     #[tokio::test]

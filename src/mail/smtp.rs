@@ -400,6 +400,19 @@ impl Connection {
         self.socket.as_ref()
     }
 
+    /// Completes when the relay sends something (kept for the next read);
+    /// never on a connection over TLS, whose reads may not be cut short.
+    /// Safe to cancel. An error or a close shows again at the next read.
+    pub async fn answered(&mut self) {
+        if self.socket.is_none() {
+            return std::future::pending().await;
+        }
+        let mut buf = [0u8; 4096];
+        if let Ok(n) = self.client.stream.read(&mut buf).await {
+            self.unread.extend_from_slice(&buf[..n]);
+        }
+    }
+
     /// Writes what `end_bytes` gave, but its first `sent` bytes (written
     /// on the socket already), and reads the relay's verdict. A 421 reply
     /// means the relay is closing the connection.
