@@ -8,6 +8,7 @@
 //! mid-redemption gives a clean error page and the same link works once it
 //! is back; bulk creation is one transaction.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::browser::{ADMIN, sign_in};
@@ -19,7 +20,7 @@ use crate::support::webdriver::{self, Browser};
 use crate::support::*;
 use muster::config::SqlLayout;
 use muster::domain::roster::InviteRow;
-use muster::service::BatchRequest;
+use muster::service::{BatchRequest, Clock, ManualClock, SystemClock};
 use muster::store::Actor;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -567,8 +568,9 @@ async fn two_musters_one_row_and_a_database_down_then_back(engine: Engine, layou
 }
 
 /// A mail database that stops answering holds up provisioning only: while a
-/// bulk creation waits on it, an invite is revoked and a mailbox's Muster
-/// records stay readable; once it answers again the creation completes.
+/// bulk creation waits on it, an invite is revoked, and live links are
+/// resent one at a time and in bulk (only a resend of an expired link asks
+/// the mail host); once it answers again the creation completes.
 /// (The creation used to write the host inside the store's one write
 /// transaction, so every other write waited up to 15 s and the creation
 /// then failed.)
@@ -585,17 +587,24 @@ async fn a_hung_database_holds_up_provisioning_only() {
     let url = db
         .url()
         .replace(&format!(":{}/", db.port), &format!(":{}/", proxy.port));
-    let app = postfix_admin_muster(&state, &url).await;
-    let pending = app
+    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+    let app = postfix_admin_muster_with_clock(&state, &url, clock.clone()).await;
+    let pending: Vec<String> = app
         .muster
         .create_batch(BatchRequest::new(
-            vec![InviteRow::to("amy@elsewhere.org")],
+            ["amy", "bob", "cal"]
+                .iter()
+                .map(|p| InviteRow::to(format!("{p}@elsewhere.org")))
+                .collect(),
             Actor::cli(),
         ))
         .unwrap()
-        .invites[0]
-        .id
-        .clone();
+        .invites
+        .iter()
+        .map(|i| i.id.clone())
+        .collect();
+    // Waiting a week, their links still live (30 days).
+    clock.advance(time::Duration::days(8));
 
     proxy.hold();
     let (status, body) = {
@@ -612,9 +621,30 @@ async fn a_hung_database_holds_up_provisioning_only() {
         // The creation waits on the database (its statement is held); a
         // store write that needs no mail host goes through meanwhile.
         let (status, body) = app
-            .call(Method::POST, &format!("/invites/{pending}/revoke"), None)
+            .call(
+                Method::POST,
+                &format!("/invites/{}/revoke", pending[0]),
+                None,
+            )
             .await;
         assert_eq!(status, 200, "{body}");
+        let (status, body) = app
+            .call(
+                Method::POST,
+                &format!("/invites/{}/resend", pending[1]),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = app
+            .call(
+                Method::POST,
+                "/invites/resend-pending",
+                Some(json!({"older_than": "7d", "invite_ids": [pending[2]]})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["resent"].as_array().map(Vec::len), Some(1), "{body}");
         proxy.release();
         creation.await
     };
@@ -628,17 +658,28 @@ async fn a_hung_database_holds_up_provisioning_only() {
 
 /// A Muster on Postfix Admin's tables at `url`, with no mail stack.
 async fn postfix_admin_muster(state: &TestDir, url: &str) -> TestApp {
+    postfix_admin_muster_with_clock(state, url, Arc::new(SystemClock)).await
+}
+
+async fn postfix_admin_muster_with_clock(
+    state: &TestDir,
+    url: &str,
+    clock: Arc<dyn Clock>,
+) -> TestApp {
     let home = format!("{}/vmail/%d/%n", state.path().display());
-    TestApp::spawn(|c| {
-        c.mail_host.backend = muster::config::MailHostBackend::Sql;
-        c.mail_host.sql.url = Some(muster::config::Secret::new(url.to_string()));
-        c.mail_host.sql.layout = SqlLayout::Postfixadmin;
-        c.mail_host.home = home.clone();
-        c.client.welcome = false;
-        c.notifications.mode = muster::config::NotificationMode::Off;
-        c.storage_pool_mb = 10_000;
-        c.domains[0].mailbox_cap = 100;
-    })
+    TestApp::spawn_with_clock(
+        |c| {
+            c.mail_host.backend = muster::config::MailHostBackend::Sql;
+            c.mail_host.sql.url = Some(muster::config::Secret::new(url.to_string()));
+            c.mail_host.sql.layout = SqlLayout::Postfixadmin;
+            c.mail_host.home = home.clone();
+            c.client.welcome = false;
+            c.notifications.mode = muster::config::NotificationMode::Off;
+            c.storage_pool_mb = 10_000;
+            c.domains[0].mailbox_cap = 100;
+        },
+        clock,
+    )
     .await
 }
 
