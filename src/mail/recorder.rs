@@ -37,7 +37,9 @@ pub(super) struct Done {
     /// The invite generation the message carried, if any.
     pub generation: Option<u32>,
     pub outcome: Outcome,
-    /// Told once the outcome is durable (journal or store).
+    /// Told once the outcome is durable: by the journal's thread, or when
+    /// it wrote the connection's whole next end (the relay's answer then
+    /// wakes the connection), by the store's stage after its commit.
     pub ack: Option<oneshot::Sender<()>>,
     /// The end of the connection's next message, when the journal's thread
     /// is to write it (see [`Handoff`]).
@@ -151,12 +153,13 @@ struct Outbound {
     closed: bool,
 }
 
-/// The most outcomes one store commit takes.
+/// The most outcomes one store commit takes (a commit holds the store's
+/// write lock; after a slow one, the rest wait for the next).
 const APPLY_MOST: usize = 2048;
 
-/// Told once a verdict is durable (journal or store); not told when it
-/// could not be (the store takes no writes): the connection must not end
-/// another message.
+/// Says when a verdict is durable (journal or store), or that it could
+/// not be (the store takes no writes): the connection must not end
+/// another message then.
 pub(super) struct Ticket {
     acked: oneshot::Receiver<()>,
     handoff: Arc<Handoff>,
@@ -183,9 +186,10 @@ impl Ticket {
     }
 
     /// As `durable`, for a connection whose end is queued: `answered`
-    /// completes when the relay sends something. Once the journal's thread
-    /// wrote the whole end, only the relay's answer to it wakes the
-    /// connection (one wake a message instead of two).
+    /// completes when the relay sends something (or its time is up). Once
+    /// the journal's thread wrote the whole end, it does not wake the
+    /// connection: the relay's answer does (one wake a message instead of
+    /// two), or else the store's stage's ack.
     pub async fn durable_or_answered(
         mut self,
         answered: impl std::future::Future<Output = ()>,
@@ -195,14 +199,26 @@ impl Ticket {
             acked = &mut self.acked => acked.is_ok(),
             () = answered => match self.take_sent() {
                 Some(n) => return Some(n),
-                // Something the relay said unasked (a 421 before it
-                // closes): the verdict's fate is the journal's to tell.
-                None => (&mut self.acked).await.is_ok(),
+                None => {
+                    // The relay spoke before the end went (a 421, a close)
+                    // or kept silent: the end is the connection's again,
+                    // and the journal's thread acks as soon as it syncs.
+                    self.withdraw();
+                    (&mut self.acked).await.is_ok()
+                }
             },
         };
         // Written by the journal's thread means durable, whatever the
         // store's stage told since.
         self.take_sent().or(acked.then_some(0))
+    }
+
+    /// Takes back an end not yet written.
+    fn withdraw(&self) {
+        let mut pass = lock(&self.handoff.0);
+        if matches!(*pass, Pass::Queued { .. }) {
+            *pass = Pass::Waiting;
+        }
     }
 
     /// How many bytes the journal's thread wrote, once it has.
@@ -221,10 +237,7 @@ impl Ticket {
 impl Drop for Ticket {
     /// A connection that stops waiting ends no message.
     fn drop(&mut self) {
-        let mut pass = lock(&self.handoff.0);
-        if matches!(*pass, Pass::Queued { .. }) {
-            *pass = Pass::Waiting;
-        }
+        self.withdraw();
     }
 }
 
@@ -386,10 +399,19 @@ impl Recorder {
             .to_apply
             .wait_timeout_while(out, APPLY_GATHER, |o| !o.closed && o.outcomes < APPLY_MOST)
             .unwrap_or_else(|p| p.into_inner());
-        let batches = std::mem::take(&mut out.batches);
-        out.outcomes = 0;
-        let count = batches.len() as u64;
-        Some((batches.into_iter().flatten().collect(), count))
+        let mut taken = 0;
+        let count = out
+            .batches
+            .iter()
+            .take_while(|b| {
+                let room = taken < APPLY_MOST;
+                taken += b.len();
+                room
+            })
+            .count();
+        out.outcomes -= out.batches[..count].iter().map(Vec::len).sum::<usize>();
+        let batch = out.batches.drain(..count).flatten().collect();
+        Some((batch, count as u64))
     }
 
     /// Empties the journal when the store holds all it does.
@@ -449,9 +471,10 @@ fn apply_loop(muster: Arc<Muster>, recorder: &Recorder, stop: watch::Receiver<bo
             }
         };
         let Some(outcomes) = recorded else {
-            // No acks for those still waiting: each such connection drops
-            // its next message before the end and stops (see send_loop);
-            // the tasks stay out of the dispatcher until the next start.
+            // No acks for those still waiting: a connection whose verdict
+            // the journal missed too drops its next message before the end
+            // and stops (see connection_loop); the tasks stay out of the
+            // dispatcher until the next start.
             continue;
         };
         recorder.applied.fetch_add(count, Ordering::Release);
@@ -522,9 +545,57 @@ mod tests {
         assert_eq!(received(&mut peer), end);
     }
 
+    fn done(id: usize) -> Done {
+        Done {
+            task: Task {
+                id: id.to_string(),
+                kind: crate::store::TaskKind::Invite {
+                    invite_id: id.to_string(),
+                },
+                queued_at: time::OffsetDateTime::UNIX_EPOCH,
+                attempts: 0,
+            },
+            generation: Some(0),
+            outcome: Outcome::Accepted("250 2.0.0 Ok".into()),
+            ack: None,
+            handoff: None,
+        }
+    }
+
+    /// Outcomes that piled up behind a slow commit go to the store about
+    /// 2,048 at a time, whole batches, in order; none is left behind.
+    #[test]
+    fn a_store_commit_takes_at_most_its_share_of_what_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, _) = Journal::open(&dir.path().join("delivery.journal")).unwrap();
+        let recorder = Recorder {
+            journal: Mutex::new(journal),
+            group: Mutex::default(),
+            wanted: Condvar::new(),
+            outbound: Mutex::default(),
+            to_apply: Condvar::new(),
+            handed: AtomicU64::new(0),
+            applied: AtomicU64::new(0),
+            broken: Arc::default(),
+        };
+        for b in 0..10 {
+            recorder.forward((b * 500..(b + 1) * 500).map(done).collect());
+        }
+        lock(&recorder.outbound).closed = true;
+        let mut seen = Vec::new();
+        let mut batches = 0;
+        while let Some((batch, count)) = recorder.take_outbound() {
+            assert!(batch.len() <= APPLY_MOST + 500, "{} in one", batch.len());
+            seen.extend(batch.iter().map(|d| d.task.id.parse::<usize>().unwrap()));
+            batches += count;
+        }
+        assert_eq!(seen, (0..5000).collect::<Vec<_>>());
+        assert_eq!(batches, 10);
+        assert_eq!(recorder.handed.load(Ordering::Acquire), 10);
+    }
+
     /// The journal's thread wrote the whole end and acks nothing: the
-    /// relay's answer tells the connection. An answer that came before
-    /// the verdict was durable (a relay closing) tells it nothing.
+    /// relay's answer tells the connection.
     #[tokio::test]
     async fn the_relays_answer_wakes_a_connection_whose_whole_end_went() {
         let (socket, mut peer) = pair();
@@ -534,9 +605,30 @@ mod tests {
         assert!(handoff.release(), "the whole end went");
         assert_eq!(received(&mut peer), end);
         assert_eq!(t.durable_or_answered(async {}).await, Some(end.len()));
+    }
+
+    /// The relay spoke before the sync (a 421, a close): the end is taken
+    /// back, nothing is written for the connection, and the journal's
+    /// thread wakes it once the verdict is durable.
+    #[tokio::test]
+    async fn an_answer_before_the_sync_takes_the_end_back() {
+        let (socket, mut peer) = pair();
+        let (t, ack, handoff) = ticket();
+        t.send_when_durable(&socket, b".\r\n");
+        let waiting = tokio::spawn(t.durable_or_answered(async {}));
+        for _ in 0..1000 {
+            if matches!(*lock(&handoff.0), Pass::Waiting) {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(!handoff.release(), "nothing is written once taken back");
+        let _ = ack.send(());
+        assert_eq!(waiting.await.unwrap(), Some(0));
+        assert!(received(&mut peer).is_empty());
 
         let (t, ack, _handoff) = ticket();
-        t.send_when_durable(&socket, end);
+        t.send_when_durable(&socket, b".\r\n");
         drop(ack);
         assert_eq!(t.durable_or_answered(async {}).await, None);
         assert!(received(&mut peer).is_empty(), "no end without a sync");

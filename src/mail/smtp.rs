@@ -400,15 +400,17 @@ impl Connection {
         self.socket.as_ref()
     }
 
-    /// Completes when the relay sends something (kept for the next read);
-    /// never on a connection over TLS, whose reads may not be cut short.
-    /// Safe to cancel. An error or a close shows again at the next read.
+    /// Completes when the relay sends something (kept for the next read),
+    /// closes, fails, or has been silent for the relay's timeout; never on
+    /// a connection over TLS, whose reads may not be cut short. Safe to
+    /// cancel. An error or a close shows again at the next read.
     pub async fn answered(&mut self) {
         if self.socket.is_none() {
             return std::future::pending().await;
         }
         let mut buf = [0u8; 4096];
-        if let Ok(n) = self.client.stream.read(&mut buf).await {
+        let read = tokio::time::timeout(self.timeout, self.client.stream.read(&mut buf));
+        if let Ok(Ok(n)) = read.await {
             self.unread.extend_from_slice(&buf[..n]);
         }
     }
