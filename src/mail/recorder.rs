@@ -255,16 +255,7 @@ impl Recorder {
         journal: Journal,
         stop: watch::Receiver<bool>,
     ) -> (Arc<Self>, Stages) {
-        let recorder = Arc::new(Self {
-            journal: Mutex::new(journal),
-            group: Mutex::default(),
-            wanted: Condvar::new(),
-            outbound: Mutex::default(),
-            to_apply: Condvar::new(),
-            handed: AtomicU64::new(0),
-            applied: AtomicU64::new(0),
-            broken: Arc::default(),
-        });
+        let recorder = Arc::new(Self::new(journal));
         let r = recorder.clone();
         let store = std::thread::Builder::new()
             .name("delivery-store".into())
@@ -276,6 +267,19 @@ impl Recorder {
             .spawn(move || r.journal_loop())
             .expect("a thread starts");
         (recorder, Stages { journal, store })
+    }
+
+    fn new(journal: Journal) -> Self {
+        Self {
+            journal: Mutex::new(journal),
+            group: Mutex::default(),
+            wanted: Condvar::new(),
+            outbound: Mutex::default(),
+            to_apply: Condvar::new(),
+            handed: AtomicU64::new(0),
+            applied: AtomicU64::new(0),
+            broken: Arc::default(),
+        }
     }
 
     /// A verdict was not made durable: every connection stops ending
@@ -568,16 +572,7 @@ mod tests {
     fn a_store_commit_takes_at_most_its_share_of_what_waits() {
         let dir = tempfile::tempdir().unwrap();
         let (journal, _) = Journal::open(&dir.path().join("delivery.journal")).unwrap();
-        let recorder = Recorder {
-            journal: Mutex::new(journal),
-            group: Mutex::default(),
-            wanted: Condvar::new(),
-            outbound: Mutex::default(),
-            to_apply: Condvar::new(),
-            handed: AtomicU64::new(0),
-            applied: AtomicU64::new(0),
-            broken: Arc::default(),
-        };
+        let recorder = Recorder::new(journal);
         for b in 0..10 {
             recorder.forward((b * 500..(b + 1) * 500).map(done).collect());
         }
