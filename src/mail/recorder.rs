@@ -413,8 +413,8 @@ impl Recorder {
                 room
             })
             .count();
-        out.outcomes -= out.batches[..count].iter().map(Vec::len).sum::<usize>();
-        let batch = out.batches.drain(..count).flatten().collect();
+        let batch: Vec<Done> = out.batches.drain(..count).flatten().collect();
+        out.outcomes -= batch.len();
         Some((batch, count as u64))
     }
 
