@@ -16,7 +16,7 @@ use super::direct::Direct;
 use super::dkim::Signer;
 use super::journal::Verdict;
 use super::outbox::Outbox;
-use super::recorder::{Done, Recorder, Ticket};
+use super::recorder::{Done, Recorder, Ticket, Written};
 use super::smtp::{Connection, Outcome, Relay};
 use super::worker::{IDLE, Job, compose};
 use crate::service::Muster;
@@ -364,9 +364,9 @@ pub(super) async fn connection_loop(s: Courier, link: Link) {
                         t.send_when_durable(socket, &ending[..lead]);
                         t.durable_or_answered(c.answered()).await
                     }
-                    None => t.durable().await,
+                    None => t.durable_or_answered(std::future::pending()).await,
                 },
-                None => Some(0),
+                None => Some(Written::default()),
             };
             let Some(sent) = sent else {
                 // The previous outcome was not recorded (the store takes
@@ -422,7 +422,7 @@ pub(super) async fn connection_loop(s: Courier, link: Link) {
     {
         let kept;
         let (ending, _) = c.end_bytes(None);
-        (previous, kept) = end(&s, c, b, &ending, 0).await;
+        (previous, kept) = end(&s, c, b, &ending, Written::default()).await;
         if !kept {
             conn = None;
         }
@@ -434,7 +434,7 @@ pub(super) async fn connection_loop(s: Courier, link: Link) {
 }
 
 /// Ends the begun message `b` (`ending`, of which the journal's thread
-/// wrote the first `sent` bytes) and hands the outcome over: a relay's
+/// wrote what `sent` says) and hands the outcome over: a relay's
 /// verdict to the journal, with the ticket that says when it is durable;
 /// anything else to the store. Returns that ticket, and whether the
 /// connection is still usable.
@@ -443,9 +443,9 @@ async fn end(
     c: &mut Connection,
     b: Ready,
     ending: &[u8],
-    sent: usize,
+    sent: Written,
 ) -> (Option<Ticket>, bool) {
-    match c.finish(ending, sent).await {
+    match c.finish(ending, sent.bytes, sent.at).await {
         Ok(outcome) if Verdict::of(&outcome).is_some() => {
             let d = done(outcome, b.generation, b.task);
             (Some(s.recorder.submit(d)), true)

@@ -14,7 +14,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, watch};
 
@@ -55,6 +55,15 @@ pub(super) struct Done {
 #[derive(Default)]
 pub(super) struct Handoff(Mutex<Pass>);
 
+/// How much of a connection's end the journal's thread wrote, and when:
+/// the relay's reply is due a timeout after that, not after the
+/// connection's task learns of it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Written {
+    pub bytes: usize,
+    pub at: Option<Instant>,
+}
+
 #[derive(Default)]
 enum Pass {
     /// The verdict is not durable yet, and nothing is to be sent.
@@ -65,8 +74,8 @@ enum Pass {
         socket: Arc<OwnedFd>,
         bytes: Vec<u8>,
     },
-    /// The verdict is durable; the journal's thread wrote this many bytes.
-    Sent(usize),
+    /// The verdict is durable; the journal's thread wrote some bytes.
+    Sent(Written),
     /// The verdict is durable; nothing was written for the connection.
     Durable,
 }
@@ -80,7 +89,11 @@ impl Handoff {
         let (next, whole) = match std::mem::take(&mut *pass) {
             Pass::Queued { socket, bytes } => {
                 let sent = send_now(&socket, &bytes);
-                (Pass::Sent(sent), sent == bytes.len())
+                let written = Written {
+                    bytes: sent,
+                    at: Some(Instant::now()),
+                };
+                (Pass::Sent(written), sent == bytes.len())
             }
             _ => (Pass::Durable, false),
         };
@@ -182,7 +195,8 @@ impl Ticket {
     /// `send_when_durable` queued were written for the connection, or None
     /// when it cannot be made durable.
     pub async fn durable(self) -> Option<usize> {
-        self.durable_or_answered(std::future::pending()).await
+        let written = self.durable_or_answered(std::future::pending()).await;
+        written.map(|w| w.bytes)
     }
 
     /// As `durable`, for a connection whose end is queued: `answered`
@@ -193,7 +207,7 @@ impl Ticket {
     pub async fn durable_or_answered(
         mut self,
         answered: impl std::future::Future<Output = ()>,
-    ) -> Option<usize> {
+    ) -> Option<Written> {
         let acked = tokio::select! {
             biased;
             acked = &mut self.acked => acked.is_ok(),
@@ -210,7 +224,7 @@ impl Ticket {
         };
         // Written by the journal's thread means durable, whatever the
         // store's stage told since.
-        self.take_sent().or(acked.then_some(0))
+        self.take_sent().or(acked.then_some(Written::default()))
     }
 
     /// Takes back an end not yet written.
@@ -221,13 +235,13 @@ impl Ticket {
         }
     }
 
-    /// How many bytes the journal's thread wrote, once it has.
-    fn take_sent(&self) -> Option<usize> {
+    /// What the journal's thread wrote, once it has.
+    fn take_sent(&self) -> Option<Written> {
         let mut pass = lock(&self.handoff.0);
         match *pass {
-            Pass::Sent(n) => {
+            Pass::Sent(written) => {
                 *pass = Pass::Durable;
-                Some(n)
+                Some(written)
             }
             _ => None,
         }
@@ -599,7 +613,9 @@ mod tests {
         t.send_when_durable(&socket, end);
         assert!(handoff.release(), "the whole end went");
         assert_eq!(received(&mut peer), end);
-        assert_eq!(t.durable_or_answered(async {}).await, Some(end.len()));
+        let written = t.durable_or_answered(async {}).await.unwrap();
+        assert_eq!(written.bytes, end.len());
+        assert!(written.at.is_some(), "when it went is known");
     }
 
     /// The relay spoke before the sync (a 421, a close): the end is taken
@@ -619,7 +635,7 @@ mod tests {
         }
         assert!(!handoff.release(), "nothing is written once taken back");
         let _ = ack.send(());
-        assert_eq!(waiting.await.unwrap(), Some(0));
+        assert_eq!(waiting.await.unwrap(), Some(Written::default()));
         assert!(received(&mut peer).is_empty());
 
         let (t, ack, _handoff) = ticket();

@@ -416,13 +416,23 @@ impl Connection {
     }
 
     /// Writes what `end_bytes` gave, but its first `sent` bytes (written
-    /// on the socket already), and reads the relay's verdict. A 421 reply
-    /// means the relay is closing the connection.
-    pub async fn finish(&mut self, end: &[u8], sent: usize) -> Result<Outcome, Failed> {
-        if let Some(rest) = end.get(sent..).filter(|r| !r.is_empty()) {
-            self.write(rest).await.map_err(broken)?;
-        }
-        let reply = self.read().await.map_err(broken)?;
+    /// on the socket already, at `sent_at`), and reads the relay's
+    /// verdict, due a timeout after the end went out. A 421 reply means
+    /// the relay is closing the connection.
+    pub async fn finish(
+        &mut self,
+        end: &[u8],
+        sent: usize,
+        sent_at: Option<std::time::Instant>,
+    ) -> Result<Outcome, Failed> {
+        let due = match end.get(sent..).filter(|r| !r.is_empty()) {
+            Some(rest) => {
+                self.write(rest).await.map_err(broken)?;
+                None
+            }
+            None => sent_at.map(|at| tokio::time::Instant::from_std(at) + self.timeout),
+        };
+        let reply = self.read_by(due).await.map_err(broken)?;
         if reply.code == 421 {
             return Err(broken(classify(&reply)));
         }
@@ -440,7 +450,16 @@ impl Connection {
     }
 
     async fn read(&mut self) -> Result<Response<String>, Outcome> {
-        tokio::time::timeout(self.timeout, self.next_reply())
+        self.read_by(None).await
+    }
+
+    /// One reply, by `due` or else within the relay's timeout.
+    async fn read_by(
+        &mut self,
+        due: Option<tokio::time::Instant>,
+    ) -> Result<Response<String>, Outcome> {
+        let due = due.unwrap_or_else(|| tokio::time::Instant::now() + self.timeout);
+        tokio::time::timeout_at(due, self.next_reply())
             .await
             .map_err(|_| Outcome::Trouble(Trouble::Timeout("the relay did not answer in time")))?
     }
@@ -501,6 +520,43 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A relay that stays silent after a message's end is given up a
+    /// timeout after the end went out, however long the connection waited
+    /// in `answered` before it learnt the end had gone (the test's clock
+    /// is tokio's, paused).
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_relay_gets_one_timeout_not_two() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let to = listener.local_addr().unwrap();
+        let (stream, accepted) =
+            tokio::join!(tokio::net::TcpStream::connect(to), listener.accept());
+        let (stream, _relay) = (stream.unwrap(), accepted.unwrap());
+        let socket = stream.as_fd().try_clone_to_owned().unwrap();
+        let timeout = Duration::from_secs(60);
+        let client: SmtpClient<Box<dyn Stream>> = SmtpClient {
+            stream: Box::new(stream),
+            timeout,
+        };
+        let mut c = Connection::open(client, &Default::default(), timeout, Some(socket));
+        // The journal's thread wrote the whole end now; the verdict never
+        // comes.
+        let went = tokio::time::Instant::now();
+        c.answered().await;
+        let Err(failed) = c.finish(b".\r\n", 3, Some(went.into_std())).await else {
+            panic!("a verdict from a silent relay");
+        };
+        assert!(
+            matches!(failed.outcome, Outcome::Trouble(Trouble::Timeout(_))),
+            "{:?}",
+            failed.outcome
+        );
+        assert_eq!(went.elapsed(), timeout);
+        // An end the connection writes itself has a timeout from then.
+        let went = tokio::time::Instant::now();
+        assert!(c.finish(b".\r\n", 0, None).await.is_err());
+        assert_eq!(went.elapsed(), timeout);
+    }
 
     #[test]
     fn dot_stuffing() {

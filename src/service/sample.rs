@@ -284,7 +284,7 @@ async fn over(connected: Result<Connection, Outcome>, msg: &Outgoing) -> Outcome
             let outcome = match c.begin(msg).await {
                 Ok(()) => {
                     let (end, _) = c.end_bytes(None);
-                    c.finish(&end, 0).await.map_err(|f| f.outcome)
+                    c.finish(&end, 0, None).await.map_err(|f| f.outcome)
                 }
                 Err(f) => Err(f.outcome),
             };
