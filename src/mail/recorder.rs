@@ -57,7 +57,8 @@ pub(super) struct Handoff(Mutex<Pass>);
 
 /// How much of a connection's end the journal's thread wrote, and when:
 /// the relay's reply is due a timeout after that, not after the
-/// connection's task learns of it.
+/// connection's task learns of it. `at` is the real clock's, so not for
+/// a test on tokio's paused clock.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Written {
     pub bytes: usize,

@@ -188,6 +188,9 @@ pub struct Connection {
     timeout: Duration,
     /// How the message begun by `begin` is ended.
     ending: &'static [u8],
+    /// How many of the bytes `end_bytes` gave end the message begun; the
+    /// rest begin the next one.
+    ended_by: usize,
     /// The dot-stuffed content, written once DATA's 354 has come.
     content: Option<Vec<u8>>,
     /// What `read_head` has to read or report.
@@ -233,6 +236,7 @@ impl Connection {
             chunking: caps.has_capability(EXT_CHUNKING),
             timeout,
             ending: b".\r\n",
+            ended_by: 0,
             content: None,
             head: None,
             unread: Vec::new(),
@@ -386,6 +390,7 @@ impl Connection {
     pub fn end_bytes(&mut self, next: Option<&Outgoing>) -> (Vec<u8>, usize) {
         let mut out = self.ending.to_vec();
         let mut lead = out.len();
+        self.ended_by = out.len();
         if let Some(msg) = next.filter(|_| self.pipelining) {
             let (head, commands) = self.pipelined_head(msg);
             out.extend_from_slice(&head);
@@ -417,21 +422,20 @@ impl Connection {
 
     /// Writes what `end_bytes` gave, but its first `sent` bytes (written
     /// on the socket already, at `sent_at`), and reads the relay's
-    /// verdict, due a timeout after the end went out. A 421 reply means
-    /// the relay is closing the connection.
+    /// verdict, due a timeout after the message's end went out (whatever
+    /// of the next message follows it, such as a BDAT chunk). A 421 reply
+    /// means the relay is closing the connection.
     pub async fn finish(
         &mut self,
         end: &[u8],
         sent: usize,
         sent_at: Option<std::time::Instant>,
     ) -> Result<Outcome, Failed> {
-        let due = match end.get(sent..).filter(|r| !r.is_empty()) {
-            Some(rest) => {
-                self.write(rest).await.map_err(broken)?;
-                None
-            }
-            None => sent_at.map(|at| tokio::time::Instant::from_std(at) + self.timeout),
-        };
+        let ended_at = sent_at.filter(|_| sent >= self.ended_by);
+        if let Some(rest) = end.get(sent..).filter(|r| !r.is_empty()) {
+            self.write(rest).await.map_err(broken)?;
+        }
+        let due = ended_at.map(|at| tokio::time::Instant::from_std(at) + self.timeout);
         let reply = self.read_by(due).await.map_err(broken)?;
         if reply.code == 421 {
             return Err(broken(classify(&reply)));
@@ -521,41 +525,65 @@ impl Connection {
 mod tests {
     use super::*;
 
-    /// A relay that stays silent after a message's end is given up a
-    /// timeout after the end went out, however long the connection waited
-    /// in `answered` before it learnt the end had gone (the test's clock
-    /// is tokio's, paused).
-    #[tokio::test(start_paused = true)]
-    async fn a_silent_relay_gets_one_timeout_not_two() {
+    /// A connection to a relay that never says anything, with the given
+    /// EHLO capabilities.
+    async fn silent_relay(capabilities: u32) -> (Connection, tokio::net::TcpStream) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let to = listener.local_addr().unwrap();
         let (stream, accepted) =
             tokio::join!(tokio::net::TcpStream::connect(to), listener.accept());
-        let (stream, _relay) = (stream.unwrap(), accepted.unwrap());
+        let stream = stream.unwrap();
         let socket = stream.as_fd().try_clone_to_owned().unwrap();
-        let timeout = Duration::from_secs(60);
         let client: SmtpClient<Box<dyn Stream>> = SmtpClient {
             stream: Box::new(stream),
-            timeout,
+            timeout: TIMEOUT,
         };
-        let mut c = Connection::open(client, &Default::default(), timeout, Some(socket));
-        // The journal's thread wrote the whole end now; the verdict never
-        // comes.
-        let went = tokio::time::Instant::now();
-        c.answered().await;
-        let Err(failed) = c.finish(b".\r\n", 3, Some(went.into_std())).await else {
-            panic!("a verdict from a silent relay");
+        let caps = smtp_proto::EhloResponse {
+            capabilities,
+            ..Default::default()
         };
-        assert!(
-            matches!(failed.outcome, Outcome::Trouble(Trouble::Timeout(_))),
-            "{:?}",
-            failed.outcome
-        );
-        assert_eq!(went.elapsed(), timeout);
+        let c = Connection::open(client, &caps, TIMEOUT, Some(socket));
+        (c, accepted.unwrap().0)
+    }
+
+    const TIMEOUT: Duration = Duration::from_secs(60);
+
+    /// A relay that stays silent after a message's end is given up a
+    /// timeout after the end went out, however long the connection waited
+    /// in `answered` before it learnt the end had gone, and whatever of
+    /// the next message it still had to write (the test's clock is
+    /// tokio's, paused).
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_relay_gets_one_timeout_not_two() {
+        let next = Outgoing {
+            from: "it@team.example".into(),
+            to: "someone@elsewhere.org".into(),
+            message_id: "<1@team.example>".into(),
+            bytes: b"Subject: hi\r\n\r\nhello\r\n".to_vec(),
+        };
+        for capabilities in [0, EXT_PIPELINING | EXT_CHUNKING] {
+            let (mut c, _relay) = silent_relay(capabilities).await;
+            let (end, lead) = c.end_bytes(Some(&next));
+            // The journal's thread wrote the end and the next envelope's
+            // commands now (with CHUNKING, its body is left to write).
+            let went = tokio::time::Instant::now();
+            c.answered().await;
+            let Err(failed) = c.finish(&end, lead, Some(went.into_std())).await else {
+                panic!("a verdict from a silent relay");
+            };
+            assert!(
+                matches!(failed.outcome, Outcome::Trouble(Trouble::Timeout(_))),
+                "{:?}",
+                failed.outcome
+            );
+            assert_eq!(went.elapsed(), TIMEOUT, "capabilities {capabilities}");
+        }
         // An end the connection writes itself has a timeout from then.
+        let (mut c, _relay) = silent_relay(0).await;
+        let (end, _) = c.end_bytes(None);
         let went = tokio::time::Instant::now();
-        assert!(c.finish(b".\r\n", 0, None).await.is_err());
-        assert_eq!(went.elapsed(), timeout);
+        assert!(c.finish(&end, 0, None).await.is_err());
+        assert_eq!(went.elapsed(), TIMEOUT);
     }
 
     #[test]
