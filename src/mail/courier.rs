@@ -364,7 +364,7 @@ pub(super) async fn connection_loop(s: Courier, link: Link) {
                         t.send_when_durable(socket, &ending[..lead]);
                         t.durable_or_answered(c.answered()).await
                     }
-                    None => t.durable_or_answered(std::future::pending()).await,
+                    None => t.durable().await,
                 },
                 None => Some(Written::default()),
             };

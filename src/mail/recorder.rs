@@ -192,12 +192,11 @@ impl Ticket {
         }
     }
 
-    /// Waits until the verdict is durable: how many bytes of what
-    /// `send_when_durable` queued were written for the connection, or None
+    /// Waits until the verdict is durable: what of the end
+    /// `send_when_durable` queued was written for the connection, or None
     /// when it cannot be made durable.
-    pub async fn durable(self) -> Option<usize> {
-        let written = self.durable_or_answered(std::future::pending()).await;
-        written.map(|w| w.bytes)
+    pub async fn durable(self) -> Option<Written> {
+        self.durable_or_answered(std::future::pending()).await
     }
 
     /// As `durable`, for a connection whose end is queued: `answered`
@@ -560,7 +559,7 @@ mod tests {
         assert!(received(&mut peer).is_empty(), "nothing before the sync");
         handoff.release();
         let _ = ack.send(());
-        assert_eq!(t.durable().await, Some(end.len()));
+        assert_eq!(t.durable().await.map(|w| w.bytes), Some(end.len()));
         assert_eq!(received(&mut peer), end);
     }
 
@@ -653,7 +652,7 @@ mod tests {
         handoff.release();
         let _ = ack.send(());
         t.send_when_durable(&socket, b".\r\n");
-        assert_eq!(t.durable().await, Some(0));
+        assert_eq!(t.durable().await.map(|w| w.bytes), Some(0));
         assert!(received(&mut peer).is_empty());
     }
 
@@ -676,13 +675,13 @@ mod tests {
         let (t, ack, _handoff) = ticket();
         t.send_when_durable(&socket, b".\r\n");
         let _ = ack.send(());
-        assert_eq!(t.durable().await, Some(0));
+        assert_eq!(t.durable().await.map(|w| w.bytes), Some(0));
         assert!(received(&mut peer).is_empty());
 
         let (t, ack, _handoff) = ticket();
         t.send_when_durable(&socket, b".\r\n");
         drop(ack);
-        assert_eq!(t.durable().await, None);
+        assert_eq!(t.durable().await.map(|w| w.bytes), None);
     }
 
     #[tokio::test]
@@ -693,7 +692,7 @@ mod tests {
         t.send_when_durable(&socket, &end);
         handoff.release();
         let _ = ack.send(());
-        let sent = t.durable().await.unwrap();
+        let sent = t.durable().await.unwrap().bytes;
         assert!(sent > 0 && sent < end.len(), "{sent} of {}", end.len());
         let mut got = Vec::new();
         while got.len() < sent {
@@ -712,6 +711,6 @@ mod tests {
         t.send_when_durable(&socket, b".\r\n");
         handoff.release();
         let _ = ack.send(());
-        assert_eq!(t.durable().await, Some(0));
+        assert_eq!(t.durable().await.map(|w| w.bytes), Some(0));
     }
 }
