@@ -4,9 +4,9 @@
 //! interleaved in each round. Both are timed at the sink: from the start
 //! of the sender until smtp-sink has received the last message (its `-c`
 //! counter, read as it prints). A round lasts about a second for each
-//! sender; at 5,000 it lasted a quarter of one, and the ratio's spread
-//! over rounds was about twice as wide. Goal: Muster >= 0.8 x smtp-source. Prints
-//! each round's ratio, the CPU per message of each sender and of the sink
+//! sender (at 5,000 it lasted a quarter of one, closer to start-up than
+//! to a steady rate). Goal: Muster >= 0.8 x smtp-source. Prints each
+//! round's ratio, the CPU per message of each sender and of the sink
 //! serving it, and min / median / max over the rounds.
 //!
 //! Run: `cargo bench --bench send [-- SESSIONS] [--rounds=N]` (default:
