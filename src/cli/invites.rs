@@ -50,7 +50,8 @@ pub struct ListArgs {
     batch: Option<String>,
     /// A link state (live, redeemed, revoked, expired, blocked), a delivery
     /// state (queued, sent, deferred, failed), `pending`, `expiring` (within a week),
-    /// or `new_link_requested`.
+    /// `new_link_requested`, or `setup_failed` (the link works; the mailbox could
+    /// not be made).
     #[arg(long)]
     state: Option<String>,
     /// Text to find in the recipient, mailbox or display name.

@@ -214,6 +214,13 @@ impl Invite {
             )
     }
 
+    /// Its recipient chose a password but the mailbox could not be made,
+    /// and the link still works: the admin has something to fix.
+    pub fn setup_failed(&self, now: OffsetDateTime) -> bool {
+        self.last_error.is_some()
+            && matches!(self.link_state(now), LinkState::Live | LinkState::Blocked)
+    }
+
     /// Live, and expiring within [`EXPIRING_SOON`] of `now`.
     pub fn expiring_soon(&self, now: OffsetDateTime) -> bool {
         self.link_state(now) == LinkState::Live && self.expires_at - now <= EXPIRING_SOON
@@ -381,6 +388,22 @@ mod tests {
         assert_eq!(i.link_state(T0), LinkState::Blocked);
         assert!(i.counts_as_pending(T0));
         i.begin_redeem(T0).unwrap();
+    }
+
+    #[test]
+    fn a_setup_failure_is_news_while_the_link_still_works() {
+        let mut i = invite();
+        assert!(!i.setup_failed(T0));
+        i.begin_redeem(T0).unwrap();
+        i.abort_redeem("the host refused".into(), false);
+        assert!(i.setup_failed(T0));
+        assert!(!i.setup_failed(T0 + Duration::days(31)), "expired");
+        let mut set_up = i.clone();
+        set_up.begin_redeem(T0).unwrap();
+        set_up.finish_redeem(T0);
+        assert!(!set_up.setup_failed(T0));
+        i.revoke(T0).unwrap();
+        assert!(!i.setup_failed(T0));
     }
 
     #[test]

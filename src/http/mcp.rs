@@ -92,7 +92,8 @@ pub struct ListArgs {
     pub batch_id: Option<String>,
     /// A link state (live, redeemed, revoked, expired, blocked), a delivery state
     /// (queued, sent, deferred, failed), `pending`, `expiring` (live, expiring within a
-    /// week) or `new_link_requested`.
+    /// week), `new_link_requested` or `setup_failed` (the link works; the mailbox
+    /// could not be made).
     pub state: Option<String>,
     /// Text to find in the recipient, mailbox or display name.
     pub query: Option<String>,

@@ -1,6 +1,7 @@
 //! The words of what Muster tells admins: a notice about one invite (set
-//! up, undeliverable, a new link asked for) and the daily digest. Each
-//! links to the pending list filtered to what it names.
+//! up, undeliverable, a new link asked for, a mailbox that could not be
+//! made) and the daily digest. Each links to the pending list filtered to
+//! what it names.
 
 use time::OffsetDateTime;
 
@@ -97,6 +98,20 @@ pub fn notice_words(
             link: list("new_link_requested", &recipient),
             link_label: "Resend it from the pending list",
         },
+        NoticeEvent::SetupFailed => NoticeWords {
+            headline: format!("{recipient} could not set up {mailbox}"),
+            details: format!(
+                "{} chose a password, but {mailbox} was not made.\n\nWhy: {}.\n\nNothing was created, and their link works until {}: once this is put right, they can use it again.",
+                who(i),
+                i.last_error
+                    .as_deref()
+                    .unwrap_or("no reason given")
+                    .trim_end_matches('.'),
+                plain_date(i.expires_at, "en")
+            ),
+            link: list("setup_failed", &recipient),
+            link_label: "Open it in the pending list",
+        },
     }
 }
 
@@ -168,6 +183,17 @@ pub fn digest_values(
                 format!("{}, expires {}", arrow(i), short_date(i.expires_at))
             }),
         ),
+        ("setup_failed_count", count(&d.setup_failed)),
+        (
+            "setup_failed_list",
+            list(&d.setup_failed, &|i| {
+                format!(
+                    "{}: {}",
+                    arrow(i),
+                    i.last_error.as_deref().unwrap_or("no reason given")
+                )
+            }),
+        ),
         ("failed_count", count(&d.failed)),
         (
             "failed_list",
@@ -188,6 +214,10 @@ pub fn digest_values(
         (
             "link_failed",
             pending_list(public_url, &[("state", "failed")]),
+        ),
+        (
+            "link_setup_failed",
+            pending_list(public_url, &[("state", "setup_failed")]),
         ),
     ]
 }

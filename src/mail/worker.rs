@@ -29,7 +29,7 @@ use super::outbox::Outbox;
 use super::recorder::{Done, Recorder};
 use super::smtp::{Outcome, Relay};
 use crate::config::SmtpMode;
-use crate::domain::invite::Invite;
+use crate::domain::invite::{Invite, LinkState};
 use crate::domain::token::TokenPurpose;
 use crate::service::Muster;
 use crate::store::{NoticeEvent, StoreError, Task, TaskKind};
@@ -361,8 +361,24 @@ pub(super) fn compose(
                     .collect(),
                 _ => Vec::new(),
             };
+            // Told only while the link still works (a second try may be
+            // under way: still news).
+            if *event == NoticeEvent::SetupFailed
+                && !matches!(
+                    invite.link_state(now),
+                    LinkState::Live | LinkState::Blocked | LinkState::Redeeming
+                )
+            {
+                return Err(Outcome::Skipped(
+                    "the link was used, revoked or expired since".into(),
+                ));
+            }
             let words = notices::notice_words(*event, &invite, &failed, muster.config.public_url());
-            let id = format!("{}.{}.{}", event.name(), invite.id, invite.generation);
+            let mut id = format!("{}.{}.{}", event.name(), invite.id, invite.generation);
+            // One invite may fail to set up for more than one reason.
+            if *event == NoticeEvent::SetupFailed {
+                id.push_str(&format!(".{}", crate::store::millis(job.task.queued_at)));
+            }
             let msg = composer
                 .notice(to, &words, &id, now)
                 .map_err(|e| Outcome::Unsendable(e.to_string()))?;

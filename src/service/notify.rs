@@ -25,6 +25,9 @@ pub struct Digest {
     pub expiring: Vec<Invite>,
     /// Invite emails that could not be delivered, links not used or revoked.
     pub failed: Vec<Invite>,
+    /// Of the pending, those whose recipient chose a password but whose
+    /// mailbox could not be made.
+    pub setup_failed: Vec<Invite>,
 }
 
 impl Digest {
@@ -208,9 +211,12 @@ pub fn digest_of(invites: Vec<Invite>, since: OffsetDateTime, until: OffsetDateT
             d.failed.push(i);
             continue;
         }
-        if link == LinkState::Live {
+        if matches!(link, LinkState::Live | LinkState::Blocked) {
             if i.expiring_soon(until) {
                 d.expiring.push(i.clone());
+            }
+            if i.setup_failed(until) {
+                d.setup_failed.push(i.clone());
             }
             d.pending.push(i);
         }

@@ -267,6 +267,11 @@ impl Muster {
                         if blocked {
                             self.emit_invite(w, EventKind::InviteBlocked, &new)?;
                         }
+                        // The admin hears once per reason: a recipient trying
+                        // again and again is not news.
+                        if old.last_error.as_deref() != Some(message.as_str()) {
+                            self.queue_notice(w, &new, NoticeEvent::SetupFailed, now)?;
+                        }
                         self.audit(
                             w,
                             &Actor::recipient(&old.recipient_email),

@@ -126,6 +126,9 @@ pub enum NoticeEvent {
     Failed,
     /// The recipient asked for a new link from the expired page.
     NewLinkRequested,
+    /// The recipient chose a password but the mailbox could not be made
+    /// (the pool is full, the host refused or failed); their link works.
+    SetupFailed,
 }
 
 impl NoticeEvent {
@@ -134,6 +137,7 @@ impl NoticeEvent {
             Self::Redeemed => "redeemed",
             Self::Failed => "failed",
             Self::NewLinkRequested => "new_link_requested",
+            Self::SetupFailed => "setup_failed",
         }
     }
 }

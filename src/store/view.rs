@@ -89,6 +89,7 @@ impl InviteFilter {
             let ok = match asked {
                 "pending" => i.counts_as_pending(now),
                 "new_link_requested" => i.new_link_requested_at.is_some(),
+                "setup_failed" => i.setup_failed(now),
                 "expiring" => i.expiring_soon(now),
                 _ => link == asked || delivery == asked,
             };

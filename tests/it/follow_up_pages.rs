@@ -1,5 +1,6 @@
 //! Following up in the web app, in both browsers: a link from a notice
-//! opens the pending list filtered to what it names, "Resend all still
+//! opens the pending list filtered to what it names, *Setup failed* finds
+//! the invites whose mailbox could not be made, "Resend all still
 //! pending…" shows which invites before it sends them fresh links, and the
 //! Webhooks page adds an endpoint (its secret shown once), shows its
 //! delivery log, redelivers and removes it.
@@ -228,7 +229,106 @@ async fn webhook_endpoints_and_their_delivery_log(engine: Engine) {
     app.shutdown().await;
 }
 
+/// An admin told that a mailbox could not be made finds the invite with
+/// *Setup failed* in the state filter, and its reason beside it.
+async fn invites_whose_mailbox_was_not_made_are_found_with_their_reason(engine: Engine) {
+    use std::os::unix::io::AsRawFd;
+    if !engine.available() {
+        return;
+    }
+    let app = TestApp::spawn(|_| {}).await;
+    app.muster
+        .add_admin(ADMIN, PASSWORD, &Actor::cli())
+        .unwrap();
+    let made = app.muster.create_batch(people(&["ann", "bob"])).unwrap();
+    // Another writer holds the passwd-file while ann chooses her password.
+    let passwd = app.muster.config.passwd_file();
+    std::fs::create_dir_all(passwd.parent().unwrap()).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(passwd.with_file_name("passwd.lock"))
+        .unwrap();
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let token = app.muster.invite_token(&made.invites[0]).unwrap();
+    assert!(
+        app.muster
+            .redeem(token.as_str(), PASSWORD, PASSWORD)
+            .is_err()
+    );
+    drop(lock);
+
+    let mut b = Browser::start(
+        engine,
+        "invites_whose_mailbox_was_not_made_are_found_with_their_reason",
+    )
+    .await;
+    sign_in(&mut b, &app).await;
+    b.goto(&format!("{}/invites", app.url())).await;
+    b.wait("tr[data-id]").await;
+    assert_eq!(b.count("tr[data-id]").await, 2);
+    // The reason keeps ann's row as short as bob's until it is asked for.
+    let height = |who: &str| {
+        format!(
+            "return [...document.querySelectorAll('tr[data-id]')].find(r => r.textContent.includes('{who}')).getBoundingClientRect().height"
+        )
+    };
+    let (ann, bob) = (
+        b.run(&height("ann@")).await.as_f64().unwrap(),
+        b.run(&height("bob@")).await.as_f64().unwrap(),
+    );
+    assert!(ann <= bob + 1.0, "ann's row {ann} px, bob's {bob} px");
+    b.click("#state option[value=setup_failed]").await;
+    b.click("#filters button[type=submit]").await;
+    b.until("the list filtered to setup failures", || async {
+        (b.count("tr[data-id]").await == 1).then_some(())
+    })
+    .await;
+    let row = b.text("#invites").await;
+    assert!(
+        row.contains("ann@elsewhere.org") && row.contains("locked by another writer"),
+        "{row}"
+    );
+    assert!(!row.contains("bob@elsewhere.org"), "{row}");
+    // Every column in view at both sizes, the actions within the window.
+    for (w, h) in [(1280, 900), (390, 844)] {
+        b.set_size(w, h).await;
+        let fit = b
+            .run(
+                "const wrap = document.querySelector('.table-wrap');
+                 const row = document.querySelector('tr[data-id]');
+                 return [wrap.scrollWidth - wrap.clientWidth,
+                         row.lastElementChild.getBoundingClientRect().right - window.innerWidth];",
+            )
+            .await;
+        let (inner, outside) = (fit[0].as_f64().unwrap(), fit[1].as_f64().unwrap());
+        assert!(
+            inner <= 0.0,
+            "{w}x{h}: the table scrolls {inner} px inside its box"
+        );
+        assert!(
+            outside <= 0.0,
+            "{w}x{h}: the actions end {outside} px past the window"
+        );
+    }
+    b.set_size(1280, 900).await;
+    b.step("setup-failed").await;
+    let reason = "td[data-label=Link] button.detail";
+    b.click(reason).await;
+    b.until("the whole reason", || async {
+        (b.html_attribute(reason, "aria-expanded").await.as_deref() == Some("true")).then_some(())
+    })
+    .await;
+    let open = b.run(&height("ann@")).await.as_f64().unwrap();
+    assert!(open > ann, "{open} px open against {ann} px shut");
+    b.step("setup-failed-reason").await;
+    b.quit().await;
+    app.shutdown().await;
+}
+
 crate::in_both_browsers!(
     resend_all_still_pending_after_a_week,
-    webhook_endpoints_and_their_delivery_log
+    webhook_endpoints_and_their_delivery_log,
+    invites_whose_mailbox_was_not_made_are_found_with_their_reason
 );

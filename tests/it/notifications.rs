@@ -1,8 +1,9 @@
 //! The inviter told, through the real Postfix: a notice to the admin who
 //! made a batch (or made the API token it came through) when a recipient
 //! sets up their mailbox or asks for a new link, one when an invite fails
-//! for good, each linking to the pending list filtered to it; in digest
-//! mode one message a day per admin, about their own batches only.
+//! for good, and when a mailbox could not be made (once per reason), each
+//! linking to the pending list filtered to it; in digest mode one message
+//! a day per admin, about their own batches only.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -169,6 +170,130 @@ async fn each_admin_hears_about_their_own_batch() {
     app.shutdown().await;
 }
 
+/// Holds the passwd-file's lock as another writer would, until dropped.
+fn hold_passwd_lock(app: &TestApp) -> std::fs::File {
+    use std::os::unix::io::AsRawFd;
+    let passwd = app.muster.config.passwd_file();
+    std::fs::create_dir_all(passwd.parent().unwrap()).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(passwd.with_file_name("passwd.lock"))
+        .unwrap();
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    lock
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_that_could_not_be_made_is_told_once_per_reason() {
+    if !require("the mail stack", mailstack::available()) {
+        return;
+    }
+    let dir = TestDir::new();
+    mailstack::open_dir(dir.path());
+    let postfix = Postfix::start(dir.path(), None);
+    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
+    let app = TestApp::spawn_in(dir, |c| relay(c, postfix.port), clock.clone()).await;
+    let annas = app
+        .muster
+        .create_batch(BatchRequest::new(
+            vec![InviteRow::to("jo@elsewhere.org")],
+            Actor::admin(ANNA),
+        ))
+        .unwrap();
+    let first = settled(&app, &postfix);
+    assert_eq!(first.len(), 1);
+    let jo = first[0].link.clone();
+
+    // Another writer holds the passwd-file while jo tries, twice.
+    let lock = hold_passwd_lock(&app);
+    for _ in 0..2 {
+        let (status, page) = submit_password(&app.client, &jo, PASSWORD, PASSWORD).await;
+        assert_eq!(status, 503, "{page}");
+    }
+    let mails = settled(&app, &postfix);
+    let anna = to(&mails, ANNA);
+    assert_eq!(anna.len(), 1, "one notice for one reason: {mails:#?}");
+    assert_eq!(
+        anna[0].subject,
+        "jo@elsewhere.org could not set up jo@team.example"
+    );
+    assert!(
+        anna[0].text.contains("locked by another writer")
+            && anna[0].text.contains("their link works until"),
+        "{}",
+        anna[0].text
+    );
+    assert_eq!(
+        pending_link(&anna[0]),
+        format!(
+            "{}/invites?batch={}&state=setup_failed&q=jo@elsewhere.org",
+            app.url(),
+            annas.batch.id
+        )
+    );
+    // The link's filter shows jo's invite, with the reason.
+    let (status, page) = app
+        .call(
+            Method::GET,
+            &format!(
+                "/invites?batch_id={}&state=setup_failed&q=jo@elsewhere.org",
+                annas.batch.id
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let listed = page["invites"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{page}");
+    assert!(
+        listed[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("locked by another writer"),
+        "{page}"
+    );
+
+    // A new reason is news: the mailbox was made by hand meanwhile.
+    drop(lock);
+    let passwd = app.muster.config.passwd_file();
+    let before = std::fs::read_to_string(&passwd).unwrap_or_default();
+    std::fs::write(
+        &passwd,
+        format!("{before}jo@team.example:{{PLAIN}}by-hand:5000:5000::/nonexistent::\n"),
+    )
+    .unwrap();
+    let (status, page) = submit_password(&app.client, &jo, PASSWORD, PASSWORD).await;
+    assert_eq!(status, 503, "{page}");
+    let mails = settled(&app, &postfix);
+    let anna = to(&mails, ANNA);
+    assert_eq!(anna.len(), 2, "{mails:#?}");
+    assert!(
+        anna.iter()
+            .any(|m| m.text.contains("already exists on the mail server")),
+        "{anna:#?}"
+    );
+
+    // Put right, the same link sets the mailbox up; the filter is empty.
+    std::fs::write(&passwd, &before).unwrap();
+    let (status, page) = submit_password(&app.client, &jo, PASSWORD, PASSWORD).await;
+    assert_eq!(status, 200, "{page}");
+    let mails = settled(&app, &postfix);
+    let anna = to(&mails, ANNA);
+    assert_eq!(anna.len(), 3, "{mails:#?}");
+    assert!(
+        anna.iter()
+            .any(|m| m.subject == "jo@elsewhere.org set up jo@team.example"),
+        "{anna:#?}"
+    );
+    let (_, page) = app
+        .call(Method::GET, "/invites?state=setup_failed", None)
+        .await;
+    assert_eq!(page["invites"].as_array().unwrap().len(), 0, "{page}");
+    app.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invite_that_fails_for_good_is_told_to_the_configured_address() {
     let peer = Peer::start(vec![Step::Reply("550 5.1.1 no such user here")]).await;
@@ -258,7 +383,13 @@ async fn the_daily_digest_goes_once_a_day_to_each_admin_about_their_batches() {
     let jo = first.iter().find(|m| m.to == "jo@elsewhere.org").unwrap();
     let (status, page) = submit_password(&app.client, &jo.link, PASSWORD, PASSWORD).await;
     assert_eq!(status, 200, "{page}");
-    // In digest mode no notice goes for the redemption.
+    // lu tries while another writer holds the passwd-file.
+    let lu = first.iter().find(|m| m.to == "lu@elsewhere.org").unwrap();
+    let lock = hold_passwd_lock(&app);
+    let (status, page) = submit_password(&app.client, &lu.link, PASSWORD, PASSWORD).await;
+    assert_eq!(status, 503, "{page}");
+    drop(lock);
+    // In digest mode no notice goes for either.
     assert_eq!(settled(&app, &postfix).len(), 3);
     // Before the hour: nothing planned.
     assert_eq!(app.muster.plan_digests().unwrap(), 0);
@@ -272,7 +403,19 @@ async fn the_daily_digest_goes_once_a_day_to_each_admin_about_their_batches() {
     assert_eq!(mails.len(), 5, "two digests: {mails:#?}");
     let anna = to(&mails, ANNA);
     assert_eq!(anna.len(), 1, "{mails:#?}");
-    assert_eq!(anna[0].subject, "Invites today: 1 set up, 1 pending");
+    assert_eq!(
+        anna[0].subject,
+        "Invites today: 1 set up, 1 pending, 1 could not be set up"
+    );
+    assert!(
+        anna[0].text.contains("Could not set up their mailbox: 1")
+            && anna[0].text.contains("locked by another writer")
+            && anna[0]
+                .text
+                .contains(&format!("{}/invites?state=setup_failed", app.url())),
+        "{}",
+        anna[0].text
+    );
     assert!(
         anna[0].text.contains("jo@elsewhere.org → jo@team.example"),
         "{}",

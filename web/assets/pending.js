@@ -53,10 +53,10 @@ Muster.page(async () => {
     return i.delivery_state === 'in_outbox' ? i.delivery_detail.replace(/^.*\//, '') : i.delivery_detail;
   }
 
-  // Why an invite waits or failed: one line, shown whole on a click or tap
-  // (a phone has no hover for the title).
-  function detailButton(full, short) {
-    const b = el('button', { type: 'button', class: 'muted detail', title: full === short ? null : full, 'aria-expanded': 'false', text: short });
+  // Why an invite waits or failed, or why its mailbox could not be made: one
+  // line, shown whole on a click or tap (a phone has no hover for the title).
+  function detailButton(full, short, kind) {
+    const b = el('button', { type: 'button', class: 'muted detail' + (kind ? ' ' + kind : ''), title: full, 'aria-expanded': 'false', text: short });
     b.addEventListener('click', () => {
       const open = b.getAttribute('aria-expanded') !== 'true';
       b.setAttribute('aria-expanded', String(open));
@@ -82,7 +82,7 @@ Muster.page(async () => {
     });
     const notes = [];
     if (i.new_link_requested_at) notes.push(el('div', { class: 'flag', text: 'asked for a new link ' + fmtDate(i.new_link_requested_at) }));
-    if (i.last_error) notes.push(el('div', { class: 'muted', text: i.last_error }));
+    if (i.last_error) notes.push(detailButton(i.last_error, i.last_error, 'reason'));
     const detail = i.delivery_detail ? shortDetail(i) : null;
     return el('tr', { 'data-id': i.id, 'data-link': i.link_state, 'data-delivery': i.delivery_state },
       el('td', { class: 'pick-cell' }, check),

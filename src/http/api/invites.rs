@@ -335,7 +335,8 @@ impl InvitesApi {
         state: Data<&Arc<HttpState>>,
         batch_id: Query<Option<String>>,
         /// A link state, a delivery state, `pending`, `expiring` (live and
-        /// expiring within a week) or `new_link_requested`.
+        /// expiring within a week), `new_link_requested` or `setup_failed`
+        /// (the link works; the mailbox could not be made).
         #[oai(name = "state")]
         state_filter: Query<Option<String>>,
         /// Text to find in the recipient, mailbox or display name.
