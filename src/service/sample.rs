@@ -2,6 +2,8 @@
 //! (language, expiry date), and an invite-shaped test sent to the admin,
 //! through the same relay or outbox the invites use.
 
+use std::sync::Arc;
+
 use time::OffsetDateTime;
 
 use super::authentication::{self, Authentication};
@@ -57,6 +59,15 @@ struct Drafted {
     display_name: Option<String>,
     locale: Option<String>,
     expires_at: OffsetDateTime,
+}
+
+/// A test message ready to go, and what it was made from.
+struct SignedTest {
+    draft: Drafted,
+    msg: Outgoing,
+    signer: Option<Signer>,
+    /// Names the outbox file when there is no relay.
+    id: String,
 }
 
 impl Drafted {
@@ -136,26 +147,34 @@ impl Muster {
     /// and DMARC judge it against the DNS published now. Audited; nothing
     /// else is stored, and its link leads nowhere.
     pub async fn send_test_invite(
-        &self,
+        self: &Arc<Self>,
         domain: Option<&str>,
         row: &InviteRow,
         expires_in: Option<HumanDuration>,
         to: &RecipientEmail,
         actor: &Actor,
     ) -> Result<TestSent, ServiceError> {
-        let draft = self.draft(domain, row, expires_in)?;
-        let id = self.new_id();
         let to = to.to_string();
-        let mut msg = self
-            .composer()?
-            .test_invite(&draft.text(), &self.sample_link(), &to, &id, self.now())
-            .map_err(|e| ServiceError::Email(e.to_string()))?;
-        let signer = Signer::load(&self.config).map_err(|e| ServiceError::Email(e.to_string()))?;
-        if let Some(signer) = &signer {
-            signer
-                .sign(&mut msg)
-                .map_err(|e| ServiceError::Email(e.to_string()))?;
-        }
+        // The row's checks read the host's mailboxes (a file or a
+        // database), and the key files are read: off the runtime's workers.
+        let SignedTest {
+            draft,
+            msg,
+            signer,
+            id,
+        } = {
+            let (this, domain, row, to) = (
+                self.clone(),
+                domain.map(str::to_string),
+                row.clone(),
+                to.clone(),
+            );
+            tokio::task::spawn_blocking(move || {
+                this.signed_test(domain.as_deref(), &row, expires_in, &to)
+            })
+            .await
+            .map_err(|_| ServiceError::Stopped)??
+        };
         let (bytes, envelope_from) = (msg.bytes.clone(), msg.from.clone());
         let (mut via, mut left_from) = (None, None);
         let outcome = match self.config.smtp_mode() {
@@ -259,12 +278,45 @@ impl Muster {
                 format!("as {}'s invite; written to {file}", draft.recipient)
             }
         };
-        self.store
-            .write(|w| self.audit(w, actor, "invite.test_sent", &to, detail))?;
+        let (this, actor) = (self.clone(), actor.clone());
+        tokio::task::spawn_blocking(move || {
+            this.store
+                .write(|w| this.audit(w, &actor, "invite.test_sent", &to, detail))
+        })
+        .await
+        .map_err(|_| ServiceError::Stopped)??;
         Ok(TestSent {
             delivery,
             authentication,
             signed_with: signer.map(|s| s.selectors()).unwrap_or_default(),
+        })
+    }
+
+    /// The test message for `row`, composed and signed as invites are.
+    fn signed_test(
+        &self,
+        domain: Option<&str>,
+        row: &InviteRow,
+        expires_in: Option<HumanDuration>,
+        to: &str,
+    ) -> Result<SignedTest, ServiceError> {
+        let draft = self.draft(domain, row, expires_in)?;
+        let id = self.new_id();
+        let mut msg = self
+            .composer()?
+            .test_invite(&draft.text(), &self.sample_link(), to, &id, self.now())
+            .map_err(|e| ServiceError::Email(e.to_string()))?;
+        let signer = Signer::load(&self.config).map_err(|e| ServiceError::Email(e.to_string()))?;
+        if let Some(signer) = &signer {
+            signer
+                .sign(&mut msg)
+                .map_err(|e| ServiceError::Email(e.to_string()))?;
+        }
+        Ok(SignedTest {
+            draft,
+            msg,
+            signer,
+            id,
         })
     }
 
