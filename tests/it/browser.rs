@@ -453,6 +453,70 @@ async fn a_csv_over_the_pool_is_flagged(engine: Engine) {
     app.shutdown().await;
 }
 
+/// Long and hostile rows, as a real export brings them: every column of the
+/// preview stays in the window on a laptop (problems and names wrap), and
+/// each mailbox's domain shows whole beside its field.
+async fn a_preview_of_long_and_hostile_rows_fits_a_laptop(engine: Engine) {
+    if !engine.available() {
+        return;
+    }
+    let app = TestApp::spawn(|_| {}).await;
+    app.muster
+        .add_admin(ADMIN, PASSWORD, &Actor::cli())
+        .unwrap();
+    let mut b = Browser::start(engine, "a_preview_of_long_and_hostile_rows_fits_a_laptop").await;
+    sign_in(&mut b, &app, PASSWORD).await;
+    let long_local = "b".repeat(70);
+    let long_name = "Z".repeat(99);
+    let csv = app.dir.write(
+        "export.csv",
+        &format!(
+            "email,storage_allocation_mb,display_name\n\
+             ann@elsewhere.org,,\n\
+             ann@elsewhere.org,,\n\
+             not-an-email,,\n\
+             <script>alert(1)</script>@evil.example,,\n\
+             {long_local}@elsewhere.org,,\n\
+             carl@elsewhere.org,,{long_name}\n"
+        ),
+    );
+    b.goto(&format!("{}/invites/new", app.url())).await;
+    b.upload("#file", &csv).await;
+    b.wait_text("#chosen", "Using the file export.csv").await;
+    b.click("#to-preview").await;
+    b.wait_text("#summary", "6 rows: 2 clean, 4 flagged").await;
+    // No script ran: the address is text.
+    assert!(b.text("#preview").await.contains("<script>"));
+    for (w, h) in [(1280, 900), (390, 844)] {
+        b.set_size(w, h).await;
+        let cut = b
+            .run(
+                "const cut = [];
+                 for (const box of document.querySelectorAll('#preview .mailbox')) {
+                   const span = box.querySelector('span').getBoundingClientRect();
+                   const cell = box.closest('td').getBoundingClientRect();
+                   if (span.right > cell.right + 1) cut.push(box.closest('tr').dataset.row);
+                 }
+                 const drops = [...document.querySelectorAll('#preview button[data-field=drop]')]
+                   .map(d => d.getBoundingClientRect().right)
+                   .filter(r => r > window.innerWidth);
+                 return [cut, drops.length];",
+            )
+            .await;
+        assert_eq!(
+            cut,
+            serde_json::json!([[], 0]),
+            "{w}x{h}: rows whose domain is cut, and Drop buttons outside the window"
+        );
+    }
+    b.set_size(1280, 900).await;
+    b.run("document.querySelector('#preview').scrollIntoView()")
+        .await;
+    b.step("long-rows").await;
+    b.quit().await;
+    app.shutdown().await;
+}
+
 async fn bulk_creation_shows_a_generated_password_once(engine: Engine) {
     if !engine.available() {
         return;
@@ -708,6 +772,7 @@ crate::in_both_browsers!(
     first_run_setup_sign_in_and_forgot_password,
     the_bulk_invites_wizard_and_the_pending_list,
     a_csv_over_the_pool_is_flagged,
+    a_preview_of_long_and_hostile_rows_fits_a_laptop,
     bulk_creation_shows_a_generated_password_once,
     a_state_changing_request_without_the_csrf_token_is_refused,
 );

@@ -45,14 +45,17 @@ Muster.page(async () => {
       el('td', { 'data-label': 'Line', text: r.line || r.index + 1 }),
       el('td', { 'data-label': 'Mailbox', text: r.mailbox || r.local_part }),
       el('td', { 'data-label': 'Password', text: r.password === 'generate' ? 'generated' : 'given' }),
-      el('td', { 'data-label': 'Allocation (MB)', text: r.storage_allocation_mb ? r.storage_allocation_mb : 'shared' }),
-      el('td', {}, r.flags.length ? r.flags.map((f, k) => el('div', { class: 'flag', id: 'flag-' + i + '-' + k, 'data-code': f.code, text: f.message })) : 'ok'),
+      // As typed when it is not a size (the flag beside it says why).
+      el('td', { 'data-label': 'Allocation (MB)', text: r.storage_allocation_mb || (rows[i] && rows[i].storage_allocation_mb) || 'shared' }),
+      el('td', { class: 'problems' }, r.flags.length ? r.flags.map((f, k) => el('div', { class: 'flag', id: 'flag-' + i + '-' + k, 'data-code': f.code, text: f.message })) : 'ok'),
       el('td', {}, el('button', { type: 'button', class: 'secondary', text: 'Drop', 'data-field': 'drop', 'aria-label': 'Drop ' + (r.mailbox || r.local_part || 'row ' + (i + 1)),
         'aria-describedby': r.flags.length ? r.flags.map((f, k) => 'flag-' + i + '-' + k).join(' ') : null,
         onclick: () => drop(i) })))));
     restore(focusAfter);
     focusAfter = null;
     $('summary').textContent = plural(preview.rows.length, 'row') + ': ' + preview.clean_rows + ' clean, ' + preview.flagged_rows + ' flagged.';
+    // With flagged rows the one way on says what it leaves out.
+    $('create').hidden = preview.flagged_rows > 0;
     $('create').disabled = preview.flagged_rows > 0 || preview.clean_rows === 0;
     $('create').textContent = 'Create ' + plural(preview.clean_rows, 'mailbox', 'mailboxes');
     $('only-clean').hidden = preview.flagged_rows === 0;

@@ -145,9 +145,9 @@ Muster.page(async () => {
         el('td', { 'data-label': 'Line', text: r.line || (r.index + 1) }),
         el('td', { 'data-label': 'Recipient', class: 'who' }, email),
         el('td', { 'data-label': 'Name', text: r.display_name || '' }),
-        el('td', { 'data-label': 'Mailbox', class: 'nowrap' }, local, el('span', { class: 'muted', text: '@' + domain })),
+        el('td', { 'data-label': 'Mailbox' }, el('div', { class: 'mailbox' }, local, el('span', { class: 'muted', text: '@' + domain }))),
         el('td', { 'data-label': 'Allocation (MB)' }, alloc),
-        el('td', {}, flags.length ? flags : el('span', { text: 'ok' })),
+        el('td', { class: 'problems' }, flags.length ? flags : el('span', { text: 'ok' })),
         el('td', {}, dropButton)));
     });
     restore(focusAfter);

@@ -590,8 +590,9 @@ impl Browser {
     }
 
     /// One step of a test: the console is clean, and the page fits both
-    /// a laptop and a phone without sideways scrolling. Each size is
-    /// photographed; the photos are kept if the test fails.
+    /// a laptop and a phone without sideways scrolling, of the page or of
+    /// a table inside its box. Each size is photographed; the photos are
+    /// kept if the test fails.
     pub async fn step(&mut self, name: &str) {
         self.step_checked(name, true).await;
     }
@@ -620,6 +621,22 @@ impl Browser {
                 self.url().await,
                 size.0,
                 size.1
+            );
+            // A table that scrolls inside its box hides columns as surely.
+            let hidden = self
+                .run(
+                    "return [...document.querySelectorAll('.table-wrap')]
+                       .filter(w => w.offsetParent !== null && w.scrollWidth > w.clientWidth + 1)
+                       .map(w => (w.querySelector('table') || w).id + ': ' + w.scrollWidth + ' px in ' + w.clientWidth)",
+                )
+                .await;
+            assert_eq!(
+                hidden,
+                serde_json::json!([]),
+                "{name}: at {}x{} on {} a table scrolls sideways inside its box",
+                size.0,
+                size.1,
+                self.url().await
             );
         }
         self.resize(self.size).await;
