@@ -189,9 +189,20 @@ pub fn check_locale(locale: &str) -> Result<String, String> {
 /// The row-independent part shared by both previews: duplicates, the host
 /// and pending invites, then the cap and the pool in row order.
 struct Candidate<'a> {
+    /// The file's line, when the row came from one.
+    line: Option<usize>,
     mailbox: Option<&'a MailboxAddress>,
     allocation: Option<u64>,
     flags: &'a mut Vec<Flag>,
+}
+
+/// How a row is named in another row's flag: by the file's line, as the
+/// preview shows it, else by its place in the list.
+fn place(line: Option<usize>, index: usize) -> String {
+    match line {
+        Some(line) => format!("line {line}"),
+        None => format!("row {}", index + 1),
+    }
 }
 
 fn apply_capacity(
@@ -201,21 +212,21 @@ fn apply_capacity(
     reserved: &ReservedNames,
     now: OffsetDateTime,
 ) -> CapacityAfter {
-    let mut first_line_of: HashMap<&MailboxAddress, usize> = HashMap::new();
+    let mut first_place_of: HashMap<&MailboxAddress, String> = HashMap::new();
     for (i, c) in candidates.iter_mut().enumerate() {
         let Some(mailbox) = c.mailbox else { continue };
         if let Some(why) = reserved.refusal(mailbox) {
             c.flags
                 .push(Flag::new(FlagCode::ReservedLocalPart, "local_part", why));
         }
-        if let Some(first) = first_line_of.get(mailbox) {
+        if let Some(first) = first_place_of.get(mailbox) {
             c.flags.push(Flag::new(
                 FlagCode::DuplicateMailbox,
                 "local_part",
-                format!("the mailbox {mailbox} is already used by row {}", first + 1),
+                format!("the mailbox {mailbox} is already used by {first}"),
             ));
         } else {
-            first_line_of.insert(mailbox, i);
+            first_place_of.insert(mailbox, place(c.line, i));
         }
         if occupancy.mailbox_exists(mailbox) {
             c.flags.push(Flag::new(
@@ -235,16 +246,20 @@ fn apply_capacity(
         }
     }
 
+    // The panel counts every row the checks above let through, so it shows
+    // how far over the batch as asked would go. Flags count only the rows
+    // that fit: one row over the pool takes nothing from the rows after it.
     let left = facts.left();
     let available_mb = facts.pool_available_mb();
-    let mut this_batch = 0u64;
-    let mut allocated = 0u64;
+    let (mut this_batch, mut allocated) = (0u64, 0u64);
+    let (mut fitting, mut fitting_mb) = (0u64, 0u64);
     for c in candidates.iter_mut() {
         if !c.flags.is_empty() {
             continue;
         }
         this_batch += 1;
-        if this_batch as i64 > left {
+        allocated += c.allocation.unwrap_or(0);
+        if (fitting + 1) as i64 > left {
             c.flags.push(Flag::new(
                 FlagCode::OverCap,
                 "recipient_email",
@@ -252,19 +267,26 @@ fn apply_capacity(
             ));
             continue;
         }
-        if let Some(mb) = c.allocation {
-            allocated += mb;
-            if allocated as i64 > available_mb {
-                c.flags.push(Flag::new(
-                    FlagCode::AllocationOverPool,
-                    "storage_allocation_mb",
-                    format!(
-                        "the batch's allocations reach {allocated} MB here, over the {} MB left in the storage pool",
-                        available_mb.max(0)
-                    ),
-                ));
-            }
+        if let Some(mb) = c.allocation
+            && (fitting_mb + mb) as i64 > available_mb
+        {
+            let pool = available_mb.max(0);
+            let words = if fitting_mb == 0 {
+                format!("{mb} MB is more than the {pool} MB left in the storage pool")
+            } else {
+                format!(
+                    "{mb} MB does not fit: the rows above take {fitting_mb} MB of the {pool} MB left in the storage pool"
+                )
+            };
+            c.flags.push(Flag::new(
+                FlagCode::AllocationOverPool,
+                "storage_allocation_mb",
+                words,
+            ));
+            continue;
         }
+        fitting += 1;
+        fitting_mb += c.allocation.unwrap_or(0);
     }
     CapacityAfter {
         domain: facts.domain.to_string(),
@@ -306,7 +328,7 @@ pub fn preview_invites(
 ) -> (InvitePreview, Vec<Option<CleanInvite>>) {
     let mut out = Vec::with_capacity(rows.len());
     let mut parsed = Vec::with_capacity(rows.len());
-    let mut first_recipient: HashMap<String, usize> = HashMap::new();
+    let mut first_recipient: HashMap<String, String> = HashMap::new();
     for (index, row) in rows.iter().enumerate() {
         let mut flags = Vec::new();
         if let Some(problem) = &row.problem {
@@ -318,10 +340,10 @@ pub fn preview_invites(
                     Some(first) => flags.push(Flag::new(
                         FlagCode::DuplicateRecipient,
                         "recipient_email",
-                        format!("{r} is already invited by row {}", first + 1),
+                        format!("{r} is already invited by {first}"),
                     )),
                     None => {
-                        first_recipient.insert(r.dedup_key(), index);
+                        first_recipient.insert(r.dedup_key(), place(row.line, index));
                     }
                 }
                 Some(r)
@@ -404,6 +426,7 @@ pub fn preview_invites(
         .iter_mut()
         .zip(parsed.iter())
         .map(|(row, (_, mailbox, allocation))| Candidate {
+            line: row.line,
             mailbox: mailbox.as_ref(),
             allocation: *allocation,
             flags: &mut row.flags,
@@ -541,6 +564,7 @@ pub fn preview_creation(
         .iter_mut()
         .zip(parsed.iter())
         .map(|(row, (mailbox, _, allocation))| Candidate {
+            line: row.line,
             mailbox: mailbox.as_ref(),
             allocation: *allocation,
             flags: &mut row.flags,

@@ -82,7 +82,12 @@ fn duplicates_that_differ_only_in_case() {
         codes(&p),
         vec![vec![], vec!["duplicate_recipient", "duplicate_mailbox"]]
     );
-    assert!(p.rows[1].flags[0].message.contains("row 1"));
+    // Named by the line the preview shows.
+    assert!(
+        p.rows[1].flags[0].message.ends_with("by line 1"),
+        "{:?}",
+        p.rows[1].flags
+    );
 }
 
 #[test]
@@ -144,8 +149,8 @@ fn bad_allocations() {
 }
 
 #[test]
-fn allocation_sum_crossing_the_pool_is_flagged_from_that_row_on() {
-    // 35 MB available: rows of 10 MB cross at the fourth.
+fn a_row_over_the_pool_is_flagged_and_later_rows_that_fit_are_not() {
+    // 35 MB available: rows of 10 MB cross at the fourth; 1 MB still fits.
     let p = run(
         "a@x.org,10\nb@x.org,10\nc@x.org\nd@x.org,10\ne@x.org,10\nf@x.org,1\ng@x.org\n",
         &facts(100, 0, 0, 50, 15),
@@ -159,11 +164,17 @@ fn allocation_sum_crossing_the_pool_is_flagged_from_that_row_on() {
             vec![],
             vec![],
             vec!["allocation_over_pool"],
-            vec!["allocation_over_pool"],
+            vec![],
             // Rows without an allocation use the shared pool.
             vec![],
         ]
     );
+    assert_eq!(
+        p.rows[4].flags[0].message,
+        "10 MB does not fit: the rows above take 30 MB of the 35 MB left in the storage pool"
+    );
+    // The panel shows the batch as asked: 6 MB over.
+
     assert_eq!(p.capacity.batch_allocated_mb, 41);
     assert_eq!(p.capacity.pool_left_after_mb, 35 - 41);
 }
