@@ -61,6 +61,12 @@ fn chunk_body(rows: &[InviteRow], options: &BatchOptions) -> Result<Value, Strin
             })?;
             item["storage_allocation_mb"] = json!(mb);
         }
+        if let Some(name) = &r.display_name {
+            item["display_name"] = json!(name);
+        }
+        if let Some(locale) = &r.locale {
+            item["locale"] = json!(locale);
+        }
         items.push(item);
     }
     let mut body = json!({"items": items});

@@ -44,14 +44,23 @@ pub struct InviteItemArg {
     /// Dedicated storage in MB (a positive whole number); leave out for the shared pool.
     #[schemars(range(min = 1))]
     pub storage_allocation_mb: Option<i64>,
+    /// The recipient's name, for the greeting.
+    #[schemars(length(max = 100))]
+    pub display_name: Option<String>,
+    /// The email's language, such as `en` or `de`; left out, the configured default.
+    #[schemars(length(max = 35))]
+    pub locale: Option<String>,
 }
 
 impl InviteItemArg {
     fn row(&self) -> InviteRow {
+        let opt = |s: &Option<String>| s.clone().filter(|v| !v.trim().is_empty());
         InviteRow {
             recipient_email: self.recipient_email.clone(),
             local_part: Some(self.local_part.clone()),
             storage_allocation_mb: self.storage_allocation_mb.map(|n| n.to_string()),
+            display_name: opt(&self.display_name),
+            locale: opt(&self.locale),
             ..InviteRow::default()
         }
     }

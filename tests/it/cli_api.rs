@@ -89,3 +89,56 @@ async fn the_cli_sends_250_rows_in_three_calls_and_reruns_safely() {
     assert_eq!(app.muster.view().unwrap().invite_count().unwrap(), 400);
     app.shutdown().await;
 }
+
+/// The file's names and languages travel with its rows: the invite greets
+/// the recipient by name, in their language.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_carries_each_rows_name_and_language() {
+    let t = TestDir::new();
+    let app = TestApp::on(t.config()).await;
+    let (_, token) = app.muster.create_api_token("hr", &Actor::cli()).unwrap();
+    let file = t.write(
+        "people.csv",
+        "email,storage_allocation_mb,display_name,locale\nyara@elsewhere.org,100,Yara Yilmaz,de\n",
+    );
+    let url = app.url();
+    let out = tokio::task::spawn_blocking(move || {
+        run(
+            muster(&["invite", "--api", &url, "--token", &token])
+                .arg(&file)
+                .current_dir(std::env::temp_dir()),
+            None,
+        )
+    })
+    .await
+    .unwrap();
+    assert_exit(&out, 0);
+    let batch = app.muster.view().unwrap().batches().unwrap().remove(0);
+    let invite = app
+        .muster
+        .view()
+        .unwrap()
+        .invites_of_batch(&batch.id)
+        .unwrap()
+        .remove(0);
+    assert_eq!(invite.display_name.as_deref(), Some("Yara Yilmaz"));
+    assert_eq!(invite.locale.as_deref(), Some("de"));
+    let outbox = app.muster.config.outbox_dir();
+    let eml = wait_for(
+        "the invite in the outbox",
+        std::time::Duration::from_secs(20),
+        || {
+            std::fs::read_dir(&outbox)
+                .ok()?
+                .filter_map(Result::ok)
+                .find(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        },
+    );
+    let mail = mail_parser::MessageParser::default()
+        .parse(eml.as_bytes())
+        .unwrap();
+    let body = mail.body_text(0).unwrap();
+    assert!(body.starts_with("Hallo Yara Yilmaz,"), "{body}");
+    app.shutdown().await;
+}

@@ -45,17 +45,25 @@ pub struct InviteItem {
     pub recipient_email: String,
     /// Dedicated storage in MB; leave out for the shared pool.
     pub storage_allocation_mb: Option<i64>,
+    /// The recipient's name, for the greeting (`Hello Jane Doe`).
+    #[oai(validator(max_length = 400))]
+    pub display_name: Option<String>,
+    /// The email's language, such as `en` or `de`; left out, the
+    /// configured default.
+    #[oai(validator(max_length = 35))]
+    pub locale: Option<String>,
 }
 
 impl InviteItem {
     pub fn to_row(&self) -> InviteRow {
+        let opt = |s: &Option<String>| s.clone().filter(|v| !v.trim().is_empty());
         InviteRow {
             line: None,
             recipient_email: self.recipient_email.clone(),
             storage_allocation_mb: self.storage_allocation_mb.map(|n| n.to_string()),
             local_part: Some(self.local_part.clone()),
-            display_name: None,
-            locale: None,
+            display_name: opt(&self.display_name),
+            locale: opt(&self.locale),
             problem: None,
         }
     }
