@@ -215,6 +215,35 @@ async fn the_pending_list_fits_asks_first_and_exports_what_it_shows(engine: Engi
             .all(|l| l.starts_with("second") && l.contains(",revoked,"))
     );
     b.step("exported").await;
+    // A revoked invite takes no action: it cannot be selected.
+    assert_eq!(b.count("tr[data-id] .pick:disabled").await, 2);
+
+    // The first batch, selected while another admin revokes one of it:
+    // the rest are revoked, and the one that was not is named.
+    b.click(&format!("#batch option[value='{}']", first.batch.id))
+        .await;
+    b.click("#filters button[type=submit]").await;
+    b.until("the first batch", || async {
+        (b.count("tr[data-id] .pick:not(:disabled)").await == 3).then_some(())
+    })
+    .await;
+    b.click("#select-all").await;
+    b.click("#revoke-selected").await;
+    b.wait("#confirm[open]").await;
+    let meanwhile = app
+        .muster
+        .revoke(&first.invites[0].id, &Actor::cli())
+        .unwrap();
+    b.click("#confirm-ok").await;
+    let status = b.wait_text("#status", "Revoked 2 of 3 invites.").await;
+    assert!(
+        status.contains(&format!(
+            "{}: not revoked: the invite was revoked",
+            meanwhile.recipient_email
+        )),
+        "{status}"
+    );
+    b.step("revoked-but-one").await;
     b.quit().await;
     app.shutdown().await;
 }

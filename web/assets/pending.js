@@ -44,8 +44,8 @@ Muster.page(async () => {
   // The question before an action on `n` invites, and its button; `what`
   // names them in the question ("the invite to jane@…"), or their count.
   const ASK = {
-    resend: (n, what) => ['Resend ' + (what || plural(n, 'invite')) + '? Each gets a fresh link; the old one stops working.', 'Resend ' + plural(n, 'invite')],
-    revoke: (n, what) => ['Revoke ' + (what || plural(n, 'invite')) + '? Their links stop working at once. This cannot be undone.', 'Revoke ' + plural(n, 'invite')],
+    resend: (n, what) => ['Resend ' + (what || plural(n, 'invite')) + '? ' + (n === 1 ? 'It gets a fresh link; the old one stops working.' : 'Each gets a fresh link; the old one stops working.'), 'Resend ' + plural(n, 'invite')],
+    revoke: (n, what) => ['Revoke ' + (what || plural(n, 'invite')) + '? ' + (n === 1 ? 'Its link stops' : 'Their links stop') + ' working at once. This cannot be undone.', 'Revoke ' + plural(n, 'invite')],
   };
 
   // An outbox file's path: its name is enough here (the whole path is its title).
@@ -66,8 +66,10 @@ Muster.page(async () => {
   }
 
   function row(i) {
-    const check = el('input', { type: 'checkbox', class: 'pick', value: i.id, 'aria-label': 'Select ' + i.recipient_email });
     const open = ['live', 'expired', 'blocked'].includes(i.link_state);
+    // A used or revoked invite takes neither action: nothing to select.
+    const check = el('input', { type: 'checkbox', class: 'pick', value: i.id, 'data-recipient': i.recipient_email, disabled: !open,
+      'aria-label': 'Select ' + i.recipient_email });
     const button = (label, action, cls) => el('button', {
       type: 'button', class: cls || 'secondary', text: label, 'data-action': action, disabled: !open,
       'aria-label': label + ' ' + i.recipient_email,
@@ -119,18 +121,25 @@ Muster.page(async () => {
 
   $('filters').addEventListener('submit', e => { e.preventDefault(); reload(); });
   $('more').addEventListener('click', () => load(true));
-  $('select-all').addEventListener('change', e => document.querySelectorAll('.pick').forEach(c => { c.checked = e.target.checked; }));
+  $('select-all').addEventListener('change', e => document.querySelectorAll('.pick:not(:disabled)').forEach(c => { c.checked = e.target.checked; }));
 
+  // Each selected invite in turn; what could not be done is named, with
+  // what was done beside it.
   async function many(action, label) {
-    const ids = Array.from(document.querySelectorAll('.pick:checked')).map(c => c.value);
-    if (!ids.length) { say('status', 'bad', 'Select invites first.'); return; }
-    const [text, ok] = ASK[action](ids.length);
+    const picked = Array.from(document.querySelectorAll('.pick:checked:not(:disabled)'));
+    if (!picked.length) { say('status', 'bad', 'Select invites first.'); return; }
+    const [text, ok] = ASK[action](picked.length);
     if (!await confirmAction(text, ok)) return;
     const failed = [];
-    for (const id of ids) {
-      try { await act(id, action); } catch (err) { failed.push(errorText(err)); }
+    for (const c of picked) {
+      try { await act(c.value, action); } catch (err) { failed.push(c.dataset.recipient + ': not ' + label.toLowerCase() + ': ' + errorText(err)); }
     }
-    say('status', failed.length ? 'bad' : 'ok', failed.length ? failed : label + ': ' + plural(ids.length, 'invite') + '.');
+    const done = picked.length - failed.length;
+    if (failed.length) {
+      say('status', 'bad', [label + ' ' + done + ' of ' + plural(picked.length, 'invite') + '.', ...failed]);
+    } else {
+      say('status', 'ok', label + ': ' + plural(done, 'invite') + '.');
+    }
     reload();
   }
   $('resend-selected').addEventListener('click', () => many('resend', 'Resent'));
