@@ -78,6 +78,7 @@ impl ServiceError {
             S::NothingClean { .. } => "nothing_clean",
             S::NoInvite(_) => "no_such_invite",
             S::NoBatch(_) => "no_such_batch",
+            S::UnknownState(_) => "invalid_state",
             S::Transition(_) => "invite_state",
             S::Reopen(_) => "cannot_reopen",
             S::IdempotencyMismatch => "idempotency_key_reused",

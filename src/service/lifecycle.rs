@@ -119,6 +119,9 @@ impl Muster {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<InviteView>, Option<String>), ServiceError> {
+        if let Some(words) = filter.unknown_state() {
+            return Err(ServiceError::UnknownState(words));
+        }
         let InvitePage {
             invites,
             next_cursor,

@@ -95,6 +95,9 @@ pub enum ServiceError {
     NoInvite(String),
     #[error("no batch {0}")]
     NoBatch(String),
+    /// A list filter's state that names none.
+    #[error("{0}")]
+    UnknownState(String),
     #[error("{0}")]
     Transition(#[from] TransitionError),
     /// An expired invite that cannot take a place again (its mailbox was

@@ -71,7 +71,40 @@ impl AuditFilter {
     }
 }
 
+/// What `state` may name besides a link or delivery state.
+const GROUP_STATES: [&str; 4] = ["pending", "expiring", "new_link_requested", "setup_failed"];
+
 impl InviteFilter {
+    /// Every state the filter knows, in the order a person would look.
+    pub fn states() -> Vec<&'static str> {
+        let links = [
+            LinkState::Live,
+            LinkState::Blocked,
+            LinkState::Redeeming,
+            LinkState::Redeemed,
+            LinkState::Expired,
+            LinkState::Revoked,
+        ]
+        .map(LinkState::as_str);
+        GROUP_STATES
+            .into_iter()
+            .chain(links)
+            .chain(crate::domain::invite::Delivery::NAMES)
+            .collect()
+    }
+
+    /// A state the filter does not know, in words naming those it does.
+    pub fn unknown_state(&self) -> Option<String> {
+        let state = self.state.as_deref().filter(|s| !s.is_empty())?;
+        let known = Self::states();
+        (!known.contains(&state)).then(|| {
+            format!(
+                "{state:?} is not a state to filter by; use one of: {}",
+                known.join(", ")
+            )
+        })
+    }
+
     fn matches(&self, i: &Invite, now: OffsetDateTime) -> bool {
         // A revoke of "all in this batch" acts on what this returns. An
         // empty `batch_id=` means no batch filter, as an empty text does.

@@ -475,6 +475,21 @@ async fn the_pending_list_and_its_actions() {
     // Text and state filters.
     let (_, found) = api.call(Method::GET, "/invites?q=user3", None).await;
     assert_eq!(found["invites"].as_array().unwrap().len(), 1);
+    // A state the list does not know is refused, naming those it does; so
+    // is the CSV export of it.
+    for path in ["/invites?state=bogus", "/invites.csv?state=bogus"] {
+        let (status, refused) = api.call(Method::GET, path, None).await;
+        assert_eq!(status, 422, "{path}: {refused}");
+        assert_eq!(refused["code"], "invalid_state", "{refused}");
+        let words = refused["message"].as_str().unwrap();
+        assert!(
+            words.starts_with("\"bogus\" is not a state to filter by")
+                && words.contains("pending")
+                && words.contains("setup_failed")
+                && words.contains("in_outbox"),
+            "{words}"
+        );
+    }
     // The batch filter returns that batch only, across cursor pages, and
     // nothing for a batch that does not exist.
     let (status, second) = api

@@ -470,7 +470,7 @@ async fn a_preview_of_long_and_hostile_rows_fits_a_laptop(engine: Engine) {
     let long_name = "Z".repeat(99);
     let csv = app.dir.write(
         "export.csv",
-        &format!(
+        format!(
             "email,storage_allocation_mb,display_name\n\
              ann@elsewhere.org,,\n\
              ann@elsewhere.org,,\n\

@@ -265,7 +265,14 @@ async fn invites_whose_mailbox_was_not_made_are_found_with_their_reason(engine: 
     )
     .await;
     sign_in(&mut b, &app).await;
-    b.goto(&format!("{}/invites", app.url())).await;
+    // A mistyped state in the address is said, not silently dropped.
+    b.goto(&format!("{}/invites?state=setup_faild", app.url()))
+        .await;
+    b.wait_text(
+        "#status",
+        "the state \"setup_faild\", which the list does not know",
+    )
+    .await;
     b.wait("tr[data-id]").await;
     assert_eq!(b.count("tr[data-id]").await, 2);
     // The reason keeps ann's row as short as bob's until it is asked for.

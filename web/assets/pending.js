@@ -9,7 +9,13 @@ Muster.page(async () => {
   batches.forEach(b => $('batch').append(el('option', { value: b.id, text: b.domain + ' · ' + fmtDate(b.created_at) + ' · ' + plural(b.invite_count, 'invite') })));
   const params = new URLSearchParams(location.search);
   if (params.get('batch')) $('batch').value = params.get('batch');
-  if (params.get('state')) $('state').value = params.get('state');
+  if (params.get('state')) {
+    $('state').value = params.get('state');
+    // A state the list does not know (a mistyped link) is said, not hidden.
+    if ($('state').value !== params.get('state')) {
+      say('status', 'bad', 'The address asks for the state "' + params.get('state') + '", which the list does not know: showing every state.');
+    }
+  }
   if (params.get('q')) $('q').value = params.get('q');
 
   function filters() {
