@@ -195,6 +195,27 @@ pub fn is_local_address(ip: &IpAddr) -> bool {
     }
 }
 
+/// A host the public cannot reach by this name: a local address, or a
+/// name only this machine or its network resolves (`localhost`, a single
+/// label, `.local`, `.internal`, `.lan`, `.home.arpa`, `.localdomain`).
+pub fn is_local_host(host: &str) -> bool {
+    if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
+        return is_local_address(&ip);
+    }
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    !host.contains('.')
+        || [
+            ".localhost",
+            ".local",
+            ".internal",
+            ".lan",
+            ".home.arpa",
+            ".localdomain",
+        ]
+        .iter()
+        .any(|suffix| host.ends_with(suffix))
+}
+
 fn finding(check: Check, status: Status, name: &str, record_type: &'static str) -> Finding {
     Finding {
         check,
@@ -257,14 +278,22 @@ pub fn assess_domain(facts: &DomainFacts, sending: &Sending) -> Vec<Finding> {
 fn mx(f: &DomainFacts) -> Finding {
     let d = &f.domain;
     let mut x = finding(Check::Mx, Status::Ok, d, "MX");
-    // An MX names a host: with the mail host known only by its address,
-    // the name comes first.
+    // An MX names a host the world can look up: with the mail host known
+    // only by its address or a local name, the public name comes first.
     let by_address = f.mail_host.parse::<IpAddr>().is_ok();
+    let unnamed = by_address || is_local_host(&f.mail_host);
     let wanted = format!("10 {}.", f.mail_host);
-    let name_it = format!(
-        "; the mail host is known here only by its address {}: set client.imap_host to the mail server's DNS name, then publish an MX naming it",
-        f.mail_host
-    );
+    let name_it = if by_address {
+        format!(
+            "; the mail host is known here only by its address {}: set client.imap_host to the mail server's DNS name, then publish an MX naming it",
+            f.mail_host
+        )
+    } else {
+        format!(
+            "; the mail host is known here only as {}, a name nothing outside this machine or network can look up: set client.imap_host to the mail server's public DNS name, then publish an MX naming it",
+            f.mail_host
+        )
+    };
     match &f.mx {
         Answer::NoAnswer(e) => {
             x.status = Status::Unknown;
@@ -275,7 +304,7 @@ fn mx(f: &DomainFacts) -> Finding {
             x.words = format!(
                 "{d} has no MX record: mail to the new mailboxes goes nowhere, or to {d}'s own address at best"
             );
-            if by_address {
+            if unnamed {
                 x.words.push_str(&name_it);
             } else {
                 x.publish = Some(wanted);
@@ -302,16 +331,19 @@ fn mx(f: &DomainFacts) -> Finding {
                 });
             if null {
                 x.status = Status::Wrong;
-                x.publish = (!by_address).then_some(wanted);
+                x.publish = (!unnamed).then_some(wanted);
                 x.words = format!(
                     "{d} publishes a null MX (it takes no email): replace it with an MX naming {}",
                     f.mail_host
                 );
+                if unnamed {
+                    x.words.push_str(&name_it);
+                }
             } else if ours {
                 x.words = format!("mail for {d} goes to the mail host {}", f.mail_host);
             } else {
                 x.status = Status::Wrong;
-                x.publish = (!by_address).then_some(wanted);
+                x.publish = (!unnamed).then_some(wanted);
                 x.words = format!(
                     "{d}'s most preferred MX names other servers than the mail host {}: mail to the new mailboxes lands there first, not in the mailboxes Muster makes. Point it at {}, unless those servers forward to it",
                     f.mail_host, f.mail_host
@@ -608,10 +640,7 @@ fn autoconfig(f: &DomainFacts) -> Vec<Finding> {
     let d = &f.domain;
     // A public URL on this machine or a private network has nothing
     // public to point the names at yet.
-    let local = f
-        .public_host
-        .parse::<IpAddr>()
-        .is_ok_and(|ip| is_local_address(&ip));
+    let local = is_local_host(&f.public_host);
     [
         (Check::Autoconfig, "autoconfig", &f.autoconfig, "Thunderbird and other clients set themselves up"),
         (Check::Autodiscover, "autodiscover", &f.autodiscover, "Outlook sets itself up"),
@@ -635,7 +664,7 @@ fn autoconfig(f: &DomainFacts) -> Vec<Finding> {
             Answer::Absent if local => {
                 x.status = Status::Advice;
                 x.words = format!(
-                    "optional: {name} pointed at Muster means {who} from the address alone; Muster's public URL is a local address ({}), so set public_url to its public name first",
+                    "optional: {name} pointed at Muster means {who} from the address alone; Muster's public URL names a host only this machine or its network reaches ({}), so set public_url to its public name first",
                     f.public_host
                 );
             }

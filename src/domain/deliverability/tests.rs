@@ -196,3 +196,52 @@ fn a_mail_host_known_by_address_gets_no_mx_to_publish() {
     assert_eq!(autodiscover.publish, None);
     assert!(autodiscover.words.contains("Outlook sets itself up"));
 }
+
+#[test]
+fn a_mail_host_known_by_a_local_name_gets_no_mx_to_publish() {
+    let mut f = facts();
+    f.mail_host = "localhost".into();
+    f.mx = Answer::Absent;
+    f.public_host = "localhost".into();
+    f.autoconfig = Answer::Absent;
+    let all = assess_domain(&f, &Sending::Unknown("mail.team.example".into()));
+    let mx = by(&all, Check::Mx);
+    assert_eq!(mx.publish, None);
+    assert!(
+        mx.words.contains("known here only as localhost") && mx.words.contains("public DNS name"),
+        "{}",
+        mx.words
+    );
+    for check in [Check::Autoconfig, Check::Autodiscover] {
+        let x = by(&all, check);
+        assert_eq!(x.publish, None, "{check:?}");
+        assert!(x.words.contains("only this machine or its network reaches"), "{}", x.words);
+    }
+}
+
+#[test]
+fn local_hosts_are_told_from_public_ones() {
+    for local in [
+        "localhost",
+        "mail",
+        "muster.localhost",
+        "nas.local",
+        "mail.corp.internal",
+        "box.lan",
+        "mail.home.arpa",
+        "127.0.0.1",
+        "10.1.2.3",
+        "[::1]",
+        "fd00::1",
+    ] {
+        assert!(is_local_host(local), "{local}");
+    }
+    for public in [
+        "mail.team.example",
+        "mail.example.org.",
+        "192.0.2.10",
+        "2001:db8::1",
+    ] {
+        assert!(!is_local_host(public), "{public}");
+    }
+}
