@@ -26,7 +26,7 @@ Muster.page(async () => {
   async function load() {
     const tokens = await api('GET', '/tokens');
     $('tokens').querySelector('tbody').replaceChildren(...tokens.map(t => el('tr', { 'data-id': t.id },
-      el('td', { 'data-label': 'Name', text: t.name }),
+      el('td', { 'data-label': 'Name', class: 'name', text: t.name }),
       el('td', { 'data-label': 'Created', text: fmtDate(t.created_at) }),
       el('td', { 'data-label': 'Last used', text: t.last_used_at ? fmtDate(t.last_used_at) : 'never' }),
       el('td', { 'data-label': 'State', text: t.revoked_at ? 'revoked ' + fmtDate(t.revoked_at) : 'active' }),

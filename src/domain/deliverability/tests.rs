@@ -215,7 +215,11 @@ fn a_mail_host_known_by_a_local_name_gets_no_mx_to_publish() {
     for check in [Check::Autoconfig, Check::Autodiscover] {
         let x = by(&all, check);
         assert_eq!(x.publish, None, "{check:?}");
-        assert!(x.words.contains("only this machine or its network reaches"), "{}", x.words);
+        assert!(
+            x.words.contains("only this machine or its network reaches"),
+            "{}",
+            x.words
+        );
     }
 }
 
