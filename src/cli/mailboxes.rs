@@ -105,6 +105,7 @@ pub async fn run(config: Config, cmd: MailboxesCommand) -> anyhow::Result<u8> {
                 match muster.remove_mailbox(a, delete_mail, &Actor::cli())? {
                     MailFolder::Kept(p) => format!("{a}: removed; its mail folder {p} is kept"),
                     MailFolder::Deleted(p) => format!("{a}: removed with its mail folder {p}"),
+                    MailFolder::Absent(p) => format!("{a}: removed; it had no mail folder at {p}"),
                     MailFolder::NotDeleted { path, why } => format!(
                         "{a}: removed; its mail folder {path} could not be deleted ({why}): delete it as the mail server's user"
                     ),

@@ -47,6 +47,8 @@ pub enum MailFolder {
     /// Left where it is (the default).
     Kept(String),
     Deleted(String),
+    /// Asked for, but there was no folder there (no mail had arrived).
+    Absent(String),
     /// Asked for, but the folder could not be deleted (often: it belongs
     /// to the mail server's user); the mailbox is removed all the same.
     NotDeleted {

@@ -418,7 +418,7 @@ impl MailHost for PasswdFileHost {
             Some(home) => match std::fs::remove_dir_all(&home) {
                 Ok(()) => MailFolder::Deleted(home.display().to_string()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    MailFolder::Deleted(home.display().to_string())
+                    MailFolder::Absent(home.display().to_string())
                 }
                 Err(e) => MailFolder::NotDeleted {
                     path: home.display().to_string(),
@@ -665,6 +665,12 @@ mod tests {
             MailFolder::Deleted(_)
         ));
         assert!(!own.exists());
+        // A mailbox that never got mail has no folder: said so, not "deleted".
+        h.create(&mailbox("dan@y.org", None)).unwrap();
+        assert_eq!(
+            h.remove("dan@y.org", true).unwrap(),
+            MailFolder::Absent(dir.path().join("y.org/dan").display().to_string())
+        );
     }
 
     #[test]

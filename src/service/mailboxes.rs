@@ -220,6 +220,7 @@ impl Muster {
             let detail = match &folder {
                 MailFolder::Kept(path) => format!("removed; its mail folder {path} is kept"),
                 MailFolder::Deleted(path) => format!("removed with its mail folder {path}"),
+                MailFolder::Absent(path) => format!("removed; it had no mail folder at {path}"),
                 MailFolder::NotDeleted { path, why } => {
                     format!("removed; its mail folder {path} could not be deleted: {why}")
                 }

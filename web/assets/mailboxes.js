@@ -85,7 +85,8 @@ Muster.page(async () => {
       if (dialog.returnValue !== 'ok') return;
       try {
         const r = await api('DELETE', path(m) + ($('remove-mail').checked ? '?delete_mail=true' : ''));
-        const folder = { kept: 'its mail folder ' + r.path + ' is kept', deleted: 'its mail folder was deleted',
+        const folder = { kept: 'its mail folder ' + r.path + ' is kept', deleted: 'its mail folder ' + r.path + ' was deleted',
+          absent: 'it had no mail folder at ' + r.path + ' (no mail had arrived)',
           not_deleted: 'its mail folder ' + r.path + ' could not be deleted (' + r.detail + '): delete it as the mail server\'s user', unknown: 'the mail server does not say where its mail is' }[r.mail_folder];
         say('status', r.mail_folder === 'not_deleted' ? 'warn' : 'ok', 'Removed ' + m.address + '; ' + folder + '.');
         await load();

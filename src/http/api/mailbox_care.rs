@@ -76,7 +76,8 @@ impl From<ManagedMailbox> for ManagedBody {
 #[oai(skip_serializing_if_is_none)]
 pub struct RemovedBody {
     pub address: String,
-    /// `kept`, `deleted`, `not_deleted` (asked for, but it could not be
+    /// `kept`, `deleted`, `absent` (asked for, but there was no folder:
+    /// no mail had arrived), `not_deleted` (asked for, but it could not be
     /// deleted: see `detail`) or `unknown`.
     pub mail_folder: String,
     pub path: Option<String>,
@@ -222,6 +223,7 @@ impl MailboxCareApi {
             let (state, path, detail) = match folder {
                 MailFolder::Kept(p) => ("kept", Some(p), None),
                 MailFolder::Deleted(p) => ("deleted", Some(p), None),
+                MailFolder::Absent(p) => ("absent", Some(p), None),
                 MailFolder::NotDeleted { path, why } => ("not_deleted", Some(path), Some(why)),
                 MailFolder::Unknown => ("unknown", None, None),
             };

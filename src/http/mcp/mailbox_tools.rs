@@ -244,6 +244,10 @@ impl MusterMcp {
                         "deleted",
                         format!("Removed {address} with its mail folder {p}."),
                     ),
+                    MailFolder::Absent(p) => (
+                        "absent",
+                        format!("Removed {address}; it had no mail folder at {p}."),
+                    ),
                     MailFolder::NotDeleted { path, why } => (
                         "not_deleted",
                         format!(
