@@ -27,11 +27,10 @@ pub enum AppError {
     Service(#[from] ServiceError),
     #[error(transparent)]
     Mail(#[from] crate::mail::MailError),
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: String,
-        source: std::io::Error,
-    },
+    /// Named `cause`, not `source`: the message already says it, and a
+    /// source would be printed a second time after it.
+    #[error("cannot listen on {addr}: {cause}; stop what uses it or set listen to another address")]
+    Listen { addr: String, cause: std::io::Error },
 }
 
 /// Makes the allocator give large freed blocks back to the system. glibc
@@ -65,6 +64,15 @@ impl App {
         let config = Arc::new(config);
         let muster = Arc::new(Muster::open(config.clone(), clock)?);
         muster.recover_redemptions()?;
+        let acceptor = TcpListener::bind(config.listen.to_string())
+            .into_acceptor()
+            .await
+            .map_err(|cause| AppError::Listen {
+                addr: config.listen.to_string(),
+                cause,
+            })?;
+        // Only once listening: a link printed by a start that then fails
+        // would lead nowhere.
         if let Some(link) = muster.setup_link()? {
             // Printed where the operator looks at first start; valid 24 hours,
             // once. The log record leaves the token out: logs get shipped.
@@ -75,20 +83,13 @@ impl App {
                 "\nNo admin account yet. Create the first one here (valid 24 hours, once):\n  {link}\n"
             );
         }
-        let acceptor = TcpListener::bind(config.listen.to_string())
-            .into_acceptor()
-            .await
-            .map_err(|source| AppError::Listen {
-                addr: config.listen.to_string(),
-                source,
-            })?;
         let addr = acceptor
             .local_addr()
             .first()
             .and_then(|a| a.as_socket_addr().copied())
             .ok_or_else(|| AppError::Listen {
                 addr: config.listen.to_string(),
-                source: std::io::Error::other("no local address"),
+                cause: std::io::Error::other("no local address"),
             })?;
         let (shutdown, mut stop) = watch::channel(false);
         let worker = crate::mail::worker::spawn(muster.clone(), stop.clone())?;

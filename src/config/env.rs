@@ -223,7 +223,7 @@ impl Config {
     ) -> Result<Self, ConfigError> {
         let file_error = |e: toml::de::Error| ConfigError::File {
             path: source.to_string(),
-            message: e.to_string().trim().to_string(),
+            message: in_words(e.to_string().trim()),
         };
         // First the file alone, so its errors carry its line numbers.
         let mut table: toml::Table = toml::from_str(text).map_err(file_error)?;
@@ -249,4 +249,21 @@ impl Config {
         config.validate()?;
         Ok(config)
     }
+}
+
+/// A TOML error with the parser's names for number types in words.
+fn in_words(message: &str) -> String {
+    [
+        ("expected u16", "expected a whole number from 0 to 65535"),
+        (
+            "expected u32",
+            "expected a whole number from 0 to 4294967295",
+        ),
+        ("expected u64", "expected a whole number of 0 or more"),
+        ("expected i64", "expected a whole number"),
+        ("expected u8", "expected a whole number from 0 to 255"),
+        ("expected usize", "expected a whole number of 0 or more"),
+    ]
+    .iter()
+    .fold(message.to_string(), |m, (from, to)| m.replace(from, to))
 }

@@ -42,7 +42,7 @@ pub enum ConfigError {
         "environment variable {0} is not a Muster setting; see config/muster.example.toml for the keys"
     )]
     UnknownEnv(String),
-    #[error("setting `{key}` (env {env}): {message}")]
+    #[error("setting `{key}` (in the config file or {env}): {message}")]
     Invalid {
         key: &'static str,
         env: String,

@@ -40,6 +40,14 @@ fn unknown_keys_are_refused_with_file_and_key() {
     assert!(msg.contains("line 2"), "{msg}");
     let err = load("[smtp]\nhots = \"x\"\n", &[]).unwrap_err().to_string();
     assert!(err.contains("hots"), "{err}");
+    // Types in words, not the parser's names for them.
+    let err = load("[smtp]\nport = \"abc\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("expected a whole number from 0 to 65535") && err.contains("line 2"),
+        "{err}"
+    );
 }
 
 #[test]
