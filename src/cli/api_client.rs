@@ -24,6 +24,8 @@ enum ChunkResult {
         batch_id: String,
         invites: usize,
     },
+    /// No answer at all: the calls after it would fare no better.
+    Unreachable(String),
     Refused {
         status: u16,
         message: String,
@@ -107,13 +109,7 @@ async fn send(
         .await;
     let resp = match resp {
         Ok(r) => r,
-        Err(e) => {
-            return ChunkResult::Refused {
-                status: 0,
-                message: format!("cannot reach Muster: {e}"),
-                errors: vec![],
-            };
-        }
+        Err(e) => return ChunkResult::Unreachable(e.to_string()),
     };
     let status = resp.status().as_u16();
     let data: Value = resp.json().await.unwrap_or(Value::Null);
@@ -182,6 +178,8 @@ pub async fn run(
         bar
     });
     let (mut created, mut failed_chunks, mut done) = (0usize, 0usize, 0usize);
+    // What the refusals call for, worst first: the next step to suggest.
+    let mut advice = Advice::None;
     for (n, (chunk, body)) in chunks.iter().zip(&bodies).enumerate() {
         let first = chunk.first().and_then(|r| r.line).unwrap_or(0);
         let last = chunk.last().and_then(|r| r.line).unwrap_or(0);
@@ -198,12 +196,28 @@ pub async fn run(
                     None => println!("{line}"),
                 }
             }
+            ChunkResult::Unreachable(why) => {
+                failed_chunks += chunks.len() - n;
+                advice = Advice::Reach;
+                let text = format!(
+                    "call {}/{}: lines {first}-{last}: cannot reach Muster at {}: {why}; nothing more was sent",
+                    n + 1,
+                    chunks.len(),
+                    target.url
+                );
+                match &bar {
+                    Some(b) => b.println(text),
+                    None => println!("{text}"),
+                }
+                break;
+            }
             ChunkResult::Refused {
                 status,
                 message,
                 errors,
             } => {
                 failed_chunks += 1;
+                let refused_token = status == 401 || status == 403;
                 let mut text = format!(
                     "call {}/{}: lines {first}-{last}: refused ({status}): {message}",
                     n + 1,
@@ -212,9 +226,22 @@ pub async fn run(
                 for e in errors {
                     text.push_str(&format!("\n  {e}"));
                 }
+                if refused_token {
+                    // Every later call carries the same token.
+                    failed_chunks += chunks.len() - n - 1;
+                    text.push_str("; nothing more was sent");
+                }
                 match &bar {
                     Some(b) => b.println(text),
                     None => println!("{text}"),
+                }
+                advice = advice.max(match status {
+                    401 | 403 => Advice::Token,
+                    400 | 409 | 413 | 422 => Advice::Rows,
+                    _ => Advice::Later,
+                });
+                if refused_token {
+                    break;
                 }
             }
         }
@@ -226,16 +253,36 @@ pub async fn run(
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    println!(
-        "{} calls: {} accepted, {failed_chunks} refused; {created} invites created or already created.",
-        chunks.len(),
-        chunks.len() - failed_chunks
-    );
-    if failed_chunks > 0 {
-        println!(
-            "Fix the rows above and run the same command again: accepted calls are not repeated."
-        );
-        return Ok(EXIT_PROBLEMS);
+    let calls = match chunks.len() {
+        1 => "1 call".to_string(),
+        n => format!("{n} calls"),
+    };
+    let outcome = match failed_chunks {
+        0 => "all accepted".to_string(),
+        f => format!("{} accepted, {f} refused or not sent", chunks.len() - f),
+    };
+    println!("{calls}: {outcome}; {created} invites created or already created.");
+    let again = "run the same command again: accepted calls are not repeated.";
+    match advice {
+        Advice::None => return Ok(0),
+        Advice::Rows => println!("Fix the rows above and {again}"),
+        Advice::Later => println!("Muster could not take them now; later, {again}"),
+        Advice::Token => println!(
+            "Check --token (from the web app's API tokens page or `muster token create`), then {again}"
+        ),
+        Advice::Reach => {
+            println!("Check the --api address and that Muster is running there, then {again}")
+        }
     }
-    Ok(0)
+    Ok(EXIT_PROBLEMS)
+}
+
+/// The next step after refusals, in rising order of what blocks every call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Advice {
+    None,
+    Rows,
+    Later,
+    Token,
+    Reach,
 }

@@ -35,7 +35,7 @@ async fn the_cli_sends_250_rows_in_three_calls_and_reruns_safely() {
     let stdout = text(&out.stdout);
     assert_exit(&out, 0);
     assert!(
-        stdout.contains("3 calls: 3 accepted, 0 refused; 250 invites"),
+        stdout.contains("3 calls: all accepted; 250 invites"),
         "{stdout}"
     );
     assert!(
@@ -74,7 +74,8 @@ async fn the_cli_sends_250_rows_in_three_calls_and_reruns_safely() {
     assert_exit(&out, 1);
     assert!(stdout.contains("line 121: "), "{stdout}");
     assert!(
-        stdout.contains("2 calls: 1 accepted, 1 refused"),
+        stdout.contains("2 calls: 1 accepted, 1 refused or not sent")
+            && stdout.contains("Fix the rows above"),
         "{stdout}"
     );
     assert_eq!(app.muster.view().unwrap().batches().unwrap().len(), 4);
@@ -83,11 +84,38 @@ async fn the_cli_sends_250_rows_in_three_calls_and_reruns_safely() {
         .unwrap()
         .replace("not-an-address", "new120@elsewhere.org");
     std::fs::write(&bad, fixed).unwrap();
-    let out = run_cli(bad, url, token).await.unwrap();
+    let out = run_cli(bad, url.clone(), token.clone()).await.unwrap();
     assert_exit(&out, 0);
     assert_eq!(app.muster.view().unwrap().batches().unwrap().len(), 5);
     assert_eq!(app.muster.view().unwrap().invite_count().unwrap(), 400);
+
+    // A wrong token: the first call says so, no more are sent, and the
+    // advice is about the token, not the rows.
+    let out = run_cli(file.clone(), app.url(), "not-a-token".into())
+        .await
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_exit(&out, 1);
+    assert!(
+        stdout.contains("call 1/3: lines 2-101: refused (403): this API token is not known")
+            && stdout.contains("nothing more was sent")
+            && stdout.contains("3 calls: 0 accepted, 3 refused or not sent")
+            && stdout.contains("Check --token"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("call 2/3"), "{stdout}");
     app.shutdown().await;
+
+    // Muster not running there: said in words, no status 0.
+    let out = run_cli(file, url, token).await.unwrap();
+    let stdout = text(&out.stdout);
+    assert_exit(&out, 1);
+    assert!(
+        stdout.contains("call 1/3: lines 2-101: cannot reach Muster at http://")
+            && stdout.contains("Check the --api address"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("(0)"), "{stdout}");
 }
 
 /// The file's names and languages travel with its rows: the invite greets
