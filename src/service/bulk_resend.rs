@@ -52,7 +52,7 @@ impl Muster {
     fn check_wait(&self, wait: HumanDuration) -> Result<(), ServiceError> {
         if wait < MIN_WAIT {
             return Err(ServiceError::Wait(format!(
-                "older_than {wait} is too short: a link waits at least {MIN_WAIT} before a bulk resend"
+                "a wait of {wait} is too short: a bulk resend takes invites whose link went out at least {MIN_WAIT} ago"
             )));
         }
         Ok(())

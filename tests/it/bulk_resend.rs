@@ -183,7 +183,7 @@ async fn pending_after_7_days_picks_exactly_the_invites_still_waiting() {
         (
             "older_than=10m",
             "invalid_older_than",
-            "older_than 10m is too short",
+            "a wait of 10m is too short",
         ),
         ("older_than=7d&batch_id=no-such", "no_such_batch", "no-such"),
     ] {

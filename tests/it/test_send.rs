@@ -83,6 +83,11 @@ async fn from_the_wizard(engine: Engine, app: &TestApp, mx: &DestinationMx, befo
     .await;
     b.click("#continue").await;
     b.wait_text("#confirm-summary", "Send 1 invite").await;
+    // A mistyped address is named by the field on screen.
+    b.type_in("#test-to", "ann.alpha.test").await;
+    b.click("#send-test").await;
+    b.wait_text("#test-status", "Send a test to: the address has no @")
+        .await;
     b.type_in("#test-to", "ann@alpha.test").await;
     b.click("#send-test").await;
     let said = b.wait_text("#test-status", "DMARC: pass").await;

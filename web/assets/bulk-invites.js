@@ -239,7 +239,10 @@ Muster.page(async () => {
       const allPass = [a.dkim, a.spf, a.dmarc].every(v => v.result === 'pass');
       say('test-status', t.delivery_state === 'sent' && allPass ? 'ok' : 'warn', lines);
     } catch (err) {
-      say('test-status', 'bad', errorText(err));
+      // The API names its field (`to`); here the field is the one on screen.
+      const text = errorText(err);
+      say('test-status', 'bad', err.body && err.body.code === 'invalid_to'
+        ? 'Send a test to: ' + text.replace(/^`to`: /, '') : text);
     } finally { $('send-test').disabled = false; }
   });
 
