@@ -218,6 +218,27 @@ async fn webhook_endpoints_and_their_delivery_log(engine: Engine) {
     );
     b.step("phone").await;
     b.set_size(1280, 900).await;
+
+    // The audit trail tells of the endpoint in words, and filters to it.
+    b.goto(&format!("{}/audit", app.url())).await;
+    b.click("#kind option[value=webhook]").await;
+    b.click("#filters button[type=submit]").await;
+    b.until("only webhook events", || async {
+        let all = b.count("#audit tbody tr").await;
+        (all == 2 && b.count("tr[data-action^='webhook.']").await == 2).then_some(())
+    })
+    .await;
+    let trail = b.text("#audit").await;
+    for words in [
+        "Webhook endpoint added",
+        "Webhook delivery sent again",
+        &format!("webhook endpoint {url}"),
+    ] {
+        assert!(trail.contains(words), "{words:?} missing from {trail}");
+    }
+    b.step("audit-webhooks").await;
+    b.goto(&format!("{}/webhooks", app.url())).await;
+    b.wait("section.endpoint").await;
     b.click("section.endpoint button.remove").await;
     b.wait("#confirm[open] #confirm-text").await;
     assert!(b.text("#confirm-text").await.contains(&url));

@@ -16,8 +16,22 @@ Muster.page(async () => {
     'invite.resend': 'Invite resent', 'invite.revoke': 'Invite revoked', 'invite.copy_link': 'Link copied',
     'invite.new_link_requested': 'New link asked for', 'invite.redeem': 'Mailbox set up',
     'invite.redeem_failed': 'Setup failed', 'invite.blocked': 'Invite blocked', 'invite.test_sent': 'Test invite sent',
+    'invite.skipped': 'Invite not sent (no longer wanted)', 'invite.bulk_resend': 'Still-pending invites resent',
+    'invite.reminder.send': 'Reminder sent', 'invite.reminder.outbox': 'Reminder written to the outbox',
+    'invite.reminder.send_failed': 'Reminder not delivered', 'invite.reminder.skipped': 'Reminder not sent (no longer wanted)',
     'mailbox.forget': 'Mailbox forgotten', 'mailboxes.bulk_create': 'Mailboxes created',
+    'mailbox.allocation': 'Allocation changed', 'mailbox.suspend': 'Mailbox suspended', 'mailbox.restore': 'Mailbox restored',
+    'mailbox.remove': 'Mailbox removed', 'mailbox.reset_link': 'Password reset link sent', 'mailbox.password_reset': 'Mailbox password reset',
+    'mailbox.welcome.send': 'Welcome email sent', 'mailbox.welcome.outbox': 'Welcome email written to the outbox',
+    'mailbox.welcome.send_failed': 'Welcome email not delivered', 'mailbox.welcome.skipped': 'Welcome email not sent',
+    'notice.send': 'Notice sent to an admin', 'notice.outbox': 'Notice written to the outbox',
+    'notice.send_failed': 'Notice not delivered', 'notice.skipped': 'Notice not sent (no longer news)',
+    'digest.send': 'Daily digest sent', 'digest.outbox': 'Daily digest written to the outbox',
+    'digest.send_failed': 'Daily digest not delivered', 'digest.skipped': 'Daily digest not sent',
+    'admin.reset_email.skipped': 'Reset email not sent (no longer wanted)',
     'token.create': 'Token created', 'token.revoke': 'Token revoked', 'token.use': 'Token used',
+    'webhook.create': 'Webhook endpoint added', 'webhook.delete': 'Webhook endpoint removed', 'webhook.redeliver': 'Webhook delivery sent again',
+    'backup.redb': 'Backup written',
   };
 
   // "admin:jane@…" → "jane@… (admin)", "client:203.0.113.9" → a client address.

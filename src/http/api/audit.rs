@@ -97,7 +97,7 @@ impl<'a> Names<'a> {
 
     fn of(&mut self, e: &AuditEvent) -> Option<String> {
         let kind = e.action.split('.').next().unwrap_or("");
-        if !matches!(kind, "invite" | "batch" | "token") {
+        if !matches!(kind, "invite" | "batch" | "token" | "webhook") {
             return None;
         }
         let key = format!("{kind}/{}", e.subject);
@@ -119,6 +119,13 @@ impl<'a> Names<'a> {
                     b.domain
                 )
             }),
+            // A removed endpoint is gone; its removal's detail has the URL.
+            "webhook" => self
+                .view
+                .webhook(&e.subject)
+                .ok()
+                .flatten()
+                .map(|w| format!("webhook endpoint {}", w.url)),
             _ => self
                 .view
                 .api_token(&e.subject)
