@@ -318,6 +318,11 @@ async fn invites_whose_mailbox_was_not_made_are_found_with_their_reason(engine: 
         row.contains("ann@elsewhere.org") && row.contains("locked by another writer"),
         "{row}"
     );
+    // The address says what is shown.
+    assert_eq!(
+        b.url().await,
+        format!("{}/invites?state=setup_failed", app.url())
+    );
     assert!(!row.contains("bob@elsewhere.org"), "{row}");
     // Every column in view at both sizes, the actions within the window.
     for (w, h) in [(1280, 900), (390, 844)] {

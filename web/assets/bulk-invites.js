@@ -276,7 +276,10 @@ Muster.page(async () => {
       ' deferred, ' + (count('queued') + count('sending')) + ' waiting.' + (open === 0 ? ' Done.' : '');
     $('sent').querySelector('tbody').replaceChildren(...status.invites.map(i => el('tr', { 'data-delivery': i.delivery_state },
       el('td', { 'data-label': 'Recipient', text: i.recipient_email }), el('td', { 'data-label': 'Mailbox', text: i.mailbox }),
-      el('td', {}, stateBadge(i.delivery_state)), el('td', { 'data-label': 'Detail', text: i.delivery_detail || '' }))));
+      el('td', {}, stateBadge(i.delivery_state)),
+      // An outbox file by its name (the whole path is its title).
+      el('td', { 'data-label': 'Detail', title: i.delivery_detail || null,
+        text: i.delivery_state === 'in_outbox' ? (i.delivery_detail || '').replace(/^.*\//, '') : i.delivery_detail || '' }))));
     if (open > 0) setTimeout(() => follow(batchId), 1000);
   }
 });

@@ -122,6 +122,13 @@ Muster.page(async () => {
   function reload() {
     cursor = null;
     $('export').href = '/api/v1/invites.csv?' + filters();
+    // The address says what is shown, as the notices' links do: it can be
+    // bookmarked, shared, and survives a reload.
+    const shown = new URLSearchParams();
+    if ($('batch').value) shown.set('batch', $('batch').value);
+    if ($('state').value) shown.set('state', $('state').value);
+    if ($('q').value.trim()) shown.set('q', $('q').value.trim());
+    history.replaceState(null, '', location.pathname + (shown.toString() ? '?' + shown : ''));
     load(false);
   }
 
