@@ -814,3 +814,55 @@ async fn errors_share_one_shape() {
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "not_found");
     api.app.shutdown().await;
 }
+
+/// A body of the wrong shape is named where it breaks, by item and field,
+/// as flagged items are: the client knows which row to fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_of_the_wrong_shape_names_the_item_and_field() {
+    let api = start(|_| {}).await;
+    for (items, at, field, code, words) in [
+        (
+            json!([{"local_part": "a", "recipient_email": "a@elsewhere.org"},
+                   {"local_part": "b", "recipient_email": "b@elsewhere.org", "storage_allocation_mb": "2GB"}]),
+            "items[1].storage_allocation_mb",
+            "storage_allocation_mb",
+            "invalid_type",
+            "expected a whole number, found \"2GB\"",
+        ),
+        (
+            json!([{"local_part": "a", "recipient_email": "a@elsewhere.org", "quota": 5}]),
+            "items[0].quota",
+            "quota",
+            "unknown_field",
+            "is not a field here",
+        ),
+        (
+            json!([{"local_part": "a"}]),
+            "items[0].recipient_email",
+            "recipient_email",
+            "missing_field",
+            "is missing; it is required",
+        ),
+    ] {
+        let (status, body) = api
+            .call(
+                Method::POST,
+                "/mailboxes/invites:bulk",
+                Some(json!({"items": items})),
+            )
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["code"], "bad_request");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("{at}: ")) && message.contains(words),
+            "{message}"
+        );
+        let index: u64 = at[6..7].parse().unwrap();
+        assert_eq!(body["errors"][0]["index"], index, "{body}");
+        assert_eq!(body["errors"][0]["field"], field, "{body}");
+        assert_eq!(body["errors"][0]["code"], code, "{body}");
+    }
+    assert_eq!(api.app.muster.view().unwrap().invite_count().unwrap(), 0);
+    api.app.shutdown().await;
+}

@@ -10,6 +10,7 @@
 mod account;
 mod audit;
 pub mod auth;
+mod body_problem;
 mod deliverability;
 mod invites;
 mod mailbox_care;
@@ -194,8 +195,19 @@ fn code_for(status: StatusCode) -> &'static str {
 
 /// Turns errors that are not JSON yet (poem's own: unparsable bodies,
 /// wrong content types, unknown routes) into the API's error shape, and
-/// keeps internals out of 5xx bodies.
-async fn json_errors<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+/// keeps internals out of 5xx bodies. A body the document does not take
+/// is named where it breaks (`items[1].storage_allocation_mb`).
+async fn json_errors<E: Endpoint>(
+    next: E,
+    mut req: Request,
+    schemas: Arc<body_problem::BodySchemas>,
+) -> poem::Result<Response> {
+    let method = req.method().as_str().to_string();
+    let path = req.original_uri().path().to_string();
+    // Bodies were read whole and checked by the JSON guard: kept for a
+    // refusal's words.
+    let body = req.take_body().into_bytes().await.unwrap_or_default();
+    req.set_body(body.clone());
     let resp = match next.call(req).await {
         Ok(r) => r.into_response(),
         Err(e) => e.into_response(),
@@ -220,6 +232,22 @@ async fn json_errors<E: Endpoint>(next: E, req: Request) -> poem::Result<Respons
             text.trim().chars().take(500).collect()
         }
     };
+    if status == StatusCode::BAD_REQUEST
+        && message.starts_with("parse request payload error")
+        && let Some(p) = schemas.locate(&method, &path, &body)
+    {
+        let words = format!("{}: {}", p.at, p.words);
+        let errors = p.index.map(|index| {
+            vec![ItemError {
+                index: index as u32,
+                line: None,
+                field: p.field.clone(),
+                code: p.code.to_string(),
+                message: words.clone(),
+            }]
+        });
+        return Ok(error_response(status, "bad_request", &words, errors));
+    }
     let mut out = error_response(status, code_for(status), &message, None);
     if let Some(r) = retry_after {
         out.headers_mut().insert("retry-after", r);
@@ -358,6 +386,7 @@ pub fn endpoint(state: Arc<HttpState>) -> impl Endpoint {
     let public_url = state.muster.config.public_url().to_string();
     let spec = Arc::new(spec_json(&public_url));
     let allow = Arc::new(allowed_methods(&spec));
+    let schemas = Arc::new(body_problem::BodySchemas::new(&spec));
     let api = service(&public_url);
     poem::Route::new()
         .at(
@@ -369,7 +398,7 @@ pub fn endpoint(state: Arc<HttpState>) -> impl Endpoint {
             }),
         )
         .nest("/", api)
-        .around(json_errors)
+        .around(move |next, req| json_errors(next, req, schemas.clone()))
         .around(move |next, req| {
             let allow = allow.clone();
             async move {
