@@ -2,7 +2,6 @@
 //! by another writer, a failing reload command, and kill -9 during
 //! redemptions. (kill -9 during a 500-invite send is in tests/send.rs.)
 
-use std::os::unix::io::AsRawFd;
 use std::time::Duration;
 
 use crate::support::app::TestApp;
@@ -188,15 +187,7 @@ async fn a_passwd_file_locked_by_another_writer_fails_cleanly() {
             .unwrap()
             .as_str()
     );
-    let passwd = app.muster.config.passwd_file();
-    std::fs::create_dir_all(passwd.parent().unwrap()).unwrap();
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(passwd.with_file_name("passwd.lock"))
-        .unwrap();
-    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let lock = hold_passwd_lock(&app.muster.config);
     let client = http();
     let (status, page) = redeem(&client, &app.url(), &link).await;
     assert_eq!(status, 503, "{page}");

@@ -253,7 +253,6 @@ async fn webhook_endpoints_and_their_delivery_log(engine: Engine) {
 /// An admin told that a mailbox could not be made finds the invite with
 /// *Setup failed* in the state filter, and its reason beside it.
 async fn invites_whose_mailbox_was_not_made_are_found_with_their_reason(engine: Engine) {
-    use std::os::unix::io::AsRawFd;
     if !engine.available() {
         return;
     }
@@ -263,15 +262,7 @@ async fn invites_whose_mailbox_was_not_made_are_found_with_their_reason(engine: 
         .unwrap();
     let made = app.muster.create_batch(people(&["ann", "bob"])).unwrap();
     // Another writer holds the passwd-file while ann chooses her password.
-    let passwd = app.muster.config.passwd_file();
-    std::fs::create_dir_all(passwd.parent().unwrap()).unwrap();
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(passwd.with_file_name("passwd.lock"))
-        .unwrap();
-    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let lock = hold_passwd_lock(&app.muster.config);
     let token = app.muster.invite_token(&made.invites[0]).unwrap();
     assert!(
         app.muster

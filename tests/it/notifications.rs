@@ -170,21 +170,6 @@ async fn each_admin_hears_about_their_own_batch() {
     app.shutdown().await;
 }
 
-/// Holds the passwd-file's lock as another writer would, until dropped.
-fn hold_passwd_lock(app: &TestApp) -> std::fs::File {
-    use std::os::unix::io::AsRawFd;
-    let passwd = app.muster.config.passwd_file();
-    std::fs::create_dir_all(passwd.parent().unwrap()).unwrap();
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(passwd.with_file_name("passwd.lock"))
-        .unwrap();
-    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
-    lock
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mailbox_that_could_not_be_made_is_told_once_per_reason() {
     if !require("the mail stack", mailstack::available()) {
@@ -207,7 +192,7 @@ async fn a_mailbox_that_could_not_be_made_is_told_once_per_reason() {
     let jo = first[0].link.clone();
 
     // Another writer holds the passwd-file while jo tries, twice.
-    let lock = hold_passwd_lock(&app);
+    let lock = hold_passwd_lock(&app.muster.config);
     for _ in 0..2 {
         let (status, page) = submit_password(&app.client, &jo, PASSWORD, PASSWORD).await;
         assert_eq!(status, 503, "{page}");
@@ -385,7 +370,7 @@ async fn the_daily_digest_goes_once_a_day_to_each_admin_about_their_batches() {
     assert_eq!(status, 200, "{page}");
     // lu tries while another writer holds the passwd-file.
     let lu = first.iter().find(|m| m.to == "lu@elsewhere.org").unwrap();
-    let lock = hold_passwd_lock(&app);
+    let lock = hold_passwd_lock(&app.muster.config);
     let (status, page) = submit_password(&app.client, &lu.link, PASSWORD, PASSWORD).await;
     assert_eq!(status, 503, "{page}");
     drop(lock);

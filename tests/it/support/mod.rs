@@ -282,3 +282,20 @@ pub fn http() -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// Holds the passwd-file's lock as another writer would, until dropped:
+/// redemptions meanwhile fail cleanly, naming the lock.
+pub fn hold_passwd_lock(config: &muster::config::Config) -> std::fs::File {
+    use std::os::unix::io::AsRawFd;
+    let passwd = config.passwd_file();
+    std::fs::create_dir_all(passwd.parent().unwrap()).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(passwd.with_file_name("passwd.lock"))
+        .unwrap();
+    // SAFETY: flock on a descriptor this function owns.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    lock
+}
