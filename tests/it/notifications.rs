@@ -33,6 +33,32 @@ fn relay(c: &mut muster::config::Config, port: u16) {
     c.client.welcome = false;
 }
 
+/// Muster relaying through a real Postfix that keeps what it is sent, on
+/// a clock the test moves from `start`; None without the mail stack.
+async fn through_postfix(
+    start: time::OffsetDateTime,
+    tweak: impl FnOnce(&mut muster::config::Config),
+) -> Option<(TestApp, Postfix, Arc<ManualClock>)> {
+    if !require("the mail stack", mailstack::available()) {
+        return None;
+    }
+    let dir = TestDir::new();
+    mailstack::open_dir(dir.path());
+    let postfix = Postfix::start(dir.path(), None);
+    let clock = Arc::new(ManualClock::new(start));
+    let port = postfix.port;
+    let app = TestApp::spawn_in(
+        dir,
+        |c| {
+            relay(c, port);
+            tweak(c);
+        },
+        clock.clone(),
+    )
+    .await;
+    Some((app, postfix, clock))
+}
+
 /// Every message captured once the queue has nothing due and nothing out.
 fn settled(app: &TestApp, postfix: &Postfix) -> Vec<Mail> {
     tokio::task::block_in_place(|| {
@@ -64,14 +90,11 @@ fn pending_link(m: &Mail) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_admin_hears_about_their_own_batch() {
-    if !require("the mail stack", mailstack::available()) {
+    let Some((app, postfix, clock)) =
+        through_postfix(time::OffsetDateTime::now_utc(), |_| {}).await
+    else {
         return;
-    }
-    let dir = TestDir::new();
-    mailstack::open_dir(dir.path());
-    let postfix = Postfix::start(dir.path(), None);
-    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
-    let app = TestApp::spawn_in(dir, |c| relay(c, postfix.port), clock.clone()).await;
+    };
     // anna sends a batch in the web app; ben's comes through his API token.
     let annas = app
         .muster
@@ -172,14 +195,11 @@ async fn each_admin_hears_about_their_own_batch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mailbox_that_could_not_be_made_is_told_once_per_reason() {
-    if !require("the mail stack", mailstack::available()) {
+    let Some((app, postfix, _clock)) =
+        through_postfix(time::OffsetDateTime::now_utc(), |_| {}).await
+    else {
         return;
-    }
-    let dir = TestDir::new();
-    mailstack::open_dir(dir.path());
-    let postfix = Postfix::start(dir.path(), None);
-    let clock = Arc::new(ManualClock::new(time::OffsetDateTime::now_utc()));
-    let app = TestApp::spawn_in(dir, |c| relay(c, postfix.port), clock.clone()).await;
+    };
     let annas = app
         .muster
         .create_batch(BatchRequest::new(
@@ -321,29 +341,20 @@ async fn an_invite_that_fails_for_good_is_told_to_the_configured_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daily_digest_goes_once_a_day_to_each_admin_about_their_batches() {
-    if !require("the mail stack", mailstack::available()) {
-        return;
-    }
-    let dir = TestDir::new();
-    mailstack::open_dir(dir.path());
-    let postfix = Postfix::start(dir.path(), None);
     // 06:00 UTC; the digest goes at 08:00.
     let start = time::OffsetDateTime::now_utc()
         .date()
         .with_hms(6, 0, 0)
         .unwrap()
         .assume_utc();
-    let clock = Arc::new(ManualClock::new(start));
-    let app = TestApp::spawn_in(
-        dir,
-        |c| {
-            relay(c, postfix.port);
-            c.notifications.mode = NotificationMode::Digest;
-            c.notifications.digest_hour = 8;
-        },
-        clock.clone(),
-    )
-    .await;
+    let Some((app, postfix, clock)) = through_postfix(start, |c| {
+        c.notifications.mode = NotificationMode::Digest;
+        c.notifications.digest_hour = 8;
+    })
+    .await
+    else {
+        return;
+    };
     let annas = app
         .muster
         .create_batch(BatchRequest {
