@@ -29,7 +29,7 @@ pub enum AppError {
     Mail(#[from] crate::mail::MailError),
     /// Named `cause`, not `source`: the message already says it, and a
     /// source would be printed a second time after it.
-    #[error("cannot listen on {addr}: {cause}; stop what uses it or set listen to another address")]
+    #[error("cannot listen on {addr}: {cause}; {}", listen_advice(cause))]
     Listen { addr: String, cause: std::io::Error },
 }
 
@@ -52,6 +52,20 @@ pub fn return_freed_memory() {
             libc::mallopt(libc::M_ARENA_MAX, cores as libc::c_int);
         }
     });
+}
+
+/// What to do when the listen address cannot be taken.
+fn listen_advice(cause: &std::io::Error) -> &'static str {
+    match cause.kind() {
+        std::io::ErrorKind::AddrInUse => "stop what uses it, or set listen to another port",
+        std::io::ErrorKind::PermissionDenied => {
+            "ports below 1024 need privileges: use a higher port behind a reverse proxy, or grant CAP_NET_BIND_SERVICE"
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            "this machine has no such address: set listen to one of its addresses, or 0.0.0.0"
+        }
+        _ => "check the listen setting",
+    }
 }
 
 impl App {

@@ -26,6 +26,9 @@ enum ChunkResult {
     },
     /// No answer at all: the calls after it would fare no better.
     Unreachable(String),
+    /// Sent, but no answer in time: Muster may have made it (the same
+    /// command again replays it) or not.
+    NoAnswer(String),
     Refused {
         status: u16,
         message: String,
@@ -84,6 +87,24 @@ fn chunk_body(rows: &[InviteRow], options: &BatchOptions) -> Result<Value, Strin
     Ok(body)
 }
 
+/// A flag naming another row of the same call ("… by row 5") names its
+/// file line instead, as every line the CLI prints does.
+fn by_line(message: &str, rows: &[InviteRow]) -> String {
+    let Some((before, after)) = message.split_once(" by row ") else {
+        return message.to_string();
+    };
+    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+    let line = digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| rows.get(n.checked_sub(1)?))
+        .and_then(|r| r.line);
+    match line {
+        Some(line) => format!("{before} by line {line}{}", &after[digits.len()..]),
+        None => message.to_string(),
+    }
+}
+
 fn key_for(body: &Value) -> String {
     let digest = Sha256::digest(body.to_string().as_bytes());
     let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
@@ -109,6 +130,7 @@ async fn send(
         .await;
     let resp = match resp {
         Ok(r) => r,
+        Err(e) if e.is_timeout() => return ChunkResult::NoAnswer(e.to_string()),
         Err(e) => return ChunkResult::Unreachable(e.to_string()),
     };
     let status = resp.status().as_u16();
@@ -132,7 +154,7 @@ async fn send(
                         .unwrap_or_else(|| format!("item {idx}"));
                     format!(
                         "{line}: {} ({})",
-                        e["message"].as_str().unwrap_or(""),
+                        by_line(e["message"].as_str().unwrap_or(""), rows),
                         e["code"].as_str().unwrap_or("")
                     )
                 })
@@ -211,6 +233,19 @@ pub async fn run(
                 }
                 break;
             }
+            ChunkResult::NoAnswer(why) => {
+                failed_chunks += 1;
+                advice = advice.max(Advice::Later);
+                let text = format!(
+                    "call {}/{}: lines {first}-{last}: no answer in time ({why}); it may have been made",
+                    n + 1,
+                    chunks.len()
+                );
+                match &bar {
+                    Some(b) => b.println(text),
+                    None => println!("{text}"),
+                }
+            }
             ChunkResult::Refused {
                 status,
                 message,
@@ -285,4 +320,30 @@ enum Advice {
     Later,
     Token,
     Reach,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flag_naming_another_row_names_its_file_line() {
+        let rows: Vec<InviteRow> = (0..3)
+            .map(|i| InviteRow {
+                line: Some(101 + i),
+                ..InviteRow::to(format!("p{i}@x.org"))
+            })
+            .collect();
+        assert_eq!(
+            by_line("a@x.org is already invited by row 2", &rows),
+            "a@x.org is already invited by line 102"
+        );
+        assert_eq!(
+            by_line("the mailbox a@y.org is already used by row 3; more", &rows),
+            "the mailbox a@y.org is already used by line 103; more"
+        );
+        // Out of range or no row named: as sent.
+        assert_eq!(by_line("used by row 9", &rows), "used by row 9");
+        assert_eq!(by_line("no row here", &rows), "no row here");
+    }
 }

@@ -294,6 +294,8 @@ impl Invite {
         self.delivery = Delivery::Queued;
         self.attempts = 0;
         self.new_link_requested_at = None;
+        // A new link starts afresh: its first failure is news again.
+        self.last_error = None;
         Ok(())
     }
 
@@ -402,6 +404,12 @@ mod tests {
         set_up.begin_redeem(T0).unwrap();
         set_up.finish_redeem(T0);
         assert!(!set_up.setup_failed(T0));
+        // A resent link starts afresh.
+        let mut resent = i.clone();
+        resent
+            .resend(T0, T0 + Duration::days(7), TokenHash([2; 32]))
+            .unwrap();
+        assert!(!resent.setup_failed(T0));
         i.revoke(T0).unwrap();
         assert!(!i.setup_failed(T0));
     }

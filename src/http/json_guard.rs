@@ -117,7 +117,7 @@ pub fn problem(body: &[u8]) -> Option<JsonProblem> {
     }
 }
 
-fn is_json(req: &Request) -> bool {
+pub fn is_json(req: &Request) -> bool {
     req.headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -46,9 +46,11 @@ pub struct InviteItemArg {
     pub storage_allocation_mb: Option<i64>,
     /// The recipient's name, for the greeting.
     #[schemars(length(max = 100))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
     /// The email's language, such as `en` or `de`; left out, the configured default.
     #[schemars(length(max = 35))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,
 }
 

@@ -5,7 +5,7 @@ pub mod api;
 mod assets;
 mod client_setup;
 mod headers;
-mod json_guard;
+pub(crate) mod json_guard;
 mod link;
 pub mod mcp;
 mod ops;

@@ -191,6 +191,11 @@ impl Task {
     ) -> Self {
         let key = match event {
             NoticeEvent::Failed => invite.batch_id.clone(),
+            // One per reason: a second must not replace the first while it
+            // is on its way.
+            NoticeEvent::SetupFailed => {
+                format!("{}:{}:{}", invite.id, invite.generation, super::millis(now))
+            }
             _ => format!("{}:{}", invite.id, invite.generation),
         };
         let invite_id = &invite.id;

@@ -31,7 +31,6 @@ Muster.page(async () => {
     'admin.reset_email.skipped': 'Reset email not sent (no longer wanted)',
     'token.create': 'Token created', 'token.revoke': 'Token revoked', 'token.use': 'Token used',
     'webhook.create': 'Webhook endpoint added', 'webhook.delete': 'Webhook endpoint removed', 'webhook.redeliver': 'Webhook delivery sent again',
-    'backup.redb': 'Backup written',
   };
 
   // "admin:jane@…" → "jane@… (admin)", "client:203.0.113.9" → a client address.

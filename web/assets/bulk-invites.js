@@ -241,7 +241,7 @@ Muster.page(async () => {
     } catch (err) {
       // The API names its field (`to`); here the field is the one on screen.
       const text = errorText(err);
-      say('test-status', 'bad', err.body && err.body.code === 'invalid_to'
+      say('test-status', 'bad', err.body && err.body.code === 'invalid_to' && typeof text === 'string'
         ? 'Send a test to: ' + text.replace(/^`to`: /, '') : text);
     } finally { $('send-test').disabled = false; }
   });

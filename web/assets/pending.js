@@ -8,7 +8,14 @@ Muster.page(async () => {
   const batches = await api('GET', '/batches');
   batches.forEach(b => $('batch').append(el('option', { value: b.id, text: b.domain + ' · ' + fmtDate(b.created_at) + ' · ' + plural(b.invite_count, 'invite') })));
   const params = new URLSearchParams(location.search);
-  if (params.get('batch')) $('batch').value = params.get('batch');
+  if (params.get('batch')) {
+    // A batch older than the list of batches holds (a notice's link) is
+    // still the one asked for.
+    if (![...$('batch').options].some(o => o.value === params.get('batch'))) {
+      $('batch').append(el('option', { value: params.get('batch'), text: 'Batch ' + params.get('batch') }));
+    }
+    $('batch').value = params.get('batch');
+  }
   if (params.get('state')) {
     $('state').value = params.get('state');
     // A state the list does not know (a mistyped link) is said, not hidden.
@@ -145,7 +152,10 @@ Muster.page(async () => {
     if (!await confirmAction(text, ok)) return;
     const failed = [];
     for (const c of picked) {
-      try { await act(c.value, action); } catch (err) { failed.push(c.dataset.recipient + ': not ' + label.toLowerCase() + ': ' + errorText(err)); }
+      try { await act(c.value, action); } catch (err) {
+        const why = errorText(err);
+        failed.push(c.dataset.recipient + ': not ' + label.toLowerCase() + ': ' + (Array.isArray(why) ? why.join('; ') : why));
+      }
     }
     const done = picked.length - failed.length;
     if (failed.length) {

@@ -124,8 +124,10 @@ impl BodySchemas {
                             let known: Vec<&str> = properties
                                 .map(|p| p.keys().map(String::as_str).collect())
                                 .unwrap_or_default();
+                            // The client's own key, kept short.
+                            let name: String = name.chars().take(40).collect();
                             return Some(problem(
-                                &join(at, name),
+                                &join(at, &name),
                                 "unknown_field",
                                 format!("is not a field here; the fields are {}", known.join(", ")),
                             ));

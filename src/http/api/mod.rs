@@ -204,10 +204,22 @@ async fn json_errors<E: Endpoint>(
 ) -> poem::Result<Response> {
     let method = req.method().as_str().to_string();
     let path = req.original_uri().path().to_string();
-    // Bodies were read whole and checked by the JSON guard: kept for a
-    // refusal's words.
-    let body = req.take_body().into_bytes().await.unwrap_or_default();
-    req.set_body(body.clone());
+    // A JSON body was read whole (within the body limit) and checked by
+    // the JSON guard: kept for a refusal's words. Other bodies pass as sent.
+    let body = if crate::http::json_guard::is_json(&req) {
+        let Ok(bytes) = req.take_body().into_bytes().await else {
+            return Ok(error_response(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the body could not be read",
+                None,
+            ));
+        };
+        req.set_body(bytes.clone());
+        bytes
+    } else {
+        Default::default()
+    };
     let resp = match next.call(req).await {
         Ok(r) => r.into_response(),
         Err(e) => e.into_response(),

@@ -33,9 +33,11 @@ pub struct ItemError {
     pub message: String,
 }
 
-/// A bulk-invite item (R14).
+/// A bulk-invite item (R14). Absent fields stay out of its JSON, so an
+/// Idempotency-Key's request hash is what it was before the optional
+/// fields existed.
 #[derive(Object, Debug, Clone)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, skip_serializing_if_is_none)]
 pub struct InviteItem {
     /// The mailbox name on the domain, e.g. `jane.doe`.
     #[oai(validator(max_length = 320))]
