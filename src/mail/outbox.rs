@@ -1,7 +1,10 @@
 //! The embedded default: with no relay configured, each message is
-//! written atomically as an `.eml` file in `<data>/outbox/`.
+//! written atomically as an `.eml` file in `<data>/outbox/`. The files hold
+//! live setup and reset links: readable by their owner and group (whatever
+//! sends them on), never by others, whatever the umask.
 
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::compose::Outgoing;
@@ -26,8 +29,18 @@ impl Outbox {
         let path = self.dir.join(format!("{name}.eml"));
         let tmp = self.dir.join(format!(".{name}.eml.tmp"));
         let result = (|| -> std::io::Result<()> {
-            std::fs::create_dir_all(&self.dir)?;
-            let mut f = std::fs::File::create(&tmp)?;
+            if !self.dir.exists() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o750)
+                    .create(&self.dir)?;
+            }
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o640)
+                .open(&tmp)?;
             f.write_all(&msg.bytes)?;
             f.sync_all()?;
             std::fs::rename(&tmp, &path)?;
@@ -43,5 +56,30 @@ impl Outbox {
                 )))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn others_cannot_read_the_links_in_the_outbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Outbox::new(dir.path().join("outbox"));
+        let msg = Outgoing {
+            from: "muster@m.example".into(),
+            to: "jo@elsewhere.org".into(),
+            message_id: "<1@m.example>".into(),
+            bytes: b"Subject: x\r\n\r\nhttp://m.example/invite/secret\r\n".to_vec(),
+        };
+        let Outcome::Written(file) = outbox.write("one", &msg) else {
+            panic!("not written");
+        };
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode();
+        assert_eq!(mode(Path::new(&file)) & 0o007, 0);
+        assert_eq!(mode(outbox.dir()) & 0o007, 0);
     }
 }

@@ -119,6 +119,18 @@ impl std::fmt::Debug for Store {
 /// at 4 MiB; benches/load: peak 5 MiB lower than at 16 MiB).
 const CACHE_BYTES: usize = 4 << 20;
 
+/// The store holds password hashes and sessions' CSRF tokens: whatever
+/// the umask made of it, only its owner reads it. (A failure is left to
+/// the open that follows or came before: nothing more can be done here.)
+pub(crate) fn owner_only(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+}
+
 impl Store {
     /// Opens (or creates) the store at `path`. Fails at once, without
     /// waiting, when another process has it open.
@@ -144,6 +156,7 @@ impl Store {
                     message: other.to_string(),
                 },
             })?;
+        owner_only(path);
         Self::init(db, path.to_path_buf())
     }
 

@@ -133,13 +133,19 @@ fn a_store_from_a_newer_version_is_refused() {
 
 #[test]
 fn backup_copies_a_consistent_snapshot() {
+    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("a.redb")).unwrap();
+    // Whatever the umask (022 in a shell), the store is its owner's alone.
+    let path = dir.path().join("a.redb");
+    let store = Store::open(&path).unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600);
     store
         .write(|w| w.put_invite(None, &invite("a", "a@team.example", 30)))
         .unwrap();
     let copy = dir.path().join("copy.redb");
     store.backup_to(&copy).unwrap();
+    assert_eq!(mode(&copy), 0o600, "a backup holds the same secrets");
     let restored = Store::open(&copy).unwrap();
     assert_eq!(
         restored

@@ -748,6 +748,7 @@ pub(super) fn copy_all(src: &View, dest: &Path) -> Result<()> {
         path: dest.to_path_buf(),
         message: e.to_string(),
     })?;
+    super::owner_only(dest);
     let dst = db.begin_write()?;
     // A table a newer Muster added and the running (older) one has not
     // made yet is copied as empty.
