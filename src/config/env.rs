@@ -102,6 +102,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("http.behind_proxy", Kind::Bool),
     ("http.idle_timeout_secs", Kind::Int),
     ("http.header_timeout_secs", Kind::Int),
+    ("http.body_timeout_secs", Kind::Int),
     ("http.max_connections", Kind::Int),
     ("http.max_connections_per_client", Kind::Int),
     ("http.link_rate_per_minute", Kind::Int),

@@ -368,6 +368,9 @@ pub struct HttpSettings {
     /// A request head must arrive completely within this long of its first
     /// byte, however slowly it trickles in.
     pub header_timeout_secs: u64,
+    /// A request body must arrive whole within this long, however slowly
+    /// it trickles in.
+    pub body_timeout_secs: u64,
     /// Open connections at most; at the limit the one idle longest goes.
     pub max_connections: usize,
     /// Open connections one client address may hold (not applied behind a
@@ -505,6 +508,7 @@ impl Default for HttpSettings {
             behind_proxy: false,
             idle_timeout_secs: 30,
             header_timeout_secs: 10,
+            body_timeout_secs: 60,
             max_connections: 2048,
             max_connections_per_client: 256,
             link_rate_per_minute: 30,

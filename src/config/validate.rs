@@ -307,6 +307,9 @@ impl Config {
                 "must be 1 to 300",
             ));
         }
+        if self.http.body_timeout_secs == 0 || self.http.body_timeout_secs > 3600 {
+            return Err(Self::invalid("http.body_timeout_secs", "must be 1 to 3600"));
+        }
         if self.http.max_connections < 16 {
             return Err(Self::invalid("http.max_connections", "must be at least 16"));
         }

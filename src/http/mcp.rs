@@ -618,7 +618,21 @@ impl Endpoint for McpEndpoint {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        match authenticate(&self.state, &req).await {
+        // A request with a body was verified before it was read.
+        let verified = match req.extensions().get::<super::api::auth::Verified>() {
+            Some(super::api::auth::Verified(super::api::auth::Principal::Token { id, name })) => {
+                Some(McpCaller {
+                    actor: Actor::token(name, id),
+                    principal: format!("token:{id}"),
+                })
+            }
+            _ => None,
+        };
+        let caller = match verified {
+            Some(caller) => Ok(caller),
+            None => authenticate(&self.state, &req).await,
+        };
+        match caller {
             Ok(caller) => {
                 req.extensions_mut().insert(caller);
                 Ok(match self.inner.call(req).await {

@@ -3,6 +3,7 @@
 
 pub mod api;
 mod assets;
+mod body;
 mod client_setup;
 mod headers;
 pub(crate) mod json_guard;
@@ -126,10 +127,14 @@ fn docs() -> Response {
 pub fn routes(state: Arc<HttpState>) -> impl poem::Endpoint {
     let https = state.muster.config.is_https();
     let config = &state.muster.config;
-    let body_limit = headers::BodyLimit {
-        json: config.http.body_limit_bytes,
-        // A roster's text plus the JSON around it.
-        upload: config.invites.upload_limit_bytes + 64 * 1024,
+    let body_limit = body::BodyLimit {
+        limits: body::Limits {
+            json: config.http.body_limit_bytes,
+            // A roster's text plus the JSON around it.
+            upload: config.invites.upload_limit_bytes + 64 * 1024,
+            time: std::time::Duration::from_secs(config.http.body_timeout_secs),
+        },
+        state: state.clone(),
     };
     let mut route = Route::new()
         .at("/healthz", get(ops::healthz))

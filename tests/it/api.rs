@@ -739,7 +739,7 @@ async fn previews_and_bulk_creation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_share_one_shape() {
     let api = start(|c| {
-        c.http.api_rate_per_minute = 2;
+        c.http.api_rate_per_minute = 4;
         c.http.body_limit_bytes = 4096;
         c.invites.upload_limit_bytes = 4096;
     })
@@ -772,9 +772,9 @@ async fn errors_share_one_shape() {
         r.json::<Value>().await.unwrap()["code"],
         "payload_too_large"
     );
-    // The token's rate limit: 429 with Retry-After. (The unreadable bodies
-    // were refused before the token was looked at; the CSV call and this
-    // one use the quota.)
+    // The token's rate limit: 429 with Retry-After. (The token was checked
+    // before each body was read: the three calls above and this one use
+    // the quota.)
     let r = api
         .client
         .get(api.api("/capacity"))
@@ -793,7 +793,7 @@ async fn errors_share_one_shape() {
     assert_eq!(
         r.status(),
         429,
-        "the two authenticated calls used the quota"
+        "the four authenticated calls used the quota"
     );
     assert!(
         r.headers()["retry-after"]

@@ -467,6 +467,84 @@ async fn a_trickling_request_head_is_cut_at_its_deadline() {
     app.shutdown().await;
 }
 
+/// Sends `head` and reads the answer (the server answers before any body).
+fn answer_to_head(addr: std::net::SocketAddr, head: String) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Memory a stranger can hold: none of a route that needs a caller (the
+/// caller is checked before a byte of the body is read), 64 KiB of any
+/// other, and a known caller's body only while it keeps arriving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_are_read_only_for_known_callers_and_only_so_long() {
+    let app = TestApp::spawn(|c| {
+        c.http.body_timeout_secs = 2;
+        c.http.idle_timeout_secs = 60;
+    })
+    .await;
+    let (token, addr) = (app.token.clone(), app.addr);
+    let roster = |auth: &str| {
+        format!(
+            "POST /api/v1/previews/invites HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: 2000000\r\n\r\n"
+        )
+    };
+    // No caller, or a wrong token: refused on the head alone.
+    let stranger = roster("");
+    let answer = tokio::task::spawn_blocking(move || answer_to_head(addr, stranger))
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(
+        answer.to_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    let wrong = roster("Authorization: Bearer mst_not-a-token\r\n");
+    let answer = tokio::task::spawn_blocking(move || answer_to_head(addr, wrong))
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    // A known caller's body that stops arriving: 408 at the deadline.
+    let trickle = format!(
+        "POST /api/v1/previews/invites HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"format\":"
+    );
+    let answer = tokio::task::spawn_blocking(move || answer_to_head(addr, trickle))
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("http.body_timeout_secs"), "{answer}");
+    // Sign-in needs no caller, so it takes a small body only.
+    let big = "x".repeat(100 * 1024);
+    let r = http()
+        .post(format!("{}/api/v1/session", app.url()))
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"email":"a@b.org","password":"{big}"}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    // A known caller's whole body is served as before.
+    let r = http()
+        .post(format!("{}/api/v1/previews/invites", app.url()))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"format": "lines", "text": "jane@elsewhere.org\n"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    app.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_get_a_share_and_make_room() {
     let app = TestApp::spawn(|c| {

@@ -241,6 +241,38 @@ pub struct Auth(pub Principal);
 /// An admin session only (token management, the web wizard's endpoints).
 pub struct AdminAuth(pub Principal);
 
+/// A caller verified before its request body was read (see
+/// `headers::BodyLimit`): the extractors take it instead of checking, and
+/// counting against the token's rate limit, a second time.
+#[derive(Debug, Clone)]
+pub struct Verified(pub Principal);
+
+/// Who sends a request with a body to a route that needs a caller: its
+/// API token, else (`sessions`) an admin session with its CSRF token, or
+/// the refusal to answer before reading a byte of the body.
+pub(crate) async fn verify_before_body(
+    state: &Arc<HttpState>,
+    req: &Request,
+    sessions: bool,
+) -> Result<Principal, poem::Response> {
+    let refused = |e: poem::Error| e.into_response();
+    if let Some(p) = token_principal(req, state).await.map_err(refused)? {
+        return Ok(p);
+    }
+    if sessions && let Some(p) = session_principal(req, state).await.map_err(refused)? {
+        return Ok(p);
+    }
+    Err(refused(deny(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        if sessions {
+            "sign in, or send an API token as `Authorization: Bearer <token>`"
+        } else {
+            "send an API token as `Authorization: Bearer <token>`"
+        },
+    )))
+}
+
 impl<'a> ApiExtractor<'a> for Auth {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
     type ParamType = ();
@@ -262,6 +294,9 @@ impl<'a> ApiExtractor<'a> for Auth {
         _body: &mut RequestBody,
         _opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
+        if let Some(Verified(p)) = req.extensions().get::<Verified>() {
+            return Ok(Auth(p.clone()));
+        }
         let state = state_of(req)?;
         if let Some(p) = token_principal(req, &state).await? {
             return Ok(Auth(p));
@@ -295,6 +330,9 @@ impl<'a> ApiExtractor<'a> for AdminAuth {
         _body: &mut RequestBody,
         _opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
+        if let Some(Verified(p @ Principal::Admin { .. })) = req.extensions().get::<Verified>() {
+            return Ok(AdminAuth(p.clone()));
+        }
         let state = state_of(req)?;
         if let Some(p) = session_principal(req, &state).await? {
             return Ok(AdminAuth(p));
