@@ -37,6 +37,9 @@ pub enum PasswordProblem {
     Mismatch,
 }
 
+/// The shortest mailbox name a password is refused for containing.
+const MIN_NAME_CHARS: usize = 3;
+
 impl PasswordPolicy {
     /// Checks `password` for the mailbox `local@domain`. `confirmation` is
     /// compared when the form has one.
@@ -55,8 +58,12 @@ impl PasswordPolicy {
         if chars > MAX_PASSWORD_CHARS {
             problems.push(PasswordProblem::TooLong);
         }
+        // A name of one or two letters is in half of all passwords: it is
+        // left to the strength estimate, which knows the name too.
         let lowered = password.to_lowercase();
-        if !local_part.is_empty() && lowered.contains(&local_part.to_lowercase()) {
+        if local_part.chars().count() >= MIN_NAME_CHARS
+            && lowered.contains(&local_part.to_lowercase())
+        {
             problems.push(PasswordProblem::ContainsName);
         }
         if chars <= MAX_PASSWORD_CHARS && problems.is_empty() {
@@ -120,6 +127,16 @@ mod tests {
         assert_eq!(
             check(&"x".repeat(200), None),
             Err(vec![PasswordProblem::TooLong])
+        );
+        // A one-letter mailbox does not rule out every password with its letter.
+        let policy = PasswordPolicy::default();
+        assert_eq!(
+            policy.check("Vivid-Tiger-Forest-8812", None, "e", "team.example"),
+            Ok(())
+        );
+        assert_eq!(
+            policy.check("Vivid-Tiger-Forest-8812", None, "tiger", "team.example"),
+            Err(vec![PasswordProblem::ContainsName])
         );
     }
 }
