@@ -38,7 +38,26 @@ pub struct LinkForm {
 /// Form proofs already taken, kept until they expire: each works once.
 #[derive(Default)]
 pub struct UsedProofs {
-    taken: Mutex<HashMap<ProofNonce, OffsetDateTime>>,
+    taken: Mutex<HashMap<ProofNonce, Taken>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Taken {
+    expires: OffsetDateTime,
+    at: OffsetDateTime,
+    /// The post that took it has its answer.
+    done: bool,
+}
+
+/// What taking a proof found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taking {
+    /// Taken now: the post goes on.
+    Taken,
+    /// Taken before, at this time.
+    TakenAt(OffsetDateTime),
+    /// Too many live proofs are held: refused.
+    Full,
 }
 
 impl UsedProofs {
@@ -46,23 +65,54 @@ impl UsedProofs {
     /// wrong; refuse rather than grow.
     const MAX: usize = 200_000;
 
-    /// Takes the proof; false when it was taken before.
-    pub fn take(&self, proof: &ValidProof, now: OffsetDateTime) -> bool {
+    /// Takes the proof, unless it was taken before.
+    pub fn take(&self, proof: &ValidProof, now: OffsetDateTime) -> Taking {
         let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = taken.get(&proof.nonce) {
+            return Taking::TakenAt(t.at);
+        }
         if taken.len() >= Self::MAX {
-            taken.retain(|_, expires| *expires > now);
+            taken.retain(|_, t| t.expires > now);
             if taken.len() >= Self::MAX {
-                return false;
+                return Taking::Full;
             }
         }
-        taken.insert(proof.nonce, proof.expires).is_none()
+        taken.insert(
+            proof.nonce,
+            Taken {
+                expires: proof.expires,
+                at: now,
+                done: false,
+            },
+        );
+        Taking::Taken
+    }
+
+    /// The post that took `nonce` has its answer.
+    pub fn finish(&self, nonce: &ProofNonce) {
+        if let Some(t) = self
+            .taken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_mut(nonce)
+        {
+            t.done = true;
+        }
+    }
+
+    fn is_done(&self, nonce: &ProofNonce) -> bool {
+        self.taken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(nonce)
+            .is_none_or(|t| t.done)
     }
 
     pub fn forget_expired(&self, now: OffsetDateTime) {
         self.taken
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, expires| *expires > now);
+            .retain(|_, t| t.expires > now);
     }
 }
 
@@ -139,31 +189,62 @@ async fn status_of(state: &HttpState, token: &str) -> Result<LinkStatus, Respons
     }
 }
 
-/// Checks where a post came from and takes its form proof. On refusal,
-/// the answer: what the link shows now when the form was simply sent twice
-/// (a double click), else a page that says to open the link again.
+/// How long a form sent twice waits for the first submission's outcome.
+const SENT_TWICE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Checks where a post came from and takes its form proof (whose nonce
+/// it returns, for [`UsedProofs::finish`]). On refusal, the answer: what
+/// the link shows now when the form was simply sent twice (a double
+/// click), else a page that says to open the link again.
 async fn accept_post(
     state: &HttpState,
     req: &Request,
     token: &str,
     posted_proof: &str,
-) -> Result<(), Response> {
+) -> Result<ProofNonce, Response> {
     let muster = &state.muster;
+    let mut sent_twice = None;
     let refusal = if from_another_site(req, &muster.config) {
-        Some("another site".to_string())
+        "another site".to_string()
     } else {
         match muster.check_form_proof(token, posted_proof) {
-            Ok(proof) if state.used_proofs.take(&proof, muster.now()) => None,
-            Ok(_) => Some("a form proof used before".into()),
-            Err(e) => Some(e.to_string()),
+            Ok(proof) => match state.used_proofs.take(&proof, muster.now()) {
+                Taking::Taken => return Ok(proof.nonce),
+                Taking::TakenAt(at) => {
+                    // Only a second post right behind the first is a
+                    // double click; an old form sent again starts over.
+                    if muster.now() - at < SENT_TWICE_WAIT {
+                        sent_twice = Some(proof.nonce);
+                    }
+                    "a form proof used before".into()
+                }
+                Taking::Full => "too many form proofs held".into(),
+            },
+            Err(e) => e.to_string(),
         }
     };
-    let Some(reason) = refusal else {
-        return Ok(());
-    };
+    let reason = refusal;
     tracing::info!(reason = %reason, "refused a setup-link form post");
     let config = &muster.config;
-    Err(match status_of(state, token).await? {
+    let mut status = status_of(state, token).await?;
+    // The same form sent twice at once (a double click without script):
+    // the first submission may not have begun when this one looks. What
+    // the person sees is this answer, so it waits for the first one's
+    // outcome, a few seconds at most, rather than saying to start over.
+    let deadline = tokio::time::Instant::now() + SENT_TWICE_WAIT;
+    while let Some(nonce) = &sent_twice
+        && !state.used_proofs.is_done(nonce)
+        && matches!(status, LinkStatus::Live(_) | LinkStatus::Busy(_))
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        status = status_of(state, token).await?;
+    }
+    if sent_twice.is_some() {
+        // As the first post left it.
+        status = status_of(state, token).await?;
+    }
+    Err(match status {
         LinkStatus::Redeemed(i) => html(StatusCode::OK, pages::already_redeemed(config, &i)),
         LinkStatus::Busy(i) => html(StatusCode::CONFLICT, pages::busy(&i)),
         LinkStatus::Live(i) | LinkStatus::Blocked(i) | LinkStatus::Expired(i) => html(
@@ -232,9 +313,10 @@ pub async fn submit(
     let Some(Form(form)) = form else {
         return html(StatusCode::BAD_REQUEST, pages::invalid());
     };
-    if let Err(r) = accept_post(&state, req, &token, &form.form_token).await {
-        return r;
-    }
+    let nonce = match accept_post(&state, req, &token, &form.form_token).await {
+        Ok(nonce) => nonce,
+        Err(r) => return r,
+    };
     let muster = state.muster.clone();
     let t = token.clone();
     let result = tokio::task::spawn_blocking(move || {
@@ -244,6 +326,8 @@ pub async fn submit(
         (outcome, status)
     })
     .await;
+    // A second post of this form waits no longer.
+    state.used_proofs.finish(&nonce);
     let (outcome, status) = match result {
         Ok(r) => r,
         Err(e) => return internal(e),
@@ -391,9 +475,10 @@ pub async fn new_link(
         return r;
     }
     let proof = form.map(|Form(f)| f.form_token).unwrap_or_default();
-    if let Err(r) = accept_post(&state, req, &token, &proof).await {
-        return r;
-    }
+    let nonce = match accept_post(&state, req, &token, &proof).await {
+        Ok(nonce) => nonce,
+        Err(r) => return r,
+    };
     let muster = state.muster.clone();
     let t = token.clone();
     let result = tokio::task::spawn_blocking(move || {
@@ -401,6 +486,7 @@ pub async fn new_link(
         Ok::<_, crate::service::ServiceError>((recorded, muster.link_status(&t)?))
     })
     .await;
+    state.used_proofs.finish(&nonce);
     match result {
         Ok(Ok((true, LinkStatus::Expired(i)))) => {
             html(StatusCode::OK, pages::new_link_requested(&i))

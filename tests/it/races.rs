@@ -69,6 +69,48 @@ async fn resend_and_redeem_of_one_invite_at_the_same_time() {
     app.shutdown().await;
 }
 
+/// One form sent six times at once (a double click where the page's script
+/// did not run): one post sets the mailbox up, and every other one shows
+/// that outcome, not a page saying to start over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_form_sent_many_times_at_once_shows_its_outcome_every_time() {
+    let t = TestDir::new();
+    let mut config = t.config();
+    config.http.link_rate_per_minute = 10_000;
+    let app = TestApp::on(config).await;
+    let created = app.muster.create_batch(invite_batch(1, "twice")).unwrap();
+    let link = format!(
+        "{}/invite/{}",
+        app.url(),
+        app.muster
+            .invite_token(&created.invites[0])
+            .unwrap()
+            .as_str()
+    );
+    let client = http();
+    let proof = fetch_form_token(&client, &link).await;
+    let posts: Vec<_> = (0..6)
+        .map(|_| {
+            let (c, link, proof) = (client.clone(), link.clone(), proof.clone());
+            tokio::spawn(async move { post_password(&c, &link, &proof, PASSWORD, PASSWORD).await })
+        })
+        .collect();
+    let mut ready = 0;
+    for post in posts {
+        let (status, page) = post.await.unwrap();
+        if page.contains("Your mailbox is ready") {
+            ready += 1;
+        } else {
+            assert_eq!(status, 200, "{page}");
+            assert!(page.contains("already set up"), "{page}");
+        }
+    }
+    assert_eq!(ready, 1);
+    let passwd = std::fs::read_to_string(app.muster.config.passwd_file()).unwrap();
+    assert_eq!(passwd.lines().count(), 1);
+    app.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_batches_competing_for_the_last_places_never_exceed_the_cap() {
     let t = TestDir::new();
