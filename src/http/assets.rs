@@ -25,8 +25,8 @@ fn content_type(path: &str) -> &'static str {
 
 /// Serves an embedded file with an ETag; assets revalidate after an hour.
 pub fn file(path: &str, if_none_match: Option<&str>) -> Response {
-    // rust-embed looks names up in a map: "..", "//" or absolute paths
-    // simply do not match.
+    // A release build looks names up in a map; a debug build reads the
+    // folder, so `asset` refuses `..` before a name gets here.
     let Some(f) = Web::get(path) else {
         return Response::builder()
             .status(StatusCode::NOT_FOUND)
@@ -66,6 +66,13 @@ pub fn asset(Path(path): Path<String>, req: &poem::Request) -> Response {
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok());
+    // Only names inside assets/: a debug build reads them from disk, where
+    // `..` would reach the admin pages past their sign-in check.
+    if path.split(['/', '\\']).any(|s| s == ".." || s == ".") || path.starts_with('/') {
+        return Response::builder()
+            .status(poem::http::StatusCode::NOT_FOUND)
+            .finish();
+    }
     file(&format!("assets/{path}"), inm)
 }
 

@@ -378,6 +378,23 @@ async fn path_tricks_on_links_and_assets() {
             "{path}: {status}"
         );
     }
+    // An admin page by way of the assets (read from disk in a debug build)
+    // is not served past its sign-in check.
+    for path in [
+        "/assets/..%2ftokens.html",
+        "/assets/%2e%2e%2findex.html",
+        "/assets/.%2f..%2faudit.html",
+    ] {
+        let mut s = std::net::TcpStream::connect(app.addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        assert!(resp.starts_with("HTTP/1.1 404"), "{path}: {resp}");
+    }
     let _ = base;
     app.shutdown().await;
 }
