@@ -113,7 +113,14 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         use crate::service::codes::ErrorKind;
         let kind = e.kind();
-        if matches!(kind, ErrorKind::Internal | ErrorKind::Unavailable { .. }) {
+        if matches!(e, ServiceError::Busy(_)) {
+            // Load, not a fault: a flood of sign-ins would write one error
+            // line per request.
+            tracing::debug!(
+                code = e.code(),
+                "API request turned away: hashing is at capacity"
+            );
+        } else if matches!(kind, ErrorKind::Internal | ErrorKind::Unavailable { .. }) {
             tracing::error!(error = %e, code = e.code(), "API request failed");
         } else if e.is_host_refusal() {
             tracing::warn!(error = %e, code = e.code(), "the mail host refused an API request");
