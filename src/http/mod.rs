@@ -84,6 +84,8 @@ const PAGES: &[(&str, &str, Audience)] = &[
     ("/", "index.html", Audience::Admin),
     ("/login", "login.html", Audience::Anyone),
     ("/setup", "setup.html", Audience::Anyone),
+    ("/admin/reset", "reset.html", Audience::Anyone),
+    // Links sent before the token moved into the fragment (valid 1 hour).
     ("/admin/reset/:token", "reset.html", Audience::Anyone),
     ("/invites", "pending.html", Audience::Admin),
     ("/invites/new", "bulk-invites.html", Audience::Admin),

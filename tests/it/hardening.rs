@@ -292,7 +292,7 @@ fn reset_links(app: &TestApp, n: usize) -> Vec<String> {
                     let text = msg.body_text(0).unwrap().to_string();
                     let link = text
                         .split_whitespace()
-                        .find(|w| w.contains("/admin/reset/"))
+                        .find(|w| w.contains("/admin/reset#"))
                         .unwrap()
                         .to_string();
                     (e.metadata().unwrap().modified().unwrap(), link)
@@ -315,7 +315,7 @@ async fn forgot(url: &str) {
 
 /// Sets a new password with the token of `link`: the status and the answer.
 async fn confirm(url: &str, link: String, password: &str) -> (u16, String) {
-    let token = link.rsplit('/').next().unwrap();
+    let token = link.rsplit('#').next().unwrap();
     let r = http()
         .post(format!("{url}/api/v1/password-reset/confirm"))
         .json(&json!({"token": token, "password": password}))

@@ -1,7 +1,9 @@
 'use strict';
 (() => {
   const { api, say, errorText } = Muster;
-  const token = location.pathname.split('/').pop();
+  // The token is in the fragment (never sent to a server); links sent by
+  // an older Muster had it in the path.
+  const token = location.hash.replace(/^#/, '') || location.pathname.split('/').pop();
   document.getElementById('reset').addEventListener('submit', async e => {
     e.preventDefault();
     const password = document.getElementById('password').value;
