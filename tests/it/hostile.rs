@@ -342,6 +342,19 @@ async fn every_state_changing_call_needs_the_csrf_token() {
     app.shutdown().await;
 }
 
+/// GET `path` as written: raw, so no client normalises it first.
+fn raw_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    resp
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn path_tricks_on_links_and_assets() {
     let app = TestApp::spawn(|c| c.http.link_rate_per_minute = 1000).await;
@@ -359,15 +372,7 @@ async fn path_tricks_on_links_and_assets() {
         "/invite/../assets/muster.css",
         "/admin/reset/../../Cargo.toml",
     ] {
-        let mut s = std::net::TcpStream::connect(app.addr).unwrap();
-        // Raw, so no client normalises the path first.
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
+        let resp = raw_get(app.addr, path);
         let status: u16 = resp[9..12].parse().unwrap();
         assert!(
             !resp.contains("[package]") && !resp.contains("root:") && !resp.contains("fn main"),
@@ -385,14 +390,7 @@ async fn path_tricks_on_links_and_assets() {
         "/assets/%2e%2e%2findex.html",
         "/assets/.%2f..%2faudit.html",
     ] {
-        let mut s = std::net::TcpStream::connect(app.addr).unwrap();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
+        let resp = raw_get(app.addr, path);
         assert!(resp.starts_with("HTTP/1.1 404"), "{path}: {resp}");
     }
     let _ = base;
