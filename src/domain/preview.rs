@@ -246,20 +246,18 @@ fn apply_capacity(
         }
     }
 
-    // The panel counts every row the checks above let through, so it shows
-    // how far over the batch as asked would go. Flags count only the rows
-    // that fit: one row over the pool takes nothing from the rows after it.
+    // Only the rows that would go count, in the flags and in the panel: a
+    // row flagged here is left out, so it takes nothing from the rows after
+    // it, and the panel shows what sending the clean rows leaves. (Each
+    // flag says by how much its row is over.)
     let left = facts.left();
     let available_mb = facts.pool_available_mb();
     let (mut this_batch, mut allocated) = (0u64, 0u64);
-    let (mut fitting, mut fitting_mb) = (0u64, 0u64);
     for c in candidates.iter_mut() {
         if !c.flags.is_empty() {
             continue;
         }
-        this_batch += 1;
-        allocated += c.allocation.unwrap_or(0);
-        if (fitting + 1) as i64 > left {
+        if (this_batch + 1) as i64 > left {
             c.flags.push(Flag::new(
                 FlagCode::OverCap,
                 "recipient_email",
@@ -268,14 +266,14 @@ fn apply_capacity(
             continue;
         }
         if let Some(mb) = c.allocation
-            && (fitting_mb + mb) as i64 > available_mb
+            && (allocated + mb) as i64 > available_mb
         {
             let pool = available_mb.max(0);
-            let words = if fitting_mb == 0 {
+            let words = if allocated == 0 {
                 format!("{mb} MB is more than the {pool} MB left in the storage pool")
             } else {
                 format!(
-                    "{mb} MB does not fit: the rows above take {fitting_mb} MB of the {pool} MB left in the storage pool"
+                    "{mb} MB does not fit: the rows above take {allocated} MB of the {pool} MB left in the storage pool"
                 )
             };
             c.flags.push(Flag::new(
@@ -285,8 +283,8 @@ fn apply_capacity(
             ));
             continue;
         }
-        fitting += 1;
-        fitting_mb += c.allocation.unwrap_or(0);
+        this_batch += 1;
+        allocated += c.allocation.unwrap_or(0);
     }
     CapacityAfter {
         domain: facts.domain.to_string(),

@@ -260,10 +260,16 @@ impl Muster {
                 "mailboxes.bulk_create",
                 &batch_id,
                 format!(
-                    "{} mailboxes created on {} ({} flagged rows left out)",
-                    out.len(),
-                    domain,
-                    preview.flagged_rows
+                    "{} created on {domain}{}",
+                    match out.len() {
+                        1 => "1 mailbox".to_string(),
+                        n => format!("{n} mailboxes"),
+                    },
+                    match preview.flagged_rows {
+                        0 => String::new(),
+                        1 => " (1 flagged row left out)".to_string(),
+                        n => format!(" ({n} flagged rows left out)"),
+                    }
                 ),
             )?;
             Ok(super::Idempotent::Made(CreatedMailboxes {

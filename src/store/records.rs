@@ -34,6 +34,24 @@ impl Actor {
     pub fn recipient(email: impl std::fmt::Display) -> Self {
         Self(format!("recipient:{email}"))
     }
+
+    /// As the audit page shows it (`web/assets/audit.js`), so its filter
+    /// finds what a person reads: "Muster", "command line", "… (admin)".
+    pub fn words(&self) -> String {
+        let (kind, rest) = self.0.split_once(':').unwrap_or((&self.0, ""));
+        match kind {
+            "admin" => format!("{rest} (admin)"),
+            "token" => format!(
+                "API token \"{}\"",
+                rest.rsplit_once(':').map_or(rest, |(name, _)| name)
+            ),
+            "recipient" => format!("{rest} (recipient)"),
+            "client" => format!("client {rest}"),
+            "cli" => "command line".into(),
+            "system" => "Muster".into(),
+            _ => self.0.clone(),
+        }
+    }
 }
 
 impl std::fmt::Display for Actor {
@@ -472,4 +490,28 @@ pub struct WebhookDelivery {
     pub last_error: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub delivered_at: Option<OffsetDateTime>,
+}
+
+#[cfg(test)]
+mod actor_tests {
+    use super::Actor;
+
+    #[test]
+    fn actors_in_the_words_the_audit_page_shows() {
+        assert_eq!(Actor::system().words(), "Muster");
+        assert_eq!(Actor::cli().words(), "command line");
+        assert_eq!(Actor::admin("jo@x.org").words(), "jo@x.org (admin)");
+        assert_eq!(
+            Actor::token("hr: sync", "T1").words(),
+            "API token \"hr: sync\""
+        );
+        assert_eq!(
+            Actor::recipient("kim@y.org").words(),
+            "kim@y.org (recipient)"
+        );
+        assert_eq!(
+            Actor("client:203.0.113.9".into()).words(),
+            "client 203.0.113.9"
+        );
+    }
 }

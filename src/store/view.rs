@@ -63,10 +63,13 @@ impl AuditFilter {
                 // `mailbox` takes the bulk creations too.
                 || (k == "mailbox" && e.action.starts_with("mailboxes."))
         });
-        let actor_ok = self
-            .actor
-            .as_deref()
-            .is_none_or(|a| a.is_empty() || e.actor.0.to_lowercase().contains(&a.to_lowercase()));
+        // What is stored or what the page shows: either finds the event.
+        let actor_ok = self.actor.as_deref().is_none_or(|a| {
+            let a = a.to_lowercase();
+            a.is_empty()
+                || e.actor.0.to_lowercase().contains(&a)
+                || e.actor.words().to_lowercase().contains(&a)
+        });
         kind_ok && actor_ok
     }
 }

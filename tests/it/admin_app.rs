@@ -513,6 +513,17 @@ async fn the_audit_trail_names_what_happened_and_filters(engine: Engine) {
         .then_some(())
     })
     .await;
+    // By the name the page shows: Muster's own work.
+    b.type_in("#actor", "Muster").await;
+    b.click("#filters button[type=submit]").await;
+    b.until("only Muster's own events", || async {
+        let who = b
+            .run("return [...document.querySelectorAll('#audit tbody tr')].map(r => r.children[1].textContent)")
+            .await;
+        let who = who.as_array().cloned().unwrap_or_default();
+        (!who.is_empty() && who.iter().all(|w| w == "Muster")).then_some(())
+    })
+    .await;
     b.type_in("#actor", "").await;
     b.run("document.querySelector('#until').value = '2020-01-01'")
         .await;

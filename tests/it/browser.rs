@@ -439,9 +439,15 @@ async fn a_csv_over_the_pool_is_flagged(engine: Engine) {
     // The display name column.
     assert!(b.text("#preview").await.contains("The CEO"));
     assert_eq!(b.count("[data-code=allocation_over_pool]").await, 1);
+    // The panel shows what the clean rows leave; the flag, the overrun.
     assert!(
-        b.text("#capacity").await.contains("-200"),
-        "pool left after shows the overrun"
+        b.text("#capacity").await.contains("400"),
+        "pool left after the clean row"
+    );
+    assert!(
+        b.text("[data-code=allocation_over_pool]")
+            .await
+            .contains("600 MB does not fit: the rows above take 600 MB of the 1000 MB"),
     );
     b.step("over-pool").await;
     // Lower the allocation in place: the flag goes.

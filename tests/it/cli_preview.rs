@@ -45,10 +45,15 @@ fn preview_prints_rows_flags_and_capacity() {
         stdout.contains("mailbox_exists: the mailbox taken@team.example already exists"),
         "{stdout}"
     );
-    // 1000 MB pool, 300 MB held by the existing mailbox: 200 fits, 900 does not.
+    // 1000 MB pool, 300 MB held by the existing mailbox: 200 fits, 900 does
+    // not; the capacity lines count the row that would go.
     assert!(stdout.contains("allocation_over_pool"), "{stdout}");
     assert!(
-        stdout.contains("cap 10, existing 1, pending 0, this batch 2, left after 7"),
+        stdout.contains("cap 10, existing 1, pending 0, this batch 1, left after 8"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("this batch 200 MB, left after 500 MB"),
         "{stdout}"
     );
     assert!(

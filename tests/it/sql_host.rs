@@ -482,7 +482,8 @@ async fn two_musters_one_row_and_a_database_down_then_back(engine: Engine, layou
         let counted = |what: &str| preview["capacity"][what].as_i64().unwrap();
         assert_eq!(counted("existing"), has, "{preview}");
         let left = 2 - counted("pending");
-        assert_eq!(counted("left_after"), left - 3, "{preview}");
+        // The rows that would go: as many of the three as there is room for.
+        assert_eq!(counted("left_after"), left - left.clamp(0, 3), "{preview}");
         let over: Vec<&Value> = preview["rows"]
             .as_array()
             .unwrap()

@@ -72,7 +72,10 @@ Muster.page(async () => {
       shown += page.events.length;
       cursor = page.next_cursor || null;
       $('more').hidden = !cursor;
-      $('count').textContent = shown ? 'Showing ' + plural(shown, 'event') + (cursor ? ', more below.' : '.') : 'No events match.';
+      // A range given backwards matches nothing: said, so it is not taken for an empty trail.
+      const backwards = $('from').value && $('until').value && $('from').value > $('until').value;
+      $('count').textContent = shown ? 'Showing ' + plural(shown, 'event') + (cursor ? ', more below.' : '.')
+        : backwards ? 'No events match: From is after Until.' : 'No events match.';
       const csv = query();
       $('export').href = '/api/v1/audit.csv' + (csv.toString() ? '?' + csv : '');
     } catch (err) { say('status', 'bad', errorText(err)); }

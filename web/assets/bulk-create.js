@@ -43,7 +43,7 @@ Muster.page(async () => {
     const restore = focusKeeper(tbody);
     tbody.replaceChildren(...preview.rows.map((r, i) => el('tr', { 'data-row': i, class: r.flags.length ? 'flagged' : 'clean' },
       el('td', { 'data-label': 'Line', text: r.line || r.index + 1 }),
-      el('td', { 'data-label': 'Mailbox', text: r.mailbox || r.local_part }),
+      el('td', { 'data-label': 'Mailbox', class: 'who', text: r.mailbox || r.local_part }),
       el('td', { 'data-label': 'Password', text: r.password === 'generate' ? 'generated' : 'given' }),
       // As typed when it is not a size (the flag beside it says why).
       el('td', { 'data-label': 'Allocation (MB)', text: r.storage_allocation_mb || (rows[i] && rows[i].storage_allocation_mb) || 'shared' }),

@@ -173,10 +173,9 @@ fn a_row_over_the_pool_is_flagged_and_later_rows_that_fit_are_not() {
         p.rows[4].flags[0].message,
         "10 MB does not fit: the rows above take 30 MB of the 35 MB left in the storage pool"
     );
-    // The panel shows the batch as asked: 6 MB over.
-
-    assert_eq!(p.capacity.batch_allocated_mb, 41);
-    assert_eq!(p.capacity.pool_left_after_mb, 35 - 41);
+    // The panel shows what the clean rows take.
+    assert_eq!(p.capacity.batch_allocated_mb, 31);
+    assert_eq!(p.capacity.pool_left_after_mb, 35 - 31);
 }
 
 #[test]
@@ -197,8 +196,9 @@ fn rows_past_the_cap() {
             vec!["over_cap"]
         ]
     );
-    assert_eq!(p.capacity.this_batch, 4);
-    assert_eq!(p.capacity.left_after, -2);
+    // The panel counts the rows that would go.
+    assert_eq!(p.capacity.this_batch, 2);
+    assert_eq!(p.capacity.left_after, 0);
     assert!(p.rows[3].flags[0].message.starts_with("past the cap of 5"));
     assert_eq!(p.capacity.host_limit, None);
 }
@@ -221,7 +221,7 @@ fn the_mail_hosts_own_limit_counts_when_it_is_lower() {
         "past the 4 mailboxes Postfix Admin allows team.example: 2 exist and 1 invites are pending; raise the limit there"
     );
     assert_eq!(p.capacity.host_limit, Some(4));
-    assert_eq!(p.capacity.left_after, -2);
+    assert_eq!(p.capacity.left_after, 0);
     // A higher host limit leaves the cap in charge, and its words.
     let p = run(text, &limited(pfa(400)), &Fake::default());
     assert_eq!(p.flagged_rows, 0);
