@@ -43,17 +43,18 @@ impl LinkState {
         matches!(self, Self::Live | Self::Blocked | Self::Redeeming)
     }
 
+    /// Every state, in the order a link goes through them.
+    pub const ALL: [Self; 6] = [
+        Self::Live,
+        Self::Blocked,
+        Self::Redeeming,
+        Self::Redeemed,
+        Self::Expired,
+        Self::Revoked,
+    ];
+
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Live,
-            Self::Redeeming,
-            Self::Redeemed,
-            Self::Revoked,
-            Self::Expired,
-            Self::Blocked,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == s)
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
     }
 }
 

@@ -204,7 +204,7 @@ async fn accept_post(
 ) -> Result<ProofNonce, Response> {
     let muster = &state.muster;
     let mut sent_twice = None;
-    let refusal = if from_another_site(req, &muster.config) {
+    let reason = if from_another_site(req, &muster.config) {
         "another site".to_string()
     } else {
         match muster.check_form_proof(token, posted_proof) {
@@ -223,7 +223,6 @@ async fn accept_post(
             Err(e) => e.to_string(),
         }
     };
-    let reason = refusal;
     tracing::info!(reason = %reason, "refused a setup-link form post");
     let config = &muster.config;
     let mut status = status_of(state, token).await?;

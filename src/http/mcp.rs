@@ -32,6 +32,16 @@ pub struct McpCaller {
     pub principal: String,
 }
 
+impl From<&super::api::auth::Principal> for McpCaller {
+    /// As the REST API names the same caller, so both share its keys.
+    fn from(p: &super::api::auth::Principal) -> Self {
+        Self {
+            actor: p.actor(),
+            principal: p.key(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InviteItemArg {
@@ -56,13 +66,13 @@ pub struct InviteItemArg {
 
 impl InviteItemArg {
     fn row(&self) -> InviteRow {
-        let opt = |s: &Option<String>| s.clone().filter(|v| !v.trim().is_empty());
+        use super::api::types::given;
         InviteRow {
             recipient_email: self.recipient_email.clone(),
             local_part: Some(self.local_part.clone()),
             storage_allocation_mb: self.storage_allocation_mb.map(|n| n.to_string()),
-            display_name: opt(&self.display_name),
-            locale: opt(&self.locale),
+            display_name: given(&self.display_name),
+            locale: given(&self.locale),
             ..InviteRow::default()
         }
     }
@@ -618,14 +628,10 @@ impl Endpoint for McpEndpoint {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        use super::api::auth::{Principal, Verified};
         // A request with a body was verified before it was read.
-        let verified = match req.extensions().get::<super::api::auth::Verified>() {
-            Some(super::api::auth::Verified(super::api::auth::Principal::Token { id, name })) => {
-                Some(McpCaller {
-                    actor: Actor::token(name, id),
-                    principal: format!("token:{id}"),
-                })
-            }
+        let verified = match req.extensions().get::<Verified>() {
+            Some(Verified(p @ Principal::Token { .. })) => Some(McpCaller::from(p)),
             _ => None,
         };
         let caller = match verified {
@@ -665,10 +671,10 @@ async fn authenticate(state: &super::HttpState, req: &Request) -> Result<McpCall
             r
         })?;
     let t = super::api::auth::verify_api_token(state, req, secret).await?;
-    Ok(McpCaller {
-        actor: Actor::token(&t.name, &t.id),
-        principal: format!("token:{}", t.id),
-    })
+    Ok(McpCaller::from(&super::api::auth::Principal::Token {
+        id: t.id,
+        name: t.name,
+    }))
 }
 
 /// `muster mcp`: the same tools over stdio, against the local store.

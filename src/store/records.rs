@@ -35,8 +35,8 @@ impl Actor {
         Self(format!("recipient:{email}"))
     }
 
-    /// As the audit page shows it (`web/assets/audit.js`), so its filter
-    /// finds what a person reads: "Muster", "command line", "… (admin)".
+    /// In words, as the audit page shows it (the API's `actor_name`), so
+    /// its filter finds what a person reads: "Muster", "command line".
     pub fn words(&self) -> String {
         let (kind, rest) = self.0.split_once(':').unwrap_or((&self.0, ""));
         match kind {

@@ -80,18 +80,9 @@ const GROUP_STATES: [&str; 4] = ["pending", "expiring", "new_link_requested", "s
 impl InviteFilter {
     /// Every state the filter knows, in the order a person would look.
     pub fn states() -> Vec<&'static str> {
-        let links = [
-            LinkState::Live,
-            LinkState::Blocked,
-            LinkState::Redeeming,
-            LinkState::Redeemed,
-            LinkState::Expired,
-            LinkState::Revoked,
-        ]
-        .map(LinkState::as_str);
         GROUP_STATES
             .into_iter()
-            .chain(links)
+            .chain(LinkState::ALL.map(LinkState::as_str))
             .chain(crate::domain::invite::Delivery::NAMES)
             .collect()
     }

@@ -637,6 +637,18 @@ async fn the_pending_list_and_its_actions() {
     ] {
         assert!(actions.contains(&a), "{a} in {actions:?}");
     }
+    // Each actor also in the words the web app shows.
+    let sign_in = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "admin.sign_in")
+        .unwrap();
+    let actor = sign_in["actor"].as_str().unwrap();
+    assert_eq!(
+        sign_in["actor_name"],
+        format!("{} (admin)", actor.strip_prefix("admin:").unwrap())
+    );
     let csv = api
         .client
         .get(api.api("/audit.csv"))

@@ -33,21 +33,6 @@ Muster.page(async () => {
     'webhook.create': 'Webhook endpoint added', 'webhook.delete': 'Webhook endpoint removed', 'webhook.redeliver': 'Webhook delivery sent again',
   };
 
-  // "admin:jane@…" → "jane@… (admin)", "client:203.0.113.9" → a client address.
-  function who(actor) {
-    const [kind, ...rest] = actor.split(':');
-    const value = rest.join(':');
-    switch (kind) {
-      case 'admin': return value + ' (admin)';
-      case 'token': return 'API token "' + rest.slice(0, -1).join(':') + '"';
-      case 'recipient': return value + ' (recipient)';
-      case 'client': return 'client ' + value;
-      case 'cli': return 'command line';
-      case 'system': return 'Muster';
-      default: return actor;
-    }
-  }
-
   function query(cursor) {
     const q = new URLSearchParams();
     for (const id of ['kind', 'actor', 'from', 'until']) if ($(id).value.trim()) q.set(id, $(id).value.trim());
@@ -65,7 +50,7 @@ Muster.page(async () => {
       const page = await api('GET', '/audit?' + q);
       page.events.forEach(e => $('audit').querySelector('tbody').append(el('tr', { 'data-action': e.action },
         el('td', { 'data-label': 'When', class: 'nowrap', text: fmtDate(e.at) }),
-        el('td', { 'data-label': 'Who', class: 'who', text: who(e.actor) }),
+        el('td', { 'data-label': 'Who', class: 'who', text: e.actor_name }),
         el('td', { 'data-label': 'What', text: ACTIONS[e.action] || e.action, title: e.action }),
         el('td', { 'data-label': 'Subject', class: 'who' }, e.subject_name ? [el('span', { text: e.subject_name }), el('br'), el('small', { class: 'muted', text: e.subject })] : e.subject),
         el('td', { 'data-label': 'Detail', class: 'readable', text: e.detail }))));

@@ -142,6 +142,7 @@ impl<'a> Names<'a> {
             id: e.id.clone(),
             at: rfc3339(e.at),
             actor: e.actor.to_string(),
+            actor_name: e.actor.words(),
             action: e.action.clone(),
             subject: e.subject.clone(),
             subject_name: self.of(e),

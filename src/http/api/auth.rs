@@ -242,7 +242,7 @@ pub struct Auth(pub Principal);
 pub struct AdminAuth(pub Principal);
 
 /// A caller verified before its request body was read (see
-/// `headers::BodyLimit`): the extractors take it instead of checking, and
+/// `body::BodyLimit`): the extractors take it instead of checking, and
 /// counting against the token's rate limit, a second time.
 #[derive(Debug, Clone)]
 pub struct Verified(pub Principal);

@@ -33,6 +33,11 @@ pub struct ItemError {
     pub message: String,
 }
 
+/// An optional field as sent, with blank meaning left out.
+pub(crate) fn given(value: &Option<String>) -> Option<String> {
+    value.clone().filter(|v| !v.trim().is_empty())
+}
+
 /// A bulk-invite item (R14). Absent fields stay out of its JSON, so an
 /// Idempotency-Key's request hash is what it was before the optional
 /// fields existed.
@@ -58,14 +63,13 @@ pub struct InviteItem {
 
 impl InviteItem {
     pub fn to_row(&self) -> InviteRow {
-        let opt = |s: &Option<String>| s.clone().filter(|v| !v.trim().is_empty());
         InviteRow {
             line: None,
             recipient_email: self.recipient_email.clone(),
             storage_allocation_mb: self.storage_allocation_mb.map(|n| n.to_string()),
             local_part: Some(self.local_part.clone()),
-            display_name: opt(&self.display_name),
-            locale: opt(&self.locale),
+            display_name: given(&self.display_name),
+            locale: given(&self.locale),
             problem: None,
         }
     }
@@ -112,14 +116,13 @@ pub struct RosterRowBody {
 
 impl RosterRowBody {
     pub fn to_row(&self) -> InviteRow {
-        let opt = |s: &Option<String>| s.clone().filter(|v| !v.trim().is_empty());
         InviteRow {
             line: self.line.map(|l| l as usize),
             recipient_email: self.recipient_email.clone(),
-            storage_allocation_mb: opt(&self.storage_allocation_mb),
-            local_part: opt(&self.local_part),
-            display_name: opt(&self.display_name),
-            locale: opt(&self.locale),
+            storage_allocation_mb: given(&self.storage_allocation_mb),
+            local_part: given(&self.local_part),
+            display_name: given(&self.display_name),
+            locale: given(&self.locale),
             problem: None,
         }
     }
@@ -619,13 +622,12 @@ pub struct CreationRowBody {
 
 impl CreationRowBody {
     pub fn to_row(&self) -> CreationRow {
-        let opt = |s: &Option<String>| s.clone().filter(|v| !v.trim().is_empty());
         CreationRow {
             line: self.line.map(|l| l as usize),
             local_part: self.local_part.clone(),
-            password: opt(&self.password),
-            storage_allocation_mb: opt(&self.storage_allocation_mb),
-            display_name: opt(&self.display_name),
+            password: given(&self.password),
+            storage_allocation_mb: given(&self.storage_allocation_mb),
+            display_name: given(&self.display_name),
             problem: None,
         }
     }
@@ -814,6 +816,9 @@ pub struct AuditBody {
     /// `admin:EMAIL`, `token:NAME:ID`, `recipient:EMAIL`, `client:ADDRESS`
     /// (a failed sign-in), `cli` or `system`.
     pub actor: String,
+    /// The actor in words, as the web app shows it ("jane@… (admin)",
+    /// "command line", "Muster").
+    pub actor_name: String,
     pub action: String,
     /// What it acted on: an invite, batch or token id, a mailbox or an account.
     pub subject: String,
