@@ -165,6 +165,13 @@ const Muster = (() => {
     return el('span', { class: 'state ' + state, text: state.replace(/_/g, ' ') });
   }
 
+  // An invite's delivery detail in short: an outbox file by its name (the
+  // whole path goes in a title).
+  function shortDetail(i) {
+    const detail = i.delivery_detail || '';
+    return i.delivery_state === 'in_outbox' ? detail.replace(/^.*\//, '') : detail;
+  }
+
   function download(filename, text, type) {
     const url = URL.createObjectURL(new Blob([text], { type: type || 'text/csv' }));
     const a = el('a', { href: url, download: filename });
@@ -301,5 +308,5 @@ const Muster = (() => {
   }
 
   return { el, api, ApiError, page, say, errorText, setCsrf, requireSession, fmtDate, stateBadge,
-           download, csvCell, cookieNotice, newKey, confirmAction, plural, copyText, sourcePicker, focusKeeper, size };
+           shortDetail, download, csvCell, cookieNotice, newKey, confirmAction, plural, copyText, sourcePicker, focusKeeper, size };
 })();

@@ -1,6 +1,6 @@
 'use strict';
 Muster.page(async () => {
-  const { api, el, say, errorText, requireSession, stateBadge, newKey, plural, sourcePicker, focusKeeper, fmtDate, size } = Muster;
+  const { api, el, say, errorText, requireSession, stateBadge, shortDetail, newKey, plural, sourcePicker, focusKeeper, fmtDate, size } = Muster;
   const settings = await requireSession();
   const $ = id => document.getElementById(id);
   settings.domains.forEach(d => $('domain').append(el('option', { value: d, text: d })));
@@ -277,9 +277,7 @@ Muster.page(async () => {
     $('sent').querySelector('tbody').replaceChildren(...status.invites.map(i => el('tr', { 'data-delivery': i.delivery_state },
       el('td', { 'data-label': 'Recipient', text: i.recipient_email }), el('td', { 'data-label': 'Mailbox', text: i.mailbox }),
       el('td', {}, stateBadge(i.delivery_state)),
-      // An outbox file by its name (the whole path is its title).
-      el('td', { 'data-label': 'Detail', title: i.delivery_detail || null,
-        text: i.delivery_state === 'in_outbox' ? (i.delivery_detail || '').replace(/^.*\//, '') : i.delivery_detail || '' }))));
+      el('td', { 'data-label': 'Detail', title: i.delivery_detail || null, text: shortDetail(i) }))));
     if (open > 0) setTimeout(() => follow(batchId), 1000);
   }
 });

@@ -1,6 +1,6 @@
 'use strict';
 Muster.page(async () => {
-  const { api, el, say, errorText, requireSession, fmtDate, stateBadge, confirmAction, plural, copyText } = Muster;
+  const { api, el, say, errorText, requireSession, fmtDate, stateBadge, shortDetail, confirmAction, plural, copyText } = Muster;
   await requireSession();
   const $ = id => document.getElementById(id);
   let cursor = null;
@@ -25,9 +25,10 @@ Muster.page(async () => {
   }
   if (params.get('q')) $('q').value = params.get('q');
 
-  function filters() {
+  // The API names the batch `batch_id`; the page's own address, `batch`.
+  function filters(batchKey = 'batch_id') {
     const q = new URLSearchParams();
-    if ($('batch').value) q.set('batch_id', $('batch').value);
+    if ($('batch').value) q.set(batchKey, $('batch').value);
     if ($('state').value) q.set('state', $('state').value);
     if ($('q').value.trim()) q.set('q', $('q').value.trim());
     return q;
@@ -60,11 +61,6 @@ Muster.page(async () => {
     resend: (n, what) => ['Resend ' + (what || plural(n, 'invite')) + '? ' + (n === 1 ? 'It gets a fresh link; the old one stops working.' : 'Each gets a fresh link; the old one stops working.'), 'Resend ' + plural(n, 'invite')],
     revoke: (n, what) => ['Revoke ' + (what || plural(n, 'invite')) + '? ' + (n === 1 ? 'Its link stops' : 'Their links stop') + ' working at once. This cannot be undone.', 'Revoke ' + plural(n, 'invite')],
   };
-
-  // An outbox file's path: its name is enough here (the whole path is its title).
-  function shortDetail(i) {
-    return i.delivery_state === 'in_outbox' ? i.delivery_detail.replace(/^.*\//, '') : i.delivery_detail;
-  }
 
   // Why an invite waits or failed, or why its mailbox could not be made: one
   // line, shown whole on a click or tap (a phone has no hover for the title).
@@ -131,10 +127,7 @@ Muster.page(async () => {
     $('export').href = '/api/v1/invites.csv?' + filters();
     // The address says what is shown, as the notices' links do: it can be
     // bookmarked, shared, and survives a reload.
-    const shown = new URLSearchParams();
-    if ($('batch').value) shown.set('batch', $('batch').value);
-    if ($('state').value) shown.set('state', $('state').value);
-    if ($('q').value.trim()) shown.set('q', $('q').value.trim());
+    const shown = filters('batch');
     history.replaceState(null, '', location.pathname + (shown.toString() ? '?' + shown : ''));
     load(false);
   }
