@@ -202,49 +202,35 @@ pub async fn run(
     let (mut created, mut failed_chunks, mut done) = (0usize, 0usize, 0usize);
     // What the refusals call for, worst first: the next step to suggest.
     let mut advice = Advice::None;
+    // Above the progress bar when there is one.
+    let say = |text: String| match &bar {
+        Some(b) => b.println(text),
+        None => println!("{text}"),
+    };
     for (n, (chunk, body)) in chunks.iter().zip(&bodies).enumerate() {
         let first = chunk.first().and_then(|r| r.line).unwrap_or(0);
         let last = chunk.last().and_then(|r| r.line).unwrap_or(0);
+        let call = format!("call {}/{}: lines {first}-{last}", n + 1, chunks.len());
         match send(&client, &target, body, chunk).await {
             ChunkResult::Created { batch_id, invites } => {
                 created += invites;
-                let line = format!(
-                    "call {}/{}: lines {first}-{last}: {invites} invites in batch {batch_id}",
-                    n + 1,
-                    chunks.len()
-                );
-                match &bar {
-                    Some(b) => b.println(line),
-                    None => println!("{line}"),
-                }
+                say(format!("{call}: {invites} invites in batch {batch_id}"));
             }
             ChunkResult::Unreachable(why) => {
                 failed_chunks += chunks.len() - n;
                 advice = Advice::Reach;
-                let text = format!(
-                    "call {}/{}: lines {first}-{last}: cannot reach Muster at {}: {why}; nothing more was sent",
-                    n + 1,
-                    chunks.len(),
+                say(format!(
+                    "{call}: cannot reach Muster at {}: {why}; nothing more was sent",
                     target.url
-                );
-                match &bar {
-                    Some(b) => b.println(text),
-                    None => println!("{text}"),
-                }
+                ));
                 break;
             }
             ChunkResult::NoAnswer(why) => {
                 failed_chunks += 1;
                 advice = advice.max(Advice::Later);
-                let text = format!(
-                    "call {}/{}: lines {first}-{last}: no answer in time ({why}); it may have been made",
-                    n + 1,
-                    chunks.len()
-                );
-                match &bar {
-                    Some(b) => b.println(text),
-                    None => println!("{text}"),
-                }
+                say(format!(
+                    "{call}: no answer in time ({why}); it may have been made"
+                ));
             }
             ChunkResult::Refused {
                 status,
@@ -252,32 +238,24 @@ pub async fn run(
                 errors,
             } => {
                 failed_chunks += 1;
-                let refused_token = status == 401 || status == 403;
-                let mut text = format!(
-                    "call {}/{}: lines {first}-{last}: refused ({status}): {message}",
-                    n + 1,
-                    chunks.len()
-                );
-                for e in errors {
-                    text.push_str(&format!("\n  {e}"));
-                }
-                if refused_token {
-                    // Every later call carries the same token.
-                    failed_chunks += chunks.len() - n - 1;
-                    text.push_str("; nothing more was sent");
-                }
-                match &bar {
-                    Some(b) => b.println(text),
-                    None => println!("{text}"),
-                }
-                advice = advice.max(match status {
+                let this = match status {
                     401 | 403 => Advice::Token,
                     400 | 409 | 413 | 422 => Advice::Rows,
                     _ => Advice::Later,
-                });
-                if refused_token {
+                };
+                advice = advice.max(this);
+                let mut text = format!("{call}: refused ({status}): {message}");
+                for e in errors {
+                    text.push_str(&format!("\n  {e}"));
+                }
+                if this == Advice::Token {
+                    // Every later call carries the same token.
+                    failed_chunks += chunks.len() - n - 1;
+                    text.push_str("; nothing more was sent");
+                    say(text);
                     break;
                 }
+                say(text);
             }
         }
         done += chunk.len();
