@@ -8,6 +8,7 @@ pub mod delivery;
 pub mod duration;
 pub mod form_proof;
 pub mod invite;
+pub mod known_device;
 pub mod mta_sts;
 pub mod password;
 pub mod preview;

@@ -5,6 +5,7 @@ use sha2::{Digest, Sha256};
 use time::Duration;
 
 use crate::domain::address::RecipientEmail;
+use crate::domain::known_device::{self, KnownDevice};
 use crate::domain::password::PasswordProblem;
 use crate::domain::token::{LinkToken, TokenPurpose};
 use crate::store::{
@@ -12,6 +13,7 @@ use crate::store::{
     hex_hash,
 };
 
+use super::hashing::Priority;
 use super::{Muster, ServiceError};
 
 pub const SESSION_HOURS: i64 = 12;
@@ -52,12 +54,14 @@ impl From<StoreError> for AdminError {
     }
 }
 
-/// A new session: the cookie value and the CSRF token the web app sends back.
+/// A new session: the cookie value, the CSRF token the web app sends back,
+/// and the browser's fresh mark as a known device (see [`known_device`]).
 #[derive(Debug, Clone)]
 pub struct SignedIn {
     pub email: String,
     pub cookie: String,
     pub csrf: String,
+    pub device_mark: String,
 }
 
 /// The result of checking an API token.
@@ -171,16 +175,30 @@ impl Muster {
             email: email.to_string(),
             cookie: cookie.as_str().to_string(),
             csrf: csrf.as_str().to_string(),
+            device_mark: known_device::issue(&self.link_key, email, now, rand::random()),
         })
     }
 
+    /// The browser behind a known-device mark, when it signed in as
+    /// `email` before (recently enough).
+    pub fn known_device(&self, email: &str, mark: &str) -> Option<KnownDevice> {
+        known_device::recognise(
+            &self.link_key,
+            &email.trim().to_lowercase(),
+            mark,
+            self.now(),
+        )
+    }
+
     /// Checks the credentials; the answer takes the same time whether or
-    /// not the account exists.
+    /// not the account exists. A browser that signed in to the account
+    /// before (`device`) is served ahead of strangers when hashing is busy.
     pub fn sign_in(
         &self,
         email: &str,
         password: &str,
         client: &str,
+        device: Option<&KnownDevice>,
     ) -> Result<SignedIn, AdminError> {
         let email = email.trim().to_lowercase();
         let admin = self.store.read()?.admin(&email)?;
@@ -188,9 +206,13 @@ impl Muster {
             .as_ref()
             .map(|a| a.password_hash.as_str())
             .unwrap_or(DUMMY_HASH);
+        let priority = match device {
+            Some(_) => Priority::KnownDevice,
+            None => Priority::SignIn,
+        };
         let ok = self
             .hasher
-            .verify(password, hash)
+            .verify(password, hash, priority)
             .map_err(ServiceError::from)?
             && admin.is_some();
         if !ok {
@@ -651,15 +673,20 @@ mod tests {
         ));
         assert!(m.setup_link().unwrap().is_none());
         assert!(matches!(
-            m.sign_in("admin@team.example", "wrong", "127.0.0.1"),
+            m.sign_in("admin@team.example", "wrong", "127.0.0.1", None),
             Err(AdminError::WrongCredentials)
         ));
         assert!(matches!(
-            m.sign_in("nobody@team.example", "wrong", "127.0.0.1"),
+            m.sign_in("nobody@team.example", "wrong", "127.0.0.1", None),
             Err(AdminError::WrongCredentials)
         ));
         let again = m
-            .sign_in("ADMIN@team.example", "plinth-ferry-quartz-77", "127.0.0.1")
+            .sign_in(
+                "ADMIN@team.example",
+                "plinth-ferry-quartz-77",
+                "127.0.0.1",
+                None,
+            )
             .unwrap();
         m.sign_out(&again.cookie).unwrap();
         assert!(m.session(&again.cookie).unwrap().is_none());

@@ -8,8 +8,9 @@
 //! Waiting hashes are served in arrival order, and work someone is entitled
 //! to (redemption, admin setup and reset, bulk creation) before sign-in
 //! attempts, which anyone can send: a flood of sign-ins cannot keep
-//! recipients from setting up their mailboxes. Each class has its own
-//! queue of `queue` places.
+//! recipients from setting up their mailboxes. Sign-ins from a browser that
+//! signed in to the account before come next, then everyone else's. Each
+//! class has its own queue of `queue` places.
 //!
 //! Memory is reused while a burst lasts and given back when the pool falls
 //! idle, so it does not grow with attempts.
@@ -42,7 +43,11 @@ pub enum HashFailure {
 pub enum Priority {
     /// Redemption, admin setup and reset, bulk creation.
     Work,
-    /// Sign-in attempts: anyone can send them.
+    /// Sign-in attempts from a browser that signed in to the account
+    /// before (see `domain::known_device`): a flood of strangers' attempts
+    /// does not keep an admin out.
+    KnownDevice,
+    /// Other sign-in attempts: anyone can send them.
     SignIn,
 }
 
@@ -50,7 +55,7 @@ pub enum Priority {
 struct Gate {
     running: usize,
     /// Tickets waiting, per priority (Work first), oldest first.
-    waiting: [VecDeque<u64>; 2],
+    waiting: [VecDeque<u64>; 3],
     next_ticket: u64,
     /// Memory of finished hashes, for the next ones of this burst.
     spare: Vec<Argon2Memory>,
@@ -172,10 +177,8 @@ impl HashPool {
     }
 
     /// Checks a sign-in attempt against an admin's argon2id hash.
-    pub fn verify(&self, password: &str, phc: &str) -> Result<bool, Busy> {
-        self.run(Priority::SignIn, |m| {
-            hash::verify_argon2id(m, password, phc)
-        })
+    pub fn verify(&self, password: &str, phc: &str, priority: Priority) -> Result<bool, Busy> {
+        self.run(priority, |m| hash::verify_argon2id(m, password, phc))
     }
 
     pub fn stats(&self) -> HashStats {
@@ -269,11 +272,14 @@ mod tests {
         assert!(pool.run(Priority::Work, |_| ()).is_err());
         tx.send(()).unwrap();
         assert!(holder.join().unwrap().is_ok());
-        assert!(pool.verify("x", "not a hash").is_ok_and(|ok| !ok));
+        assert!(
+            pool.verify("x", "not a hash", Priority::SignIn)
+                .is_ok_and(|ok| !ok)
+        );
     }
 
     #[test]
-    fn work_goes_before_sign_ins_and_a_panic_gives_the_place_back() {
+    fn work_then_known_browsers_go_before_sign_ins_and_a_panic_gives_the_place_back() {
         let pool = Arc::new(HashPool::new(1, 8, Duration::from_secs(30)));
         let order = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel::<()>();
@@ -287,6 +293,7 @@ mod tests {
             (1, Priority::SignIn),
             (2, Priority::SignIn),
             (3, Priority::Work),
+            (4, Priority::KnownDevice),
         ] {
             let (p, order) = (pool.clone(), order.clone());
             threads.push(std::thread::spawn(move || {
@@ -302,7 +309,7 @@ mod tests {
         for t in threads {
             t.join().unwrap().unwrap();
         }
-        assert_eq!(*order.lock().unwrap(), [3, 1, 2]);
+        assert_eq!(*order.lock().unwrap(), [3, 4, 1, 2]);
         let p = pool.clone();
         assert!(
             std::thread::spawn(move || p.run(Priority::Work, |_| panic!("boom")))

@@ -702,6 +702,58 @@ async fn sign_in_never_sends_the_admin_to_another_site(engine: Engine) {
     app.shutdown().await;
 }
 
+/// Strangers guessing the admin's password from many addresses use up the
+/// account's sign-in allowance: a browser new to the account is told to
+/// wait, and the one the admin signed in on before still gets in (its mark
+/// is a cookie that only the sign-in request carries).
+async fn strangers_guessing_do_not_keep_the_admin_out(engine: Engine) {
+    if !engine.available() {
+        return;
+    }
+    let app = TestApp::spawn(|c| {
+        c.http.behind_proxy = true;
+        c.http.signin_rate_per_minute = 5;
+    })
+    .await;
+    app.muster
+        .add_admin(ADMIN, PASSWORD, &Actor::cli())
+        .unwrap();
+    let mut b = Browser::start(engine, "strangers_guessing_do_not_keep_the_admin_out").await;
+    sign_in(&mut b, &app, PASSWORD).await;
+    b.click("#sign-out").await;
+    b.wait("#sign-in").await;
+    let client = http();
+    for i in 0..8 {
+        let r = client
+            .post(format!("{}/api/v1/session", app.url()))
+            .header("x-forwarded-for", format!("203.0.113.{i}"))
+            .json(&serde_json::json!({"email": ADMIN, "password": "guess"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(matches!(r.status().as_u16(), 401 | 429));
+    }
+    let mut other = Browser::start(
+        engine,
+        "strangers_guessing_do_not_keep_the_admin_out-new-browser",
+    )
+    .await;
+    other.goto(&format!("{}/login", app.url())).await;
+    other.type_in("#email", ADMIN).await;
+    other.type_in("#password", PASSWORD).await;
+    other.click("#sign-in button[type=submit]").await;
+    other.wait_text("#status", "too many attempts").await;
+    other.step("a-new-browser-waits").await;
+    other.quit().await;
+    b.type_in("#email", ADMIN).await;
+    b.type_in("#password", PASSWORD).await;
+    b.click("#sign-in button[type=submit]").await;
+    b.wait_text("main h1", "Mailboxes").await;
+    b.step("the-admins-browser-gets-in").await;
+    b.quit().await;
+    app.shutdown().await;
+}
+
 /// A column copied from a spreadsheet carries tabs around each address: it
 /// is still one address per line, every row clean.
 async fn a_pasted_spreadsheet_column_reads_as_one_address_per_line(engine: Engine) {
@@ -776,6 +828,7 @@ async fn the_console_watch_hears_errors_and_csp_violations(engine: Engine) {
 crate::in_both_browsers!(
     the_console_watch_hears_errors_and_csp_violations,
     sign_in_never_sends_the_admin_to_another_site,
+    strangers_guessing_do_not_keep_the_admin_out,
     a_pasted_spreadsheet_column_reads_as_one_address_per_line,
     first_run_setup_sign_in_and_forgot_password,
     the_bulk_invites_wizard_and_the_pending_list,

@@ -354,7 +354,7 @@ async fn only_the_newest_admin_reset_link_works() {
     assert_eq!(status, 200, "{body}");
     assert!(
         app.muster
-            .sign_in(ADMIN, "newer-link-lantern-32", "127.0.0.1")
+            .sign_in(ADMIN, "newer-link-lantern-32", "127.0.0.1", None)
             .is_ok()
     );
 
@@ -372,7 +372,7 @@ async fn only_the_newest_admin_reset_link_works() {
     );
     assert!(
         app.muster
-            .sign_in(ADMIN, "set-by-the-cli-lantern-33", "127.0.0.1")
+            .sign_in(ADMIN, "set-by-the-cli-lantern-33", "127.0.0.1", None)
             .is_ok()
     );
     let audit = app.muster.view().unwrap().audit(None, 50).unwrap();

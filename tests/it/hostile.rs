@@ -245,6 +245,107 @@ async fn guessing_tokens_is_rate_limited() {
     app.shutdown().await;
 }
 
+/// Sign-in attempts from many addresses use up the account's allowance,
+/// so that they cannot guess together; the browser the admin signed in on
+/// before keeps an allowance of its own and still gets in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_guessing_cannot_keep_the_admin_out() {
+    let app = TestApp::spawn(|c| {
+        c.http.behind_proxy = true;
+        c.http.signin_rate_per_minute = 5;
+    })
+    .await;
+    for admin in [ADMIN, "other@team.example"] {
+        app.muster
+            .add_admin(admin, PASSWORD, &Actor::cli())
+            .unwrap();
+    }
+    let client = http();
+    let sign_in = |email: &str, password: &str, from: &str, mark: Option<&str>| {
+        let mut r = client
+            .post(format!("{}/api/v1/session", app.url()))
+            .header("x-forwarded-for", from)
+            .json(&json!({"email": email, "password": password}));
+        if let Some(mark) = mark {
+            r = r.header("cookie", format!("muster_device={mark}"));
+        }
+        async move { r.send().await.unwrap() }
+    };
+    let mark_of = |r: &reqwest::Response| -> String {
+        let cookies: Vec<&str> = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert!(
+            cookies.iter().any(|c| c.starts_with("muster_session=")),
+            "{cookies:?}"
+        );
+        let device = cookies
+            .iter()
+            .find(|c| c.starts_with("muster_device="))
+            .unwrap_or_else(|| panic!("no device mark in {cookies:?}"));
+        // Sent back to the sign-in endpoint only, never to scripts.
+        for part in [
+            "Path=/api/v1/session",
+            "HttpOnly",
+            "SameSite=Strict",
+            "Max-Age=7776000",
+        ] {
+            assert!(device.contains(part), "{device}");
+        }
+        device
+            .trim_start_matches("muster_device=")
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    // The admin signs in from the office once; so does another admin.
+    let r = sign_in(ADMIN, PASSWORD, "192.0.2.10", None).await;
+    assert_eq!(r.status(), 200);
+    let mark = mark_of(&r);
+    let r = sign_in("other@team.example", PASSWORD, "192.0.2.11", None).await;
+    let others_mark = mark_of(&r);
+
+    // Strangers guess from twelve addresses: after the account's
+    // allowance, every attempt waits, the right password too.
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let from = format!("203.0.113.{i}");
+        statuses.push(sign_in(ADMIN, "guess", &from, None).await.status().as_u16());
+    }
+    assert_eq!(&statuses[..4], &[401; 4], "{statuses:?}");
+    assert!(statuses[4..].iter().all(|s| *s == 429), "{statuses:?}");
+    let r = sign_in(ADMIN, PASSWORD, "198.51.100.7", None).await;
+    assert_eq!(r.status(), 429, "a browser new to the account waits");
+    // Neither another account's mark nor a made-up one is the admin's.
+    for stranger in [others_mark.as_str(), "AAAA", &mark[..mark.len() - 2]] {
+        let r = sign_in(ADMIN, PASSWORD, "198.51.100.8", Some(stranger)).await;
+        assert_eq!(r.status(), 429, "{stranger}");
+    }
+    // The admin's own browser gets in, from home as well.
+    let r = sign_in(ADMIN, PASSWORD, "198.51.100.9", Some(&mark)).await;
+    assert_eq!(r.status(), 200);
+    let renewed = mark_of(&r);
+    assert_ne!(renewed, mark, "each sign-in renews the mark");
+    // Its attempts are counted too: a stolen mark buys a guesser little.
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let from = format!("203.0.113.{}", 100 + i);
+        statuses.push(
+            sign_in(ADMIN, "guess", &from, Some(&renewed))
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(&statuses[..5], &[401; 5], "{statuses:?}");
+    assert_eq!(statuses[5], 429, "{statuses:?}");
+    app.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_state_changing_call_needs_the_csrf_token() {
     let app = TestApp::spawn(|_| {}).await;

@@ -122,7 +122,7 @@ const Muster = (() => {
 
   function cookieNotice() {
     return el('footer', { class: 'cookies' },
-      'Muster uses one cookie, for sign-in only. No tracking, no ads.');
+      'Muster uses two cookies, for sign-in only: your session, and a note that this browser has signed in before. No tracking, no ads.');
   }
 
   async function signOut() {

@@ -10,7 +10,9 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi, Tags};
 
 use super::ApiError;
-use super::auth::{AdminAuth, Principal, session_cookie, session_cookie_value};
+use super::auth::{
+    AdminAuth, Principal, device_cookie, device_mark_value, session_cookie, session_cookie_value,
+};
 use super::invites::blocking;
 use super::types::*;
 use crate::http::HttpState;
@@ -57,12 +59,13 @@ pub enum TokenCreated {
     Created(Json<TokenBody>),
 }
 
-fn signed_in(state: &HttpState, s: SignedIn) -> SignedInResponse {
-    let cookie = session_cookie(
-        &s.cookie,
-        state.muster.config.is_https(),
-        SESSION_HOURS * 3600,
-    );
+/// The session cookie in the response's own header; the browser's mark as
+/// a known device beside it (through the cookie jar, as a second
+/// Set-Cookie).
+fn signed_in(req: &Request, state: &HttpState, s: SignedIn) -> SignedInResponse {
+    let secure = state.muster.config.is_https();
+    req.cookie().add(device_cookie(&s.device_mark, secure));
+    let cookie = session_cookie(&s.cookie, secure, SESSION_HOURS * 3600);
     SignedInResponse::Ok(
         Json(SessionBody {
             email: s.email,
@@ -112,16 +115,22 @@ impl AccountApi {
             &state.signin_ip_limiter,
             &client_limit_key(req, state.muster.config.http.behind_proxy),
         )?;
-        limit(
-            &state.signin_account_limiter,
-            &body.email.trim().to_lowercase(),
-        )?;
+        // Attempts are counted per account too, so that many addresses
+        // cannot guess together; a browser that signed in to the account
+        // before is counted on its own, so strangers cannot keep it out.
+        let email = body.email.trim().to_lowercase();
+        let device = device_mark_value(req).and_then(|m| state.muster.known_device(&email, &m));
+        let account_key = match &device {
+            Some(d) => format!("{email} {}", d.id),
+            None => email,
+        };
+        limit(&state.signin_account_limiter, &account_key)?;
         let st = state.clone();
         let signed = blocking(&state, move |muster| {
-            Ok(muster.sign_in(&body.email, &body.password, &ip)?)
+            Ok(muster.sign_in(&body.email, &body.password, &ip, device.as_ref())?)
         })
         .await?;
-        Ok(signed_in(&st, signed))
+        Ok(signed_in(req, &st, signed))
     }
 
     /// Who is signed in, and the CSRF token for this session.
@@ -193,7 +202,7 @@ impl AccountApi {
             Ok(muster.complete_setup(&body.token, &body.email, &body.password)?)
         })
         .await?;
-        Ok(signed_in(&st, signed))
+        Ok(signed_in(req, &st, signed))
     }
 
     /// Forgot password: emails a single-use reset link (valid 1 hour) if the

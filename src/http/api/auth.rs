@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use poem::http::{Method, StatusCode};
+use poem::web::cookie::{Cookie, SameSite};
 use poem::{Request, RequestBody};
 use poem_openapi::auth::{ApiKey, Bearer};
 use poem_openapi::registry::Registry;
@@ -14,10 +15,12 @@ use subtle::ConstantTimeEq;
 
 use super::super::HttpState;
 use super::error_response;
+use crate::domain::known_device::KNOWN_DEVICE_LIFETIME;
 use crate::service::TokenCheck;
 use crate::store::{Actor, ApiToken};
 
 pub const SESSION_COOKIE: &str = "muster_session";
+pub const DEVICE_COOKIE: &str = "muster_device";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// Bearer API tokens (`mst_…`), created in the web app or with `muster token create`.
@@ -361,6 +364,26 @@ pub fn session_cookie(value: &str, secure: bool, max_age_secs: i64) -> String {
         "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_secs}{}",
         if secure { "; Secure" } else { "" }
     )
+}
+
+/// The browser's mark as a known device (see `domain::known_device`): sent
+/// back only to the sign-in endpoint, never readable by scripts.
+pub fn device_cookie(mark: &str, secure: bool) -> Cookie {
+    let mut cookie = Cookie::new_with_str(DEVICE_COOKIE, mark);
+    cookie.set_path("/api/v1/session");
+    cookie.set_http_only(true);
+    cookie.set_same_site(SameSite::Strict);
+    cookie.set_max_age(
+        KNOWN_DEVICE_LIFETIME
+            .try_into()
+            .unwrap_or(std::time::Duration::ZERO),
+    );
+    cookie.set_secure(secure);
+    cookie
+}
+
+pub fn device_mark_value(req: &Request) -> Option<String> {
+    cookie_value(req, DEVICE_COOKIE)
 }
 
 pub fn session_cookie_value(req: &Request) -> Option<String> {

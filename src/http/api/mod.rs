@@ -417,6 +417,8 @@ pub fn endpoint(state: Arc<HttpState>) -> impl Endpoint {
             }),
         )
         .nest("/", api)
+        // Sign-in sets two cookies; the jar adds the second.
+        .with(poem::middleware::CookieJarManager::new())
         .around(move |next, req| json_errors(next, req, schemas.clone()))
         .around(move |next, req| {
             let allow = allow.clone();
