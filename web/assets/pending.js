@@ -76,11 +76,12 @@ Muster.page(async () => {
 
   function row(i) {
     const open = ['live', 'expired', 'blocked'].includes(i.link_state);
-    // A used or revoked invite takes neither action: nothing to select.
+    // A used or revoked invite takes no action: nothing to select, and no
+    // buttons that would only be greyed out.
     const check = el('input', { type: 'checkbox', class: 'pick', value: i.id, 'data-recipient': i.recipient_email, disabled: !open,
       'aria-label': 'Select ' + i.recipient_email });
     const button = (label, action, cls) => el('button', {
-      type: 'button', class: cls || 'secondary', text: label, 'data-action': action, disabled: !open,
+      type: 'button', class: cls || 'secondary', text: label, 'data-action': action,
       'aria-label': label + ' ' + i.recipient_email,
       onclick: async () => {
         if (ASK[action]) {
@@ -105,7 +106,7 @@ Muster.page(async () => {
       el('td', { 'data-label': 'Delivery' }, stateBadge(i.delivery_state),
         detail ? detailButton(i.delivery_detail, detail) : null),
       el('td', { 'data-label': 'Expires', class: 'nowrap', text: fmtDate(i.expires_at) }),
-      el('td', {}, el('div', { class: 'actions compact' }, button('Resend', 'resend'), button('Revoke', 'revoke', 'danger'), button('Copy link', 'link'))));
+      el('td', {}, open ? el('div', { class: 'actions compact' }, button('Resend', 'resend'), button('Revoke', 'revoke', 'danger'), button('Copy link', 'link')) : null));
   }
 
   async function load(append) {
@@ -146,8 +147,10 @@ Muster.page(async () => {
     const failed = [];
     for (const c of picked) {
       try { await act(c.value, action); } catch (err) {
-        const why = errorText(err);
-        failed.push(c.dataset.recipient + ': not ' + label.toLowerCase() + ': ' + (Array.isArray(why) ? why.join('; ') : why));
+        const why = [errorText(err)].flat().join('; ');
+        // Revoked meanwhile (by another admin, say): what was asked is done.
+        failed.push(c.dataset.recipient + (action === 'revoke' && err.status === 409 && /was revoked/.test(why)
+          ? ': already revoked meanwhile' : ': not ' + label.toLowerCase() + ': ' + why));
       }
     }
     const done = picked.length - failed.length;
