@@ -155,6 +155,21 @@ async fn the_pending_list_fits_asks_first_and_exports_what_it_shows(engine: Engi
         // Load more shows only when there is more.
         assert_eq!(b.count("#more:not([hidden])").await, 0);
     }
+    // Opened on a phone, the outbox notice is one line that opens on a
+    // tap, so the list is not pushed below the fold.
+    b.goto(&format!("{}/invites", app.url())).await;
+    b.wait("tr[data-id]").await;
+    assert_eq!(b.count("#outbox-mode[open]").await, 0);
+    let folded = b
+        .run("return document.querySelector('#outbox-mode').getBoundingClientRect().height")
+        .await;
+    assert!(
+        folded.as_f64().unwrap() < 120.0,
+        "the notice is {folded} px tall"
+    );
+    b.step("outbox-notice-folded").await;
+    b.click("#outbox-mode summary").await;
+    b.wait_text("#outbox-mode", "MUSTER_SMTP_HOST").await;
     b.set_size(1280, 900).await;
 
     // The batch filter shows one batch, and select all takes only it.
@@ -215,8 +230,10 @@ async fn the_pending_list_fits_asks_first_and_exports_what_it_shows(engine: Engi
             .all(|l| l.starts_with("second") && l.contains(",revoked,"))
     );
     b.step("exported").await;
-    // A revoked invite takes no action: it cannot be selected.
+    // A revoked invite takes no action: it cannot be selected, and it
+    // shows no buttons.
     assert_eq!(b.count("tr[data-id] .pick:disabled").await, 2);
+    assert_eq!(b.count("tr[data-id] button[data-action]").await, 0);
 
     // The first batch, selected while another admin revokes one of it:
     // the rest are revoked, and the one that was not is named.
@@ -238,7 +255,7 @@ async fn the_pending_list_fits_asks_first_and_exports_what_it_shows(engine: Engi
     let status = b.wait_text("#status", "Revoked 2 of 3 invites.").await;
     assert!(
         status.contains(&format!(
-            "{}: not revoked: the invite was revoked",
+            "{}: already revoked meanwhile",
             meanwhile.recipient_email
         )),
         "{status}"
@@ -616,6 +633,15 @@ async fn mailboxes_are_found_resized_suspended_and_removed(engine: Engine) {
             .await
             .contains("300 MB")
     );
+    // 2000 MB is a little under 2 GB, and reads so beside sam's 2 GB.
+    b.click("tr[data-address='jane@team.example'] button[data-action=allocation]")
+        .await;
+    b.wait("#allocation-dialog[open]").await;
+    b.type_in("#allocation-size", "2000").await;
+    b.click("#allocation-save").await;
+    b.wait_text("#status", "jane@team.example now has 1.95 GB.")
+        .await;
+    assert!(passwd().contains("storage=2000M"));
 
     // Suspend asks first; restore does not.
     b.click("tr[data-address='jane@team.example'] button[data-action=suspend]")

@@ -143,16 +143,21 @@ const Muster = (() => {
     return settings;
   }
 
+  // Open on a wide screen; on a phone the first line says it and the
+  // rest opens on a tap, so the page's own content is not pushed away.
   function outboxBanner(dir) {
     const main = document.querySelector('main');
-    main.prepend(el('section', { class: 'alert warn', id: 'outbox-mode', role: 'note' },
-      el('strong', { text: 'Invites are not being emailed. ' }),
-      'No SMTP relay is configured, so each invite is written as an .eml file to ',
-      el('code', { text: dir }),
-      ' on the server and stays there. To send them, set ', el('code', { text: 'smtp.host' }),
-      ' (and the port, user and password) in muster.toml or ', el('code', { text: 'MUSTER_SMTP_HOST' }),
-      ', or send straight to each recipient\'s mail servers with ', el('code', { text: 'smtp.mode = "direct"' }),
-      ' (the DNS page says what to publish first); restart Muster, and resend the invites shown as "in outbox".'));
+    main.prepend(el('details', { class: 'alert warn', id: 'outbox-mode', role: 'note',
+      open: window.matchMedia('(min-width: 720px)').matches },
+      el('summary', {},
+        el('strong', { text: 'Invites are not being emailed. ' }),
+        'They are written to files on the server.'),
+      el('p', {}, 'No SMTP relay is configured, so each invite is written as an .eml file to ',
+        el('code', { text: dir }),
+        ' on the server and stays there. To send them, set ', el('code', { text: 'smtp.host' }),
+        ' (and the port, user and password) in muster.toml or ', el('code', { text: 'MUSTER_SMTP_HOST' }),
+        ', or send straight to each recipient\'s mail servers with ', el('code', { text: 'smtp.mode = "direct"' }),
+        ' (the DNS page says what to publish first); restart Muster, and resend the invites shown as "in outbox".')));
   }
 
   function fmtDate(iso) {
@@ -291,9 +296,12 @@ const Muster = (() => {
     try { return document.execCommand('copy'); } catch (e) { return false; }
   }
 
-  // Sizes as people read them: "500 MB", "2 GB", "1.5 GB".
+  // Sizes as people read them: "500 MB", "2 GB", "1.5 GB", and "1.95 GB"
+  // for 2000 MB (one decimal would round it up to "2.0 GB", beside
+  // "2 GB" for 2048).
   function size(mb) {
-    return mb >= 1024 ? (mb % 1024 ? (mb / 1024).toFixed(1) : mb / 1024) + ' GB' : mb + ' MB';
+    if (mb < 1024) return mb + ' MB';
+    return String(Number((mb / 1024).toFixed(2))) + ' GB';
   }
 
   // "1 invite", "3 invites".
