@@ -261,6 +261,22 @@ async fn the_pending_list_fits_asks_first_and_exports_what_it_shows(engine: Engi
         "{status}"
     );
     b.step("revoked-but-one").await;
+
+    // On a phone the header is one line, and Menu opens the links.
+    b.set_size(390, 844).await;
+    let header = b
+        .run("return document.querySelector('.topbar').getBoundingClientRect().height")
+        .await;
+    assert!(
+        header.as_f64().unwrap() < 80.0,
+        "the header is {header} px tall"
+    );
+    b.wait("#sign-out").await;
+    b.click("#nav-toggle").await;
+    b.wait_text("header .who", ADMIN).await;
+    b.step("menu-open").await;
+    b.click("#main-nav a[href='/audit']").await;
+    b.wait_text("main h1", "Audit").await;
     b.quit().await;
     app.shutdown().await;
 }

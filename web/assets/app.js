@@ -102,10 +102,21 @@ const Muster = (() => {
     ['/audit', 'Audit'],
   ];
 
+  // On a phone the links and the account fold behind a Menu button, so the
+  // header is one line and the page starts near the top.
   function nav(email) {
+    const toggle = el('button', {
+      type: 'button', class: 'secondary small nav-toggle', id: 'nav-toggle', text: 'Menu',
+      'aria-expanded': 'false', 'aria-controls': 'main-nav',
+      onclick: () => {
+        const open = header.classList.toggle('nav-open');
+        toggle.setAttribute('aria-expanded', String(open));
+      },
+    });
     const header = el('header', { class: 'topbar' },
       el('a', { href: '/', class: 'brand', text: 'Muster' }),
-      el('nav', { 'aria-label': 'Main' },
+      toggle,
+      el('nav', { 'aria-label': 'Main', id: 'main-nav' },
         NAV.map(([href, label]) => el('a', {
           href, text: label, 'aria-current': location.pathname === href ? 'page' : null,
         })),
