@@ -9,11 +9,9 @@
 //! page fetched with the link's token can hold a valid one; each is taken
 //! once (the caller remembers used nonces until they expire).
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use subtle::ConstantTimeEq;
 use time::{Duration, OffsetDateTime};
 
+use super::seal::{self, NONCE_BYTES};
 use super::token::{LinkKey, TokenHash};
 
 /// How long a served form stays good: a recipient may leave the page open
@@ -21,9 +19,6 @@ use super::token::{LinkKey, TokenHash};
 pub const FORM_PROOF_LIFETIME: Duration = Duration::hours(24);
 /// Clock skew tolerated for a proof issued "in the future" (several servers).
 const SKEW: Duration = Duration::minutes(5);
-
-const NONCE_BYTES: usize = 16;
-const RAW_BYTES: usize = 8 + NONCE_BYTES + 32;
 
 /// The single-use part of a proof: remember it until `expires`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -46,9 +41,7 @@ pub struct ValidProof {
     pub expires: OffsetDateTime,
 }
 
-fn mac(key: &LinkKey, link: &TokenHash, issued: i64, nonce: &[u8; NONCE_BYTES]) -> [u8; 32] {
-    key.mac(&[b"form-proof", &link.0, &issued.to_be_bytes(), nonce])
-}
+const LABEL: &[u8] = b"form-proof";
 
 /// A fresh proof for a page served now for `link`.
 pub fn issue(
@@ -57,12 +50,7 @@ pub fn issue(
     now: OffsetDateTime,
     nonce: [u8; NONCE_BYTES],
 ) -> String {
-    let issued = now.unix_timestamp();
-    let mut raw = Vec::with_capacity(RAW_BYTES);
-    raw.extend_from_slice(&issued.to_be_bytes());
-    raw.extend_from_slice(&nonce);
-    raw.extend_from_slice(&mac(key, link, issued, &nonce));
-    URL_SAFE_NO_PAD.encode(raw)
+    seal::seal(key, LABEL, &link.0, now, nonce)
 }
 
 /// Checks a proof posted for `link` at `now`. Replays are the caller's to
@@ -76,18 +64,7 @@ pub fn verify(
     if posted.is_empty() {
         return Err(ProofError::Missing);
     }
-    let raw = URL_SAFE_NO_PAD
-        .decode(posted.trim())
-        .ok()
-        .filter(|r| r.len() == RAW_BYTES)
-        .ok_or(ProofError::Foreign)?;
-    let issued = i64::from_be_bytes(raw[..8].try_into().expect("8 bytes"));
-    let nonce: [u8; NONCE_BYTES] = raw[8..8 + NONCE_BYTES].try_into().expect("16 bytes");
-    let expected = mac(key, link, issued, &nonce);
-    if !bool::from(expected.ct_eq(&raw[8 + NONCE_BYTES..])) {
-        return Err(ProofError::Foreign);
-    }
-    let issued = OffsetDateTime::from_unix_timestamp(issued).map_err(|_| ProofError::Foreign)?;
+    let (issued, nonce) = seal::unseal(key, LABEL, &link.0, posted).ok_or(ProofError::Foreign)?;
     let expires = issued + FORM_PROOF_LIFETIME;
     if issued > now + SKEW || now >= expires {
         return Err(ProofError::Expired);

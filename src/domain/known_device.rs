@@ -8,23 +8,20 @@
 //! of strangers' when the server is busy: the admin's own browser keeps
 //! working while the account is under attack.
 //!
-//! The mark is `HMAC(link key, "known-device", email, issued, nonce)` with
-//! the issue time and nonce beside it: nothing is stored, it names one
-//! account, and it lasts [`KNOWN_DEVICE_LIFETIME`] from its last sign-in.
+//! The mark is sealed (see [`super::seal`]) for the account's email: nothing
+//! is stored, it names one account, and it lasts [`KNOWN_DEVICE_LIFETIME`]
+//! from its last sign-in.
 //! It grants no access: the password is still checked.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use subtle::ConstantTimeEq;
 use time::{Duration, OffsetDateTime};
 
+use super::seal::{self, NONCE_BYTES};
 use super::token::LinkKey;
 
 /// Renewed at each sign-in on the browser.
 pub const KNOWN_DEVICE_LIFETIME: Duration = Duration::days(90);
-
-const NONCE_BYTES: usize = 16;
-const RAW_BYTES: usize = 8 + NONCE_BYTES + 32;
 
 /// A browser that signed in to the account before: `id` tells it from the
 /// account's other browsers (its attempts are counted apart).
@@ -33,25 +30,12 @@ pub struct KnownDevice {
     pub id: String,
 }
 
-/// `email` is compared as given: the caller passes it trimmed and in
-/// lower case.
-fn mac(key: &LinkKey, email: &str, issued: i64, nonce: &[u8; NONCE_BYTES]) -> [u8; 32] {
-    key.mac(&[
-        b"known-device",
-        email.as_bytes(),
-        &issued.to_be_bytes(),
-        nonce,
-    ])
-}
+const LABEL: &[u8] = b"known-device";
 
-/// A fresh mark for a browser that has just signed in as `email`.
+/// A fresh mark for a browser that has just signed in as `email` (trimmed
+/// and in lower case, as the caller passes it).
 pub fn issue(key: &LinkKey, email: &str, now: OffsetDateTime, nonce: [u8; NONCE_BYTES]) -> String {
-    let issued = now.unix_timestamp();
-    let mut raw = Vec::with_capacity(RAW_BYTES);
-    raw.extend_from_slice(&issued.to_be_bytes());
-    raw.extend_from_slice(&nonce);
-    raw.extend_from_slice(&mac(key, email, issued, &nonce));
-    URL_SAFE_NO_PAD.encode(raw)
+    seal::seal(key, LABEL, email.as_bytes(), now, nonce)
 }
 
 /// The browser behind `mark`, when Muster made the mark for `email` and it
@@ -62,16 +46,7 @@ pub fn recognise(
     mark: &str,
     now: OffsetDateTime,
 ) -> Option<KnownDevice> {
-    let raw = URL_SAFE_NO_PAD
-        .decode(mark.trim())
-        .ok()
-        .filter(|r| r.len() == RAW_BYTES)?;
-    let issued = i64::from_be_bytes(raw[..8].try_into().ok()?);
-    let nonce: [u8; NONCE_BYTES] = raw[8..8 + NONCE_BYTES].try_into().ok()?;
-    if !bool::from(mac(key, email, issued, &nonce).ct_eq(&raw[8 + NONCE_BYTES..])) {
-        return None;
-    }
-    let issued = OffsetDateTime::from_unix_timestamp(issued).ok()?;
+    let (issued, nonce) = seal::unseal(key, LABEL, email.as_bytes(), mark)?;
     // A mark from the future was not made by this clock: a minute of skew
     // between servers is allowed.
     if issued > now + Duration::minutes(1) || now >= issued + KNOWN_DEVICE_LIFETIME {

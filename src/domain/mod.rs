@@ -16,6 +16,7 @@ pub mod reminders;
 pub mod reserved;
 pub mod roster;
 pub mod route;
+pub mod seal;
 pub mod table;
 pub mod template;
 pub mod token;
