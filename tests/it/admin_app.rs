@@ -4,7 +4,7 @@
 //! invite waits).
 
 use crate::support::app::TestApp;
-use crate::support::webdriver::{Browser, Engine};
+use crate::support::webdriver::{Browser, ESCAPE, Engine};
 use crate::support::*;
 use muster::store::Actor;
 
@@ -271,10 +271,36 @@ async fn the_pending_list_fits_asks_first_and_exports_what_it_shows(engine: Engi
         header.as_f64().unwrap() < 80.0,
         "the header is {header} px tall"
     );
-    b.wait("#sign-out").await;
+    let right = b
+        .run("return [document.querySelector('#nav-toggle').getBoundingClientRect().left - document.querySelector('.topbar .brand').getBoundingClientRect().right, document.querySelector('#sign-out').getBoundingClientRect().right, window.innerWidth]")
+        .await;
+    let (gap_after_brand, sign_out_right, width) = (
+        right[0].as_f64().unwrap(),
+        right[1].as_f64().unwrap(),
+        right[2].as_f64().unwrap(),
+    );
+    assert!(
+        gap_after_brand > 40.0 && sign_out_right > width - 40.0,
+        "Menu and Sign out sit at the right: {right}"
+    );
     b.click("#nav-toggle").await;
     b.wait_text("header .who", ADMIN).await;
+    // Add mailboxes opens inside the menu, within the screen.
+    b.click("#main-nav .menu summary").await;
+    b.wait("#main-nav a[href='/mailboxes/new']").await;
     b.step("menu-open").await;
+    // Escape closes the menu and gives the focus back to its button.
+    b.press("#main-nav a[href='/tokens']", ESCAPE).await;
+    b.until("the menu closed", || async {
+        (b.html_attribute("#nav-toggle", "aria-expanded")
+            .await
+            .as_deref()
+            == Some("false"))
+        .then_some(())
+    })
+    .await;
+    assert_eq!(b.count("#main-nav .menu[open]").await, 0);
+    b.click("#nav-toggle").await;
     b.click("#main-nav a[href='/audit']").await;
     b.wait_text("main h1", "Audit").await;
     b.quit().await;

@@ -355,14 +355,16 @@ async fn the_bulk_invites_wizard_and_the_pending_list(engine: Engine) {
     b.click(&format!("tr[data-id='{jane}'] button[data-action=resend]"))
         .await;
     b.click("#confirm[open] #confirm-ok").await;
-    b.wait_text("#status", "Resend").await;
+    b.wait_text("#status", "Resent the invite to jane@elsewhere.org.")
+        .await;
     b.click(&format!("tr[data-id='{sam}'] button[data-action=revoke]"))
         .await;
     b.wait("#confirm[open] #confirm-text").await;
     let ask = b.text("#confirm-text").await;
     assert!(ask.contains("sam@elsewhere.org"), "{ask}");
     b.click("#confirm-ok").await;
-    b.wait_text("#status", "Revoke").await;
+    b.wait_text("#status", "Revoked the invite to sam@elsewhere.org.")
+        .await;
     b.until("the revoked state", || async {
         let v = b
             .run(&format!(
@@ -742,7 +744,9 @@ async fn strangers_guessing_do_not_keep_the_admin_out(engine: Engine) {
     other.type_in("#email", ADMIN).await;
     other.type_in("#password", PASSWORD).await;
     other.click("#sign-in button[type=submit]").await;
-    other.wait_text("#status", "too many attempts").await;
+    other
+        .wait_text("#status", "too many sign-in attempts for this account")
+        .await;
     other.step("a-new-browser-waits").await;
     other.quit().await;
     b.type_in("#email", ADMIN).await;

@@ -320,6 +320,8 @@ async fn strangers_guessing_cannot_keep_the_admin_out() {
     assert!(statuses[4..].iter().all(|s| *s == 429), "{statuses:?}");
     let r = sign_in(ADMIN, PASSWORD, "198.51.100.7", None).await;
     assert_eq!(r.status(), 429, "a browser new to the account waits");
+    let said = r.json::<Value>().await.unwrap()["message"].to_string();
+    assert!(said.contains("for this account"), "{said}");
     // Neither another account's mark nor a made-up one is the admin's.
     for stranger in [others_mark.as_str(), "AAAA", &mark[..mark.len() - 2]] {
         let r = sign_in(ADMIN, PASSWORD, "198.51.100.8", Some(stranger)).await;
@@ -330,6 +332,17 @@ async fn strangers_guessing_cannot_keep_the_admin_out() {
     assert_eq!(r.status(), 200);
     let renewed = mark_of(&r);
     assert_ne!(renewed, mark, "each sign-in renews the mark");
+    // A stranger behind the office's address uses up its allowance; the
+    // admin's browser there still gets in.
+    for _ in 0..5 {
+        sign_in("nobody@team.example", "guess", "192.0.2.10", None).await;
+    }
+    let r = sign_in("other@team.example", PASSWORD, "192.0.2.10", None).await;
+    assert_eq!(r.status(), 429);
+    let said = r.json::<Value>().await.unwrap()["message"].to_string();
+    assert!(said.contains("from this address"), "{said}");
+    let r = sign_in(ADMIN, PASSWORD, "192.0.2.10", Some(&mark)).await;
+    assert_eq!(r.status(), 200);
     // Its attempts are counted too: a stolen mark buys a guesser little.
     let mut statuses = Vec::new();
     for i in 0..6 {

@@ -129,6 +129,20 @@ const Muster = (() => {
       el('button', { type: 'button', class: 'secondary small', id: 'sign-out', text: 'Sign out', onclick: signOut }));
     document.body.prepend(header);
     document.body.append(cookieNotice());
+    // Escape or a click elsewhere closes what the header opened.
+    const close = () => {
+      header.querySelectorAll('details[open]').forEach(d => { d.open = false; });
+      if (header.classList.contains('nav-open')) {
+        header.classList.remove('nav-open');
+        toggle.setAttribute('aria-expanded', 'false');
+        return true;
+      }
+      return false;
+    };
+    document.addEventListener('keydown', e => {
+      if (e.key === 'Escape' && header.contains(document.activeElement) && close()) toggle.focus();
+    });
+    document.addEventListener('click', e => { if (!header.contains(e.target)) close(); });
   }
 
   function cookieNotice() {

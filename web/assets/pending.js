@@ -74,6 +74,8 @@ Muster.page(async () => {
     return b;
   }
 
+  const DONE = { resend: 'Resent', revoke: 'Revoked' };
+
   function row(i) {
     const open = ['live', 'expired', 'blocked'].includes(i.link_state);
     // A used or revoked invite takes no action: nothing to select, and no
@@ -88,7 +90,7 @@ Muster.page(async () => {
           const [text, ok] = ASK[action](1, 'the invite to ' + i.recipient_email);
           if (!await confirmAction(text, ok)) return;
         }
-        try { await act(i.id, action); if (action !== 'link') { say('status', 'ok', label + ': ' + i.mailbox); reload(); } }
+        try { await act(i.id, action); if (action !== 'link') { say('status', 'ok', DONE[action] + ' the invite to ' + i.recipient_email + '.'); reload(); } }
         catch (err) { say('status', 'bad', errorText(err)); }
       },
     });

@@ -17,7 +17,9 @@
       history.replaceState(null, '', '/setup');
       location.href = '/';
     } catch (err) {
-      say('status', 'bad', errorText(err));
+      say('status', 'bad', err.body && err.body.code === 'link_invalid'
+        ? 'This setup link is not valid or was already used. If an admin exists, sign in at /login; otherwise create one on the server with: muster admin add you@example.org'
+        : errorText(err));
     }
   });
 })();

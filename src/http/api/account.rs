@@ -76,9 +76,13 @@ fn signed_in(req: &Request, state: &HttpState, s: SignedIn) -> SignedInResponse 
 }
 
 fn limit(limiter: &crate::http::Limiter, key: &str) -> Result<(), ApiError> {
+    limit_saying(limiter, key, "too many attempts")
+}
+
+fn limit_saying(limiter: &crate::http::Limiter, key: &str, what: &str) -> Result<(), ApiError> {
     limiter.check(key).map_err(|wait| {
         let secs = wait.as_secs().max(1);
-        ApiError::too_many(format!("too many attempts; try again in {secs} s"), secs)
+        ApiError::too_many(format!("{what}; try again in {secs} s"), secs)
     })
 }
 
@@ -111,20 +115,31 @@ impl AccountApi {
         let state = state.0.clone();
         same_origin(req, &state)?;
         let ip = client_ip(req, state.muster.config.http.behind_proxy);
-        limit(
-            &state.signin_ip_limiter,
-            &client_limit_key(req, state.muster.config.http.behind_proxy),
-        )?;
-        // Attempts are counted per account too, so that many addresses
-        // cannot guess together; a browser that signed in to the account
-        // before is counted on its own, so strangers cannot keep it out.
+        // Attempts are counted per client address and per account, so that
+        // many addresses cannot guess together. A browser that signed in to
+        // the account before is counted on its own instead: strangers, even
+        // behind the same address, cannot keep it out.
         let email = body.email.trim().to_lowercase();
         let device = device_mark_value(req).and_then(|m| state.muster.known_device(&email, &m));
-        let account_key = match &device {
-            Some(d) => format!("{email} {}", d.id),
-            None => email,
-        };
-        limit(&state.signin_account_limiter, &account_key)?;
+        match &device {
+            Some(d) => limit_saying(
+                &state.signin_account_limiter,
+                &format!("{email} {}", d.id),
+                "too many sign-in attempts from this browser",
+            )?,
+            None => {
+                limit_saying(
+                    &state.signin_ip_limiter,
+                    &client_limit_key(req, state.muster.config.http.behind_proxy),
+                    "too many sign-in attempts from this address",
+                )?;
+                limit_saying(
+                    &state.signin_account_limiter,
+                    &email,
+                    "too many sign-in attempts for this account (a browser that signed in to it before can still sign in)",
+                )?;
+            }
+        }
         let st = state.clone();
         let signed = blocking(&state, move |muster| {
             Ok(muster.sign_in(&body.email, &body.password, &ip, device.as_ref())?)

@@ -22,6 +22,7 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// WebDriver's key codes for End and Backspace.
 const END: char = '\u{E010}';
 const BACKSPACE: char = '\u{E003}';
+pub const ESCAPE: char = '\u{E00C}';
 
 /// The window sizes every page must fit: a laptop and a phone.
 pub const SIZES: [(u32, u32); 2] = [(1280, 900), (390, 844)];
@@ -457,6 +458,17 @@ impl Browser {
         self.post(&format!("/element/{id}/click"), json!({}))
             .await
             .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+    }
+
+    /// Presses `key` (such as [`ESCAPE`]) with the focus on `css`.
+    pub async fn press(&self, css: &str, key: char) {
+        let id = self.wait(css).await;
+        self.post(
+            &format!("/element/{id}/value"),
+            json!({"text": key.to_string()}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("pressing a key on {css}: {e}"));
     }
 
     /// Replaces what the field holds with `text`, as a person does: End
