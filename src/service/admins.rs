@@ -1,6 +1,8 @@
 //! Admin accounts, sessions, the first-run setup link, password resets and
 //! API tokens. Secrets are random, shown once, and stored only as hashes.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use time::Duration;
 
@@ -160,21 +162,20 @@ impl Muster {
         email: &str,
     ) -> Result<SignedIn, StoreError> {
         let cookie = LinkToken::random();
-        let csrf = LinkToken::random();
         let now = self.now();
         w.put_session(
             &cookie.hash().0,
             &Session {
                 admin_email: email.to_string(),
-                csrf_token: csrf.as_str().to_string(),
+                csrf_token: String::new(),
                 created_at: now,
                 expires_at: now + Duration::hours(SESSION_HOURS),
             },
         )?;
         Ok(SignedIn {
             email: email.to_string(),
+            csrf: self.csrf_token(&cookie),
             cookie: cookie.as_str().to_string(),
-            csrf: csrf.as_str().to_string(),
             device_mark: known_device::issue(&self.link_key, email, now, rand::random()),
         })
     }
@@ -242,13 +243,25 @@ impl Muster {
         })
     }
 
-    /// The session behind a cookie value, if it is current.
+    /// The session behind a cookie value, if it is current, with its CSRF
+    /// token.
     pub fn session(&self, cookie: &str) -> Result<Option<Session>, ServiceError> {
         let Some(token) = LinkToken::parse(cookie) else {
             return Ok(None);
         };
         let session = self.store.read()?.session(&token.hash().0)?;
-        Ok(session.filter(|s| s.expires_at > self.now()))
+        Ok(session.filter(|s| s.expires_at > self.now()).map(|mut s| {
+            if s.csrf_token.is_empty() {
+                s.csrf_token = self.csrf_token(&token);
+            }
+            s
+        }))
+    }
+
+    /// A session's CSRF token: derived from its cookie with the link key,
+    /// so the store holds no secret a page could replay.
+    fn csrf_token(&self, cookie: &LinkToken) -> String {
+        URL_SAFE_NO_PAD.encode(self.link_key.mac(&[b"csrf", cookie.as_str().as_bytes()]))
     }
 
     pub fn sign_out(&self, cookie: &str) -> Result<(), ServiceError> {
@@ -665,7 +678,12 @@ mod tests {
             .complete_setup(token, "Admin@Team.Example", "plinth-ferry-quartz-77")
             .unwrap();
         assert_eq!(signed.email, "admin@team.example");
-        assert!(m.session(&signed.cookie).unwrap().is_some());
+        // The CSRF token is the session's to read back, and not in the store.
+        let session = m.session(&signed.cookie).unwrap().unwrap();
+        assert_eq!(session.csrf_token, signed.csrf);
+        let hash = LinkToken::parse(&signed.cookie).unwrap().hash().0;
+        let stored = m.store.read().unwrap().session(&hash).unwrap().unwrap();
+        assert_eq!(stored.csrf_token, "");
         // The setup link works once, and no new one is offered.
         assert!(matches!(
             m.complete_setup(token, "other@team.example", "plinth-ferry-quartz-77"),
@@ -688,6 +706,7 @@ mod tests {
                 None,
             )
             .unwrap();
+        assert_ne!(again.csrf, signed.csrf, "each session has its own");
         m.sign_out(&again.cookie).unwrap();
         assert!(m.session(&again.cookie).unwrap().is_none());
         // A new password ends every session.

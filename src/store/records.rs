@@ -333,6 +333,10 @@ pub struct Admin {
 pub struct Session {
     pub admin_email: String,
     /// Sent by the web app in a header with every state-changing request.
+    /// Derived from the session's cookie when read (see
+    /// `Muster::session`), never stored; sessions made before that kept
+    /// theirs here.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub csrf_token: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
