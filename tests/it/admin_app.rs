@@ -291,14 +291,8 @@ async fn the_pending_list_fits_asks_first_and_exports_what_it_shows(engine: Engi
     b.step("menu-open").await;
     // Escape closes the menu and gives the focus back to its button.
     b.press("#main-nav a[href='/tokens']", ESCAPE).await;
-    b.until("the menu closed", || async {
-        (b.html_attribute("#nav-toggle", "aria-expanded")
-            .await
-            .as_deref()
-            == Some("false"))
-        .then_some(())
-    })
-    .await;
+    b.wait_attribute("#nav-toggle", "aria-expanded", "false")
+        .await;
     assert_eq!(b.count("#main-nav .menu[open]").await, 0);
     b.click("#nav-toggle").await;
     b.click("#main-nav a[href='/audit']").await;
@@ -381,14 +375,8 @@ async fn why_an_invite_waits_shows_whole_on_a_tap(engine: Engine) {
         b.step(&format!("reason-open-{w}")).await;
         // Another tap folds it again.
         b.click("button.detail").await;
-        b.until("one line again", || async {
-            (b.html_attribute("button.detail", "aria-expanded")
-                .await
-                .as_deref()
-                == Some("false"))
-            .then_some(())
-        })
-        .await;
+        b.wait_attribute("button.detail", "aria-expanded", "false")
+            .await;
     }
     b.quit().await;
     app.shutdown().await;

@@ -340,10 +340,7 @@ async fn invites_whose_mailbox_was_not_made_are_found_with_their_reason(engine: 
     b.step("setup-failed").await;
     let reason = "td[data-label=Link] button.detail";
     b.click(reason).await;
-    b.until("the whole reason", || async {
-        (b.html_attribute(reason, "aria-expanded").await.as_deref() == Some("true")).then_some(())
-    })
-    .await;
+    b.wait_attribute(reason, "aria-expanded", "true").await;
     let open = b.run(&height("ann@")).await.as_f64().unwrap();
     assert!(open > ann, "{open} px open against {ann} px shut");
     b.step("setup-failed-reason").await;

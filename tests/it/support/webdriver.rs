@@ -738,6 +738,15 @@ impl Browser {
             .await;
     }
 
+    /// Waits until the first element matching `css` has `name` = `value`
+    /// as written in the page (an ARIA state, say).
+    pub async fn wait_attribute(&self, css: &str, name: &str, value: &str) {
+        self.until(&format!("{css} with {name}={value}"), || async {
+            (self.html_attribute(css, name).await.as_deref() == Some(value)).then_some(())
+        })
+        .await
+    }
+
     /// Polls `f` until it returns Some.
     pub async fn until<T, F, Fut>(&self, what: &str, mut f: F) -> T
     where
