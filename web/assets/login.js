@@ -1,6 +1,8 @@
 'use strict';
 (() => {
-  const { api, say, setCsrf, errorText } = Muster;
+  const { api, say, setCsrf, errorText, cookieNotice } = Muster;
+  // The same words as under every admin page.
+  document.getElementById('main').append(cookieNotice());
   // Where to go after signing in: only a path on this origin. The value is
   // resolved against the origin and compared; backslashes and control
   // characters are refused first, since browsers read "/\\evil" as "//evil"
