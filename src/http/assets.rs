@@ -105,8 +105,13 @@ pub fn page(name: &'static str, audience: Audience) -> impl poem::Endpoint {
         if audience == Audience::Admin && !signed_in(&req, &state).await {
             return sign_in_first(&req);
         }
-        if name == "login.html" && no_admin_yet(&state).await {
-            return first_start_login();
+        if name == "login.html" {
+            if no_admin_yet(&state).await {
+                return login_page(true, false);
+            }
+            if !may_hold_a_session(&req, &state).await {
+                return login_page(false, false);
+            }
         }
         let inm = req
             .headers()
@@ -151,21 +156,61 @@ fn sign_in_first(req: &poem::Request) -> Response {
             _ => format!("%{b:02X}"),
         })
         .collect();
+    // Firefox tells the sign-in page's own request "none" after this
+    // redirect from another site, so the redirect says it instead.
+    let from = if cookie_would_show(req) {
+        ""
+    } else {
+        "&from=elsewhere"
+    };
     Response::builder()
         .status(StatusCode::SEE_OTHER)
-        .header(header::LOCATION, format!("/login?next={next}"))
+        .header(header::LOCATION, format!("/login?next={next}{from}"))
         .header(header::CACHE_CONTROL, "no-store")
         .finish()
 }
 
-/// The sign-in page with its first-start help shown: there is no admin to
-/// sign in as yet.
-fn first_start_login() -> Response {
+/// Whether the browser may hold a session this request does not show: its
+/// session cookie is SameSite=Strict, so a visit from another site arrives
+/// without it, and the sign-in page then asks with a request of its own.
+/// Asking when there is nothing to find would only put a 401 in the
+/// browser's console.
+async fn may_hold_a_session(req: &poem::Request, state: &std::sync::Arc<super::HttpState>) -> bool {
+    let redirected_from_elsewhere = req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "from=elsewhere"));
+    redirected_from_elsewhere || !cookie_would_show(req) || signed_in(req, state).await
+}
+
+/// Whether this request would carry the SameSite=Strict session cookie if
+/// the browser had one: a visit from this origin, or typed or bookmarked,
+/// as `Sec-Fetch-Site` says (browsers without it may hold one unseen).
+fn cookie_would_show(req: &poem::Request) -> bool {
+    matches!(
+        req.headers()
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok()),
+        Some("same-origin" | "none")
+    )
+}
+
+/// The sign-in page, edited for this visit: the first-start help shown when
+/// there is no admin to sign in as yet, and marked so that its script does
+/// not look for a session when there is none to find.
+fn login_page(first_start: bool, may_hold_a_session: bool) -> Response {
     let page = Web::get("login.html").expect("login.html is embedded");
-    let body = String::from_utf8_lossy(&page.data).replace(
-        "<section id=\"first-start\" class=\"alert warn\" hidden>",
-        "<section id=\"first-start\" class=\"alert warn\">",
-    );
+    let mut body = String::from_utf8_lossy(&page.data).into_owned();
+    if !may_hold_a_session {
+        body = body.replacen("<body>", "<body data-session=\"none\">", 1);
+    }
+    if first_start {
+        body = body.replacen(
+            "<section id=\"first-start\" class=\"alert warn\" hidden>",
+            "<section id=\"first-start\" class=\"alert warn\">",
+            1,
+        );
+    }
     Response::builder()
         .content_type("text/html; charset=utf-8")
         .header(header::CACHE_CONTROL, "no-store")

@@ -878,3 +878,59 @@ async fn a_body_of_the_wrong_shape_names_the_item_and_field() {
     assert_eq!(api.app.muster.view().unwrap().invite_count().unwrap(), 0);
     api.app.shutdown().await;
 }
+
+/// The sign-in page looks for a session with a request of its own only
+/// when the browser may hold one its visit did not show (the cookie is
+/// SameSite=Strict): from another site, redirected from another site, in
+/// a browser that does not say, or with a session. Otherwise its script is
+/// told there is none, and the console stays free of a 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sign_in_page_is_told_when_there_is_no_session_to_look_for() {
+    let api = start(|_| {}).await;
+    let (cookie, _) = sign_in(&api).await;
+    let marked = |site: Option<&'static str>, cookie: Option<String>, query: &'static str| {
+        let mut req = api.client.get(format!("{}/login{query}", api.url()));
+        if let Some(site) = site {
+            req = req.header("sec-fetch-site", site);
+        }
+        if let Some(cookie) = cookie {
+            req = req.header("cookie", cookie);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            let page = resp.text().await.unwrap();
+            page.contains("<body data-session=\"none\">")
+        }
+    };
+    assert!(marked(Some("none"), None, "").await);
+    assert!(marked(Some("same-origin"), None, "?next=/invites").await);
+    assert!(
+        marked(
+            Some("same-origin"),
+            Some("muster_session=made-up".into()),
+            ""
+        )
+        .await
+    );
+    assert!(!marked(Some("same-origin"), Some(cookie), "").await);
+    assert!(!marked(Some("cross-site"), None, "").await);
+    assert!(!marked(None, None, "").await);
+    assert!(!marked(Some("none"), None, "?next=/invites&from=elsewhere").await);
+
+    // An admin page reached from another site says so in its redirect.
+    for (site, location) in [
+        ("cross-site", "/login?next=/invites&from=elsewhere"),
+        ("none", "/login?next=/invites"),
+    ] {
+        let resp = api
+            .client
+            .get(format!("{}/invites", api.url()))
+            .header("sec-fetch-site", site)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+        assert_eq!(resp.headers()["location"], location, "{site}");
+    }
+}

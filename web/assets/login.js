@@ -23,8 +23,11 @@
 
   // A link from another site arrives without the (SameSite=Strict) session
   // cookie and is sent here; this page's own request carries it, so a
-  // signed-in admin goes straight on.
-  api('GET', '/session').then(s => { setCsrf(s.csrf_token); location.replace(safeNext); }, () => {});
+  // signed-in admin goes straight on. The server marks the page when the
+  // visit showed there is no session to find.
+  if (document.body.dataset.session !== 'none') {
+    api('GET', '/session').then(s => { setCsrf(s.csrf_token); location.replace(safeNext); }, () => {});
+  }
 
   document.getElementById('sign-in').addEventListener('submit', async e => {
     e.preventDefault();

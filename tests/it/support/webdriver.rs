@@ -215,6 +215,11 @@ fn downloads(profile: &std::path::Path) -> std::path::PathBuf {
 /// What the console said that a page must never say.
 type Heard = Arc<Mutex<Vec<String>>>;
 
+/// The responses a page got that said no (status 400 or more), as
+/// "status url": Chromium puts each in its console, where BiDi does not
+/// pass it on.
+type Refused = Arc<Mutex<Vec<String>>>;
+
 pub struct Browser {
     pub engine: Engine,
     http: reqwest::Client,
@@ -223,6 +228,7 @@ pub struct Browser {
     name: String,
     shots: Vec<(String, Vec<u8>)>,
     heard: Heard,
+    refused: Refused,
     listener: tokio::task::JoinHandle<()>,
     size: (u32, u32),
     profile: tempfile::TempDir,
@@ -305,7 +311,8 @@ impl Browser {
             .unwrap_or_else(|| panic!("no BiDi in the {} session: {resp}", engine.name()))
             .to_string();
         let heard: Heard = Arc::default();
-        let listener = listen(&ws, heard.clone()).await;
+        let refused: Refused = Arc::default();
+        let listener = listen(&ws, heard.clone(), refused.clone()).await;
         let b = Self {
             engine,
             http,
@@ -314,6 +321,7 @@ impl Browser {
             name: format!("{}-{name}", engine.name()),
             shots: Vec::new(),
             heard,
+            refused,
             listener,
             size: SIZES[0],
             profile,
@@ -601,6 +609,12 @@ impl Browser {
         std::mem::take(&mut *self.heard.lock().unwrap())
     }
 
+    /// The responses that said no (status 400 or more) since the last
+    /// call, as "status url".
+    pub fn take_refused(&self) -> Vec<String> {
+        std::mem::take(&mut *self.refused.lock().unwrap())
+    }
+
     /// One step of a test: the console is clean, and the page fits both
     /// a laptop and a phone without sideways scrolling, of the page or of
     /// a table inside its box. Each size is photographed; the photos are
@@ -764,12 +778,12 @@ impl Browser {
 
 /// Subscribes to the console over WebDriver BiDi and keeps what must not
 /// be there.
-async fn listen(ws: &str, heard: Heard) -> tokio::task::JoinHandle<()> {
+async fn listen(ws: &str, heard: Heard, refused: Refused) -> tokio::task::JoinHandle<()> {
     let (mut socket, _) = tokio_tungstenite::connect_async(ws)
         .await
         .unwrap_or_else(|e| panic!("BiDi at {ws}: {e}"));
     let commands = [
-        json!({"id": 1, "method": "session.subscribe", "params": {"events": ["log.entryAdded"]}}),
+        json!({"id": 1, "method": "session.subscribe", "params": {"events": ["log.entryAdded", "network.responseCompleted"]}}),
         json!({"id": 2, "method": "script.addPreloadScript", "params": {"functionDeclaration": PRELOAD}}),
     ];
     for c in &commands {
@@ -800,6 +814,15 @@ async fn listen(ws: &str, heard: Heard) -> tokio::task::JoinHandle<()> {
             let Ok(v) = serde_json::from_str::<Value>(text) else {
                 continue;
             };
+            if v["method"] == "network.responseCompleted"
+                && let Some(status) = v["params"]["response"]["status"].as_u64()
+                && status >= 400
+            {
+                refused.lock().unwrap().push(format!(
+                    "{status} {}",
+                    v["params"]["request"]["url"].as_str().unwrap_or("?")
+                ));
+            }
             if v["method"] == "log.entryAdded" && v["params"]["level"] == "error" {
                 let p = &v["params"];
                 heard.lock().unwrap().push(format!(
