@@ -168,6 +168,14 @@ async fn the_pending_list_fits_asks_first_and_exports_what_it_shows(engine: Engi
         "the notice is {folded} px tall"
     );
     b.step("outbox-notice-folded").await;
+    // A window widened past a phone's opens it; narrowed again, it folds.
+    for (w, h, open) in [(1280, 900, 1), (390, 844, 0)] {
+        b.set_size(w, h).await;
+        b.until("the notice to follow the width", || async {
+            (b.count("#outbox-mode[open]").await == open).then_some(())
+        })
+        .await;
+    }
     b.click("#outbox-mode summary").await;
     b.wait_text("#outbox-mode", "MUSTER_SMTP_HOST").await;
     b.set_size(1280, 900).await;

@@ -170,10 +170,11 @@ const Muster = (() => {
 
   // Open on a wide screen; on a phone the first line says it and the
   // rest opens on a tap, so the page's own content is not pushed away.
+  // Turning a phone or resizing a window past the width does the same.
   function outboxBanner(dir) {
     const main = document.querySelector('main');
-    main.prepend(el('details', { class: 'alert warn', id: 'outbox-mode', role: 'note',
-      open: window.matchMedia('(min-width: 720px)').matches },
+    const wide = window.matchMedia('(min-width: 720px)');
+    const notice = el('details', { class: 'alert warn', id: 'outbox-mode', role: 'note', open: wide.matches },
       el('summary', {},
         el('strong', { text: 'Invites are not being emailed. ' }),
         'They are written to files on the server.'),
@@ -182,7 +183,9 @@ const Muster = (() => {
         ' on the server and stays there. To send them, set ', el('code', { text: 'smtp.host' }),
         ' (and the port, user and password) in muster.toml or ', el('code', { text: 'MUSTER_SMTP_HOST' }),
         ', or send straight to each recipient\'s mail servers with ', el('code', { text: 'smtp.mode = "direct"' }),
-        ' (the DNS page says what to publish first); restart Muster, and resend the invites shown as "in outbox".')));
+        ' (the DNS page says what to publish first); restart Muster, and resend the invites shown as "in outbox".'));
+    wide.addEventListener('change', e => { notice.open = e.matches; });
+    main.prepend(notice);
   }
 
   function fmtDate(iso) {
