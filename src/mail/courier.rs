@@ -18,7 +18,7 @@ use super::journal::Verdict;
 use super::outbox::Outbox;
 use super::recorder::{Done, Recorder, Ticket, Written};
 use super::smtp::{Connection, Outcome, Relay};
-use super::worker::{IDLE, Job, compose};
+use super::worker::{IDLE, Job, Payload, compose};
 use crate::service::Muster;
 use crate::store::Task;
 
@@ -207,6 +207,17 @@ impl Courier {
     /// handed out (nothing to send) or cannot be composed (recorded).
     fn prepare(&self, job: Job) -> Option<Ready> {
         if self.muster.queue.take_withdrawn(&job.task.id) {
+            // An invite revoked while this connection held its email: the
+            // store hears that it was not sent (the revoke could not tell).
+            // A resend's old email needs nothing: its new one is queued.
+            if let Payload::Invite(invite) = &job.payload {
+                let reason = "not sent: the invite was revoked".to_string();
+                self.recorder.report(done(
+                    Outcome::Skipped(reason),
+                    Some(invite.generation),
+                    job.task,
+                ));
+            }
             return None;
         }
         match compose(&self.muster, &self.composer, &job).and_then(|(mut msg, generation, name)| {

@@ -325,7 +325,10 @@ impl Muster {
         let now = self.now();
         new.revoke(now)?;
         w.remove_task(&Task::reminder_task_id(&old.id))?;
-        if w.remove_task(&Task::invite_task_id(&old.id))? && !new.delivery.is_final() {
+        // A connection holding the email may have sent it already: its
+        // outcome says which (sent, or not sent when it drops it).
+        let task_id = Task::invite_task_id(&old.id);
+        if w.remove_task(&task_id)? && !new.delivery.is_final() && !self.queue.is_out(&task_id) {
             new.delivery = Delivery::Failed {
                 at: now,
                 reply: "not sent: the invite was revoked".into(),
