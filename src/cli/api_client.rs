@@ -1,8 +1,10 @@
 //! `muster invite --api URL --token T FILE`: sends a list of any length to
-//! a running Muster in calls of at most 100 items. Each call's
-//! Idempotency-Key is the hash of its own items, so running the same file
-//! again (after a failure, say) replays what was created instead of
-//! creating it twice, and a fixed chunk is sent anew.
+//! a running Muster in calls of at most 100 items, once the whole file is
+//! checked (see `api_check`): a flagged row stops it before the first
+//! call, unless `--only-clean`. Rows whose invite is already pending are
+//! not sent again, so running the same file again after a failure sends
+//! only what was not created; each call's Idempotency-Key is the hash of
+//! its items, so a call whose answer was lost is replayed, not repeated.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -18,8 +20,8 @@ pub struct ApiTarget {
     pub token: String,
 }
 
-/// What happened to one chunk.
-enum ChunkResult {
+/// What happened to one chunk (or to the check before the first).
+pub(super) enum ChunkResult {
     Created {
         batch_id: String,
         invites: usize,
@@ -89,7 +91,7 @@ fn chunk_body(rows: &[InviteRow], options: &BatchOptions) -> Result<Value, Strin
 
 /// A flag naming another row of the same call ("… by row 5") names its
 /// file line instead, as every line the CLI prints does.
-fn by_line(message: &str, rows: &[InviteRow]) -> String {
+pub(super) fn by_line(message: &str, rows: &[InviteRow]) -> String {
     let Some((before, after)) = message.split_once(" by row ") else {
         return message.to_string();
     };
@@ -141,6 +143,11 @@ async fn send(
             invites: data["invites"].as_array().map(Vec::len).unwrap_or(0),
         };
     }
+    refusal(status, &data, rows)
+}
+
+/// A refusal's words, with each item's error at its file line.
+pub(super) fn refusal(status: u16, data: &Value, rows: &[InviteRow]) -> ChunkResult {
     let errors = data["errors"]
         .as_array()
         .map(|es| {
@@ -171,13 +178,90 @@ async fn send(
     }
 }
 
+/// How many rows go in one call, and in one preview before the first.
+pub struct Sizes {
+    pub call: usize,
+    pub window: usize,
+}
+
 pub async fn run(
     target: ApiTarget,
     rows: Vec<InviteRow>,
     options: BatchOptions,
-    chunk_size: usize,
+    only_clean: bool,
+    sizes: Sizes,
 ) -> anyhow::Result<u8> {
-    let chunks: Vec<&[InviteRow]> = rows.chunks(chunk_size).collect();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()?;
+    let checked = match super::api_check::check(&client, &target, &rows, &options, sizes.window)
+        .await
+    {
+        Ok(c) => c,
+        Err(failed) => {
+            let (text, advice) = match failed {
+                ChunkResult::Unreachable(why) => (
+                    format!("cannot reach Muster at {}: {why}", target.url),
+                    Advice::Reach,
+                ),
+                ChunkResult::NoAnswer(why) => (format!("no answer in time ({why})"), Advice::Later),
+                ChunkResult::Refused {
+                    status,
+                    message,
+                    errors,
+                } => {
+                    let mut text = format!("refused ({status}): {message}");
+                    for e in errors {
+                        text.push_str(&format!("\n  {e}"));
+                    }
+                    (text, advice_for(status))
+                }
+                ChunkResult::Created { .. } => unreachable!("a check creates nothing"),
+            };
+            println!("checking the file: {text}; nothing was sent");
+            return Ok(advise(advice));
+        }
+    };
+    if !checked.already.is_empty() {
+        let n = checked.already.len();
+        let mut at = checked.already[..n.min(3)].join(", ");
+        if n > 3 {
+            at.push_str(&format!(" and {} more", n - 3));
+        }
+        let rows = if n == 1 {
+            "row's invite is"
+        } else {
+            "rows' invites are"
+        };
+        println!("{n} {rows} already pending ({at}): not sent again.");
+    }
+    for line in &checked.flagged {
+        println!("{line}");
+    }
+    if let Some(whole) = &checked.whole {
+        eprintln!("\nNothing was sent: {whole}.");
+        return Ok(EXIT_PROBLEMS);
+    }
+    if checked.flagged_rows > 0 && !only_clean {
+        eprintln!(
+            "\n{}",
+            super::output::flagged_refusal(checked.flagged_rows, checked.clean.len())
+        );
+        return Ok(EXIT_PROBLEMS);
+    }
+    if checked.clean.is_empty() {
+        if checked.flagged_rows > 0 {
+            eprintln!("\nNothing was sent: no row is clean.");
+            return Ok(EXIT_PROBLEMS);
+        }
+        println!("Nothing to send: every row's invite is already pending.");
+        return Ok(0);
+    }
+    if checked.flagged_rows > 0 {
+        println!("{} flagged rows are left out.", checked.flagged_rows);
+    }
+    let rows = checked.clean;
+    let chunks: Vec<&[InviteRow]> = rows.chunks(sizes.call).collect();
     let mut bodies = Vec::with_capacity(chunks.len());
     for c in &chunks {
         match chunk_body(c, &options) {
@@ -188,9 +272,6 @@ pub async fn run(
             }
         }
     }
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()?;
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(rows.len() as u64);
         bar.set_style(
@@ -238,11 +319,7 @@ pub async fn run(
                 errors,
             } => {
                 failed_chunks += 1;
-                let this = match status {
-                    401 | 403 => Advice::Token,
-                    400 | 409 | 413 | 422 => Advice::Rows,
-                    _ => Advice::Later,
-                };
+                let this = advice_for(status);
                 advice = advice.max(this);
                 let mut text = format!("{call}: refused ({status}): {message}");
                 for e in errors {
@@ -274,10 +351,27 @@ pub async fn run(
         0 => "all accepted".to_string(),
         f => format!("{} accepted, {f} refused or not sent", chunks.len() - f),
     };
-    println!("{calls}: {outcome}; {created} invites created or already created.");
-    let again = "run the same command again: accepted calls are not repeated.";
+    println!(
+        "{calls}: {outcome}; {} invites created or already created.",
+        created + checked.already.len()
+    );
+    Ok(advise(advice))
+}
+
+/// What a refusal's status calls for.
+fn advice_for(status: u16) -> Advice {
+    match status {
+        401 | 403 => Advice::Token,
+        400 | 409 | 413 | 422 => Advice::Rows,
+        _ => Advice::Later,
+    }
+}
+
+/// Prints the next step, and returns the exit code.
+fn advise(advice: Advice) -> u8 {
+    let again = "run the same command again: what was created is not created twice.";
     match advice {
-        Advice::None => return Ok(0),
+        Advice::None => return 0,
         Advice::Rows => println!("Fix the rows above and {again}"),
         Advice::Later => println!("Muster could not take them now; later, {again}"),
         Advice::Token => println!(
@@ -287,7 +381,7 @@ pub async fn run(
             println!("Check the --api address and that Muster is running there, then {again}")
         }
     }
-    Ok(EXIT_PROBLEMS)
+    EXIT_PROBLEMS
 }
 
 /// The next step after refusals, in rising order of what blocks every call.

@@ -86,7 +86,6 @@ pub async fn run(config: Config, args: InviteArgs) -> anyhow::Result<u8> {
                 return Ok(EXIT_UNUSABLE);
             }
         };
-        let chunk = config.invites.api_call_limit;
         return super::api_client::run(
             super::api_client::ApiTarget { url, token },
             rows,
@@ -95,7 +94,11 @@ pub async fn run(config: Config, args: InviteArgs) -> anyhow::Result<u8> {
                 expires: args.expires,
                 reminders,
             },
-            chunk,
+            args.only_clean,
+            super::api_client::Sizes {
+                call: config.invites.api_call_limit,
+                window: config.invites.batch_limit,
+            },
         )
         .await;
     }
@@ -122,8 +125,8 @@ pub async fn run(config: Config, args: InviteArgs) -> anyhow::Result<u8> {
         Err(ServiceError::Flagged { preview, .. }) => {
             print!("{}", render(&preview));
             eprintln!(
-                "\nNothing was sent: {} rows are flagged. Fix them, or pass --only-clean to send the {} clean rows.",
-                preview.flagged_rows, preview.clean_rows
+                "\n{}",
+                super::output::flagged_refusal(preview.flagged_rows, preview.clean_rows)
             );
             return Ok(EXIT_PROBLEMS);
         }

@@ -1,6 +1,7 @@
 //! The `muster` command line. `src/main.rs` only calls [`main`].
 
 mod accounts;
+mod api_check;
 mod api_client;
 mod dkim;
 mod dns_report;

@@ -40,3 +40,14 @@ pub fn cell(s: &str, width: usize) -> String {
         format!("{s}{}", " ".repeat(width - n))
     }
 }
+
+/// Why nothing was sent: the flagged rows, and what to do.
+pub fn flagged_refusal(flagged: usize, clean: usize) -> String {
+    let (rows, them) = match flagged {
+        1 => ("1 row is".to_string(), "it"),
+        n => (format!("{n} rows are"), "them"),
+    };
+    format!(
+        "Nothing was sent: {rows} flagged. Fix {them}, or pass --only-clean to send the {clean} clean rows."
+    )
+}

@@ -65,18 +65,43 @@ impl Capacity {
 
     /// Why no place is left: the cap, or the mail host's own limit when
     /// that is the one reached.
-    pub fn over_words(&self) -> String {
-        match &self.host_limit {
-            Some(HostLimit::Closed(why)) => why.clone(),
-            Some(HostLimit::Mailboxes { allowed, set_in }) if self.host_limit_binds() => format!(
-                "past the {allowed} mailboxes {set_in} allows {}: {} exist and {} invites are pending; raise the limit there",
-                self.domain, self.existing, self.pending
+    pub fn over_words(&self, taken_above: u64) -> String {
+        let (limit, what, fix) = match &self.host_limit {
+            Some(HostLimit::Closed(why)) => return why.clone(),
+            Some(HostLimit::Mailboxes { allowed, set_in }) if self.host_limit_binds() => (
+                *allowed,
+                format!("the {allowed} mailboxes {set_in} allows {}", self.domain),
+                "raise the limit there".to_string(),
             ),
-            _ => format!(
-                "past the cap of {} mailboxes for {}: {} exist and {} invites are pending",
-                self.cap, self.domain, self.existing, self.pending
+            _ => (
+                self.cap,
+                format!("the cap of {} mailboxes for {}", self.cap, self.domain),
+                format!("raise mailbox_cap for {} in muster.toml", self.domain),
             ),
-        }
+        };
+        let pending = match self.pending {
+            1 => "1 invite is pending".to_string(),
+            n => format!("{n} invites are pending"),
+        };
+        let above = match taken_above {
+            0 => String::new(),
+            n => {
+                let rest = limit.saturating_sub(self.existing + self.pending);
+                if n >= rest {
+                    format!(" and the rows above take the other {rest}")
+                } else {
+                    format!(" and the rows above take {n}")
+                }
+            }
+        };
+        let (existing, pending) = (self.existing, pending);
+        let exist = if existing == 1 { "exists" } else { "exist" };
+        let rows_fix = if taken_above > 0 {
+            ", or leave rows out"
+        } else {
+            ""
+        };
+        format!("past {what}: {existing} {exist}, {pending}{above}; {fix}{rows_fix}")
     }
 
     /// Whether the host's limit, not the cap, is the one reached first.

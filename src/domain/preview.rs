@@ -261,7 +261,7 @@ fn apply_capacity(
             c.flags.push(Flag::new(
                 FlagCode::OverCap,
                 "recipient_email",
-                facts.over_words(),
+                facts.over_words(this_batch),
             ));
             continue;
         }

@@ -284,7 +284,7 @@ impl Muster {
         if facts.left() < 1 {
             return Err(ServiceError::Reopen(format!(
                 "no place is left for {mailbox}: {}; revoke an invite to free one, then resend",
-                facts.over_words()
+                facts.over_words(0)
             )));
         }
         Ok(())

@@ -1,12 +1,12 @@
-//! `muster invite --api`: a list of any length sent in calls of at most
-//! 100, safe to run again.
+//! `muster invite --api`: a list of any length checked whole, then sent in
+//! calls of at most 100, safe to run again.
 
 use crate::support::app::TestApp;
 use crate::support::*;
 use muster::store::Actor;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cli_sends_250_rows_in_three_calls_and_reruns_safely() {
+async fn the_cli_checks_the_whole_file_sends_250_rows_in_three_calls_and_reruns_safely() {
     let t = TestDir::new();
     let mut config = t.config();
     config.domains[0].mailbox_cap = 1000;
@@ -19,16 +19,19 @@ async fn the_cli_sends_250_rows_in_three_calls_and_reruns_safely() {
     let file = t.write("people.csv", rows);
     let url = app.url();
     // No local configuration is needed to talk to a running Muster.
-    let run_cli = |file: std::path::PathBuf, url: String, token: String| {
-        tokio::task::spawn_blocking(move || {
-            run(
-                muster(&["invite", "--api", &url, "--token", &token])
-                    .arg(&file)
-                    .current_dir(std::env::temp_dir()),
-                None,
-            )
-        })
-    };
+    let run_cli_with =
+        |file: std::path::PathBuf, url: String, token: String, more: &'static [&'static str]| {
+            tokio::task::spawn_blocking(move || {
+                run(
+                    muster(&["invite", "--api", &url, "--token", &token])
+                        .args(more)
+                        .arg(&file)
+                        .current_dir(std::env::temp_dir()),
+                    None,
+                )
+            })
+        };
+    let run_cli = |file, url, token| run_cli_with(file, url, token, &[]);
     let out = run_cli(file.clone(), url.clone(), token.clone())
         .await
         .unwrap();
@@ -48,62 +51,124 @@ async fn the_cli_sends_250_rows_in_three_calls_and_reruns_safely() {
     sizes.sort();
     assert_eq!(sizes, [50, 100, 100]);
 
-    // Run again: the same calls replay; nothing new is created.
+    // Run again: every row's invite is pending; nothing new is created.
     let out = run_cli(file.clone(), url.clone(), token.clone())
         .await
         .unwrap();
     assert_exit(&out, 0);
+    assert!(
+        text(&out.stdout).contains("250 rows' invites are already pending (line 2, line 3, line 4 and 247 more): not sent again.\nNothing to send: every row's invite is already pending."),
+        "{}",
+        text(&out.stdout)
+    );
     assert_eq!(app.muster.view().unwrap().batches().unwrap().len(), 3);
     assert_eq!(app.muster.view().unwrap().invite_count().unwrap(), 250);
 
-    // A file with one bad row: that call is refused with the file's line,
-    // the others go through, and the exit status says so.
+    // A file with a bad row, and a repeat that would fall in another call:
+    // the whole file is checked first, and nothing is sent.
     let mut rows: String = String::new();
     for i in 0..150 {
-        if i == 120 {
-            rows.push_str("not-an-address\n");
-        } else {
-            rows.push_str(&format!("new{i}@elsewhere.org\n"));
+        match i {
+            120 => rows.push_str("not-an-address\n"),
+            130 => rows.push_str("new6@elsewhere.org\n"),
+            _ => rows.push_str(&format!("new{i}@elsewhere.org\n")),
         }
     }
     let bad = t.write("bad.txt", rows);
     let out = run_cli(bad.clone(), url.clone(), token.clone())
         .await
         .unwrap();
-    let stdout = text(&out.stdout);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_exit(&out, 1);
-    assert!(stdout.contains("line 121: "), "{stdout}");
     assert!(
-        stdout.contains("2 calls: 1 accepted, 1 refused or not sent")
-            && stdout.contains("Fix the rows above"),
+        stdout.contains("line 121: ") && stdout.contains("(invalid_recipient_email)"),
         "{stdout}"
     );
-    assert_eq!(app.muster.view().unwrap().batches().unwrap().len(), 4);
-    // Fix the row and run again: the accepted call replays, the fixed one is sent.
+    assert!(
+        stdout.contains("line 131: new6@elsewhere.org is already invited by line 7"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("Nothing was sent: 2 rows are flagged. Fix them, or pass --only-clean to send the 148 clean rows."),
+        "{stderr}"
+    );
+    assert_eq!(app.muster.view().unwrap().batches().unwrap().len(), 3);
+
+    // --only-clean sends the clean rows and leaves the flagged ones out.
+    let out = run_cli_with(bad.clone(), url.clone(), token.clone(), &["--only-clean"])
+        .await
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_exit(&out, 0);
+    assert!(
+        stdout.contains("2 flagged rows are left out")
+            && stdout.contains("2 calls: all accepted; 148 invites"),
+        "{stdout}"
+    );
+    assert_eq!(app.muster.view().unwrap().invite_count().unwrap(), 398);
+    // Fixed and run again: what went is not sent again; the fixed rows go.
     let fixed = std::fs::read_to_string(&bad)
         .unwrap()
-        .replace("not-an-address", "new120@elsewhere.org");
+        .replace("not-an-address", "new120@elsewhere.org")
+        .replace("new6@elsewhere.org\nnew131", "new130@elsewhere.org\nnew131");
     std::fs::write(&bad, fixed).unwrap();
     let out = run_cli(bad, url.clone(), token.clone()).await.unwrap();
+    let stdout = text(&out.stdout);
     assert_exit(&out, 0);
-    assert_eq!(app.muster.view().unwrap().batches().unwrap().len(), 5);
+    assert!(
+        stdout.contains(
+            "148 rows' invites are already pending (line 1, line 2, line 3 and 145 more)"
+        ) && stdout.contains("1 call: all accepted; 150 invites created or already created"),
+        "{stdout}"
+    );
     assert_eq!(app.muster.view().unwrap().invite_count().unwrap(), 400);
 
-    // A wrong token: the first call says so, no more are sent, and the
-    // advice is about the token, not the rows.
+    // Longer than one preview (500 rows): a repeat across windows, and all
+    // the clean rows together past the cap (600 places are left).
+    let long = |n: usize, repeat: bool| {
+        let mut rows = String::new();
+        for i in 0..n {
+            if repeat && i == 550 {
+                rows.push_str("long1@elsewhere.org\n");
+            } else {
+                rows.push_str(&format!("long{i}@elsewhere.org\n"));
+            }
+        }
+        rows
+    };
+    let repeated = t.write("repeated.txt", long(560, true));
+    let out = run_cli(repeated, url.clone(), token.clone()).await.unwrap();
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stdout).contains(
+            "line 551: long1@elsewhere.org is already invited by line 2 (duplicate_recipient)"
+        ),
+        "{}",
+        text(&out.stdout)
+    );
+    let too_many = t.write("too-many.txt", long(700, false));
+    let out = run_cli(too_many, url.clone(), token.clone()).await.unwrap();
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("Nothing was sent: the file's 700 clean rows need as many places under the cap of team.example, and 600 are left"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(app.muster.view().unwrap().invite_count().unwrap(), 400);
+
+    // A wrong token: the check says so, nothing is sent, and the advice is
+    // about the token, not the rows.
     let out = run_cli(file.clone(), app.url(), "not-a-token".into())
         .await
         .unwrap();
     let stdout = text(&out.stdout);
     assert_exit(&out, 1);
     assert!(
-        stdout.contains("call 1/3: lines 2-101: refused (403): this API token is not known")
-            && stdout.contains("nothing more was sent")
-            && stdout.contains("3 calls: 0 accepted, 3 refused or not sent")
+        stdout.contains("checking the file: refused (403): this API token is not known")
+            && stdout.contains("nothing was sent")
             && stdout.contains("Check --token"),
         "{stdout}"
     );
-    assert!(!stdout.contains("call 2/3"), "{stdout}");
     app.shutdown().await;
 
     // Muster not running there: said in words, no status 0.
@@ -111,7 +176,7 @@ async fn the_cli_sends_250_rows_in_three_calls_and_reruns_safely() {
     let stdout = text(&out.stdout);
     assert_exit(&out, 1);
     assert!(
-        stdout.contains("call 1/3: lines 2-101: cannot reach Muster at http://")
+        stdout.contains("checking the file: cannot reach Muster at http://")
             && stdout.contains("Check the --api address"),
         "{stdout}"
     );

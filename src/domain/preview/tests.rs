@@ -199,7 +199,10 @@ fn rows_past_the_cap() {
     // The panel counts the rows that would go.
     assert_eq!(p.capacity.this_batch, 2);
     assert_eq!(p.capacity.left_after, 0);
-    assert!(p.rows[3].flags[0].message.starts_with("past the cap of 5"));
+    assert_eq!(
+        p.rows[3].flags[0].message,
+        "past the cap of 5 mailboxes for team.example: 2 exist, 1 invite is pending and the rows above take the other 2; raise mailbox_cap for team.example in muster.toml, or leave rows out"
+    );
     assert_eq!(p.capacity.host_limit, None);
 }
 
@@ -218,7 +221,7 @@ fn the_mail_hosts_own_limit_counts_when_it_is_lower() {
     assert_eq!(codes(&p), vec![vec![], vec!["over_cap"], vec!["over_cap"]]);
     assert_eq!(
         p.rows[1].flags[0].message,
-        "past the 4 mailboxes Postfix Admin allows team.example: 2 exist and 1 invites are pending; raise the limit there"
+        "past the 4 mailboxes Postfix Admin allows team.example: 2 exist, 1 invite is pending and the rows above take the other 1; raise the limit there, or leave rows out"
     );
     assert_eq!(p.capacity.host_limit, Some(4));
     assert_eq!(p.capacity.left_after, 0);

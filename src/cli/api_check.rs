@@ -1,0 +1,191 @@
+//! Before `muster invite --api` sends a row: the running Muster previews
+//! the whole file, a window of its batch limit at a time, so a flagged row
+//! stops the run before the first call (as the local `muster invite` does)
+//! and `--only-clean` leaves the flagged rows out. A file longer than one
+//! window is also checked across windows: a row repeating an earlier
+//! window's address, and all the clean rows together against the cap and
+//! the storage pool.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use super::api_client::{ApiTarget, BatchOptions, ChunkResult, by_line, refusal};
+use crate::domain::roster::InviteRow;
+
+/// The file as the running Muster sees it.
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// The rows to send, in file order.
+    pub clean: Vec<InviteRow>,
+    /// Where the rows are ("line N") whose mailbox already has a pending
+    /// invite: not sent again (a run after a failure finds what it sent).
+    pub already: Vec<String>,
+    /// Every other problem, as "line N: message (code)".
+    pub flagged: Vec<String>,
+    /// How many rows are flagged.
+    pub flagged_rows: usize,
+    /// A problem of the clean rows together, across windows.
+    pub whole: Option<String>,
+}
+
+/// The row as the preview takes it, with its file line.
+fn row_body(r: &InviteRow) -> Value {
+    let mut row = json!({"recipient_email": r.recipient_email});
+    for (name, value) in [
+        ("local_part", &r.local_part),
+        ("storage_allocation_mb", &r.storage_allocation_mb),
+        ("display_name", &r.display_name),
+        ("locale", &r.locale),
+    ] {
+        if let Some(v) = value {
+            row[name] = json!(v);
+        }
+    }
+    if let Some(line) = r.line {
+        row["line"] = json!(line);
+    }
+    row
+}
+
+fn line_of(r: &InviteRow, index: usize) -> String {
+    match r.line {
+        Some(l) => format!("line {l}"),
+        None => format!("row {}", index + 1),
+    }
+}
+
+/// What the clean rows of every window take together.
+#[derive(Default)]
+struct Totals {
+    rows: u64,
+    allocated_mb: u64,
+    /// From the first window: places and pool left before any row.
+    left: Option<(i64, i64, Value)>,
+}
+
+pub async fn check(
+    client: &reqwest::Client,
+    target: &ApiTarget,
+    rows: &[InviteRow],
+    options: &BatchOptions,
+    window: usize,
+) -> Result<Checked, ChunkResult> {
+    let url = format!(
+        "{}/api/v1/previews/invites",
+        target.url.trim_end_matches('/')
+    );
+    let mut checked = Checked::default();
+    let mut totals = Totals::default();
+    // Addresses and mailboxes of clean rows, with their lines: a later
+    // window's repeat is flagged here (each window flags its own).
+    let mut recipients: HashMap<String, String> = HashMap::new();
+    let mut mailboxes: HashMap<String, String> = HashMap::new();
+    let windows = rows.chunks(window.max(1)).count();
+    for (w, part) in rows.chunks(window.max(1)).enumerate() {
+        let mut body = json!({"rows": part.iter().map(row_body).collect::<Vec<_>>()});
+        if let Some(d) = &options.domain {
+            body["domain"] = json!(d);
+        }
+        let resp = match client
+            .post(&url)
+            .bearer_auth(&target.token)
+            .json(&body)
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => return Err(ChunkResult::NoAnswer(e.to_string())),
+            Err(e) => return Err(ChunkResult::Unreachable(e.to_string())),
+        };
+        let status = resp.status().as_u16();
+        let data: Value = resp.json().await.unwrap_or(Value::Null);
+        if status != 200 {
+            return Err(refusal(status, &data, part));
+        }
+        let capacity = &data["capacity"];
+        if totals.left.is_none() {
+            let places = capacity["left_after"].as_i64().unwrap_or(0)
+                + capacity["this_batch"].as_i64().unwrap_or(0);
+            let pool = capacity["pool_left_after_mb"].as_i64().unwrap_or(0)
+                + capacity["batch_allocated_mb"].as_i64().unwrap_or(0);
+            totals.left = Some((places, pool, capacity.clone()));
+        }
+        let empty = Vec::new();
+        let answers = data["rows"].as_array().unwrap_or(&empty);
+        for (i, (row, answer)) in part.iter().zip(answers).enumerate() {
+            let at = line_of(row, w * window + i);
+            let mut flags: Vec<(String, String)> = answer["flags"]
+                .as_array()
+                .unwrap_or(&empty)
+                .iter()
+                .map(|f| {
+                    (
+                        f["code"].as_str().unwrap_or("").to_string(),
+                        by_line(f["message"].as_str().unwrap_or(""), part),
+                    )
+                })
+                .collect();
+            let recipient = answer["recipient_email"]
+                .as_str()
+                .unwrap_or(&row.recipient_email)
+                .to_lowercase();
+            let mailbox = answer["mailbox"].as_str().map(str::to_lowercase);
+            if flags.is_empty() {
+                if let Some(first) = recipients.get(&recipient) {
+                    flags.push((
+                        "duplicate_recipient".into(),
+                        format!("{recipient} is already invited by {first}"),
+                    ));
+                } else if let Some(first) = mailbox.as_ref().and_then(|m| mailboxes.get(m)) {
+                    flags.push((
+                        "duplicate_mailbox".into(),
+                        format!(
+                            "the mailbox {} is already used by {first}",
+                            mailbox.as_deref().unwrap_or("")
+                        ),
+                    ));
+                }
+            }
+            if flags.is_empty() {
+                recipients.insert(recipient, at.clone());
+                if let Some(m) = mailbox {
+                    mailboxes.insert(m, at.clone());
+                }
+                totals.rows += 1;
+                totals.allocated_mb += answer["storage_allocation_mb"].as_u64().unwrap_or(0);
+                checked.clean.push(row.clone());
+            } else if flags.iter().all(|(code, _)| code == "invite_pending") {
+                checked.already.push(at);
+            } else {
+                checked.flagged_rows += 1;
+                for (code, message) in flags {
+                    checked.flagged.push(format!("{at}: {message} ({code})"));
+                }
+            }
+        }
+    }
+    // One window's preview counts its own rows against the cap and the
+    // pool; several windows' clean rows are counted here together.
+    if windows > 1
+        && let Some((places, pool, capacity)) = &totals.left
+    {
+        let domain = capacity["domain"].as_str().unwrap_or("the domain");
+        if totals.rows as i64 > *places {
+            checked.whole = Some(format!(
+                "the file's {} clean rows need as many places under the cap of {domain}, and {} are left ({} mailboxes exist, {} invites are pending): raise mailbox_cap for {domain} in muster.toml, or send fewer rows",
+                totals.rows,
+                places.max(&0),
+                capacity["existing"],
+                capacity["pending"],
+            ));
+        } else if totals.allocated_mb as i64 > *pool {
+            checked.whole = Some(format!(
+                "the file's clean rows allocate {} MB together, and the storage pool has {} MB left: raise storage_pool_mb, or allocate less",
+                totals.allocated_mb,
+                pool.max(&0),
+            ));
+        }
+    }
+    Ok(checked)
+}
