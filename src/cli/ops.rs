@@ -70,14 +70,6 @@ impl Report {
     }
 }
 
-fn can_write(path: &Path, meta: &std::fs::Metadata) -> bool {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap_or_default();
-    // SAFETY: access(2) and geteuid(2) on valid arguments.
-    let ok = unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0;
-    let root = unsafe { libc::geteuid() } == 0;
-    ok && (!root || meta.permissions().mode() & 0o222 != 0)
-}
-
 fn group_name(gid: u32) -> String {
     std::fs::read_to_string("/etc/group")
         .ok()
@@ -90,15 +82,6 @@ fn group_name(gid: u32) -> String {
                 .next()
         })
         .unwrap_or_else(|| gid.to_string())
-}
-
-fn dovecot_gid() -> Option<u32> {
-    std::fs::read_to_string("/etc/group").ok().and_then(|g| {
-        g.lines()
-            .find(|l| l.starts_with("dovecot:"))
-            .and_then(|l| l.split(':').nth(2))
-            .and_then(|n| n.parse().ok())
-    })
 }
 
 /// One mail host file: present (or creatable), writable, and with the
@@ -116,10 +99,27 @@ fn check_file(r: &mut Report, label: &str, path: &Path, explicit: bool, secret: 
         } else {
             let dir = path.parent().unwrap_or(Path::new("."));
             let dir_ok = std::fs::create_dir_all(dir).is_ok()
-                && std::fs::metadata(dir).is_ok_and(|m| can_write(dir, &m));
-            if dir_ok {
+                && std::fs::metadata(dir).is_ok_and(|m| crate::provision::writable(dir, &m));
+            let group = crate::provision::dovecot_gid().filter(|_| secret);
+            if dir_ok && group.is_some_and(|gid| !crate::provision::may_give_group(gid)) {
+                r.fail(
+                    &format!(
+                        "{label} {} will be created with the first mailbox, but Muster's user is not in the dovecot group, so Dovecot could not read it",
+                        path.display()
+                    ),
+                    &format!(
+                        "add Muster's user to the group (usermod -aG dovecot muster), or create the file now: touch {p}; chgrp dovecot {p}; chmod 640 {p}",
+                        p = path.display()
+                    ),
+                );
+            } else if dir_ok {
+                let group = if group.is_some() {
+                    ", group dovecot"
+                } else {
+                    ""
+                };
                 r.ok(&format!(
-                    "{label} {} will be created with the first mailbox",
+                    "{label} {} will be created with the first mailbox (mode 640{group})",
                     path.display()
                 ));
             } else {
@@ -131,7 +131,7 @@ fn check_file(r: &mut Report, label: &str, path: &Path, explicit: bool, secret: 
         }
         return;
     };
-    if !can_write(path, &meta) {
+    if !crate::provision::writable(path, &meta) {
         r.fail(
             &format!("{label} {} is not writable by Muster", path.display()),
             &format!(
@@ -160,7 +160,7 @@ fn check_file(r: &mut Report, label: &str, path: &Path, explicit: bool, secret: 
         return;
     }
     if secret
-        && let Some(gid) = dovecot_gid()
+        && let Some(gid) = crate::provision::dovecot_gid()
         && meta.gid() != gid
         && mode & 0o004 == 0
     {
@@ -205,7 +205,7 @@ pub async fn check(
     // The data folder and the store.
     let data = &config.data_dir;
     if std::fs::create_dir_all(data).is_ok()
-        && std::fs::metadata(data).is_ok_and(|m| can_write(data, &m))
+        && std::fs::metadata(data).is_ok_and(|m| crate::provision::writable(data, &m))
     {
         r.ok(&format!("data folder {} is writable", data.display()));
     } else {

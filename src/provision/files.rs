@@ -158,10 +158,39 @@ pub(crate) struct Appended {
     pub(crate) stamp: Stamp,
 }
 
+/// The `dovecot` group's id, where the system has one.
+pub fn dovecot_gid() -> Option<u32> {
+    fs::read_to_string("/etc/group").ok().and_then(|g| {
+        g.lines()
+            .find(|l| l.starts_with("dovecot:"))
+            .and_then(|l| l.split(':').nth(2))
+            .and_then(|n| n.parse().ok())
+    })
+}
+
+/// Whether this process may give a file it owns to group `gid`: root, or
+/// a member of the group.
+pub fn may_give_group(gid: u32) -> bool {
+    // SAFETY: geteuid, getegid and getgroups on a buffer of the size given.
+    unsafe {
+        if libc::geteuid() == 0 || libc::getegid() == gid {
+            return true;
+        }
+        let mut groups = vec![0 as libc::gid_t; 256];
+        let n = libc::getgroups(groups.len() as libc::c_int, groups.as_mut_ptr());
+        n > 0 && groups[..n as usize].contains(&gid)
+    }
+}
+
 /// Appends whole lines to `path` and syncs them. A new file is created
-/// with mode 0640 (the folder synced too); an existing one keeps its
-/// owner, group and mode. A failed write leaves the file as it was.
-pub(crate) fn append(path: &Path, lines: &[u8]) -> Result<Appended, ProvisionError> {
+/// with mode 0640 (the folder synced too), in `group` when given (the
+/// group that must read it, Dovecot's); an existing one keeps its owner,
+/// group and mode. A failed write leaves the file as it was.
+pub(crate) fn append(
+    path: &Path,
+    lines: &[u8],
+    group: Option<u32>,
+) -> Result<Appended, ProvisionError> {
     debug_assert!(lines.ends_with(b"\n"));
     let dir = path
         .parent()
@@ -181,6 +210,11 @@ pub(crate) fn append(path: &Path, lines: &[u8]) -> Result<Appended, ProvisionErr
                 .mode(0o600)
                 .open(path)?;
             file.set_permissions(fs::Permissions::from_mode(0o640))?;
+            if let Some(gid) = group
+                && let Err(e) = std::os::unix::fs::fchown(&file, None, Some(gid))
+            {
+                tracing::warn!(file = %path.display(), gid, error = %e, "cannot give the new file to its reader's group; `muster check` says how to");
+            }
             file.write_all(lines)?;
             file.sync_all()?;
             File::open(dir)?.sync_all()?;
@@ -324,7 +358,7 @@ pub(crate) fn rewrite(path: &Path, text: &str) -> Result<(), ProvisionError> {
 
 /// Whether this process may write the file, judged by its mode bits (the
 /// superuser may write anything that has any write bit).
-fn writable(path: &Path, meta: &fs::Metadata) -> bool {
+pub fn writable(path: &Path, meta: &fs::Metadata) -> bool {
     // SAFETY: access(2) on a NUL-terminated path.
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap_or_default();
     let ok = unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0;
@@ -340,13 +374,13 @@ mod tests {
     fn append_keeps_mode_and_earlier_lines_and_undoes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("passwd");
-        let first = append(&path, b"a\n").unwrap();
+        let first = append(&path, b"a\n", None).unwrap();
         assert_eq!(
             fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o640
         );
         fs::set_permissions(&path, fs::Permissions::from_mode(0o660)).unwrap();
-        let second = append(&path, b"b\n").unwrap();
+        let second = append(&path, b"b\n", None).unwrap();
         assert_ne!(first.stamp, second.stamp);
         assert_eq!(fs::read_to_string(&path).unwrap(), "a\nb\n");
         assert_eq!(
@@ -359,6 +393,31 @@ mod tests {
         assert!(!path.exists());
     }
 
+    /// A new file goes to the group that must read it (Dovecot's); an
+    /// existing one keeps its own.
+    #[test]
+    fn a_new_file_is_given_to_its_readers_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("passwd");
+        // Root may give any group; anyone else, their own.
+        let gid = if unsafe { libc::geteuid() } == 0 {
+            65534
+        } else {
+            unsafe { libc::getegid() }
+        };
+        assert!(may_give_group(gid));
+        append(&path, b"a\n", Some(gid)).unwrap();
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!(
+            (meta.gid(), meta.permissions().mode() & 0o777),
+            (gid, 0o640)
+        );
+        let own = unsafe { libc::getegid() };
+        std::os::unix::fs::chown(&path, None, Some(own)).unwrap();
+        append(&path, b"b\n", Some(gid)).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().gid(), own);
+    }
+
     #[test]
     fn a_file_without_a_final_newline_is_not_appended_to() {
         let dir = tempfile::tempdir().unwrap();
@@ -368,7 +427,7 @@ mod tests {
             append_problem(&path),
             Some(ProvisionError::Unterminated { .. })
         ));
-        let err = append(&path, b"b\n").err().unwrap();
+        let err = append(&path, b"b\n", None).err().unwrap();
         assert!(err.to_string().contains("newline"), "{err}");
         assert_eq!(fs::read_to_string(&path).unwrap(), "a\nhalf");
         assert!(append_problem(&dir.path().join("missing")).is_none());
@@ -381,6 +440,7 @@ mod tests {
         append(
             &path,
             b"a@x.org:pw:1:1::/h::userdb_quota_rule=*:storage=100M\n",
+            None,
         )
         .unwrap();
         let before = fs::metadata(&path).unwrap();
@@ -399,7 +459,7 @@ mod tests {
         assert!(fs::read_to_string(&path).unwrap().contains("200M"));
         assert!(!dir.path().join(".passwd.muster-tmp").exists());
         // An append right after keeps the later second, never an older one.
-        append(&path, b"b@x.org:pw:1:1::/h::\n").unwrap();
+        append(&path, b"b@x.org:pw:1:1::/h::\n", None).unwrap();
         assert!(fs::metadata(&path).unwrap().mtime() >= after.mtime());
         // A file Muster may not write stays as it was.
         fs::set_permissions(&path, fs::Permissions::from_mode(0o440)).unwrap();

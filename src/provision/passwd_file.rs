@@ -190,7 +190,7 @@ impl PasswdFileHost {
         let map_added = if map_lines.is_empty() {
             None
         } else {
-            let added = files::append(&self.map, map_lines.as_bytes())?;
+            let added = files::append(&self.map, map_lines.as_bytes(), None)?;
             if let Err(e) = self.run_reload() {
                 *map_cache = None;
                 self.take_back_map(added);
@@ -198,16 +198,17 @@ impl PasswdFileHost {
             }
             Some(added)
         };
-        let passwd_added = match files::append(&self.passwd, passwd_lines.as_bytes()) {
-            Ok(added) => added,
-            Err(e) => {
-                if let Some(added) = map_added {
-                    *map_cache = None;
-                    self.take_back_map(added);
+        let passwd_added =
+            match files::append(&self.passwd, passwd_lines.as_bytes(), files::dovecot_gid()) {
+                Ok(added) => added,
+                Err(e) => {
+                    if let Some(added) = map_added {
+                        *map_cache = None;
+                        self.take_back_map(added);
+                    }
+                    return Err(e);
                 }
-                return Err(e);
-            }
-        };
+            };
         if let (Some(added), Some((stamp, keys))) = (&map_added, map_cache.as_mut()) {
             *stamp = Some(added.stamp);
             keys.extend(new_keys);

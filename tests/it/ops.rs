@@ -2,7 +2,7 @@
 //! batch, backup under load and restore, `/metrics` and `/readyz`, the
 //! systemd unit and the static binary the container ships.
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
@@ -583,4 +583,57 @@ async fn the_static_binary_builds_and_runs() {
     assert!(health.status.success(), "{}", text(&health.stdout));
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
     assert!(server.wait().unwrap().success());
+}
+
+/// The passwd-file Muster makes in its data folder is given to the
+/// dovecot group, so Dovecot can read it: `muster check` says so before
+/// the first mailbox and passes after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_passwd_file_muster_makes_is_dovecots_to_read() {
+    if !mailstack::available() {
+        return;
+    }
+    let gid = muster::provision::dovecot_gid().expect("Dovecot's package makes its group");
+    let t = TestDir::new();
+    let config = t.config();
+    let path = t.write_config(&config);
+    let check = || async {
+        let out = cli(vec![
+            "--config".into(),
+            path.display().to_string(),
+            "check".into(),
+        ])
+        .await
+        .unwrap();
+        text(&out.stdout)
+            .lines()
+            .find(|l| l.contains("Dovecot passwd-file"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let before = check().await;
+    assert!(
+        before.starts_with("ok    Dovecot passwd-file")
+            && before.ends_with("will be created with the first mailbox (mode 640, group dovecot)"),
+        "{before}"
+    );
+    let app = TestApp::on(config).await;
+    let batch = app.muster.create_batch(invite_batch(1, "first")).unwrap();
+    let token = app.muster.invite_token(&batch.invites[0]).unwrap();
+    app.muster
+        .redeem(token.as_str(), PASSWORD, PASSWORD)
+        .expect("the first mailbox is made");
+    app.shutdown().await;
+    let passwd = t.data().join("dovecot/passwd");
+    let meta = std::fs::metadata(&passwd).unwrap();
+    assert_eq!(
+        (meta.gid(), meta.permissions().mode() & 0o777),
+        (gid, 0o640)
+    );
+    let after = check().await;
+    assert!(
+        after.starts_with("ok    Dovecot passwd-file")
+            && after.contains("(group dovecot, mode 640)"),
+        "{after}"
+    );
 }
