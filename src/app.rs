@@ -133,6 +133,9 @@ impl App {
             }
         });
         tracing::info!(%addr, public_url = %config.public_url, "Muster is listening");
+        if config.public_url.is_local() && !config.writes_outbox() {
+            tracing::warn!(public_url = %config.public_url, "invites leave this machine with links to it that open nowhere else: set public_url (MUSTER_PUBLIC_URL) to the address people reach Muster at");
+        }
         Ok(Self {
             muster,
             http: http_state,

@@ -361,7 +361,23 @@ pub async fn check(
         ),
     }
 
-    // The public URL: where links point.
+    // The public URL: where links point. A local one is right for a
+    // trial on this machine, not for invites that leave it.
+    // (A note, not a failure: a test on one machine may mean it.)
+    if config.public_url.is_local() {
+        let leaving = if config.writes_outbox() {
+            String::new()
+        } else {
+            format!(" (and invites leave by {} mode)", config.smtp_mode().name())
+        };
+        r.note(
+            &format!(
+                "public URL {} names this machine only: the links in invites open on no other{leaving}",
+                config.public_url()
+            ),
+            "unless every recipient sits at this machine, set public_url (MUSTER_PUBLIC_URL) to the address people reach Muster at, e.g. https://muster.example.org",
+        );
+    }
     let url = format!("{}/healthz", config.public_url());
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))

@@ -49,6 +49,17 @@ impl HttpUrl {
         &self.0[..end]
     }
 
+    /// Whether the host names this machine only (localhost, a loopback
+    /// or unspecified address): a link to it opens nowhere else.
+    pub fn is_local(&self) -> bool {
+        let host = self.host().to_ascii_lowercase();
+        host == "localhost"
+            || host.ends_with(".localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
+    }
+
     /// The host name, without port or brackets.
     pub fn host(&self) -> &str {
         let authority = &self.origin()[self.0.find("://").map_or(0, |i| i + 3)..];
@@ -138,6 +149,19 @@ mod tests {
         assert_eq!(u.host(), "muster.example.org");
         assert!(u.is_https());
         assert_eq!(HttpUrl::parse("http://[::1]:8080").unwrap().host(), "::1");
+        assert!(!u.is_local());
+        for local in [
+            "http://localhost:8080",
+            "http://LocalHost",
+            "http://muster.localhost/",
+            "http://127.0.0.1:8080",
+            "http://127.1.2.3",
+            "http://[::1]:8080",
+            "http://0.0.0.0:8080",
+        ] {
+            assert!(HttpUrl::parse(local).unwrap().is_local(), "{local}");
+        }
+        assert!(!HttpUrl::parse("http://192.168.1.5:8080").unwrap().is_local());
         for bad in [
             "ftp://x.example",
             "http://",
