@@ -393,6 +393,18 @@ pub fn preview_invites(
             None => None,
         };
         let mailbox = local.map(|l| MailboxAddress::new(l, facts.domain.clone()));
+        // Sent to the mailbox it creates, the invite could never arrive.
+        if let (Some(r), Some(m)) = (&recipient, &mailbox)
+            && r.to_string().eq_ignore_ascii_case(&m.to_string())
+        {
+            flags.push(Flag::new(
+                FlagCode::InvalidRecipientEmail,
+                "recipient_email",
+                format!(
+                    "{r} is the mailbox this invite creates, which receives nothing until the invite is used: send it to the person's current address"
+                ),
+            ));
+        }
         let allocation = row_allocation(row.storage_allocation_mb.as_deref(), &mut flags);
         let display_name = row.display_name.clone();
         if let Some(Err(e)) = display_name.as_deref().map(check_display_name) {

@@ -393,3 +393,20 @@ fn reserved_names_are_flagged_unless_allowed() {
     );
     assert_eq!(p.rows[0].flags[0].code, FlagCode::ReservedLocalPart);
 }
+
+#[test]
+fn an_invite_to_the_mailbox_it_creates_is_flagged() {
+    let p = run(
+        "Loop@Team.Example\nloop2@elsewhere.org\n",
+        &facts(10, 0, 0, 1000, 0),
+        &Fake::default(),
+    );
+    assert_eq!(codes(&p), vec![vec!["invalid_recipient_email"], vec![]]);
+    assert!(
+        p.rows[0].flags[0]
+            .message
+            .contains("is the mailbox this invite creates"),
+        "{:?}",
+        p.rows[0].flags
+    );
+}
