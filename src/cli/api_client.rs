@@ -89,17 +89,18 @@ fn chunk_body(rows: &[InviteRow], options: &BatchOptions) -> Result<Value, Strin
     Ok(body)
 }
 
-/// A flag naming another row of the same call ("… by row 5") names its
-/// file line instead, as every line the CLI prints does.
+/// A flag naming another item of the same call ("… by item 4", counted
+/// from 0 as the API counts) names its file line instead, as every line
+/// the CLI prints does.
 pub(super) fn by_line(message: &str, rows: &[InviteRow]) -> String {
-    let Some((before, after)) = message.split_once(" by row ") else {
+    let Some((before, after)) = message.split_once(" by item ") else {
         return message.to_string();
     };
     let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
     let line = digits
         .parse::<usize>()
         .ok()
-        .and_then(|n| rows.get(n.checked_sub(1)?))
+        .and_then(|n| rows.get(n))
         .and_then(|r| r.line);
     match line {
         Some(line) => format!("{before} by line {line}{}", &after[digits.len()..]),
@@ -407,15 +408,15 @@ mod tests {
             })
             .collect();
         assert_eq!(
-            by_line("a@x.org is already invited by row 2", &rows),
+            by_line("a@x.org is already invited by item 1", &rows),
             "a@x.org is already invited by line 102"
         );
         assert_eq!(
-            by_line("the mailbox a@y.org is already used by row 3; more", &rows),
+            by_line("the mailbox a@y.org is already used by item 2; more", &rows),
             "the mailbox a@y.org is already used by line 103; more"
         );
         // Out of range or no row named: as sent.
-        assert_eq!(by_line("used by row 9", &rows), "used by row 9");
+        assert_eq!(by_line("used by item 9", &rows), "used by item 9");
         assert_eq!(by_line("no row here", &rows), "no row here");
     }
 }

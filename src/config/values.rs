@@ -161,7 +161,11 @@ mod tests {
         ] {
             assert!(HttpUrl::parse(local).unwrap().is_local(), "{local}");
         }
-        assert!(!HttpUrl::parse("http://192.168.1.5:8080").unwrap().is_local());
+        assert!(
+            !HttpUrl::parse("http://192.168.1.5:8080")
+                .unwrap()
+                .is_local()
+        );
         for bad in [
             "ftp://x.example",
             "http://",

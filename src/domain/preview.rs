@@ -201,7 +201,8 @@ struct Candidate<'a> {
 fn place(line: Option<usize>, index: usize) -> String {
     match line {
         Some(line) => format!("line {line}"),
-        None => format!("row {}", index + 1),
+        // As the API counts its items (from 0, as its errors' index).
+        None => format!("item {index}"),
     }
 }
 

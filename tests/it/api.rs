@@ -97,9 +97,10 @@ async fn invites_bulk_creates_all_or_nothing() {
     assert_eq!(batch_count(&api), 1);
 
     // One flagged item: 422 with per-item errors and nothing created.
-    let mut list = items(5);
+    let mut list = items(6);
     list[3]["recipient_email"] = json!("not an address");
     list[4]["local_part"] = json!("jane");
+    list[5]["local_part"] = json!("user1");
     let (status, body) = api
         .call(
             Method::POST,
@@ -117,6 +118,13 @@ async fn invites_bulk_creates_all_or_nothing() {
         errors
             .iter()
             .any(|e| e["index"] == 4 && e["code"] == "invite_pending"),
+        "{body}"
+    );
+    // Another item is named as the errors' index counts it, from 0.
+    assert!(
+        errors.iter().any(|e| e["index"] == 5
+            && e["code"] == "duplicate_mailbox"
+            && e["message"] == "the mailbox user1@team.example is already used by item 1"),
         "{body}"
     );
     assert_eq!(batch_count(&api), 1);
