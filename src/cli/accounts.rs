@@ -40,7 +40,11 @@ fn read_password() -> anyhow::Result<String> {
         Ok(first)
     } else {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line)?;
+        if std::io::stdin().lock().read_line(&mut line)? == 0 {
+            anyhow::bail!(
+                "no password on standard input: run it in a terminal to be asked, or pipe the password in (e.g. from a password manager)"
+            );
+        }
         Ok(line.trim_end_matches(['\n', '\r']).to_string())
     }
 }

@@ -135,9 +135,12 @@ pub async fn run(config: Config, args: InviteArgs) -> anyhow::Result<u8> {
             eprintln!("\nNothing was sent: no row is clean.");
             return Ok(EXIT_PROBLEMS);
         }
+        Err(e @ ServiceError::DomainRequired(_)) => {
+            eprintln!("error: {e}; name it with --domain");
+            return Ok(EXIT_UNUSABLE);
+        }
         Err(
             e @ (ServiceError::UnknownDomain { .. }
-            | ServiceError::DomainRequired(_)
             | ServiceError::Expiry { .. }
             | ServiceError::Reminders(_)),
         ) => {

@@ -209,13 +209,20 @@ async fn change(config: Config, ids: Vec<String>, resend: bool) -> anyhow::Resul
             Ok(v) if resend => {
                 println!(
                     "{}: new link for {}, expires {}",
-                    v.id, v.mailbox, v.expires_at
+                    v.id,
+                    v.mailbox,
+                    super::output::minute_utc(v.expires_at)
                 );
                 resent.push(v.id);
             }
             Ok(v) => println!("{}: revoked {}", v.id, v.mailbox),
-            Err(e @ (ServiceError::NoInvite(_) | ServiceError::Transition(_))) => {
+            Err(e @ ServiceError::NoInvite(_)) => {
                 println!("{id}: {e}");
+                problems += 1;
+            }
+            Err(ServiceError::Transition(e)) => {
+                let verb = if resend { "resend" } else { "revoke" };
+                println!("{id}: cannot {verb} it: {e}");
                 problems += 1;
             }
             Err(e) => return Err(e.into()),

@@ -152,7 +152,10 @@ async fn reset_password(
     };
     println!(
         "{}: a link to choose a new password goes to {} (invite {}, expires {})",
-        sent.mailbox, sent.recipient_email, sent.id, sent.expires_at
+        sent.mailbox,
+        sent.recipient_email,
+        sent.id,
+        super::output::minute_utc(sent.expires_at)
     );
     super::invite::send_and_wait(muster, std::slice::from_ref(&sent.id)).await?;
     let failed = super::invite::summarise(&[muster.get_invite(&sent.id)?]);

@@ -243,7 +243,18 @@ pub async fn check(
             "DKIM: signing is off (dkim.sign = false)",
             "set dkim.sign = true to sign",
         ),
-        Ok(None) => r.ok("DKIM: no key for the sender's domain (`muster dkim generate` makes one)"),
+        Ok(None) if config.writes_outbox() => {
+            r.ok("DKIM: no key for the sender's domain (`muster dkim generate` makes one)")
+        }
+        // Unsigned mail still leaves, but large providers trust it less.
+        Ok(None) => r.note(
+            if config.smtp_mode() == crate::config::SmtpMode::Direct {
+                "DKIM: no key for the sender's domain, so invites leave unsigned and big providers may file them as spam"
+            } else {
+                "DKIM: no key for the sender's domain, so invites are signed only if the relay signs them"
+            },
+            "`muster dkim generate --domain D`, then publish the TXT record it prints (or let the relay sign)",
+        ),
         Err(e) => r.fail(
             &format!("{e}"),
             "make a new key with `muster dkim generate`",
@@ -261,9 +272,9 @@ pub async fn check(
             Ok(conn) => {
                 conn.quit().await;
                 r.ok(&format!(
-                    "SMTP relay {} accepted the connection (tls = {:?}{})",
+                    "SMTP relay {} accepted the connection (tls = {}{})",
                     relay.address,
-                    config.smtp.tls,
+                    config.smtp.tls.name(),
                     if config.smtp.username.is_some() {
                         ", AUTH"
                     } else {

@@ -51,3 +51,9 @@ pub fn flagged_refusal(flagged: usize, clean: usize) -> String {
         "Nothing was sent: {rows} flagged. Fix {them}, or pass --only-clean to send the {clean} clean rows."
     )
 }
+
+/// A time as people read it in a line of output: to the minute, in UTC.
+pub fn minute_utc(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!("{} {:02}:{:02} UTC", t.date(), t.hour(), t.minute())
+}

@@ -245,6 +245,17 @@ pub enum SmtpTls {
     None,
 }
 
+impl SmtpTls {
+    /// As it is written in muster.toml.
+    pub fn name(self) -> &'static str {
+        match self {
+            SmtpTls::Starttls => "starttls",
+            SmtpTls::Implicit => "implicit",
+            SmtpTls::None => "none",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmtpSettings {

@@ -436,7 +436,7 @@ impl MusterMcp {
                 .collect::<serde_json::Map<_, _>>()
                 .into();
                 let text = format!(
-                    "Batch {} on {}: {} invites; sent {}, in the outbox (no relay: not on their way) {}, failed {}, deferred {}, queued {}; redeemed {}.",
+                    "Batch {} on {}: {} invites; sent {}, in the outbox (no relay: not on their way) {}, failed {}, deferred {}, sending {}, queued {}; redeemed {}.",
                     batch.id,
                     batch.domain,
                     invites.len(),
@@ -444,6 +444,7 @@ impl MusterMcp {
                     delivery["in_outbox"],
                     delivery["failed"],
                     delivery["deferred"],
+                    delivery["sending"],
                     delivery["queued"],
                     links["redeemed"]
                 );
