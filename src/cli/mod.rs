@@ -93,7 +93,13 @@ enum Command {
     },
     /// Put a backup in place of the store (Muster must be stopped).
     Restore { file: PathBuf },
+    /// Print an example muster.toml that documents every setting and its
+    /// default (works with no configuration, or a broken one).
+    ExampleConfig,
 }
+
+/// Every setting, documented, as the repository's config/muster.example.toml.
+const EXAMPLE_CONFIG: &str = include_str!("../../config/muster.example.toml");
 
 /// Exit codes: 0 fine, 1 the work found problems (flagged rows, failed
 /// invites), 2 the command could not run (bad input or configuration).
@@ -105,6 +111,10 @@ pub fn main() -> ExitCode {
     // One TLS provider for the SMTP relay and the API client.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
+    if let Command::ExampleConfig = cli.command {
+        print!("{EXAMPLE_CONFIG}");
+        return ExitCode::SUCCESS;
+    }
     let loaded = Config::load(cli.config.as_deref(), std::env::vars());
     if let Command::Check {
         deliverability: false,
@@ -156,6 +166,7 @@ pub fn main() -> ExitCode {
             Command::Health { url } => ops::health(config, url).await,
             Command::Backup { file, force } => ops::backup(config, file, force),
             Command::Restore { file } => ops::restore(config, file),
+            Command::ExampleConfig => unreachable!("printed before the configuration is read"),
         }
     });
     match result {

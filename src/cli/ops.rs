@@ -196,7 +196,7 @@ pub async fn check(
         Err(e) => {
             r.fail(
                 &format!("configuration ({source}): {e}"),
-                "correct the setting named above; see config/muster.example.toml",
+                "correct the setting named above; `muster example-config` documents every setting",
             );
             return Ok(EXIT_PROBLEMS);
         }

@@ -39,7 +39,7 @@ pub enum ConfigError {
     #[error("environment variable {var}: {message}")]
     Env { var: String, message: String },
     #[error(
-        "environment variable {0} is not a Muster setting; see config/muster.example.toml for the keys"
+        "environment variable {0} is not a Muster setting; `muster example-config` prints every key"
     )]
     UnknownEnv(String),
     #[error("setting `{key}` (in the config file or {env}): {message}")]

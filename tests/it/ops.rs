@@ -640,3 +640,33 @@ async fn the_passwd_file_muster_makes_is_dovecots_to_read() {
         "{after}"
     );
 }
+
+/// A binary on its own documents its settings: a broken setting names the
+/// command that prints them, and that command works with it broken.
+#[test]
+fn the_binary_prints_its_example_configuration_even_with_a_broken_one() {
+    let out = run(
+        muster(&["check"]).env("MUSTER_SMTP_PORT", "twenty-five"),
+        None,
+    );
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stdout).contains("`muster example-config` documents every setting"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = run(
+        muster(&["example-config"]).env("MUSTER_SMTP_PORT", "twenty-five"),
+        None,
+    );
+    assert_exit(&out, 0);
+    let example = text(&out.stdout);
+    assert_eq!(
+        example,
+        std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/muster.example.toml"
+        ))
+        .unwrap()
+    );
+}
