@@ -6,8 +6,8 @@ use std::sync::Arc;
 use clap::Subcommand;
 
 use crate::config::Config;
-use crate::service::{AdminError, Muster, SystemClock};
-use crate::store::Actor;
+use crate::service::{AdminError, Muster, ServiceError, SystemClock};
+use crate::store::{Actor, StoreError};
 
 #[derive(Subcommand, Debug)]
 pub enum AdminCommand {
@@ -83,7 +83,19 @@ pub fn admin(config: Config, cmd: AdminCommand) -> anyhow::Result<u8> {
 }
 
 pub fn token(config: Config, cmd: TokenCommand) -> anyhow::Result<u8> {
-    let muster = open(config)?;
+    // The API needs a token to make one: while the server runs, the web
+    // app is the way.
+    let muster = match Muster::open(Arc::new(config), Arc::new(SystemClock)) {
+        Ok(m) => m,
+        Err(ServiceError::Store(StoreError::Locked(path))) => {
+            eprintln!(
+                "error: the store {} is in use by `muster serve`: make and revoke tokens on the web app's API tokens page, or stop the server first",
+                path.display()
+            );
+            return Ok(super::EXIT_UNUSABLE);
+        }
+        Err(e) => return Err(e.into()),
+    };
     match cmd {
         TokenCommand::Create { name } => {
             let (token, secret) = muster.create_api_token(&name, &Actor::cli())?;

@@ -374,6 +374,23 @@ async fn backup_under_load_restore_and_compare() {
     .unwrap();
     assert_exit(&out, 2);
     assert!(text(&out.stderr).contains("in use by another Muster process"));
+    // A token cannot come from the API without one: the web app is named.
+    let out = cli(vec![
+        "--config".into(),
+        fresh_path.display().to_string(),
+        "token".into(),
+        "create".into(),
+        "--name".into(),
+        "hr".into(),
+    ])
+    .await
+    .unwrap();
+    assert_exit(&out, 2);
+    assert!(
+        text(&out.stderr).contains("make and revoke tokens on the web app's API tokens page"),
+        "{}",
+        text(&out.stderr)
+    );
     stop(running).await;
     let out = cli(vec![
         "--config".into(),
