@@ -51,9 +51,9 @@ pub struct InviteItemArg {
     /// The recipient's current email address, where the invite is sent.
     #[schemars(length(min = 3, max = 254))]
     pub recipient_email: String,
-    /// Dedicated storage in MB (a positive whole number); leave out for the shared pool.
-    #[schemars(range(min = 1))]
-    pub storage_allocation_mb: Option<i64>,
+    /// Dedicated storage: MB as a positive whole number, or a size such as
+    /// "2GB" or "500MB"; leave out for the shared pool.
+    pub storage_allocation_mb: Option<AllocationArg>,
     /// The recipient's name, for the greeting.
     #[schemars(length(max = 100))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -64,13 +64,37 @@ pub struct InviteItemArg {
     pub locale: Option<String>,
 }
 
+/// A storage allocation as an agent may well write it: a number of MB,
+/// or a size in words that the preview reads as a CSV cell is read (and
+/// flags, with the item's index, when it cannot).
+#[derive(Debug, Clone, Deserialize, Serialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum AllocationArg {
+    /// MB, a positive whole number.
+    Mb(i64),
+    /// A size such as "2GB" or "500MB".
+    Size(String),
+}
+
+impl AllocationArg {
+    fn as_cell(&self) -> String {
+        match self {
+            AllocationArg::Mb(n) => n.to_string(),
+            AllocationArg::Size(s) => s.clone(),
+        }
+    }
+}
+
 impl InviteItemArg {
     fn row(&self) -> InviteRow {
         use super::api::types::given;
         InviteRow {
             recipient_email: self.recipient_email.clone(),
             local_part: Some(self.local_part.clone()),
-            storage_allocation_mb: self.storage_allocation_mb.map(|n| n.to_string()),
+            storage_allocation_mb: self
+                .storage_allocation_mb
+                .as_ref()
+                .map(AllocationArg::as_cell),
             display_name: given(&self.display_name),
             locale: given(&self.locale),
             ..InviteRow::default()

@@ -73,6 +73,17 @@ async def exercise(session, prefix):
     sc = r.structured_content
     check(not r.is_error and sc["clean_rows"] == 3 and sc["flagged_rows"] == 1, "preview_invites flags the bad item: " + text_of(r))
 
+    # A size in words is read as a CSV cell is; one that cannot be read is
+    # flagged with its item, not refused as a type error.
+    sized = items(2, prefix + "size")
+    sized[0]["storage_allocation_mb"] = "500MB"
+    sized[1]["storage_allocation_mb"] = "lots"
+    r = await session.call_tool("preview_invites", {"items": sized})
+    sc = r.structured_content
+    check(not r.is_error and sc["rows"][0]["storage_allocation_mb"] == 500
+          and [f["code"] for f in sc["rows"][1]["flags"]] == ["invalid_allocation"],
+          "a size in words is read, a bad one flagged: " + text_of(r))
+
     r = await session.call_tool("create_invites_bulk", {"items": items(101, prefix + "big")})
     check(r.is_error and r.structured_content["code"] == "too_many_items", "101 items are refused: " + text_of(r))
 
