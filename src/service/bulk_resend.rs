@@ -159,7 +159,7 @@ impl Muster {
             match outcome {
                 Ok((resent, skipped)) => {
                     for i in &resent {
-                        self.after_resend(&i.id);
+                        self.after_resend(i);
                     }
                     done.resent
                         .extend(resent.iter().map(|i| self.invite_view(i)));

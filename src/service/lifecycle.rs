@@ -171,7 +171,7 @@ impl Muster {
             let batch = w.batch(&old.batch_id)?;
             self.resend_in(w, &old, batch.as_ref(), actor, hold.host())
         })?;
-        self.after_resend(id);
+        self.after_resend(&invite);
         self.queue.wake();
         Ok(self.invite_view(&invite))
     }
@@ -290,11 +290,42 @@ impl Muster {
         Ok(())
     }
 
-    /// After a resend's commit: a connection holding the old link's email
-    /// or reminder drops it.
-    pub(super) fn after_resend(&self, id: &str) {
-        self.queue.withdraw(&Task::invite_task_id(id));
-        self.queue.withdraw(&Task::reminder_task_id(id));
+    /// After a resend's commit (`new` is the invite as resent): a
+    /// connection holding the old link's email or reminder drops it, and
+    /// the old link's files leave the outbox.
+    pub(super) fn after_resend(&self, new: &Invite) {
+        self.queue.withdraw(&Task::invite_task_id(&new.id));
+        self.queue.withdraw(&Task::reminder_task_id(&new.id));
+        self.clear_outbox(&new.id, new.generation.checked_sub(1));
+    }
+
+    /// After a commit that killed an invite's links up to `generation`: its
+    /// emails and reminders in the outbox folder carry dead links, so they
+    /// go, lest someone deliver them later. By name, as the worker writes
+    /// them; a file already gone is fine.
+    pub(super) fn clear_outbox(&self, id: &str, generation: Option<u32>) {
+        let Some(generation) = generation else {
+            return;
+        };
+        let dir = self.config.outbox_dir();
+        let invites = (0..=generation).map(|g| match g {
+            0 => format!("{id}.eml"),
+            g => format!("{id}-r{g}.eml"),
+        });
+        let reminders =
+            (1..=crate::domain::reminders::MAX_REMINDERS).map(|n| format!("{id}-reminder{n}.eml"));
+        for name in invites.chain(reminders) {
+            let path = dir.join(name);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    tracing::info!(file = %path.display(), "removed from the outbox: its link no longer works")
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot remove a dead link's email from the outbox")
+                }
+            }
+        }
     }
 
     /// Kills the link and frees its place under the cap (R10). An email
@@ -309,6 +340,7 @@ impl Muster {
         })?;
         self.queue.withdraw(&Task::invite_task_id(id));
         self.queue.withdraw(&Task::reminder_task_id(id));
+        self.clear_outbox(id, Some(invite.generation));
         Ok(self.invite_view(&invite))
     }
 

@@ -291,7 +291,7 @@ impl Muster {
             {
                 let detail = format!("replaced by a new password-reset link for {mailbox}");
                 self.revoke_in(w, &old, actor, detail)?;
-                replaced = Some(old.id);
+                replaced = Some((old.id, old.generation));
             }
             record.reset_invite_id = Some(id.clone());
             w.put_mailbox(&record)?;
@@ -337,8 +337,9 @@ impl Muster {
             )?;
             Ok::<_, ServiceError>(replaced)
         })?;
-        if let Some(old) = replaced {
+        if let Some((old, generation)) = replaced {
             self.queue.withdraw(&Task::invite_task_id(&old));
+            self.clear_outbox(&old, Some(generation));
         }
         self.queue.wake();
         self.get_invite(&id)

@@ -763,3 +763,41 @@ async fn a_revoke_or_resend_reaches_an_email_already_waiting_to_be_sent() {
     assert_eq!(invite_state(&app, &ids[1]).await.delivery_state, "sent");
     app.shutdown().await;
 }
+
+/// In the outbox, an email whose link a resend or a revoke killed is
+/// removed, lest someone deliver it later; the resent link's email is
+/// written in its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_links_email_leaves_the_outbox() {
+    let t = TestDir::new();
+    let app = TestApp::on(t.config()).await;
+    let created = app.muster.create_batch(invite_batch(2, "box")).unwrap();
+    let outbox = t.data().join("outbox");
+    let names = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&outbox)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .filter(|n| n.ends_with(".eml"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    let (resent, revoked) = (&created.invites[0].id, &created.invites[1].id);
+    let mut both = vec![format!("{resent}.eml"), format!("{revoked}.eml")];
+    both.sort();
+    wait_for("both emails in the outbox", Duration::from_secs(30), || {
+        (names() == both).then_some(())
+    });
+    let cli = Actor::cli();
+    app.muster.resend(resent, &cli).unwrap();
+    app.muster.revoke(revoked, &cli).unwrap();
+    wait_for(
+        "only the resent link's email",
+        Duration::from_secs(30),
+        || (names() == [format!("{resent}-r1.eml")]).then_some(()),
+    );
+    app.shutdown().await;
+}
