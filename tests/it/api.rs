@@ -942,3 +942,22 @@ async fn the_sign_in_page_is_told_when_there_is_no_session_to_look_for() {
         assert_eq!(resp.headers()["location"], location, "{site}");
     }
 }
+
+/// A query parameter out of its range is named in words, not in the
+/// validator's notation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parameter_out_of_range_is_named_in_words() {
+    let api = start(|_| {}).await;
+    for (path, words) in [
+        ("/invites?limit=0", "limit must be at least 1"),
+        ("/invites?limit=lots", "limit: "),
+    ] {
+        let (status, body) = api.call(Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(body["code"], "bad_request", "{body}");
+        assert!(
+            body["message"].as_str().unwrap().starts_with(words),
+            "{path}: {body}"
+        );
+    }
+}

@@ -20,6 +20,36 @@ pub struct BodyProblem {
     pub words: String,
 }
 
+/// A query or path parameter poem-openapi refused ("failed to parse
+/// parameter `limit`: verification failed. minimum(1, exclusive: false)"),
+/// in words: "limit must be at least 1". None for any other message.
+pub fn parameter_words(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("failed to parse parameter `")?;
+    let (name, reason) = rest.split_once("`: ")?;
+    let Some(rule) = reason.strip_prefix("verification failed. ") else {
+        return Some(format!("{name}: {reason}"));
+    };
+    let arg = |prefix: &str| {
+        rule.strip_prefix(prefix)
+            .and_then(|r| r.split([',', ')']).next())
+            .map(str::trim)
+    };
+    let exclusive = rule.contains("exclusive: true");
+    Some(if let Some(n) = arg("minimum(") {
+        let bound = if exclusive { "more than" } else { "at least" };
+        format!("{name} must be {bound} {n}")
+    } else if let Some(n) = arg("maximum(") {
+        let bound = if exclusive { "less than" } else { "at most" };
+        format!("{name} must be {bound} {n}")
+    } else if let Some(n) = arg("maxLength(") {
+        format!("{name} must be at most {n} characters long")
+    } else if let Some(n) = arg("minLength(") {
+        format!("{name} must be at least {n} characters long")
+    } else {
+        format!("{name}: {reason}")
+    })
+}
+
 /// Each operation's path segments, method and request body schema.
 pub struct BodySchemas {
     doc: Value,
@@ -272,5 +302,31 @@ mod tests {
         assert_eq!(p.at, "domain");
         assert_eq!(bulk(r#"{"items":[]}"#), None, "a body the document takes");
         assert_eq!(schemas().locate("POST", "/api/v1/nowhere", b"{}"), None);
+    }
+
+    #[test]
+    fn a_refused_parameter_is_named_in_words() {
+        let words = |m: &str| parameter_words(m);
+        assert_eq!(
+            words(
+                "failed to parse parameter `limit`: verification failed. minimum(1, exclusive: false)"
+            ),
+            Some("limit must be at least 1".into())
+        );
+        assert_eq!(
+            words(
+                "failed to parse parameter `limit`: verification failed. maximum(500, exclusive: false)"
+            ),
+            Some("limit must be at most 500".into())
+        );
+        assert_eq!(
+            words("failed to parse parameter `q`: verification failed. maxLength(200)"),
+            Some("q must be at most 200 characters long".into())
+        );
+        assert_eq!(
+            words("failed to parse parameter `limit`: invalid digit found in string"),
+            Some("limit: invalid digit found in string".into())
+        );
+        assert_eq!(words("parse request payload error: x"), None);
     }
 }

@@ -267,6 +267,10 @@ async fn json_errors<E: Endpoint>(
         });
         return Ok(error_response(status, "bad_request", &words, errors));
     }
+    let message = match status {
+        StatusCode::BAD_REQUEST => body_problem::parameter_words(&message).unwrap_or(message),
+        _ => message,
+    };
     let mut out = error_response(status, code_for(status), &message, None);
     if let Some(r) = retry_after {
         out.headers_mut().insert("retry-after", r);
