@@ -203,21 +203,26 @@ impl Courier {
         })
     }
 
+    /// A job withdrawn while this connection held it, dropped unsent: a
+    /// revoked invite's email is marked not sent (the revoke left that to
+    /// the connection); a resend's old one needs nothing, its new one is
+    /// queued. Off the runtime's threads: it is a store commit.
+    fn dropped(&self, job: &Job) {
+        if let Payload::Invite(invite) = &job.payload {
+            let (muster, id) = (self.muster.clone(), invite.id.clone());
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = muster.settle_unsent(&[id]) {
+                    tracing::error!(error = %e, "cannot mark a revoked invite's email as not sent");
+                }
+            });
+        }
+    }
+
     /// The job's email, unless it was revoked or resent since it was
     /// handed out (nothing to send) or cannot be composed (recorded).
     fn prepare(&self, job: Job) -> Option<Ready> {
         if self.muster.queue.take_withdrawn(&job.task.id) {
-            // An invite revoked while this connection held its email: the
-            // store hears that it was not sent (the revoke could not tell).
-            // A resend's old email needs nothing: its new one is queued.
-            if let Payload::Invite(invite) = &job.payload {
-                let reason = "not sent: the invite was revoked".to_string();
-                self.recorder.report(done(
-                    Outcome::Skipped(reason),
-                    Some(invite.generation),
-                    job.task,
-                ));
-            }
+            self.dropped(&job);
             return None;
         }
         match compose(&self.muster, &self.composer, &job).and_then(|(mut msg, generation, name)| {
@@ -289,7 +294,11 @@ pub(super) async fn connection_loop(s: Courier, link: Link) {
         // for its turn goes back to the queue unsent.
         let yielding = begun.is_none() && s.should_yield();
         if yielding && let Some(job) = held.take() {
-            s.muster.queue.release(&job.task.id);
+            if s.muster.queue.take_withdrawn(&job.task.id) {
+                s.dropped(&job);
+            } else {
+                s.muster.queue.release(&job.task.id);
+            }
         }
         let job = match if yielding {
             None

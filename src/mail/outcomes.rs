@@ -121,17 +121,9 @@ pub(super) fn record(
                 &Actor::system(),
                 &format!("{action}.skipped"),
                 &subject,
-                reason.clone(),
+                reason,
             )?;
-            // An invite's own email is skipped only when it was revoked
-            // while a connection held it: its state says it was not sent.
-            match &invite {
-                Some(i) if !i.delivery.is_final() => Delivery::Failed {
-                    at: now,
-                    reply: reason,
-                },
-                _ => return Ok(None),
-            }
+            return Ok(None);
         }
         Next::Retry { at, error } => {
             w.put_task(&task, at)?;

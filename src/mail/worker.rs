@@ -184,8 +184,21 @@ pub fn spawn(
         }
         // The journal and the store's stage take what they hold, then end.
         let _ = tokio::task::spawn_blocking(move || recorder.finish(stages)).await;
-        // Whatever was handed out but not sent stays queued for next time.
-        muster.queue.forget_out();
+        // Whatever was handed out but not sent stays queued for next time;
+        // a revoked invite's email that was dropped is marked not sent.
+        let withdrawn: Vec<String> = muster
+            .queue
+            .forget_out()
+            .iter()
+            .filter_map(|t| t.strip_prefix("invite:").map(str::to_string))
+            .collect();
+        if !withdrawn.is_empty() {
+            let m = muster.clone();
+            let settled = tokio::task::spawn_blocking(move || m.settle_unsent(&withdrawn)).await;
+            if let Ok(Err(e)) = settled {
+                tracing::error!(error = %e, "cannot mark revoked invites' emails as not sent");
+            }
+        }
         tracing::info!("delivery worker stopped");
     }))
 }

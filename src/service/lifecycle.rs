@@ -338,14 +338,61 @@ impl Muster {
             let detail = format!("revoked {}", old.mailbox);
             self.revoke_in(w, &old, actor, detail)
         })?;
-        self.queue.withdraw(&Task::invite_task_id(id));
-        self.queue.withdraw(&Task::reminder_task_id(id));
-        self.clear_outbox(id, Some(invite.generation));
+        let invite = self.after_revoke(invite)?;
         Ok(self.invite_view(&invite))
     }
 
-    /// Revokes `old` inside a write; the caller withdraws its task after
-    /// the commit.
+    /// After a revoke's commit: a connection holding the email drops it
+    /// (or has sent it already, and its outcome says so); an email no
+    /// connection holds is marked not sent, since none can take it now
+    /// (its task is gone). The invite's files leave the outbox. Returns
+    /// the invite as it stands.
+    pub(super) fn after_revoke(&self, invite: Invite) -> Result<Invite, ServiceError> {
+        let held = self.queue.withdraw(&Task::invite_task_id(&invite.id));
+        self.queue.withdraw(&Task::reminder_task_id(&invite.id));
+        self.clear_outbox(&invite.id, Some(invite.generation));
+        if held || invite.delivery.is_final() {
+            return Ok(invite);
+        }
+        Ok(self
+            .settle_unsent(std::slice::from_ref(&invite.id))?
+            .pop()
+            .unwrap_or(invite))
+    }
+
+    /// Revoked invites whose email no connection holds and none will take
+    /// (their task is gone) are marked not sent; the others are returned
+    /// as they are. For a revoke, and for a connection or a stopping
+    /// worker that dropped a revoked invite's email.
+    pub fn settle_unsent(&self, invite_ids: &[String]) -> Result<Vec<Invite>, ServiceError> {
+        let now = self.now();
+        self.store.write(|w| -> Result<Vec<Invite>, ServiceError> {
+            let mut settled = Vec::with_capacity(invite_ids.len());
+            for id in invite_ids {
+                let Some(old) = w.invite(id)? else {
+                    continue;
+                };
+                if old.link != LinkState::Revoked
+                    || old.delivery.is_final()
+                    || w.task(&Task::invite_task_id(id))?.is_some()
+                {
+                    settled.push(old);
+                    continue;
+                }
+                let mut new = old.clone();
+                new.delivery = Delivery::Failed {
+                    at: now,
+                    reply: "not sent: the invite was revoked".into(),
+                };
+                w.put_invite(Some(&old), &new)?;
+                settled.push(new);
+            }
+            Ok(settled)
+        })
+    }
+
+    /// Revokes `old` inside a write; the caller calls
+    /// [`Muster::after_revoke`] once it is committed.
     pub(super) fn revoke_in(
         &self,
         w: &WriteView,
@@ -357,15 +404,7 @@ impl Muster {
         let now = self.now();
         new.revoke(now)?;
         w.remove_task(&Task::reminder_task_id(&old.id))?;
-        // A connection holding the email may have sent it already: its
-        // outcome says which (sent, or not sent when it drops it).
-        let task_id = Task::invite_task_id(&old.id);
-        if w.remove_task(&task_id)? && !new.delivery.is_final() && !self.queue.is_out(&task_id) {
-            new.delivery = Delivery::Failed {
-                at: now,
-                reply: "not sent: the invite was revoked".into(),
-            };
-        }
+        w.remove_task(&Task::invite_task_id(&old.id))?;
         w.put_invite(Some(old), &new)?;
         self.emit_invite(w, EventKind::InviteRevoked, &new)?;
         self.audit(w, actor, "invite.revoke", &old.id, detail)?;

@@ -290,8 +290,7 @@ impl Muster {
                 && matches!(old.link_state(now), LinkState::Live | LinkState::Blocked)
             {
                 let detail = format!("replaced by a new password-reset link for {mailbox}");
-                self.revoke_in(w, &old, actor, detail)?;
-                replaced = Some((old.id, old.generation));
+                replaced = Some(self.revoke_in(w, &old, actor, detail)?);
             }
             record.reset_invite_id = Some(id.clone());
             w.put_mailbox(&record)?;
@@ -337,9 +336,8 @@ impl Muster {
             )?;
             Ok::<_, ServiceError>(replaced)
         })?;
-        if let Some((old, generation)) = replaced {
-            self.queue.withdraw(&Task::invite_task_id(&old));
-            self.clear_outbox(&old, Some(generation));
+        if let Some(old) = replaced {
+            self.after_revoke(old)?;
         }
         self.queue.wake();
         self.get_invite(&id)

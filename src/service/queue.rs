@@ -92,12 +92,15 @@ impl DeliveryQueue {
     /// The task was removed or replaced in a commit just made: if it is
     /// out, the connection holding it drops it (see [`Self::take_withdrawn`]).
     /// A replacement (same id) is not handed out while the old one is out.
-    pub fn withdraw(&self, task_id: &str) {
+    /// True when a connection held it.
+    pub fn withdraw(&self, task_id: &str) -> bool {
         let mut out = self.lock();
+        out.resume_after = None;
         if out.handed.contains(task_id) {
             out.withdrawn.insert(task_id.to_string());
+            return true;
         }
-        out.resume_after = None;
+        false
     }
 
     /// True when the task was withdrawn since it was handed out: it is then
@@ -152,11 +155,12 @@ impl DeliveryQueue {
     }
 
     /// The worker stopped: whatever was out stays queued for next time.
-    pub fn forget_out(&self) {
+    /// Returns the tasks withdrawn meanwhile (no connection settled them).
+    pub fn forget_out(&self) -> Vec<String> {
         let mut out = self.lock();
         out.handed.clear();
-        out.withdrawn.clear();
         out.resume_after = None;
+        out.withdrawn.drain().collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Out> {

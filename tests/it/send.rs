@@ -697,7 +697,9 @@ async fn a_revoke_or_resend_reaches_an_email_already_waiting_to_be_sent() {
     // machine.
     config.smtp.rate_per_minute = 6;
     config.smtp.burst = 1;
-    config.smtp.connections = 1;
+    // Two, so that the resent link's email may go out on the connection
+    // that did not hold the old one: still once.
+    config.smtp.connections = 2;
     let app = TestApp::on(config).await;
     let created = app
         .muster
@@ -712,7 +714,7 @@ async fn a_revoke_or_resend_reaches_an_email_already_waiting_to_be_sent() {
         .unwrap();
     let ids: Vec<String> = created.invites.iter().map(|i| i.id.clone()).collect();
     wait_for(
-        "the last two invites handed to the connection",
+        "the last two invites handed to the connections",
         Duration::from_secs(10),
         || (app.muster.is_sending(&ids[1]) && app.muster.is_sending(&ids[2])).then_some(()),
     );
