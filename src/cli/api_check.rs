@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use super::api_client::{ApiTarget, BatchOptions, ChunkResult, by_line, refusal};
+use super::api_client::{ApiTarget, BatchOptions, ChunkResult, Sizes, by_line, refusal};
 use crate::domain::roster::InviteRow;
 
 /// The file as the running Muster sees it.
@@ -64,13 +64,98 @@ struct Totals {
     left: Option<(i64, i64, Value)>,
 }
 
+/// A row whose mailbox has a pending invite.
+struct Awaiting {
+    at: String,
+    mailbox: String,
+    recipient: String,
+    message: String,
+}
+
+/// One call to the running Muster: its JSON answer when it succeeded,
+/// else what went wrong (with `rows` for a refusal's per-item words).
+async fn ask(
+    request: reqwest::RequestBuilder,
+    target: &ApiTarget,
+    rows: &[InviteRow],
+) -> Result<Value, ChunkResult> {
+    let resp = match request.bearer_auth(&target.token).send().await {
+        Ok(r) => r,
+        Err(e) if e.is_timeout() => return Err(ChunkResult::NoAnswer(e.to_string())),
+        Err(e) => return Err(ChunkResult::Unreachable(e.to_string())),
+    };
+    let status = resp.status().as_u16();
+    let data: Value = resp.json().await.unwrap_or(Value::Null);
+    if status != 200 {
+        return Err(refusal(status, &data, rows));
+    }
+    Ok(data)
+}
+
+/// Every pending invite's mailbox and recipient, page by page.
+async fn pending_recipients(
+    client: &reqwest::Client,
+    target: &ApiTarget,
+) -> Result<HashMap<String, String>, ChunkResult> {
+    let url = format!("{}/api/v1/invites", target.url.trim_end_matches('/'));
+    let mut pending = HashMap::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut page_url = format!("{url}?state=pending&limit=500");
+        if let Some(c) = &cursor {
+            page_url.push_str("&cursor=");
+            for b in c.bytes() {
+                match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => {
+                        page_url.push(b as char)
+                    }
+                    _ => page_url.push_str(&format!("%{b:02X}")),
+                }
+            }
+        }
+        let page = ask(client.get(&page_url), target, &[]).await?;
+        for i in page["invites"].as_array().into_iter().flatten() {
+            if let (Some(m), Some(r)) = (i["mailbox"].as_str(), i["recipient_email"].as_str()) {
+                pending.insert(m.to_lowercase(), r.to_lowercase());
+            }
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return Ok(pending),
+        }
+    }
+}
+
+/// The running Muster's own limits (GET /settings): rows a preview takes,
+/// and items a call takes; `local` where it does not say.
+async fn server_sizes(
+    client: &reqwest::Client,
+    target: &ApiTarget,
+    local: &Sizes,
+) -> Result<Sizes, ChunkResult> {
+    let url = format!("{}/api/v1/settings", target.url.trim_end_matches('/'));
+    let settings = ask(client.get(&url), target, &[]).await?;
+    let size = |key: &str, local: usize| {
+        settings[key]
+            .as_u64()
+            .map_or(local, |n| (n as usize).max(1))
+    };
+    Ok(Sizes {
+        call: size("api_call_limit", local.call),
+        window: size("batch_limit", local.window),
+    })
+}
+
+/// The file checked by the running Muster, and the sizes to send it in.
 pub async fn check(
     client: &reqwest::Client,
     target: &ApiTarget,
     rows: &[InviteRow],
     options: &BatchOptions,
-    window: usize,
-) -> Result<Checked, ChunkResult> {
+    local: &Sizes,
+) -> Result<(Checked, Sizes), ChunkResult> {
+    let sizes = server_sizes(client, target, local).await?;
+    let window = sizes.window;
     let url = format!(
         "{}/api/v1/previews/invites",
         target.url.trim_end_matches('/')
@@ -81,28 +166,16 @@ pub async fn check(
     // window's repeat is flagged here (each window flags its own).
     let mut recipients: HashMap<String, String> = HashMap::new();
     let mut mailboxes: HashMap<String, String> = HashMap::new();
+    // Rows whose mailbox has a pending invite: already sent, when it went
+    // to the same recipient (a run after a failure).
+    let mut awaiting: Vec<Awaiting> = Vec::new();
     let windows = rows.chunks(window.max(1)).count();
     for (w, part) in rows.chunks(window.max(1)).enumerate() {
         let mut body = json!({"rows": part.iter().map(row_body).collect::<Vec<_>>()});
         if let Some(d) = &options.domain {
             body["domain"] = json!(d);
         }
-        let resp = match client
-            .post(&url)
-            .bearer_auth(&target.token)
-            .json(&body)
-            .send()
-            .await
-        {
-            Ok(r) => r,
-            Err(e) if e.is_timeout() => return Err(ChunkResult::NoAnswer(e.to_string())),
-            Err(e) => return Err(ChunkResult::Unreachable(e.to_string())),
-        };
-        let status = resp.status().as_u16();
-        let data: Value = resp.json().await.unwrap_or(Value::Null);
-        if status != 200 {
-            return Err(refusal(status, &data, part));
-        }
+        let data = ask(client.post(&url).json(&body), target, part).await?;
         let capacity = &data["capacity"];
         if totals.left.is_none() {
             let places = capacity["left_after"].as_i64().unwrap_or(0)
@@ -115,17 +188,25 @@ pub async fn check(
         let answers = data["rows"].as_array().unwrap_or(&empty);
         for (i, (row, answer)) in part.iter().zip(answers).enumerate() {
             let at = line_of(row, w * window + i);
-            let mut flags: Vec<(String, String)> = answer["flags"]
-                .as_array()
-                .unwrap_or(&empty)
+            // A row the file's reader found broken (a CSV row with extra
+            // fields, say) is sent as the fields it could read: flagged here.
+            let mut flags: Vec<(String, String)> = row
+                .problem
                 .iter()
-                .map(|f| {
-                    (
-                        f["code"].as_str().unwrap_or("").to_string(),
-                        by_line(f["message"].as_str().unwrap_or(""), part),
-                    )
-                })
+                .map(|p| ("unreadable_row".to_string(), p.clone()))
                 .collect();
+            flags.extend(
+                answer["flags"]
+                    .as_array()
+                    .unwrap_or(&empty)
+                    .iter()
+                    .map(|f| {
+                        (
+                            f["code"].as_str().unwrap_or("").to_string(),
+                            by_line(f["message"].as_str().unwrap_or(""), part),
+                        )
+                    }),
+            );
             let recipient = answer["recipient_email"]
                 .as_str()
                 .unwrap_or(&row.recipient_email)
@@ -155,12 +236,40 @@ pub async fn check(
                 totals.rows += 1;
                 totals.allocated_mb += answer["storage_allocation_mb"].as_u64().unwrap_or(0);
                 checked.clean.push(row.clone());
-            } else if flags.iter().all(|(code, _)| code == "invite_pending") {
-                checked.already.push(at);
+            } else if flags.iter().all(|(code, _)| code == "invite_pending")
+                && let Some(m) = mailbox
+            {
+                awaiting.push(Awaiting {
+                    at,
+                    mailbox: m,
+                    recipient,
+                    message: flags[0].1.clone(),
+                });
             } else {
                 checked.flagged_rows += 1;
                 for (code, message) in flags {
                     checked.flagged.push(format!("{at}: {message} ({code})"));
+                }
+            }
+        }
+    }
+    if !awaiting.is_empty() {
+        let pending = pending_recipients(client, target).await?;
+        for a in awaiting {
+            match pending.get(&a.mailbox) {
+                Some(to) if *to == a.recipient => checked.already.push(a.at),
+                other => {
+                    let words = match other {
+                        Some(to) => format!(
+                            "an invite for {} is already pending, to {to}: resend or revoke that one, or choose another local_part",
+                            a.mailbox
+                        ),
+                        None => a.message,
+                    };
+                    checked.flagged_rows += 1;
+                    checked
+                        .flagged
+                        .push(format!("{}: {words} (invite_pending)", a.at));
                 }
             }
         }
@@ -187,5 +296,5 @@ pub async fn check(
             ));
         }
     }
-    Ok(checked)
+    Ok((checked, sizes))
 }

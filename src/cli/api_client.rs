@@ -179,7 +179,9 @@ pub(super) fn refusal(status: u16, data: &Value, rows: &[InviteRow]) -> ChunkRes
     }
 }
 
-/// How many rows go in one call, and in one preview before the first.
+/// How many rows go in one call, and in one preview before the first
+/// (the running Muster's own limits; the local configuration's where it
+/// does not say).
 pub struct Sizes {
     pub call: usize,
     pub window: usize,
@@ -195,7 +197,7 @@ pub async fn run(
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()?;
-    let checked = match super::api_check::check(&client, &target, &rows, &options, sizes.window)
+    let (checked, sizes) = match super::api_check::check(&client, &target, &rows, &options, &sizes)
         .await
     {
         Ok(c) => c,

@@ -123,6 +123,19 @@ async fn the_cli_checks_the_whole_file_sends_250_rows_in_three_calls_and_reruns_
     );
     assert_eq!(app.muster.view().unwrap().invite_count().unwrap(), 400);
 
+    // A mailbox whose pending invite went to someone else is not "already
+    // sent": it is flagged, naming that recipient.
+    let other = t.write("other.txt", "new1@other.org\n");
+    let out = run_cli(other, url.clone(), token.clone()).await.unwrap();
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stdout).contains(
+            "line 1: an invite for new1@team.example is already pending, to new1@elsewhere.org: resend or revoke that one, or choose another local_part (invite_pending)"
+        ),
+        "{}",
+        text(&out.stdout)
+    );
+
     // Longer than one preview (500 rows): a repeat across windows, and all
     // the clean rows together past the cap (600 places are left).
     let long = |n: usize, repeat: bool| {
