@@ -70,20 +70,6 @@ impl Report {
     }
 }
 
-fn group_name(gid: u32) -> String {
-    std::fs::read_to_string("/etc/group")
-        .ok()
-        .and_then(|g| {
-            g.lines()
-                .filter_map(|l| {
-                    let f: Vec<&str> = l.split(':').collect();
-                    (f.len() > 2 && f[2] == gid.to_string()).then(|| f[0].to_string())
-                })
-                .next()
-        })
-        .unwrap_or_else(|| gid.to_string())
-}
-
 /// One mail host file: present (or creatable), writable, and with the
 /// owner and mode Dovecot needs.
 fn check_file(r: &mut Report, label: &str, path: &Path, explicit: bool, secret: bool, key: &str) {
@@ -168,7 +154,7 @@ fn check_file(r: &mut Report, label: &str, path: &Path, explicit: bool, secret: 
             &format!(
                 "{label} {} belongs to group {}, so Dovecot cannot read it",
                 path.display(),
-                group_name(meta.gid())
+                crate::provision::group_name(meta.gid())
             ),
             &format!("chgrp dovecot {}; chmod 640 {0}", path.display()),
         );
@@ -177,7 +163,7 @@ fn check_file(r: &mut Report, label: &str, path: &Path, explicit: bool, secret: 
     r.ok(&format!(
         "{label} {} is writable (group {}, mode {mode:o})",
         path.display(),
-        group_name(meta.gid())
+        crate::provision::group_name(meta.gid())
     ));
 }
 

@@ -72,6 +72,8 @@ pub struct InviteItemArg {
 pub enum AllocationArg {
     /// MB, a positive whole number.
     Mb(i64),
+    /// MB with a fraction: read like a cell (and flagged when not whole).
+    Decimal(f64),
     /// A size such as "2GB" or "500MB".
     Size(String),
 }
@@ -80,6 +82,7 @@ impl AllocationArg {
     fn as_cell(&self) -> String {
         match self {
             AllocationArg::Mb(n) => n.to_string(),
+            AllocationArg::Decimal(x) => x.to_string(),
             AllocationArg::Size(s) => s.clone(),
         }
     }

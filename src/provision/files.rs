@@ -168,6 +168,19 @@ pub fn dovecot_gid() -> Option<u32> {
     })
 }
 
+/// A group's name from /etc/group, else its number.
+pub fn group_name(gid: u32) -> String {
+    fs::read_to_string("/etc/group")
+        .ok()
+        .and_then(|g| {
+            g.lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|f| f.len() > 2 && f[2] == gid.to_string())
+                .map(|f| f[0].to_string())
+        })
+        .unwrap_or_else(|| gid.to_string())
+}
+
 /// Whether this process may give a file it owns to group `gid`: root, or
 /// a member of the group.
 pub fn may_give_group(gid: u32) -> bool {
@@ -210,10 +223,18 @@ pub(crate) fn append(
                 .mode(0o600)
                 .open(path)?;
             file.set_permissions(fs::Permissions::from_mode(0o640))?;
-            if let Some(gid) = group
-                && let Err(e) = std::os::unix::fs::fchown(&file, None, Some(gid))
-            {
-                tracing::warn!(file = %path.display(), gid, error = %e, "cannot give the new file to its reader's group; `muster check` says how to");
+            // A file its reader cannot read would make a mailbox nobody
+            // can sign in to: refused, and undone below.
+            if let Some(gid) = group {
+                std::os::unix::fs::fchown(&file, None, Some(gid)).map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!(
+                            "cannot give it to group {} that Dovecot reads it as ({e}): add Muster's user to that group, or create the file with it (`muster check` says how)",
+                            group_name(gid)
+                        ),
+                    )
+                })?;
             }
             file.write_all(lines)?;
             file.sync_all()?;

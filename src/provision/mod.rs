@@ -12,7 +12,7 @@ pub mod sql;
 use std::sync::Arc;
 
 pub use command::CommandHost;
-pub use files::{append_problem, dovecot_gid, may_give_group, writable};
+pub use files::{append_problem, dovecot_gid, group_name, may_give_group, writable};
 pub use index::{HostIndex, HostMailbox};
 
 pub use passwd_file::{PasswdFileHost, parse_passwd_file};

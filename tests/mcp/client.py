@@ -75,14 +75,16 @@ async def exercise(session, prefix):
 
     # A size in words is read as a CSV cell is; one that cannot be read is
     # flagged with its item, not refused as a type error.
-    sized = items(2, prefix + "size")
+    sized = items(3, prefix + "size")
     sized[0]["storage_allocation_mb"] = "500MB"
     sized[1]["storage_allocation_mb"] = "lots"
+    sized[2]["storage_allocation_mb"] = 1.5
     r = await session.call_tool("preview_invites", {"items": sized})
     sc = r.structured_content
     check(not r.is_error and sc["rows"][0]["storage_allocation_mb"] == 500
-          and [f["code"] for f in sc["rows"][1]["flags"]] == ["invalid_allocation"],
-          "a size in words is read, a bad one flagged: " + text_of(r))
+          and [f["code"] for f in sc["rows"][1]["flags"]] == ["invalid_allocation"]
+          and [f["code"] for f in sc["rows"][2]["flags"]] == ["invalid_allocation"],
+          "a size in words is read, a bad one or a fraction flagged: " + text_of(r))
 
     r = await session.call_tool("create_invites_bulk", {"items": items(101, prefix + "big")})
     check(r.is_error and r.structured_content["code"] == "too_many_items", "101 items are refused: " + text_of(r))
