@@ -6,7 +6,7 @@
 use rand::Rng;
 
 use super::recorder::Done;
-use crate::domain::delivery::{self, Next, RetryPolicy};
+use crate::domain::delivery::{self, Next, Outcome, RetryPolicy};
 use crate::domain::invite::{Delivery, LinkState};
 use crate::domain::reminders::ReminderPlan;
 use crate::domain::webhook::EventKind;
@@ -28,6 +28,7 @@ pub(super) fn record(
     if let Some(stored) = w.task(&d.task.id)?
         && stored != d.task
     {
+        remove_dead_file(d);
         return Ok(None);
     }
     let mut task = d.task.clone();
@@ -44,11 +45,31 @@ pub(super) fn record(
     if let (Some(i), Some(generation)) = (&invite, d.generation)
         && i.generation != generation
     {
+        remove_dead_file(d);
         return Ok(None);
     }
     let revoked = invite
         .as_ref()
         .is_some_and(|i| i.link == LinkState::Revoked);
+    // Written while a revoke came: the file goes (the revoke's clearing
+    // ran before it was there), and the email counts as not sent.
+    if revoked && matches!(d.outcome, Outcome::Written(_)) {
+        remove_dead_file(d);
+        w.remove_task(&task.id)?;
+        let Some(old) = invite.filter(|i| !i.delivery.is_final()) else {
+            return Ok(None);
+        };
+        let mut new = old.clone();
+        new.delivery = Delivery::Failed {
+            at: now,
+            reply: "not sent: the invite was revoked".into(),
+        };
+        w.put_invite(Some(&old), &new)?;
+        return Ok(Some(Recorded {
+            invite_id: new.id.clone(),
+            state: new.delivery.name(),
+        }));
+    }
     let (subject, action) = match &task.kind {
         TaskKind::Invite { invite_id } => (invite_id.clone(), "invite"),
         TaskKind::Reminder { invite_id, .. } => (invite_id.clone(), "invite.reminder"),
@@ -170,6 +191,28 @@ pub(super) fn record(
     Ok(Some(recorded))
 }
 
+/// An invite's email or reminder written to the outbox after its link
+/// died (a resend or a revoke came while it was being written): the file
+/// goes, lest someone deliver a dead link. Other mail is left alone.
+fn remove_dead_file(d: &Done) {
+    let Outcome::Written(file) = &d.outcome else {
+        return;
+    };
+    if !matches!(
+        d.task.kind,
+        TaskKind::Invite { .. } | TaskKind::Reminder { .. }
+    ) {
+        return;
+    }
+    match std::fs::remove_file(file) {
+        Ok(()) => tracing::info!(%file, "removed from the outbox: its link no longer works"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(%file, error = %e, "cannot remove a dead link's email from the outbox")
+        }
+    }
+}
+
 /// After a reminder went out (or was not wanted at its turn): queues the
 /// invite's next one, if its plan has one still ahead and the link is not
 /// done with (one missed while Muster was down is not sent late back to
@@ -286,6 +329,52 @@ mod tests {
                 Some(new.clone())
             );
         }
+    }
+
+    /// An invite's email written to the outbox while a revoke came, and a
+    /// resend's old one written after the resend: both files go (their
+    /// links are dead), and the revoked invite's email counts as not sent.
+    #[test]
+    fn an_email_written_after_its_link_died_leaves_the_outbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, _) = muster(dir.path());
+        let made = m
+            .create_batch(BatchRequest::new(
+                vec![
+                    InviteRow::to("cy@elsewhere.org"),
+                    InviteRow::to("di@elsewhere.org"),
+                ],
+                Actor::cli(),
+            ))
+            .unwrap();
+        let (revoked, resent) = (&made.invites[0], &made.invites[1]);
+        let task = |id: &str| {
+            m.store
+                .read()
+                .unwrap()
+                .task(&Task::invite_task_id(id))
+                .unwrap()
+                .unwrap()
+        };
+        let (revoked_task, resent_task) = (task(&revoked.id), task(&resent.id));
+        m.revoke(&revoked.id, &Actor::cli()).unwrap();
+        m.resend(&resent.id, &Actor::cli()).unwrap();
+        for (t, name) in [(revoked_task, "revoked.eml"), (resent_task, "resent.eml")] {
+            let file = dir.path().join(name);
+            std::fs::write(&file, "an email with a dead link").unwrap();
+            let written = Done {
+                generation: Some(0),
+                ..done(t, Outcome::Written(file.display().to_string()))
+            };
+            m.store.write(|w| record(&m, w, &written)).unwrap();
+            assert!(!file.exists(), "{name}");
+        }
+        let after = m.get_invite(&revoked.id).unwrap();
+        assert_eq!(
+            (after.delivery_state, after.delivery_detail.as_deref()),
+            ("failed", Some("not sent: the invite was revoked"))
+        );
+        assert_eq!(m.get_invite(&resent.id).unwrap().delivery_state, "queued");
     }
 
     /// A reminder not wanted at its turn for a reason that passes (the
