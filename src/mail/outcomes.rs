@@ -51,6 +51,19 @@ pub(super) fn record(
     let revoked = invite
         .as_ref()
         .is_some_and(|i| i.link == LinkState::Revoked);
+    // A reminder written while its link died: the file goes (the outcome
+    // is recorded as usual; reminders leave the invite's state alone).
+    if let TaskKind::Reminder {
+        invite_id,
+        generation,
+        ..
+    } = &task.kind
+        && matches!(d.outcome, Outcome::Written(_))
+        && w.invite(invite_id)?
+            .is_none_or(|i| i.link == LinkState::Revoked || i.generation != *generation)
+    {
+        remove_dead_file(d);
+    }
     // Written while a revoke came: the file goes (the revoke's clearing
     // ran before it was there), and the email counts as not sent.
     if revoked && matches!(d.outcome, Outcome::Written(_)) {
@@ -331,9 +344,10 @@ mod tests {
         }
     }
 
-    /// An invite's email written to the outbox while a revoke came, and a
-    /// resend's old one written after the resend: both files go (their
-    /// links are dead), and the revoked invite's email counts as not sent.
+    /// An invite's email written to the outbox while a revoke came, its
+    /// reminder too, and a resend's old email written after the resend:
+    /// the files go (their links are dead), and the revoked invite's email
+    /// counts as not sent.
     #[test]
     fn an_email_written_after_its_link_died_leaves_the_outbox() {
         let dir = tempfile::tempdir().unwrap();
@@ -357,9 +371,20 @@ mod tests {
                 .unwrap()
         };
         let (revoked_task, resent_task) = (task(&revoked.id), task(&resent.id));
+        let reminder = m
+            .store
+            .read()
+            .unwrap()
+            .task(&Task::reminder_task_id(&revoked.id))
+            .unwrap()
+            .unwrap();
         m.revoke(&revoked.id, &Actor::cli()).unwrap();
         m.resend(&resent.id, &Actor::cli()).unwrap();
-        for (t, name) in [(revoked_task, "revoked.eml"), (resent_task, "resent.eml")] {
+        for (t, name) in [
+            (revoked_task, "revoked.eml"),
+            (resent_task, "resent.eml"),
+            (reminder, "reminder.eml"),
+        ] {
             let file = dir.path().join(name);
             std::fs::write(&file, "an email with a dead link").unwrap();
             let written = Done {

@@ -496,9 +496,20 @@ fn apply_loop(muster: Arc<Muster>, recorder: &Recorder, stop: watch::Receiver<bo
             continue;
         };
         recorder.applied.fetch_add(count, Ordering::Release);
-        muster
+        let withdrawn = muster
             .queue
             .recorded(batch.iter().map(|d| d.task.id.as_str()));
+        // Revoked while out, their outcome a retry (now without a task):
+        // no connection holds them any more.
+        let revoked: Vec<String> = withdrawn
+            .iter()
+            .filter_map(|t| Task::invite_of_task_id(t).map(str::to_string))
+            .collect();
+        if !revoked.is_empty()
+            && let Err(e) = muster.settle_unsent(&revoked)
+        {
+            tracing::error!(error = %e, "cannot mark revoked invites' emails as not sent; the next start does");
+        }
         for d in batch {
             if let Some(ack) = d.ack {
                 let _ = ack.send(());

@@ -125,6 +125,7 @@ pub fn spawn(
         (connections * 2).max(LOOKAHEAD)
     };
     let journal = replay_journal(&muster)?;
+    settle_revoked(&muster);
     Ok(tokio::spawn(async move {
         let (job_tx, job_rx) = mpsc::channel::<Job>(ready);
         let (recorder, stages) = Recorder::start(muster.clone(), journal, stop.clone());
@@ -190,13 +191,13 @@ pub fn spawn(
             .queue
             .forget_out()
             .iter()
-            .filter_map(|t| t.strip_prefix("invite:").map(str::to_string))
+            .filter_map(|t| Task::invite_of_task_id(t).map(str::to_string))
             .collect();
         if !withdrawn.is_empty() {
             let m = muster.clone();
             let settled = tokio::task::spawn_blocking(move || m.settle_unsent(&withdrawn)).await;
             if let Ok(Err(e)) = settled {
-                tracing::error!(error = %e, "cannot mark revoked invites' emails as not sent");
+                tracing::error!(error = %e, "cannot mark revoked invites' emails as not sent; the next start does");
             }
         }
         tracing::info!("delivery worker stopped");
@@ -471,6 +472,28 @@ pub(super) fn compose(
 
 /// Applies what the journal holds and the store does not (a crash came
 /// between the two), then empties it.
+/// Revoked invites whose email was left unsettled (a revoke, a
+/// connection or a worker cut short before marking it not sent) are
+/// settled before sending starts: no connection holds anything yet.
+fn settle_revoked(muster: &Muster) {
+    let settled = muster
+        .store
+        .read()
+        .and_then(|v| v.revoked_unsettled())
+        .map_err(crate::service::ServiceError::from)
+        .and_then(|ids| {
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            muster.settle_unsent(&ids).map(|s| s.len())
+        });
+    match settled {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(invites = n, "revoked invites' emails marked not sent"),
+        Err(e) => tracing::error!(error = %e, "cannot settle revoked invites' emails"),
+    }
+}
+
 fn replay_journal(muster: &Muster) -> Result<Journal, MailError> {
     let (mut journal, found) = Journal::open(&muster.config.data_dir.join("delivery.journal"))?;
     if found.is_empty() {
@@ -479,10 +502,18 @@ fn replay_journal(muster: &Muster) -> Result<Journal, MailError> {
     let applied = muster.store.write(|w| -> Result<usize, StoreError> {
         let mut applied = 0;
         for e in &found {
-            // Applied already when the task is gone or was tried since.
-            let pending = w
-                .task(&e.task.id)?
-                .is_some_and(|t| t.attempts == e.task.attempts);
+            // Applied already when the task was tried since, or is gone
+            // with its outcome stored; gone with a revoke that came first,
+            // the verdict is still news (the email did go, or did not).
+            let pending = match w.task(&e.task.id)? {
+                Some(t) => t.attempts == e.task.attempts,
+                None => match Task::invite_of_task_id(&e.task.id) {
+                    Some(id) => w
+                        .invite(id)?
+                        .is_some_and(|i| i.link == LinkState::Revoked && !i.delivery.is_final()),
+                    None => false,
+                },
+            };
             if pending {
                 let done = Done {
                     task: e.task.clone(),

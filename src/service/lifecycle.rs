@@ -338,7 +338,7 @@ impl Muster {
             let detail = format!("revoked {}", old.mailbox);
             self.revoke_in(w, &old, actor, detail)
         })?;
-        let invite = self.after_revoke(invite)?;
+        let invite = self.after_revoke(invite);
         Ok(self.invite_view(&invite))
     }
 
@@ -347,17 +347,22 @@ impl Muster {
     /// connection holds is marked not sent, since none can take it now
     /// (its task is gone). The invite's files leave the outbox. Returns
     /// the invite as it stands.
-    pub(super) fn after_revoke(&self, invite: Invite) -> Result<Invite, ServiceError> {
+    /// The revoke stands whatever happens here: a failure to mark the
+    /// email is logged, and the worker's next start marks it.
+    pub(super) fn after_revoke(&self, invite: Invite) -> Invite {
         let held = self.queue.withdraw(&Task::invite_task_id(&invite.id));
         self.queue.withdraw(&Task::reminder_task_id(&invite.id));
         self.clear_outbox(&invite.id, Some(invite.generation));
         if held || invite.delivery.is_final() {
-            return Ok(invite);
+            return invite;
         }
-        Ok(self
-            .settle_unsent(std::slice::from_ref(&invite.id))?
-            .pop()
-            .unwrap_or(invite))
+        match self.settle_unsent(std::slice::from_ref(&invite.id)) {
+            Ok(mut settled) => settled.pop().unwrap_or(invite),
+            Err(e) => {
+                tracing::error!(invite = %invite.id, error = %e, "cannot mark a revoked invite's email as not sent; the next start does");
+                invite
+            }
+        }
     }
 
     /// Revoked invites whose email no connection holds and none will take

@@ -337,7 +337,7 @@ impl Muster {
             Ok::<_, ServiceError>(replaced)
         })?;
         if let Some(old) = replaced {
-            self.after_revoke(old)?;
+            self.after_revoke(old);
         }
         self.queue.wake();
         self.get_invite(&id)

@@ -145,13 +145,19 @@ impl DeliveryQueue {
         picked
     }
 
-    /// The tasks' outcomes are recorded: they are no longer out.
-    pub fn recorded<'a>(&self, task_ids: impl IntoIterator<Item = &'a str>) {
+    /// The tasks' outcomes are recorded: they are no longer out. Returns
+    /// those withdrawn meanwhile (a revoke that found them out left their
+    /// settling to this moment).
+    pub fn recorded<'a>(&self, task_ids: impl IntoIterator<Item = &'a str>) -> Vec<String> {
         let mut out = self.lock();
+        let mut withdrawn = Vec::new();
         for id in task_ids {
             out.handed.remove(id);
-            out.withdrawn.remove(id);
+            if out.withdrawn.remove(id) {
+                withdrawn.push(id.to_string());
+            }
         }
+        withdrawn
     }
 
     /// The worker stopped: whatever was out stays queued for next time.

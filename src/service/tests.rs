@@ -404,3 +404,51 @@ fn an_invite_out_with_a_connection_shows_as_sending() {
         .recorded([crate::store::Task::invite_task_id(id).as_str()]);
     assert_eq!(f.muster.get_invite(id).unwrap().delivery_state, "queued");
 }
+
+/// A revoke marks "not sent" only an email no connection holds; one held
+/// is left to its connection, and whoever lets it go settles it (here the
+/// recorder, after a retry's commit), or the next start does.
+#[test]
+fn a_revoked_invites_email_is_settled_by_whoever_holds_it_last() {
+    use crate::store::Task;
+    let f = fixture(|_| {});
+    let made = f.muster.create_batch(batch(2, "rv")).unwrap();
+    let (free, held) = (&made.invites[0].id, &made.invites[1].id);
+    let free_view = f.muster.revoke(free, &Actor::cli()).unwrap();
+    assert_eq!(
+        (
+            free_view.delivery_state,
+            free_view.delivery_detail.as_deref()
+        ),
+        ("failed", Some("not sent: the invite was revoked"))
+    );
+
+    let task = Task::invite_task_id(held);
+    f.muster
+        .queue
+        .hand_out(|_, _| ((), vec![(0, task.clone())]));
+    let held_view = f.muster.revoke(held, &Actor::cli()).unwrap();
+    assert_eq!(
+        held_view.delivery_state, "sending",
+        "left to its connection"
+    );
+    let unsettled = f.muster.store.read().unwrap().revoked_unsettled().unwrap();
+    assert_eq!(unsettled, vec![held.clone()], "what a start would settle");
+    // The connection's outcome was a retry: recorded, it hands the task back.
+    assert_eq!(f.muster.queue.recorded([task.as_str()]), vec![task.clone()]);
+    f.muster.settle_unsent(std::slice::from_ref(held)).unwrap();
+    let settled = f.muster.get_invite(held).unwrap();
+    assert_eq!(
+        (settled.delivery_state, settled.delivery_detail.as_deref()),
+        ("failed", Some("not sent: the invite was revoked"))
+    );
+    assert!(
+        f.muster
+            .store
+            .read()
+            .unwrap()
+            .revoked_unsettled()
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -178,6 +178,11 @@ impl Task {
         format!("invite:{invite_id}")
     }
 
+    /// The invite whose own task this is, from the task's id.
+    pub fn invite_of_task_id(task_id: &str) -> Option<&str> {
+        task_id.strip_prefix("invite:")
+    }
+
     /// The id of an invite's reminder task (one at a time per invite).
     pub fn reminder_task_id(invite_id: &str) -> String {
         format!("reminder:{invite_id}")

@@ -240,6 +240,22 @@ macro_rules! read_methods {
             Ok(total.saturating_sub(expired))
         }
 
+        /// Revoked invites whose email is neither sent nor settled as not
+        /// sent (a revoke cut short before its second commit, say): every
+        /// invite read, so for the worker's start only.
+        pub fn revoked_unsettled(&self) -> Result<Vec<String>> {
+            let t = self.open(INVITES)?;
+            let mut out = Vec::new();
+            for entry in t.iter()? {
+                let (id, v) = entry?;
+                let invite: Invite = decode("invites", id.value(), v.value())?;
+                if invite.link == LinkState::Revoked && !invite.delivery.is_final() {
+                    out.push(invite.id);
+                }
+            }
+            Ok(out)
+        }
+
         pub fn invites_of_batch(&self, batch_id: &str) -> Result<Vec<Invite>> {
             let ids: Vec<String> = {
                 let t = self.open(INVITES_BY_BATCH)?;
