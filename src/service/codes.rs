@@ -79,6 +79,7 @@ impl ServiceError {
             S::NoInvite(_) => "no_such_invite",
             S::NoBatch(_) => "no_such_batch",
             S::UnknownState(_) => "invalid_state",
+            S::BadCursor(_) => "invalid_cursor",
             S::Transition(_) => "invite_state",
             S::Reopen(_) => "cannot_reopen",
             S::IdempotencyMismatch => "idempotency_key_reused",

@@ -122,6 +122,16 @@ impl Muster {
         if let Some(words) = filter.unknown_state() {
             return Err(ServiceError::UnknownState(words));
         }
+        // A page's cursor is an invite's id (a ULID): anything else would
+        // quietly start somewhere in the middle.
+        if let Some(c) = cursor
+            && (c.len() != 26
+                || !c
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase()))
+        {
+            return Err(ServiceError::BadCursor(c.chars().take(40).collect()));
+        }
         let InvitePage {
             invites,
             next_cursor,

@@ -98,6 +98,10 @@ pub enum ServiceError {
     /// A list filter's state that names none.
     #[error("{0}")]
     UnknownState(String),
+    #[error(
+        "the cursor {0:?} is not one a page of this list gave (its next_cursor); leave it out to start from the newest"
+    )]
+    BadCursor(String),
     #[error("{0}")]
     Transition(#[from] TransitionError),
     /// An expired invite that cannot take a place again (its mailbox was

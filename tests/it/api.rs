@@ -485,6 +485,10 @@ async fn the_pending_list_and_its_actions() {
     assert_eq!(found["invites"].as_array().unwrap().len(), 1);
     // A state the list does not know is refused, naming those it does; so
     // is the CSV export of it.
+    // A cursor no page gave is refused, not read as a place to start.
+    let (status, refused) = api.call(Method::GET, "/invites?cursor=garbage", None).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["code"], "invalid_cursor", "{refused}");
     for path in ["/invites?state=bogus", "/invites.csv?state=bogus"] {
         let (status, refused) = api.call(Method::GET, path, None).await;
         assert_eq!(status, 422, "{path}: {refused}");
