@@ -60,10 +60,16 @@ impl PasswordPolicy {
         }
         // A name of one or two letters is in half of all passwords: it is
         // left to the strength estimate, which knows the name too.
-        let lowered = password.to_lowercase();
-        if local_part.chars().count() >= MIN_NAME_CHARS
-            && lowered.contains(&local_part.to_lowercase())
-        {
+        // Compared as letters and digits only: "carolsmith12345" holds the
+        // mailbox carol.smith as surely as "carol.smith1" does.
+        let bare = |s: &str| -> String {
+            s.chars()
+                .filter(|c| c.is_alphanumeric())
+                .flat_map(char::to_lowercase)
+                .collect()
+        };
+        let name = bare(local_part);
+        if name.chars().count() >= MIN_NAME_CHARS && bare(password).contains(&name) {
             problems.push(PasswordProblem::ContainsName);
         }
         if chars <= MAX_PASSWORD_CHARS && problems.is_empty() {
@@ -97,6 +103,18 @@ mod tests {
 
     fn check(p: &str, c: Option<&str>) -> Result<(), Vec<PasswordProblem>> {
         PasswordPolicy::default().check(p, c, "jane.doe", "team.example")
+    }
+
+    #[test]
+    fn the_mailbox_name_counts_without_its_dots() {
+        for p in ["janedoe-1974-spring", "Jane_Doe rides 4 bikes", "xx jane.doe xx yy"] {
+            assert_eq!(
+                check(p, None),
+                Err(vec![PasswordProblem::ContainsName]),
+                "{p}"
+            );
+        }
+        assert_eq!(check("jane walks the doe trail 7", None), Ok(()));
     }
 
     #[test]
