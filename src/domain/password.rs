@@ -107,7 +107,11 @@ mod tests {
 
     #[test]
     fn the_mailbox_name_counts_without_its_dots() {
-        for p in ["janedoe-1974-spring", "Jane_Doe rides 4 bikes", "xx jane.doe xx yy"] {
+        for p in [
+            "janedoe-1974-spring",
+            "Jane_Doe rides 4 bikes",
+            "xx jane.doe xx yy",
+        ] {
             assert_eq!(
                 check(p, None),
                 Err(vec![PasswordProblem::ContainsName]),

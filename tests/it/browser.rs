@@ -387,11 +387,20 @@ async fn the_bulk_invites_wizard_and_the_pending_list(engine: Engine) {
         },
     );
     assert_eq!(app.muster.get_invite(&sam).unwrap().link_state, "revoked");
-    // Copy link shows the current link.
+    // Copy link shows the current link, in a short window too.
+    b.set_size(1280, 420).await;
     b.click(&format!("tr[data-id='{jane}'] button[data-action=link]"))
         .await;
     let url = b.attribute("#copied-url", "value").await.unwrap();
     assert!(url.contains("/invite/"), "{url}");
+    // Shown where the admin looks: inside the window, not under the list.
+    b.until("the copied link inside the window", || async {
+        let r = b
+            .run("const r = document.querySelector('#copied').getBoundingClientRect(); return r.top >= 0 && r.bottom <= window.innerHeight + 1;")
+            .await;
+        (r == serde_json::json!(true)).then_some(())
+    })
+    .await;
 
     // Usable on a phone: nothing wider than the screen.
     b.set_size(390, 844).await;

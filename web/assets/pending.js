@@ -49,7 +49,12 @@ Muster.page(async () => {
       box.className = 'alert ok';
       box.replaceChildren(el('label', { for: 'copied-url', text: 'Setup link (share it only with the recipient):' }),
         el('input', { type: 'text', id: 'copied-url', readonly: true, value: r.url }));
-      if (await copyText($('copied-url'))) box.append(el('p', { text: 'Copied to the clipboard.' }));
+      // It sits under the list, which may run far below the row clicked.
+      box.scrollIntoView({ block: 'nearest' });
+      if (await copyText($('copied-url'))) {
+        box.append(el('p', { text: 'Copied to the clipboard.' }));
+        box.scrollIntoView({ block: 'nearest' });
+      }
       return;
     }
     await api('POST', '/invites/' + encodeURIComponent(id) + '/' + action);
