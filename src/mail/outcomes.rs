@@ -65,7 +65,7 @@ pub(super) fn record(
         remove_dead_file(d);
     }
     // Written while a revoke came: the file goes (the revoke's clearing
-    // ran before it was there), and the email counts as not sent.
+    // may have run before it was there), as the revoke's clearing says.
     if revoked && matches!(d.outcome, Outcome::Written(_)) {
         remove_dead_file(d);
         w.remove_task(&task.id)?;
@@ -75,7 +75,7 @@ pub(super) fn record(
         let mut new = old.clone();
         new.delivery = Delivery::Failed {
             at: now,
-            reply: "not sent: the invite was revoked".into(),
+            reply: "removed from the outbox: the invite was revoked".into(),
         };
         w.put_invite(Some(&old), &new)?;
         return Ok(Some(Recorded {

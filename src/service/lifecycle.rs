@@ -363,7 +363,8 @@ impl Muster {
         let held = self.queue.withdraw(&Task::invite_task_id(&invite.id));
         self.queue.withdraw(&Task::reminder_task_id(&invite.id));
         self.clear_outbox(&invite.id, Some(invite.generation));
-        if held || invite.delivery.is_final() {
+        let outboxed = matches!(invite.delivery, Delivery::InOutbox { .. });
+        if held || (invite.delivery.is_final() && !outboxed) {
             return invite;
         }
         match self.settle_unsent(std::slice::from_ref(&invite.id)) {
@@ -387,8 +388,11 @@ impl Muster {
                 let Some(old) = w.invite(id)? else {
                     continue;
                 };
+                // An email left in the outbox went with the revoke's
+                // clearing: it was never on its way either.
+                let outboxed = matches!(old.delivery, Delivery::InOutbox { .. });
                 if old.link != LinkState::Revoked
-                    || old.delivery.is_final()
+                    || (old.delivery.is_final() && !outboxed)
                     || w.task(&Task::invite_task_id(id))?.is_some()
                 {
                     settled.push(old);
@@ -397,7 +401,12 @@ impl Muster {
                 let mut new = old.clone();
                 new.delivery = Delivery::Failed {
                     at: now,
-                    reply: "not sent: the invite was revoked".into(),
+                    reply: if outboxed {
+                        "removed from the outbox: the invite was revoked"
+                    } else {
+                        "not sent: the invite was revoked"
+                    }
+                    .into(),
                 };
                 w.put_invite(Some(&old), &new)?;
                 settled.push(new);

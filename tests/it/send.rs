@@ -801,5 +801,14 @@ async fn a_dead_links_email_leaves_the_outbox() {
         Duration::from_secs(30),
         || (names() == [format!("{resent}-r1.eml")]).then_some(()),
     );
+    // The list no longer points at a file that is gone.
+    let gone = app.muster.get_invite(revoked).unwrap();
+    assert_eq!(
+        (gone.delivery_state, gone.delivery_detail.as_deref()),
+        (
+            "failed",
+            Some("removed from the outbox: the invite was revoked")
+        )
+    );
     app.shutdown().await;
 }
