@@ -105,6 +105,9 @@ pub fn page(name: &'static str, audience: Audience) -> impl poem::Endpoint {
         if audience == Audience::Admin && !signed_in(&req, &state).await {
             return sign_in_first(&req);
         }
+        if name == "setup.html" && !no_admin_yet(&state).await {
+            return setup_done_page();
+        }
         if name == "login.html" {
             if no_admin_yet(&state).await {
                 return login_page(true, false);
@@ -168,6 +171,24 @@ fn sign_in_first(req: &poem::Request) -> Response {
         .header(header::LOCATION, format!("/login?next={next}{from}"))
         .header(header::CACHE_CONTROL, "no-store")
         .finish()
+}
+
+/// The first-admin page once an admin exists: its link has done its work,
+/// so the page says so at once instead of offering a form that can only
+/// be refused.
+fn setup_done_page() -> Response {
+    let page = Web::get("setup.html").expect("setup.html is embedded");
+    let body = String::from_utf8_lossy(&page.data)
+        .replacen(
+            "<div id=\"status\" hidden></div>",
+            "<div id=\"status\" class=\"alert ok\" role=\"status\">An admin account exists already, so this setup link has done its work. <a href=\"/login\">Sign in</a>, or ask an admin for an account.</div>",
+            1,
+        )
+        .replacen("<form id=\"setup\">", "<form id=\"setup\" hidden>", 1);
+    Response::builder()
+        .content_type("text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(body)
 }
 
 /// Whether the browser may hold a session this request does not show: its

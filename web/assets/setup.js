@@ -1,6 +1,8 @@
 'use strict';
 (() => {
   const { api, say, setCsrf, errorText } = Muster;
+  // Served without its form once an admin exists: the page says so.
+  if (document.getElementById('setup').hidden) return;
   // The token travels in the fragment, which never reaches a server or a log.
   const token = location.hash.replace(/^#/, '');
   if (!token) say('status', 'bad', 'This page needs the setup link printed when Muster first started.');
