@@ -60,6 +60,19 @@ impl HttpUrl {
                 .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
     }
 
+    /// The port, written or the scheme's own.
+    pub fn port(&self) -> u16 {
+        let authority = &self.origin()[self.0.find("://").map_or(0, |i| i + 3)..];
+        let after_host = match authority.strip_prefix('[') {
+            Some(v6) => v6.split_once(']').map_or("", |(_, rest)| rest),
+            None => authority.split_once(':').map_or("", |(_, p)| p),
+        };
+        after_host
+            .trim_start_matches(':')
+            .parse()
+            .unwrap_or(if self.is_https() { 443 } else { 80 })
+    }
+
     /// The host name, without port or brackets.
     pub fn host(&self) -> &str {
         let authority = &self.origin()[self.0.find("://").map_or(0, |i| i + 3)..];
@@ -166,6 +179,10 @@ mod tests {
                 .unwrap()
                 .is_local()
         );
+        assert_eq!(u.port(), 8443);
+        assert_eq!(HttpUrl::parse("http://[::1]:8080").unwrap().port(), 8080);
+        assert_eq!(HttpUrl::parse("http://x.example/").unwrap().port(), 80);
+        assert_eq!(HttpUrl::parse("https://x.example").unwrap().port(), 443);
         for bad in [
             "ftp://x.example",
             "http://",

@@ -102,6 +102,9 @@ pub fn page(name: &'static str, audience: Audience) -> impl poem::Endpoint {
             .data::<std::sync::Arc<super::HttpState>>()
             .cloned()
             .expect("routes carry the state");
+        if let Some(there) = local_alias(&req, &state.muster.config, audience, name) {
+            return there;
+        }
         if audience == Audience::Admin && !signed_in(&req, &state).await {
             return sign_in_first(&req);
         }
@@ -145,11 +148,19 @@ async fn no_admin_yet(state: &std::sync::Arc<super::HttpState>) -> bool {
 
 /// 303 to the sign-in page, which comes back here afterwards.
 fn sign_in_first(req: &poem::Request) -> Response {
-    let here = req
-        .uri()
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
+    // Firefox tells the sign-in page's own request "none" after this
+    // redirect from another site, so the redirect says it instead.
+    see_other(
+        login_path(req, !cookie_would_show(req)),
+        StatusCode::SEE_OTHER,
+    )
+}
+
+/// The sign-in page's path that comes back to this request's page, and
+/// says when the visit came from elsewhere (so the page asks for the
+/// session its own request may carry).
+fn login_path(req: &poem::Request, from_elsewhere: bool) -> String {
+    let here = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let next: String = here
         .bytes()
         .map(|b| match b {
@@ -159,18 +170,57 @@ fn sign_in_first(req: &poem::Request) -> Response {
             _ => format!("%{b:02X}"),
         })
         .collect();
-    // Firefox tells the sign-in page's own request "none" after this
-    // redirect from another site, so the redirect says it instead.
-    let from = if cookie_would_show(req) {
-        ""
-    } else {
+    let from = if from_elsewhere {
         "&from=elsewhere"
+    } else {
+        ""
     };
+    format!("/login?next={next}{from}")
+}
+
+fn see_other(location: String, status: StatusCode) -> Response {
     Response::builder()
-        .status(StatusCode::SEE_OTHER)
-        .header(header::LOCATION, format!("/login?next={next}{from}"))
+        .status(status)
+        .header(header::LOCATION, location)
         .header(header::CACHE_CONTROL, "no-store")
         .finish()
+}
+
+/// A trial on one machine reaches Muster as localhost or as 127.0.0.1, and
+/// its links say one of them; the session cookie belongs to one host name.
+/// A page opened under the other local name, on the same port, is sent to
+/// the public URL's, where the session is. (A proxy in front listens on
+/// another port than Muster, so this never loops behind one.)
+fn local_alias(
+    req: &poem::Request,
+    config: &crate::config::Config,
+    audience: Audience,
+    name: &str,
+) -> Option<Response> {
+    let public = &config.public_url;
+    if !public.is_local() {
+        return None;
+    }
+    let host = req.headers().get(header::HOST)?.to_str().ok()?;
+    let asked = crate::config::HttpUrl::parse(&format!("http://{host}")).ok()?;
+    let other_name = !asked.host().eq_ignore_ascii_case(public.host());
+    if !(asked.is_local() && other_name && asked.port() == public.port()) {
+        return None;
+    }
+    // A browser may treat this hop as one from another site and hold the
+    // (SameSite=Strict) session cookie back: an admin page goes by the
+    // sign-in page, which asks for the session with a request of its own.
+    let here = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let path = match (audience, name) {
+        (Audience::Admin, _) => login_path(req, true),
+        (_, "login.html") if here.contains('?') => format!("{here}&from=elsewhere"),
+        (_, "login.html") => format!("{here}?from=elsewhere"),
+        _ => here.to_string(),
+    };
+    Some(see_other(
+        format!("{}{path}", public.base()),
+        StatusCode::TEMPORARY_REDIRECT,
+    ))
 }
 
 /// The first-admin page once an admin exists: its link has done its work,

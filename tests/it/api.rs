@@ -965,3 +965,41 @@ async fn a_parameter_out_of_range_is_named_in_words() {
         );
     }
 }
+
+/// On one machine, a page opened as localhost when the links say 127.0.0.1
+/// (or the other way) goes to the links' name, where the session cookie
+/// is; another port (a proxy in front) and the API are left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_under_the_other_local_name_goes_to_the_public_one() {
+    let api = start(|_| {}).await;
+    let port = api.url().rsplit(':').next().unwrap().to_string();
+    let get = |path: &'static str, host: String| {
+        let req = api
+            .client
+            .get(format!("{}{path}", api.url()))
+            .header("host", host);
+        async move { req.send().await.unwrap() }
+    };
+    let moved = get("/invites?state=live", format!("localhost:{port}")).await;
+    assert_eq!(moved.status(), StatusCode::TEMPORARY_REDIRECT);
+    assert_eq!(
+        moved.headers()["location"],
+        format!(
+            "{}/login?next=/invites%3Fstate%3Dlive&from=elsewhere",
+            api.url()
+        )
+        .as_str()
+    );
+    for (path, host) in [
+        ("/invites", format!("127.0.0.1:{port}")),
+        ("/invites", "localhost:8081".to_string()),
+        ("/api/v1/settings", format!("localhost:{port}")),
+    ] {
+        let resp = get(path, host.clone()).await;
+        assert_ne!(
+            resp.status(),
+            StatusCode::TEMPORARY_REDIRECT,
+            "{path} as {host}"
+        );
+    }
+}

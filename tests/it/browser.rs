@@ -759,6 +759,11 @@ async fn the_sign_in_page_asks_for_a_session_only_when_there_may_be_one(engine: 
     assert_eq!(b.url().await, format!("{}/invites", app.url()));
     b.step("arrived-from-elsewhere").await;
     assert_eq!(b.take_refused(), Vec::<String>::new());
+    // Typed under the machine's other local name: on to the links' name,
+    // where the session is.
+    b.goto(&format!("http://localhost:{port}/invites")).await;
+    b.wait_text("main h1", "Pending invites").await;
+    assert_eq!(b.url().await, format!("{}/invites", app.url()));
     b.quit().await;
     app.shutdown().await;
 }
