@@ -390,10 +390,17 @@ async fn the_bulk_invites_wizard_and_the_pending_list(engine: Engine) {
         },
     );
     assert_eq!(app.muster.get_invite(&sam).unwrap().link_state, "revoked");
-    // Copy link shows the current link, in a short window too.
+    // Copy link shows the current link, in a short window too; a line
+    // left above the list by an earlier refusal goes.
     b.set_size(1280, 420).await;
+    b.click("#revoke-selected").await;
+    b.wait_text("#status", "Select invites first.").await;
     b.click(&format!("tr[data-id='{jane}'] button[data-action=link]"))
         .await;
+    b.until("the old status line gone", || async {
+        (b.count("#status[hidden]").await == 1).then_some(())
+    })
+    .await;
     let url = b.attribute("#copied-url", "value").await.unwrap();
     assert!(url.contains("/invite/"), "{url}");
     // Shown where the admin looks: inside the window, not under the list.

@@ -95,6 +95,8 @@ Muster.page(async () => {
           const [text, ok] = ASK[action](1, 'the invite to ' + i.recipient_email);
           if (!await confirmAction(text, ok)) return;
         }
+        // A copied link says so in its own box; an old line above goes.
+        if (action === 'link') say('status', 'ok', '');
         try { await act(i.id, action); if (action !== 'link') { say('status', 'ok', DONE[action] + ' the invite to ' + i.recipient_email + '.'); reload(); } }
         catch (err) { say('status', 'bad', errorText(err)); }
       },
