@@ -10,6 +10,34 @@ use std::path::{Path, PathBuf};
 use super::compose::Outgoing;
 use super::smtp::Outcome;
 
+/// The outbox file of an invite's email at `generation` (`<id>.eml`, then
+/// `<id>-r<N>.eml` after the Nth resend), as the worker names it.
+pub fn invite_file(id: &str, generation: u32) -> String {
+    match generation {
+        0 => id.to_string(),
+        g => format!("{id}-r{g}"),
+    }
+}
+
+/// The outbox file of an invite's reminder number `n`.
+pub fn reminder_file(id: &str, n: usize) -> String {
+    format!("{id}-reminder{n}")
+}
+
+/// Removes an outbox file whose link no longer works, lest someone deliver
+/// it; a file already gone is fine, another failure is logged.
+pub fn remove_dead(path: &Path) {
+    match std::fs::remove_file(path) {
+        Ok(()) => {
+            tracing::info!(file = %path.display(), "removed from the outbox: its link no longer works")
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "cannot remove a dead link's email from the outbox")
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Outbox {
     dir: PathBuf,

@@ -217,13 +217,7 @@ fn remove_dead_file(d: &Done) {
     ) {
         return;
     }
-    match std::fs::remove_file(file) {
-        Ok(()) => tracing::info!(%file, "removed from the outbox: its link no longer works"),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            tracing::warn!(%file, error = %e, "cannot remove a dead link's email from the outbox")
-        }
-    }
+    super::outbox::remove_dead(std::path::Path::new(file));
 }
 
 /// After a reminder went out (or was not wanted at its turn): queues the

@@ -306,11 +306,7 @@ pub(super) fn compose(
             let msg = composer
                 .invite(invite, &muster.invite_link(&token), now)
                 .map_err(|e| Outcome::Unsendable(e.to_string()))?;
-            let name = if invite.generation == 0 {
-                invite.id.clone()
-            } else {
-                format!("{}-r{}", invite.id, invite.generation)
-            };
+            let name = super::outbox::invite_file(&invite.id, invite.generation);
             Ok((msg, Some(invite.generation), name))
         }
         Payload::Reminder => {
@@ -345,7 +341,7 @@ pub(super) fn compose(
             let msg = composer
                 .reminder(invite, *number, &muster.invite_link(&token), now)
                 .map_err(|e| Outcome::Unsendable(e.to_string()))?;
-            let name = format!("{}-reminder{number}", invite.id);
+            let name = super::outbox::reminder_file(&invite.id, *number as usize);
             Ok((msg, None, name))
         }
         Payload::Notice => {

@@ -317,24 +317,12 @@ impl Muster {
         let Some(generation) = generation else {
             return;
         };
+        use crate::mail::outbox::{invite_file, reminder_file, remove_dead};
         let dir = self.config.outbox_dir();
-        let invites = (0..=generation).map(|g| match g {
-            0 => format!("{id}.eml"),
-            g => format!("{id}-r{g}.eml"),
-        });
-        let reminders =
-            (1..=crate::domain::reminders::MAX_REMINDERS).map(|n| format!("{id}-reminder{n}.eml"));
+        let invites = (0..=generation).map(|g| invite_file(id, g));
+        let reminders = (1..=crate::domain::reminders::MAX_REMINDERS).map(|n| reminder_file(id, n));
         for name in invites.chain(reminders) {
-            let path = dir.join(name);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {
-                    tracing::info!(file = %path.display(), "removed from the outbox: its link no longer works")
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!(file = %path.display(), error = %e, "cannot remove a dead link's email from the outbox")
-                }
-            }
+            remove_dead(&dir.join(format!("{name}.eml")));
         }
     }
 
