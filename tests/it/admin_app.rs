@@ -3,7 +3,10 @@
 //! and a phone, the batch filter, confirmations, the CSV export, why an
 //! invite waits).
 
+use std::time::Duration;
+
 use crate::support::app::TestApp;
+use crate::support::smtp_peer::Peer;
 use crate::support::webdriver::{Browser, ESCAPE, Engine};
 use crate::support::*;
 use muster::store::Actor;
@@ -390,6 +393,89 @@ async fn why_an_invite_waits_shows_whole_on_a_tap(engine: Engine) {
     app.shutdown().await;
 }
 
+/// A resent invite's email goes out after the list was drawn: the row
+/// follows it to "sent" by itself, with no reload, and a ticked row stays
+/// ticked.
+async fn a_resent_invite_follows_its_email_without_a_reload(engine: Engine) {
+    if !engine.available() {
+        return;
+    }
+    let relay = Peer::start(vec![]).await;
+    let app = TestApp::spawn(|c| {
+        c.smtp.host = Some("127.0.0.1".into());
+        c.smtp.port = relay.port;
+        c.smtp.tls = muster::config::SmtpTls::None;
+    })
+    .await;
+    app.muster
+        .add_admin(ADMIN, PASSWORD, &Actor::cli())
+        .unwrap();
+    let made = app.muster.create_batch(invite_batch(2, "follow")).unwrap();
+    wait_for("both invites sent", Duration::from_secs(30), || {
+        made.invites
+            .iter()
+            .all(|i| app.muster.get_invite(&i.id).unwrap().delivery_state == "sent")
+            .then_some(())
+    });
+    // From now on the relay takes a while over each message.
+    relay.set_delay(Duration::from_secs(5));
+    let mut b = Browser::start(engine, "a_resent_invite_follows_its_email_without_a_reload").await;
+    b.goto(&format!("{}/invites", app.url())).await;
+    b.wait("#sign-in").await;
+    sign_in_here(&b).await;
+    b.until("two sent rows", || async {
+        (b.count("tr[data-delivery=sent]").await == 2).then_some(())
+    })
+    .await;
+    let resent = &made.invites[0];
+    b.run("window.sameDocument = true; return null").await;
+    b.click(&format!(
+        "tr[data-id='{}'] button[data-action=resend]",
+        resent.id
+    ))
+    .await;
+    b.wait("#confirm[open]").await;
+    b.click("#confirm-ok").await;
+    b.wait_text("#status", "Resent the invite to").await;
+    b.until("the resent row on its way", || async {
+        (b.count(&format!(
+            "tr[data-id='{}'][data-delivery=queued], tr[data-id='{}'][data-delivery=sending]",
+            resent.id, resent.id
+        ))
+        .await
+            == 1)
+            .then_some(())
+    })
+    .await;
+    // Ticked while on its way (and the focus moved off the row, which
+    // is left alone while it holds it).
+    let pick = format!("tr[data-id='{}'] .pick", resent.id);
+    b.click(&pick).await;
+    b.click("main h1").await;
+    b.step("resent-on-its-way").await;
+    b.until("the resent row sent", || async {
+        (b.count(&format!("tr[data-id='{}'][data-delivery=sent]", resent.id))
+            .await
+            == 1)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(relay.received().len(), 3, "the resend went out once");
+    assert_eq!(
+        b.run("return window.sameDocument === true").await,
+        serde_json::Value::Bool(true),
+        "the page was not reloaded"
+    );
+    assert_eq!(
+        b.property(&pick, "checked").await,
+        serde_json::Value::Bool(true),
+        "the row is still ticked"
+    );
+    b.step("resent-sent").await;
+    b.quit().await;
+    app.shutdown().await;
+}
+
 const TOKEN_NAME: &str = "HR pipeline nightly_sync_from_the_people_team_spreadsheet_export";
 
 async fn a_token_secret_is_copied_once_and_revoking_asks_first(engine: Engine) {
@@ -735,4 +821,5 @@ crate::in_both_browsers!(
     signed_out_pages_send_the_browser_to_sign_in,
     the_pending_list_fits_asks_first_and_exports_what_it_shows,
     why_an_invite_waits_shows_whole_on_a_tap,
+    a_resent_invite_follows_its_email_without_a_reload,
 );

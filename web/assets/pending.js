@@ -128,9 +128,52 @@ Muster.page(async () => {
       cursor = page.next_cursor || null;
       $('more').hidden = !cursor;
       $('select-all').checked = false;
+      followMoving(1000);
     } catch (err) {
       say('status', 'bad', errorText(err));
     }
+  }
+
+  // An email on its way (after a send or a resend) changes state with no
+  // action of the admin's: while such rows show and the page is in view,
+  // they are asked again, less often each time, and updated in place. A
+  // row holding the focus is left for the next time.
+  const MOVING = ['queued', 'sending'];
+  let following = null;
+  function moving() {
+    return [...document.querySelectorAll('tr[data-id]')].filter(r => MOVING.includes(r.dataset.delivery));
+  }
+  function refresh(i) {
+    const old = document.querySelector('tr[data-id="' + CSS.escape(i.id) + '"]');
+    if (!old || old.contains(document.activeElement)) return;
+    if (old.dataset.delivery === i.delivery_state && old.dataset.link === i.link_state) return;
+    const fresh = row(i);
+    const pick = fresh.querySelector('.pick');
+    pick.checked = !pick.disabled && old.querySelector('.pick').checked;
+    old.replaceWith(fresh);
+  }
+  function followMoving(delay) {
+    clearTimeout(following);
+    if (!moving().length) return;
+    following = setTimeout(async () => {
+      if (!document.hidden) {
+        try {
+          // One request for the first page, where a fresh send shows;
+          // a few more for rows further down.
+          const q = filters();
+          q.set('limit', '100');
+          const page = await api('GET', '/invites?' + q);
+          page.invites.forEach(refresh);
+          const seen = new Set(page.invites.map(i => i.id));
+          for (const r of moving().filter(r => !seen.has(r.dataset.id)).slice(0, 10)) {
+            refresh(await api('GET', '/invites/' + encodeURIComponent(r.dataset.id)));
+          }
+        } catch (err) {
+          // Asked again next time; an action's own error says more.
+        }
+      }
+      followMoving(Math.min(delay * 2, 15000));
+    }, delay);
   }
   function reload() {
     cursor = null;
