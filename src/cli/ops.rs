@@ -375,6 +375,13 @@ pub async fn check(
             "unless every recipient sits at this machine, set public_url (MUSTER_PUBLIC_URL) to the address people reach Muster at, e.g. https://muster.example.org",
         );
     }
+    // Where Muster is reachable from elsewhere, so are its metrics.
+    if config.http.metrics_token.is_none() && !config.public_url.is_local() {
+        r.note(
+            "/metrics answers anyone who reaches Muster (invite and sign-in counts)",
+            "set http.metrics_token (MUSTER_HTTP_METRICS_TOKEN) and give it to the scraper, or keep /metrics from the outside at the proxy",
+        );
+    }
     let url = format!("{}/healthz", config.public_url());
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))

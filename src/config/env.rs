@@ -99,6 +99,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("webhooks.retry_max_secs", Kind::Int),
     ("webhooks.give_up_after", Kind::Str),
     ("http.body_limit_bytes", Kind::Int),
+    ("http.metrics_token", Kind::Str),
     ("http.behind_proxy", Kind::Bool),
     ("http.idle_timeout_secs", Kind::Int),
     ("http.header_timeout_secs", Kind::Int),

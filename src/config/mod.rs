@@ -394,6 +394,8 @@ pub struct HttpSettings {
     pub link_guesses_per_minute: u32,
     pub signin_rate_per_minute: u32,
     pub api_rate_per_minute: u32,
+    /// When set, `/metrics` answers only `Authorization: Bearer` with it.
+    pub metrics_token: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -526,6 +528,7 @@ impl Default for HttpSettings {
             link_guesses_per_minute: 30,
             signin_rate_per_minute: 10,
             api_rate_per_minute: 600,
+            metrics_token: None,
         }
     }
 }

@@ -112,6 +112,7 @@ fn values_are_validated_at_load() {
             "invites.api_call_limit",
         ),
         ("[mail_host]\nuid = 0\n", "mail_host.uid"),
+        ("[http]\nmetrics_token = \"short\"\n", "http.metrics_token"),
         ("[smtp]\nusername = \"u\"\n", "smtp.username"),
         ("[smtp]\nfrom_address = \"nobody\"\n", "smtp.from_address"),
         (

@@ -289,6 +289,14 @@ impl Config {
         {
             return Err(Self::invalid("smtp.from_name", "must be one line"));
         }
+        if let Some(t) = &self.http.metrics_token
+            && (t.expose().chars().count() < 16 || t.expose().chars().any(char::is_whitespace))
+        {
+            return Err(Self::invalid(
+                "http.metrics_token",
+                "must be at least 16 characters with no spaces: use a long random value, for example from `openssl rand -hex 32`",
+            ));
+        }
         if self.http.body_limit_bytes < 1024 {
             return Err(Self::invalid(
                 "http.body_limit_bytes",

@@ -4,9 +4,10 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use poem::http::StatusCode;
+use poem::http::{StatusCode, header};
 use poem::web::Data;
-use poem::{Response, handler};
+use poem::{Request, Response, handler};
+use subtle::ConstantTimeEq;
 
 use super::HttpState;
 use crate::service::Muster;
@@ -269,8 +270,29 @@ fn render_connections(state: &HttpState, out: &mut String) {
     }
 }
 
+/// Whether the request may read the metrics: with `http.metrics_token`
+/// set, only a bearer of it (compared in constant time).
+fn may_read_metrics(token: Option<&str>, authorization: Option<&str>) -> bool {
+    let Some(token) = token else { return true };
+    authorization
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .is_some_and(|sent| bool::from(sent.trim().as_bytes().ct_eq(token.as_bytes())))
+}
+
 #[handler]
-pub async fn metrics(state: Data<&Arc<HttpState>>) -> Response {
+pub async fn metrics(req: &Request, state: Data<&Arc<HttpState>>) -> Response {
+    let token = state.muster.config.http.metrics_token.as_ref();
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !may_read_metrics(token.map(|t| t.expose()), authorization) {
+        return Response::builder()
+            .status(StatusCode::UNAUTHORIZED)
+            .header(header::WWW_AUTHENTICATE, "Bearer realm=\"metrics\"")
+            .content_type("text/plain; charset=utf-8")
+            .body("send the metrics token (http.metrics_token) as Authorization: Bearer\n");
+    }
     let muster = state.muster.clone();
     let rendered = tokio::task::spawn_blocking(move || render(&muster))
         .await
@@ -290,5 +312,21 @@ pub async fn metrics(state: Data<&Arc<HttpState>>) -> Response {
                 .status(StatusCode::SERVICE_UNAVAILABLE)
                 .body("metrics unavailable\n")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_read_metrics;
+
+    #[test]
+    fn metrics_need_the_token_only_when_one_is_set() {
+        assert!(may_read_metrics(None, None));
+        let t = Some("0123456789abcdef0123");
+        assert!(!may_read_metrics(t, None));
+        assert!(!may_read_metrics(t, Some("Bearer 0123456789abcdef012")));
+        assert!(!may_read_metrics(t, Some("Basic 0123456789abcdef0123")));
+        assert!(!may_read_metrics(t, Some("Bearer 0123456789abcdef01234")));
+        assert!(may_read_metrics(t, Some("Bearer 0123456789abcdef0123")));
     }
 }

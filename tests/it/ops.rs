@@ -516,6 +516,40 @@ async fn metrics_parse_as_prometheus_text_and_move() {
     app.shutdown().await;
 }
 
+/// With `http.metrics_token` set, a scraper must send it; nothing else
+/// reads the metrics, and the other operations endpoints stay open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_answer_only_the_token_when_one_is_set() {
+    const TOKEN: &str = "4f1c9a0e7b2d4c8e9f3a6b5d";
+    let app = TestApp::spawn(|c| {
+        c.http.metrics_token = Some(muster::config::Secret::new(TOKEN));
+    })
+    .await;
+    let client = http();
+    let url = format!("{}/metrics", app.url());
+    for sent in [None, Some("Bearer wrong-token-of-some-length"), Some(TOKEN)] {
+        let mut req = client.get(&url);
+        if let Some(h) = sent {
+            req = req.header("authorization", h);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 401, "{sent:?}");
+        assert_eq!(r.headers()["www-authenticate"], "Bearer realm=\"metrics\"");
+        assert!(r.text().await.unwrap().contains("http.metrics_token"));
+    }
+    let r = client.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let m = parse_metrics(&r.text().await.unwrap());
+    assert_eq!(m["muster_worker_up"], 1.0);
+    let ready = client
+        .get(format!("{}/readyz", app.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    app.shutdown().await;
+}
+
 #[test]
 fn the_systemd_unit_verifies() {
     if !require(
