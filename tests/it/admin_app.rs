@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::support::app::TestApp;
 use crate::support::smtp_peer::Peer;
-use crate::support::webdriver::{Browser, ESCAPE, Engine};
+use crate::support::webdriver::{Browser, ENTER, ESCAPE, Engine, TAB};
 use crate::support::*;
 use muster::store::Actor;
 
@@ -162,6 +162,21 @@ async fn the_pending_list_fits_asks_first_and_exports_what_it_shows(engine: Engi
     // tap, so the list is not pushed below the fold.
     b.goto(&format!("{}/invites", app.url())).await;
     b.wait("tr[data-id]").await;
+    // The first Tab reaches a link past the header, in sight; Enter on
+    // it puts the focus on the page itself.
+    b.press_anywhere(TAB).await;
+    let skip = b
+        .run("const a = document.activeElement; const r = a.getBoundingClientRect();
+              return [a.className, r.top >= 0 && r.bottom <= window.innerHeight && r.width > 0, a.textContent];")
+        .await;
+    assert_eq!(skip[0], "skip-link", "{skip}");
+    assert_eq!(skip[1], true, "the skip link shows when focused: {skip}");
+    b.step("skip-link").await;
+    b.press_anywhere(ENTER).await;
+    b.until("the focus on the page", || async {
+        (b.run("return document.activeElement.id").await == "main").then_some(())
+    })
+    .await;
     assert_eq!(b.count("#outbox-mode[open]").await, 0);
     let folded = b
         .run("return document.querySelector('#outbox-mode').getBoundingClientRect().height")

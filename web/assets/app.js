@@ -128,6 +128,12 @@ const Muster = (() => {
       el('span', { class: 'who', text: email }),
       el('button', { type: 'button', class: 'secondary small', id: 'sign-out', text: 'Sign out', onclick: signOut }));
     document.body.prepend(header);
+    // The first Tab reaches a link past the header to the page itself.
+    const main = document.getElementById('main');
+    document.body.prepend(el('a', {
+      href: '#main', class: 'skip-link', text: 'Skip to the page',
+      onclick: e => { e.preventDefault(); main.tabIndex = -1; main.focus(); },
+    }));
     document.body.append(cookieNotice());
     // Escape or a click elsewhere closes what the header opened.
     const close = () => {

@@ -23,6 +23,8 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 const END: char = '\u{E010}';
 const BACKSPACE: char = '\u{E003}';
 pub const ESCAPE: char = '\u{E00C}';
+pub const TAB: char = '\u{E004}';
+pub const ENTER: char = '\u{E007}';
 
 /// The window sizes every page must fit: a laptop and a phone.
 pub const SIZES: [(u32, u32); 2] = [(1280, 900), (390, 844)];
@@ -477,6 +479,19 @@ impl Browser {
         )
         .await
         .unwrap_or_else(|e| panic!("pressing a key on {css}: {e}"));
+    }
+
+    /// Presses `key` wherever the focus is now (a first Tab from the top
+    /// of a page, say), as the keyboard does.
+    pub async fn press_anywhere(&self, key: char) {
+        let key = key.to_string();
+        self.post(
+            "/actions",
+            json!({"actions": [{"type": "key", "id": "keyboard", "actions": [
+                {"type": "keyDown", "value": key}, {"type": "keyUp", "value": key}]}]}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("pressing a key: {e}"));
     }
 
     /// Replaces what the field holds with `text`, as a person does: End
