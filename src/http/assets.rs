@@ -227,14 +227,26 @@ fn local_alias(
 /// so the page says so at once instead of offering a form that can only
 /// be refused.
 fn setup_done_page() -> Response {
-    let page = Web::get("setup.html").expect("setup.html is embedded");
-    let body = String::from_utf8_lossy(&page.data)
-        .replacen(
-            "<div id=\"status\" hidden></div>",
-            "<div id=\"status\" class=\"alert ok\" role=\"status\">An admin account exists already, so this setup link has done its work. <a href=\"/login\">Sign in</a>, or ask an admin for an account.</div>",
-            1,
-        )
-        .replacen("<form id=\"setup\">", "<form id=\"setup\" hidden>", 1);
+    edited_page(
+        "setup.html",
+        &[
+            (
+                "<div id=\"status\" hidden></div>",
+                "<div id=\"status\" class=\"alert ok\" role=\"status\">An admin account exists already, so this setup link has done its work. <a href=\"/login\">Sign in</a>, or ask an admin for an account.</div>",
+            ),
+            ("<form id=\"setup\">", "<form id=\"setup\" hidden>"),
+        ],
+    )
+}
+
+/// An embedded page with each (`from`, `to`) edit made once, for one visit
+/// only (no-store).
+fn edited_page(name: &str, edits: &[(&str, &str)]) -> Response {
+    let page = Web::get(name).unwrap_or_else(|| panic!("{name} is embedded"));
+    let body = edits.iter().fold(
+        String::from_utf8_lossy(&page.data).into_owned(),
+        |body, (from, to)| body.replacen(from, to, 1),
+    );
     Response::builder()
         .content_type("text/html; charset=utf-8")
         .header(header::CACHE_CONTROL, "no-store")
@@ -270,20 +282,15 @@ fn cookie_would_show(req: &poem::Request) -> bool {
 /// there is no admin to sign in as yet, and marked so that its script does
 /// not look for a session when there is none to find.
 fn login_page(first_start: bool, may_hold_a_session: bool) -> Response {
-    let page = Web::get("login.html").expect("login.html is embedded");
-    let mut body = String::from_utf8_lossy(&page.data).into_owned();
+    let mut edits = Vec::new();
     if !may_hold_a_session {
-        body = body.replacen("<body>", "<body data-session=\"none\">", 1);
+        edits.push(("<body>", "<body data-session=\"none\">"));
     }
     if first_start {
-        body = body.replacen(
+        edits.push((
             "<section id=\"first-start\" class=\"alert warn\" hidden>",
             "<section id=\"first-start\" class=\"alert warn\">",
-            1,
-        );
+        ));
     }
-    Response::builder()
-        .content_type("text/html; charset=utf-8")
-        .header(header::CACHE_CONTROL, "no-store")
-        .body(body)
+    edited_page("login.html", &edits)
 }
