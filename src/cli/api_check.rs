@@ -3,8 +3,8 @@
 //! stops the run before the first call (as the local `muster invite` does)
 //! and `--only-clean` leaves the flagged rows out. A file longer than one
 //! window is also checked across windows: a row repeating an earlier
-//! window's address, and all the clean rows together against the cap and
-//! the storage pool.
+//! window's address, and each clean row, in file order, against what the
+//! rows above leave of the cap and the storage pool.
 
 use std::collections::HashMap;
 
@@ -25,8 +25,6 @@ pub struct Checked {
     pub flagged: Vec<String>,
     /// How many rows are flagged.
     pub flagged_rows: usize,
-    /// A problem of the clean rows together, across windows.
-    pub whole: Option<String>,
 }
 
 /// The row as the preview takes it, with its file line.
@@ -62,6 +60,53 @@ struct Totals {
     allocated_mb: u64,
     /// From the first window: places and pool left before any row.
     left: Option<(i64, i64, Value)>,
+}
+
+impl Totals {
+    /// A flag for a clean row that the rows above (in every window so far)
+    /// leave no place or no pool for: each window's preview counts only
+    /// its own rows, so a later window's are counted here, in file order.
+    fn past_limits(&self, mb: u64) -> Option<(String, String)> {
+        let (places, pool, capacity) = self.left.as_ref()?;
+        let domain = capacity["domain"].as_str().unwrap_or("the domain");
+        if self.rows as i64 >= *places {
+            let cap = capacity["cap"].as_u64().unwrap_or(0);
+            let limit = match capacity["host_limit"].as_u64() {
+                Some(allowed) if allowed < cap => {
+                    format!("the {allowed} mailboxes the mail server allows {domain}")
+                }
+                _ => format!("the cap of {cap} mailboxes for {domain}"),
+            };
+            let (existing, pending) = (
+                capacity["existing"].as_u64().unwrap_or(0),
+                capacity["pending"].as_u64().unwrap_or(0),
+            );
+            let exist = if existing == 1 { "exists" } else { "exist" };
+            let are = if pending == 1 {
+                "invite is"
+            } else {
+                "invites are"
+            };
+            return Some((
+                "over_cap".into(),
+                format!(
+                    "past {limit}: {existing} {exist}, {pending} {are} pending and the rows above take the other {}; raise the limit (mailbox_cap for {domain} in muster.toml), or leave rows out",
+                    places.max(&0),
+                ),
+            ));
+        }
+        if mb > 0 && (self.allocated_mb + mb) as i64 > *pool {
+            return Some((
+                "allocation_over_pool".into(),
+                format!(
+                    "{mb} MB does not fit: the rows above take {} MB of the {} MB left in the storage pool; raise storage_pool_mb, allocate less, or leave rows out",
+                    self.allocated_mb,
+                    pool.max(&0),
+                ),
+            ));
+        }
+        None
+    }
 }
 
 /// A row whose mailbox has a pending invite.
@@ -169,7 +214,6 @@ pub async fn check(
     // Rows whose mailbox has a pending invite: already sent, when it went
     // to the same recipient (a run after a failure).
     let mut awaiting: Vec<Awaiting> = Vec::new();
-    let windows = rows.chunks(window.max(1)).count();
     for (w, part) in rows.chunks(window.max(1)).enumerate() {
         let mut body = json!({"rows": part.iter().map(row_body).collect::<Vec<_>>()});
         if let Some(d) = &options.domain {
@@ -228,13 +272,19 @@ pub async fn check(
                     ));
                 }
             }
+            let mb = answer["storage_allocation_mb"].as_u64().unwrap_or(0);
+            if flags.is_empty()
+                && let Some(past) = totals.past_limits(mb)
+            {
+                flags.push(past);
+            }
             if flags.is_empty() {
                 recipients.insert(recipient, at.clone());
                 if let Some(m) = mailbox {
                     mailboxes.insert(m, at.clone());
                 }
                 totals.rows += 1;
-                totals.allocated_mb += answer["storage_allocation_mb"].as_u64().unwrap_or(0);
+                totals.allocated_mb += mb;
                 checked.clean.push(row.clone());
             } else if flags.iter().all(|(code, _)| code == "invite_pending")
                 && let Some(m) = mailbox
@@ -272,28 +322,6 @@ pub async fn check(
                         .push(format!("{}: {words} (invite_pending)", a.at));
                 }
             }
-        }
-    }
-    // One window's preview counts its own rows against the cap and the
-    // pool; several windows' clean rows are counted here together.
-    if windows > 1
-        && let Some((places, pool, capacity)) = &totals.left
-    {
-        let domain = capacity["domain"].as_str().unwrap_or("the domain");
-        if totals.rows as i64 > *places {
-            checked.whole = Some(format!(
-                "the file's {} clean rows need as many places under the cap of {domain}, and {} are left ({} mailboxes exist, {} invites are pending): raise mailbox_cap for {domain} in muster.toml, or send fewer rows",
-                totals.rows,
-                places.max(&0),
-                capacity["existing"],
-                capacity["pending"],
-            ));
-        } else if totals.allocated_mb as i64 > *pool {
-            checked.whole = Some(format!(
-                "the file's clean rows allocate {} MB together, and the storage pool has {} MB left: raise storage_pool_mb, or allocate less",
-                totals.allocated_mb,
-                pool.max(&0),
-            ));
         }
     }
     Ok((checked, sizes))

@@ -241,10 +241,6 @@ pub async fn run(
     for line in &checked.flagged {
         println!("{line}");
     }
-    if let Some(whole) = &checked.whole {
-        eprintln!("\nNothing was sent: {whole}.");
-        return Ok(EXIT_PROBLEMS);
-    }
     if checked.flagged_rows > 0 && !only_clean {
         eprintln!(
             "\n{}",

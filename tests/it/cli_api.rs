@@ -160,14 +160,35 @@ async fn the_cli_checks_the_whole_file_sends_250_rows_in_three_calls_and_reruns_
         text(&out.stdout)
     );
     let too_many = t.write("too-many.txt", long(700, false));
-    let out = run_cli(too_many, url.clone(), token.clone()).await.unwrap();
+    let out = run_cli(too_many.clone(), url.clone(), token.clone())
+        .await
+        .unwrap();
     assert_exit(&out, 1);
+    let stdout = text(&out.stdout);
     assert!(
-        text(&out.stderr).contains("Nothing was sent: the file's 700 clean rows need as many places under the cap of team.example, and 600 are left"),
+        stdout.contains("line 601: past the cap of 1000 mailboxes for team.example: 0 exist, 400 invites are pending and the rows above take the other 600; raise the limit (mailbox_cap for team.example in muster.toml), or leave rows out (over_cap)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("line 700: past the cap"), "{stdout}");
+    assert!(!stdout.contains("line 600: past"), "{stdout}");
+    assert!(
+        text(&out.stderr).contains("100 rows are flagged"),
         "{}",
         text(&out.stderr)
     );
     assert_eq!(app.muster.view().unwrap().invite_count().unwrap(), 400);
+    // --only-clean sends what fits: the first 600, in file order.
+    let out = run_cli_with(too_many, url.clone(), token.clone(), &["--only-clean"])
+        .await
+        .unwrap();
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stdout).contains("100 flagged rows are left out."),
+        "{}",
+        text(&out.stdout)
+    );
+    let view = app.muster.view().unwrap();
+    assert_eq!(view.invite_count().unwrap(), 1000);
 
     // A wrong token: the check says so, nothing is sent, and the advice is
     // about the token, not the rows.
