@@ -19,9 +19,11 @@ pub fn invite_file(id: &str, generation: u32) -> String {
     }
 }
 
-/// The outbox file of an invite's reminder number `n`.
-pub fn reminder_file(id: &str, n: usize) -> String {
-    format!("{id}-reminder{n}")
+/// The outbox file of reminder number `n` about the link of `generation`
+/// (`<id>-reminder<N>.eml`, `<id>-r<G>-reminder<N>.eml` after a resend):
+/// a late outcome of an old link's reminder never names a newer one's file.
+pub fn reminder_file(id: &str, generation: u32, n: usize) -> String {
+    format!("{}-reminder{n}", invite_file(id, generation))
 }
 
 /// Removes an outbox file whose link no longer works, lest someone deliver
@@ -92,6 +94,15 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+
+    #[test]
+    fn each_links_files_have_names_of_their_own() {
+        assert_eq!(invite_file("01J", 0), "01J");
+        assert_eq!(invite_file("01J", 2), "01J-r2");
+        assert_eq!(reminder_file("01J", 0, 1), "01J-reminder1");
+        assert_eq!(reminder_file("01J", 2, 1), "01J-r2-reminder1");
+        assert_ne!(reminder_file("01J", 1, 1), reminder_file("01J", 2, 1));
+    }
 
     #[test]
     fn others_cannot_read_the_links_in_the_outbox() {

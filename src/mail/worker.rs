@@ -341,7 +341,7 @@ pub(super) fn compose(
             let msg = composer
                 .reminder(invite, *number, &muster.invite_link(&token), now)
                 .map_err(|e| Outcome::Unsendable(e.to_string()))?;
-            let name = super::outbox::reminder_file(&invite.id, *number as usize);
+            let name = super::outbox::reminder_file(&invite.id, *generation, *number as usize);
             Ok((msg, None, name))
         }
         Payload::Notice => {

@@ -319,9 +319,12 @@ impl Muster {
         };
         use crate::mail::outbox::{invite_file, reminder_file, remove_dead};
         let dir = self.config.outbox_dir();
-        let invites = (0..=generation).map(|g| invite_file(id, g));
-        let reminders = (1..=crate::domain::reminders::MAX_REMINDERS).map(|n| reminder_file(id, n));
-        for name in invites.chain(reminders) {
+        let names = (0..=generation).flat_map(|g| {
+            let reminders =
+                (1..=crate::domain::reminders::MAX_REMINDERS).map(move |n| reminder_file(id, g, n));
+            std::iter::once(invite_file(id, g)).chain(reminders)
+        });
+        for name in names {
             remove_dead(&dir.join(format!("{name}.eml")));
         }
     }
