@@ -376,7 +376,9 @@ pub async fn check(
         );
     }
     // Where Muster is reachable from elsewhere, so are its metrics.
-    if config.http.metrics_token.is_none() && !config.public_url.is_local() {
+    if config.http.metrics_token.is_none()
+        && !(config.public_url.is_local() && config.listen.ip().is_loopback())
+    {
         r.note(
             "/metrics answers anyone who reaches Muster (invite and sign-in counts)",
             "set http.metrics_token (MUSTER_HTTP_METRICS_TOKEN) and give it to the scraper, or keep /metrics from the outside at the proxy",

@@ -290,11 +290,11 @@ impl Config {
             return Err(Self::invalid("smtp.from_name", "must be one line"));
         }
         if let Some(t) = &self.http.metrics_token
-            && (t.expose().chars().count() < 16 || t.expose().chars().any(char::is_whitespace))
+            && (t.expose().len() < 16 || !t.expose().bytes().all(|b| b.is_ascii_graphic()))
         {
             return Err(Self::invalid(
                 "http.metrics_token",
-                "must be at least 16 characters with no spaces: use a long random value, for example from `openssl rand -hex 32`",
+                "must be at least 16 characters, ASCII letters, digits or punctuation with no spaces: use a long random value, for example from `openssl rand -hex 32`",
             ));
         }
         if self.http.body_limit_bytes < 1024 {

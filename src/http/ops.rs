@@ -274,9 +274,11 @@ fn render_connections(state: &HttpState, out: &mut String) {
 /// set, only a bearer of it (compared in constant time).
 fn may_read_metrics(token: Option<&str>, authorization: Option<&str>) -> bool {
     let Some(token) = token else { return true };
+    // The scheme's name is case-insensitive (RFC 9110).
     authorization
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .is_some_and(|sent| bool::from(sent.trim().as_bytes().ct_eq(token.as_bytes())))
+        .and_then(|h| h.trim_start().split_once([' ', '\t']))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .is_some_and(|(_, sent)| bool::from(sent.trim().as_bytes().ct_eq(token.as_bytes())))
 }
 
 #[handler]
@@ -328,5 +330,6 @@ mod tests {
         assert!(!may_read_metrics(t, Some("Basic 0123456789abcdef0123")));
         assert!(!may_read_metrics(t, Some("Bearer 0123456789abcdef01234")));
         assert!(may_read_metrics(t, Some("Bearer 0123456789abcdef0123")));
+        assert!(may_read_metrics(t, Some("bearer  0123456789abcdef0123")));
     }
 }

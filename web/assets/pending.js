@@ -137,15 +137,19 @@ Muster.page(async () => {
   // An email on its way (after a send or a resend) changes state with no
   // action of the admin's: while such rows show and the page is in view,
   // they are asked again, less often each time, and updated in place. A
-  // row holding the focus is left for the next time.
+  // row is left for the next time while it holds the focus or a question
+  // about it is open. Each load starts a new round of asking; an older
+  // round's answers are dropped.
   const MOVING = ['queued', 'sending'];
-  let following = null;
+  // The filters the list was drawn with (the form may hold edits not yet
+  // applied).
+  let following = null, round = 0, shown = new URLSearchParams(), nextRow = 0;
   function moving() {
     return [...document.querySelectorAll('tr[data-id]')].filter(r => MOVING.includes(r.dataset.delivery));
   }
   function refresh(i) {
     const old = document.querySelector('tr[data-id="' + CSS.escape(i.id) + '"]');
-    if (!old || old.contains(document.activeElement)) return;
+    if (!old || old.contains(document.activeElement) || document.querySelector('#confirm[open]')) return;
     if (old.dataset.delivery === i.delivery_state && old.dataset.link === i.link_state) return;
     const fresh = row(i);
     const pick = fresh.querySelector('.pick');
@@ -154,34 +158,49 @@ Muster.page(async () => {
   }
   function followMoving(delay) {
     clearTimeout(following);
+    const mine = ++round;
     if (!moving().length) return;
     following = setTimeout(async () => {
       if (!document.hidden) {
         try {
-          // One request for the first page, where a fresh send shows;
-          // a few more for rows further down.
-          const q = filters();
+          // One request for the first page (the filters the list was
+          // drawn with), where a fresh send shows; a few more, in turn,
+          // for rows further down.
+          const q = new URLSearchParams(shown);
           q.set('limit', '100');
           const page = await api('GET', '/invites?' + q);
+          if (mine !== round) return;
           page.invites.forEach(refresh);
           const seen = new Set(page.invites.map(i => i.id));
-          for (const r of moving().filter(r => !seen.has(r.dataset.id)).slice(0, 10)) {
-            refresh(await api('GET', '/invites/' + encodeURIComponent(r.dataset.id)));
+          const further = moving().filter(r => !seen.has(r.dataset.id));
+          for (let k = 0; k < Math.min(10, further.length); k++) {
+            const id = further[(nextRow + k) % further.length].dataset.id;
+            try {
+              const i = await api('GET', '/invites/' + encodeURIComponent(id));
+              if (mine !== round) return;
+              refresh(i);
+            } catch (err) {
+              // That row is asked again next time.
+            }
           }
+          nextRow += 10;
         } catch (err) {
           // Asked again next time; an action's own error says more.
         }
+        if (mine !== round) return;
       }
       followMoving(Math.min(delay * 2, 15000));
     }, delay);
   }
+
   function reload() {
     cursor = null;
+    shown = filters();
     $('export').href = '/api/v1/invites.csv?' + filters();
     // The address says what is shown, as the notices' links do: it can be
     // bookmarked, shared, and survives a reload.
-    const shown = filters('batch');
-    history.replaceState(null, '', location.pathname + (shown.toString() ? '?' + shown : ''));
+    const inAddress = filters('batch');
+    history.replaceState(null, '', location.pathname + (inAddress.toString() ? '?' + inAddress : ''));
     load(false);
   }
 
