@@ -65,7 +65,8 @@ async fn first_run_setup_sign_in_and_forgot_password(engine: Engine) {
     b.type_in("#email", ADMIN).await;
     b.type_in("#password", "not-the-password").await;
     b.click("#sign-in button[type=submit]").await;
-    b.wait_text("#status", "wrong").await;
+    b.wait_text("#status", "The email or the password is wrong.")
+        .await;
     b.step("wrong-password").await;
 
     // Forgot password: the same answer for a known and an unknown address.
@@ -816,7 +817,7 @@ async fn strangers_guessing_do_not_keep_the_admin_out(engine: Engine) {
     other.type_in("#password", PASSWORD).await;
     other.click("#sign-in button[type=submit]").await;
     other
-        .wait_text("#status", "too many sign-in attempts for this account")
+        .wait_text("#status", "Too many sign-in attempts for this account")
         .await;
     other.step("a-new-browser-waits").await;
     other.quit().await;

@@ -40,7 +40,10 @@
       setCsrf(s.csrf_token);
       location.href = safeNext;
     } catch (err) {
-      say('status', 'bad', errorText(err));
+      // The API's words are a clause ("the email or the password is
+      // wrong"); on the page they are a sentence.
+      const words = String(errorText(err));
+      say('status', 'bad', words.charAt(0).toUpperCase() + words.slice(1) + (/[.!?]$/.test(words) ? '' : '.'));
       document.getElementById('password').value = '';
       document.getElementById('password').focus();
     }
