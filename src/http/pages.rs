@@ -135,7 +135,8 @@ impl Page {
                 "expires",
             ],
             Page::Refused => &["token"],
-            Page::Used | Page::PasswordUsed | Page::PasswordReady => &["mailbox", "webmail_url"],
+            Page::Used => &["mailbox", "webmail_url", "welcome"],
+            Page::PasswordUsed | Page::PasswordReady => &["mailbox", "webmail_url"],
             Page::Expired => &["mailbox", "expires", "requested_at", "token", "proof"],
             Page::Ready => &[
                 "mailbox",
@@ -356,6 +357,8 @@ pub fn already_redeemed(config: &Config, invite: &Invite) -> String {
         &[
             ("mailbox", &invite.mailbox.to_string()),
             ("webmail_url", &webmail(config)),
+            // Where the mail app settings shown once after setup are now.
+            ("welcome", flag(config.client.welcome)),
         ],
         None,
     )

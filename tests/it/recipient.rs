@@ -210,6 +210,13 @@ async fn a_recipient_sets_up_their_mailbox(engine: Engine) {
     // The same link again: already set up.
     b.goto(&link).await;
     b.wait_text("main h1", "already set up").await;
+    // Reloaded, the settings shown once are no longer here: the page says
+    // where they are.
+    assert!(
+        b.text("main")
+            .await
+            .contains("The settings for mail apps on your phone or computer are in the welcome message in your mailbox."),
+    );
     b.step("used").await;
     r.finish(b).await;
 }
