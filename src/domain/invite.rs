@@ -87,17 +87,25 @@ pub enum Delivery {
         at: OffsetDateTime,
         reply: String,
     },
+    /// Never sent, or taken back out of the outbox, because the invite was
+    /// revoked first: nothing failed.
+    Withdrawn {
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+        reason: String,
+    },
 }
 
 impl Delivery {
     /// Every state's name, in the order of the life cycle.
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 7] = [
         "queued",
         "sending",
         "sent",
         "in_outbox",
         "deferred",
         "failed",
+        "withdrawn",
     ];
 
     pub fn name(&self) -> &'static str {
@@ -108,15 +116,34 @@ impl Delivery {
             Self::InOutbox { .. } => "in_outbox",
             Self::Deferred { .. } => "deferred",
             Self::Failed { .. } => "failed",
+            Self::Withdrawn { .. } => "withdrawn",
         }
     }
 
-    /// Sent, in the outbox or failed: the worker has nothing more to do.
+    /// Sent, in the outbox, failed or withdrawn: the worker has nothing
+    /// more to do.
     pub fn is_final(&self) -> bool {
         matches!(
             self,
-            Self::Sent { .. } | Self::InOutbox { .. } | Self::Failed { .. }
+            Self::Sent { .. }
+                | Self::InOutbox { .. }
+                | Self::Failed { .. }
+                | Self::Withdrawn { .. }
         )
+    }
+
+    /// Not sent because the invite was revoked first (`outboxed`: its file
+    /// was taken out of the outbox).
+    pub fn withdrawn(at: OffsetDateTime, outboxed: bool) -> Self {
+        Self::Withdrawn {
+            at,
+            reason: if outboxed {
+                "removed from the outbox: the invite was revoked"
+            } else {
+                "not sent: the invite was revoked"
+            }
+            .into(),
+        }
     }
 }
 

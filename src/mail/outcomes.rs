@@ -73,10 +73,7 @@ pub(super) fn record(
             return Ok(None);
         };
         let mut new = old.clone();
-        new.delivery = Delivery::Failed {
-            at: now,
-            reply: "removed from the outbox: the invite was revoked".into(),
-        };
+        new.delivery = Delivery::withdrawn(now, true);
         w.put_invite(Some(&old), &new)?;
         return Ok(Some(Recorded {
             invite_id: new.id.clone(),
@@ -391,7 +388,7 @@ mod tests {
         let after = m.get_invite(&revoked.id).unwrap();
         assert_eq!(
             (after.delivery_state, after.delivery_detail.as_deref()),
-            ("failed", Some("not sent: the invite was revoked"))
+            ("withdrawn", Some("not sent: the invite was revoked"))
         );
         assert_eq!(m.get_invite(&resent.id).unwrap().delivery_state, "queued");
     }

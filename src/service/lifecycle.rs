@@ -66,9 +66,9 @@ pub struct InviteView {
 impl InviteView {
     pub fn of(invite: &Invite, now: OffsetDateTime, sending: bool) -> Self {
         let (detail, next) = match &invite.delivery {
-            Delivery::Sent { reply, .. } | Delivery::Failed { reply, .. } => {
-                (Some(reply.clone()), None)
-            }
+            Delivery::Sent { reply, .. }
+            | Delivery::Failed { reply, .. }
+            | Delivery::Withdrawn { reason: reply, .. } => (Some(reply.clone()), None),
             Delivery::InOutbox { file, .. } => (Some(file.clone()), None),
             Delivery::Deferred {
                 next_attempt_at,
@@ -390,15 +390,7 @@ impl Muster {
                     continue;
                 }
                 let mut new = old.clone();
-                new.delivery = Delivery::Failed {
-                    at: now,
-                    reply: if outboxed {
-                        "removed from the outbox: the invite was revoked"
-                    } else {
-                        "not sent: the invite was revoked"
-                    }
-                    .into(),
-                };
+                new.delivery = Delivery::withdrawn(now, outboxed);
                 w.put_invite(Some(&old), &new)?;
                 settled.push(new);
             }

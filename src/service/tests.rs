@@ -420,7 +420,7 @@ fn a_revoked_invites_email_is_settled_by_whoever_holds_it_last() {
             free_view.delivery_state,
             free_view.delivery_detail.as_deref()
         ),
-        ("failed", Some("not sent: the invite was revoked"))
+        ("withdrawn", Some("not sent: the invite was revoked"))
     );
 
     let task = Task::invite_task_id(held);
@@ -440,7 +440,7 @@ fn a_revoked_invites_email_is_settled_by_whoever_holds_it_last() {
     let settled = f.muster.get_invite(held).unwrap();
     assert_eq!(
         (settled.delivery_state, settled.delivery_detail.as_deref()),
-        ("failed", Some("not sent: the invite was revoked"))
+        ("withdrawn", Some("not sent: the invite was revoked"))
     );
     assert!(
         f.muster

@@ -229,6 +229,17 @@ async fn the_pending_list_fits_asks_first_and_exports_what_it_shows(engine: Engi
     for i in &second.invites {
         assert_eq!(app.muster.get_invite(&i.id).unwrap().link_state, "revoked");
     }
+    // Their emails left the outbox with the revoke: withdrawn, not failed.
+    b.until("the revoked rows withdrawn", || async {
+        (b.count("tr[data-delivery=withdrawn]").await == 2).then_some(())
+    })
+    .await;
+    assert_eq!(b.count("tr[data-delivery=failed]").await, 0);
+    assert!(
+        b.text("tr[data-delivery=withdrawn]")
+            .await
+            .contains("removed from the outbox: the invite was revoked")
+    );
     for i in &first.invites {
         assert_eq!(
             app.muster.get_invite(&i.id).unwrap().link_state,

@@ -758,7 +758,7 @@ async fn a_revoke_or_resend_reaches_an_email_already_waiting_to_be_sent() {
         Duration::from_secs(10),
         || async {
             let state = invite_state(&app, &ids[2]).await;
-            (state.delivery_state == "failed").then_some(state)
+            (state.delivery_state == "withdrawn").then_some(state)
         },
     )
     .await;
@@ -808,14 +808,11 @@ async fn a_dead_links_email_leaves_the_outbox() {
         Duration::from_secs(10),
         || {
             let gone = app.muster.get_invite(revoked).unwrap();
-            (gone.delivery_detail.as_deref()
-                == Some("removed from the outbox: the invite was revoked"))
+            (gone.delivery_state == "withdrawn"
+                && gone.delivery_detail.as_deref()
+                    == Some("removed from the outbox: the invite was revoked"))
             .then_some(())
         },
-    );
-    assert_eq!(
-        app.muster.get_invite(revoked).unwrap().delivery_state,
-        "failed"
     );
     app.shutdown().await;
 }

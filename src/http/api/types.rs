@@ -307,9 +307,11 @@ pub struct InviteBody {
     /// live, redeeming, redeemed, revoked, expired or blocked.
     pub link_state: String,
     /// queued, sending, sent (a relay accepted it), in_outbox (written to
-    /// the outbox folder: no relay configured), deferred or failed.
+    /// the outbox folder: no relay configured), deferred, failed or
+    /// withdrawn (the invite was revoked before its email went).
     pub delivery_state: String,
-    /// The relay's reply (sent, failed) or the last error (deferred).
+    /// The relay's reply (sent, failed), the last error (deferred) or why
+    /// it was withdrawn.
     pub delivery_detail: Option<String>,
     pub next_attempt_at: Option<String>,
     pub attempts: u32,
