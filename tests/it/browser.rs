@@ -187,6 +187,13 @@ async fn the_bulk_invites_wizard_and_the_pending_list(engine: Engine) {
     b.type_in(bad, "nora@elsewhere.org\u{E004}").await;
     b.wait_text("#summary", "4 rows: 3 clean, 1 flagged").await;
     assert!(b.text("#preview").await.contains("nora@elsewhere.org"));
+    // Tab went on to the row's mailbox field, empty while the address was
+    // wrong: the re-check's mailbox name shows there at once.
+    assert_eq!(
+        b.property("tr[data-row='1'] input[data-field=local_part]", "value")
+            .await,
+        serde_json::json!("nora")
+    );
     // Drop the duplicate: the re-check keeps the keyboard on the list.
     b.click("tr[data-row='2'] button[data-field=drop]").await;
     b.wait_text("#summary", "3 rows: 3 clean, 0 flagged").await;
@@ -507,14 +514,15 @@ async fn a_preview_of_long_and_hostile_rows_fits_a_laptop(engine: Engine) {
              not-an-email,,\n\
              <script>alert(1)</script>@evil.example,,\n\
              {long_local}@elsewhere.org,,\n\
-             carl@elsewhere.org,,{long_name}\n"
+             carl@elsewhere.org,,{long_name}\n\
+             alice.morgan-whitfield@elsewhere.org,,Alice Morgan-Whitfield\n"
         ),
     );
     b.goto(&format!("{}/invites/new", app.url())).await;
     b.upload("#file", &csv).await;
     b.wait_text("#chosen", "Using the file export.csv").await;
     b.click("#to-preview").await;
-    b.wait_text("#summary", "6 rows: 2 clean, 4 flagged").await;
+    b.wait_text("#summary", "7 rows: 3 clean, 4 flagged").await;
     // No script ran: the address is text.
     assert!(b.text("#preview").await.contains("<script>"));
     for (w, h) in [(1280, 900), (390, 844)] {
@@ -538,6 +546,20 @@ async fn a_preview_of_long_and_hostile_rows_fits_a_laptop(engine: Engine) {
             serde_json::json!([[], 0]),
             "{w}x{h}: rows whose domain is cut, and Drop buttons outside the window"
         );
+        // A name of everyday length reads whole in its field.
+        let hidden = b
+            .run("const f = document.querySelector('#preview tr[data-row=\"6\"] input[data-field=local_part]');
+                  return [f.value, f.scrollWidth - f.clientWidth];")
+            .await;
+        assert_eq!(hidden[0], "alice.morgan-whitfield", "{w}x{h}");
+        assert!(
+            hidden[1].as_f64().unwrap() <= 0.0,
+            "{w}x{h}: the mailbox name is cut in its field: {hidden}"
+        );
+        let sideways = b
+            .run("return document.documentElement.scrollWidth - window.innerWidth")
+            .await;
+        assert!(sideways.as_f64().unwrap() <= 0.0, "{w}x{h}: {sideways}");
     }
     b.set_size(1280, 900).await;
     b.run("document.querySelector('#preview').scrollIntoView()")

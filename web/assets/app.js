@@ -287,14 +287,18 @@ const Muster = (() => {
   function focusKeeper(tbody) {
     const active = document.activeElement;
     const tr = active && tbody.contains(active) ? active.closest('tr[data-row]') : null;
-    const was = tr ? { row: tr.dataset.row, field: active.dataset.field, value: active.value, tag: active.tagName } : null;
+    // What was typed and not yet taken (an input's value that differs from
+    // the one it was drawn with) is kept; an untouched field shows the
+    // re-check's value.
+    const was = tr ? { row: tr.dataset.row, field: active.dataset.field, value: active.value, tag: active.tagName,
+      typed: active.tagName === 'INPUT' && active.value !== active.defaultValue } : null;
     return function restore(fallback) {
       const want = fallback || was;
       if (!want) return;
       const row = tbody.querySelector('tr[data-row="' + want.row + '"]');
       const target = row && (row.querySelector('[data-field="' + want.field + '"]') || row.querySelector('input, button'));
       if (!target) { if (want.none) want.none.focus(); return; }
-      if (!fallback && was.tag === 'INPUT' && target.tagName === 'INPUT' && target.dataset.field === was.field) target.value = was.value;
+      if (!fallback && was.typed && target.tagName === 'INPUT' && target.dataset.field === was.field) target.value = was.value;
       target.focus();
     };
   }
