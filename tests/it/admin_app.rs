@@ -463,6 +463,15 @@ async fn a_resent_invite_follows_its_email_without_a_reload(engine: Engine) {
     b.wait("#confirm[open]").await;
     b.click("#confirm-ok").await;
     b.wait_text("#status", "Resent the invite to").await;
+    // The keyboard is back on the row's Resend button.
+    let focus_on_resend = format!(
+        "const a = document.activeElement; return a.dataset.action === 'resend' && a.closest('tr').dataset.id === '{}';",
+        resent.id
+    );
+    b.until("the focus back on Resend", || async {
+        (b.run(&focus_on_resend).await == serde_json::json!(true)).then_some(())
+    })
+    .await;
     // Sending lasts the relay's 5 s: the row is not redrawn meanwhile.
     b.until("the resent row sending", || async {
         (b.count(&format!(
@@ -474,11 +483,10 @@ async fn a_resent_invite_follows_its_email_without_a_reload(engine: Engine) {
             .then_some(())
     })
     .await;
-    // Ticked while on its way (and the focus moved off the row, which
-    // is left alone while it holds it).
+    // Ticked while on its way; the focus stays on the tick box when the
+    // row is redrawn.
     let pick = format!("tr[data-id='{}'] .pick", resent.id);
     b.click(&pick).await;
-    b.click("main h1").await;
     b.step("resent-on-its-way").await;
     b.until("the resent row sent", || async {
         (b.count(&format!("tr[data-id='{}'][data-delivery=sent]", resent.id))
@@ -497,6 +505,12 @@ async fn a_resent_invite_follows_its_email_without_a_reload(engine: Engine) {
         b.property(&pick, "checked").await,
         serde_json::Value::Bool(true),
         "the row is still ticked"
+    );
+    assert_eq!(
+        b.run("return document.activeElement.classList.contains('pick')")
+            .await,
+        serde_json::Value::Bool(true),
+        "the focus is still on the tick box"
     );
     b.step("resent-sent").await;
     b.quit().await;

@@ -97,8 +97,14 @@ Muster.page(async () => {
         }
         // A copied link says so in its own box; an old line above goes.
         if (action === 'link') say('status', 'ok', '');
-        try { await act(i.id, action); if (action !== 'link') { say('status', 'ok', DONE[action] + ' the invite to ' + i.recipient_email + '.'); reload(); } }
-        catch (err) { say('status', 'bad', errorText(err)); }
+        try {
+          await act(i.id, action);
+          if (action !== 'link') {
+            say('status', 'ok', DONE[action] + ' the invite to ' + i.recipient_email + '.');
+            await reload();
+            focusAfter(i.id, action);
+          }
+        } catch (err) { say('status', 'bad', errorText(err)); }
       },
     });
     const notes = [];
@@ -136,10 +142,9 @@ Muster.page(async () => {
 
   // An email on its way (after a send or a resend) changes state with no
   // action of the admin's: while such rows show and the page is in view,
-  // they are asked again, less often each time, and updated in place. A
-  // row is left for the next time while it holds the focus or a question
-  // about it is open. Each load starts a new round of asking; an older
-  // round's answers are dropped.
+  // they are asked again, less often each time, and updated in place
+  // (left for the next time while a question about it is open). Each load
+  // starts a new round of asking; an older round's answers are dropped.
   const MOVING = ['queued', 'sending'];
   // The filters the list was drawn with (the form may hold edits not yet
   // applied).
@@ -149,12 +154,17 @@ Muster.page(async () => {
   }
   function refresh(i) {
     const old = document.querySelector('tr[data-id="' + CSS.escape(i.id) + '"]');
-    if (!old || old.contains(document.activeElement) || document.querySelector('#confirm[open]')) return;
+    if (!old || document.querySelector('#confirm[open]')) return;
     if (old.dataset.delivery === i.delivery_state && old.dataset.link === i.link_state) return;
     const fresh = row(i);
     const pick = fresh.querySelector('.pick');
     pick.checked = !pick.disabled && old.querySelector('.pick').checked;
+    // The keyboard stays where it was: on the same control of the new row.
+    const active = old.contains(document.activeElement) ? document.activeElement : null;
+    const same = active && (active.classList.contains('pick') ? pick
+      : active.dataset.action ? fresh.querySelector('button[data-action="' + active.dataset.action + '"]') : null);
     old.replaceWith(fresh);
+    if (same) same.focus();
   }
   function followMoving(delay) {
     clearTimeout(following);
@@ -193,6 +203,16 @@ Muster.page(async () => {
     }, delay);
   }
 
+  // The list is drawn anew after an action on one row: the keyboard goes
+  // back to that row's button, or, when the row takes no more actions (a
+  // revoked invite) or left the list, to the line that says what was done.
+  function focusAfter(id, action) {
+    const again = document.querySelector('tr[data-id="' + CSS.escape(id) + '"] button[data-action="' + action + '"]');
+    if (again) { again.focus(); return; }
+    $('status').tabIndex = -1;
+    $('status').focus();
+  }
+
   function reload() {
     cursor = null;
     shown = filters();
@@ -201,7 +221,7 @@ Muster.page(async () => {
     // bookmarked, shared, and survives a reload.
     const inAddress = filters('batch');
     history.replaceState(null, '', location.pathname + (inAddress.toString() ? '?' + inAddress : ''));
-    load(false);
+    return load(false);
   }
 
   $('filters').addEventListener('submit', e => { e.preventDefault(); reload(); });
