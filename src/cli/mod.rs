@@ -120,11 +120,18 @@ pub fn main() -> ExitCode {
         deliverability: false,
     } = cli.command
     {
-        let source = cli
-            .config
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| crate::config::DEFAULT_CONFIG_PATH.to_string());
+        // With no file, Muster runs on its defaults (and the environment):
+        // say so rather than name a file that is not there.
+        let source = match &cli.config {
+            Some(p) => p.display().to_string(),
+            None if std::path::Path::new(crate::config::DEFAULT_CONFIG_PATH).exists() => {
+                crate::config::DEFAULT_CONFIG_PATH.to_string()
+            }
+            None => format!(
+                "no {}: the defaults and MUSTER_* variables",
+                crate::config::DEFAULT_CONFIG_PATH
+            ),
+        };
         let runtime = tokio::runtime::Runtime::new().expect("the runtime starts");
         return match runtime.block_on(ops::check(loaded, &source)) {
             Ok(code) => ExitCode::from(code),

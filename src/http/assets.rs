@@ -235,6 +235,10 @@ fn setup_done_page() -> Response {
                 "<div id=\"status\" class=\"alert ok\" role=\"status\">An admin account exists already, so this setup link has done its work. <a href=\"/login\">Sign in</a>, or ask an admin for an account.</div>",
             ),
             ("<form id=\"setup\">", "<form id=\"setup\" hidden>"),
+            (
+                "<p class=\"muted\">This link works once. Choose the account you will sign in with.</p>",
+                "",
+            ),
         ],
     )
 }

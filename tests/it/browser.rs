@@ -56,6 +56,7 @@ async fn first_run_setup_sign_in_and_forgot_password(engine: Engine) {
     b.wait_text("#status", "this setup link has done its work")
         .await;
     assert_eq!(b.count("#setup:not([hidden])").await, 0);
+    assert!(!b.text("main").await.contains("This link works once"));
     b.step("setup-used").await;
     b.click("#status a").await;
     b.wait("#sign-in").await;
