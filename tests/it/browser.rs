@@ -412,6 +412,12 @@ async fn the_bulk_invites_wizard_and_the_pending_list(engine: Engine) {
     .await;
     let url = b.attribute("#copied-url", "value").await.unwrap();
     assert!(url.contains("/invite/"), "{url}");
+    assert!(
+        b.text("#copied label")
+            .await
+            .contains("Setup link for jane@elsewhere.org"),
+        "the box names whose link it is"
+    );
     // Shown where the admin looks: inside the window, not under the list.
     b.until("the copied link inside the window", || async {
         let r = b

@@ -41,13 +41,14 @@ Muster.page(async () => {
     return '/invites?' + q;
   }
 
-  async function act(id, action) {
+  async function act(id, action, who) {
     if (action === 'link') {
       const r = await api('POST', '/invites/' + encodeURIComponent(id) + '/link');
       const box = $('copied');
       box.hidden = false;
       box.className = 'alert ok';
-      box.replaceChildren(el('label', { for: 'copied-url', text: 'Setup link (share it only with the recipient):' }),
+      // It sits apart from the row: it says whose link it is.
+      box.replaceChildren(el('label', { for: 'copied-url', text: 'Setup link for ' + who + ' (share it only with them):' }),
         el('input', { type: 'text', id: 'copied-url', readonly: true, value: r.url }));
       // It sits under the list, which may run far below the row clicked.
       box.scrollIntoView({ block: 'nearest' });
@@ -98,7 +99,7 @@ Muster.page(async () => {
         // A copied link says so in its own box; an old line above goes.
         if (action === 'link') say('status', 'ok', '');
         try {
-          await act(i.id, action);
+          await act(i.id, action, i.recipient_email);
           if (action !== 'link') {
             say('status', 'ok', DONE[action] + ' the invite to ' + i.recipient_email + '.');
             await reload();
