@@ -272,8 +272,9 @@ Muster.page(async () => {
     const count = s => (status.delivery.find(x => x.state === s) || { count: 0 }).count;
     const open = count('queued') + count('sending') + count('deferred');
     const outbox = count('in_outbox') ? count('in_outbox') + ' in the outbox (not emailed), ' : '';
+    // The same words as the rows' states below, so the line and the rows agree.
     $('progress').textContent = count('sent') + ' sent, ' + outbox + count('failed') + ' failed, ' + count('deferred') +
-      ' deferred, ' + (count('queued') + count('sending')) + ' waiting.' + (open === 0 ? ' Done.' : '');
+      ' deferred, ' + count('sending') + ' sending, ' + count('queued') + ' queued.' + (open === 0 ? ' Done.' : '');
     $('sent').querySelector('tbody').replaceChildren(...status.invites.map(i => el('tr', { 'data-delivery': i.delivery_state },
       el('td', { 'data-label': 'Recipient', text: i.recipient_email }), el('td', { 'data-label': 'Mailbox', text: i.mailbox }),
       el('td', {}, stateBadge(i.delivery_state)),
