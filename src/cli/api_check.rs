@@ -311,7 +311,7 @@ pub async fn check(
                 other => {
                     let words = match other {
                         Some(to) => format!(
-                            "an invite for {} is already pending, to {to}: resend or revoke that one, or choose another local_part",
+                            "an invite for {} is already pending, to {to}: resend or revoke that one, or choose another mailbox name (local_part)",
                             a.mailbox
                         ),
                         None => a.message,

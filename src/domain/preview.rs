@@ -387,7 +387,9 @@ pub fn preview_invites(
                 flags.push(Flag::new(
                     FlagCode::InvalidLocalPart,
                     "local_part",
-                    format!("{e} (from {source}); set local_part to choose another"),
+                    format!(
+                        "{e} (from {source}); set the mailbox name (local_part) to choose another"
+                    ),
                 ));
                 None
             }

@@ -130,7 +130,7 @@ async fn the_cli_checks_the_whole_file_sends_250_rows_in_three_calls_and_reruns_
     assert_exit(&out, 1);
     assert!(
         text(&out.stdout).contains(
-            "line 1: an invite for new1@team.example is already pending, to new1@elsewhere.org: resend or revoke that one, or choose another local_part (invite_pending)"
+            "line 1: an invite for new1@team.example is already pending, to new1@elsewhere.org: resend or revoke that one, or choose another mailbox name (local_part) (invite_pending)"
         ),
         "{}",
         text(&out.stdout)

@@ -108,7 +108,11 @@ fn plus_tags_and_dots() {
         &Fake::default(),
     );
     assert_eq!(p.rows[0].flags[0].code, FlagCode::InvalidLocalPart);
-    assert!(p.rows[0].flags[0].message.contains("set local_part"));
+    assert!(
+        p.rows[0].flags[0]
+            .message
+            .contains("set the mailbox name (local_part)")
+    );
     assert!(p.rows[1].flags.is_empty());
     assert_eq!(p.rows[1].mailbox.as_deref(), Some("jane.doe@team.example"));
     // The local_part column overrides the derived one.
