@@ -1,7 +1,9 @@
 'use strict';
 // The capacity panel, shared by the mailboxes page and the wizards.
 const Capacity = (() => {
-  const { el } = Muster;
+  const { el, size } = Muster;
+  // Sizes as the mailboxes page writes them ("100 GB"), below zero too.
+  const signed = mb => (mb < 0 ? '−' + size(-mb) : size(mb));
   function stat(label, value, over) {
     return el('div', { class: 'stat' + (over ? ' over' : '') }, el('b', { text: value }), label);
   }
@@ -14,10 +16,10 @@ const Capacity = (() => {
       stat('pending invites', c.pending),
       stat('this batch', c.this_batch),
       stat('left after', c.left_after, c.left_after < 0),
-      stat('storage pool (MB)', c.pool_mb),
-      stat('allocated (MB)', c.pool_allocated_mb),
-      stat('this batch (MB)', c.batch_allocated_mb),
-      stat('pool left after (MB)', c.pool_left_after_mb, c.pool_left_after_mb < 0));
+      stat('storage pool', size(c.pool_mb)),
+      stat('allocated', size(c.pool_allocated_mb)),
+      stat('allocated by this batch', size(c.batch_allocated_mb)),
+      stat('pool left after', signed(c.pool_left_after_mb), c.pool_left_after_mb < 0));
   }
   // The mail server's own limit on the domain, when it keeps one.
   function hostLimit(c) {
