@@ -207,9 +207,10 @@ pub async fn send_and_wait(muster: &Arc<Muster>, ids: &[String]) -> anyhow::Resu
     let mut last_shown = std::time::Instant::now() - Duration::from_secs(1);
     let interrupted = loop {
         let count = |s: &str| states.values().filter(|x| **x == s).count() as u64;
+        // A withdrawn email (revoked while sending) is done as a failed one is.
         let (sent, failed, deferred) = (
             count("sent") + count("in_outbox"),
-            count("failed"),
+            count("failed") + count("withdrawn"),
             count("deferred"),
         );
         let done = sent + failed == total;

@@ -49,7 +49,7 @@ pub struct ListArgs {
     #[arg(long)]
     batch: Option<String>,
     /// A link state (live, redeemed, revoked, expired, blocked), a delivery
-    /// state (queued, sent, deferred, failed), `pending`, `expiring` (within a week),
+    /// state (queued, sent, deferred, failed, withdrawn), `pending`, `expiring` (within a week),
     /// `new_link_requested`, or `setup_failed` (the link works; the mailbox could
     /// not be made).
     #[arg(long)]

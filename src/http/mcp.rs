@@ -139,7 +139,7 @@ pub struct ListArgs {
     /// Only this batch.
     pub batch_id: Option<String>,
     /// A link state (live, redeemed, revoked, expired, blocked), a delivery state
-    /// (queued, sent, deferred, failed), `pending`, `expiring` (live, expiring within a
+    /// (queued, sent, deferred, failed, withdrawn), `pending`, `expiring` (live, expiring within a
     /// week), `new_link_requested` or `setup_failed` (the link works; the mailbox
     /// could not be made).
     pub state: Option<String>,
@@ -433,7 +433,7 @@ impl MusterMcp {
     }
 
     #[tool(
-        description = "A batch's status: how many invites are queued, sent, deferred or failed, how many links are live or redeemed, and each invite.",
+        description = "A batch's status: how many invites are queued, sent, deferred, failed or withdrawn (revoked before sending), how many links are live or redeemed, and each invite.",
         annotations(title = "Batch status", read_only_hint = true, open_world_hint = false)
     )]
     async fn get_batch_status(&self, Parameters(args): Parameters<BatchArgs>) -> CallToolResult {
@@ -463,13 +463,14 @@ impl MusterMcp {
                 .collect::<serde_json::Map<_, _>>()
                 .into();
                 let text = format!(
-                    "Batch {} on {}: {} invites; sent {}, in the outbox (no relay: not on their way) {}, failed {}, deferred {}, sending {}, queued {}; redeemed {}.",
+                    "Batch {} on {}: {} invites; sent {}, in the outbox (no relay: not on their way) {}, failed {}, withdrawn (revoked before sending) {}, deferred {}, sending {}, queued {}; redeemed {}.",
                     batch.id,
                     batch.domain,
                     invites.len(),
                     delivery["sent"],
                     delivery["in_outbox"],
                     delivery["failed"],
+                    delivery["withdrawn"],
                     delivery["deferred"],
                     delivery["sending"],
                     delivery["queued"],

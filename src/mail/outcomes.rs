@@ -164,6 +164,19 @@ pub(super) fn record(
                 last_error: error,
             }
         }
+        // A passing trouble that is not tried again only because the
+        // invite was revoked meanwhile: nothing failed, it was withdrawn.
+        Next::Failed { reply } if revoked && d.outcome.is_temporary() => {
+            w.remove_task(&task.id)?;
+            muster.audit(
+                w,
+                &Actor::system(),
+                &format!("{action}.withdrawn"),
+                &subject,
+                format!("not tried again, the invite was revoked: {reply}"),
+            )?;
+            Delivery::withdrawn(now, false)
+        }
         Next::Failed { reply } => {
             w.remove_task(&task.id)?;
             w.bump("send_failures", 1)?;
@@ -391,6 +404,41 @@ mod tests {
             ("withdrawn", Some("not sent: the invite was revoked"))
         );
         assert_eq!(m.get_invite(&resent.id).unwrap().delivery_state, "queued");
+    }
+
+    /// A passing trouble met by an email whose invite was revoked meanwhile
+    /// is not tried again: withdrawn, not failed, and no failure counted.
+    #[test]
+    fn a_revoked_invites_passing_trouble_is_withdrawn_not_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, _) = muster(dir.path());
+        let made = m
+            .create_batch(BatchRequest::new(
+                vec![InviteRow::to("ev@elsewhere.org")],
+                Actor::cli(),
+            ))
+            .unwrap();
+        let id = &made.invites[0].id;
+        let task = m
+            .store
+            .read()
+            .unwrap()
+            .task(&Task::invite_task_id(id))
+            .unwrap()
+            .unwrap();
+        m.revoke(id, &Actor::cli()).unwrap();
+        let lost = Done {
+            generation: Some(0),
+            ..done(
+                task,
+                Outcome::Trouble(crate::domain::delivery::Trouble::Connection(
+                    "the connection was lost".into(),
+                )),
+            )
+        };
+        m.store.write(|w| record(&m, w, &lost)).unwrap();
+        assert_eq!(m.get_invite(id).unwrap().delivery_state, "withdrawn");
+        assert_eq!(m.store.read().unwrap().counter("send_failures").unwrap(), 0);
     }
 
     /// A reminder not wanted at its turn for a reason that passes (the

@@ -42,9 +42,11 @@ pub struct InviteView {
     /// live, redeeming, redeemed, revoked, expired or blocked.
     pub link_state: &'static str,
     /// queued, sending, sent (a relay accepted it), in_outbox (written to
-    /// the outbox folder: no relay configured), deferred or failed.
+    /// the outbox folder: no relay configured), deferred, failed or
+    /// withdrawn (the invite was revoked before its email went).
     pub delivery_state: &'static str,
-    /// The relay's reply for sent and failed; the last error when deferred.
+    /// The relay's reply for sent and failed; the last error when deferred;
+    /// why it was withdrawn.
     pub delivery_detail: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub next_attempt_at: Option<OffsetDateTime>,

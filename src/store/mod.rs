@@ -19,7 +19,9 @@ pub use records::*;
 pub use view::{View, WriteView, hex_hash};
 
 /// Bumped when a table's layout changes in a way older builds cannot read.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: a revoked invite's email that never went is `withdrawn` (1 stored it
+/// as failed; opening a version 1 store rewrites those records).
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -213,6 +215,16 @@ impl Store {
                         supported: SCHEMA_VERSION,
                     });
                 }
+                Some(v) if v < 2 => {
+                    let n = withdrawn_from_failed(&txn)?;
+                    if n > 0 {
+                        tracing::info!(
+                            invites = n,
+                            "revoked invites' unsent emails now read withdrawn, not failed"
+                        );
+                    }
+                    meta.insert("schema_version", SCHEMA_VERSION.to_be_bytes().as_slice())?;
+                }
                 Some(_) => {}
                 None => {
                     meta.insert("schema_version", SCHEMA_VERSION.to_be_bytes().as_slice())?;
@@ -286,6 +298,41 @@ impl Store {
     pub fn backup_to(&self, dest: &Path) -> Result<()> {
         view::copy_all(&self.read()?, dest)
     }
+}
+
+/// Schema 1 to 2: the emails of revoked invites that were recorded as
+/// failed with the words a revoke wrote ("not sent: …", "removed from the
+/// outbox: …") become withdrawn. Any other failure stays a failure.
+fn withdrawn_from_failed(txn: &redb::WriteTransaction) -> Result<u64> {
+    use crate::domain::invite::{Delivery, Invite, LinkState};
+    const BY_REVOKE: [&str; 2] = [
+        "not sent: the invite was revoked",
+        "removed from the outbox: the invite was revoked",
+    ];
+    let mut invites = txn.open_table(tables::INVITES)?;
+    let revoked = memchr::memmem::Finder::new(br#""link":"revoked""#);
+    let mut changed = Vec::new();
+    for entry in invites.iter()? {
+        let (id, v) = entry?;
+        if revoked.find(v.value()).is_none() {
+            continue;
+        }
+        let mut invite: Invite = decode("invites", id.value(), v.value())?;
+        if let Delivery::Failed { at, reply } = &invite.delivery
+            && invite.link == LinkState::Revoked
+            && BY_REVOKE.contains(&reply.as_str())
+        {
+            invite.delivery = Delivery::Withdrawn {
+                at: *at,
+                reason: reply.clone(),
+            };
+            changed.push((id.value().to_string(), encode(&invite)));
+        }
+    }
+    for (id, bytes) in &changed {
+        invites.insert(id.as_str(), bytes.as_slice())?;
+    }
+    Ok(changed.len() as u64)
 }
 
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {

@@ -131,6 +131,54 @@ fn a_store_from_a_newer_version_is_refused() {
     assert!(err.to_string().contains("newer Muster"));
 }
 
+/// A version 1 store: the emails a revoke stopped were recorded failed.
+/// Opened now, they read withdrawn; a real failure stays a failure.
+#[test]
+fn a_version_1_store_reads_revoked_unsent_emails_as_withdrawn() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("muster.redb");
+    let failed = |id: &str, link, reply: &str| Invite {
+        link,
+        delivery: Delivery::Failed {
+            at: T0,
+            reply: reply.into(),
+        },
+        ..invite(id, &format!("{id}@team.example"), 30)
+    };
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let w = db.begin_write().unwrap();
+        w.open_table(tables::META)
+            .unwrap()
+            .insert("schema_version", 1u32.to_be_bytes().as_slice())
+            .unwrap();
+        {
+            let mut t = w.open_table(tables::INVITES).unwrap();
+            for i in [
+                failed("a", LinkState::Revoked, "not sent: the invite was revoked"),
+                failed(
+                    "b",
+                    LinkState::Revoked,
+                    "removed from the outbox: the invite was revoked",
+                ),
+                failed("c", LinkState::Revoked, "550 5.1.1 no such user"),
+                failed("d", LinkState::Live, "not sent: the invite was revoked"),
+            ] {
+                t.insert(i.id.as_str(), encode(&i).as_slice()).unwrap();
+            }
+        }
+        w.commit().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let view = store.read().unwrap();
+    let state = |id: &str| view.invite(id).unwrap().unwrap().delivery.name();
+    assert_eq!(
+        [state("a"), state("b"), state("c"), state("d")],
+        ["withdrawn", "withdrawn", "failed", "failed"]
+    );
+    assert_eq!(view.schema_version().unwrap(), SCHEMA_VERSION);
+}
+
 #[test]
 fn backup_copies_a_consistent_snapshot() {
     use std::os::unix::fs::PermissionsExt;

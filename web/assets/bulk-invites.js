@@ -273,7 +273,8 @@ Muster.page(async () => {
     const open = count('queued') + count('sending') + count('deferred');
     const outbox = count('in_outbox') ? count('in_outbox') + ' in the outbox (not emailed), ' : '';
     // The same words as the rows' states below, so the line and the rows agree.
-    $('progress').textContent = count('sent') + ' sent, ' + outbox + count('failed') + ' failed, ' + count('deferred') +
+    const withdrawn = count('withdrawn') ? count('withdrawn') + ' withdrawn (revoked), ' : '';
+    $('progress').textContent = count('sent') + ' sent, ' + outbox + count('failed') + ' failed, ' + withdrawn + count('deferred') +
       ' deferred, ' + count('sending') + ' sending, ' + count('queued') + ' queued.' + (open === 0 ? ' Done.' : '');
     $('sent').querySelector('tbody').replaceChildren(...status.invites.map(i => el('tr', { 'data-delivery': i.delivery_state },
       el('td', { 'data-label': 'Recipient', text: i.recipient_email }), el('td', { 'data-label': 'Mailbox', text: i.mailbox }),
