@@ -71,11 +71,17 @@ impl Totals {
         let domain = capacity["domain"].as_str().unwrap_or("the domain");
         if self.rows as i64 >= *places {
             let cap = capacity["cap"].as_u64().unwrap_or(0);
-            let limit = match capacity["host_limit"].as_u64() {
-                Some(allowed) if allowed < cap => {
-                    format!("the {allowed} mailboxes the mail server allows {domain}")
-                }
-                _ => format!("the cap of {cap} mailboxes for {domain}"),
+            // The mail server's own limit, when it is the lower one, is
+            // raised there, not in muster.toml.
+            let (limit, fix) = match capacity["host_limit"].as_u64() {
+                Some(allowed) if allowed < cap => (
+                    format!("the {allowed} mailboxes the mail server allows {domain}"),
+                    "raise the limit on the mail server".to_string(),
+                ),
+                _ => (
+                    format!("the cap of {cap} mailboxes for {domain}"),
+                    format!("raise mailbox_cap for {domain} in muster.toml"),
+                ),
             };
             let (existing, pending) = (
                 capacity["existing"].as_u64().unwrap_or(0),
@@ -90,7 +96,7 @@ impl Totals {
             return Some((
                 "over_cap".into(),
                 format!(
-                    "past {limit}: {existing} {exist}, {pending} {are} pending and the rows above take the other {}; raise the limit (mailbox_cap for {domain} in muster.toml), or leave rows out",
+                    "past {limit}: {existing} {exist}, {pending} {are} pending and the rows above take the other {}; {fix}, or leave rows out",
                     places.max(&0),
                 ),
             ));

@@ -166,7 +166,7 @@ async fn the_cli_checks_the_whole_file_sends_250_rows_in_three_calls_and_reruns_
     assert_exit(&out, 1);
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("line 601: past the cap of 1000 mailboxes for team.example: 0 exist, 400 invites are pending and the rows above take the other 600; raise the limit (mailbox_cap for team.example in muster.toml), or leave rows out (over_cap)"),
+        stdout.contains("line 601: past the cap of 1000 mailboxes for team.example: 0 exist, 400 invites are pending and the rows above take the other 600; raise mailbox_cap for team.example in muster.toml, or leave rows out (over_cap)"),
         "{stdout}"
     );
     assert!(stdout.contains("line 700: past the cap"), "{stdout}");
