@@ -298,7 +298,14 @@ const Muster = (() => {
       const row = tbody.querySelector('tr[data-row="' + want.row + '"]');
       const target = row && (row.querySelector('[data-field="' + want.field + '"]') || row.querySelector('input, button'));
       if (!target) { if (want.none) want.none.focus(); return; }
-      if (!fallback && was.typed && target.tagName === 'INPUT' && target.dataset.field === was.field) target.value = was.value;
+      if (!fallback && was.typed && target.tagName === 'INPUT' && target.dataset.field === was.field) {
+        target.value = was.value;
+        // Put back before the focus, the text would raise no change when
+        // the field is left: the edit is handed on then.
+        target.addEventListener('blur', () => {
+          if (target.value !== target.defaultValue) target.dispatchEvent(new Event('change'));
+        }, { once: true });
+      }
       target.focus();
     };
   }

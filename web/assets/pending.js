@@ -160,10 +160,13 @@ Muster.page(async () => {
     const fresh = row(i);
     const pick = fresh.querySelector('.pick');
     pick.checked = !pick.disabled && old.querySelector('.pick').checked;
-    // The keyboard stays where it was: on the same control of the new row.
+    // The keyboard stays where it was, on the same control of the new row;
+    // a row whose new form has no such control (a detail button, or no
+    // actions left) waits until the focus moves on.
     const active = old.contains(document.activeElement) ? document.activeElement : null;
     const same = active && (active.classList.contains('pick') ? pick
       : active.dataset.action ? fresh.querySelector('button[data-action="' + active.dataset.action + '"]') : null);
+    if (active && (!same || same.disabled)) return;
     old.replaceWith(fresh);
     if (same) same.focus();
   }
