@@ -132,15 +132,20 @@ impl Delivery {
         )
     }
 
+    /// Why an email is withdrawn: never sent, or its file taken back out of
+    /// the outbox (also the words schema 1 stored as a failure's reply).
+    pub const UNSENT_BY_REVOKE: &'static str = "not sent: the invite was revoked";
+    pub const OUTBOXED_BY_REVOKE: &'static str = "removed from the outbox: the invite was revoked";
+
     /// Not sent because the invite was revoked first (`outboxed`: its file
     /// was taken out of the outbox).
     pub fn withdrawn(at: OffsetDateTime, outboxed: bool) -> Self {
         Self::Withdrawn {
             at,
             reason: if outboxed {
-                "removed from the outbox: the invite was revoked"
+                Self::OUTBOXED_BY_REVOKE
             } else {
-                "not sent: the invite was revoked"
+                Self::UNSENT_BY_REVOKE
             }
             .into(),
         }

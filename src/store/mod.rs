@@ -300,21 +300,26 @@ impl Store {
     }
 }
 
+/// Whether a stored invite record may be a revoked one, without decoding
+/// it: in the compact JSON the link field can only read so as the field
+/// itself (a string holding the text has its quotes escaped).
+pub(crate) fn may_be_revoked(record: &[u8]) -> bool {
+    static REVOKED: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(br#""link":"revoked""#));
+    REVOKED.find(record).is_some()
+}
+
 /// Schema 1 to 2: the emails of revoked invites that were recorded as
 /// failed with the words a revoke wrote ("not sent: …", "removed from the
 /// outbox: …") become withdrawn. Any other failure stays a failure.
 fn withdrawn_from_failed(txn: &redb::WriteTransaction) -> Result<u64> {
     use crate::domain::invite::{Delivery, Invite, LinkState};
-    const BY_REVOKE: [&str; 2] = [
-        "not sent: the invite was revoked",
-        "removed from the outbox: the invite was revoked",
-    ];
+    const BY_REVOKE: [&str; 2] = [Delivery::UNSENT_BY_REVOKE, Delivery::OUTBOXED_BY_REVOKE];
     let mut invites = txn.open_table(tables::INVITES)?;
-    let revoked = memchr::memmem::Finder::new(br#""link":"revoked""#);
     let mut changed = Vec::new();
     for entry in invites.iter()? {
         let (id, v) = entry?;
-        if revoked.find(v.value()).is_none() {
+        if !may_be_revoked(v.value()) {
             continue;
         }
         let mut invite: Invite = decode("invites", id.value(), v.value())?;

@@ -246,13 +246,10 @@ macro_rules! read_methods {
         pub fn revoked_unsettled(&self) -> Result<Vec<String>> {
             let t = self.open(INVITES)?;
             let mut out = Vec::new();
-            // Only revoked invites are decoded: in the stored JSON a field
-            // named link can only read so as the field itself (a string
-            // holding it has its quotes escaped).
-            let revoked = memchr::memmem::Finder::new(br#""link":"revoked""#);
+            // Only revoked invites are decoded.
             for entry in t.iter()? {
                 let (id, v) = entry?;
-                if revoked.find(v.value()).is_none() {
+                if !crate::store::may_be_revoked(v.value()) {
                     continue;
                 }
                 let invite: Invite = decode("invites", id.value(), v.value())?;
