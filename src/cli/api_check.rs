@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use super::api_client::{ApiTarget, BatchOptions, ChunkResult, Sizes, by_line, refusal};
+use crate::domain::address::DomainName;
+use crate::domain::capacity::{Capacity, HostLimit};
 use crate::domain::roster::InviteRow;
 
 /// The file as the running Muster sees it.
@@ -68,38 +70,8 @@ impl Totals {
     /// its own rows, so a later window's are counted here, in file order.
     fn past_limits(&self, mb: u64) -> Option<(String, String)> {
         let (places, pool, capacity) = self.left.as_ref()?;
-        let domain = capacity["domain"].as_str().unwrap_or("the domain");
         if self.rows as i64 >= *places {
-            let cap = capacity["cap"].as_u64().unwrap_or(0);
-            // The mail server's own limit, when it is the lower one, is
-            // raised there, not in muster.toml.
-            let (limit, fix) = match capacity["host_limit"].as_u64() {
-                Some(allowed) if allowed < cap => (
-                    format!("the {allowed} mailboxes the mail server allows {domain}"),
-                    "raise the limit on the mail server".to_string(),
-                ),
-                _ => (
-                    format!("the cap of {cap} mailboxes for {domain}"),
-                    format!("raise mailbox_cap for {domain} in muster.toml"),
-                ),
-            };
-            let (existing, pending) = (
-                capacity["existing"].as_u64().unwrap_or(0),
-                capacity["pending"].as_u64().unwrap_or(0),
-            );
-            let exist = if existing == 1 { "exists" } else { "exist" };
-            let are = if pending == 1 {
-                "invite is"
-            } else {
-                "invites are"
-            };
-            return Some((
-                "over_cap".into(),
-                format!(
-                    "past {limit}: {existing} {exist}, {pending} {are} pending and the rows above take the other {}; {fix}, or leave rows out",
-                    places.max(&0),
-                ),
-            ));
+            return Some(("over_cap".into(), over_words(capacity, self.rows)));
         }
         if mb > 0 && (self.allocated_mb + mb) as i64 > *pool {
             return Some((
@@ -113,6 +85,31 @@ impl Totals {
         }
         None
     }
+}
+
+/// The preview's own words for a row past the cap (or the mail server's
+/// limit), from the capacity the running Muster sent.
+fn over_words(capacity: &Value, taken_above: u64) -> String {
+    let number = |k: &str| capacity[k].as_u64().unwrap_or(0);
+    let domain = capacity["domain"].as_str().unwrap_or("");
+    let Ok(name) = DomainName::parse(domain) else {
+        return format!("past the cap for {domain}: leave rows out");
+    };
+    Capacity {
+        domain: name,
+        cap: number("cap"),
+        existing: number("existing"),
+        pending: number("pending"),
+        pool_mb: number("pool_mb"),
+        pool_allocated_mb: number("pool_allocated_mb"),
+        host_limit: capacity["host_limit"]
+            .as_u64()
+            .map(|allowed| HostLimit::Mailboxes {
+                allowed,
+                set_in: "the mail server".into(),
+            }),
+    }
+    .over_words(taken_above)
 }
 
 /// A row whose mailbox has a pending invite.
