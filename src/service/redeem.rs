@@ -443,6 +443,10 @@ impl Muster {
             Ok(new)
         });
         self.queue.withdraw(&Task::reminder_task_id(id));
+        // Its emails' links are dead now: nobody should deliver them later.
+        if let Ok(invite) = &finished {
+            self.clear_outbox(&invite.id, Some(invite.generation));
+        }
         finished
     }
 

@@ -766,14 +766,14 @@ async fn a_revoke_or_resend_reaches_an_email_already_waiting_to_be_sent() {
     app.shutdown().await;
 }
 
-/// In the outbox, an email whose link a resend or a revoke killed is
-/// removed, lest someone deliver it later; the resent link's email is
-/// written in its place.
+/// In the outbox, an email whose link a resend, a revoke or the link's use
+/// killed is removed, lest someone deliver it later; the resent link's
+/// email is written in its place.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_links_email_leaves_the_outbox() {
     let t = TestDir::new();
     let app = TestApp::on(t.config()).await;
-    let created = app.muster.create_batch(invite_batch(2, "box")).unwrap();
+    let created = app.muster.create_batch(invite_batch(3, "box")).unwrap();
     let outbox = t.data().join("outbox");
     let names = || -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(&outbox)
@@ -787,15 +787,32 @@ async fn a_dead_links_email_leaves_the_outbox() {
         names.sort();
         names
     };
-    let (resent, revoked) = (&created.invites[0].id, &created.invites[1].id);
-    let mut both = vec![format!("{resent}.eml"), format!("{revoked}.eml")];
-    both.sort();
-    wait_for("both emails in the outbox", Duration::from_secs(30), || {
-        (names() == both).then_some(())
+    let [resent, revoked, used] = [0, 1, 2].map(|i| &created.invites[i].id);
+    let mut all = vec![
+        format!("{resent}.eml"),
+        format!("{revoked}.eml"),
+        format!("{used}.eml"),
+    ];
+    all.sort();
+    wait_for("the emails in the outbox", Duration::from_secs(30), || {
+        (names() == all).then_some(())
     });
     let cli = Actor::cli();
     app.muster.resend(resent, &cli).unwrap();
     app.muster.revoke(revoked, &cli).unwrap();
+    let invite = app
+        .muster
+        .store
+        .read()
+        .unwrap()
+        .invite(used)
+        .unwrap()
+        .unwrap();
+    let token = app.muster.invite_token(&invite).unwrap();
+    let password = "correct horse battery staple 9";
+    app.muster
+        .redeem(token.as_str(), password, password)
+        .expect("the link is used");
     wait_for(
         "only the resent link's email",
         Duration::from_secs(30),
