@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::api_client::{ApiTarget, BatchOptions, ChunkResult, Sizes, by_line, refusal};
 use crate::domain::address::DomainName;
 use crate::domain::capacity::{Capacity, HostLimit};
+use crate::domain::preview::over_pool_words;
 use crate::domain::roster::InviteRow;
 
 /// The file as the running Muster sees it.
@@ -76,11 +77,7 @@ impl Totals {
         if mb > 0 && (self.allocated_mb + mb) as i64 > *pool {
             return Some((
                 "allocation_over_pool".into(),
-                format!(
-                    "{mb} MB does not fit: the rows above take {} MB of the {} MB left in the storage pool; raise storage_pool_mb, allocate less, or leave rows out",
-                    self.allocated_mb,
-                    pool.max(&0),
-                ),
+                over_pool_words(mb, self.allocated_mb, *pool),
             ));
         }
         None

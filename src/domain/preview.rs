@@ -168,6 +168,20 @@ fn is_spoofing_char(c: char) -> bool {
         | '\u{E0000}'..='\u{E0FFF}')
 }
 
+/// Why a row's `mb` does not fit in the `pool_left_mb` of the storage pool
+/// that the rows above, taking `allocated_mb`, leave it; and what to do.
+pub fn over_pool_words(mb: u64, allocated_mb: u64, pool_left_mb: i64) -> String {
+    let pool = pool_left_mb.max(0);
+    let why = if allocated_mb == 0 {
+        format!("{mb} MB is more than the {pool} MB left in the storage pool")
+    } else {
+        format!(
+            "{mb} MB does not fit: the rows above take {allocated_mb} MB of the {pool} MB left in the storage pool"
+        )
+    };
+    format!("{why}; raise storage_pool_mb, allocate less, or leave rows out")
+}
+
 /// `en`, `de`, `de-DE`, `pt_BR`: a language tag Muster can map to a template.
 pub fn check_locale(locale: &str) -> Result<String, String> {
     let norm = locale.trim().replace('_', "-");
@@ -269,18 +283,10 @@ fn apply_capacity(
         if let Some(mb) = c.allocation
             && (allocated + mb) as i64 > available_mb
         {
-            let pool = available_mb.max(0);
-            let words = if allocated == 0 {
-                format!("{mb} MB is more than the {pool} MB left in the storage pool")
-            } else {
-                format!(
-                    "{mb} MB does not fit: the rows above take {allocated} MB of the {pool} MB left in the storage pool"
-                )
-            };
             c.flags.push(Flag::new(
                 FlagCode::AllocationOverPool,
                 "storage_allocation_mb",
-                words,
+                over_pool_words(mb, allocated, available_mb),
             ));
             continue;
         }

@@ -175,7 +175,7 @@ fn a_row_over_the_pool_is_flagged_and_later_rows_that_fit_are_not() {
     );
     assert_eq!(
         p.rows[4].flags[0].message,
-        "10 MB does not fit: the rows above take 30 MB of the 35 MB left in the storage pool"
+        "10 MB does not fit: the rows above take 30 MB of the 35 MB left in the storage pool; raise storage_pool_mb, allocate less, or leave rows out"
     );
     // The panel shows what the clean rows take.
     assert_eq!(p.capacity.batch_allocated_mb, 31);
