@@ -157,9 +157,13 @@ async fn webhook_endpoints_and_their_delivery_log(engine: Engine) {
     // A refused address is named, and nothing is added.
     b.type_in("#url", "http://169.254.169.254/latest").await;
     b.click("#create button[type=submit]").await;
-    let said = b.wait_text("#status", "cloud metadata").await;
+    let said = b.wait_text("#create #create-error", "cloud metadata").await;
     assert!(said.contains("webhooks.allow_addresses"), "{said}");
     assert_eq!(b.count("section.endpoint").await, 0);
+    assert_eq!(b.count("#url[aria-invalid=true]").await, 1);
+    let focused = b.run("return document.activeElement.id").await;
+    assert_eq!(focused, "url", "the field to mend has the focus");
+    b.step("refused-address").await;
 
     // Nobody listens on this port: deliveries wait, with the reason.
     let port = free_port();
@@ -168,6 +172,7 @@ async fn webhook_endpoints_and_their_delivery_log(engine: Engine) {
     b.click("input[value='invite.sent']").await;
     b.click("#create button[type=submit]").await;
     b.wait("#secret:not([hidden]) #secret-value").await;
+    assert_eq!(b.count("#create-error:not([hidden])").await, 0);
     let secret = b.property("#secret-value", "value").await;
     assert!(secret.as_str().unwrap().starts_with("whsec_"), "{secret}");
     b.wait("section.endpoint").await;

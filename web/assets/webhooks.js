@@ -90,11 +90,15 @@ Muster.page(async () => {
           el('button', { type: 'button', id: 'secret-done', class: 'secondary', text: 'Done', onclick: hideSecret })),
         el('p', { id: 'copy-status', hidden: true }));
       say('status', 'ok', '');
+      say('create-error', 'bad', '');
+      $('url').removeAttribute('aria-invalid');
       $('url').value = '';
       $('copy-secret').focus();
       await load();
     } catch (err) {
-      say('status', 'bad', errorText(err));
+      // Beside the form the admin just sent, not at the top of the page.
+      say('create-error', 'bad', errorText(err));
+      $('url').setAttribute('aria-invalid', 'true');
       $('url').focus();
     }
   });
