@@ -9,8 +9,11 @@
 //!   `http.max_connections_per_client` of them (not behind a proxy, where
 //!   every connection comes from the proxy). At either limit the
 //!   connection that has waited longest for its next request, with no
-//!   traffic either way, makes room; only when every connection is busy is
-//!   the new one closed. A crowd of idle connections cannot lock people out.
+//!   traffic either way, makes room; failing that, the one whose request
+//!   head has been arriving longest, for at least [`SLOW_HEAD`]. Only when
+//!   every connection is answering a request (or began its head just now)
+//!   is the new one closed. Neither a crowd of idle connections nor one of
+//!   trickled heads, from however many addresses, can lock people out.
 
 use std::collections::HashMap;
 use std::io;
@@ -26,6 +29,11 @@ use poem::listener::Acceptor;
 use poem::web::{LocalAddr, RemoteAddr};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
+
+/// How long a request head must have been arriving before its connection
+/// may be closed to make room. A person's browser sends the head in one
+/// go; a head still coming after a second is a slow link or an attack.
+pub const SLOW_HEAD: Duration = Duration::from_secs(1);
 
 /// The limits, from the configuration.
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +55,8 @@ struct Shared {
     /// Between requests (or HTTP/2, which Muster cannot see into): may be
     /// closed to make room.
     evictable: AtomicBool,
+    /// When the request head now arriving began (ms), 0 when none is.
+    head_since: AtomicU64,
     evicted: AtomicBool,
     waker: Mutex<Option<Waker>>,
 }
@@ -126,15 +136,28 @@ impl Connections {
         }
     }
 
-    /// The evictable connection with the oldest traffic, of `client` only
-    /// when given.
-    fn longest_idle(t: &Table, client: Option<IpAddr>) -> Option<Arc<Shared>> {
-        t.open
-            .values()
-            .filter(|s| client.is_none() || s.client == client)
-            .filter(|s| s.evictable.load(Ordering::Relaxed) && !s.evicted.load(Ordering::Relaxed))
-            .min_by_key(|s| s.last_active.load(Ordering::Relaxed))
-            .cloned()
+    /// The connection to close to make room, of `client` only when given:
+    /// the evictable one with the oldest traffic, else the one whose head
+    /// has been arriving longest, if for at least [`SLOW_HEAD`].
+    fn to_make_room(&self, t: &Table, client: Option<IpAddr>) -> Option<Arc<Shared>> {
+        let candidates = || {
+            t.open
+                .values()
+                .filter(move |s| client.is_none() || s.client == client)
+                .filter(|s| !s.evicted.load(Ordering::Relaxed))
+        };
+        let idle = candidates()
+            .filter(|s| s.evictable.load(Ordering::Relaxed))
+            .min_by_key(|s| s.last_active.load(Ordering::Relaxed));
+        if let Some(s) = idle {
+            return Some(s.clone());
+        }
+        let slow_since = self.now_ms().saturating_sub(SLOW_HEAD.as_millis() as u64);
+        candidates()
+            .map(|s| (s, s.head_since.load(Ordering::Relaxed)))
+            .filter(|(_, since)| *since != 0 && *since <= slow_since)
+            .min_by_key(|(_, since)| *since)
+            .map(|(s, _)| s.clone())
     }
 
     fn refuse(&self, why: &str) -> Option<Guard> {
@@ -161,7 +184,7 @@ impl Connections {
         if let (Some(c), Some(max)) = (client, limits.max_per_client)
             && t.per_ip.get(&c).copied().unwrap_or(0) >= max
         {
-            match Self::longest_idle(&t, Some(c)) {
+            match self.to_make_room(&t, Some(c)) {
                 Some(s) => {
                     s.evict();
                     self.evicted.fetch_add(1, Ordering::Relaxed);
@@ -174,7 +197,7 @@ impl Connections {
             }
         }
         if t.open.len() >= limits.max_connections {
-            match Self::longest_idle(&t, None) {
+            match self.to_make_room(&t, None) {
                 Some(s) => {
                     s.evict();
                     self.evicted.fetch_add(1, Ordering::Relaxed);
@@ -193,6 +216,7 @@ impl Connections {
             client,
             last_active: AtomicU64::new(self.now_ms()),
             evictable: AtomicBool::new(true),
+            head_since: AtomicU64::new(0),
             evicted: AtomicBool::new(false),
             waker: Mutex::new(None),
         });
@@ -316,6 +340,8 @@ impl<T> TimeoutIo<T> {
                 Head::Untracked => return,
                 Head::Waiting => {
                     self.guard.shared.evictable.store(false, Ordering::Relaxed);
+                    let now = self.guard.table.now_ms();
+                    self.guard.shared.head_since.store(now, Ordering::Relaxed);
                     Head::Reading {
                         deadline: Instant::now() + self.limits.header,
                         matched: u8::from(b == b'\r'),
@@ -332,6 +358,7 @@ impl<T> TimeoutIo<T> {
                         _ => 0,
                     };
                     if matched >= 4 {
+                        self.guard.shared.head_since.store(0, Ordering::Relaxed);
                         Head::Done
                     } else {
                         Head::Reading { deadline, matched }
@@ -481,6 +508,29 @@ mod tests {
         assert_ne!(client_key(a), client_key(other));
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
         assert_eq!(client_key(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn the_longest_trickling_head_makes_room_once_it_is_slow() {
+        let c = Arc::new(Connections {
+            started: std::time::Instant::now() - Duration::from_secs(10),
+            ..Connections::default()
+        });
+        let l = limits(2, None);
+        let slow = c.admit(None, &l).unwrap();
+        let young = c.admit(None, &l).unwrap();
+        for g in [&slow, &young] {
+            g.shared.evictable.store(false, Ordering::Relaxed);
+        }
+        // A head that began just now is not cut.
+        young.shared.head_since.store(c.now_ms(), Ordering::Relaxed);
+        slow.shared.head_since.store(c.now_ms(), Ordering::Relaxed);
+        assert!(c.admit(None, &l).is_none(), "both heads are young");
+        // One arriving for 9 s makes room; the young one stays.
+        slow.shared.head_since.store(1_000, Ordering::Relaxed);
+        let _new = c.admit(None, &l).unwrap();
+        assert!(slow.shared.evicted.load(Ordering::Relaxed));
+        assert!(!young.shared.evicted.load(Ordering::Relaxed));
     }
 
     #[test]

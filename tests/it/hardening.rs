@@ -593,6 +593,51 @@ async fn idle_connections_get_a_share_and_make_room() {
     app.shutdown().await;
 }
 
+/// Trickled request heads from many addresses fill every place: the head
+/// that has been arriving longest makes room, and a person still gets in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickled_heads_from_many_addresses_do_not_lock_people_out() {
+    let app = TestApp::spawn(|c| {
+        c.http.max_connections = 40;
+        c.http.max_connections_per_client = 10;
+        // Longer than the test: only the making of room can let anyone in.
+        c.http.header_timeout_secs = 120;
+    })
+    .await;
+    let port = app.addr.port();
+    // Eight addresses, five connections each, every one a head begun.
+    let crowd: Vec<TcpStream> = (0..40u8)
+        .filter_map(|i| {
+            let mut s = connect_from(Ipv4Addr::new(127, 0, 7, i / 5 + 1), port)?;
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").ok()?;
+            Some(s)
+        })
+        .collect();
+    assert_eq!(crowd.len(), 40);
+    wait_for(
+        "the crowd to hold every place",
+        Duration::from_secs(10),
+        || (app.http.connections.stats().open >= 40).then_some(()),
+    );
+    let person = client_from(Ipv4Addr::new(127, 0, 8, 1));
+    wait_for_async(
+        "a person's request answered",
+        Duration::from_secs(30),
+        || {
+            let person = person.clone();
+            let url = format!("{}/healthz", app.url());
+            async move {
+                let r = person.get(url).send().await.ok()?;
+                (r.status() == 200).then_some(())
+            }
+        },
+    )
+    .await;
+    assert!(app.http.connections.stats().evicted >= 1);
+    drop(crowd);
+    app.shutdown().await;
+}
+
 /// A TCP connection to the server on `port` from the local address `ip`.
 fn connect_from(ip: Ipv4Addr, port: u16) -> Option<TcpStream> {
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
