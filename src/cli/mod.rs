@@ -211,7 +211,7 @@ fn init_logging(config: &Config, serving: bool) {
 /// running server; the link key is not needed to read.
 fn muster_for_reading(config: Config) -> Result<Muster, ServiceError> {
     let path = config.store_path();
-    let store = if path.exists() {
+    let store = if !crate::service::store_is_new(&config)? {
         match Store::open(&path) {
             Ok(s) => s,
             Err(StoreError::Locked(_)) => Store::open_read_only(&path)?,

@@ -457,6 +457,15 @@ pub fn backup(config: Config, dest: PathBuf, force: bool) -> anyhow::Result<u8> 
         return Ok(EXIT_UNUSABLE);
     }
     let path = config.store_path();
+    // Opening a missing store would make an empty one, and back that up.
+    if crate::service::store_is_new(&config)? {
+        eprintln!(
+            "error: there is no store at {} to back up (data_dir is {})",
+            path.display(),
+            config.data_dir.display()
+        );
+        return Ok(EXIT_UNUSABLE);
+    }
     let store = match Store::open(&path) {
         Ok(s) => s,
         Err(StoreError::Locked(_)) => Store::open_read_only(&path)?,
@@ -487,10 +496,18 @@ pub fn restore(config: Config, src: PathBuf) -> anyhow::Result<u8> {
     let live = config.store_path();
     // Holding the live store open proves no server runs, and keeps one from starting.
     let guard = match Store::open(&live) {
-        Ok(s) => s,
+        Ok(s) => Some(s),
         Err(e @ StoreError::Locked(_)) => {
             eprintln!("error: {e}");
             return Ok(EXIT_UNUSABLE);
+        }
+        // No server runs on a store it cannot open: replaced, as asked.
+        Err(StoreError::Damaged(_)) => {
+            eprintln!(
+                "The store {} is damaged; it is replaced (make sure no `muster serve` still runs on it).",
+                live.display()
+            );
+            None
         }
         Err(e) => return Err(e.into()),
     };

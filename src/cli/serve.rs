@@ -11,8 +11,8 @@ pub async fn run(config: Config) -> anyhow::Result<u8> {
     }
     let code = tokio::select! {
         _ = wait_for_signal() => 0,
-        _ = store_broken(&app) => {
-            tracing::error!("a write to the store failed (is the disk full?); exiting so the supervisor restarts Muster once there is space");
+        problem = store_broken(&app) => {
+            tracing::error!("{problem}; exiting so the supervisor restarts Muster once that is mended");
             1
         }
     };
@@ -21,11 +21,12 @@ pub async fn run(config: Config) -> anyhow::Result<u8> {
     Ok(code)
 }
 
-/// Resolves when the store refuses writes until reopened.
-async fn store_broken(app: &App) {
+/// Resolves, with what is wrong, when the store refuses writes until
+/// reopened, or its file was removed under it.
+async fn store_broken(app: &App) -> String {
     loop {
-        if app.muster.store.needs_restart() {
-            return;
+        if let Some(problem) = app.muster.store.problem() {
+            return problem;
         }
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }

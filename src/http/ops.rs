@@ -21,26 +21,24 @@ pub fn healthz() -> &'static str {
 #[handler]
 pub async fn readyz(state: Data<&Arc<HttpState>>) -> Response {
     let muster = state.muster.clone();
-    let (store_ok, host) = tokio::task::spawn_blocking(move || {
-        let store_ok = muster.store.read().is_ok() && !muster.store.needs_restart();
+    let (store, host) = tokio::task::spawn_blocking(move || {
+        let store = match muster.store.read() {
+            Err(e) => Some(format!("the store cannot be read: {e}")),
+            Ok(_) => muster.store.problem(),
+        };
         let host = match muster.host_damage() {
             Ok(None) => None,
             Ok(Some(damage)) => Some(damage.to_string()),
             Err(e) => Some(format!("the mail host cannot be read: {e}")),
         }
         .or_else(|| muster.host.write_problem().map(|p| p.to_string()));
-        (store_ok, host)
+        (store, host)
     })
     .await
-    .unwrap_or((false, None));
+    .unwrap_or_else(|_| (Some("the store check did not finish".to_string()), None));
     let worker_ok = state.muster.metrics.worker_alive();
     let mut problems = Vec::new();
-    if !store_ok {
-        problems.push(
-            "the store cannot be used (a write failed: is the disk full?), restart Muster"
-                .to_string(),
-        );
-    }
+    problems.extend(store);
     if !worker_ok {
         problems.push("the delivery worker is not running".to_string());
     }

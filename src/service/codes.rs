@@ -6,6 +6,7 @@ use crate::domain::preview::{CreationPreview, Flag, InvitePreview};
 
 use super::ServiceError;
 use crate::provision::ProvisionError;
+use crate::store::StoreError;
 
 /// What kind of failure an error is, for a status code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +97,12 @@ impl ServiceError {
             S::TestNotSent(_) => "test_not_sent",
             S::TestRefused(_) => "test_refused",
             S::Dns(_) => "dns_unavailable",
-            S::Store(_) | S::Io(_) | S::Hash(_) | S::LinkKeyChanged | S::Stopped => "internal",
+            S::Store(_)
+            | S::Io(_)
+            | S::Hash(_)
+            | S::LinkKeyChanged
+            | S::Stopped
+            | S::DataFolder(_) => "internal",
         }
     }
 
@@ -122,9 +128,13 @@ impl ServiceError {
             S::Store(s) if s.is_unavailable() => ErrorKind::Unavailable {
                 retry_after_secs: None,
             },
-            S::Store(_) | S::Io(_) | S::Hash(_) | S::LinkKeyChanged | S::Stopped | S::Email(_) => {
-                ErrorKind::Internal
-            }
+            S::Store(_)
+            | S::Io(_)
+            | S::Hash(_)
+            | S::LinkKeyChanged
+            | S::Stopped
+            | S::Email(_)
+            | S::DataFolder(_) => ErrorKind::Internal,
             _ => ErrorKind::Invalid,
         }
     }
@@ -155,6 +165,9 @@ impl ServiceError {
             ),
             (ServiceError::Host(_), _) => {
                 "the mail server could not be updated; the server log has the details".to_string()
+            }
+            (ServiceError::Store(StoreError::Gone(_)), _) => {
+                "Muster's store file was removed or replaced while it ran; nothing was changed. The administrator has to put the store back (muster restore) and restart Muster.".to_string()
             }
             (ServiceError::Store(_), _) => {
                 "Muster cannot write its data folder (is the disk full?); nothing was changed. Free space, then restart Muster.".to_string()

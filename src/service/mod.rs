@@ -146,6 +146,10 @@ pub enum ServiceError {
     /// `dns.resolvers` cannot be used.
     #[error("{0}")]
     Dns(String),
+    /// The store and the link key of the data folder do not belong
+    /// together (one is missing): starting would lose or kill every link.
+    #[error("{0}")]
+    DataFolder(String),
     /// Work handed to a background thread did not come back (shutting down).
     #[error("Muster is stopping; try again once it is back")]
     Stopped,
@@ -243,6 +247,25 @@ pub fn load_link_key(data_dir: &Path) -> std::io::Result<LinkKey> {
     }
 }
 
+/// Whether the data folder has no store yet (its file missing, or empty:
+/// redb takes an empty file as a new store). Refused when the folder's
+/// link key is there from an earlier start: a new store beside it would
+/// forget every invite, mailbox record and admin.
+pub fn store_is_new(config: &Config) -> Result<bool, ServiceError> {
+    let store_path = config.store_path();
+    let key_path = config.data_dir.join("link.key");
+    let new_store = std::fs::metadata(&store_path).map_or(true, |m| m.len() == 0);
+    if new_store && key_path.exists() {
+        return Err(ServiceError::DataFolder(format!(
+            "the store {} is missing or empty, but {} from an earlier start is there: starting afresh would forget every invite, mailbox record and admin. Put the store back with `muster restore FILE` (from a `muster backup`); to start over on purpose, move {} away as well",
+            store_path.display(),
+            key_path.display(),
+            key_path.display(),
+        )));
+    }
+    Ok(new_store)
+}
+
 impl Muster {
     pub fn new(
         config: Arc<Config>,
@@ -286,9 +309,26 @@ impl Muster {
         Ok(self.dns.get_or_init(|| dns).clone())
     }
 
-    /// Opens the store and the link key from the configuration.
+    /// Opens the store and the link key from the configuration, refusing
+    /// a data folder where one of the two is missing: a new key or a new store
+    /// beside an old one would lose or kill every link.
     pub fn open(config: Arc<Config>, clock: Arc<dyn Clock>) -> Result<Self, ServiceError> {
-        let store = Store::open(&config.store_path())?;
+        let store_path = config.store_path();
+        let key_path = config.data_dir.join("link.key");
+        let new_store = store_is_new(&config)?;
+        let store = Store::open(&store_path)?;
+        if !new_store && !key_path.exists() {
+            let view = store.read()?;
+            let (invites, admins) = (view.invite_count()?, view.admin_count()?);
+            if invites + admins > 0 {
+                return Err(ServiceError::DataFolder(format!(
+                    "{} is missing, but the store {} is not new (invites: {invites}, admins: {admins}): their links, sign-ins and webhook secrets come from that key. Put it back from the backup you keep with the store; if it is lost for good, `head -c 32 /dev/urandom > {}` (then chmod 600) makes a new one: every pending invite then needs a resend, admins sign in again and webhook receivers need their new secrets",
+                    key_path.display(),
+                    store_path.display(),
+                    key_path.display(),
+                )));
+            }
+        }
         let key = load_link_key(&config.data_dir)?;
         let host = crate::provision::from_config(&config)?;
         Ok(Self::new(config, store, host, clock, key))

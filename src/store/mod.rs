@@ -44,8 +44,19 @@ pub enum StoreError {
     },
     #[error("the store {path} cannot be opened: {message}")]
     Open { path: PathBuf, message: String },
+    /// redb stopped at an inconsistency in the file (it panics on some).
+    #[error(
+        "the store {0} is damaged: its pages do not hold together. Put the latest backup in its place with `muster restore FILE` (the damaged file is kept beside it)"
+    )]
+    Damaged(PathBuf),
     #[error("the store {0} is open read-only here")]
     ReadOnly(PathBuf),
+    /// The file was deleted or swapped while Muster held it: what would be
+    /// written now would be lost at the next start.
+    #[error(
+        "the store {0} was removed or replaced while Muster ran; nothing more is written: stop Muster, put the store back (muster restore FILE from a backup), then start it again"
+    )]
+    Gone(PathBuf),
     #[error("the store failed: {0}")]
     Db(redb::Error),
     /// redb refuses all writes after a failed one until it is reopened.
@@ -68,7 +79,7 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            StoreError::NeedsRestart | StoreError::Db(redb::Error::Io(_))
+            StoreError::NeedsRestart | StoreError::Db(redb::Error::Io(_)) | StoreError::Gone(_)
         )
     }
 }
@@ -101,6 +112,8 @@ pub struct Store {
     path: PathBuf,
     /// Set once a write fails in a way only a restart cures.
     broken: Arc<std::sync::atomic::AtomicBool>,
+    /// The opened file's device and inode, to notice it removed or swapped.
+    file: Option<(u64, u64)>,
 }
 
 enum Db {
@@ -137,6 +150,10 @@ impl Store {
     /// Opens (or creates) the store at `path`. Fails at once, without
     /// waiting, when another process has it open.
     pub fn open(path: &Path) -> Result<Self> {
+        damage_named(path, || Self::open_unguarded(path))
+    }
+
+    fn open_unguarded(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
                 path: dir.to_path_buf(),
@@ -159,13 +176,19 @@ impl Store {
                 },
             })?;
         owner_only(path);
-        Self::init(db, path.to_path_buf())
+        let mut store = Self::init(db, path.to_path_buf())?;
+        store.file = file_id(path);
+        Ok(store)
     }
 
     /// Opens an existing store for reading only; works while `muster serve`
     /// has it open. A store that needs recovery after a crash is refused
     /// until the writer has opened it once.
     pub fn open_read_only(path: &Path) -> Result<Self> {
+        damage_named(path, || Self::open_read_only_unguarded(path))
+    }
+
+    fn open_read_only_unguarded(path: &Path) -> Result<Self> {
         let db = Database::builder()
             .set_concurrency_mode(redb::ConcurrencyMode::SingleWriter)
             .open_read_only(path)
@@ -177,6 +200,7 @@ impl Store {
             db: Arc::new(Db::ReadOnly(db)),
             path: path.to_path_buf(),
             broken: Default::default(),
+            file: None,
         };
         let found = store.read()?.schema_version()?;
         if found > SCHEMA_VERSION {
@@ -237,7 +261,15 @@ impl Store {
             db: Arc::new(Db::ReadWrite(db)),
             path,
             broken: Default::default(),
+            file: None,
         })
+    }
+
+    /// Whether the file opened is no longer at its path (deleted, or
+    /// another file put there): a write now would go to a file nobody
+    /// opens again.
+    pub fn gone(&self) -> bool {
+        self.file.is_some_and(|id| file_id(&self.path) != Some(id))
     }
 
     pub fn path(&self) -> &Path {
@@ -261,6 +293,10 @@ impl Store {
         let Db::ReadWrite(db) = &*self.db else {
             return Err(StoreError::ReadOnly(self.path.clone()).into());
         };
+        if self.gone() {
+            self.broken.store(true, std::sync::atomic::Ordering::SeqCst);
+            return Err(StoreError::Gone(self.path.clone()).into());
+        }
         let txn = db.begin_write().map_err(|e| self.note(e.into()))?;
         let view = WriteView::new(txn);
         let out = f(&view)?;
@@ -287,10 +323,25 @@ impl Store {
     /// Refuses before work elsewhere (on the mail host) that a write here
     /// must then record, when the store takes no writes.
     pub fn ensure_writable(&self) -> Result<()> {
+        if self.gone() {
+            return Err(StoreError::Gone(self.path.clone()));
+        }
         if self.needs_restart() {
             return Err(StoreError::NeedsRestart);
         }
         Ok(())
+    }
+
+    /// What keeps the store from taking writes, in words for `/readyz` and
+    /// the log; None when it takes them.
+    pub fn problem(&self) -> Option<String> {
+        if self.gone() {
+            Some(StoreError::Gone(self.path.clone()).to_string())
+        } else if self.needs_restart() {
+            Some(StoreError::NeedsRestart.to_string())
+        } else {
+            None
+        }
     }
 
     /// Copies every table into a new store file at `dest`, from one
@@ -298,6 +349,40 @@ impl Store {
     pub fn backup_to(&self, dest: &Path) -> Result<()> {
         view::copy_all(&self.read()?, dest)
     }
+}
+
+thread_local! {
+    /// Set while this thread opens a store: a panic there is damage, said
+    /// as such, not a crash report.
+    static OPENING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs an open of the store at `path`, turning a panic inside redb (it
+/// panics on some damaged pages instead of returning an error) into
+/// [`StoreError::Damaged`], without the panic's own report.
+fn damage_named(path: &Path, open: impl FnOnce() -> Result<Store>) -> Result<Store> {
+    static QUIET_HOOK: std::sync::Once = std::sync::Once::new();
+    QUIET_HOOK.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !OPENING.with(|o| o.get()) {
+                report(info);
+            }
+        }));
+    });
+    OPENING.with(|o| o.set(true));
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(open));
+    OPENING.with(|o| o.set(false));
+    opened.unwrap_or_else(|_| {
+        tracing::debug!(path = %path.display(), "redb panicked while opening the store");
+        Err(StoreError::Damaged(path.to_path_buf()))
+    })
+}
+
+/// A file's device and inode, when it is there.
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// Whether a stored invite record may be a revoked one, without decoding

@@ -255,3 +255,66 @@ fn tables_an_older_store_lacks_read_as_empty() {
         None
     );
 }
+
+#[test]
+fn a_store_removed_under_muster_takes_no_more_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("muster.redb");
+    let store = Store::open(&path).unwrap();
+    assert!(!store.gone() && store.problem().is_none());
+    std::fs::remove_file(&path).unwrap();
+    assert!(store.gone());
+    let err = store.write(|w| w.bump("redemptions", 1)).unwrap_err();
+    assert!(matches!(err, StoreError::Gone(_)), "{err}");
+    assert!(err.is_unavailable());
+    let problem = store.problem().unwrap();
+    assert!(
+        problem.contains("was removed or replaced while Muster ran")
+            && problem.contains("muster restore"),
+        "{problem}"
+    );
+    // Another file in its place is not the one opened either.
+    std::fs::write(&path, b"").unwrap();
+    assert!(store.gone());
+}
+
+#[test]
+fn a_damaged_store_is_named_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.redb");
+    {
+        let store = Store::open(&good).unwrap();
+        for chunk in 0..20 {
+            store
+                .write(|w| {
+                    for i in 0..200 {
+                        w.bump(&format!("counter-{chunk}-{i}"), 1)?;
+                    }
+                    Ok::<_, StoreError>(())
+                })
+                .unwrap();
+        }
+    }
+    let len = std::fs::metadata(&good).unwrap().len();
+    let mut damaged = 0;
+    for offset in (4096..len).step_by(4096) {
+        let path = dir.path().join("muster.redb");
+        std::fs::copy(&good, &path).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let end = (offset as usize + 16_384).min(bytes.len());
+        for (i, b) in bytes[offset as usize..end].iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(151).wrapping_add(7);
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        // Whatever the damage, an answer and no panic.
+        if let Err(e) = Store::open(&path).and_then(|s| s.read().map(|_| ())) {
+            damaged += 1;
+            let words = e.to_string();
+            assert!(words.contains(&path.display().to_string()), "{words}");
+            if matches!(e, StoreError::Damaged(_)) {
+                assert!(words.contains("muster restore"), "{words}");
+            }
+        }
+    }
+    assert!(damaged > 0, "no damage was noticed in {len} bytes");
+}

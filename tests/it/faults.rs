@@ -346,3 +346,47 @@ async fn a_kill_during_redemptions_provisions_each_mailbox_once_or_not_at_all() 
     let store = Store::open(&config.store_path()).expect("the store opens cleanly");
     assert!(store.read().unwrap().redeeming().unwrap().is_empty());
 }
+
+/// The store file deleted while Muster runs: nothing more is written to
+/// the file nobody will open again; `/readyz` and the API say what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_removed_while_muster_runs_takes_nothing_more() {
+    let t = TestDir::new();
+    let app = TestApp::on(t.config()).await;
+    app.muster.create_batch(invite_batch(2, "before")).unwrap();
+    std::fs::rename(t.data().join("muster.redb"), t.path().join("moved.redb")).unwrap();
+    let ready = http()
+        .get(format!("{}/readyz", app.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let said = ready.text().await.unwrap();
+    assert!(
+        said.contains("was removed or replaced while Muster ran")
+            && said.contains("muster restore"),
+        "{said}"
+    );
+    let r = http()
+        .post(format!("{}/api/v1/mailboxes/invites:bulk", app.url()))
+        .bearer_auth(&app.token)
+        .json(&serde_json::json!({"items": [{"recipient_email": "a@elsewhere.org"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "store_unavailable", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("put the store back"),
+        "{body}"
+    );
+    assert!(
+        app.muster.store.needs_restart(),
+        "muster serve exits on this"
+    );
+    app.shutdown().await;
+}

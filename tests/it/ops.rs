@@ -355,8 +355,6 @@ async fn backup_under_load_restore_and_compare() {
     let fresh_port = free_port();
     fresh.listen = format!("127.0.0.1:{fresh_port}").parse().unwrap();
     let fresh_path = t2.write_config(&fresh);
-    std::fs::create_dir_all(t2.data()).unwrap();
-    std::fs::copy(config.data_dir.join("link.key"), t2.data().join("link.key")).unwrap();
     // Refused while a server holds the store.
     let running = spawn_serve(&fresh_path);
     wait_healthy(
@@ -392,6 +390,8 @@ async fn backup_under_load_restore_and_compare() {
         text(&out.stderr)
     );
     stop(running).await;
+    // The key kept with the backup replaces the one this server made.
+    std::fs::copy(config.data_dir.join("link.key"), t2.data().join("link.key")).unwrap();
     let out = cli(vec![
         "--config".into(),
         fresh_path.display().to_string(),
@@ -406,6 +406,77 @@ async fn backup_under_load_restore_and_compare() {
         live,
         "the restored store holds the same invites"
     );
+}
+
+/// A data folder whose store is gone or empty beside its link key, or
+/// whose key is gone beside a store with invites, is refused in words
+/// instead of starting afresh; a damaged store is named, not a crash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_folder_missing_its_store_or_its_key_is_refused() {
+    let t = TestDir::new();
+    let config = t.write_config(&t.config());
+    let roster = t.write("team.csv", "email\njane@elsewhere.org\n");
+    let c = config.display().to_string();
+    let muster_says = |args: &[&str]| {
+        let mut all = vec!["--config".to_string(), c.clone()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        cli(all)
+    };
+    let out = muster_says(&["invite", roster.to_str().unwrap()])
+        .await
+        .unwrap();
+    assert_exit(&out, 0);
+    let store = t.data().join("muster.redb");
+    let key = t.data().join("link.key");
+    let kept = t.path().join("kept.redb");
+    std::fs::rename(&store, &kept).unwrap();
+    for (what, args) in [
+        ("serve", vec!["serve"]),
+        ("list", vec!["invites", "list"]),
+        ("backup", vec!["backup", "b.redb"]),
+    ] {
+        let out = muster_says(&args).await.unwrap();
+        assert_ne!(out.status.code(), Some(0), "{what}");
+        let said = text(&out.stderr);
+        assert!(
+            said.contains("no store at") || said.contains("is missing or empty, but"),
+            "{what}: {said}"
+        );
+        assert!(!store.exists(), "{what} made a new store");
+    }
+    // An empty file is no store either.
+    std::fs::write(&store, b"").unwrap();
+    let out = muster_says(&["serve"]).await.unwrap();
+    assert!(
+        text(&out.stderr).contains("muster restore FILE"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::metadata(&store).unwrap().len(), 0);
+    // Back in place, but the key is gone: refused, and no new key made.
+    std::fs::rename(&kept, &store).unwrap();
+    std::fs::rename(&key, t.path().join("kept.key")).unwrap();
+    let out = muster_says(&["serve"]).await.unwrap();
+    let said = text(&out.stderr);
+    assert!(
+        said.contains("link.key is missing, but the store"),
+        "{said}"
+    );
+    assert!(said.contains("(invites: 1, admins: 0)"), "{said}");
+    assert!(!key.exists());
+    // A damaged store is named, with what to do.
+    std::fs::rename(t.path().join("kept.key"), &key).unwrap();
+    let mut bytes = std::fs::read(&store).unwrap();
+    for b in &mut bytes[4096..] {
+        *b = 0x5a;
+    }
+    std::fs::write(&store, &bytes).unwrap();
+    let out = muster_says(&["invites", "list"]).await.unwrap();
+    let said = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert_ne!(out.status.code(), Some(101), "a panic: {said}");
+    assert!(said.contains("muster.redb"), "{said}");
+    assert!(!said.contains("panicked"), "{said}");
 }
 
 fn parse_metrics(text: &str) -> std::collections::HashMap<String, f64> {
