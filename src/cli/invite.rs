@@ -14,6 +14,7 @@ use super::preview::render;
 use super::{EXIT_PROBLEMS, EXIT_UNUSABLE};
 use crate::config::Config;
 use crate::domain::duration::HumanDuration;
+use crate::domain::preview::visible;
 use crate::domain::roster::RosterFormat;
 use crate::service::{BatchRequest, Muster, RosterInput, RowLimit, ServiceError, SystemClock};
 use crate::store::Actor;
@@ -280,7 +281,7 @@ pub fn summarise(invites: &[crate::service::InviteView]) -> usize {
             "  failed: {} ({}): {}",
             f.recipient_email,
             f.mailbox,
-            f.delivery_detail.as_deref().unwrap_or("")
+            visible(f.delivery_detail.as_deref().unwrap_or(""))
         );
     }
     failed.len()

@@ -29,8 +29,10 @@ pub fn read_limited(path: &Path, limit: usize) -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Pads or cuts `s` to `width` characters.
+/// Pads or cuts `s` to `width` characters, its control characters shown
+/// as escapes (a roster's cell could otherwise drive the terminal).
 pub fn cell(s: &str, width: usize) -> String {
+    let s = crate::domain::preview::visible(s);
     let n = s.chars().count();
     if n > width {
         let mut out: String = s.chars().take(width.saturating_sub(1)).collect();

@@ -182,6 +182,25 @@ pub fn over_pool_words(mb: u64, allocated_mb: u64, pool_left_mb: i64) -> String 
     format!("{why}; raise storage_pool_mb, allocate less, or leave rows out")
 }
 
+/// `s` as a terminal, a log or a spreadsheet may show it: control
+/// characters (a CSV cell can carry the escape codes that clear a screen)
+/// and the invisible ones that reorder or hide text, written as `\u{…}`.
+pub fn visible(s: &str) -> std::borrow::Cow<'_, str> {
+    let hidden = |c: char| c.is_control() || is_spoofing_char(c);
+    if !s.chars().any(hidden) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if hidden(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// `en`, `de`, `de-DE`, `pt_BR`: a language tag Muster can map to a template.
 pub fn check_locale(locale: &str) -> Result<String, String> {
     let norm = locale.trim().replace('_', "-");

@@ -219,6 +219,7 @@ impl Muster {
         if !ok {
             // Its own commit: an error returned from a write undoes it.
             let tried: String = email.chars().take(320).collect();
+            let tried = crate::domain::preview::visible(&tried);
             self.store.write(|w| {
                 self.audit(
                     w,

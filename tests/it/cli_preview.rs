@@ -23,7 +23,7 @@ fn preview_prints_rows_flags_and_capacity() {
     );
     let csv = t.write(
         "team.csv",
-        "email,storage_mb\nJane.Doe@elsewhere.org,200\nnot-an-address,\ntaken@else.org,\nbig@else.org,900\n",
+        "email,storage_mb\nJane.Doe@elsewhere.org,200\nnot-an-address,\ntaken@else.org,\nbig@else.org,900\n\"\x1b]0;PWNED\x07\x1b[2Jx@else.org\",\n",
     );
     let out = run(
         muster(&[
@@ -38,7 +38,10 @@ fn preview_prints_rows_flags_and_capacity() {
     );
     let stdout = text(&out.stdout);
     assert_exit(&out, 1);
-    assert!(stdout.contains("4 rows, 1 clean, 3 flagged"), "{stdout}");
+    assert!(stdout.contains("5 rows, 1 clean, 4 flagged"), "{stdout}");
+    // A cell's escape codes are shown, not sent to the terminal.
+    assert!(!stdout.contains('\x1b') && !stdout.contains('\x07'), "{stdout:?}");
+    assert!(stdout.contains("\\u{1b}]0;PWNED"), "{stdout}");
     assert!(stdout.contains("jane.doe@team.example"), "{stdout}");
     assert!(stdout.contains("invalid_recipient_email"), "{stdout}");
     assert!(

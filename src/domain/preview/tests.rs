@@ -414,3 +414,17 @@ fn an_invite_to_the_mailbox_it_creates_is_flagged() {
         p.rows[0].flags
     );
 }
+
+#[test]
+fn control_and_hiding_characters_are_made_visible() {
+    assert!(matches!(
+        visible("ann@elsewhere.org"),
+        std::borrow::Cow::Borrowed(_)
+    ));
+    assert_eq!(
+        visible("\u{1b}]0;PWNED\u{7}\u{1b}[2Jx\r\ny\u{202e}z"),
+        "\\u{1b}]0;PWNED\\u{7}\\u{1b}[2Jx\\u{d}\\u{a}y\\u{202e}z"
+    );
+    // Letters of every script stay as they are.
+    assert_eq!(visible("Zoë Ørsted 王"), "Zoë Ørsted 王");
+}
