@@ -14,6 +14,32 @@ use crate::service::Muster;
 use crate::service::queue::Recorded;
 use crate::store::{Actor, NoticeEvent, StoreError, Task, TaskKind, WriteView};
 
+/// A delivery that met trouble, in the log at the default level: a relay
+/// down or a full disk must show without opening the pending list. Once
+/// per reason a minute, with how many more met it, so a batch of 500
+/// behind one dead relay is a line, not 500.
+fn trouble_in_the_log(what: &str, reason: &str) {
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+    static LAST: Mutex<Option<(String, Instant, u64)>> = Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    let key = format!("{what}: {reason}");
+    match &mut *last {
+        Some((said, at, more)) if *said == key && at.elapsed() < Duration::from_secs(60) => {
+            *more += 1;
+        }
+        slot => {
+            if let Some((said, _, more)) = slot.as_ref()
+                && *more > 0
+            {
+                tracing::warn!("{more} more emails since: {said}");
+            }
+            tracing::warn!(reason, "an email was {what}");
+            *slot = Some((key, Instant::now(), 0));
+        }
+    }
+}
+
 /// Applies one outcome: the invite's delivery state, the queue, counters
 /// and the audit trail. Returns the invite's new state, if it has one.
 pub(super) fn record(
@@ -159,6 +185,7 @@ pub(super) fn record(
         Next::Retry { at, error } => {
             w.put_task(&task, at)?;
             w.bump("send_deferrals", 1)?;
+            trouble_in_the_log("deferred, to be tried again", &error);
             Delivery::Deferred {
                 next_attempt_at: at,
                 last_error: error,
@@ -180,6 +207,7 @@ pub(super) fn record(
         Next::Failed { reply } => {
             w.remove_task(&task.id)?;
             w.bump("send_failures", 1)?;
+            trouble_in_the_log("failed for good", &reply);
             muster.audit(
                 w,
                 &Actor::system(),

@@ -40,7 +40,10 @@ fn preview_prints_rows_flags_and_capacity() {
     assert_exit(&out, 1);
     assert!(stdout.contains("5 rows, 1 clean, 4 flagged"), "{stdout}");
     // A cell's escape codes are shown, not sent to the terminal.
-    assert!(!stdout.contains('\x1b') && !stdout.contains('\x07'), "{stdout:?}");
+    assert!(
+        !stdout.contains('\x1b') && !stdout.contains('\x07'),
+        "{stdout:?}"
+    );
     assert!(stdout.contains("\\u{1b}]0;PWNED"), "{stdout}");
     assert!(stdout.contains("jane.doe@team.example"), "{stdout}");
     assert!(stdout.contains("invalid_recipient_email"), "{stdout}");
