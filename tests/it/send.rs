@@ -780,7 +780,8 @@ async fn a_dead_links_email_leaves_the_outbox() {
             .map(|d| {
                 d.filter_map(|e| e.ok())
                     .map(|e| e.file_name().to_string_lossy().to_string())
-                    .filter(|n| n.ends_with(".eml"))
+                    // The new mailbox's welcome is not an invite's.
+                    .filter(|n| n.ends_with(".eml") && !n.starts_with("welcome-"))
                     .collect()
             })
             .unwrap_or_default();
@@ -830,6 +831,60 @@ async fn a_dead_links_email_leaves_the_outbox() {
                     == Some("removed from the outbox: the invite was revoked"))
             .then_some(())
         },
+    );
+    app.shutdown().await;
+}
+
+/// A revoke that cannot remove the email from a read-only outbox does not
+/// claim it did: the invite still says in_outbox, and the next start,
+/// with the folder writable again, removes the file and says withdrawn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_says_when_the_outbox_kept_its_email() {
+    let t = TestDir::new();
+    let outbox = t.data().join("outbox");
+    let id = {
+        let app = TestApp::on(t.config()).await;
+        let created = app.muster.create_batch(invite_batch(1, "kept")).unwrap();
+        let id = created.invites[0].id.clone();
+        let file = outbox.join(format!("{id}.eml"));
+        wait_for("the email in the outbox", Duration::from_secs(30), || {
+            file.exists().then_some(())
+        });
+        wait_for("the email recorded", Duration::from_secs(30), || {
+            (app.muster.get_invite(&id).unwrap().delivery_state == "in_outbox").then_some(())
+        });
+        let mount = |args: &[&str]| {
+            std::process::Command::new("mount")
+                .args(args)
+                .arg(&outbox)
+                .arg(&outbox)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let read_only = mount(&["--bind"]) && mount(&["-o", "remount,ro,bind"]);
+        if !require(
+            "a read-only bind mount of the outbox (needs root)",
+            read_only,
+        ) {
+            return;
+        }
+        let revoked = app.muster.revoke(&id, &Actor::cli());
+        let _ = std::process::Command::new("umount").arg(&outbox).status();
+        let view = revoked.unwrap();
+        assert_eq!(view.delivery_state, "in_outbox", "{view:?}");
+        assert!(file.exists(), "the file could not go");
+        app.shutdown().await;
+        id
+    };
+    let app = TestApp::on(t.config()).await;
+    wait_for("the file removed at start", Duration::from_secs(30), || {
+        (!outbox.join(format!("{id}.eml")).exists()).then_some(())
+    });
+    let view = app.muster.get_invite(&id).unwrap();
+    assert_eq!(view.delivery_state, "withdrawn");
+    assert_eq!(
+        view.delivery_detail.as_deref(),
+        Some("removed from the outbox: the invite was revoked")
     );
     app.shutdown().await;
 }
