@@ -27,15 +27,22 @@ pub fn reminder_file(id: &str, generation: u32, n: usize) -> String {
 }
 
 /// Removes an outbox file whose link no longer works, lest someone deliver
-/// it; a file already gone is fine, another failure is logged.
-pub fn remove_dead(path: &Path) {
+/// it. True when it is gone (or never was); a failure is logged.
+pub fn remove_dead(path: &Path) -> bool {
+    // Looked at first: on a read-only folder even a file that is not
+    // there fails to be removed, with a warning that would mislead.
+    if std::fs::symlink_metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        return true;
+    }
     match std::fs::remove_file(path) {
         Ok(()) => {
-            tracing::info!(file = %path.display(), "removed from the outbox: its link no longer works")
+            tracing::info!(file = %path.display(), "removed from the outbox: its link no longer works");
+            true
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
         Err(e) => {
-            tracing::warn!(file = %path.display(), error = %e, "cannot remove a dead link's email from the outbox")
+            tracing::warn!(file = %path.display(), error = %e, "cannot remove a dead link's email from the outbox; it stays listed as in the outbox, and is tried again at the next start");
+            false
         }
     }
 }

@@ -54,7 +54,7 @@ pub(super) fn record(
     if let Some(stored) = w.task(&d.task.id)?
         && stored != d.task
     {
-        remove_dead_file(d);
+        let _ = remove_dead_file(d);
         return Ok(None);
     }
     let mut task = d.task.clone();
@@ -71,7 +71,7 @@ pub(super) fn record(
     if let (Some(i), Some(generation)) = (&invite, d.generation)
         && i.generation != generation
     {
-        remove_dead_file(d);
+        let _ = remove_dead_file(d);
         return Ok(None);
     }
     let revoked = invite
@@ -88,18 +88,26 @@ pub(super) fn record(
         && w.invite(invite_id)?
             .is_none_or(|i| i.link == LinkState::Revoked || i.generation != *generation)
     {
-        remove_dead_file(d);
+        let _ = remove_dead_file(d);
     }
     // Written while a revoke came: the file goes (the revoke's clearing
     // may have run before it was there), as the revoke's clearing says.
-    if revoked && matches!(d.outcome, Outcome::Written(_)) {
-        remove_dead_file(d);
+    if let (true, Outcome::Written(file)) = (revoked, &d.outcome) {
+        let removed = remove_dead_file(d);
         w.remove_task(&task.id)?;
         let Some(old) = invite.filter(|i| !i.delivery.is_final()) else {
             return Ok(None);
         };
         let mut new = old.clone();
-        new.delivery = Delivery::withdrawn(now, true);
+        // Still there: said so, and the next start tries again.
+        new.delivery = if removed {
+            Delivery::withdrawn(now, true)
+        } else {
+            Delivery::InOutbox {
+                at: now,
+                file: file.clone(),
+            }
+        };
         w.put_invite(Some(&old), &new)?;
         return Ok(Some(Recorded {
             invite_id: new.id.clone(),
@@ -245,17 +253,18 @@ pub(super) fn record(
 /// An invite's email or reminder written to the outbox after its link
 /// died (a resend or a revoke came while it was being written): the file
 /// goes, lest someone deliver a dead link. Other mail is left alone.
-fn remove_dead_file(d: &Done) {
+/// False when the file could not be removed (logged).
+fn remove_dead_file(d: &Done) -> bool {
     let Outcome::Written(file) = &d.outcome else {
-        return;
+        return true;
     };
     if !matches!(
         d.task.kind,
         TaskKind::Invite { .. } | TaskKind::Reminder { .. }
     ) {
-        return;
+        return true;
     }
-    super::outbox::remove_dead(std::path::Path::new(file));
+    super::outbox::remove_dead(std::path::Path::new(file))
 }
 
 /// After a reminder went out (or was not wanted at its turn): queues the

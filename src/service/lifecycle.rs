@@ -314,10 +314,10 @@ impl Muster {
     /// After a commit that killed an invite's links up to `generation`: its
     /// emails and reminders in the outbox folder carry dead links, so they
     /// go, lest someone deliver them later. By name, as the worker writes
-    /// them; a file already gone is fine.
-    pub(super) fn clear_outbox(&self, id: &str, generation: Option<u32>) {
+    /// them; a file already gone is fine. True when none is left.
+    pub(super) fn clear_outbox(&self, id: &str, generation: Option<u32>) -> bool {
         let Some(generation) = generation else {
-            return;
+            return true;
         };
         use crate::mail::outbox::{invite_file, reminder_file, remove_dead};
         let dir = self.config.outbox_dir();
@@ -326,9 +326,11 @@ impl Muster {
                 (1..=crate::domain::reminders::MAX_REMINDERS).map(move |n| reminder_file(id, g, n));
             std::iter::once(invite_file(id, g)).chain(reminders)
         });
+        let mut cleared = true;
         for name in names {
-            remove_dead(&dir.join(format!("{name}.eml")));
+            cleared &= remove_dead(&dir.join(format!("{name}.eml")));
         }
+        cleared
     }
 
     /// Kills the link and frees its place under the cap (R10). An email
@@ -355,9 +357,11 @@ impl Muster {
     pub(super) fn after_revoke(&self, invite: Invite) -> Invite {
         let held = self.queue.withdraw(&Task::invite_task_id(&invite.id));
         self.queue.withdraw(&Task::reminder_task_id(&invite.id));
-        self.clear_outbox(&invite.id, Some(invite.generation));
+        let cleared = self.clear_outbox(&invite.id, Some(invite.generation));
         let outboxed = matches!(invite.delivery, Delivery::InOutbox { .. });
-        if held || (invite.delivery.is_final() && !outboxed) {
+        // An outbox file that could not be removed is still there: the
+        // invite says so until a later start removes it.
+        if held || (invite.delivery.is_final() && !outboxed) || (outboxed && !cleared) {
             return invite;
         }
         match self.settle_unsent(std::slice::from_ref(&invite.id)) {
@@ -387,6 +391,7 @@ impl Muster {
                 if old.link != LinkState::Revoked
                     || (old.delivery.is_final() && !outboxed)
                     || w.task(&Task::invite_task_id(id))?.is_some()
+                    || (outboxed && !self.clear_outbox(id, Some(old.generation)))
                 {
                     settled.push(old);
                     continue;

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::tables::*;
 use super::{AuditEvent, Batch, MailboxRecord, Result, StoreError, Task, decode, encode, millis};
-use crate::domain::invite::{Invite, LinkState};
+use crate::domain::invite::{Delivery, Invite, LinkState};
 
 pub struct View {
     pub(super) txn: ReadTransaction,
@@ -253,7 +253,9 @@ macro_rules! read_methods {
                     continue;
                 }
                 let invite: Invite = decode("invites", id.value(), v.value())?;
-                if invite.link == LinkState::Revoked && !invite.delivery.is_final() {
+                // An outbox file a revoke could not remove is tried again.
+                let outboxed = matches!(invite.delivery, Delivery::InOutbox { .. });
+                if invite.link == LinkState::Revoked && (!invite.delivery.is_final() || outboxed) {
                     out.push(invite.id);
                 }
             }
