@@ -384,6 +384,17 @@ pub async fn check(
             "set http.metrics_token (MUSTER_HTTP_METRICS_TOKEN) and give it to the scraper, or keep /metrics from the outside at the proxy",
         );
     }
+    // Behind a proxy every limit counts X-Forwarded-For, which anyone who
+    // reaches the port itself can write.
+    if config.http.behind_proxy && !config.listen.ip().is_loopback() {
+        r.note(
+            &format!(
+                "http.behind_proxy is on and Muster listens on {}: a client that reaches that port without the proxy names its own address in X-Forwarded-For, past every per-address limit",
+                config.listen
+            ),
+            "listen on 127.0.0.1 (or a socket only the proxy reaches), or firewall the port so only the proxy connects",
+        );
+    }
     let url = format!("{}/healthz", config.public_url());
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))

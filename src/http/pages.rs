@@ -119,7 +119,7 @@ impl Page {
             | Page::Requested
             | Page::Busy
             | Page::Failed => &[],
-            Page::TooMany => &["seconds"],
+            Page::TooMany => &["wait"],
             Page::Form | Page::PasswordForm => &[
                 "busy",
                 "blocked",
@@ -252,7 +252,13 @@ pub fn too_many(retry_after_secs: u64) -> String {
     render(
         Page::TooMany,
         Lang::En,
-        &[("seconds", &retry_after_secs.to_string())],
+        &[(
+            "wait",
+            &match retry_after_secs {
+                1 => "1 second".to_string(),
+                n => format!("{n} seconds"),
+            },
+        )],
         None,
     )
 }
@@ -497,9 +503,11 @@ mod tests {
         );
         assert!(html.contains("<h1>Bitte öffnen Sie Ihren Link erneut</h1>"));
         assert!(html.contains("/invite/&quot;&gt;&lt;script&gt;"), "{html}");
+        assert!(too_many(1).contains("Please wait 1 second, then"));
+        assert!(too_many(30).contains("Please wait 30 seconds, then"));
         // A page without a German text falls back to English, saying so.
         assert!(
-            render(Page::TooMany, Lang::De, &[("seconds", "5")], None)
+            render(Page::TooMany, Lang::De, &[("wait", "5 seconds")], None)
                 .contains("<html lang=\"en\">")
         );
     }

@@ -136,6 +136,26 @@ async fn check_against_the_real_stack() {
             && stdout.contains("All checks passed."),
         "{stdout}"
     );
+    assert!(!stdout.contains("behind_proxy"), "{stdout}");
+    // Behind a proxy, a port the world reaches lets anyone name its own
+    // client address: said, with the fix.
+    let mut exposed = config.clone();
+    exposed.http.behind_proxy = true;
+    exposed.listen = format!("0.0.0.0:{}", free_port()).parse().unwrap();
+    let exposed_path = t.write("exposed.toml", toml::to_string(&exposed).unwrap());
+    let out = cli(vec![
+        "--config".into(),
+        exposed_path.display().to_string(),
+        "check".into(),
+    ])
+    .await
+    .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("note  http.behind_proxy is on and Muster listens on 0.0.0.0:")
+            && stdout.contains("listen on 127.0.0.1"),
+        "{stdout}"
+    );
 }
 
 /// SIGTERM while a batch goes out to a slow relay: the transaction in
