@@ -383,14 +383,12 @@ pub async fn submit(
             resp
         }
         (
-            Err(
-                RedeemError::Provision(_)
-                | RedeemError::HostDamaged(_)
-                | RedeemError::AlreadyOnHost(_)
-                | RedeemError::Hash(_),
-            ),
+            Err(RedeemError::Provision(_) | RedeemError::HostDamaged(_) | RedeemError::Hash(_)),
             Some(i),
         ) => html(StatusCode::SERVICE_UNAVAILABLE, pages::provision_failed(&i)),
+        (Err(RedeemError::AlreadyOnHost(_)), Some(i)) => {
+            html(StatusCode::CONFLICT, pages::address_taken(&i))
+        }
         (Err(RedeemError::AlreadyRedeemed), Some(i)) => {
             html(StatusCode::OK, pages::already_redeemed(config, &i))
         }

@@ -66,13 +66,14 @@ enum Page {
     Requested,
     Busy,
     Failed,
+    Taken,
     Ready,
     PasswordForm,
     PasswordUsed,
     PasswordReady,
 }
 
-const ALL: [Page; 15] = [
+const ALL: [Page; 16] = [
     Page::Invalid,
     Page::Unavailable,
     Page::TooMany,
@@ -84,6 +85,7 @@ const ALL: [Page; 15] = [
     Page::Requested,
     Page::Busy,
     Page::Failed,
+    Page::Taken,
     Page::Ready,
     Page::PasswordForm,
     Page::PasswordUsed,
@@ -104,6 +106,7 @@ impl Page {
             Page::Requested => "requested",
             Page::Busy => "busy",
             Page::Failed => "failed",
+            Page::Taken => "taken",
             Page::Ready => "ready",
             Page::PasswordForm => "password-form",
             Page::PasswordUsed => "password-used",
@@ -120,6 +123,7 @@ impl Page {
             | Page::Busy
             | Page::Failed => &[],
             Page::TooMany => &["wait"],
+            Page::Taken => &["mailbox"],
             Page::Form | Page::PasswordForm => &[
                 "busy",
                 "blocked",
@@ -400,6 +404,17 @@ pub fn busy(invite: &Invite) -> String {
 
 pub fn provision_failed(invite: &Invite) -> String {
     render(Page::Failed, Lang::of(Some(invite)), &[], None)
+}
+
+/// The address was made on the mail server outside this invite: trying
+/// again cannot help, the administrator has to choose.
+pub fn address_taken(invite: &Invite) -> String {
+    render(
+        Page::Taken,
+        Lang::of(Some(invite)),
+        &[("mailbox", &invite.mailbox.to_string())],
+        None,
+    )
 }
 
 /// After success (R12): the address, a button on to webmail (not a timed

@@ -57,7 +57,9 @@ pub enum RedeemError {
     #[error("the mailbox could not be created: {0}")]
     HostDamaged(#[from] crate::service::HostDamage),
     /// The address is on the host already, made outside Muster.
-    #[error("the mailbox {0} already exists on the mail server")]
+    #[error(
+        "the mailbox {0} already exists on the mail server, made outside this invite; revoke the invite and invite the person under another name, or remove that mailbox on the mail server if it is unused"
+    )]
     AlreadyOnHost(String),
     #[error("the mailbox could not be created: {0}")]
     Hash(#[from] crate::provision::hash::HashError),

@@ -443,6 +443,24 @@ async fn a_blocked_link_then_german_on_a_phone(engine: Engine) {
     );
     assert!(!r.passwd_has("big@team.example"));
 
+    // The address was made on the mail server by hand meanwhile: the
+    // page says so, and that trying again will not help.
+    let (_, link) = r.invite(InviteRow::to("sam@elsewhere.org"), None);
+    let before = std::fs::read_to_string(&r.stack.passwd).unwrap();
+    std::fs::write(
+        &r.stack.passwd,
+        format!("{before}sam@team.example:{{PLAIN}}by-hand:5000:5000::/nonexistent::\n"),
+    )
+    .unwrap();
+    b.goto(&link).await;
+    b.type_in("#password", PASSWORD).await;
+    b.type_in("#confirmation", PASSWORD).await;
+    b.click("#setup button[type=submit]").await;
+    b.wait_text("main h1", "This address is already taken")
+        .await;
+    assert!(b.text("main").await.contains("sam@team.example"));
+    b.step("address-taken").await;
+
     // German, on a phone, from the first page to the last.
     b.set_size(390, 844).await;
     let (_, link) = r.invite(
