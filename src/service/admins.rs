@@ -220,15 +220,19 @@ impl Muster {
             // Its own commit: an error returned from a write undoes it.
             let tried: String = email.chars().take(320).collect();
             let tried = crate::domain::preview::visible(&tried);
-            self.store.write(|w| {
-                self.audit(
-                    w,
-                    &Actor(format!("client:{client}")),
-                    "admin.sign_in_failed",
-                    &tried,
-                    "wrong email or password",
-                )
-            })?;
+            let share = self.outsiders.share(self.now());
+            if share.write {
+                self.store.write(|w| {
+                    self.audit_outsider(
+                        w,
+                        &share,
+                        &Actor(format!("client:{client}")),
+                        "admin.sign_in_failed",
+                        &tried,
+                        "wrong email or password",
+                    )
+                })?;
+            }
             return Err(AdminError::WrongCredentials);
         }
         self.store.write(|w| {
@@ -422,8 +426,10 @@ impl Muster {
         dropped: &mut Vec<String>,
     ) -> Result<(), ServiceError> {
         if w.admin(email)?.is_none() {
-            return Ok(self.audit(
+            let share = self.outsiders.share(now);
+            return Ok(self.audit_outsider(
                 w,
+                &share,
                 &Actor::system(),
                 "admin.reset_unknown",
                 email,
@@ -432,8 +438,10 @@ impl Muster {
         }
         let last = w.reset_last_sent(email, None)?;
         if last.is_some_and(|at| now < at + Duration::minutes(RESET_THROTTLE_MINUTES)) {
-            return Ok(self.audit(
+            let share = self.outsiders.share(now);
+            return Ok(self.audit_outsider(
                 w,
+                &share,
                 &Actor::system(),
                 "admin.reset_throttled",
                 email,

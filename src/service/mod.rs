@@ -17,6 +17,7 @@ mod lifecycle;
 mod mailboxes;
 pub mod metrics;
 pub mod notify;
+mod outsiders;
 pub mod queue;
 mod redeem;
 mod sample;
@@ -204,6 +205,8 @@ pub struct Muster {
     ids: Mutex<ulid::Generator>,
     /// Idempotency-Keys whose first call is still running.
     pub(crate) in_flight: idempotency::InFlight,
+    /// The audit trail's share for people without an account.
+    outsiders: outsiders::OutsiderAudit,
 }
 
 impl std::fmt::Debug for Muster {
@@ -297,6 +300,7 @@ impl Muster {
             dns: std::sync::OnceLock::new(),
             ids: Mutex::new(ulid::Generator::new()),
             in_flight: Default::default(),
+            outsiders: Default::default(),
         }
     }
 

@@ -638,6 +638,67 @@ async fn trickled_heads_from_many_addresses_do_not_lock_people_out() {
     app.shutdown().await;
 }
 
+/// A flood of failed sign-ins from outside writes at most 30 audit lines
+/// a minute; the rest are counted, and the count is written with the
+/// next minute's first line, so the store cannot grow without end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_sign_ins_from_outside_take_a_bounded_share_of_the_audit() {
+    let t = TestDir::new();
+    let clock = std::sync::Arc::new(muster::service::ManualClock::new(
+        time::OffsetDateTime::now_utc(),
+    ));
+    let muster =
+        muster::service::Muster::open(std::sync::Arc::new(t.config()), clock.clone()).unwrap();
+    muster.add_admin(ADMIN, PASSWORD, &Actor::cli()).unwrap();
+    for i in 0..45 {
+        let tried = muster.sign_in(
+            &format!("guess{i}@team.example"),
+            "wrong password here",
+            &format!("192.0.2.{i}"),
+            None,
+        );
+        assert!(tried.is_err());
+    }
+    let failed_lines = |m: &muster::service::Muster| {
+        m.view()
+            .unwrap()
+            .audit(None, 500)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == "admin.sign_in_failed")
+            .count()
+    };
+    assert_eq!(failed_lines(&muster), 30);
+    clock.advance(time::Duration::minutes(1));
+    assert!(
+        muster
+            .sign_in(
+                "late@team.example",
+                "wrong password here",
+                "192.0.2.99",
+                None
+            )
+            .is_err()
+    );
+    let audit = muster.view().unwrap().audit(None, 500).unwrap();
+    let counted = audit
+        .iter()
+        .find(|e| e.action == "audit.outsiders_counted")
+        .expect("the count of the lines not written");
+    assert!(
+        counted
+            .detail
+            .starts_with("15 more failed sign-ins or reset requests were counted"),
+        "{}",
+        counted.detail
+    );
+    assert_eq!(failed_lines(&muster), 31);
+    // The real admin still signs in, and that is written as always.
+    muster
+        .sign_in(ADMIN, PASSWORD, "192.0.2.200", None)
+        .unwrap();
+}
+
 /// A TCP connection to the server on `port` from the local address `ip`.
 fn connect_from(ip: Ipv4Addr, port: u16) -> Option<TcpStream> {
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };

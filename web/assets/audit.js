@@ -11,6 +11,7 @@ Muster.page(async () => {
     'admin.reset_email.send': 'Reset email sent', 'admin.reset_email.outbox': 'Reset email written to the outbox',
     'admin.reset_email.send_failed': 'Reset email not delivered', 'admin.reset_requested': 'Password reset asked for',
     'admin.reset_throttled': 'Reset email held back', 'admin.reset_unknown': 'Reset asked for an unknown account',
+    'audit.outsiders_counted': 'Failed sign-ins counted, not listed',
     'batch.create': 'Batch sent', 'invite.send': 'Invite sent',
     'invite.outbox': 'Invite written to the outbox', 'invite.send_failed': 'Invite not delivered',
     'invite.resend': 'Invite resent', 'invite.revoke': 'Invite revoked', 'invite.copy_link': 'Link copied',
