@@ -97,12 +97,8 @@ impl ServiceError {
             S::TestNotSent(_) => "test_not_sent",
             S::TestRefused(_) => "test_refused",
             S::Dns(_) => "dns_unavailable",
-            S::Store(_)
-            | S::Io(_)
-            | S::Hash(_)
-            | S::LinkKeyChanged
-            | S::Stopped
-            | S::DataFolder(_) => "internal",
+            S::LinkKeyChanged => "link_key_changed",
+            S::Store(_) | S::Io(_) | S::Hash(_) | S::Stopped | S::DataFolder(_) => "internal",
         }
     }
 
@@ -114,9 +110,10 @@ impl ServiceError {
             | S::NotManaged(_)
             | S::NoWebhook(_)
             | S::NoDelivery(_) => ErrorKind::NotFound,
-            S::Transition(_) | S::Reopen(_) | S::Host(ProvisionError::Refused(_)) => {
-                ErrorKind::Conflict
-            }
+            S::Transition(_)
+            | S::Reopen(_)
+            | S::Host(ProvisionError::Refused(_))
+            | S::LinkKeyChanged => ErrorKind::Conflict,
             S::Busy(b) => ErrorKind::Unavailable {
                 retry_after_secs: Some(b.retry_after_secs),
             },
@@ -128,13 +125,9 @@ impl ServiceError {
             S::Store(s) if s.is_unavailable() => ErrorKind::Unavailable {
                 retry_after_secs: None,
             },
-            S::Store(_)
-            | S::Io(_)
-            | S::Hash(_)
-            | S::LinkKeyChanged
-            | S::Stopped
-            | S::Email(_)
-            | S::DataFolder(_) => ErrorKind::Internal,
+            S::Store(_) | S::Io(_) | S::Hash(_) | S::Stopped | S::Email(_) | S::DataFolder(_) => {
+                ErrorKind::Internal
+            }
             _ => ErrorKind::Invalid,
         }
     }

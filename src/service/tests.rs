@@ -452,3 +452,24 @@ fn a_revoked_invites_email_is_settled_by_whoever_holds_it_last() {
             .is_empty()
     );
 }
+
+#[test]
+fn a_link_made_with_another_key_is_a_conflict_that_says_to_resend() {
+    let f = fixture(|_| {});
+    let created = f.muster.create_batch(batch(1, "key")).unwrap();
+    let id = &created.invites[0].id;
+    let other = Muster::new(
+        f.muster.config.clone(),
+        f.muster.store.clone(),
+        f.muster.host.clone(),
+        f.clock.clone(),
+        LinkKey::from_bytes([4; 32]),
+    );
+    let err = other.current_link(id, &Actor::cli()).unwrap_err();
+    assert_eq!(err.code(), "link_key_changed");
+    assert_eq!(err.kind(), codes::ErrorKind::Conflict);
+    assert!(err.to_string().contains("resend it for a new link"), "{err}");
+    // Resent, the invite has a link from the key in use.
+    other.resend(id, &Actor::cli()).unwrap();
+    assert!(other.current_link(id, &Actor::cli()).is_ok());
+}
