@@ -137,16 +137,39 @@ fn ensure_terminated(path: &Path, file: &File, len: u64) -> Result<(), Provision
 /// Why Muster could not append to this file now, if it could not: a last
 /// line without a newline. A missing file is fine (it is created).
 pub fn append_problem(path: &Path) -> Option<ProvisionError> {
+    // The folder takes the file's rewrites (and its creation).
+    if let Some(dir) = path.parent().filter(|d| d.exists())
+        && let Err(e) = may_write_in(dir)
+    {
+        return Some(write_error(dir, e));
+    }
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => return Some(read_error(path, e)),
     };
+    if let Err(e) = fs::OpenOptions::new().append(true).open(path) {
+        return Some(write_error(path, e));
+    }
     let len = match file.metadata() {
         Ok(m) => m.len(),
         Err(e) => return Some(read_error(path, e)),
     };
     ensure_terminated(path, &file, len).err()
+}
+
+/// Whether this process may write in `dir` (a read-only mount says so
+/// even to root).
+fn may_write_in(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: access() reads the NUL-terminated path and nothing else.
+    if unsafe { libc::access(path.as_ptr(), libc::W_OK) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// An append that has reached the disk, and how to take it back.
@@ -390,6 +413,18 @@ pub fn writable(path: &Path, meta: &fs::Metadata) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_write_says_what_to_do_by_its_cause() {
+        let said = |kind| write_error(Path::new("/p"), std::io::Error::from(kind)).to_string();
+        assert!(said(std::io::ErrorKind::StorageFull).ends_with("free space on that disk"));
+        assert!(
+            said(std::io::ErrorKind::ReadOnlyFilesystem).ends_with("read-only: make it writable")
+        );
+        assert!(
+            said(std::io::ErrorKind::PermissionDenied).ends_with("may write it and its folder")
+        );
+    }
 
     #[test]
     fn append_keeps_mode_and_earlier_lines_and_undoes() {

@@ -66,6 +66,17 @@ pub enum Created {
     AlreadyExists,
 }
 
+/// What to do about a failed write, by its cause.
+fn write_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            "free space on that disk"
+        }
+        std::io::ErrorKind::ReadOnlyFilesystem => "its file system is read-only: make it writable",
+        _ => "check that Muster may write it and its folder",
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisionError {
     #[error("cannot read {path}: {source}")]
@@ -73,7 +84,7 @@ pub enum ProvisionError {
         path: String,
         source: std::io::Error,
     },
-    #[error("cannot write {path}: {source}; check that Muster may write it and its folder")]
+    #[error("cannot write {path}: {source}; {}", write_hint(source))]
     Write {
         path: String,
         source: std::io::Error,

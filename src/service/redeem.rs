@@ -476,7 +476,12 @@ impl Muster {
         }
         // A last line cut short (power lost mid-append) may hold the
         // address with half a hash: decide nothing until it is fixed.
-        if let Some(problem) = self.host.write_problem() {
+        if let Some(problem) = self.host.write_problem()
+            && matches!(
+                problem,
+                crate::provision::ProvisionError::Unterminated { .. }
+            )
+        {
             tracing::error!(
                 redemptions = ids.len(),
                 "interrupted redemptions wait until the mail host file is fixed and Muster restarts: {problem}"

@@ -468,7 +468,10 @@ fn a_link_made_with_another_key_is_a_conflict_that_says_to_resend() {
     let err = other.current_link(id, &Actor::cli()).unwrap_err();
     assert_eq!(err.code(), "link_key_changed");
     assert_eq!(err.kind(), codes::ErrorKind::Conflict);
-    assert!(err.to_string().contains("resend it for a new link"), "{err}");
+    assert!(
+        err.to_string().contains("resend it for a new link"),
+        "{err}"
+    );
     // Resent, the invite has a link from the key in use.
     other.resend(id, &Actor::cli()).unwrap();
     assert!(other.current_link(id, &Actor::cli()).is_ok());

@@ -670,6 +670,42 @@ async fn a_passwd_file_without_a_final_newline_is_reported_not_appended_to() {
     f.app.shutdown().await;
 }
 
+/// A passwd-file folder that became read-only (a remount, a full disk's
+/// protection) is reported by /readyz with what to do, before anyone
+/// tries to set up a mailbox; writable again, /readyz is green.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_passwd_folder_is_reported_before_a_setup_fails() {
+    let Some(f) = fixture(|_| {}).await else {
+        return;
+    };
+    let (status, _) = f.get("/readyz").await;
+    assert_eq!(status, 200);
+    let dir = f.stack.passwd.parent().unwrap().to_path_buf();
+    let mount = |args: &[&str]| {
+        std::process::Command::new("mount")
+            .args(args)
+            .arg(&dir)
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let read_only = mount(&["--bind"]) && mount(&["-o", "remount,ro,bind"]);
+    if !require("a read-only bind mount (needs root)", read_only) {
+        return;
+    }
+    let (status, body) = f.get("/readyz").await;
+    let _ = std::process::Command::new("umount").arg(&dir).status();
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains(&format!("cannot write {}", dir.display()))
+            && body.contains("read-only: make it writable"),
+        "{body}"
+    );
+    let (status, _) = f.get("/readyz").await;
+    assert_eq!(status, 200);
+    f.app.shutdown().await;
+}
+
 /// The same file is named at start-up in the log and by `muster check`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_up_and_check_report_a_passwd_file_without_a_final_newline() {
