@@ -129,14 +129,17 @@ fn refusal(status: StatusCode, code: &str, message: String) -> Response {
     )
 }
 
-fn too_large(limit: usize, setting: &str) -> Response {
-    refusal(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
+/// The setting is named to those who run Muster; a stranger (signing in,
+/// choosing a password) can only send less.
+fn too_large(limit: usize, setting: &str, caller: Caller) -> Response {
+    let message = if caller == Caller::Anyone {
+        format!("the request body is larger than {limit} bytes; send less")
+    } else {
         format!(
-            "the request body is larger than {limit} bytes ({setting}); send less, or raise the setting"
-        ),
-    )
+            "the request body is larger than {limit} bytes ({setting} in muster.toml); send less, or raise {setting}"
+        )
+    };
+    refusal(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
 }
 
 impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
@@ -174,7 +177,7 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
                 };
                 let _ = tokio::time::timeout(DRAIN_TIME, sink).await;
             }
-            return Ok(too_large(limit, setting));
+            return Ok(too_large(limit, setting, caller));
         }
         if has_body {
             let mut bytes = Vec::new();
@@ -198,7 +201,9 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
                         "the request body could not be read".into(),
                     ));
                 }
-                Ok(Ok(_)) if bytes.len() > limit => return Ok(too_large(limit, setting)),
+                Ok(Ok(_)) if bytes.len() > limit => {
+                    return Ok(too_large(limit, setting, caller));
+                }
                 Ok(Ok(_)) => req.set_body(bytes),
             }
         }

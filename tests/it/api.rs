@@ -792,9 +792,24 @@ async fn errors_share_one_shape() {
     assert_eq!(r.status(), 413);
     // The unread body makes the connection unusable; the client is told so.
     assert_eq!(r.headers()["connection"], "close");
-    assert_eq!(
-        r.json::<Value>().await.unwrap()["code"],
-        "payload_too_large"
+    let b: Value = r.json().await.unwrap();
+    assert_eq!(b["code"], "payload_too_large");
+    let said = b["message"].as_str().unwrap();
+    assert!(said.contains("raise http.body_limit_bytes"), "{said}");
+    // A stranger signing in is not told to change Muster's settings.
+    let r = api
+        .client
+        .post(api.api("/session"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 200_000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let b: Value = r.json().await.unwrap();
+    assert!(
+        b["message"].as_str().unwrap().ends_with("; send less"),
+        "{b}"
     );
     // The token's rate limit: 429 with Retry-After. (The token was checked
     // before each body was read: the three calls above and this one use
