@@ -193,6 +193,22 @@ impl RecipientEmail {
     }
 }
 
+/// An address as people read it: an internationalised domain in its own
+/// letters (`zoë@exämple.de`), not the ASCII form mail carries (`xn--`).
+pub fn readable(address: &str) -> String {
+    match address.rsplit_once('@') {
+        Some((local, domain)) if domain.contains("xn--") => {
+            let (unicode, result) = idna::domain_to_unicode(domain);
+            if result.is_ok() {
+                format!("{local}@{unicode}")
+            } else {
+                address.to_string()
+            }
+        }
+        _ => address.to_string(),
+    }
+}
+
 impl fmt::Display for RecipientEmail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}@{}", self.local, self.domain)
@@ -311,6 +327,15 @@ pub fn domain_part(address: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_internationalised_domain_reads_in_its_own_letters() {
+        assert_eq!(readable("user@xn--exmple-cua.de"), "user@exämple.de");
+        assert_eq!(readable("ann@elsewhere.org"), "ann@elsewhere.org");
+        // Not a valid A-label: left as it is.
+        assert_eq!(readable("x@xn--.de"), "x@xn--.de");
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -279,7 +279,10 @@ impl Composer {
             Kind::Password => about.mailbox,
             _ => about.recipient,
         };
-        let greeting = one_line(about.display_name.unwrap_or(unnamed));
+        let greeting = match about.display_name {
+            Some(name) => one_line(name),
+            None => one_line(&crate::domain::address::readable(unnamed)),
+        };
         let rendered = self.templates.render(
             kind,
             &locale,
@@ -320,7 +323,10 @@ impl Composer {
         now: OffsetDateTime,
     ) -> Result<Outgoing, TemplateError> {
         let locale = self.templates.locale_for(Kind::Welcome, about.locale);
-        let greeting = one_line(about.display_name.unwrap_or(about.mailbox));
+        let greeting = match about.display_name {
+            Some(name) => one_line(name),
+            None => one_line(&crate::domain::address::readable(about.mailbox)),
+        };
         let profile_url = format!(
             "{}{}",
             self.profile_url,
