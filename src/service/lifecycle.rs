@@ -171,9 +171,16 @@ impl Muster {
     /// A fresh link and expiry; the old link dies in the same commit (R10).
     pub fn resend(&self, id: &str, actor: &Actor) -> Result<InviteView, ServiceError> {
         let old = self.store.read()?.invite(id)?;
+        // An expired link takes a place again, as one that is about to:
+        // stored expired by the sweep, or still stored live past its time.
         let hold = self.hold_for_reopening(
             old.iter()
-                .filter(|i| matches!(i.link, LinkState::Live | LinkState::Blocked))
+                .filter(|i| {
+                    matches!(
+                        i.link,
+                        LinkState::Live | LinkState::Blocked | LinkState::Expired
+                    )
+                })
                 .map(|i| i.expires_at),
         )?;
         let invite = self.store.write(|w| {

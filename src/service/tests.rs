@@ -390,6 +390,19 @@ fn an_expired_invite_takes_a_place_again_only_if_it_may() {
 }
 
 #[test]
+fn an_invite_the_sweep_marked_expired_can_be_resent() {
+    let f = fixture(|_| {});
+    let made = f.muster.create_batch(batch(1, "late")).unwrap();
+    let id = &made.invites[0].id;
+    f.clock.advance(Duration::days(31));
+    assert_eq!(f.muster.sweep_expired().unwrap(), 1);
+    assert_eq!(f.muster.get_invite(id).unwrap().link_state, "expired");
+    let resent = f.muster.resend(id, &Actor::cli()).unwrap();
+    assert_eq!(resent.link_state, "live");
+    assert_eq!(f.muster.capacities().unwrap()[0].left(), 9);
+}
+
+#[test]
 fn an_invite_out_with_a_connection_shows_as_sending() {
     let f = fixture(|_| {});
     let made = f.muster.create_batch(batch(1, "s")).unwrap();
