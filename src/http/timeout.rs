@@ -9,11 +9,14 @@
 //!   `http.max_connections_per_client` of them (not behind a proxy, where
 //!   every connection comes from the proxy). At either limit the
 //!   connection that has waited longest for its next request, with no
-//!   traffic either way, makes room; failing that, the one whose request
-//!   head has been arriving longest, for at least [`SLOW_HEAD`]. Only when
-//!   every connection is answering a request (or began its head just now)
-//!   is the new one closed. Neither a crowd of idle connections nor one of
-//!   trickled heads, from however many addresses, can lock people out.
+//!   traffic either way, makes room; failing that, a connection whose
+//!   request head has been arriving for at least [`SLOW_HEAD`], taken from
+//!   the client address that holds the most places (a crowd pays before a
+//!   person on a slow link), the oldest head first. Only when every
+//!   connection is answering a request (or began its head just now) is the
+//!   new one closed. A crowd of idle connections, or of trickled heads
+//!   that outlive a second, cannot hold every place; one that keeps its
+//!   heads younger, or trickles bodies, still can until their deadlines.
 
 use std::collections::HashMap;
 use std::io;
@@ -137,8 +140,9 @@ impl Connections {
     }
 
     /// The connection to close to make room, of `client` only when given:
-    /// the evictable one with the oldest traffic, else the one whose head
-    /// has been arriving longest, if for at least [`SLOW_HEAD`].
+    /// the evictable one with the oldest traffic, else a head arriving for
+    /// at least [`SLOW_HEAD`] of the address holding the most places, the
+    /// oldest first.
     fn to_make_room(&self, t: &Table, client: Option<IpAddr>) -> Option<Arc<Shared>> {
         let candidates = || {
             t.open
@@ -153,10 +157,15 @@ impl Connections {
             return Some(s.clone());
         }
         let slow_since = self.now_ms().saturating_sub(SLOW_HEAD.as_millis() as u64);
+        let places = |s: &Shared| {
+            s.client
+                .and_then(|c| t.per_ip.get(&c).copied())
+                .unwrap_or(0)
+        };
         candidates()
             .map(|s| (s, s.head_since.load(Ordering::Relaxed)))
             .filter(|(_, since)| *since != 0 && *since <= slow_since)
-            .min_by_key(|(_, since)| *since)
+            .min_by_key(|(s, since)| (std::cmp::Reverse(places(s)), *since))
             .map(|(s, _)| s.clone())
     }
 
@@ -531,6 +540,30 @@ mod tests {
         let _new = c.admit(None, &l).unwrap();
         assert!(slow.shared.evicted.load(Ordering::Relaxed));
         assert!(!young.shared.evicted.load(Ordering::Relaxed));
+    }
+
+    #[test]
+    fn a_slow_head_of_the_crowd_goes_before_a_persons() {
+        let c = Arc::new(Connections {
+            started: std::time::Instant::now() - Duration::from_secs(10),
+            ..Connections::default()
+        });
+        let person: IpAddr = "192.0.2.1".parse().unwrap();
+        let crowd: IpAddr = "198.51.100.7".parse().unwrap();
+        let l = limits(4, None);
+        let slow_person = c.admit(Some(person), &l).unwrap();
+        let crowd_heads: Vec<_> = (0..3).map(|_| c.admit(Some(crowd), &l).unwrap()).collect();
+        for (g, since) in std::iter::once(&slow_person)
+            .chain(&crowd_heads)
+            .zip([1_000, 2_000, 3_000, 4_000])
+        {
+            g.shared.evictable.store(false, Ordering::Relaxed);
+            g.shared.head_since.store(since, Ordering::Relaxed);
+        }
+        // The person's head is the oldest, but the crowd holds more places.
+        let _new = c.admit(Some(person), &l).unwrap();
+        assert!(!slow_person.shared.evicted.load(Ordering::Relaxed));
+        assert!(crowd_heads[0].shared.evicted.load(Ordering::Relaxed));
     }
 
     #[test]

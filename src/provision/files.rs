@@ -370,9 +370,13 @@ pub(crate) fn rewrite(path: &Path, text: &str) -> Result<(), ProvisionError> {
             .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
-        // The group Dovecot reads with; the owner stays this process. A
+        // The group Dovecot reads with. The owner stays the file's when
+        // root runs this (`sudo muster mailboxes ...`: a root-owned file
+        // would lock the service's own user out), else this process. A
         // group Muster cannot give would lock Dovecot out: refuse.
-        let _ = std::os::unix::fs::fchown(&file, None, Some(meta.gid()));
+        // SAFETY: geteuid() has no preconditions.
+        let owner = (unsafe { libc::geteuid() } == 0).then(|| meta.uid());
+        let _ = std::os::unix::fs::fchown(&file, owner, Some(meta.gid()));
         if file.metadata()?.gid() != meta.gid() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::PermissionDenied,
@@ -487,6 +491,21 @@ mod tests {
         assert!(err.to_string().contains("newline"), "{err}");
         assert_eq!(fs::read_to_string(&path).unwrap(), "a\nhalf");
         assert!(append_problem(&dir.path().join("missing")).is_none());
+    }
+
+    #[test]
+    fn a_rewrite_by_root_keeps_the_files_owner() {
+        // SAFETY: geteuid() has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("passwd");
+        append(&path, b"a@x.org:pw:1:1::/h::\n", None).unwrap();
+        std::os::unix::fs::chown(&path, Some(12_345), Some(12_346)).unwrap();
+        rewrite(&path, "b@x.org:pw:1:1::/h::\n").unwrap();
+        let after = fs::metadata(&path).unwrap();
+        assert_eq!((after.uid(), after.gid()), (12_345, 12_346));
     }
 
     #[test]

@@ -602,6 +602,7 @@ async fn trickled_heads_from_many_addresses_do_not_lock_people_out() {
         c.http.max_connections_per_client = 10;
         // Longer than the test: only the making of room can let anyone in.
         c.http.header_timeout_secs = 120;
+        c.http.idle_timeout_secs = 120;
     })
     .await;
     let port = app.addr.port();

@@ -412,6 +412,8 @@ async fn backup_under_load_restore_and_compare() {
     stop(running).await;
     // The key kept with the backup replaces the one this server made.
     std::fs::copy(config.data_dir.join("link.key"), t2.data().join("link.key")).unwrap();
+    // The service's own user owns the store; root restores it (sudo).
+    std::os::unix::fs::chown(fresh.store_path(), Some(12_345), Some(12_346)).unwrap();
     let out = cli(vec![
         "--config".into(),
         fresh_path.display().to_string(),
@@ -421,6 +423,13 @@ async fn backup_under_load_restore_and_compare() {
     .await
     .unwrap();
     assert_exit(&out, 0);
+    use std::os::unix::fs::MetadataExt;
+    let restored = std::fs::metadata(fresh.store_path()).unwrap();
+    assert_eq!(
+        (restored.uid(), restored.gid()),
+        (12_345, 12_346),
+        "owner kept"
+    );
     assert_eq!(
         ids(&fresh.store_path()),
         live,
