@@ -505,6 +505,15 @@ pub fn backup(config: Config, dest: PathBuf, force: bool) -> anyhow::Result<u8> 
 /// be stopped. The replaced store is kept beside it.
 pub fn restore(config: Config, src: PathBuf) -> anyhow::Result<u8> {
     let live = config.store_path();
+    // Opening a missing or empty file would make it an empty store, and
+    // put that in place of everything.
+    if std::fs::metadata(&src).map_or(true, |m| m.len() == 0) {
+        eprintln!(
+            "error: {} is missing or empty; name a file `muster backup` wrote",
+            src.display()
+        );
+        return Ok(EXIT_UNUSABLE);
+    }
     // Holding the live store open proves no server runs, and keeps one from starting.
     let guard = match Store::open(&live) {
         Ok(s) => Some(s),
@@ -523,7 +532,7 @@ pub fn restore(config: Config, src: PathBuf) -> anyhow::Result<u8> {
         Err(e) => return Err(e.into()),
     };
     let (invites, batches) = {
-        let backup = Store::open(&src)
+        let backup = Store::open_read_only(&src)
             .map_err(|e| anyhow::anyhow!("{} is not a usable backup: {e}", src.display()))?;
         let view = backup.read()?;
         (view.invite_count()?, view.batches()?.len())

@@ -54,7 +54,7 @@ pub enum StoreError {
     /// The file was deleted or swapped while Muster held it: what would be
     /// written now would be lost at the next start.
     #[error(
-        "the store {0} was removed or replaced while Muster ran; nothing more is written: stop Muster, put the store back (muster restore FILE from a backup), then start it again"
+        "the store {0} was removed, or another file moved into its place, while Muster ran; nothing more is written: stop Muster, put the store back (muster restore FILE from a backup), then start it again"
     )]
     Gone(PathBuf),
     #[error("the store failed: {0}")]
@@ -269,7 +269,18 @@ impl Store {
     /// another file put there): a write now would go to a file nobody
     /// opens again.
     pub fn gone(&self) -> bool {
-        self.file.is_some_and(|id| file_id(&self.path) != Some(id))
+        let Some(opened) = self.file else {
+            return false;
+        };
+        match std::fs::metadata(&self.path) {
+            Ok(m) => {
+                use std::os::unix::fs::MetadataExt;
+                (m.dev(), m.ino()) != opened
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            // A passing failure to look (EIO, ESTALE) is not proof.
+            Err(_) => false,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -352,30 +363,54 @@ impl Store {
 }
 
 thread_local! {
-    /// Set while this thread opens a store: a panic there is damage, said
-    /// as such, not a crash report.
-    static OPENING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Set while this thread opens a store: a panic there is kept here
+    /// (where, and what it said) instead of reported as a crash.
+    static OPENING: std::cell::RefCell<Option<Option<(String, String)>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// Runs an open of the store at `path`, turning a panic inside redb (it
 /// panics on some damaged pages instead of returning an error) into
-/// [`StoreError::Damaged`], without the panic's own report.
+/// [`StoreError::Damaged`]. Any other panic there is Muster's own fault,
+/// named as such with where it happened.
 fn damage_named(path: &Path, open: impl FnOnce() -> Result<Store>) -> Result<Store> {
     static QUIET_HOOK: std::sync::Once = std::sync::Once::new();
     QUIET_HOOK.call_once(|| {
         let report = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if !OPENING.with(|o| o.get()) {
+            let kept = OPENING.with(|o| match &mut *o.borrow_mut() {
+                Some(slot) => {
+                    let place = info.location().map(|l| l.to_string()).unwrap_or_default();
+                    let said = info
+                        .payload()
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    *slot = Some((place, said));
+                    true
+                }
+                None => false,
+            });
+            if !kept {
                 report(info);
             }
         }));
     });
-    OPENING.with(|o| o.set(true));
+    OPENING.with(|o| *o.borrow_mut() = Some(None));
     let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(open));
-    OPENING.with(|o| o.set(false));
+    let panic = OPENING.with(|o| o.borrow_mut().take()).flatten();
     opened.unwrap_or_else(|_| {
-        tracing::debug!(path = %path.display(), "redb panicked while opening the store");
-        Err(StoreError::Damaged(path.to_path_buf()))
+        let (place, said) = panic.unwrap_or_default();
+        tracing::warn!(path = %path.display(), at = %place, "opening the store stopped: {said}");
+        if place.contains("/redb-") || place.contains("/redb/") {
+            Err(StoreError::Damaged(path.to_path_buf()))
+        } else {
+            Err(StoreError::Open {
+                path: path.to_path_buf(),
+                message: format!("Muster stopped at a fault of its own ({said} at {place}); report it, with the log"),
+            })
+        }
     })
 }
 

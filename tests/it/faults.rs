@@ -363,7 +363,7 @@ async fn a_store_removed_while_muster_runs_takes_nothing_more() {
     assert_eq!(ready.status(), 503);
     let said = ready.text().await.unwrap();
     assert!(
-        said.contains("was removed or replaced while Muster ran")
+        said.contains("was removed, or another file moved into its place, while Muster ran")
             && said.contains("muster restore"),
         "{said}"
     );

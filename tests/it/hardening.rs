@@ -639,9 +639,10 @@ async fn trickled_heads_from_many_addresses_do_not_lock_people_out() {
     app.shutdown().await;
 }
 
-/// A flood of failed sign-ins from outside writes at most 30 audit lines
-/// a minute; the rest are counted, and the count is written with the
-/// next minute's first line, so the store cannot grow without end.
+/// A flood of failed sign-ins at unknown accounts writes at most 30 audit
+/// lines a minute; the rest are counted, and the count is written with the
+/// next minute's first line, so the store cannot grow without end. Guesses
+/// at a real account are always written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_sign_ins_from_outside_take_a_bounded_share_of_the_audit() {
     let t = TestDir::new();
@@ -670,6 +671,17 @@ async fn failed_sign_ins_from_outside_take_a_bounded_share_of_the_audit() {
             .count()
     };
     assert_eq!(failed_lines(&muster), 30);
+    // Guesses at a real account are written whatever the share.
+    for i in 0..5 {
+        let tried = muster.sign_in(
+            ADMIN,
+            "wrong password here",
+            &format!("203.0.113.{i}"),
+            None,
+        );
+        assert!(tried.is_err());
+    }
+    assert_eq!(failed_lines(&muster), 35);
     clock.advance(time::Duration::minutes(1));
     assert!(
         muster
@@ -693,7 +705,7 @@ async fn failed_sign_ins_from_outside_take_a_bounded_share_of_the_audit() {
         "{}",
         counted.detail
     );
-    assert_eq!(failed_lines(&muster), 31);
+    assert_eq!(failed_lines(&muster), 36);
     // The real admin still signs in, and that is written as always.
     muster
         .sign_in(ADMIN, PASSWORD, "192.0.2.200", None)

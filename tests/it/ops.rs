@@ -473,6 +473,13 @@ async fn a_data_folder_missing_its_store_or_its_key_is_refused() {
         );
         assert!(!store.exists(), "{what} made a new store");
     }
+    // A mistyped backup is refused, not restored as an empty store.
+    let out = muster_says(&["restore", "no-such-backup.redb"])
+        .await
+        .unwrap();
+    assert_exit(&out, 2);
+    assert!(text(&out.stderr).contains("no-such-backup.redb is missing or empty"));
+    assert!(!store.exists() && !t.path().join("no-such-backup.redb").exists());
     // An empty file is no store either.
     std::fs::write(&store, b"").unwrap();
     let out = muster_says(&["serve"]).await.unwrap();
