@@ -128,10 +128,13 @@ fn check_file(r: &mut Report, label: &str, path: &Path, explicit: bool, secret: 
         return;
     }
     if let Some(problem) = crate::provision::append_problem(path) {
-        r.fail(
-            &format!("{label}: {problem}"),
-            &format!("open {} and end its last line", path.display()),
-        );
+        let fix = match problem {
+            crate::provision::ProvisionError::Unterminated { .. } => {
+                format!("open {} and end its last line", path.display())
+            }
+            _ => format!("let Muster's user read {}", path.display()),
+        };
+        r.fail(&format!("{label}: {problem}"), &fix);
         return;
     }
     let mode = meta.permissions().mode() & 0o777;
@@ -159,6 +162,42 @@ fn check_file(r: &mut Report, label: &str, path: &Path, explicit: bool, secret: 
             &format!("chgrp dovecot {}; chmod 640 {0}", path.display()),
         );
         return;
+    }
+    // Dovecot reads it as its group: the group needs the read bit, and
+    // its folder the search bit.
+    if secret && let Some(gid) = crate::provision::dovecot_gid() {
+        if meta.gid() == gid && mode & 0o044 == 0 {
+            r.fail(
+                &format!(
+                    "{label} {} has mode {mode:o}: its group dovecot cannot read it, so Dovecot refuses every login",
+                    path.display()
+                ),
+                &format!("chmod 640 {}", path.display()),
+            );
+            return;
+        }
+        // Its own folder: the one the install makes for it.
+        if let Some(dir) = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .filter(|d| {
+                std::fs::metadata(d).is_ok_and(|m| {
+                    let mode = m.permissions().mode();
+                    let group_may = m.gid() == gid && mode & 0o010 != 0;
+                    mode & 0o001 == 0 && !group_may
+                })
+            })
+        {
+            r.fail(
+                &format!(
+                    "Dovecot cannot reach {label} {}: the folder {} lets neither its group dovecot nor others through",
+                    path.display(),
+                    dir.display()
+                ),
+                &format!("chgrp dovecot {d}; chmod g+x {d}", d = dir.display()),
+            );
+            return;
+        }
     }
     r.ok(&format!(
         "{label} {} is writable (group {}, mode {mode:o})",

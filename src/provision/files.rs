@@ -134,23 +134,15 @@ fn ensure_terminated(path: &Path, file: &File, len: u64) -> Result<(), Provision
     Ok(())
 }
 
-/// Why Muster could not append to this file now, if it could not: a last
-/// line without a newline. A missing file is fine (it is created).
+/// Why Muster must not append to this file now, if so: a last line
+/// without a newline (an append cut short), or a file it cannot read. A
+/// missing file is fine (it is created).
 pub fn append_problem(path: &Path) -> Option<ProvisionError> {
-    // The folder takes the file's rewrites (and its creation).
-    if let Some(dir) = path.parent().filter(|d| d.exists())
-        && let Err(e) = may_write_in(dir)
-    {
-        return Some(write_error(dir, e));
-    }
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => return Some(read_error(path, e)),
     };
-    if let Err(e) = fs::OpenOptions::new().append(true).open(path) {
-        return Some(write_error(path, e));
-    }
     let len = match file.metadata() {
         Ok(m) => m.len(),
         Err(e) => return Some(read_error(path, e)),
@@ -158,11 +150,28 @@ pub fn append_problem(path: &Path) -> Option<ProvisionError> {
     ensure_terminated(path, &file, len).err()
 }
 
-/// Whether this process may write in `dir` (a read-only mount says so
-/// even to root).
-fn may_write_in(dir: &Path) -> std::io::Result<()> {
+/// Why Muster could not write this file or its folder now, if it could
+/// not (the folder takes the file's rewrites and its creation). Asked
+/// with access(2), so a read-only mount says so even to root, and nothing
+/// is opened for writing (a watcher on the file would take that for a
+/// change).
+pub fn write_access_problem(path: &Path) -> Option<ProvisionError> {
+    if let Some(dir) = path.parent().filter(|d| d.exists())
+        && let Err(e) = may_write(dir)
+    {
+        return Some(write_error(dir, e));
+    }
+    match may_write(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Some(write_error(path, e)),
+        _ => None,
+    }
+}
+
+/// Whether this process may write `path` (a read-only mount says so even
+/// to root).
+fn may_write(path: &Path) -> std::io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
-    let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     // SAFETY: access() reads the NUL-terminated path and nothing else.
     if unsafe { libc::access(path.as_ptr(), libc::W_OK) } == 0 {

@@ -430,7 +430,11 @@ impl MailHost for PasswdFileHost {
     }
 
     fn write_problem(&self) -> Option<ProvisionError> {
-        files::append_problem(&self.passwd).or_else(|| files::append_problem(&self.map))
+        // A half-written line first: recovery waits on that alone.
+        files::append_problem(&self.passwd)
+            .or_else(|| files::append_problem(&self.map))
+            .or_else(|| files::write_access_problem(&self.passwd))
+            .or_else(|| files::write_access_problem(&self.map))
     }
 
     fn describe(&self) -> String {

@@ -137,6 +137,23 @@ async fn check_against_the_real_stack() {
         "{stdout}"
     );
     assert!(!stdout.contains("behind_proxy"), "{stdout}");
+    // A passwd-file its group cannot read locks every login out.
+    std::fs::set_permissions(&stack.passwd, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = cli(vec![
+        "--config".into(),
+        good.display().to_string(),
+        "check".into(),
+    ])
+    .await
+    .unwrap();
+    let said = text(&out.stdout);
+    std::fs::set_permissions(&stack.passwd, std::fs::Permissions::from_mode(0o640)).unwrap();
+    assert_exit(&out, 1);
+    assert!(
+        said.contains("has mode 600: its group dovecot cannot read it")
+            && said.contains(&format!("fix: chmod 640 {}", stack.passwd.display())),
+        "{said}"
+    );
     // Behind a proxy, a port the world reaches lets anyone name its own
     // client address: said, with the fix.
     let mut exposed = config.clone();
