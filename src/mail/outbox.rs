@@ -41,7 +41,7 @@ pub fn remove_dead(path: &Path) -> bool {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
         Err(e) => {
-            tracing::warn!(file = %path.display(), error = %e, "cannot remove a dead link's email from the outbox; it stays listed as in the outbox, and is tried again at the next start");
+            tracing::warn!(file = %path.display(), error = %e, "cannot remove a dead link's email from the outbox: do not deliver it, remove it by hand (a revoked invite's is tried again at the next start)");
             false
         }
     }

@@ -23,7 +23,11 @@ fn trouble_in_the_log(what: &str, reason: &str) {
     use std::time::{Duration, Instant};
     static LAST: Mutex<Option<(String, Instant, u64)>> = Mutex::new(None);
     let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
-    let key = format!("{what}: {reason}");
+    // A relay's reply names the recipient or a queue id: emails meeting
+    // the same kind of trouble ("unknown recipient", "relay host:port")
+    // are counted together.
+    let kind = reason.split_once(": ").map_or(reason, |(kind, _)| kind);
+    let key = format!("{what}: {kind}");
     match &mut *last {
         Some((said, at, more)) if *said == key && at.elapsed() < Duration::from_secs(60) => {
             *more += 1;
@@ -32,7 +36,7 @@ fn trouble_in_the_log(what: &str, reason: &str) {
             if let Some((said, _, more)) = slot.as_ref()
                 && *more > 0
             {
-                tracing::warn!("{more} more emails since: {said}");
+                tracing::warn!("{more} more emails since were {said}");
             }
             tracing::warn!(reason, "an email was {what}");
             *slot = Some((key, Instant::now(), 0));
@@ -85,8 +89,19 @@ pub(super) fn record(
         ..
     } = &task.kind
         && matches!(d.outcome, Outcome::Written(_))
-        && w.invite(invite_id)?
-            .is_none_or(|i| i.link == LinkState::Revoked || i.generation != *generation)
+        && w.invite(invite_id)?.is_none_or(|i| {
+            matches!(i.link, LinkState::Revoked | LinkState::Redeemed)
+                || i.generation != *generation
+        })
+    {
+        let _ = remove_dead_file(d);
+    }
+    // Written while the link was used (a copied link): its use cleared
+    // the outbox before this file was there.
+    if matches!(d.outcome, Outcome::Written(_))
+        && invite
+            .as_ref()
+            .is_some_and(|i| i.link == LinkState::Redeemed)
     {
         let _ = remove_dead_file(d);
     }

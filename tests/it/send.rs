@@ -861,7 +861,11 @@ async fn a_revoke_says_when_the_outbox_kept_its_email() {
                 .status()
                 .is_ok_and(|s| s.success())
         };
-        let read_only = mount(&["--bind"]) && mount(&["-o", "remount,ro,bind"]);
+        let bound = mount(&["--bind"]);
+        let read_only = bound && mount(&["-o", "remount,ro,bind"]);
+        if bound && !read_only {
+            let _ = std::process::Command::new("umount").arg(&outbox).status();
+        }
         if !require(
             "a read-only bind mount of the outbox (needs root)",
             read_only,
