@@ -153,15 +153,21 @@ pub async fn run(config: Config, args: InviteArgs) -> anyhow::Result<u8> {
     let batch_id = created.batch.id.clone();
     let total = created.invites.len() as u64;
     println!(
-        "Batch {batch_id}: {total} invites for {} (links expire after {}; reminders: {}).",
+        "Batch {batch_id}: {total} {} for {} (links expire after {}; reminders: {}).",
+        if total == 1 { "invite" } else { "invites" },
         created.batch.domain,
         HumanDuration::from_secs(created.batch.expires_in_secs),
         crate::domain::reminders::ReminderPlan::stored(&created.batch.reminders)
     );
     if created.preview.flagged_rows > 0 {
         println!(
-            "{} flagged rows were left out.",
-            created.preview.flagged_rows
+            "{} flagged {} left out.",
+            created.preview.flagged_rows,
+            if created.preview.flagged_rows == 1 {
+                "row was"
+            } else {
+                "rows were"
+            }
         );
     }
 

@@ -178,29 +178,40 @@ impl fmt::Display for ReminderPlan {
     }
 }
 
-/// How long is left until `expires`, in words: "15 days", "1 day",
-/// "5 hours" (German for `de`). Days are whole (rounded) from two days on.
+/// The time a link has left, in words, hardly ever more than it has (a
+/// message sent a moment after its hour still says that hour): whole days
+/// from two days on, then whole hours, then whole minutes.
 pub fn time_left(now: OffsetDateTime, expires: OffsetDateTime, locale: &str) -> String {
-    let left = (expires - now).max(Duration::ZERO);
-    let hours = (left.whole_minutes() + 30) / 60;
+    let minutes = (expires - now).max(Duration::ZERO).whole_minutes();
     let de = locale.starts_with("de");
-    if hours >= 48 {
-        let days = (hours + 12) / 24;
-        return if de {
-            format!("{days} Tage")
-        } else {
-            format!("{days} days")
-        };
-    }
-    if (24..36).contains(&hours) {
-        return if de { "1 Tag".into() } else { "1 day".into() };
-    }
-    match (hours.max(1), de) {
-        (1, true) => "1 Stunde".into(),
-        (1, false) => "1 hour".into(),
-        (h, true) => format!("{h} Stunden"),
-        (h, false) => format!("{h} hours"),
-    }
+    let hours = (minutes + 1) / 60;
+    let (n, unit) = if hours >= 48 {
+        (
+            (minutes + 29) / 1440,
+            if de { ("Tag", "Tage") } else { ("day", "days") },
+        )
+    } else if hours == 24 {
+        (1, if de { ("Tag", "Tage") } else { ("day", "days") })
+    } else if hours >= 1 {
+        (
+            hours,
+            if de {
+                ("Stunde", "Stunden")
+            } else {
+                ("hour", "hours")
+            },
+        )
+    } else {
+        (
+            minutes.max(1),
+            if de {
+                ("Minute", "Minuten")
+            } else {
+                ("minute", "minutes")
+            },
+        )
+    };
+    format!("{n} {}", if n == 1 { unit.0 } else { unit.1 })
 }
 
 #[cfg(test)]
@@ -268,11 +279,24 @@ mod tests {
         assert_eq!(time_left(T0 + Duration::days(15), e, "en"), "15 days");
         assert_eq!(time_left(T0 + Duration::days(28), e, "en"), "2 days");
         assert_eq!(time_left(T0 + Duration::days(28), e, "de"), "2 Tage");
+        assert_eq!(time_left(e - Duration::hours(30), e, "en"), "30 hours");
+        assert_eq!(time_left(e - Duration::hours(24), e, "de"), "1 Tag");
+        // Sent a moment after its hour, a reminder still says that hour.
         assert_eq!(
-            time_left(e - Duration::hours(30), e, "en"),
-            "1 day".to_string()
+            time_left(T0 + Duration::days(15) + Duration::seconds(5), e, "en"),
+            "15 days"
         );
         assert_eq!(time_left(e - Duration::hours(5), e, "de"), "5 Stunden");
-        assert_eq!(time_left(e - Duration::minutes(10), e, "en"), "1 hour");
+        assert_eq!(time_left(e - Duration::minutes(10), e, "en"), "10 minutes");
+        // Never more than is left: 30 minutes is not "1 hour", nor 23h55m
+        // "1 day".
+        assert_eq!(time_left(e - Duration::minutes(30), e, "en"), "30 minutes");
+        assert_eq!(time_left(e - Duration::minutes(58), e, "de"), "58 Minuten");
+        assert_eq!(
+            time_left(e - Duration::minutes(23 * 60 + 55), e, "en"),
+            "23 hours"
+        );
+        assert_eq!(time_left(e - Duration::hours(1), e, "en"), "1 hour");
+        assert_eq!(time_left(e, e, "en"), "1 minute");
     }
 }

@@ -67,7 +67,7 @@ pub fn notice_words(
         NoticeEvent::Failed if failed.len() > 1 => NoticeWords {
             headline: format!("{} invites could not be delivered", failed.len()),
             details: format!(
-                "These invites were refused for good; check the addresses, and the pending list can resend them:\n{}",
+                "These invites were refused for good. A wrong address: revoke the invite and invite the right one. Another reason (a full mailbox, a policy): the pending list can resend it once that is mended.\n{}",
                 lines(failed, |f| format!(
                     "{} → {}: {}",
                     who(f),
@@ -81,7 +81,7 @@ pub fn notice_words(
         NoticeEvent::Failed => NoticeWords {
             headline: format!("The invite to {recipient} could not be delivered"),
             details: format!(
-                "The invite for {mailbox} to {} was refused for good: {}. Check the address; the pending list can resend it.",
+                "The invite for {mailbox} to {} was refused for good: {}. If the address is wrong, revoke this invite and invite the right address (a resend goes to the same one); otherwise the pending list can resend it once the reason is mended.",
                 who(i),
                 refusal(i)
             ),
