@@ -189,7 +189,7 @@ pub fn parse_creation_roster(
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AllocationError {
-    #[error("the allocation {0:?} is not a whole number of MB")]
+    #[error("the allocation {0:?} is not a size; write MB (500), 500MB or 2GB")]
     NotNumber(String),
     #[error("the allocation {0:?} is negative; use a positive number of MB")]
     Negative(String),
@@ -205,9 +205,30 @@ pub enum AllocationError {
 /// so sums of 500 rows never overflow.
 pub const MAX_ALLOCATION_MB: u64 = 1 << 30;
 
-/// Parses an allocation in MB: a positive whole number (R4).
+/// Parses an allocation in MB: a positive whole number, with or without
+/// MB, or GB (R4).
 pub fn parse_allocation(raw: &str) -> Result<u64, AllocationError> {
     let s = raw.trim();
+    // Gigabytes, as people write sizes: 2GB, 1.5GB (1 GB = 1024 MB).
+    if let Some(gb) = s
+        .strip_suffix("GB")
+        .or_else(|| s.strip_suffix("gb"))
+        .map(str::trim)
+        .filter(|g| !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+    {
+        let mb = gb
+            .parse::<f64>()
+            .map_err(|_| AllocationError::NotNumber(raw.to_string()))?
+            * 1024.0;
+        if mb.fract() != 0.0 {
+            return Err(AllocationError::Fractional(raw.to_string()));
+        }
+        return match mb as u64 {
+            0 => Err(AllocationError::Zero),
+            n if n <= MAX_ALLOCATION_MB => Ok(n),
+            _ => Err(AllocationError::TooLarge(raw.to_string())),
+        };
+    }
     let s = s
         .strip_suffix("MB")
         .or_else(|| s.strip_suffix("mb"))
@@ -421,6 +442,13 @@ mod tests {
     fn allocations() {
         assert_eq!(parse_allocation("2048"), Ok(2048));
         assert_eq!(parse_allocation(" 20 MB"), Ok(20));
+        assert_eq!(parse_allocation("2GB"), Ok(2048));
+        assert_eq!(parse_allocation("1.5 gb"), Ok(1536));
+        assert!(matches!(
+            parse_allocation("0.0001GB"),
+            Err(AllocationError::Fractional(_))
+        ));
+        assert_eq!(parse_allocation("0GB"), Err(AllocationError::Zero));
         assert!(matches!(
             parse_allocation("lots"),
             Err(AllocationError::NotNumber(_))
