@@ -75,10 +75,17 @@ impl Report {
 fn check_file(r: &mut Report, label: &str, path: &Path, explicit: bool, secret: bool, key: &str) {
     let Ok(meta) = std::fs::metadata(path) else {
         if explicit {
+            // Muster's user writes it; Dovecot reads the passwd-file as
+            // its group, Postfix the map's compiled form as root.
+            let (owner, mode) = if secret {
+                ("muster:dovecot", 640)
+            } else {
+                ("muster", 644)
+            };
             r.fail(
                 &format!("{label} {} does not exist", path.display()),
                 &format!(
-                    "create it (touch {p}; chown root:dovecot {p}; chmod 640 {p}), or correct {key}",
+                    "create it (touch {p}; chown {owner} {p}; chmod {mode} {p}), or correct {key}",
                     p = path.display()
                 ),
             );
