@@ -324,9 +324,11 @@ impl Muster {
         if !new_store && !key_path.exists() {
             let view = store.read()?;
             let (invites, admins) = (view.invite_count()?, view.admin_count()?);
-            if invites + admins > 0 {
+            // Webhook secrets come from the key too.
+            let endpoints = view.webhooks()?.len() as u64;
+            if invites + admins + endpoints > 0 {
                 return Err(ServiceError::DataFolder(format!(
-                    "{} is missing, but the store {} is not new (invites: {invites}, admins: {admins}): their links, sign-ins and webhook secrets come from that key. Put it back from the backup you keep with the store; if it is lost for good, `head -c 32 /dev/urandom > {}` (then chmod 600) makes a new one: every pending invite then needs a resend, admins sign in again and webhook receivers need their new secrets",
+                    "{} is missing, but the store {} is not new (invites: {invites}, admins: {admins}, webhook endpoints: {endpoints}): their links, sign-ins and webhook secrets come from that key. Put it back from the backup you keep with the store; if it is lost for good, `head -c 32 /dev/urandom > {}` (then chmod 600) makes a new one: every pending invite then needs a resend, admins sign in again and webhook receivers need their new secrets",
                     key_path.display(),
                     store_path.display(),
                     key_path.display(),

@@ -515,7 +515,10 @@ async fn a_data_folder_missing_its_store_or_its_key_is_refused() {
         said.contains("link.key is missing, but the store"),
         "{said}"
     );
-    assert!(said.contains("(invites: 1, admins: 0)"), "{said}");
+    assert!(
+        said.contains("(invites: 1, admins: 0, webhook endpoints: 0)"),
+        "{said}"
+    );
     assert!(!key.exists());
     // A damaged store is named, with what to do.
     std::fs::rename(t.path().join("kept.key"), &key).unwrap();

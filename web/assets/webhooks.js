@@ -96,10 +96,15 @@ Muster.page(async () => {
       $('copy-secret').focus();
       await load();
     } catch (err) {
-      // Beside the form the admin just sent, not at the top of the page.
+      // Beside the form the admin just sent, not at the top of the page;
+      // the URL field is marked only when the URL is what was refused.
       say('create-error', 'bad', errorText(err));
-      $('url').setAttribute('aria-invalid', 'true');
-      $('url').focus();
+      if (/^url\b/.test(err.message || '')) {
+        $('url').setAttribute('aria-invalid', 'true');
+        $('url').focus();
+      } else {
+        $('url').removeAttribute('aria-invalid');
+      }
     }
   });
   await load();
