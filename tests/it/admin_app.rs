@@ -370,6 +370,9 @@ async fn why_an_invite_waits_shows_whole_on_a_tap(engine: Engine) {
     b.wait("#sign-in").await;
     sign_in_here(&b).await;
     b.wait("tr[data-delivery=deferred] button.detail").await;
+    // How often it was tried, and when it is tried next.
+    let retry = b.text("tr[data-delivery=deferred] .retry").await;
+    assert!(retry.starts_with("1 attempt so far; next try "), "{retry}");
     for (w, h) in [(1280, 900), (390, 844)] {
         b.set_size(w, h).await;
         let cut = "const d = document.querySelector('button.detail');

@@ -120,7 +120,10 @@ Muster.page(async () => {
         i.purpose === 'password_reset' ? el('span', { class: 'state', text: 'password reset' }) : null),
       el('td', { 'data-label': 'Link' }, stateBadge(i.link_state), notes),
       el('td', { 'data-label': 'Delivery' }, stateBadge(i.delivery_state),
-        detail ? detailButton(i.delivery_detail, detail) : null),
+        detail ? detailButton(i.delivery_detail, detail) : null,
+        i.delivery_state === 'deferred' && i.next_attempt_at
+          ? el('div', { class: 'muted retry', text: plural(i.attempts, 'attempt') + ' so far; next try ' + fmtDate(i.next_attempt_at) })
+          : null),
       el('td', { 'data-label': 'Expires', class: 'nowrap', text: fmtDate(i.expires_at) }),
       el('td', {}, open ? el('div', { class: 'actions compact' }, button('Resend', 'resend'), button('Revoke', 'revoke', 'danger'), button('Copy link', 'link')) : null));
   }
