@@ -44,7 +44,22 @@ pub struct Server {
 
 impl std::fmt::Display for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}, port {}, {}", self.host, self.port, self.security)
+        f.write_str(&self.in_words("en"))
+    }
+}
+
+impl Server {
+    /// The server as a person types it into a mail app, in the language
+    /// of `locale` (English unless it is German).
+    pub fn in_words(&self, locale: &str) -> String {
+        let de = locale.starts_with("de");
+        let security = match (self.security, de) {
+            (ClientSecurity::None, true) => "keine Verschlüsselung".to_string(),
+            (ClientSecurity::None, false) => "no encryption".to_string(),
+            (s, _) => s.to_string(),
+        };
+        let port = if de { "Port" } else { "port" };
+        format!("{}, {port} {}, {security}", self.host, self.port)
     }
 }
 
@@ -276,6 +291,27 @@ pub fn query_value(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_server_in_words_speaks_the_pages_language() {
+        let lab = Server {
+            host: "127.0.0.1".into(),
+            port: 143,
+            security: ClientSecurity::None,
+        };
+        assert_eq!(lab.in_words("en"), "127.0.0.1, port 143, no encryption");
+        assert_eq!(
+            lab.in_words("de"),
+            "127.0.0.1, Port 143, keine Verschlüsselung"
+        );
+        let tls = Server {
+            security: ClientSecurity::Tls,
+            port: 993,
+            ..lab
+        };
+        assert_eq!(tls.to_string(), "127.0.0.1, port 993, SSL/TLS");
+    }
+
     use super::*;
 
     fn settings() -> MailSettings {

@@ -441,8 +441,14 @@ pub fn ready(config: &Config, invite: &Invite, device: Device) -> String {
         &[
             ("mailbox", &mailbox),
             ("webmail_url", &webmail(config)),
-            ("imap", &settings.imap.to_string()),
-            ("smtp", &settings.smtp.to_string()),
+            (
+                "imap",
+                &settings.imap.in_words(Lang::of(Some(invite)).code()),
+            ),
+            (
+                "smtp",
+                &settings.smtp.in_words(Lang::of(Some(invite)).code()),
+            ),
             (
                 "storage",
                 &invite

@@ -38,8 +38,8 @@ pub struct Composer {
     reply_to: Option<String>,
     webmail_url: String,
     id_domain: String,
-    imap: String,
-    smtp: String,
+    imap: crate::domain::client_setup::Server,
+    smtp: crate::domain::client_setup::Server,
     /// The Apple profile's link, missing only the address at its end.
     profile_url: String,
 }
@@ -155,8 +155,8 @@ impl Composer {
                 .map(|u| u.as_str().to_string())
                 .unwrap_or_default(),
             id_domain,
-            imap: config.mail_settings().imap.to_string(),
-            smtp: config.mail_settings().smtp.to_string(),
+            imap: config.mail_settings().imap,
+            smtp: config.mail_settings().smtp,
             profile_url: config.apple_profile_url(""),
         })
     }
@@ -341,8 +341,8 @@ impl Composer {
                 ("mailbox", about.mailbox),
                 ("inviter", &one_line(about.inviter.unwrap_or(""))),
                 ("webmail_url", &self.webmail_url),
-                ("imap", &self.imap),
-                ("smtp", &self.smtp),
+                ("imap", &self.imap.in_words(&locale)),
+                ("smtp", &self.smtp.in_words(&locale)),
                 ("profile_url", &profile_url),
             ],
         )?;
