@@ -28,6 +28,17 @@ fn cli(args: Vec<String>) -> tokio::task::JoinHandle<std::process::Output> {
     })
 }
 
+/// `muster check` with the configuration file at `path`.
+async fn check_with(path: &Path) -> std::process::Output {
+    cli(vec![
+        "--config".into(),
+        path.display().to_string(),
+        "check".into(),
+    ])
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_against_the_real_stack() {
     if !mailstack::available() {
@@ -44,13 +55,7 @@ async fn check_against_the_real_stack() {
     let app = TestApp::on(config.clone()).await;
     let good = t.write_config(&config);
 
-    let out = cli(vec![
-        "--config".into(),
-        good.display().to_string(),
-        "check".into(),
-    ])
-    .await
-    .unwrap();
+    let out = check_with(&good).await;
     let stdout = text(&out.stdout);
     assert_exit(&out, 0);
     for line in [
@@ -77,13 +82,7 @@ async fn check_against_the_real_stack() {
     bad.smtp.port = free_port();
     let bad_path = t.write("bad.toml", toml::to_string(&bad).unwrap());
     std::fs::set_permissions(&stack.passwd, std::fs::Permissions::from_mode(0o440)).unwrap();
-    let out = cli(vec![
-        "--config".into(),
-        bad_path.display().to_string(),
-        "check".into(),
-    ])
-    .await
-    .unwrap();
+    let out = check_with(&bad_path).await;
     let stdout = text(&out.stdout);
     assert_exit(&out, 1);
     assert!(
@@ -103,13 +102,7 @@ async fn check_against_the_real_stack() {
 
     // A bad setting is reported as a failed check too.
     let broken = t.write("broken.toml", "[smtp]\nport = \"twenty-five\"\n");
-    let out = cli(vec![
-        "--config".into(),
-        broken.display().to_string(),
-        "check".into(),
-    ])
-    .await
-    .unwrap();
+    let out = check_with(&broken).await;
     assert_exit(&out, 1);
     assert!(
         text(&out.stdout).contains("FAIL  configuration"),
@@ -121,13 +114,7 @@ async fn check_against_the_real_stack() {
     // Before the first start (README's VPS steps run the check then), a
     // server that is not running yet is a note, not a failure.
     std::fs::set_permissions(&stack.passwd, std::fs::Permissions::from_mode(0o640)).unwrap();
-    let out = cli(vec![
-        "--config".into(),
-        good.display().to_string(),
-        "check".into(),
-    ])
-    .await
-    .unwrap();
+    let out = check_with(&good).await;
     let stdout = text(&out.stdout);
     assert_exit(&out, 0);
     assert!(
@@ -139,13 +126,7 @@ async fn check_against_the_real_stack() {
     assert!(!stdout.contains("behind_proxy"), "{stdout}");
     // A passwd-file its group cannot read locks every login out.
     std::fs::set_permissions(&stack.passwd, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let out = cli(vec![
-        "--config".into(),
-        good.display().to_string(),
-        "check".into(),
-    ])
-    .await
-    .unwrap();
+    let out = check_with(&good).await;
     let said = text(&out.stdout);
     std::fs::set_permissions(&stack.passwd, std::fs::Permissions::from_mode(0o640)).unwrap();
     assert_exit(&out, 1);
@@ -160,13 +141,7 @@ async fn check_against_the_real_stack() {
     exposed.http.behind_proxy = true;
     exposed.listen = format!("0.0.0.0:{}", free_port()).parse().unwrap();
     let exposed_path = t.write("exposed.toml", toml::to_string(&exposed).unwrap());
-    let out = cli(vec![
-        "--config".into(),
-        exposed_path.display().to_string(),
-        "check".into(),
-    ])
-    .await
-    .unwrap();
+    let out = check_with(&exposed_path).await;
     let stdout = text(&out.stdout);
     assert!(
         stdout.contains("note  http.behind_proxy is on and Muster listens on 0.0.0.0:")
@@ -779,13 +754,7 @@ async fn the_passwd_file_muster_makes_is_dovecots_to_read() {
     let config = t.config();
     let path = t.write_config(&config);
     let check = || async {
-        let out = cli(vec![
-            "--config".into(),
-            path.display().to_string(),
-            "check".into(),
-        ])
-        .await
-        .unwrap();
+        let out = check_with(&path).await;
         text(&out.stdout)
             .lines()
             .find(|l| l.contains("Dovecot passwd-file"))

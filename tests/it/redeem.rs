@@ -681,24 +681,11 @@ async fn a_read_only_passwd_folder_is_reported_before_a_setup_fails() {
     let (status, _) = f.get("/readyz").await;
     assert_eq!(status, 200);
     let dir = f.stack.passwd.parent().unwrap().to_path_buf();
-    let mount = |args: &[&str]| {
-        std::process::Command::new("mount")
-            .args(args)
-            .arg(&dir)
-            .arg(&dir)
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    let bound = mount(&["--bind"]);
-    let read_only = bound && mount(&["-o", "remount,ro,bind"]);
-    if bound && !read_only {
-        let _ = std::process::Command::new("umount").arg(&dir).status();
-    }
-    if !require("a read-only bind mount (needs root)", read_only) {
+    let Some(read_only) = ReadOnly::mount(&dir) else {
         return;
-    }
+    };
     let (status, body) = f.get("/readyz").await;
-    let _ = std::process::Command::new("umount").arg(&dir).status();
+    drop(read_only);
     assert_eq!(status, 503, "{body}");
     assert!(
         body.contains(&format!("cannot write {}", dir.display()))

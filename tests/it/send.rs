@@ -853,27 +853,11 @@ async fn a_revoke_says_when_the_outbox_kept_its_email() {
         wait_for("the email recorded", Duration::from_secs(30), || {
             (app.muster.get_invite(&id).unwrap().delivery_state == "in_outbox").then_some(())
         });
-        let mount = |args: &[&str]| {
-            std::process::Command::new("mount")
-                .args(args)
-                .arg(&outbox)
-                .arg(&outbox)
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        let bound = mount(&["--bind"]);
-        let read_only = bound && mount(&["-o", "remount,ro,bind"]);
-        if bound && !read_only {
-            let _ = std::process::Command::new("umount").arg(&outbox).status();
-        }
-        if !require(
-            "a read-only bind mount of the outbox (needs root)",
-            read_only,
-        ) {
+        let Some(read_only) = ReadOnly::mount(&outbox) else {
             return;
-        }
+        };
         let revoked = app.muster.revoke(&id, &Actor::cli());
-        let _ = std::process::Command::new("umount").arg(&outbox).status();
+        drop(read_only);
         let view = revoked.unwrap();
         assert_eq!(view.delivery_state, "in_outbox", "{view:?}");
         assert!(file.exists(), "the file could not go");

@@ -46,6 +46,37 @@ pub fn require(what: &str, present: bool) -> bool {
     false
 }
 
+/// A folder made read-only in place (a bind mount of itself, remounted
+/// read-only) until this is dropped, even by a failing test.
+pub struct ReadOnly(std::path::PathBuf);
+
+impl ReadOnly {
+    /// None (after `require`) where mounts are not allowed (not root).
+    pub fn mount(dir: &std::path::Path) -> Option<Self> {
+        let mount = |args: &[&str]| {
+            Command::new("mount")
+                .args(args)
+                .arg(dir)
+                .arg(dir)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        if !mount(&["--bind"]) {
+            require("a bind mount (needs root)", false);
+            return None;
+        }
+        let bound = ReadOnly(dir.to_path_buf());
+        let read_only = mount(&["-o", "remount,ro,bind"]);
+        require("a read-only remount (needs root)", read_only).then_some(bound)
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
 pub fn have_command(cmd: &str) -> bool {
     Command::new("sh")
         .arg("-c")
