@@ -133,7 +133,7 @@ async fn a_new_mailbox_finds_its_welcome_in_its_own_language() {
         assert!(part.contains("https://webmail.team.example/"), "{part}");
         assert!(part.contains(&profile), "{part}");
         assert!(
-            part.contains("imap.team.example, port 993, SSL/TLS"),
+            part.contains("imap.team.example, Port 993, SSL/TLS"),
             "{part}"
         );
     }
