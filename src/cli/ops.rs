@@ -587,12 +587,10 @@ pub fn restore(config: Config, src: PathBuf) -> anyhow::Result<u8> {
     std::fs::copy(&src, &staged)?;
     // Restored by root (`sudo muster restore`), the store keeps the owner
     // the service runs as, or the service could not open it.
-    if let Ok(meta) = std::fs::metadata(&live) {
-        use std::os::unix::fs::MetadataExt;
-        // SAFETY: geteuid() has no preconditions.
-        if unsafe { libc::geteuid() } == 0 {
-            std::os::unix::fs::chown(&staged, Some(meta.uid()), Some(meta.gid()))?;
-        }
+    if crate::provision::running_as_root()
+        && let Ok(meta) = std::fs::metadata(&live)
+    {
+        std::os::unix::fs::chown(&staged, Some(meta.uid()), Some(meta.gid()))?;
     }
     std::fs::File::open(&staged)?.sync_all()?;
     let stamp = time::OffsetDateTime::now_utc().unix_timestamp();

@@ -383,8 +383,7 @@ pub(crate) fn rewrite(path: &Path, text: &str) -> Result<(), ProvisionError> {
         // root runs this (`sudo muster mailboxes ...`: a root-owned file
         // would lock the service's own user out), else this process. A
         // group Muster cannot give would lock Dovecot out: refuse.
-        // SAFETY: geteuid() has no preconditions.
-        let owner = (unsafe { libc::geteuid() } == 0).then(|| meta.uid());
+        let owner = running_as_root().then(|| meta.uid());
         let _ = std::os::unix::fs::fchown(&file, owner, Some(meta.gid()));
         if file.metadata()?.gid() != meta.gid() {
             return Err(std::io::Error::new(
@@ -416,11 +415,13 @@ pub(crate) fn rewrite(path: &Path, text: &str) -> Result<(), ProvisionError> {
 /// Whether this process may write the file, judged by its mode bits (the
 /// superuser may write anything that has any write bit).
 pub fn writable(path: &Path, meta: &fs::Metadata) -> bool {
-    // SAFETY: access(2) on a NUL-terminated path.
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap_or_default();
-    let ok = unsafe { libc::access(c.as_ptr(), libc::W_OK) } == 0;
-    let root = unsafe { libc::geteuid() } == 0;
-    ok && (!root || meta.permissions().mode() & 0o222 != 0)
+    may_write(path).is_ok() && (!running_as_root() || meta.permissions().mode() & 0o222 != 0)
+}
+
+/// Whether this process runs as the superuser (`sudo muster ...`).
+pub fn running_as_root() -> bool {
+    // SAFETY: geteuid() has no preconditions.
+    unsafe { libc::geteuid() == 0 }
 }
 
 #[cfg(test)]
@@ -504,8 +505,7 @@ mod tests {
 
     #[test]
     fn a_rewrite_by_root_keeps_the_files_owner() {
-        // SAFETY: geteuid() has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
+        if !running_as_root() {
             return;
         }
         let dir = tempfile::tempdir().unwrap();

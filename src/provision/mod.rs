@@ -12,7 +12,9 @@ pub mod sql;
 use std::sync::Arc;
 
 pub use command::CommandHost;
-pub use files::{append_problem, dovecot_gid, group_name, may_give_group, writable};
+pub use files::{
+    append_problem, dovecot_gid, group_name, may_give_group, running_as_root, writable,
+};
 pub use index::{HostIndex, HostMailbox};
 
 pub use passwd_file::{PasswdFileHost, parse_passwd_file};
